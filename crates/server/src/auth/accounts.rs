@@ -1,0 +1,195 @@
+//! User accounts: what a valid username and password are, registration and login.
+//!
+//! Kept out of the handlers: a route turns JSON into a call here and the answer back into JSON.
+
+use crate::auth::jwt::{Issued, TokenKind, Tokens};
+use crate::auth::password::{Password, Passwords};
+use crate::error::ApiError;
+use crate::store::{Db, StoreError, UserRow};
+
+/// Shortest accepted username, in characters.
+pub const USERNAME_MIN: usize = 3;
+/// Longest accepted username, in characters.
+pub const USERNAME_MAX: usize = 32;
+/// Shortest accepted password, in characters.
+pub const PASSWORD_MIN: usize = 8;
+/// Longest accepted password, in bytes (argon2 cost does not depend on it, but memory does).
+pub const PASSWORD_MAX_BYTES: usize = 256;
+
+/// Checks a username: 3 to 32 of ASCII letters, digits, `_`, `.` and `-`.
+pub fn validate_username(username: &str) -> Result<(), ApiError> {
+    let len = username.chars().count();
+    if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
+        return Err(ApiError::validation(
+            "username",
+            format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters long"),
+        ));
+    }
+    if !username
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(ApiError::validation(
+            "username",
+            "may contain only ASCII letters, digits, '_', '.' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a new password: at least 8 characters, at most 256 bytes, not only whitespace,
+/// and not the username.
+pub fn validate_password(password: &str, username: &str) -> Result<(), ApiError> {
+    if password.chars().count() < PASSWORD_MIN {
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at least {PASSWORD_MIN} characters long"),
+        ));
+    }
+    if password.len() > PASSWORD_MAX_BYTES {
+        return Err(ApiError::validation(
+            "password",
+            format!("must be at most {PASSWORD_MAX_BYTES} bytes long"),
+        ));
+    }
+    if password.trim().is_empty() {
+        return Err(ApiError::validation("password", "must not be only whitespace"));
+    }
+    if password.eq_ignore_ascii_case(username) {
+        return Err(ApiError::validation("password", "must differ from the username"));
+    }
+    Ok(())
+}
+
+/// The one message for every failed login, whether or not the user exists.
+pub const BAD_CREDENTIALS: &str = "invalid username or password";
+
+/// Registration, login and token refresh over the store, the hasher and the token issuer.
+#[derive(Debug, Clone, Copy)]
+pub struct Accounts<'a> {
+    /// Where users live.
+    pub db: &'a Db,
+    /// The argon2 hasher.
+    pub passwords: &'a Passwords,
+    /// The token issuer.
+    pub tokens: &'a Tokens,
+}
+
+/// An access and a refresh token.
+#[derive(Debug)]
+pub struct TokenPair {
+    /// The access token.
+    pub access: Issued,
+    /// The refresh token.
+    pub refresh: Issued,
+}
+
+impl Accounts<'_> {
+    /// Creates a user; `Conflict` when the username is taken.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: Password,
+        now: i64,
+    ) -> Result<UserRow, ApiError> {
+        validate_username(username)?;
+        validate_password(&password, username)?;
+        let password_hash = self.passwords.hash(password).await?;
+        let mut id = [0u8; 12];
+        rand::fill(&mut id);
+        let user = UserRow {
+            id: format!("usr_{}", hex::encode(id)),
+            username: username.to_owned(),
+            password_hash,
+        };
+        match self.db.insert_user(&user, now).await {
+            Ok(()) => Ok(user),
+            Err(StoreError::Conflict) => Err(ApiError::Conflict("username is already taken")),
+            Err(e) => Err(ApiError::internal(e)),
+        }
+    }
+
+    /// Checks the credentials and issues a token pair. Unknown users and wrong passwords get
+    /// the same error after the same work.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: Password,
+        now: i64,
+    ) -> Result<TokenPair, ApiError> {
+        let user = self.db.find_user(username).await.map_err(ApiError::internal)?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        if !self.passwords.verify(password, stored).await? {
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
+        }
+        let user = user.ok_or(ApiError::Unauthorized(BAD_CREDENTIALS))?;
+        self.issue_pair(&user.id, &user.username, now)
+    }
+
+    /// Exchanges a valid, unrevoked refresh token for a new pair, revoking the old one.
+    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<TokenPair, ApiError> {
+        let claims = self
+            .tokens
+            .verify(refresh_token, TokenKind::Refresh, now)
+            .map_err(|_| ApiError::Unauthorized("invalid or expired refresh token"))?;
+        if self.db.is_token_revoked(&claims.jti).await.map_err(ApiError::internal)? {
+            return Err(ApiError::Unauthorized("invalid or expired refresh token"));
+        }
+        // The user may have been deleted since the token was issued.
+        if self.db.find_user_by_id(&claims.sub).await.map_err(ApiError::internal)?.is_none() {
+            return Err(ApiError::Unauthorized("invalid or expired refresh token"));
+        }
+        self.db
+            .revoke_token(&claims.jti, claims.exp)
+            .await
+            .map_err(ApiError::internal)?;
+        self.issue_pair(&claims.sub, &claims.name, now)
+    }
+
+    fn issue_pair(&self, user_id: &str, username: &str, now: i64) -> Result<TokenPair, ApiError> {
+        let issue = |kind| {
+            self.tokens
+                .issue(user_id, username, kind, now)
+                .map_err(ApiError::internal)
+        };
+        Ok(TokenPair {
+            access: issue(TokenKind::Access)?,
+            refresh: issue(TokenKind::Refresh)?,
+        })
+    }
+}
+
+impl From<crate::auth::password::PasswordError> for ApiError {
+    fn from(error: crate::auth::password::PasswordError) -> Self {
+        match error {
+            crate::auth::password::PasswordError::Busy => ApiError::Unavailable {
+                detail: "the server is busy; try again shortly",
+                retry_after: Some(1),
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_are_checked_for_length_and_characters() {
+        assert!(validate_username("alice_01.b-c").is_ok());
+        for bad in ["ab", "", &"a".repeat(33), "al ice", "ålice", "a;drop", "a\u{0}b"] {
+            let err = validate_username(bad).unwrap_err();
+            assert!(matches!(err, ApiError::Validation { field: "username", .. }), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_checked_for_length_blankness_and_username() {
+        assert!(validate_password("correct horse", "alice").is_ok());
+        for bad in ["short", "        ", "ALICE123", &"x".repeat(257)] {
+            let err = validate_password(bad, "alice123").unwrap_err();
+            assert!(matches!(err, ApiError::Validation { field: "password", .. }), "{bad:?}");
+        }
+    }
+}

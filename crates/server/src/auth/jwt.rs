@@ -1,0 +1,238 @@
+//! JWT access and refresh tokens: HS256 with a subkey of the server secret.
+//!
+//! The algorithm is pinned (a token whose header says `none`, `HS512` or an RSA algorithm is
+//! refused), `exp` is required, and expiry is checked against the injected clock with no
+//! leeway. Every token has a random `jti`, so a single token can be revoked (logout) until it
+//! expires. Access and refresh tokens carry a `typ` claim and are not interchangeable.
+
+use std::fmt;
+use std::time::Duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// What a token is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// Short-lived, sent as `Authorization: Bearer` to protected endpoints.
+    Access,
+    /// Long-lived, exchanged at `/refresh` for a new access token.
+    Refresh,
+}
+
+/// The claims of every token this server issues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The username, for display.
+    pub name: String,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Expires at (unix seconds).
+    pub exp: i64,
+    /// Unique token id, the handle for revocation.
+    pub jti: String,
+    /// Access or refresh.
+    pub typ: TokenKind,
+}
+
+/// Why a token was refused. All of them answer 401; the reason is for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// Not a well-formed JWT, or a bad signature, or a forbidden algorithm.
+    #[error("invalid token")]
+    Invalid,
+    /// Past its `exp`.
+    #[error("token expired")]
+    Expired,
+    /// An access token where a refresh token was expected, or the reverse.
+    #[error("wrong token type")]
+    WrongKind,
+    /// Issuing failed (should not happen with an HMAC key).
+    #[error("token could not be issued")]
+    Issue,
+}
+
+/// Issues and checks tokens.
+pub struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("key", &"[redacted]")
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .finish()
+    }
+}
+
+/// A freshly issued token and its claims.
+#[derive(Debug)]
+pub struct Issued {
+    /// The encoded JWT.
+    pub token: String,
+    /// What it says.
+    pub claims: Claims,
+}
+
+impl Tokens {
+    /// Tokens signed with `key` (at least 32 bytes: a derived subkey, never the master secret).
+    #[must_use]
+    pub fn new(key: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Expiry is checked against the injected clock in `verify`, with no leeway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = 0;
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
+        Self {
+            encoding: EncodingKey::from_secret(key),
+            decoding: DecodingKey::from_secret(key),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        }
+    }
+
+    /// How long access tokens live.
+    #[must_use]
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    /// Issues a token of `kind` for the user, valid from `now`.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        username: &str,
+        kind: TokenKind,
+        now: i64,
+    ) -> Result<Issued, TokenError> {
+        let ttl = match kind {
+            TokenKind::Access => self.access_ttl,
+            TokenKind::Refresh => self.refresh_ttl,
+        };
+        let mut jti = [0u8; 16];
+        rand::fill(&mut jti);
+        let claims = Claims {
+            sub: user_id.to_owned(),
+            name: username.to_owned(),
+            iat: now,
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            jti: hex::encode(jti),
+            typ: kind,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|_| TokenError::Issue)?;
+        Ok(Issued { token, claims })
+    }
+
+    /// The claims of `token` if it is ours, unexpired at `now`, and of `kind`.
+    pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, TokenError> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|_| TokenError::Invalid)?
+            .claims;
+        if claims.exp <= now {
+            return Err(TokenError::Expired);
+        }
+        if claims.typ != kind {
+            return Err(TokenError::WrongKind);
+        }
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-test-only-key";
+
+    fn tokens() -> Tokens {
+        Tokens::new(KEY, Duration::from_secs(900), Duration::from_secs(30 * 86_400))
+    }
+
+    #[test]
+    fn an_issued_token_verifies_until_it_expires() {
+        let t = tokens();
+        let issued = t.issue("u1", "alice", TokenKind::Access, 1_000).unwrap();
+        assert_eq!(issued.claims.exp, 1_900);
+        let claims = t.verify(&issued.token, TokenKind::Access, 1_899).unwrap();
+        assert_eq!(claims, issued.claims);
+        assert_eq!(t.verify(&issued.token, TokenKind::Access, 1_900), Err(TokenError::Expired));
+    }
+
+    #[test]
+    fn refresh_and_access_tokens_are_not_interchangeable() {
+        let t = tokens();
+        let refresh = t.issue("u1", "alice", TokenKind::Refresh, 0).unwrap();
+        assert_eq!(refresh.claims.exp, 30 * 86_400);
+        assert_eq!(t.verify(&refresh.token, TokenKind::Access, 1), Err(TokenError::WrongKind));
+    }
+
+    #[test]
+    fn tampered_tokens_and_other_keys_are_refused() {
+        let t = tokens();
+        let token = t.issue("u1", "alice", TokenKind::Access, 0).unwrap().token;
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
+        claims["sub"] = "u2".into();
+        parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
+        assert_eq!(t.verify(&parts.join("."), TokenKind::Access, 1), Err(TokenError::Invalid));
+
+        let other = Tokens::new(b"another key of at least thirty-two bytes!", Duration::ZERO, Duration::ZERO);
+        assert_eq!(other.verify(&token, TokenKind::Access, 1), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn alg_none_and_missing_exp_are_refused() {
+        let t = tokens();
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(
+            r#"{"sub":"u1","name":"a","iat":0,"exp":99999999999,"jti":"x","typ":"access"}"#,
+        );
+        assert_eq!(
+            t.verify(&format!("{header}.{claims}."), TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
+
+        // Correctly signed, but without `exp`.
+        let no_exp = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub":"u1","name":"a","iat":0,"jti":"x","typ":"access"}),
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert_eq!(t.verify(&no_exp, TokenKind::Access, 1), Err(TokenError::Invalid));
+
+        // Correctly signed with the same key, but HS512: the algorithm is pinned.
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &serde_json::json!({"sub":"u1","name":"a","iat":0,"exp":99999999999_i64,"jti":"x","typ":"access"}),
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert_eq!(t.verify(&hs512, TokenKind::Access, 1), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn every_token_has_its_own_jti_and_debug_hides_the_key() {
+        let t = tokens();
+        let a = t.issue("u1", "alice", TokenKind::Access, 0).unwrap();
+        let b = t.issue("u1", "alice", TokenKind::Access, 0).unwrap();
+        assert_ne!(a.claims.jti, b.claims.jti);
+        assert!(!format!("{t:?}").contains("0123456789abcdef"));
+    }
+}

@@ -1,0 +1,158 @@
+//! Password hashing with argon2id, off the async workers and with bounded concurrency.
+//!
+//! Each hash takes 19 MiB and tens of milliseconds of CPU (OWASP parameters: m = 19 MiB,
+//! t = 2, p = 1). Hashes run on actix's blocking pool, at most `max_concurrent` at once, so
+//! a login flood queues instead of exhausting memory; a caller that waits longer than
+//! `queue_timeout` gets `Busy`. Logins for unknown users verify against a dummy hash, so the
+//! time taken does not tell whether a username exists.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// A password as received: zeroized on drop, never printed.
+pub type Password = Zeroizing<String>;
+
+/// Why hashing or verifying did not give an answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PasswordError {
+    /// Too many hashes are queued; try again shortly.
+    #[error("password hashing is busy")]
+    Busy,
+    /// argon2 failed (a malformed stored hash or an internal error).
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// The blocking pool was shut down.
+    #[error("blocking pool unavailable")]
+    Pool,
+}
+
+/// Hashes and verifies passwords on a bounded blocking pool.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
+    dummy_hash: Arc<str>,
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id recommendation; these are also argon2's defaults, spelled out so that
+    // a change of defaults upstream cannot weaken stored hashes silently.
+    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
+    argon2()
+        .hash_password(password)
+        .map(|hash| hash.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, PasswordError> {
+    match argon2().verify_password(password, stored) {
+        Ok(()) => Ok(true),
+        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+        Err(e) => Err(PasswordError::Hash(e.to_string())),
+    }
+}
+
+impl Passwords {
+    /// A hasher allowing `max_concurrent` hashes at once (at least 1). Computes the dummy
+    /// hash for unknown users, so call it off the async workers (start-up does).
+    pub fn new(max_concurrent: usize, queue_timeout: Duration) -> Result<Self, PasswordError> {
+        let mut random = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut random[..]);
+        let dummy_hash = hash_blocking(&random[..])?;
+        Ok(Self {
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queue_timeout,
+            dummy_hash: dummy_hash.into(),
+        })
+    }
+
+    /// How many more hashes may start right now (for metrics).
+    #[must_use]
+    pub fn available_permits(&self) -> usize {
+        self.permits.available_permits()
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Pool)?;
+        let result = actix_web::web::block(move || {
+            let result = job();
+            drop(permit);
+            result
+        })
+        .await
+        .map_err(|_| PasswordError::Pool)?;
+        result
+    }
+
+    /// The argon2id PHC string of `password`, with a fresh random salt.
+    pub async fn hash(&self, password: Password) -> Result<String, PasswordError> {
+        self.run(move || hash_blocking(password.as_bytes())).await
+    }
+
+    /// Whether `password` matches `stored`. With `stored = None` (unknown user) it verifies
+    /// against the dummy hash and answers `false`, taking the same time as a real check.
+    pub async fn verify(
+        &self,
+        password: Password,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
+        let known = stored.is_some();
+        let target = stored.unwrap_or_else(|| self.dummy_hash.to_string());
+        let matched = self
+            .run(move || verify_blocking(password.as_bytes(), &target))
+            .await?;
+        Ok(known && matched)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pw(s: &str) -> Password {
+        Zeroizing::new(s.to_owned())
+    }
+
+    #[actix_web::test]
+    async fn hashes_verify_only_the_right_password() {
+        let passwords = Passwords::new(2, Duration::from_secs(5)).unwrap();
+        let hash = passwords.hash(pw("correct horse battery")).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(passwords.verify(pw("correct horse battery"), Some(hash.clone())).await.unwrap());
+        assert!(!passwords.verify(pw("wrong"), Some(hash)).await.unwrap());
+    }
+
+    #[actix_web::test]
+    async fn unknown_users_never_verify_even_with_the_dummy_password() {
+        let passwords = Passwords::new(1, Duration::from_secs(5)).unwrap();
+        assert!(!passwords.verify(pw(""), None).await.unwrap());
+    }
+
+    #[actix_web::test]
+    async fn a_full_queue_answers_busy() {
+        let passwords = Passwords::new(1, Duration::from_millis(10)).unwrap();
+        let held = passwords.permits.clone().acquire_owned().await.unwrap();
+        assert!(matches!(
+            passwords.hash(pw("x")).await,
+            Err(PasswordError::Busy)
+        ));
+        drop(held);
+        assert!(passwords.hash(pw("x")).await.is_ok());
+    }
+}

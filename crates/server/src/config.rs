@@ -1,0 +1,364 @@
+//! Typed settings from flags, environment variables and an optional TOML file.
+//!
+//! Precedence: a flag beats its environment variable, which beats the file, which beats the
+//! default. Secrets are never flags (they would show in `ps`): the server secret comes from
+//! `SECRET_KEY` or the file named by `SECRET_KEY_FILE`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::Deserialize;
+
+/// Whether missing configuration may be filled in for convenience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A missing server secret is generated once into a 0600 file.
+    Development,
+    /// A missing or weak server secret stops start-up.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The `secure-api` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "secure-api",
+    version,
+    about = "An HTTP API with API keys, quotas, request signing, JWT login, primality and weather.",
+    after_help = "SECRETS (environment only, never flags):\n  \
+        SECRET_KEY              the server secret (hex or base64, at least 32 bytes)\n  \
+        SECRET_KEY_FILE         a file holding it (must not be readable by group or others)\n  \
+        API_SHARED_SECRET       the shared v0 signing secret of the original service (optional)\n  \
+        OPENWEATHER_API_KEY, OPENWEATHER_API_KEY1, ...  upstream weather keys (optional)"
+)]
+pub struct Cli {
+    /// Settings for the server and for the admin commands.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
+    /// What to do; without one, serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Manage API keys in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `secure-api keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// The service that owns the key.
+        #[arg(long)]
+        service: String,
+        /// Calls per UTC day (default: the server's default quota).
+        #[arg(long)]
+        daily_quota: Option<u64>,
+        /// Also create a signing secret; requests with this key must then be signed.
+        #[arg(long)]
+        signing: bool,
+        /// Days until the key expires.
+        #[arg(long, value_name = "DAYS")]
+        expires_in: Option<u32>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key now.
+    Revoke {
+        /// The key id.
+        id: String,
+    },
+    /// Replace a key with a new one; the old one keeps working for the grace period.
+    Rotate {
+        /// The key id.
+        id: String,
+        /// Hours the old key keeps working.
+        #[arg(long, default_value_t = 24)]
+        grace_hours: u32,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show today's usage of a key.
+    Usage {
+        /// The key id.
+        id: String,
+    },
+}
+
+/// Settings as given by flags and environment variables; unset ones come from the file.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsArgs {
+    /// A TOML file with any of these settings (snake_case names).
+    #[arg(long, env = "SECURE_API_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "SECURE_API_BIND", value_name = "ADDR")]
+    pub bind: Option<SocketAddr>,
+    /// Database: sqlite://FILE or postgres://...
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Where the server secret is kept (read, or in development generated).
+    #[arg(long, env = "SECRET_KEY_FILE", value_name = "FILE")]
+    pub secret_key_file: Option<PathBuf>,
+    /// development or production.
+    #[arg(long = "env", env = "SECURE_API_ENV", value_name = "MODE")]
+    #[serde(rename = "env")]
+    pub mode: Option<Mode>,
+    /// Calls per UTC day for keys created without their own quota.
+    #[arg(long, env = "SECURE_API_DAILY_QUOTA", value_name = "N")]
+    pub default_daily_quota: Option<u64>,
+    /// Largest JSON body accepted, in bytes.
+    #[arg(long, env = "SECURE_API_JSON_LIMIT", value_name = "BYTES")]
+    pub json_limit: Option<usize>,
+    /// Largest number `/check-prime` accepts, in bits.
+    #[arg(long, env = "SECURE_API_MAX_PRIME_BITS", value_name = "BITS")]
+    pub max_prime_bits: Option<u64>,
+    /// Seconds a key lookup is cached; a revocation takes effect within this time.
+    #[arg(long, env = "SECURE_API_KEY_CACHE_TTL", value_name = "SECS")]
+    pub key_cache_ttl: Option<u64>,
+    /// Seconds a request may take before the server answers 408 or 504.
+    #[arg(long, env = "SECURE_API_REQUEST_TIMEOUT", value_name = "SECS")]
+    pub request_timeout: Option<u64>,
+    /// Password hashes running at once (each needs 19 MiB).
+    #[arg(long, env = "SECURE_API_HASH_CONCURRENCY", value_name = "N")]
+    pub hash_concurrency: Option<usize>,
+    /// Worker threads (default: one per core).
+    #[arg(long, env = "SECURE_API_WORKERS", value_name = "N")]
+    pub workers: Option<usize>,
+    /// text or json.
+    #[arg(long, env = "SECURE_API_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Base URL of the OpenWeather API.
+    #[arg(long, env = "OPENWEATHER_BASE_URL", value_name = "URL")]
+    pub openweather_base_url: Option<String>,
+}
+
+/// Why the settings could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for these settings.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {name}: {reason}")]
+    Invalid {
+        /// The setting.
+        name: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+}
+
+/// The resolved settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Database URL.
+    pub database_url: String,
+    /// Server secret file.
+    pub secret_key_file: PathBuf,
+    /// Development or production.
+    pub mode: Mode,
+    /// Default calls per UTC day per key.
+    pub default_daily_quota: u64,
+    /// Largest JSON body, bytes.
+    pub json_limit: usize,
+    /// Largest prime candidate, bits.
+    pub max_prime_bits: u64,
+    /// Key lookup cache lifetime.
+    pub key_cache_ttl: Duration,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Concurrent password hashes.
+    pub hash_concurrency: usize,
+    /// Worker threads.
+    pub workers: Option<usize>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// OpenWeather base URL.
+    pub openweather_base_url: String,
+}
+
+impl Settings {
+    /// Default bind address.
+    pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+    /// Default database.
+    pub const DEFAULT_DATABASE_URL: &str = "sqlite://secure-api.db";
+    /// Default secret file.
+    pub const DEFAULT_SECRET_KEY_FILE: &str = "secure-api.secret";
+
+    /// Resolves flags and environment over the optional file over the defaults.
+    pub fn resolve(args: &SettingsArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => SettingsArgs::default(),
+        };
+        macro_rules! pick {
+            ($field:ident, $default:expr) => {
+                args.$field.clone().or(file.$field.clone()).unwrap_or_else(|| $default)
+            };
+        }
+        let settings = Self {
+            bind: pick!(bind, Self::DEFAULT_BIND.parse().expect("valid default address")),
+            database_url: pick!(database_url, Self::DEFAULT_DATABASE_URL.to_owned()),
+            secret_key_file: pick!(secret_key_file, PathBuf::from(Self::DEFAULT_SECRET_KEY_FILE)),
+            mode: pick!(mode, Mode::Development),
+            default_daily_quota: pick!(default_daily_quota, 1_000),
+            json_limit: pick!(json_limit, 16 * 1024),
+            max_prime_bits: pick!(max_prime_bits, 4_096),
+            key_cache_ttl: Duration::from_secs(pick!(key_cache_ttl, 5)),
+            request_timeout: Duration::from_secs(pick!(request_timeout, 30)),
+            hash_concurrency: pick!(hash_concurrency, 4),
+            workers: args.workers.or(file.workers),
+            log_format: pick!(log_format, LogFormat::Text),
+            openweather_base_url: pick!(
+                openweather_base_url,
+                "https://api.openweathermap.org".to_owned()
+            ),
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |name, reason| Err(ConfigError::Invalid { name, reason });
+        if self.default_daily_quota == 0 {
+            return invalid("default_daily_quota", "must be at least 1");
+        }
+        if !(64..=1024 * 1024).contains(&self.json_limit) {
+            return invalid("json_limit", "must be between 64 bytes and 1 MiB");
+        }
+        if !(2..=65_536).contains(&self.max_prime_bits) {
+            return invalid("max_prime_bits", "must be between 2 and 65536");
+        }
+        if self.hash_concurrency == 0 {
+            return invalid("hash_concurrency", "must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            return invalid("request_timeout", "must be at least 1 second");
+        }
+        if self.workers == Some(0) {
+            return invalid("workers", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<SettingsArgs, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.message().to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let settings = Settings::resolve(&SettingsArgs::default()).unwrap();
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.database_url, "sqlite://secure-api.db");
+        assert_eq!(settings.mode, Mode::Development);
+        assert_eq!(settings.json_limit, 16 * 1024);
+        assert_eq!(settings.max_prime_bits, 4096);
+    }
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "bind = \"0.0.0.0:9000\"\nenv = \"production\"\njson_limit = 2048").unwrap();
+        let args = SettingsArgs {
+            config: Some(file.path().to_owned()),
+            json_limit: Some(4096),
+            ..SettingsArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        assert_eq!(settings.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(settings.mode, Mode::Production);
+        assert_eq!(settings.json_limit, 4096);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        writeln!(file, "secret_key = \"inline secrets are not accepted\"").unwrap();
+        let args = SettingsArgs {
+            config: Some(file.path().to_owned()),
+            ..SettingsArgs::default()
+        };
+        assert!(matches!(Settings::resolve(&args), Err(ConfigError::Parse { .. })));
+
+        let args = SettingsArgs {
+            max_prime_bits: Some(1),
+            ..SettingsArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Invalid { name: "max_prime_bits", .. })
+        ));
+    }
+
+    #[test]
+    fn the_cli_parses_key_commands() {
+        let cli = Cli::try_parse_from([
+            "secure-api", "keys", "create", "--service", "billing", "--daily-quota", "50",
+            "--signing", "--json",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Keys(KeysCommand::Create { daily_quota: Some(50), signing: true, json: true, .. }))
+        ));
+    }
+}

@@ -1,0 +1,335 @@
+//! One error type for every handler, rendered in one place as an RFC 9457 problem body.
+//!
+//! Handlers return `Result<_, ApiError>`; nothing else builds an error body. The body is
+//! `application/problem+json` with `type`, `title`, `status` and `detail`, plus an `error`
+//! member carrying the detail, which clients written for the original service read.
+//! Internal failures are logged with their cause and answered with a generic 500: no SQL
+//! message, stack, key or secret ever reaches a client.
+
+use std::fmt;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// The message the original service sent when a key's daily quota was spent.
+pub const QUOTA_EXCEEDED_MESSAGE: &str = "Request limit exceeded. Please try again later.";
+
+/// Extra response headers a problem carries (rate-limit headers, `Retry-After`).
+pub type ExtraHeaders = Vec<(&'static str, String)>;
+
+/// Everything a handler can answer besides success.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The request is malformed: bad JSON, wrong type, wrong content type.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A field failed validation.
+    #[error("{field}: {reason}")]
+    Validation {
+        /// The field, as named in the request body.
+        field: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Credentials are missing or wrong.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// The caller is authenticated but may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Nothing answers at this path, or the object does not exist for this caller.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The path exists but not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The object already exists.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// The body or a value in it is larger than the server accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A key's quota is spent: the original's 429.
+    #[error("{QUOTA_EXCEEDED_MESSAGE}")]
+    QuotaExceeded {
+        /// Rate-limit headers and `Retry-After`.
+        headers: ExtraHeaders,
+    },
+    /// Too many requests from this client (login and registration limits).
+    #[error("too many requests; retry in {retry_after} s")]
+    RateLimited {
+        /// Seconds until a request can succeed.
+        retry_after: u64,
+        /// Rate-limit headers.
+        headers: ExtraHeaders,
+    },
+    /// The server is missing configuration it needs for this endpoint.
+    #[error("Server configuration error: {0}")]
+    ServerConfiguration(&'static str),
+    /// An upstream or dependency is temporarily unavailable.
+    #[error("{detail}")]
+    Unavailable {
+        /// What is unavailable.
+        detail: &'static str,
+        /// Seconds until it is expected back, when known.
+        retry_after: Option<u64>,
+    },
+    /// The upstream answered with something unusable.
+    #[error("{0}")]
+    BadGateway(&'static str),
+    /// The upstream did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(&'static str),
+    /// A failure the client cannot act on; its cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// An internal error from any cause; the cause is logged when the response is built.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+
+    /// A validation error on `field`.
+    pub fn validation(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Validation {
+            field,
+            reason: reason.into(),
+        }
+    }
+
+    /// The problem type's short name, used in `type` as `/problems/<slug>`.
+    fn slug(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad-request",
+            Self::Validation { .. } => "validation",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload-too-large",
+            Self::QuotaExceeded { .. } => "quota-exceeded",
+            Self::RateLimited { .. } => "rate-limited",
+            Self::ServerConfiguration(_) => "server-configuration",
+            Self::Unavailable { .. } => "unavailable",
+            Self::BadGateway(_) => "bad-gateway",
+            Self::GatewayTimeout(_) => "gateway-timeout",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "Bad request",
+            Self::Validation { .. } => "Invalid input",
+            Self::Unauthorized(_) => "Unauthorized",
+            Self::Forbidden(_) => "Forbidden",
+            Self::NotFound(_) => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::Conflict(_) => "Conflict",
+            Self::PayloadTooLarge(_) => "Payload too large",
+            Self::QuotaExceeded { .. } => "Quota exceeded",
+            Self::RateLimited { .. } => "Too many requests",
+            Self::ServerConfiguration(_) => "Server configuration error",
+            Self::Unavailable { .. } => "Service unavailable",
+            Self::BadGateway(_) => "Bad gateway",
+            Self::GatewayTimeout(_) => "Gateway timeout",
+            Self::Internal(_) => "Internal server error",
+        }
+    }
+
+    fn headers(&self) -> ExtraHeaders {
+        match self {
+            Self::QuotaExceeded { headers } => headers.clone(),
+            Self::RateLimited {
+                retry_after,
+                headers,
+            } => {
+                let mut all = headers.clone();
+                if !all.iter().any(|(name, _)| *name == "retry-after") {
+                    all.push(("retry-after", retry_after.to_string()));
+                }
+                all
+            }
+            Self::Unavailable {
+                retry_after: Some(secs),
+                ..
+            } => vec![("retry-after", secs.to_string())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, e.g. `/problems/quota-exceeded`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+    /// The same text as `detail`, for clients of the original service that read `error`.
+    pub error: String,
+    /// For validation problems, the field that was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) | Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Self::ServerConfiguration(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Internal(cause) => tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error"),
+            Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
+            _ => {}
+        }
+        let detail = self.to_string();
+        let problem = Problem {
+            kind: format!("/problems/{}", self.slug()),
+            title: self.title().to_owned(),
+            status: status.as_u16(),
+            error: detail.clone(),
+            detail,
+            field: match self {
+                Self::Validation { field, .. } => Some(field),
+                _ => None,
+            },
+        };
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        for (name, value) in self.headers() {
+            response.insert_header((name, value));
+        }
+        response.json(problem)
+    }
+}
+
+/// Displays an error with its sources, for logs.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> Self {
+        match error {
+            crate::store::StoreError::Conflict => Self::Conflict("already exists"),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        Self::internal(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(error: ApiError) -> (StatusCode, serde_json::Value, HttpResponse<()>) {
+        let response = error.error_response();
+        let status = response.status();
+        let (head, body) = response.into_parts();
+        let bytes = to_bytes(body).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap(), head)
+    }
+
+    #[actix_web::test]
+    async fn quota_exceeded_keeps_the_original_message_and_headers() {
+        let error = ApiError::QuotaExceeded {
+            headers: vec![("retry-after", "120".into()), ("x-ratelimit-limit", "5".into())],
+        };
+        let (status, body, head) = body_of(error).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(body["error"], QUOTA_EXCEEDED_MESSAGE);
+        assert_eq!(body["detail"], QUOTA_EXCEEDED_MESSAGE);
+        assert_eq!(body["status"], 429);
+        assert_eq!(body["type"], "/problems/quota-exceeded");
+        assert_eq!(head.headers().get("retry-after").unwrap(), "120");
+        assert_eq!(head.headers().get("x-ratelimit-limit").unwrap(), "5");
+        assert_eq!(
+            head.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+    }
+
+    #[actix_web::test]
+    async fn internal_errors_never_show_their_cause() {
+        let cause = std::io::Error::other("SELECT secret FROM keys failed near 'hunter2'");
+        let (status, body, _) = body_of(ApiError::internal(cause)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        let text = body.to_string();
+        assert!(!text.contains("SELECT"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert_eq!(body["detail"], "internal error");
+    }
+
+    #[actix_web::test]
+    async fn validation_names_the_field() {
+        let (status, body, _) =
+            body_of(ApiError::validation("username", "must be 3 to 32 characters")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["field"], "username");
+        assert_eq!(body["detail"], "username: must be 3 to 32 characters");
+    }
+
+    #[actix_web::test]
+    async fn rate_limited_always_has_retry_after() {
+        let error = ApiError::RateLimited {
+            retry_after: 12,
+            headers: Vec::new(),
+        };
+        let (status, _, head) = body_of(error).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(head.headers().get("retry-after").unwrap(), "12");
+    }
+}

@@ -1,0 +1,70 @@
+//! `POST /get-current-time`.
+
+use actix_web::web;
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+use utoipa::ToSchema;
+
+use crate::auth::api_key::ApiCaller;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// The current time, in the original's format and two unambiguous ones.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CurrentTime {
+    /// `YYYY-MM-DD HH:MM:SS`, UTC (the original's field and format).
+    #[serde(rename = "currentTime")]
+    #[schema(example = "2026-11-23 04:10:00")]
+    pub current_time: String,
+    /// RFC 3339, UTC.
+    #[schema(example = "2026-11-23T04:10:00Z")]
+    pub utc: String,
+    /// Seconds since the Unix epoch.
+    pub unix: i64,
+}
+
+impl CurrentTime {
+    /// The time `unix` in all three forms.
+    pub fn at(unix: i64) -> Result<Self, ApiError> {
+        let at = OffsetDateTime::from_unix_timestamp(unix).map_err(ApiError::internal)?;
+        let plain = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+        Ok(Self {
+            current_time: at.format(plain).map_err(ApiError::internal)?,
+            utc: at.format(&Rfc3339).map_err(ApiError::internal)?,
+            unix,
+        })
+    }
+}
+
+/// The server's current time.
+#[utoipa::path(
+    post, path = "/get-current-time", tag = "api",
+    responses(
+        (status = 200, description = "The current time", body = CurrentTime),
+        (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
+)]
+pub async fn get_current_time(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+) -> Result<impl actix_web::Responder, ApiError> {
+    let body = CurrentTime::at(state.clock.now())?;
+    Ok(caller.respond(web::Json(body)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_match_the_original_and_rfc_3339() {
+        let t = CurrentTime::at(1_700_000_000).unwrap();
+        assert_eq!(t.current_time, "2023-11-14 22:13:20");
+        assert_eq!(t.utc, "2023-11-14T22:13:20Z");
+        assert_eq!(t.unix, 1_700_000_000);
+    }
+}

@@ -1,0 +1,213 @@
+//! `/register`, `/login`, `/refresh`, `/logout` and `/protected`.
+
+use actix_web::{HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use zeroize::Zeroizing;
+
+use crate::auth::accounts::{Accounts, TokenPair};
+use crate::auth::bearer::AuthenticatedUser;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Credentials for `/register` and `/login`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// 3 to 32 ASCII letters, digits, `_`, `.` or `-`.
+    #[schema(example = "alice")]
+    pub username: String,
+    /// At least 8 characters, at most 256 bytes.
+    #[schema(example = "correct horse battery staple")]
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// A newly registered user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    /// The user id.
+    pub id: String,
+    /// The username.
+    pub username: String,
+}
+
+/// Tokens issued by `/login` and `/refresh`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// Send as `Authorization: Bearer <access_token>`; lives 15 minutes.
+    pub access_token: String,
+    /// Exchange at `/refresh` for a new pair; lives 30 days.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            expires_in: pair.access.claims.exp - pair.access.claims.iat,
+            access_token: pair.access.token,
+            refresh_token: pair.refresh.token,
+            token_type: "Bearer",
+        }
+    }
+}
+
+/// A refresh token, for `/refresh` and (optionally) `/logout`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token from `/login` or a previous `/refresh`.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for RefreshRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RefreshRequest { refresh_token: [redacted] }")
+    }
+}
+
+/// What `/protected` answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProtectedResponse {
+    /// The username the token was issued to (the original's field).
+    pub logged_in_as: String,
+    /// The user id.
+    pub user_id: String,
+    /// When the access token expires (unix seconds).
+    pub token_expires_at: i64,
+}
+
+fn accounts(state: &AppState) -> Accounts<'_> {
+    Accounts {
+        db: &state.db,
+        passwords: &state.passwords,
+        tokens: &state.tokens,
+    }
+}
+
+/// Create a user account.
+#[utoipa::path(
+    post, path = "/register", tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username taken", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many registrations from this address", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn register(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, ApiError> {
+    let Credentials { username, password } = body.into_inner();
+    let user = accounts(&state)
+        .register(&username, Zeroizing::new(password), state.clock.now())
+        .await?;
+    Ok(HttpResponse::Created().json(Registered {
+        id: user.id,
+        username: user.username,
+    }))
+}
+
+/// Exchange a username and password for tokens.
+#[utoipa::path(
+    post, path = "/login", tag = "users",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn login(
+    state: web::Data<AppState>,
+    body: web::Json<Credentials>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let Credentials { username, password } = body.into_inner();
+    let pair = accounts(&state)
+        .login(&username, Zeroizing::new(password), state.clock.now())
+        .await?;
+    Ok(web::Json(pair.into()))
+}
+
+/// Exchange a refresh token for a new token pair; the old refresh token stops working.
+#[utoipa::path(
+    post, path = "/refresh", tag = "users",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = TokenResponse),
+        (status = 401, description = "Invalid, expired or revoked refresh token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: web::Json<RefreshRequest>,
+) -> Result<web::Json<TokenResponse>, ApiError> {
+    let pair = accounts(&state)
+        .refresh(&body.refresh_token, state.clock.now())
+        .await?;
+    Ok(web::Json(pair.into()))
+}
+
+/// Revoke the access token (and the refresh token, if given in the body).
+#[utoipa::path(
+    post, path = "/logout", tag = "users",
+    request_body(content = Option<RefreshRequest>, description = "Optional refresh token to revoke too"),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing, invalid or expired token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn logout(
+    state: web::Data<AppState>,
+    user: AuthenticatedUser,
+    body: Option<web::Json<RefreshRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    state.db.revoke_token(&user.0.jti, user.0.exp).await?;
+    if let Some(body) = body {
+        // A refresh token of another user, or an invalid one, is ignored: logout never fails
+        // because of it, and never revokes someone else's token.
+        if let Ok(claims) = state.tokens.verify(
+            &body.refresh_token,
+            crate::auth::jwt::TokenKind::Refresh,
+            now,
+        ) && claims.sub == user.0.sub
+        {
+            state.db.revoke_token(&claims.jti, claims.exp).await?;
+        }
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// A route only a logged-in user can reach.
+#[utoipa::path(
+    get, path = "/protected", tag = "users",
+    responses(
+        (status = 200, description = "The caller's identity", body = ProtectedResponse),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn protected(user: AuthenticatedUser) -> web::Json<ProtectedResponse> {
+    web::Json(ProtectedResponse {
+        logged_in_as: user.0.name,
+        user_id: user.0.sub,
+        token_expires_at: user.0.exp,
+    })
+}

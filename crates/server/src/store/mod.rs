@@ -1,0 +1,528 @@
+//! Durable state: users, API keys (as hashes), revoked tokens, admin tokens and quota usage.
+//!
+//! One schema and one set of queries serve SQLite (the embedded default) and PostgreSQL, chosen
+//! by the scheme of `DATABASE_URL`: sqlx's `Any` driver, `$n` placeholders, and only the SQL
+//! both accept. Times are unix seconds in `BIGINT` columns.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+/// A failure of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The row would violate a uniqueness rule (a taken username, a duplicate key hash).
+    #[error("already exists")]
+    Conflict,
+    /// The database URL has a scheme this server does not support.
+    #[error("unsupported database URL scheme `{0}` (use sqlite:// or postgres://)")]
+    UnsupportedScheme(String),
+    /// The database failed or could not be reached.
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    /// Applying the migrations failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Result of a store call.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone)]
+pub struct UserRow {
+    /// Stable user id (the JWT `sub`).
+    pub id: String,
+    /// The unique login name.
+    pub username: String,
+    /// The argon2 PHC string.
+    pub password_hash: String,
+}
+
+/// An API key as stored: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    /// Non-secret key id, shown in logs and listings.
+    pub id: String,
+    /// Hex hash of the key.
+    pub key_hash: String,
+    /// The service that owns the key.
+    pub service: String,
+    /// Calls per UTC day, or `None` for the server default.
+    pub daily_quota: Option<i64>,
+    /// The signing secret, encrypted (hex), for signing keys.
+    pub signing_secret: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry time, if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
+}
+
+impl KeyRow {
+    /// Whether the key may be used at `now`.
+    #[must_use]
+    pub fn is_active(&self, now: i64) -> bool {
+        self.revoked_at.is_none_or(|t| t > now) && self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// The database pool and the queries the server runs.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+/// `SELECT` of every key column, in the order `key_row` reads them, then `$rest`.
+macro_rules! select_keys {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, key_hash, service, daily_quota, signing_secret, created_at, expires_at, \
+             revoked_at FROM api_keys ",
+            $rest
+        )
+    };
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:` or `postgres://...`) and applies
+    /// the migrations. A SQLite file is created if missing.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let (engine, url) = normalize_url(url)?;
+        let options = AnyConnectOptions::from_str(&url)?;
+        let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        if engine == Engine::Sqlite {
+            // An in-memory database exists per connection: keep exactly one.
+            let max = if url.contains(":memory:") { 1 } else { 8 };
+            pool = pool
+                .max_connections(max)
+                .min_connections(1)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL lets readers run beside the writer; FULL makes every
+                        // acknowledged write survive a crash of the process or the machine.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                             PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            pool = pool.max_connections(16);
+        }
+        let pool = pool.connect_with(options).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool, engine })
+    }
+
+    /// The engine behind this store.
+    #[must_use]
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection, waiting for queries in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users ----
+
+    /// Stores a new user; `Conflict` if the username is taken.
+    pub async fn insert_user(&self, user: &UserRow, now: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.password_hash)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or_database)?;
+        Ok(())
+    }
+
+    /// The user with this username, if any.
+    pub async fn find_user(&self, username: &str) -> StoreResult<Option<UserRow>> {
+        let row = sqlx::query("SELECT id, username, password_hash FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| UserRow {
+            id: row.get(0),
+            username: row.get(1),
+            password_hash: row.get(2),
+        }))
+    }
+
+    /// The user with this id, if any.
+    pub async fn find_user_by_id(&self, id: &str) -> StoreResult<Option<UserRow>> {
+        let row = sqlx::query("SELECT id, username, password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|row| UserRow {
+            id: row.get(0),
+            username: row.get(1),
+            password_hash: row.get(2),
+        }))
+    }
+
+    // ---- revoked tokens ----
+
+    /// Records that the token `jti` is revoked until `expires_at`.
+    pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the token `jti` was revoked.
+    pub async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+            .bind(jti)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Forgets revocations of tokens that have expired anyway; returns how many.
+    pub async fn purge_revoked_tokens(&self, now: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM revoked_tokens WHERE expires_at <= $1")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    // ---- API keys ----
+
+    /// Stores a new key; `Conflict` if its id or hash exists.
+    pub async fn insert_key(&self, key: &KeyRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
+             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&key.id)
+        .bind(&key.key_hash)
+        .bind(&key.service)
+        .bind(key.daily_quota)
+        .bind(&key.signing_secret)
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(key.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or_database)?;
+        Ok(())
+    }
+
+    /// The key whose hash is `key_hash`, active or not.
+    pub async fn find_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(select_keys!("WHERE key_hash = $1"))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(key_row))
+    }
+
+    /// The key with this id, active or not.
+    pub async fn find_key(&self, id: &str) -> StoreResult<Option<KeyRow>> {
+        let row = sqlx::query(select_keys!("WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(key_row))
+    }
+
+    /// Every key, oldest first.
+    pub async fn list_keys(&self) -> StoreResult<Vec<KeyRow>> {
+        let rows = sqlx::query(select_keys!("ORDER BY created_at, id"))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(key_row).collect())
+    }
+
+    /// Revokes the key `id` at `at`, unless it was revoked earlier. Returns whether it exists.
+    pub async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 \
+             WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() > 0 {
+            return Ok(true);
+        }
+        Ok(self.find_key(id).await?.is_some())
+    }
+
+    /// Stores `new` and schedules the revocation of `old_id` at `old_until`, in one transaction.
+    pub async fn rotate_key(&self, old_id: &str, new: &KeyRow, old_until: i64) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $2 \
+             WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
+        )
+        .bind(old_id)
+        .bind(old_until)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
+             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&new.id)
+        .bind(&new.key_hash)
+        .bind(&new.service)
+        .bind(new.daily_quota)
+        .bind(&new.signing_secret)
+        .bind(new.created_at)
+        .bind(new.expires_at)
+        .bind(new.revoked_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(conflict_or_database)?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// How many keys exist (any state).
+    pub async fn count_keys(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM api_keys")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    // ---- admin tokens ----
+
+    /// Stores an admin token's hash.
+    pub async fn insert_admin_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
+        Ok(())
+    }
+
+    /// The id of the active admin token with this hash, if any.
+    pub async fn find_admin_token(&self, token_hash: &str) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
+    /// How many admin tokens exist (any state).
+    pub async fn count_admin_tokens(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM admin_tokens")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get(0))
+    }
+
+    // ---- quota usage ----
+
+    /// Stores usage counters; a stored count is never lowered.
+    pub async fn save_usage(&self, usage: &[(String, i64, i64)]) -> StoreResult<()> {
+        if usage.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (key_id, window_start, used) in usage {
+            sqlx::query(
+                "INSERT INTO quota_usage (key_id, window_start, used) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id, window_start) DO UPDATE SET used = \
+                 CASE WHEN excluded.used > quota_usage.used THEN excluded.used \
+                 ELSE quota_usage.used END",
+            )
+            .bind(key_id)
+            .bind(*window_start)
+            .bind(*used)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Usage counters of the window starting at `window_start`.
+    pub async fn load_usage(&self, window_start: i64) -> StoreResult<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT key_id, used FROM quota_usage WHERE window_start = $1")
+            .bind(window_start)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
+    }
+
+    /// Forgets usage of windows that started before `before`.
+    pub async fn purge_usage(&self, before: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM quota_usage WHERE window_start < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
+    KeyRow {
+        id: row.get(0),
+        key_hash: row.get(1),
+        service: row.get(2),
+        daily_quota: row.get(3),
+        signing_secret: row.get(4),
+        created_at: row.get(5),
+        expires_at: row.get(6),
+        revoked_at: row.get(7),
+    }
+}
+
+fn conflict_or_database(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Database(error),
+    }
+}
+
+/// Checks the scheme and makes a SQLite URL create its file when missing.
+fn normalize_url(url: &str) -> StoreResult<(Engine, String)> {
+    let scheme = url.split(':').next().unwrap_or_default();
+    match scheme {
+        "sqlite" => {
+            let url = if url.contains(":memory:") || url.contains("mode=") {
+                url.to_owned()
+            } else if url.contains('?') {
+                format!("{url}&mode=rwc")
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            Ok((Engine::Sqlite, url))
+        }
+        "postgres" | "postgresql" => Ok((Engine::Postgres, url.to_owned())),
+        other => Err(StoreError::UnsupportedScheme(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: &str, hash: &str) -> KeyRow {
+        KeyRow {
+            id: id.into(),
+            key_hash: hash.into(),
+            service: "billing".into(),
+            daily_quota: Some(5),
+            signing_secret: None,
+            created_at: 100,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn sqlite_urls_create_their_file_and_other_schemes_are_refused() {
+        assert_eq!(
+            normalize_url("sqlite://secure-api.db").unwrap().1,
+            "sqlite://secure-api.db?mode=rwc"
+        );
+        assert_eq!(
+            normalize_url("sqlite::memory:").unwrap().1,
+            "sqlite::memory:"
+        );
+        assert_eq!(normalize_url("postgres://h/db").unwrap().0, Engine::Postgres);
+        assert!(matches!(
+            normalize_url("mysql://h/db"),
+            Err(StoreError::UnsupportedScheme(s)) if s == "mysql"
+        ));
+    }
+
+    #[test]
+    fn a_key_is_active_until_revoked_or_expired() {
+        let mut k = key("k1", "h1");
+        assert!(k.is_active(1_000));
+        k.revoked_at = Some(2_000);
+        assert!(k.is_active(1_999), "a scheduled revocation leaves a grace period");
+        assert!(!k.is_active(2_000));
+        k.revoked_at = None;
+        k.expires_at = Some(500);
+        assert!(!k.is_active(500));
+    }
+
+    #[actix_web::test]
+    async fn users_keys_and_usage_round_trip_on_sqlite() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let user = UserRow {
+            id: "u1".into(),
+            username: "alice".into(),
+            password_hash: "$argon2id$...".into(),
+        };
+        db.insert_user(&user, 1).await.unwrap();
+        assert!(matches!(
+            db.insert_user(&UserRow { id: "u2".into(), ..user.clone() }, 1).await,
+            Err(StoreError::Conflict)
+        ));
+        assert_eq!(db.find_user("alice").await.unwrap().unwrap().id, "u1");
+        assert!(db.find_user("bob").await.unwrap().is_none());
+
+        db.insert_key(&key("k1", "h1")).await.unwrap();
+        assert!(matches!(db.insert_key(&key("k2", "h1")).await, Err(StoreError::Conflict)));
+        assert_eq!(db.find_key_by_hash("h1").await.unwrap().unwrap().id, "k1");
+        db.rotate_key("k1", &key("k3", "h3"), 500).await.unwrap();
+        assert_eq!(db.find_key("k1").await.unwrap().unwrap().revoked_at, Some(500));
+        assert!(db.revoke_key("k1", 400).await.unwrap());
+        assert_eq!(db.find_key("k1").await.unwrap().unwrap().revoked_at, Some(400));
+        assert!(!db.revoke_key("nope", 400).await.unwrap());
+        assert_eq!(db.list_keys().await.unwrap().len(), 2);
+
+        db.save_usage(&[("k1".into(), 86_400, 3)]).await.unwrap();
+        db.save_usage(&[("k1".into(), 86_400, 2)]).await.unwrap();
+        assert_eq!(db.load_usage(86_400).await.unwrap(), vec![("k1".into(), 3)]);
+
+        db.revoke_token("j1", 50).await.unwrap();
+        db.revoke_token("j1", 50).await.unwrap();
+        assert!(db.is_token_revoked("j1").await.unwrap());
+        assert_eq!(db.purge_revoked_tokens(60).await.unwrap(), 1);
+        assert!(!db.is_token_revoked("j1").await.unwrap());
+    }
+}
