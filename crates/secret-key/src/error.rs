@@ -47,16 +47,6 @@ pub enum Error {
         /// What kind of pattern.
         pattern: &'static str,
     },
-    /// A hex or base64 secret decodes to too few bytes to carry 128 bits.
-    #[error("secret decodes from {encoding} to {len} bytes, at least {min} are required")]
-    DecodedTooShort {
-        /// `hex` or `base64`.
-        encoding: &'static str,
-        /// Decoded length.
-        len: usize,
-        /// Smallest accepted decoded length.
-        min: usize,
-    },
     /// The text is not valid in the expected encoding.
     #[error("secret is not valid {encoding}")]
     InvalidEncoding {

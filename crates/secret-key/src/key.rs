@@ -51,7 +51,7 @@ impl SecretKey {
     /// Refused if it is (or contains) a known placeholder such as `changeme` or
     /// `your_jwt_secret_key` (case, `-`, `_` and spaces ignored), is shorter than 32 bytes,
     /// or is a repeated/regular pattern or of low entropy. Text that is valid hex or base64
-    /// is judged by its decoded bytes, which must be at least 16.
+    /// is also judged by its decoded bytes.
     pub fn from_text(text: &str) -> Result<Self> {
         strength::check_text(text)?;
         Ok(Self(text.as_bytes().to_vec()))

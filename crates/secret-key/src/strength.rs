@@ -10,8 +10,6 @@ use crate::error::{Error, Result};
 pub const MIN_SECRET_LEN: usize = 32;
 /// Largest secret accepted, in bytes (the original used `token_hex(2048)`, 4096 characters).
 pub const MAX_SECRET_LEN: usize = 8192;
-/// Smallest decoded length of a hex or base64 secret (128 bits).
-const MIN_DECODED_LEN: usize = 16;
 /// Smallest Shannon entropy per byte accepted. Random bytes, base64, base62 or hex text all
 /// measure well above it even in 16-byte samples; words and repeated snippets measure below.
 const MIN_BITS_PER_SYMBOL: f64 = 3.0;
@@ -195,37 +193,30 @@ pub(crate) fn check_length(len: usize) -> Result<()> {
 }
 
 /// Decodes `text` as hex, or as base64 (standard or URL-safe, padding optional), if it is one.
-pub(crate) fn try_decode(text: &str) -> Option<(&'static str, Zeroizing<Vec<u8>>)> {
+pub(crate) fn try_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return hex::decode(text).ok().map(|d| ("hex", Zeroizing::new(d)));
+        return hex::decode(text).ok().map(Zeroizing::new);
     }
     let unpadded = text.trim_end_matches('=');
     STANDARD_NO_PAD
         .decode(unpadded)
         .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
         .ok()
-        .map(|d| ("base64", Zeroizing::new(d)))
+        .map(Zeroizing::new)
 }
 
 /// Checks a secret given as text and used as its UTF-8 bytes. If the text is hex or base64,
-/// the decoded bytes are what is judged (a hex-encoded `aaaa…` is still weak).
+/// the decoded bytes are judged as well (a hex-encoded `changeme…` is still a placeholder).
 pub(crate) fn check_text(text: &str) -> Result<()> {
     check_placeholder(text.as_bytes())?;
     check_length(text.len())?;
-    match try_decode(text) {
-        Some((encoding, decoded)) => {
-            check_placeholder(&decoded)?;
-            if decoded.len() < MIN_DECODED_LEN {
-                return Err(Error::DecodedTooShort {
-                    encoding,
-                    len: decoded.len(),
-                    min: MIN_DECODED_LEN,
-                });
-            }
-            check_randomness(&decoded)
-        }
-        None => check_randomness(text.as_bytes()),
+    check_randomness(text.as_bytes())?;
+    // At least 32 characters decode to at least 16 bytes (hex) or 24 (base64): 128 bits.
+    if let Some(decoded) = try_decode(text) {
+        check_placeholder(&decoded)?;
+        check_randomness(&decoded)?;
     }
+    Ok(())
 }
 
 #[cfg(test)]
