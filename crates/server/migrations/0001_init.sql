@@ -36,10 +36,10 @@ CREATE TABLE admin_tokens (
     revoked_at BIGINT NULL
 );
 
--- Quota usage persisted per key and window, so a restart does not give a fresh day.
-CREATE TABLE quota_usage (
-    key_id       TEXT NOT NULL,
-    window_start BIGINT NOT NULL,
-    used         BIGINT NOT NULL,
-    PRIMARY KEY (key_id, window_start)
+-- In-memory quota counters, saved periodically and at shutdown (the quota crate's JSON
+-- snapshot), so a restart does not give every key a fresh day.
+CREATE TABLE quota_snapshots (
+    name     TEXT PRIMARY KEY,
+    taken_at BIGINT NOT NULL,
+    data     TEXT NOT NULL
 );

@@ -360,47 +360,29 @@ impl Db {
         Ok(row.get(0))
     }
 
-    // ---- quota usage ----
+    // ---- quota snapshots ----
 
-    /// Stores usage counters; a stored count is never lowered.
-    pub async fn save_usage(&self, usage: &[(String, i64, i64)]) -> StoreResult<()> {
-        if usage.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for (key_id, window_start, used) in usage {
-            sqlx::query(
-                "INSERT INTO quota_usage (key_id, window_start, used) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key_id, window_start) DO UPDATE SET used = \
-                 CASE WHEN excluded.used > quota_usage.used THEN excluded.used \
-                 ELSE quota_usage.used END",
-            )
-            .bind(key_id)
-            .bind(*window_start)
-            .bind(*used)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+    /// Saves the snapshot `name` (replacing the previous one).
+    pub async fn save_snapshot(&self, name: &str, taken_at: i64, data: &str) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO quota_snapshots (name, taken_at, data) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET taken_at = excluded.taken_at, data = excluded.data",
+        )
+        .bind(name)
+        .bind(taken_at)
+        .bind(data)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
-    /// Usage counters of the window starting at `window_start`.
-    pub async fn load_usage(&self, window_start: i64) -> StoreResult<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT key_id, used FROM quota_usage WHERE window_start = $1")
-            .bind(window_start)
-            .fetch_all(&self.pool)
+    /// The snapshot `name` and when it was taken, if one was saved.
+    pub async fn load_snapshot(&self, name: &str) -> StoreResult<Option<(i64, String)>> {
+        let row = sqlx::query("SELECT taken_at, data FROM quota_snapshots WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(|row| (row.get(0), row.get(1))).collect())
-    }
-
-    /// Forgets usage of windows that started before `before`.
-    pub async fn purge_usage(&self, before: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM quota_usage WHERE window_start < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        Ok(row.map(|row| (row.get(0), row.get(1))))
     }
 }
 
@@ -515,9 +497,13 @@ mod tests {
         assert!(!db.revoke_key("nope", 400).await.unwrap());
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
 
-        db.save_usage(&[("k1".into(), 86_400, 3)]).await.unwrap();
-        db.save_usage(&[("k1".into(), 86_400, 2)]).await.unwrap();
-        assert_eq!(db.load_usage(86_400).await.unwrap(), vec![("k1".into(), 3)]);
+        assert!(db.load_snapshot("quota").await.unwrap().is_none());
+        db.save_snapshot("quota", 10, "{\"a\":1}").await.unwrap();
+        db.save_snapshot("quota", 20, "{\"a\":2}").await.unwrap();
+        assert_eq!(
+            db.load_snapshot("quota").await.unwrap(),
+            Some((20, "{\"a\":2}".to_owned()))
+        );
 
         db.revoke_token("j1", 50).await.unwrap();
         db.revoke_token("j1", 50).await.unwrap();

@@ -1,0 +1,380 @@
+//! The lifecycle of API keys: create, list, revoke, rotate. Shared by the CLI and `/admin/keys`.
+//!
+//! Keys come from `apikey-gen` (`sapi_<time><body><checksum>`); only their peppered hash and
+//! non-secret id are stored. A signing key also gets a random HMAC secret, shown once and
+//! stored sealed (see [`crate::sealing`]).
+
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use apikey_gen::{KeyConfig, KeyHasher};
+
+use crate::error::ApiError;
+use crate::sealing::Sealer;
+use crate::store::{Db, KeyRow, StoreError};
+
+/// The prefix of every key this server issues.
+pub const KEY_PREFIX: &str = "sapi";
+/// Longest accepted service name.
+pub const SERVICE_MAX: usize = 64;
+/// Longest accepted expiry, in days (100 years).
+pub const EXPIRES_MAX_DAYS: u32 = 36_500;
+/// Largest accepted daily quota.
+pub const DAILY_QUOTA_MAX: u64 = 1_000_000_000;
+/// Bytes of a signing secret.
+pub const SIGNING_SECRET_LEN: usize = 32;
+
+/// A key just created: the only moment the key (and signing secret) exist in clear.
+#[derive(Serialize)]
+pub struct CreatedKey {
+    /// Non-secret key id.
+    pub id: String,
+    /// The API key: show once, never stored.
+    pub key: String,
+    /// The owning service.
+    pub service: String,
+    /// Calls per UTC day.
+    pub daily_quota: u64,
+    /// For signing keys: the HMAC secret (hex), shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// Expiry (unix seconds), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("id", &self.id)
+            .field("key", &"[redacted]")
+            .field("service", &self.service)
+            .field("daily_quota", &self.daily_quota)
+            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[redacted]"))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Drop for CreatedKey {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.key.zeroize();
+        if let Some(secret) = &mut self.signing_secret {
+            secret.zeroize();
+        }
+    }
+}
+
+/// A key as listed: never the key, never the secret.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    /// Non-secret key id.
+    pub id: String,
+    /// The owning service.
+    pub service: String,
+    /// Calls per UTC day.
+    pub daily_quota: u64,
+    /// Whether requests with this key must be signed.
+    pub signing: bool,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Expiry (unix seconds), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Revocation time (unix seconds), if revoked or scheduled for revocation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+    /// `active`, `expired` or `revoked` at the time of listing.
+    pub status: &'static str,
+}
+
+/// Options for a new key.
+#[derive(Debug, Clone, Default)]
+pub struct NewKey {
+    /// The owning service.
+    pub service: String,
+    /// Calls per UTC day, or the default.
+    pub daily_quota: Option<u64>,
+    /// Whether to create a signing secret.
+    pub signing: bool,
+    /// Days until expiry.
+    pub expires_in_days: Option<u32>,
+}
+
+/// Creates and manages keys.
+#[derive(Debug, Clone)]
+pub struct KeyManager {
+    config: KeyConfig,
+    sealer: Sealer,
+    default_daily_quota: u64,
+}
+
+/// Checks a service name: 1 to 64 of ASCII letters, digits, `_`, `.` and `-`.
+pub fn validate_service(service: &str) -> Result<(), ApiError> {
+    if service.is_empty() || service.len() > SERVICE_MAX {
+        return Err(ApiError::validation(
+            "service",
+            format!("must be 1 to {SERVICE_MAX} characters long"),
+        ));
+    }
+    if !service
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        return Err(ApiError::validation(
+            "service",
+            "may contain only ASCII letters, digits, '_', '.' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+impl KeyManager {
+    /// A manager hashing keys with `pepper` and sealing signing secrets with `sealer`.
+    pub fn new(pepper: &[u8], sealer: Sealer, default_daily_quota: u64) -> Result<Self, ApiError> {
+        let config = KeyConfig::new(KEY_PREFIX)
+            .and_then(|c| Ok(c.with_timestamp(true).with_hasher(KeyHasher::hmac_sha256(pepper)?)))
+            .map_err(ApiError::internal)?;
+        Ok(Self {
+            config,
+            sealer,
+            default_daily_quota,
+        })
+    }
+
+    /// The key format and hasher.
+    #[must_use]
+    pub fn config(&self) -> &KeyConfig {
+        &self.config
+    }
+
+    /// The sealer for signing secrets.
+    #[must_use]
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The quota of a stored key.
+    #[must_use]
+    pub fn daily_quota(&self, row: &KeyRow) -> u64 {
+        row.daily_quota
+            .and_then(|q| u64::try_from(q).ok())
+            .unwrap_or(self.default_daily_quota)
+    }
+
+    /// What a listing shows of a stored key.
+    #[must_use]
+    pub fn info(&self, row: &KeyRow, now: i64) -> KeyInfo {
+        let status = if row.revoked_at.is_some_and(|t| t <= now) {
+            "revoked"
+        } else if row.expires_at.is_some_and(|t| t <= now) {
+            "expired"
+        } else {
+            "active"
+        };
+        KeyInfo {
+            id: row.id.clone(),
+            service: row.service.clone(),
+            daily_quota: self.daily_quota(row),
+            signing: row.signing_secret.is_some(),
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            revoked_at: row.revoked_at,
+            status,
+        }
+    }
+
+    fn prepare(&self, new: &NewKey, now: i64) -> Result<(KeyRow, CreatedKey), ApiError> {
+        validate_service(&new.service)?;
+        if let Some(q) = new.daily_quota
+            && !(1..=DAILY_QUOTA_MAX).contains(&q)
+        {
+            return Err(ApiError::validation(
+                "daily_quota",
+                format!("must be between 1 and {DAILY_QUOTA_MAX}"),
+            ));
+        }
+        if let Some(days) = new.expires_in_days
+            && !(1..=EXPIRES_MAX_DAYS).contains(&days)
+        {
+            return Err(ApiError::validation(
+                "expires_in_days",
+                format!("must be between 1 and {EXPIRES_MAX_DAYS}"),
+            ));
+        }
+        let generated = self.config.generate().map_err(ApiError::internal)?;
+        let (key, hash, id) = generated.into_parts();
+        let id = id.as_str().to_owned();
+        let signing_secret = new.signing.then(|| {
+            let mut bytes = Zeroizing::new([0u8; SIGNING_SECRET_LEN]);
+            rand::fill(&mut bytes[..]);
+            Zeroizing::new(hex::encode(&bytes[..]))
+        });
+        let expires_at = new
+            .expires_in_days
+            .map(|days| now.saturating_add(i64::from(days) * 86_400));
+        let daily_quota = new.daily_quota.unwrap_or(self.default_daily_quota);
+        let row = KeyRow {
+            id: id.clone(),
+            key_hash: hash.to_hex(),
+            service: new.service.clone(),
+            daily_quota: new.daily_quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+            signing_secret: signing_secret
+                .as_ref()
+                .map(|s| self.sealer.seal(&id, s.as_bytes())),
+            created_at: now,
+            expires_at,
+            revoked_at: None,
+        };
+        let created = CreatedKey {
+            id,
+            key: key.expose_secret().to_owned(),
+            service: new.service.clone(),
+            daily_quota,
+            signing_secret: signing_secret.map(|s| s.to_string()),
+            expires_at,
+        };
+        Ok((row, created))
+    }
+
+    /// Creates and stores a key.
+    pub async fn create(&self, db: &Db, new: &NewKey, now: i64) -> Result<CreatedKey, ApiError> {
+        let (row, created) = self.prepare(new, now)?;
+        db.insert_key(&row).await?;
+        Ok(created)
+    }
+
+    /// Every key, as listed.
+    pub async fn list(&self, db: &Db, now: i64) -> Result<Vec<KeyInfo>, ApiError> {
+        Ok(db
+            .list_keys()
+            .await?
+            .iter()
+            .map(|row| self.info(row, now))
+            .collect())
+    }
+
+    /// Revokes the key `id` now.
+    pub async fn revoke(&self, db: &Db, id: &str, now: i64) -> Result<(), ApiError> {
+        if db.revoke_key(id, now).await? {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("no key with this id"))
+        }
+    }
+
+    /// Replaces the key `id` with a new one for the same service, quota, signing and expiry;
+    /// the old key keeps working for `grace_secs`.
+    pub async fn rotate(
+        &self,
+        db: &Db,
+        id: &str,
+        grace_secs: i64,
+        now: i64,
+    ) -> Result<CreatedKey, ApiError> {
+        let old = db
+            .find_key(id)
+            .await?
+            .filter(|row| row.is_active(now))
+            .ok_or(ApiError::NotFound("no active key with this id"))?;
+        let remaining_days = old.expires_at.map(|t| {
+            u32::try_from(((t - now) + 86_399) / 86_400)
+                .unwrap_or(EXPIRES_MAX_DAYS)
+                .clamp(1, EXPIRES_MAX_DAYS)
+        });
+        let new = NewKey {
+            service: old.service.clone(),
+            daily_quota: old.daily_quota.and_then(|q| u64::try_from(q).ok()),
+            signing: old.signing_secret.is_some(),
+            expires_in_days: remaining_days,
+        };
+        let (row, created) = self.prepare(&new, now)?;
+        match db.rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0))).await {
+            Ok(()) => Ok(created),
+            Err(StoreError::Conflict) => Err(ApiError::Conflict("key collision; try again")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manager() -> KeyManager {
+        KeyManager::new(&[9u8; 32], Sealer::new(&[3u8; 32]).unwrap(), 1_000).unwrap()
+    }
+
+    #[actix_web::test]
+    async fn created_keys_are_stored_only_as_hashes_and_parse_back() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let keys = manager();
+        let new = NewKey {
+            service: "billing".into(),
+            daily_quota: Some(50),
+            signing: true,
+            expires_in_days: Some(30),
+        };
+        let created = keys.create(&db, &new, 1_000).await.unwrap();
+        assert!(created.key.starts_with("sapi_"));
+        assert!(keys.config().parse(&created.key).is_ok());
+        let secret = created.signing_secret.clone().unwrap();
+        assert_eq!(secret.len(), 2 * SIGNING_SECRET_LEN);
+
+        let row = db.find_key(&created.id).await.unwrap().unwrap();
+        assert_ne!(row.key_hash, created.key);
+        assert!(!row.key_hash.contains(&created.key));
+        let sealed = row.signing_secret.clone().unwrap();
+        assert!(!sealed.contains(&secret));
+        assert_eq!(&keys.sealer().open(&row.id, &sealed).unwrap()[..], secret.as_bytes());
+        assert_eq!(row.expires_at, Some(1_000 + 30 * 86_400));
+        assert_eq!(
+            db.find_key_by_hash(&keys.config().hash(&created.key).to_hex())
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            created.id
+        );
+        assert!(!format!("{created:?}").contains(&created.key));
+    }
+
+    #[actix_web::test]
+    async fn rotation_keeps_the_old_key_for_the_grace_period() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let keys = manager();
+        let old = keys
+            .create(&db, &NewKey { service: "svc".into(), ..NewKey::default() }, 0)
+            .await
+            .unwrap();
+        let new = keys.rotate(&db, &old.id, 3_600, 100).await.unwrap();
+        assert_ne!(new.key, old.key);
+        let old_row = db.find_key(&old.id).await.unwrap().unwrap();
+        assert!(old_row.is_active(3_699));
+        assert!(!old_row.is_active(3_700));
+        assert!(db.find_key(&new.id).await.unwrap().unwrap().is_active(10_000));
+        assert!(matches!(
+            keys.rotate(&db, "sapi_nope", 0, 100).await,
+            Err(ApiError::NotFound(_))
+        ));
+    }
+
+    #[actix_web::test]
+    async fn bad_options_are_refused_with_the_field() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let keys = manager();
+        for (new, field) in [
+            (NewKey { service: "".into(), ..NewKey::default() }, "service"),
+            (NewKey { service: "a b".into(), ..NewKey::default() }, "service"),
+            (NewKey { service: "s".into(), daily_quota: Some(0), ..NewKey::default() }, "daily_quota"),
+            (NewKey { service: "s".into(), expires_in_days: Some(0), ..NewKey::default() }, "expires_in_days"),
+        ] {
+            match keys.create(&db, &new, 0).await {
+                Err(ApiError::Validation { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected a validation error on {field}, got {:?}", other.err()),
+            }
+        }
+        assert_eq!(db.count_keys().await.unwrap(), 0);
+    }
+}
