@@ -35,6 +35,7 @@ pub struct Decision {
 
 impl Decision {
     /// A decision made without the store (see [`Status::FailedOpen`] and [`Status::FailedClosed`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the Redis backend and tests
     pub(crate) fn unavailable(open: bool, limit: u64, window: Duration) -> Self {
         Self {
             status: if open { Status::FailedOpen } else { Status::FailedClosed },
