@@ -1,0 +1,53 @@
+//! The trait every backend implements.
+
+use core::future::Future;
+use core::num::NonZeroU64;
+use core::time::Duration;
+
+use crate::decision::Decision;
+use crate::error::Result;
+use crate::policy::Policy;
+
+/// A key's current consumption, as the admin operations report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Usage {
+    /// The key's limit (after any override).
+    pub limit: u64,
+    /// How much of the limit is spent now (for GCRA: rounded up to whole units).
+    pub used: u64,
+    /// How much can still be spent now.
+    pub remaining: u64,
+    /// Time until the quota is whole again.
+    pub reset: Duration,
+}
+
+/// A quota store: decides calls and offers the admin operations.
+///
+/// Methods return `Send` futures so a backend can be used from any multi-threaded async runtime
+/// (actix-web, axum, ...). The in-memory backend answers at once (and also has synchronous
+/// methods); the Redis backend makes one round trip. The trait uses `async fn` syntax, so it is
+/// not object safe: hold a concrete backend or make your handler generic over `B: Backend`.
+pub trait Backend: Send + Sync {
+    /// The policy applied to keys without an override.
+    fn policy(&self) -> Policy;
+
+    /// Decides one call of `cost` units for `key`, counting it when it is allowed.
+    ///
+    /// A cost of 0 counts nothing and reports the key's state; a cost above the limit is denied
+    /// with [`Status::CostExceedsLimit`](crate::Status::CostExceedsLimit).
+    fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send;
+
+    /// The key's current consumption.
+    fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send;
+
+    /// Forgets the key's consumption, so its quota is whole again.
+    fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Sets (`Some`) or removes (`None`) a per-key limit that replaces the policy's limit (see
+    /// [`Policy::with_limit`]).
+    fn set_override(
+        &self,
+        key: &str,
+        limit: Option<NonZeroU64>,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

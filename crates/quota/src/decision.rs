@@ -1,0 +1,238 @@
+//! The answer to one call, and the HTTP headers that describe it.
+
+use core::time::Duration;
+
+/// What became of a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Status {
+    /// Granted and counted.
+    Allowed,
+    /// Denied: the limit is reached; try again after [`Decision::retry_after`].
+    Limited,
+    /// Denied: the call costs more than the limit, so it can never be granted.
+    CostExceedsLimit,
+    /// Granted without counting, because the store was unreachable and the limiter fails open.
+    FailedOpen,
+    /// Denied without counting, because the store was unreachable and the limiter fails closed.
+    FailedClosed,
+}
+
+/// The answer to one call: whether it may proceed, and the numbers to tell the client.
+///
+/// Marked `#[must_use]`: a decision that is ignored is a limit that is not enforced.
+#[must_use = "a quota decision that is ignored enforces nothing"]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Decision {
+    pub(crate) status: Status,
+    pub(crate) limit: u64,
+    pub(crate) remaining: u64,
+    pub(crate) reset: Duration,
+    pub(crate) reset_at: u64,
+    pub(crate) retry_after: Option<Duration>,
+    pub(crate) window: Duration,
+}
+
+impl Decision {
+    /// A decision made without the store (see [`Status::FailedOpen`] and [`Status::FailedClosed`]).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the Redis backend and tests
+    pub(crate) fn unavailable(open: bool, limit: u64, window: Duration) -> Self {
+        Self {
+            status: if open { Status::FailedOpen } else { Status::FailedClosed },
+            limit,
+            remaining: 0,
+            reset: Duration::ZERO,
+            reset_at: 0,
+            retry_after: None,
+            window,
+        }
+    }
+
+    /// Whether the call may proceed ([`Status::Allowed`] or [`Status::FailedOpen`]).
+    #[must_use]
+    pub const fn is_allowed(&self) -> bool {
+        matches!(self.status, Status::Allowed | Status::FailedOpen)
+    }
+
+    /// What became of the call.
+    #[must_use]
+    pub const fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The policy's limit for this key (the window's limit or the GCRA burst, after any override).
+    #[must_use]
+    pub const fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// How much cost can still be spent right now (0 when the store was unreachable).
+    #[must_use]
+    pub const fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Time until the quota is whole again: the end of the fixed window, or until a GCRA bucket is
+    /// full. Zero when the store was unreachable.
+    #[must_use]
+    pub const fn reset(&self) -> Duration {
+        self.reset
+    }
+
+    /// When the quota is whole again, in whole seconds since the Unix epoch (0 when unknown).
+    #[must_use]
+    pub const fn reset_at_unix_secs(&self) -> u64 {
+        self.reset_at
+    }
+
+    /// On [`Status::Limited`], how long until the same call would be granted.
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The policy's time window: the current calendar window's length, or the GCRA time to refill
+    /// a whole burst.
+    #[must_use]
+    pub const fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// The IETF draft fields (draft-ietf-httpapi-ratelimit-headers-10):
+    /// `RateLimit-Policy: "name";q=LIMIT;w=WINDOW` and `RateLimit: "name";r=REMAINING;t=RESET`.
+    ///
+    /// `name` is the policy identifier, written as a Structured Field String: `"` and `\` are
+    /// escaped and characters outside printable ASCII become `_`. When the store was unreachable
+    /// only `RateLimit-Policy` is given, since the current numbers are unknown.
+    #[must_use]
+    pub fn ietf_headers(&self, name: &str) -> Vec<(&'static str, String)> {
+        let name = sf_string(name);
+        let mut headers = vec![(
+            "RateLimit-Policy",
+            format!("{name};q={};w={}", self.limit, ceil_secs(self.window)),
+        )];
+        if !self.is_degraded() {
+            headers.push((
+                "RateLimit",
+                format!("{name};r={};t={}", self.remaining, ceil_secs(self.reset)),
+            ));
+        }
+        headers
+    }
+
+    /// The widespread `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (the
+    /// reset as Unix epoch seconds, as Flask-Limiter and GitHub send it). Empty when the store was
+    /// unreachable.
+    #[must_use]
+    pub fn x_ratelimit_headers(&self) -> Vec<(&'static str, String)> {
+        if self.is_degraded() {
+            return Vec::new();
+        }
+        vec![
+            ("X-RateLimit-Limit", self.limit.to_string()),
+            ("X-RateLimit-Remaining", self.remaining.to_string()),
+            ("X-RateLimit-Reset", self.reset_at.to_string()),
+        ]
+    }
+
+    /// `Retry-After` in whole seconds (rounded up) on [`Status::Limited`]; `None` otherwise.
+    #[must_use]
+    pub fn retry_after_header(&self) -> Option<(&'static str, String)> {
+        self.retry_after.map(|wait| ("Retry-After", ceil_secs(wait).to_string()))
+    }
+
+    /// All of the above: the IETF fields, the `X-RateLimit-*` fields and `Retry-After` when
+    /// limited, as `(name, value)` pairs any HTTP framework can add to a response.
+    #[must_use]
+    pub fn headers(&self, name: &str) -> Vec<(&'static str, String)> {
+        let mut headers = self.ietf_headers(name);
+        headers.extend(self.x_ratelimit_headers());
+        headers.extend(self.retry_after_header());
+        headers
+    }
+
+    const fn is_degraded(&self) -> bool {
+        matches!(self.status, Status::FailedOpen | Status::FailedClosed)
+    }
+}
+
+fn ceil_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `name` as a Structured Field String (RFC 9651 section 3.3.3).
+fn sf_string(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 2);
+    out.push('"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => out.push('_'),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Allowed => "allowed",
+            Self::Limited => "limited",
+            Self::CostExceedsLimit => "cost exceeds limit",
+            Self::FailedOpen => "store unavailable, failed open",
+            Self::FailedClosed => "store unavailable, failed closed",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited() -> Decision {
+        Decision {
+            status: Status::Limited,
+            limit: 5,
+            remaining: 0,
+            reset: Duration::from_millis(59_500),
+            reset_at: 1_700_000_060,
+            retry_after: Some(Duration::from_millis(11_200)),
+            window: Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn headers_render_every_field() {
+        let headers = limited().headers("login");
+        let expected = [
+            ("RateLimit-Policy", "\"login\";q=5;w=60"),
+            ("RateLimit", "\"login\";r=0;t=60"),
+            ("X-RateLimit-Limit", "5"),
+            ("X-RateLimit-Remaining", "0"),
+            ("X-RateLimit-Reset", "1700000060"),
+            ("Retry-After", "12"),
+        ];
+        let got: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn policy_names_are_escaped() {
+        let headers = limited().ietf_headers("a\"b\\c\né");
+        assert_eq!(headers[0].1, "\"a\\\"b\\\\c__\";q=5;w=60");
+    }
+
+    #[test]
+    fn a_degraded_decision_claims_no_numbers() {
+        let d = Decision::unavailable(true, 5, Duration::from_secs(60));
+        assert!(d.is_allowed());
+        let names: Vec<&str> = d.headers("q").iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["RateLimit-Policy"]);
+        assert!(!Decision::unavailable(false, 5, Duration::ZERO).is_allowed());
+    }
+}

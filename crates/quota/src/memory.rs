@@ -1,0 +1,583 @@
+//! The in-memory backend: sharded, exact under concurrency, bounded in memory.
+
+use core::hash::BuildHasher;
+use core::num::NonZeroU64;
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Usage};
+use crate::clock::{Clock, SystemClock};
+use crate::decision::{Decision, Status};
+use crate::error::{Error, Result};
+use crate::policy::{FixedState, Gcra, Kind, Policy, fixed_step, gcra_step};
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// How often, at most, a full shard sweeps out its expired keys before evicting live ones.
+const SWEEP_INTERVAL_NANOS: u64 = NANOS_PER_SEC;
+/// How many entries are sampled to choose a live key to evict from a full shard.
+const EVICTION_SAMPLE: usize = 8;
+
+/// Default bound on the number of keys held ([`MemoryBuilder::max_keys`]).
+pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
+/// Default bound on a key's length in bytes ([`MemoryBuilder::max_key_len`]).
+pub const DEFAULT_MAX_KEY_LEN: usize = 512;
+
+/// Quotas held in this process: sharded mutex-protected hash tables, exact under any concurrency.
+///
+/// Each key hashes (SipHash with a random key, so untrusted keys cannot aim at one bucket) to one
+/// of a power-of-two number of shards; a decision locks that shard only for the few instructions
+/// it takes. Memory is bounded by [`MemoryBuilder::max_keys`]: a full shard first drops keys whose
+/// window or GCRA bucket has expired (they hold nothing worth keeping); if every key is live, it
+/// evicts the least-used of a small sample, which forgets that key's consumption. Size
+/// `max_keys` above the number of keys active in one window to keep every count exact.
+///
+/// The methods here are synchronous; the [`Backend`] implementation wraps them in ready futures.
+///
+/// Per-key overrides are not counted against `max_keys` and are never evicted.
+pub struct MemoryBackend<C: Clock = SystemClock> {
+    policy: Policy,
+    shards: Box<[Padded]>,
+    mask: u64,
+    per_shard: usize,
+    max_key_len: usize,
+    hasher: RandomState,
+    clock: C,
+}
+
+/// A shard on its own cache line, so two cores locking neighbours do not share one.
+#[repr(align(64))]
+struct Padded(Mutex<Shard>);
+
+#[derive(Default)]
+struct Shard {
+    entries: HashTable<Entry>,
+    overrides: HashTable<Override>,
+    last_sweep: u64,
+}
+
+/// A key's state. Fixed window: `a` is the window start (Unix seconds), `b` the cost used in it.
+/// GCRA: `a` is the theoretical arrival time (Unix nanoseconds).
+struct Entry {
+    hash: u64,
+    key: Box<str>,
+    a: u64,
+    b: u64,
+}
+
+struct Override {
+    hash: u64,
+    key: Box<str>,
+    limit: NonZeroU64,
+    policy: Policy,
+}
+
+impl<C: Clock> fmt::Debug for MemoryBackend<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys may be API keys: only counts are shown.
+        f.debug_struct("MemoryBackend")
+            .field("policy", &self.policy)
+            .field("shards", &self.shards.len())
+            .field("max_keys", &(self.per_shard * self.shards.len()))
+            .field("keys", &self.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`MemoryBackend`]: the policy, then optional bounds and clock.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct MemoryBuilder<C: Clock = SystemClock> {
+    policy: Policy,
+    max_keys: usize,
+    shards: Option<usize>,
+    max_key_len: usize,
+    clock: C,
+}
+
+impl MemoryBackend<SystemClock> {
+    /// A backend applying `policy` with the default bounds and the system clock.
+    #[must_use]
+    pub fn new(policy: Policy) -> Self {
+        Self::builder(policy).build_unchecked()
+    }
+
+    /// A builder for a backend applying `policy`.
+    pub fn builder(policy: Policy) -> MemoryBuilder<SystemClock> {
+        MemoryBuilder {
+            policy,
+            max_keys: DEFAULT_MAX_KEYS,
+            shards: None,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            clock: SystemClock,
+        }
+    }
+}
+
+impl<C: Clock> MemoryBuilder<C> {
+    /// Uses `clock` for time (a [`FakeClock`](crate::FakeClock) in tests).
+    pub fn clock<D: Clock>(self, clock: D) -> MemoryBuilder<D> {
+        MemoryBuilder {
+            policy: self.policy,
+            max_keys: self.max_keys,
+            shards: self.shards,
+            max_key_len: self.max_key_len,
+            clock,
+        }
+    }
+
+    /// The most keys held at once (default 1,000,000), rounded up to a multiple of the shards.
+    pub const fn max_keys(mut self, max_keys: usize) -> Self {
+        self.max_keys = max_keys;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (default: four per CPU, at most 1,024,
+    /// and never more than `max_keys`).
+    pub const fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The longest key accepted, in bytes (default 512); longer keys get [`Error::KeyTooLong`].
+    pub const fn max_key_len(mut self, max_key_len: usize) -> Self {
+        self.max_key_len = max_key_len;
+        self
+    }
+
+    /// The backend.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when `max_keys`, `shards` or `max_key_len` is zero, or `shards`
+    /// is above 2^20.
+    pub fn build(self) -> Result<MemoryBackend<C>> {
+        if self.max_keys == 0 {
+            return Err(Error::InvalidConfig("max_keys must be at least 1"));
+        }
+        if self.max_key_len == 0 {
+            return Err(Error::InvalidConfig("max_key_len must be at least 1"));
+        }
+        match self.shards {
+            Some(0) => return Err(Error::InvalidConfig("shards must be at least 1")),
+            Some(n) if n > 1 << 20 => return Err(Error::InvalidConfig("shards must be at most 2^20")),
+            _ => {}
+        }
+        Ok(self.build_unchecked())
+    }
+
+    fn build_unchecked(self) -> MemoryBackend<C> {
+        let shards = self.shards.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            cpus.saturating_mul(4).min(1_024).min(self.max_keys)
+        });
+        let shards = shards.max(1).next_power_of_two();
+        let per_shard = self.max_keys.div_ceil(shards).max(1);
+        MemoryBackend {
+            policy: self.policy,
+            shards: (0..shards).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            mask: shards as u64 - 1,
+            per_shard,
+            max_key_len: self.max_key_len,
+            hasher: RandomState::new(),
+            clock: self.clock,
+        }
+    }
+}
+
+impl<C: Clock> MemoryBackend<C> {
+    /// Decides one call of `cost` units for `key`, counting it when allowed.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
+    pub fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
+        self.check_key(key)?;
+        let hash = self.hasher.hash_one(key);
+        let now = self.clock.now_nanos();
+        let mut shard = self.lock(hash);
+        let policy = shard.policy_for(hash, key, self.policy);
+        let kind = policy.kind();
+        if let Some(entry) = shard.entries.find_mut(hash, |e| &*e.key == key) {
+            return Ok(step(kind, now, entry, cost));
+        }
+        // A new key: decide on a fresh state and keep it only if the call counted.
+        let mut entry = Entry { hash, key: Box::default(), a: 0, b: 0 };
+        let decision = step(kind, now, &mut entry, cost);
+        if decision.status == Status::Allowed && cost > 0 {
+            entry.key = key.into();
+            shard.make_room(now, self.per_shard, kind);
+            shard.entries.insert_unique(hash, entry, |e| e.hash);
+        }
+        Ok(decision)
+    }
+
+    /// The key's current consumption.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
+    pub fn usage(&self, key: &str) -> Result<Usage> {
+        let d = self.peek(key)?;
+        Ok(Usage {
+            limit: d.limit,
+            used: d.limit.saturating_sub(d.remaining),
+            remaining: d.remaining,
+            reset: d.reset,
+        })
+    }
+
+    /// The decision a call of cost 0 would get, without changing anything.
+    fn peek(&self, key: &str) -> Result<Decision> {
+        self.check_key(key)?;
+        let hash = self.hasher.hash_one(key);
+        let now = self.clock.now_nanos();
+        let shard = self.lock(hash);
+        let kind = shard.policy_for(hash, key, self.policy).kind();
+        let mut entry = shard
+            .entries
+            .find(hash, |e| &*e.key == key)
+            .map_or(Entry { hash, key: Box::default(), a: 0, b: 0 }, |e| Entry {
+                hash,
+                key: Box::default(),
+                a: e.a,
+                b: e.b,
+            });
+        Ok(step(kind, now, &mut entry, 0))
+    }
+
+    /// Forgets the key's consumption.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
+    pub fn reset(&self, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.lock(hash);
+        if let Ok(entry) = shard.entries.find_entry(hash, |e| &*e.key == key) {
+            entry.remove();
+        }
+        Ok(())
+    }
+
+    /// Sets (`Some`) or removes (`None`) the key's limit override (see [`Policy::with_limit`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`];
+    /// [`Error::InvalidPolicy`] when the limit makes an invalid GCRA policy.
+    pub fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<()> {
+        self.check_key(key)?;
+        let policy = limit.map(|l| self.policy.with_limit(l)).transpose()?;
+        let hash = self.hasher.hash_one(key);
+        let mut shard = self.lock(hash);
+        match shard.overrides.find_entry(hash, |o| &*o.key == key) {
+            Ok(mut found) => match (limit, policy) {
+                (Some(limit), Some(policy)) => {
+                    let o = found.get_mut();
+                    o.limit = limit;
+                    o.policy = policy;
+                }
+                _ => {
+                    found.remove();
+                }
+            },
+            Err(_) => {
+                if let (Some(limit), Some(policy)) = (limit, policy) {
+                    let o = Override { hash, key: key.into(), limit, policy };
+                    shard.overrides.insert_unique(hash, o, |o| o.hash);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The key's limit override, if one is set.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
+    pub fn limit_override(&self, key: &str) -> Result<Option<NonZeroU64>> {
+        self.check_key(key)?;
+        let hash = self.hasher.hash_one(key);
+        let shard = self.lock(hash);
+        Ok(shard.overrides.find(hash, |o| &*o.key == key).map(|o| o.limit))
+    }
+
+    /// The policy applied to keys without an override.
+    #[must_use]
+    pub const fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// The number of keys held (including expired ones not yet swept out).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+    }
+
+    /// Whether no key is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every key whose window or GCRA bucket has expired; returns how many were dropped.
+    /// Full shards do this by themselves; call it to free memory early.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now_nanos();
+        let kind = self.policy.kind();
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut shard = lock(s);
+                let before = shard.entries.len();
+                shard.entries.retain(|e| !is_idle(kind, now, e));
+                before - shard.entries.len()
+            })
+            .sum()
+    }
+
+    /// A copy of every live key's state and every override, to persist and later
+    /// [`restore`](Self::restore) (for example across a restart, to keep a day's usage).
+    ///
+    /// The snapshot contains the keys themselves: use key identifiers rather than secrets as
+    /// quota keys, or protect the stored snapshot like the secrets.
+    pub fn snapshot(&self) -> Snapshot {
+        let now = self.clock.now_nanos();
+        let kind = self.policy.kind();
+        let mut snapshot = Snapshot::default();
+        for s in &*self.shards {
+            let shard = lock(s);
+            for e in shard.entries.iter().filter(|e| !is_idle(kind, now, e)) {
+                let state = match kind {
+                    Kind::Fixed { .. } => SavedState::Fixed { window_start: e.a, used: e.b },
+                    Kind::Gcra { .. } => SavedState::Gcra { tat_nanos: e.a },
+                };
+                snapshot.entries.push(SavedEntry { key: e.key.to_string(), state });
+            }
+            for o in shard.overrides.iter() {
+                snapshot.overrides.push(SavedOverride { key: o.key.to_string(), limit: o.limit });
+            }
+        }
+        snapshot
+    }
+
+    /// Loads a [`snapshot`](Self::snapshot): each saved key takes the saved state, and counting
+    /// continues from there. Entries for another kind of policy, entries already expired and keys
+    /// too long for this backend are skipped. Returns the number of keys restored.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPolicy`] when a saved override makes an invalid policy here (the entries
+    /// before it are restored).
+    pub fn restore(&self, snapshot: &Snapshot) -> Result<usize> {
+        let now = self.clock.now_nanos();
+        let kind = self.policy.kind();
+        let mut restored = 0;
+        for saved in &snapshot.entries {
+            if saved.key.len() > self.max_key_len {
+                continue;
+            }
+            let (a, b) = match (kind, saved.state) {
+                (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => (window_start, used),
+                (Kind::Gcra { .. }, SavedState::Gcra { tat_nanos }) => (tat_nanos, 0),
+                _ => continue,
+            };
+            let hash = self.hasher.hash_one(saved.key.as_str());
+            let entry = Entry { hash, key: saved.key.as_str().into(), a, b };
+            if is_idle(kind, now, &entry) {
+                continue;
+            }
+            let mut shard = self.lock(hash);
+            match shard.entries.find_entry(hash, |e| *e.key == *saved.key) {
+                Ok(mut found) => *found.get_mut() = entry,
+                Err(_) => {
+                    shard.make_room(now, self.per_shard, kind);
+                    shard.entries.insert_unique(hash, entry, |e| e.hash);
+                }
+            }
+            restored += 1;
+        }
+        for o in &snapshot.overrides {
+            if o.key.len() <= self.max_key_len {
+                self.set_override(&o.key, Some(o.limit))?;
+            }
+        }
+        Ok(restored)
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.len() > self.max_key_len {
+            return Err(Error::KeyTooLong { len: key.len(), max: self.max_key_len });
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // Bits 40.. pick the shard; hashbrown uses the low bits and the top 7 within a shard.
+        let index = usize::try_from((hash >> 40) & self.mask).unwrap_or(0);
+        lock(&self.shards[index])
+    }
+}
+
+/// Locks a shard. A panic while holding the lock cannot leave a shard inconsistent (every
+/// update is a plain store), so a poisoned lock is used as is.
+#[inline]
+fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {
+    shard.0.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Shard {
+    #[inline]
+    fn policy_for(&self, hash: u64, key: &str, default: Policy) -> Policy {
+        if self.overrides.is_empty() {
+            return default;
+        }
+        self.overrides.find(hash, |o| &*o.key == key).map_or(default, |o| o.policy)
+    }
+
+    /// Makes room for one more key when the shard holds `cap`.
+    fn make_room(&mut self, now: u64, cap: usize, kind: Kind) {
+        if self.entries.len() < cap {
+            return;
+        }
+        if self.last_sweep == 0 || now.saturating_sub(self.last_sweep) >= SWEEP_INTERVAL_NANOS {
+            self.last_sweep = now;
+            self.entries.retain(|e| !is_idle(kind, now, e));
+        }
+        while self.entries.len() >= cap {
+            let Some((hash, ptr)) = self
+                .entries
+                .iter()
+                .take(EVICTION_SAMPLE)
+                .min_by_key(|e| worth(kind, now, e))
+                .map(|e| (e.hash, e.key.as_ptr()))
+            else {
+                return;
+            };
+            if let Ok(victim) = self.entries.find_entry(hash, |e| e.key.as_ptr() == ptr) {
+                victim.remove();
+            }
+        }
+    }
+}
+
+#[inline]
+fn step(kind: Kind, now: u64, entry: &mut Entry, cost: u64) -> Decision {
+    match kind {
+        Kind::Fixed { window, limit } => {
+            let mut state = FixedState { window_start: entry.a, used: entry.b };
+            let decision = fixed_step(window, limit.get(), now, &mut state, cost);
+            entry.a = state.window_start;
+            entry.b = state.used;
+            decision
+        }
+        Kind::Gcra { emission, burst, .. } => {
+            gcra_step(Gcra { emission, burst: burst.get() }, now, &mut entry.a, cost)
+        }
+    }
+}
+
+/// Whether a key holds nothing worth keeping: its window is over, or its bucket is full again.
+fn is_idle(kind: Kind, now: u64, e: &Entry) -> bool {
+    match kind {
+        Kind::Fixed { window, .. } => e.a != window.bounds(now / NANOS_PER_SEC).0 || e.b == 0,
+        Kind::Gcra { .. } => e.a <= now,
+    }
+}
+
+/// How much is lost by evicting a key: what it used in the window, or its GCRA debt.
+fn worth(kind: Kind, now: u64, e: &Entry) -> u64 {
+    if is_idle(kind, now, e) {
+        return 0;
+    }
+    match kind {
+        Kind::Fixed { .. } => e.b,
+        Kind::Gcra { .. } => e.a - now,
+    }
+}
+
+impl<C: Clock> Backend for MemoryBackend<C> {
+    fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send {
+        core::future::ready(Self::decide(self, key, cost))
+    }
+
+    fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
+        core::future::ready(Self::usage(self, key))
+    }
+
+    fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {
+        core::future::ready(Self::reset(self, key))
+    }
+
+    fn set_override(
+        &self,
+        key: &str,
+        limit: Option<NonZeroU64>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        core::future::ready(Self::set_override(self, key, limit))
+    }
+}
+
+/// The saved state of a [`MemoryBackend`]: every live key's counters and every override.
+///
+/// Serializable with serde (JSON, bincode, ...). Its `Debug` shows only counts, since keys may be
+/// secrets.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    entries: Vec<SavedEntry>,
+    overrides: Vec<SavedOverride>,
+}
+
+impl Snapshot {
+    /// The number of keys with saved counters.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no counters are saved.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The number of saved per-key overrides.
+    #[must_use]
+    pub fn overrides(&self) -> usize {
+        self.overrides.len()
+    }
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("entries", &self.entries.len())
+            .field("overrides", &self.overrides.len())
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedEntry {
+    key: String,
+    #[serde(flatten)]
+    state: SavedState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum SavedState {
+    Fixed { window_start: u64, used: u64 },
+    Gcra { tat_nanos: u64 },
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SavedOverride {
+    key: String,
+    limit: NonZeroU64,
+}

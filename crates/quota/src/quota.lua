@@ -1,0 +1,35 @@
+-- One quota decision, atomically. KEYS[1]: the key's state; KEYS[2]: its limit override.
+-- Fixed window: ARGV = 'f', cost, limit, ttl_ms          -> {code, used, limit}
+-- GCRA (µs):    ARGV = 'g', cost, now, emission, burst, period -> {code, tat, burst, emission}
+-- code: 1 allowed, 0 limited, 2 cost exceeds limit. A cost of 0 changes nothing.
+local cost = tonumber(ARGV[2])
+local override = redis.call('GET', KEYS[2])
+if ARGV[1] == 'f' then
+  local limit = tonumber(ARGV[3])
+  if override then limit = tonumber(override) end
+  local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if cost > limit then return {2, used, limit} end
+  if used + cost > limit then return {0, used, limit} end
+  if cost > 0 then
+    used = redis.call('INCRBY', KEYS[1], cost)
+    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  end
+  return {1, used, limit}
+end
+local now = tonumber(ARGV[3])
+local emission = tonumber(ARGV[4])
+local burst = tonumber(ARGV[5])
+if override then
+  burst = tonumber(override)
+  emission = math.max(1, math.floor(tonumber(ARGV[6]) / burst))
+end
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if cost > burst then return {2, tat, burst, emission} end
+local new_tat = tat + cost * emission
+if new_tat - now > emission * burst then return {0, tat, burst, emission} end
+if cost > 0 then
+  local ttl = math.ceil((new_tat - now) / 1000) + 1000
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', ttl))
+end
+return {1, new_tat, burst, emission}

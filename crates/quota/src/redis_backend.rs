@@ -1,0 +1,494 @@
+//! The Redis backend: one atomic Lua script per decision, shared by every server instance.
+
+use core::future::Future;
+use core::num::NonZeroU64;
+use core::time::Duration;
+use std::fmt;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind};
+
+use crate::backend::{Backend, Usage};
+use crate::clock::{Clock, SystemClock};
+use crate::decision::{Decision, Status};
+use crate::error::{Error, Result};
+use crate::memory::DEFAULT_MAX_KEY_LEN;
+use crate::policy::{Gcra, Kind, Policy, fixed_decision, gcra_decision};
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+const NANOS_PER_MICRO: u64 = 1_000;
+/// Extra life given to Redis keys past the end of their window, so that a modest skew between
+/// the injected clock and the Redis server's clock never drops a live count.
+const GRACE_MS: u64 = 1_000;
+const SCRIPT: &str = include_str!("quota.lua");
+
+/// What a decision does when Redis cannot be reached within the timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailMode {
+    /// Allow the call, reported as [`Status::FailedOpen`]: availability over enforcement.
+    Open,
+    /// Deny the call, reported as [`Status::FailedClosed`]: enforcement over availability.
+    Closed,
+    /// Return [`Error::Unavailable`] and let the caller choose.
+    Error,
+}
+
+/// Quotas kept in Redis: exact across any number of server instances.
+///
+/// Every decision is one round trip running one Lua script (EVALSHA, loaded on first use and
+/// again after a `SCRIPT FLUSH` or a restart), so concurrent calls from any instances are
+/// serialized by Redis. Keys expire by themselves: a fixed window's counter at the end of its
+/// window, a GCRA key when its bucket is full again (plus one second of grace).
+///
+/// **Time**: the script uses the time of the injected [`Clock`], passed as an argument, not the
+/// Redis server's time, so tests with a [`FakeClock`](crate::FakeClock) are deterministic and all
+/// instances agree on window boundaries as far as their clocks agree (run NTP). Key expiry uses
+/// the Redis server's clock, with the TTL computed from the injected time.
+///
+/// **Failures**: every call is bounded by the builder's timeout (`tokio::time::timeout`, so it
+/// must run inside a tokio runtime with the time driver, as actix-web's is). When Redis is
+/// unreachable or slow, a decision follows the [`FailMode`]; the admin operations return
+/// [`Error::Unavailable`]. Any other Redis error (for example a key of the wrong type) is
+/// [`Error::Store`].
+///
+/// Key names: `{prefix}:f:{window start}:{key}` (fixed window), `{prefix}:g:{key}` (GCRA),
+/// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix.
+pub struct RedisBackend<C: Clock = SystemClock> {
+    conn: ConnectionManager,
+    script: Script,
+    policy: Policy,
+    gcra: Option<(Gcra, u64)>,
+    prefix: String,
+    timeout: Duration,
+    fail_mode: FailMode,
+    max_key_len: usize,
+    clock: C,
+}
+
+impl<C: Clock> fmt::Debug for RedisBackend<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("policy", &self.policy)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("fail_mode", &self.fail_mode)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RedisBackend`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct RedisBuilder<C: Clock = SystemClock> {
+    policy: Policy,
+    prefix: String,
+    timeout: Duration,
+    fail_mode: FailMode,
+    max_key_len: usize,
+    clock: C,
+}
+
+impl RedisBackend<SystemClock> {
+    /// A builder for a backend applying `policy` (prefix `quota`, timeout 250 ms, fail closed).
+    pub fn builder(policy: Policy) -> RedisBuilder<SystemClock> {
+        RedisBuilder {
+            policy,
+            prefix: "quota".to_owned(),
+            timeout: Duration::from_millis(250),
+            fail_mode: FailMode::Closed,
+            max_key_len: DEFAULT_MAX_KEY_LEN,
+            clock: SystemClock,
+        }
+    }
+}
+
+impl<C: Clock> RedisBuilder<C> {
+    /// Uses `clock` for time (see [`RedisBackend`] on time).
+    pub fn clock<D: Clock>(self, clock: D) -> RedisBuilder<D> {
+        RedisBuilder {
+            policy: self.policy,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            fail_mode: self.fail_mode,
+            max_key_len: self.max_key_len,
+            clock,
+        }
+    }
+
+    /// The prefix of every Redis key this backend uses (default `quota`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The most any call may take, connecting included (default 250 ms).
+    pub const fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// What a decision does when Redis is unreachable (default [`FailMode::Closed`]).
+    pub const fn fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.fail_mode = fail_mode;
+        self
+    }
+
+    /// The longest key accepted, in bytes (default 512).
+    pub const fn max_key_len(mut self, max_key_len: usize) -> Self {
+        self.max_key_len = max_key_len;
+        self
+    }
+
+    /// The backend, connecting lazily: this never waits for Redis, so a server can start while
+    /// Redis is down and its decisions follow the fail mode until Redis is back.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an unparsable URL, a zero timeout or key length, or a GCRA
+    /// policy faster than one call per microsecond (Redis works in microseconds).
+    pub async fn connect(self, url: &str) -> Result<RedisBackend<C>> {
+        let client =
+            redis::Client::open(url).map_err(|_| Error::InvalidConfig("invalid Redis URL"))?;
+        self.with_client(client).await
+    }
+
+    /// Like [`connect`](Self::connect), with a client built by the caller (TLS, credentials...).
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect).
+    pub async fn with_client(self, client: redis::Client) -> Result<RedisBackend<C>> {
+        if self.timeout.is_zero() {
+            return Err(Error::InvalidConfig("the timeout must be above zero"));
+        }
+        if self.max_key_len == 0 {
+            return Err(Error::InvalidConfig("max_key_len must be at least 1"));
+        }
+        let gcra = gcra_micros(self.policy)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(self.timeout);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|_| Error::InvalidConfig("the Redis connection manager could not be set up"))?;
+        Ok(RedisBackend {
+            conn,
+            script: Script::new(SCRIPT),
+            policy: self.policy,
+            gcra,
+            prefix: self.prefix,
+            timeout: self.timeout,
+            fail_mode: self.fail_mode,
+            max_key_len: self.max_key_len,
+            clock: self.clock,
+        })
+    }
+}
+
+/// The GCRA parameters in microseconds and the period in microseconds, or `None` for a window.
+fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
+    match policy.kind() {
+        Kind::Fixed { .. } => Ok(None),
+        Kind::Gcra { period, burst, .. } => {
+            let period = period / NANOS_PER_MICRO;
+            let emission = period / burst.get();
+            if emission == 0 {
+                return Err(Error::InvalidConfig(
+                    "on Redis a GCRA policy needs at least one microsecond per call",
+                ));
+            }
+            Ok(Some((Gcra { emission, burst: burst.get() }, period)))
+        }
+    }
+}
+
+/// What one call will ask the script, and how to read its answer.
+enum Plan {
+    Fixed { start: u64, end: u64 },
+    Gcra { now_us: u64 },
+}
+
+/// A failure to get an answer from Redis.
+enum Failure {
+    Unavailable(String),
+    Store(String),
+}
+
+impl From<RedisError> for Failure {
+    fn from(e: RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || e.is_unrecoverable_error()
+        {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Store(e.to_string())
+        }
+    }
+}
+
+impl<C: Clock> RedisBackend<C> {
+    /// Decides one call of `cost` units for `key` in one round trip.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`]; [`Error::Store`] when Redis answers with an error;
+    /// [`Error::Unavailable`] when Redis is unreachable and the fail mode is [`FailMode::Error`].
+    pub async fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
+        self.check_key(key)?;
+        let now = self.clock.now_nanos();
+        let (cmd, plan) = self.command(key, cost, now);
+        match self.bounded(self.run(std::slice::from_ref(&cmd))).await {
+            Ok(replies) => replies
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Store { reason: "empty reply".to_owned() })
+                .and_then(|reply| self.read(&reply, &plan, now, cost)),
+            Err(failure) => self.degrade(failure),
+        }
+    }
+
+    /// Decides many calls in one pipeline (one round trip for all of them), in order.
+    ///
+    /// # Errors
+    /// As [`decide`](Self::decide); when Redis is unreachable every call gets the fail mode.
+    pub async fn decide_batch(&self, calls: &[(&str, u64)]) -> Result<Vec<Decision>> {
+        for (key, _) in calls {
+            self.check_key(key)?;
+        }
+        let now = self.clock.now_nanos();
+        let (cmds, plans): (Vec<Cmd>, Vec<Plan>) =
+            calls.iter().map(|(key, cost)| self.command(key, *cost, now)).unzip();
+        match self.bounded(self.run(&cmds)).await {
+            Ok(replies) if replies.len() == calls.len() => replies
+                .iter()
+                .zip(&plans)
+                .zip(calls)
+                .map(|((reply, plan), (_, cost))| self.read(reply, plan, now, *cost))
+                .collect(),
+            Ok(_) => Err(Error::Store { reason: "wrong number of replies".to_owned() }),
+            Err(failure) => {
+                calls.iter().map(|_| self.degrade(failure.clone_reason())).collect()
+            }
+        }
+    }
+
+    /// The key's current consumption.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`], [`Error::Store`], or [`Error::Unavailable`] whatever the fail mode.
+    pub async fn usage(&self, key: &str) -> Result<Usage> {
+        self.check_key(key)?;
+        let now = self.clock.now_nanos();
+        let (cmd, plan) = self.command(key, 0, now);
+        let replies = self.bounded(self.run(std::slice::from_ref(&cmd))).await.map_err(into_error)?;
+        let reply = replies.first().ok_or_else(|| Error::Store { reason: "empty reply".to_owned() })?;
+        let d = self.read(reply, &plan, now, 0)?;
+        Ok(Usage {
+            limit: d.limit,
+            used: d.limit.saturating_sub(d.remaining),
+            remaining: d.remaining,
+            reset: d.reset,
+        })
+    }
+
+    /// Forgets the key's consumption (in the current window for a fixed-window policy).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`], [`Error::Store`], or [`Error::Unavailable`] whatever the fail mode.
+    pub async fn reset(&self, key: &str) -> Result<()> {
+        self.check_key(key)?;
+        let now = self.clock.now_nanos();
+        let state = match self.policy.kind() {
+            Kind::Fixed { window, .. } => {
+                let start = window.bounds(now / NANOS_PER_SEC).0;
+                format!("{}:f:{start}:{key}", self.prefix)
+            }
+            Kind::Gcra { .. } => format!("{}:g:{key}", self.prefix),
+        };
+        self.simple(redis::cmd("DEL").arg(state)).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) the key's limit override, for every instance at once.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`]; [`Error::InvalidPolicy`] or [`Error::InvalidConfig`] when the limit
+    /// makes a GCRA policy faster than one call per microsecond; [`Error::Store`] or
+    /// [`Error::Unavailable`].
+    pub async fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<()> {
+        self.check_key(key)?;
+        let name = format!("{}:o:{key}", self.prefix);
+        match limit {
+            Some(limit) => {
+                gcra_micros(self.policy.with_limit(limit)?)?;
+                self.simple(redis::cmd("SET").arg(name).arg(limit.get())).await
+            }
+            None => self.simple(redis::cmd("DEL").arg(name)).await,
+        }
+    }
+
+    /// The policy applied to keys without an override.
+    #[must_use]
+    pub const fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    fn check_key(&self, key: &str) -> Result<()> {
+        if key.len() > self.max_key_len {
+            return Err(Error::KeyTooLong { len: key.len(), max: self.max_key_len });
+        }
+        Ok(())
+    }
+
+    fn command(&self, key: &str, cost: u64, now: u64) -> (Cmd, Plan) {
+        let prefix = &self.prefix;
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.script.get_hash()).arg(2);
+        let plan = match (self.policy.kind(), self.gcra) {
+            (Kind::Gcra { .. }, Some((gcra, period))) => {
+                let now_us = now / NANOS_PER_MICRO;
+                cmd.arg(format!("{prefix}:g:{key}"))
+                    .arg(format!("{prefix}:o:{key}"))
+                    .arg("g")
+                    .arg(cost)
+                    .arg(now_us)
+                    .arg(gcra.emission)
+                    .arg(gcra.burst)
+                    .arg(period);
+                Plan::Gcra { now_us }
+            }
+            (kind, _) => {
+                let (window, limit) = match kind {
+                    Kind::Fixed { window, limit } => (window, limit.get()),
+                    // Unreachable: a GCRA policy always has its microsecond parameters.
+                    Kind::Gcra { .. } => (crate::Window::Minute, self.policy.limit()),
+                };
+                let (start, end) = window.bounds(now / NANOS_PER_SEC);
+                let ttl_ms = end
+                    .saturating_mul(1_000)
+                    .saturating_sub(now / 1_000_000)
+                    .saturating_add(GRACE_MS);
+                cmd.arg(format!("{prefix}:f:{start}:{key}"))
+                    .arg(format!("{prefix}:o:{key}"))
+                    .arg("f")
+                    .arg(cost)
+                    .arg(limit)
+                    .arg(ttl_ms);
+                Plan::Fixed { start, end }
+            }
+        };
+        (cmd, plan)
+    }
+
+    /// Sends `cmds` in one pipeline; loads the script and retries once if Redis lost it.
+    async fn run(&self, cmds: &[Cmd]) -> core::result::Result<Vec<Vec<i64>>, Failure> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        for cmd in cmds {
+            pipe.add_command(cmd.clone());
+        }
+        match pipe.query_async::<Vec<Vec<i64>>>(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                self.script.load_async(&mut conn).await?;
+                Ok(pipe.query_async::<Vec<Vec<i64>>>(&mut conn).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    async fn simple(&self, cmd: &Cmd) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let call = async move { Ok(cmd.query_async::<()>(&mut conn).await?) };
+        self.bounded(call).await.map_err(into_error)
+    }
+
+    async fn bounded<T>(
+        &self,
+        call: impl Future<Output = core::result::Result<T, Failure>>,
+    ) -> core::result::Result<T, Failure> {
+        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
+            Err(Failure::Unavailable(format!("no answer within {:?}", self.timeout)))
+        })
+    }
+
+    fn read(&self, reply: &[i64], plan: &Plan, now: u64, cost: u64) -> Result<Decision> {
+        let bad = || Error::Store { reason: "unexpected script reply".to_owned() };
+        let num = |i: usize| reply.get(i).and_then(|&v| u64::try_from(v).ok()).ok_or_else(bad);
+        let status = match num(0)? {
+            1 => Status::Allowed,
+            0 => Status::Limited,
+            2 => Status::CostExceedsLimit,
+            _ => return Err(bad()),
+        };
+        match *plan {
+            Plan::Fixed { start, end } => {
+                Ok(fixed_decision(status, num(1)?, num(2)?, now, start, end))
+            }
+            Plan::Gcra { now_us } => {
+                let gcra = Gcra { emission: num(3)?.max(1), burst: num(2)? };
+                Ok(gcra_decision(status, gcra, now_us, num(1)?, cost, NANOS_PER_MICRO))
+            }
+        }
+    }
+
+    fn degrade(&self, failure: Failure) -> Result<Decision> {
+        match (failure, self.fail_mode) {
+            (Failure::Store(reason), _) => Err(Error::Store { reason }),
+            (Failure::Unavailable(reason), FailMode::Error) => Err(Error::Unavailable { reason }),
+            (Failure::Unavailable(_), mode) => {
+                let window = match (self.policy.kind(), self.gcra) {
+                    (Kind::Fixed { window, .. }, _) => {
+                        let (start, end) = window.bounds(self.clock.now_nanos() / NANOS_PER_SEC);
+                        Duration::from_secs(end - start)
+                    }
+                    (_, Some((gcra, _))) => Duration::from_micros(gcra.tau()),
+                    (Kind::Gcra { .. }, None) => Duration::ZERO,
+                };
+                Ok(Decision::unavailable(mode == FailMode::Open, self.policy.limit(), window))
+            }
+        }
+    }
+}
+
+impl Failure {
+    fn clone_reason(&self) -> Self {
+        match self {
+            Self::Unavailable(r) => Self::Unavailable(r.clone()),
+            Self::Store(r) => Self::Store(r.clone()),
+        }
+    }
+}
+
+fn into_error(failure: Failure) -> Error {
+    match failure {
+        Failure::Unavailable(reason) => Error::Unavailable { reason },
+        Failure::Store(reason) => Error::Store { reason },
+    }
+}
+
+impl<C: Clock> Backend for RedisBackend<C> {
+    fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send {
+        Self::decide(self, key, cost)
+    }
+
+    fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
+        Self::usage(self, key)
+    }
+
+    fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {
+        Self::reset(self, key)
+    }
+
+    fn set_override(
+        &self,
+        key: &str,
+        limit: Option<NonZeroU64>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        Self::set_override(self, key, limit)
+    }
+}

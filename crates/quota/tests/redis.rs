@@ -1,0 +1,276 @@
+//! The Redis backend on a real Redis (`TEST_REDIS_URL`), and on a private `redis-server` that
+//! the tests stop to check the fail modes.
+#![cfg(feature = "redis")]
+
+use core::num::NonZeroU64;
+use std::hash::{BuildHasher, RandomState};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use quota::{Error, FailMode, FakeClock, Policy, RedisBackend, Status};
+
+fn n(v: u64) -> NonZeroU64 {
+    NonZeroU64::new(v).expect("non-zero")
+}
+
+/// A prefix no other test, run or helper sharing this Redis will use.
+fn prefix(test: &str) -> String {
+    let random = RandomState::new().hash_one((test, std::process::id()));
+    format!("quota-test:{test}:{random:016x}")
+}
+
+async fn backend(url: &str, policy: Policy, prefix: &str, clock: &FakeClock) -> RedisBackend<FakeClock> {
+    RedisBackend::builder(policy)
+        .prefix(prefix)
+        .clock(clock.clone())
+        .timeout(Duration::from_secs(2))
+        .connect(url)
+        .await
+        .expect("valid configuration")
+}
+
+/// Two independent clients (two server instances), four tasks each, 500 attempts per task.
+async fn hammer(url: &str, policy: Policy, test: &str) -> u64 {
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    let prefix = prefix(test);
+    let a = std::sync::Arc::new(backend(url, policy, &prefix, &clock).await);
+    let b = std::sync::Arc::new(backend(url, policy, &prefix, &clock).await);
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move {
+                let mut grants = 0;
+                for _ in 0..500 {
+                    if limiter.decide("one-key", 1).await.expect("redis answers").is_allowed() {
+                        grants += 1;
+                    }
+                }
+                grants
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.expect("task");
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_get_exactly_the_fixed_window_limit() {
+    let Some(url) = test_services::redis_url("two_instances_get_exactly_the_fixed_window_limit") else {
+        return;
+    };
+    assert_eq!(hammer(&url, Policy::per_day(n(1_000)), "fixed-exact").await, 1_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_get_exactly_the_gcra_burst() {
+    let Some(url) = test_services::redis_url("two_instances_get_exactly_the_gcra_burst") else {
+        return;
+    };
+    let policy = Policy::gcra(n(1_000), Duration::from_secs(60)).expect("valid");
+    assert_eq!(hammer(&url, policy, "gcra-exact").await, 1_000);
+}
+
+#[tokio::test]
+async fn day_edge_retry_after_and_expiry_on_redis() {
+    let Some(url) = test_services::redis_url("day_edge_retry_after_and_expiry_on_redis") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_767_225_599); // 2025-12-31T23:59:59Z
+    let prefix = prefix("day-edge");
+    let limiter = backend(&url, Policy::per_day(n(2)), &prefix, &clock).await;
+    assert!(limiter.decide("k", 2).await.expect("ok").is_allowed());
+    let denied = limiter.decide("k", 1).await.expect("ok");
+    assert_eq!(denied.status(), Status::Limited);
+    assert_eq!(denied.retry_after(), Some(Duration::from_secs(1)));
+
+    // The counter expires by itself: one second of window left plus one of grace.
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let key = format!("{prefix}:f:1767139200:k");
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.expect("pttl");
+    assert!(ttl > 0 && ttl <= 2_000, "ttl {ttl}");
+
+    clock.advance(Duration::from_secs(1));
+    let first = limiter.decide("k", 1).await.expect("ok");
+    assert_eq!((first.status(), first.remaining()), (Status::Allowed, 1));
+}
+
+#[tokio::test]
+async fn gcra_retry_after_is_exact_on_redis() {
+    let Some(url) = test_services::redis_url("gcra_retry_after_is_exact_on_redis") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let policy = Policy::gcra(n(5), Duration::from_secs(60)).expect("valid");
+    let limiter = backend(&url, policy, &prefix("gcra-retry"), &clock).await;
+    for left in (0..5).rev() {
+        assert_eq!(limiter.decide("ip", 1).await.expect("ok").remaining(), left);
+    }
+    let denied = limiter.decide("ip", 1).await.expect("ok");
+    assert_eq!(denied.retry_after(), Some(Duration::from_secs(12)));
+    clock.advance(Duration::from_micros(11_999_999));
+    assert!(!limiter.decide("ip", 1).await.expect("ok").is_allowed());
+    clock.advance(Duration::from_micros(1));
+    assert!(limiter.decide("ip", 1).await.expect("ok").is_allowed());
+    assert_eq!(limiter.decide("ip", 6).await.expect("ok").status(), Status::CostExceedsLimit);
+}
+
+#[tokio::test]
+async fn admin_operations_apply_to_every_instance() {
+    let Some(url) = test_services::redis_url("admin_operations_apply_to_every_instance") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let prefix = prefix("admin");
+    let a = backend(&url, Policy::per_day(n(5)), &prefix, &clock).await;
+    let b = backend(&url, Policy::per_day(n(5)), &prefix, &clock).await;
+    assert!(a.decide("k", 3).await.expect("ok").is_allowed());
+    let usage = b.usage("k").await.expect("ok");
+    assert_eq!((usage.limit, usage.used, usage.remaining), (5, 3, 2));
+
+    b.reset("k").await.expect("ok");
+    assert_eq!(a.usage("k").await.expect("ok").used, 0);
+
+    a.set_override("k", Some(n(50))).await.expect("ok");
+    let d = b.decide("k", 50).await.expect("ok");
+    assert_eq!((d.status(), d.limit()), (Status::Allowed, 50));
+    a.set_override("k", None).await.expect("ok");
+    assert_eq!(b.decide("k", 1).await.expect("ok").limit(), 5);
+
+    let gcra = Policy::gcra(n(5), Duration::from_secs(60)).expect("valid");
+    let g = backend(&url, gcra, &format!("{prefix}-g"), &clock).await;
+    g.set_override("vip", Some(n(60))).await.expect("ok");
+    for _ in 0..60 {
+        assert!(g.decide("vip", 1).await.expect("ok").is_allowed());
+    }
+    assert_eq!(g.decide("vip", 1).await.expect("ok").retry_after(), Some(Duration::from_secs(1)));
+    assert!(matches!(
+        g.set_override("vip", Some(n(u64::MAX))).await,
+        Err(Error::InvalidConfig(_) | Error::InvalidPolicy(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_batch_is_decided_in_order() {
+    let Some(url) = test_services::redis_url("a_batch_is_decided_in_order") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let limiter = backend(&url, Policy::per_hour(n(3)), &prefix("batch"), &clock).await;
+    let calls = [("a", 1), ("a", 1), ("b", 3), ("a", 1), ("a", 1), ("b", 1)];
+    let got: Vec<Status> = limiter
+        .decide_batch(&calls)
+        .await
+        .expect("ok")
+        .iter()
+        .map(quota::Decision::status)
+        .collect();
+    use Status::{Allowed, Limited};
+    assert_eq!(got, [Allowed, Allowed, Allowed, Allowed, Limited, Limited]);
+}
+
+#[tokio::test]
+async fn bad_configuration_is_an_error() {
+    let policy = Policy::per_day(n(5));
+    let err = RedisBackend::builder(policy).connect("not a url").await.expect_err("bad url");
+    assert!(matches!(err, Error::InvalidConfig(_)));
+    let fast = Policy::gcra(n(1_000), Duration::from_micros(10)).expect("valid in memory");
+    let err = RedisBackend::builder(fast).connect("redis://127.0.0.1:1").await.expect_err("µs");
+    assert!(matches!(err, Error::InvalidConfig(_)));
+}
+
+/// A private `redis-server` that is killed when dropped.
+struct PrivateRedis {
+    child: Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut server = Self { child, url: format!("redis://127.0.0.1:{port}") };
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        server.stop();
+        None
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_follows_the_fail_mode_within_the_timeout() {
+    // Needs only the `redis-server` binary; gated like the other Redis tests.
+    if test_services::redis_url("redis_down_follows_the_fail_mode_within_the_timeout").is_none() {
+        return;
+    }
+    let mut server = PrivateRedis::start().expect("redis-server starts on a free port");
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let make = |mode| {
+        RedisBackend::builder(Policy::per_day(n(5)))
+            .clock(clock.clone())
+            .timeout(Duration::from_millis(300))
+            .fail_mode(mode)
+            .connect(&server.url)
+    };
+    let open = make(FailMode::Open).await.expect("ok");
+    let closed = make(FailMode::Closed).await.expect("ok");
+    let error = make(FailMode::Error).await.expect("ok");
+    for limiter in [&open, &closed, &error] {
+        assert_eq!(limiter.decide("k", 1).await.expect("up").status(), Status::Allowed);
+    }
+    // The script survives a SCRIPT FLUSH (EVALSHA falls back to loading it).
+    let client = redis::Client::open(server.url.as_str()).expect("url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.expect("flush");
+    assert_eq!(open.decide("k", 1).await.expect("reloaded").remaining(), 1);
+
+    server.stop();
+    // A hang guard, not a speed assertion: each call is bounded by the 300 ms timeout.
+    let guard = Duration::from_secs(10);
+    for _ in 0..3 {
+        let d = tokio::time::timeout(guard, open.decide("k", 1)).await.expect("bounded");
+        let d = d.expect("fail open decides");
+        assert_eq!(d.status(), Status::FailedOpen);
+        assert!(d.is_allowed());
+        assert_eq!(d.headers("daily").len(), 1);
+
+        let d = tokio::time::timeout(guard, closed.decide("k", 1)).await.expect("bounded");
+        let d = d.expect("fail closed decides");
+        assert_eq!(d.status(), Status::FailedClosed);
+        assert!(!d.is_allowed());
+
+        let e = tokio::time::timeout(guard, error.decide("k", 1)).await.expect("bounded");
+        assert!(matches!(e, Err(Error::Unavailable { .. })), "{e:?}");
+        let batch = tokio::time::timeout(guard, closed.decide_batch(&[("a", 1), ("b", 1)]))
+            .await
+            .expect("bounded")
+            .expect("fail closed decides");
+        assert!(batch.iter().all(|d| d.status() == Status::FailedClosed));
+        let admin = tokio::time::timeout(guard, open.usage("k")).await.expect("bounded");
+        assert!(matches!(admin, Err(Error::Unavailable { .. })));
+    }
+}
