@@ -22,7 +22,7 @@ pub fn sign_awc_request<C: Clock>(
         .to_owned();
     let method = request.get_method().as_str().to_owned();
     let headers = signer.sign(&method, &target, body)?;
-    Ok(headers
-        .iter()
-        .fold(request, |req, (name, value)| req.insert_header((name, value.to_owned()))))
+    Ok(headers.iter().fold(request, |req, (name, value)| {
+        req.insert_header((name, value.to_owned()))
+    }))
 }

@@ -33,7 +33,10 @@ pub(crate) fn split_target(target: &str) -> Result<(&str, &str)> {
     let rest = if target.starts_with('/') {
         target
     } else if let Some((scheme, after)) = target.split_once("://") {
-        let valid_scheme = scheme.bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+        let valid_scheme = scheme
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic())
             && scheme
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
@@ -73,9 +76,8 @@ pub(crate) fn canonical_path(path: &str) -> Result<String> {
         if i > 0 {
             out.push('/');
         }
-        let bytes = percent_decode(segment.as_bytes(), false).ok_or_else(|| {
-            invalid("path", "'%' must be followed by two hexadecimal digits")
-        })?;
+        let bytes = percent_decode(segment.as_bytes(), false)
+            .ok_or_else(|| invalid("path", "'%' must be followed by two hexadecimal digits"))?;
         encode_into(&bytes, &mut out);
     }
     Ok(out)
@@ -89,9 +91,8 @@ pub(crate) fn canonical_query(query: &str) -> Result<String> {
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         let decode = |s: &str| {
-            percent_decode(s.as_bytes(), true).ok_or_else(|| {
-                invalid("query", "'%' must be followed by two hexadecimal digits")
-            })
+            percent_decode(s.as_bytes(), true)
+                .ok_or_else(|| invalid("query", "'%' must be followed by two hexadecimal digits"))
         };
         pairs.push((decode(name)?, decode(value)?));
     }
@@ -130,7 +131,10 @@ pub(crate) fn check_nonce(nonce: &[u8]) -> core::result::Result<(), &'static str
     if nonce.len() < MIN_NONCE_LEN || nonce.len() > MAX_NONCE_LEN {
         return Err("must be 16 to 128 characters");
     }
-    if !nonce.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) {
+    if !nonce
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
         return Err("must use only A-Z a-z 0-9 - _");
     }
     Ok(())
@@ -147,7 +151,9 @@ pub(crate) fn parse_timestamp(ts: &[u8]) -> core::result::Result<u64, &'static s
     if ts.len() > 1 && ts[0] == b'0' {
         return Err("must not have a leading zero");
     }
-    Ok(ts.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+    Ok(ts
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
 }
 
 /// The v1 canonical string for already-validated header values.
@@ -296,7 +302,10 @@ mod tests {
         assert_eq!(canonical_path("").unwrap(), "/");
         assert_eq!(canonical_path("/a%7eb/c d").unwrap(), "/a~b/c%20d");
         assert_eq!(canonical_path("/%41%2fb").unwrap(), "/A%2Fb");
-        assert_ne!(canonical_path("/a%2Fb").unwrap(), canonical_path("/a/b").unwrap());
+        assert_ne!(
+            canonical_path("/a%2Fb").unwrap(),
+            canonical_path("/a/b").unwrap()
+        );
         assert_eq!(canonical_path("/caf\u{e9}+x").unwrap(), "/caf%C3%A9%2Bx");
         assert!(canonical_path("/a%zz").is_err());
         assert!(canonical_path("/a%4").is_err());
@@ -309,7 +318,10 @@ mod tests {
         assert_eq!(canonical_query("q=a+b&&r").unwrap(), "q=a%20b&r=");
         assert_eq!(canonical_query("q=a%2Bb").unwrap(), "q=a%2Bb");
         assert_eq!(canonical_query("").unwrap(), "");
-        assert_eq!(canonical_query("x=%7e&y=%e2%82%ac").unwrap(), "x=~&y=%E2%82%AC");
+        assert_eq!(
+            canonical_query("x=%7e&y=%e2%82%ac").unwrap(),
+            "x=~&y=%E2%82%AC"
+        );
         assert!(canonical_query("x=%g0").is_err());
     }
 

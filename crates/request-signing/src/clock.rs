@@ -54,7 +54,9 @@ impl FakeClock {
     pub fn advance(&self, seconds: u64) {
         let _ = self
             .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_add(seconds)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(seconds))
+            });
     }
 }
 

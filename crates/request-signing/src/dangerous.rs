@@ -91,10 +91,16 @@ mod tests {
     fn accepts_an_old_capture_and_still_checks_the_signature() {
         let secret = Secret::from("s3cret");
         let signer = Signer::new("svc", secret.clone()).unwrap();
-        let h = signer.sign_with("GET", "/old", b"", 1, "0123456789abcdef").unwrap();
-        let headers = SignatureHeaders::from_signed(&h);
-        let ok = verify_ignoring_timestamp(&headers, &Request::new("GET", "/old", b""), &[secret.clone()])
+        let h = signer
+            .sign_with("GET", "/old", b"", 1, "0123456789abcdef")
             .unwrap();
+        let headers = SignatureHeaders::from_signed(&h);
+        let ok = verify_ignoring_timestamp(
+            &headers,
+            &Request::new("GET", "/old", b""),
+            &[secret.clone()],
+        )
+        .unwrap();
         assert_eq!(ok.timestamp(), 1);
         assert!(matches!(
             verify_ignoring_timestamp(&headers, &Request::new("GET", "/new", b""), &[secret]),

@@ -32,7 +32,9 @@ pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BoxError, Error, Result};
 #[cfg(feature = "redis")]
 pub use redis_cache::{RedisReplayCache, RedisReplayError};
-pub use replay::{Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry, ReplayKey};
+pub use replay::{
+    Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry, ReplayKey,
+};
 pub use secret::Secret;
 pub use signer::{
     HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders, Signer,

@@ -39,7 +39,11 @@ impl RedisReplayCache {
     /// A cache on an existing connection manager; keys are `prefix` + 64 hex digits.
     #[must_use]
     pub fn new(conn: ConnectionManager, prefix: impl Into<String>) -> Self {
-        Self { conn, prefix: prefix.into(), timeout: Self::DEFAULT_TIMEOUT }
+        Self {
+            conn,
+            prefix: prefix.into(),
+            timeout: Self::DEFAULT_TIMEOUT,
+        }
     }
 
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) with a connection manager that
@@ -97,12 +101,20 @@ impl ReplayCache for RedisReplayCache {
         let timeout = self.timeout;
         async move {
             let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(1).arg("NX").arg("EX").arg(entry.ttl_secs());
+            cmd.arg(key)
+                .arg(1)
+                .arg("NX")
+                .arg("EX")
+                .arg(entry.ttl_secs());
             let reply: Option<String> = tokio::time::timeout(timeout, cmd.query_async(&mut conn))
                 .await
                 .map_err(|_| RedisReplayError::Timeout(timeout))?
                 .map_err(RedisReplayError::Redis)?;
-            Ok(if reply.is_some() { Insertion::Fresh } else { Insertion::Seen })
+            Ok(if reply.is_some() {
+                Insertion::Fresh
+            } else {
+                Insertion::Seen
+            })
         }
     }
 }

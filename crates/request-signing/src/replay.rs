@@ -1,8 +1,8 @@
 //! Remembering which signed requests were already accepted.
 
 use core::fmt;
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -17,12 +17,21 @@ use sha2::{Digest, Sha256};
 pub struct ReplayKey([u8; 32]);
 
 impl ReplayKey {
-    pub(crate) fn v1(key_id: &str, nonce: &str) -> Self {
+    /// The key of a v1 request: key id and nonce.
+    #[must_use]
+    pub fn v1(key_id: &str, nonce: &str) -> Self {
         Self::from_parts(&[b"v1", key_id.as_bytes(), nonce.as_bytes()])
     }
 
-    pub(crate) fn v0(key_id: &str, timestamp: u64, signature: &[u8]) -> Self {
-        Self::from_parts(&[b"v0", key_id.as_bytes(), timestamp.to_string().as_bytes(), signature])
+    /// The key of a v0 request: key id, timestamp and the 32 signature bytes.
+    #[must_use]
+    pub fn v0(key_id: &str, timestamp: u64, signature: &[u8]) -> Self {
+        Self::from_parts(&[
+            b"v0",
+            key_id.as_bytes(),
+            timestamp.to_string().as_bytes(),
+            signature,
+        ])
     }
 
     fn from_parts(parts: &[&[u8]]) -> Self {
@@ -87,13 +96,19 @@ pub trait ReplayCache: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// Stores `entry` if its key is not stored yet, and says which it was.
-    fn insert_once(&self, entry: ReplayEntry) -> impl Future<Output = Result<Insertion, Self::Error>> + Send;
+    fn insert_once(
+        &self,
+        entry: ReplayEntry,
+    ) -> impl Future<Output = Result<Insertion, Self::Error>> + Send;
 }
 
 impl<R: ReplayCache + ?Sized> ReplayCache for Arc<R> {
     type Error = R::Error;
 
-    fn insert_once(&self, entry: ReplayEntry) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
+    fn insert_once(
+        &self,
+        entry: ReplayEntry,
+    ) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
         (**self).insert_once(entry)
     }
 }
@@ -101,7 +116,10 @@ impl<R: ReplayCache + ?Sized> ReplayCache for Arc<R> {
 impl<R: ReplayCache + ?Sized> ReplayCache for &R {
     type Error = R::Error;
 
-    fn insert_once(&self, entry: ReplayEntry) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
+    fn insert_once(
+        &self,
+        entry: ReplayEntry,
+    ) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
         (**self).insert_once(entry)
     }
 }
@@ -141,7 +159,10 @@ impl MemoryReplayCache {
     /// A cache holding at most `capacity` unexpired entries.
     #[must_use]
     pub fn new(capacity: NonZeroUsize) -> Self {
-        Self { inner: Arc::new(Mutex::new(Inner::default())), capacity }
+        Self {
+            inner: Arc::new(Mutex::new(Inner::default())),
+            capacity,
+        }
     }
 
     /// The number of entries held (expired ones are only dropped on the next insert).
@@ -182,7 +203,9 @@ impl MemoryReplayCache {
             return Ok(Insertion::Seen);
         }
         if inner.expiry.len() >= self.capacity.get() {
-            return Err(ReplayCacheFull { capacity: self.capacity.get() });
+            return Err(ReplayCacheFull {
+                capacity: self.capacity.get(),
+            });
         }
         let expires_at = entry.expires_at.max(entry.now.saturating_add(1));
         inner.expiry.insert(entry.key, expires_at);
@@ -203,7 +226,10 @@ impl fmt::Debug for MemoryReplayCache {
 impl ReplayCache for MemoryReplayCache {
     type Error = ReplayCacheFull;
 
-    fn insert_once(&self, entry: ReplayEntry) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
+    fn insert_once(
+        &self,
+        entry: ReplayEntry,
+    ) -> impl Future<Output = Result<Insertion, Self::Error>> + Send {
         core::future::ready(self.insert_now(entry))
     }
 }
@@ -213,7 +239,11 @@ mod tests {
     use super::*;
 
     fn entry(n: u8, now: u64, expires_at: u64) -> ReplayEntry {
-        ReplayEntry { key: ReplayKey::v1("k", &format!("nonce-nonce-nonce-{n}")), now, expires_at }
+        ReplayEntry {
+            key: ReplayKey::v1("k", &format!("nonce-nonce-nonce-{n}")),
+            now,
+            expires_at,
+        }
     }
 
     fn cache(cap: usize) -> MemoryReplayCache {
@@ -233,7 +263,10 @@ mod tests {
         let c = cache(2);
         assert_eq!(c.insert_now(entry(1, 100, 200)), Ok(Insertion::Fresh));
         assert_eq!(c.insert_now(entry(2, 100, 150)), Ok(Insertion::Fresh));
-        assert_eq!(c.insert_now(entry(3, 100, 200)), Err(ReplayCacheFull { capacity: 2 }));
+        assert_eq!(
+            c.insert_now(entry(3, 100, 200)),
+            Err(ReplayCacheFull { capacity: 2 })
+        );
         // The stored entries are still remembered.
         assert_eq!(c.insert_now(entry(1, 101, 200)), Ok(Insertion::Seen));
         assert_eq!(c.insert_now(entry(2, 101, 200)), Ok(Insertion::Seen));
@@ -261,6 +294,14 @@ mod tests {
     fn keys_are_domain_separated() {
         assert_ne!(ReplayKey::v1("ab", "c"), ReplayKey::v1("a", "bc"));
         assert_ne!(ReplayKey::v0("k", 1, b"x"), ReplayKey::v0("k", 1, b"y"));
-        assert_eq!(ReplayEntry { key: ReplayKey::v1("a", "b"), now: 10, expires_at: 5 }.ttl_secs(), 1);
+        assert_eq!(
+            ReplayEntry {
+                key: ReplayKey::v1("a", "b"),
+                now: 10,
+                expires_at: 5
+            }
+            .ttl_secs(),
+            1
+        );
     }
 }

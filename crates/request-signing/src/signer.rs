@@ -101,9 +101,15 @@ impl Signer<SystemClock> {
     /// [`Error::InvalidRequest`] when `key_id` is not 1 to 256 visible ASCII characters.
     pub fn new(key_id: impl Into<String>, secret: Secret) -> Result<Self> {
         let key_id = key_id.into();
-        check_key_id(key_id.as_bytes())
-            .map_err(|reason| Error::InvalidRequest { part: "key id", reason })?;
-        Ok(Self { key_id, secrets: vec![secret], clock: SystemClock })
+        check_key_id(key_id.as_bytes()).map_err(|reason| Error::InvalidRequest {
+            part: "key id",
+            reason,
+        })?;
+        Ok(Self {
+            key_id,
+            secrets: vec![secret],
+            clock: SystemClock,
+        })
     }
 }
 
@@ -111,7 +117,11 @@ impl<C: Clock> Signer<C> {
     /// The same signer reading time from `clock`.
     #[must_use]
     pub fn with_clock<C2: Clock>(self, clock: C2) -> Signer<C2> {
-        Signer { key_id: self.key_id.clone(), secrets: self.secrets.clone(), clock }
+        Signer {
+            key_id: self.key_id.clone(),
+            secrets: self.secrets.clone(),
+            clock,
+        }
     }
 
     /// Also signs with `secret`, sending one more `v1=` value, during a secret rotation.
@@ -129,7 +139,13 @@ impl<C: Clock> Signer<C> {
     pub fn sign(&self, method: &str, url: &str, body: &[u8]) -> Result<SignedHeaders> {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).map_err(|_| Error::Randomness)?;
-        self.sign_with(method, url, body, self.clock.now_unix(), &hex::encode(bytes))
+        self.sign_with(
+            method,
+            url,
+            body,
+            self.clock.now_unix(),
+            &hex::encode(bytes),
+        )
     }
 
     /// Signs a request with a given timestamp and nonce (for test vectors; never reuse a nonce).
@@ -177,8 +193,10 @@ impl<C> fmt::Debug for Signer<C> {
 /// # Errors
 /// [`Error::InvalidRequest`] when `api_key` is not 1 to 256 visible ASCII characters.
 pub fn sign_v0(api_key: &str, secret: &Secret, timestamp: u64) -> Result<SignedHeaders> {
-    check_key_id(api_key.as_bytes())
-        .map_err(|reason| Error::InvalidRequest { part: "key id", reason })?;
+    check_key_id(api_key.as_bytes()).map_err(|reason| Error::InvalidRequest {
+        part: "key id",
+        reason,
+    })?;
     let ts = timestamp.to_string();
     let mac = hmac_sha256(secret, &canonical::v0_message(api_key, &ts));
     Ok(SignedHeaders {
@@ -196,7 +214,9 @@ mod tests {
 
     #[test]
     fn sign_uses_clock_and_random_nonce() {
-        let signer = Signer::new("svc", Secret::from("s")).unwrap().with_clock(FakeClock::new(42));
+        let signer = Signer::new("svc", Secret::from("s"))
+            .unwrap()
+            .with_clock(FakeClock::new(42));
         let a = signer.sign("GET", "/x", b"").unwrap();
         let b = signer.sign("GET", "/x", b"").unwrap();
         assert_eq!(a.timestamp(), "42");
@@ -210,7 +230,9 @@ mod tests {
         let signer = Signer::new("svc", Secret::from("old"))
             .unwrap()
             .with_rotation_secret(Secret::from("new"));
-        let h = signer.sign_with("GET", "/", b"", 1, "0123456789abcdef").unwrap();
+        let h = signer
+            .sign_with("GET", "/", b"", 1, "0123456789abcdef")
+            .unwrap();
         let parts: Vec<_> = h.signature().split(',').collect();
         assert_eq!(parts.len(), 2);
         assert!(parts.iter().all(|p| p.starts_with("v1=") && p.len() == 67));

@@ -16,13 +16,19 @@ pub trait SecretStore: Send + Sync {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The active secrets of `key_id`, or an empty list when there are none.
-    fn secrets(&self, key_id: &str) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send;
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send;
 }
 
 impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
     type Error = S::Error;
 
-    fn secrets(&self, key_id: &str) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         (**self).secrets(key_id)
     }
 }
@@ -30,7 +36,10 @@ impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
 impl<S: SecretStore + ?Sized> SecretStore for &S {
     type Error = S::Error;
 
-    fn secrets(&self, key_id: &str) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         (**self).secrets(key_id)
     }
 }
@@ -69,7 +78,10 @@ impl StaticSecretStore {
 impl SecretStore for StaticSecretStore {
     type Error = Infallible;
 
-    fn secrets(&self, key_id: &str) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         let found = self.keys.get(key_id).cloned().unwrap_or_default();
         core::future::ready(Ok(found))
     }

@@ -6,8 +6,8 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 use crate::canonical::{
     self, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, body_sha256_hex, canonical_method,
-    canonical_path, canonical_query, canonical_v1_parts, check_key_id, check_nonce,
-    hmac_sha256, parse_timestamp, split_target,
+    canonical_path, canonical_query, canonical_v1_parts, check_key_id, check_nonce, hmac_sha256,
+    parse_timestamp, split_target,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
@@ -70,7 +70,11 @@ impl<'a> Request<'a> {
     /// The method, the request target as received (`/path?query`, or an absolute URL) and the body.
     #[must_use]
     pub fn new(method: &'a str, target: &'a str, body: &'a [u8]) -> Self {
-        Self { method, target, body }
+        Self {
+            method,
+            target,
+            body,
+        }
     }
 }
 
@@ -193,7 +197,12 @@ impl<S: SecretStore, R: ReplayCache> Verifier<S, R, SystemClock> {
     /// A verifier with the default [`VerifierConfig`] and the system clock.
     #[must_use]
     pub fn new(store: S, replay: R) -> Self {
-        Self { store, replay, clock: SystemClock, config: VerifierConfig::default() }
+        Self {
+            store,
+            replay,
+            clock: SystemClock,
+            config: VerifierConfig::default(),
+        }
     }
 }
 
@@ -201,7 +210,12 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     /// The same verifier reading time from `clock`.
     #[must_use]
     pub fn with_clock<C2: Clock>(self, clock: C2) -> Verifier<S, R, C2> {
-        Verifier { store: self.store, replay: self.replay, clock, config: self.config }
+        Verifier {
+            store: self.store,
+            replay: self.replay,
+            clock,
+            config: self.config,
+        }
     }
 
     /// The same verifier with `config`.
@@ -269,7 +283,9 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
 
 impl<S, R, C> fmt::Debug for Verifier<S, R, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verifier").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -280,8 +296,13 @@ pub(crate) struct Parsed<'a> {
 }
 
 pub(crate) enum Kind<'a> {
-    V0 { signature: [u8; 32] },
-    V1 { nonce: &'a str, signatures: Vec<[u8; 32]> },
+    V0 {
+        signature: [u8; 32],
+    },
+    V1 {
+        nonce: &'a str,
+        signatures: Vec<[u8; 32]>,
+    },
 }
 
 impl Parsed<'_> {
@@ -302,9 +323,10 @@ impl Parsed<'_> {
     /// The bytes the client signed.
     pub(crate) fn message(&self, request: &Request<'_>) -> Result<Vec<u8>> {
         match &self.kind {
-            Kind::V0 { .. } => {
-                Ok(canonical::v0_message(self.key_id, &self.timestamp.to_string()))
-            }
+            Kind::V0 { .. } => Ok(canonical::v0_message(
+                self.key_id,
+                &self.timestamp.to_string(),
+            )),
             Kind::V1 { nonce, .. } => {
                 let method = canonical_method(request.method)?;
                 let (path, query) = split_target(request.target)?;
@@ -364,12 +386,18 @@ pub(crate) fn check_time(timestamp: u64, now: u64, config: &VerifierConfig) -> R
     if timestamp > now {
         let ahead_secs = timestamp - now;
         if ahead_secs > config.max_future_skew_secs {
-            return Err(Error::FromFuture { ahead_secs, max_skew_secs: config.max_future_skew_secs });
+            return Err(Error::FromFuture {
+                ahead_secs,
+                max_skew_secs: config.max_future_skew_secs,
+            });
         }
     } else {
         let age_secs = now - timestamp;
         if age_secs > config.max_age_secs {
-            return Err(Error::Expired { age_secs, max_age_secs: config.max_age_secs });
+            return Err(Error::Expired {
+                age_secs,
+                max_age_secs: config.max_age_secs,
+            });
         }
     }
     Ok(())
@@ -405,7 +433,11 @@ pub(crate) fn parse_headers<'a>(h: &SignatureHeaders<'a>, accept_v0: bool) -> Re
             Kind::V1 { nonce, signatures }
         }
     };
-    Ok(Parsed { key_id, timestamp, kind })
+    Ok(Parsed {
+        key_id,
+        timestamp,
+        kind,
+    })
 }
 
 enum ParsedSignature {
@@ -420,14 +452,17 @@ fn parse_signature(value: &[u8]) -> Result<ParsedSignature> {
     }
     let value = core::str::from_utf8(value).map_err(|_| malformed(H, "not ASCII"))?;
     if !value.contains('=') {
-        return decode_mac(value)
-            .map(ParsedSignature::V0)
-            .ok_or(malformed(H, "expected v1=<64 hex digits> or, for v0, 64 hex digits"));
+        return decode_mac(value).map(ParsedSignature::V0).ok_or(malformed(
+            H,
+            "expected v1=<64 hex digits> or, for v0, 64 hex digits",
+        ));
     }
     let mut signatures = Vec::new();
     for entry in value.split(',') {
         let entry = entry.trim_matches([' ', '\t']);
-        let (scheme, mac) = entry.split_once('=').ok_or(malformed(H, "entry without '='"))?;
+        let (scheme, mac) = entry
+            .split_once('=')
+            .ok_or(malformed(H, "entry without '='"))?;
         if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(malformed(H, "entry without a scheme name"));
         }
@@ -476,9 +511,26 @@ mod tests {
 
     #[test]
     fn classifies_malformed_signature_headers() {
-        for bad in ["", "v1=", "v1=abc", "=aa", "v1=aa,,", "v2=zz", &"g".repeat(64)] {
+        for bad in [
+            "",
+            "v1=",
+            "v1=abc",
+            "=aa",
+            "v1=aa,,",
+            "v2=zz",
+            &"g".repeat(64),
+        ] {
             let err = parse_headers(&sig_header(bad), true).err().unwrap();
-            assert!(matches!(err, Error::MalformedHeader { header: HEADER_SIGNATURE, .. }), "{bad}: {err}");
+            assert!(
+                matches!(
+                    err,
+                    Error::MalformedHeader {
+                        header: HEADER_SIGNATURE,
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
         }
         let nine = vec![format!("v1={}", "a".repeat(64)); 9].join(",");
         assert!(parse_headers(&sig_header(&nine), true).is_err());
@@ -489,30 +541,47 @@ mod tests {
     #[test]
     fn v0_needs_acceptance_and_v1_needs_a_nonce() {
         let v0 = "c".repeat(64);
-        assert!(matches!(parse_headers(&sig_header(&v0), false), Err(Error::V0NotAccepted)));
-        assert_eq!(parse_headers(&sig_header(&v0), true).unwrap().scheme(), Scheme::V0);
+        assert!(matches!(
+            parse_headers(&sig_header(&v0), false),
+            Err(Error::V0NotAccepted)
+        ));
+        assert_eq!(
+            parse_headers(&sig_header(&v0), true).unwrap().scheme(),
+            Scheme::V0
+        );
         let header = format!("v1={}", "a".repeat(64));
         let mut h = sig_header(&header);
         h.nonce = None;
         assert!(matches!(
             parse_headers(&h, true),
-            Err(Error::MissingHeader { header: HEADER_NONCE })
+            Err(Error::MissingHeader {
+                header: HEADER_NONCE
+            })
         ));
     }
 
     #[test]
     fn missing_headers_are_named() {
         let h = SignatureHeaders::default();
-        assert!(matches!(parse_headers(&h, true), Err(Error::MissingHeader { header: HEADER_KEY })));
+        assert!(matches!(
+            parse_headers(&h, true),
+            Err(Error::MissingHeader { header: HEADER_KEY })
+        ));
     }
 
     #[test]
     fn time_window_boundaries() {
         let c = VerifierConfig::default();
         assert!(check_time(1000, 1300, &c).is_ok());
-        assert!(matches!(check_time(1000, 1301, &c), Err(Error::Expired { age_secs: 301, .. })));
+        assert!(matches!(
+            check_time(1000, 1301, &c),
+            Err(Error::Expired { age_secs: 301, .. })
+        ));
         assert!(check_time(1030, 1000, &c).is_ok());
-        assert!(matches!(check_time(1031, 1000, &c), Err(Error::FromFuture { ahead_secs: 31, .. })));
+        assert!(matches!(
+            check_time(1031, 1000, &c),
+            Err(Error::FromFuture { ahead_secs: 31, .. })
+        ));
     }
 
     #[test]

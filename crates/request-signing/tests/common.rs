@@ -20,7 +20,10 @@ pub fn verifier(
     key_id: &str,
     secret: &str,
     now: u64,
-) -> (Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>, FakeClock) {
+) -> (
+    Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>,
+    FakeClock,
+) {
     let clock = FakeClock::new(now);
     let store = StaticSecretStore::new().with_secret(key_id, Secret::from(secret));
     let cache = MemoryReplayCache::new(NonZeroUsize::new(10_000).unwrap());

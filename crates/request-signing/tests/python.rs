@@ -25,7 +25,9 @@ fn python_headers() -> Option<(Vec<(String, String)>, Vec<(String, String)>)> {
         .spawn()
     {
         Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !test_services::services_required() => {
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound && !test_services::services_required() =>
+        {
             eprintln!("skipped python cross-language test: python3 not found");
             return None;
         }
@@ -48,7 +50,9 @@ fn python_headers() -> Option<(Vec<(String, String)>, Vec<(String, String)>)> {
 }
 
 fn get<'a>(set: &'a [(String, String)], name: &str) -> Option<&'a [u8]> {
-    set.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_bytes())
+    set.iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_bytes())
 }
 
 fn headers(set: &[(String, String)]) -> SignatureHeaders<'_> {
@@ -56,7 +60,10 @@ fn headers(set: &[(String, String)]) -> SignatureHeaders<'_> {
 }
 
 fn timestamp(set: &[(String, String)]) -> u64 {
-    std::str::from_utf8(get(set, "x-api-timestamp").unwrap()).unwrap().parse().unwrap()
+    std::str::from_utf8(get(set, "x-api-timestamp").unwrap())
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 /// Verifies `set` against `request` with a fresh verifier (so a rejection is never a replay).
@@ -67,13 +74,24 @@ fn check(set: &[(String, String)], request: &Request<'_>) -> request_signing::Re
 
 fn with_header(set: &[(String, String)], name: &str, value: &str) -> Vec<(String, String)> {
     set.iter()
-        .map(|(n, v)| (n.clone(), if n == name { value.to_owned() } else { v.clone() }))
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                if n == name {
+                    value.to_owned()
+                } else {
+                    v.clone()
+                },
+            )
+        })
         .collect()
 }
 
 #[test]
 fn python_v1_headers_verify_and_any_change_is_rejected() {
-    let Some((v1, _)) = python_headers() else { return };
+    let Some((v1, _)) = python_headers() else {
+        return;
+    };
     let target = format!("{PATH}?{QUERY}");
     let request = Request::new("POST", &target, BODY);
     assert_eq!(check(&v1, &request).unwrap(), Scheme::V1);
@@ -89,7 +107,10 @@ fn python_v1_headers_verify_and_any_change_is_rejected() {
         Request::new("POST", &target, b"{\"qty\":4,\"note\":\"caf\xc3\xa9\"}"),
         Request::new("POST", &target, b""),
     ] {
-        assert!(matches!(check(&v1, &changed), Err(Error::BadSignature)), "{changed:?}");
+        assert!(
+            matches!(check(&v1, &changed), Err(Error::BadSignature)),
+            "{changed:?}"
+        );
     }
     // Same request, written differently (case of method, order and encoding of query): accepted.
     let reordered = format!("{PATH}?lang=%65n&expand=items");
@@ -107,25 +128,46 @@ fn python_v1_headers_verify_and_any_change_is_rejected() {
         Err(Error::BadSignature)
     ));
     let changed_nonce = with_header(&v1, "X-API-Nonce", &other_nonce);
-    assert!(matches!(check(&changed_nonce, &request), Err(Error::BadSignature)));
+    assert!(matches!(
+        check(&changed_nonce, &request),
+        Err(Error::BadSignature)
+    ));
     let changed_key = with_header(&v1, "X-API-Key", "svc-pythoN");
-    assert!(matches!(check(&changed_key, &request), Err(Error::UnknownKey)));
+    assert!(matches!(
+        check(&changed_key, &request),
+        Err(Error::UnknownKey)
+    ));
 }
 
 #[test]
 fn python_v0_headers_verify_once_and_changes_are_rejected() {
-    let Some((_, v0)) = python_headers() else { return };
+    let Some((_, v0)) = python_headers() else {
+        return;
+    };
     let request = Request::new("GET", "/legacy", b"");
     let ts = timestamp(&v0);
     let (verifier, _) = verifier(KEY, SECRET, ts);
     let ok = block_on(verifier.verify(&headers(&v0), &request)).unwrap();
     assert_eq!(ok.scheme(), Scheme::V0);
-    assert!(matches!(block_on(verifier.verify(&headers(&v0), &request)), Err(Error::Replayed)));
+    assert!(matches!(
+        block_on(verifier.verify(&headers(&v0), &request)),
+        Err(Error::Replayed)
+    ));
 
     let changed_ts = with_header(&v0, "X-API-Timestamp", &(ts + 1).to_string());
-    assert!(matches!(check(&changed_ts, &request), Err(Error::BadSignature)));
+    assert!(matches!(
+        check(&changed_ts, &request),
+        Err(Error::BadSignature)
+    ));
     let sig = std::str::from_utf8(get(&v0, "X-API-Signature").unwrap()).unwrap();
-    let flipped = format!("{}{}", if sig.starts_with('0') { "1" } else { "0" }, &sig[1..]);
+    let flipped = format!(
+        "{}{}",
+        if sig.starts_with('0') { "1" } else { "0" },
+        &sig[1..]
+    );
     let changed_sig = with_header(&v0, "X-API-Signature", &flipped);
-    assert!(matches!(check(&changed_sig, &request), Err(Error::BadSignature)));
+    assert!(matches!(
+        check(&changed_sig, &request),
+        Err(Error::BadSignature)
+    ));
 }

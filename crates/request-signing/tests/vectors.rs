@@ -33,12 +33,15 @@ fn v1_vectors() {
         let name = v["name"];
         let ts: u64 = v["timestamp"].parse().unwrap();
         let body = hex::decode(v["body_hex"]).unwrap();
-        let canonical = canonical_string_v1(v["key_id"], ts, v["nonce"], v["method"], v["target"], &body)
-            .unwrap();
+        let canonical =
+            canonical_string_v1(v["key_id"], ts, v["nonce"], v["method"], v["target"], &body)
+                .unwrap();
         assert_eq!(canonical, v["canonical"].replace("\\n", "\n"), "{name}");
 
         let signer = Signer::new(v["key_id"], Secret::from(v["secret"])).unwrap();
-        let headers = signer.sign_with(v["method"], v["target"], &body, ts, v["nonce"]).unwrap();
+        let headers = signer
+            .sign_with(v["method"], v["target"], &body, ts, v["nonce"])
+            .unwrap();
         assert_eq!(headers.signature(), v["signature"], "{name}");
 
         // The verifier accepts the published headers once, at the signed time.
@@ -53,7 +56,10 @@ fn v1_vectors() {
         let ok = block_on(verifier.verify(&sig, &request)).unwrap();
         assert_eq!(ok.scheme(), Scheme::V1);
         assert_eq!(ok.key_id(), v["key_id"]);
-        assert!(block_on(verifier.verify(&sig, &request)).is_err(), "{name} replay");
+        assert!(
+            block_on(verifier.verify(&sig, &request)).is_err(),
+            "{name} replay"
+        );
         assert!(verify_ignoring_timestamp(&sig, &request, &[Secret::from(v["secret"])]).is_ok());
     }
 }
