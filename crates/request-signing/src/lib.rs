@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # Cargo features
+//!
+//! - `redis`: [`RedisReplayCache`], a replay cache in Redis (`SET NX EX`) shared by several
+//!   server instances; needs a Tokio runtime.
+//! - `awc`: [`sign_awc_request`], which adds the signature headers to an `awc::ClientRequest`.
+//!
+//! No feature is on by default.
+
+#[cfg(feature = "awc")]
+mod awc_helper;
+mod canonical;
+mod clock;
+pub mod dangerous;
+mod error;
+#[cfg(feature = "redis")]
+mod redis_cache;
+mod replay;
+mod secret;
+mod signer;
+mod store;
+mod verifier;
+
+#[cfg(feature = "awc")]
+pub use awc_helper::sign_awc_request;
+pub use canonical::{
+    MAX_KEY_ID_LEN, MAX_METHOD_LEN, MAX_NONCE_LEN, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES,
+    MAX_TIMESTAMP_LEN, MIN_NONCE_LEN, body_sha256_hex, canonical_string_v1,
+};
+pub use clock::{Clock, FakeClock, SystemClock};
+pub use error::{BoxError, Error, Result};
+#[cfg(feature = "redis")]
+pub use redis_cache::{RedisReplayCache, RedisReplayError};
+pub use replay::{
+    Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry, ReplayKey,
+};
+pub use secret::Secret;
+pub use signer::{
+    HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders, Signer,
+    sign_v0,
+};
+pub use store::{SecretStore, StaticSecretStore};
+pub use verifier::{Request, SignatureHeaders, Verified, Verifier, VerifierConfig};

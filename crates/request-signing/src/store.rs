@@ -1,0 +1,88 @@
+//! Where the verifier finds the secrets of a key id.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::secret::Secret;
+
+/// Looks up the active secrets of a key id (several during a rotation).
+///
+/// Implementations may be async (a database) or immediate (a map). An empty list means the key
+/// is unknown or revoked. The returned secrets are zeroized when the verifier drops them.
+pub trait SecretStore: Send + Sync {
+    /// The backend's error; the verifier reports it as [`Error::SecretStoreUnavailable`](crate::Error::SecretStoreUnavailable).
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The active secrets of `key_id`, or an empty list when there are none.
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send;
+}
+
+impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
+    type Error = S::Error;
+
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+        (**self).secrets(key_id)
+    }
+}
+
+impl<S: SecretStore + ?Sized> SecretStore for &S {
+    type Error = S::Error;
+
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+        (**self).secrets(key_id)
+    }
+}
+
+/// A fixed in-memory map from key id to its active secrets.
+#[derive(Debug, Clone, Default)]
+pub struct StaticSecretStore {
+    keys: HashMap<String, Vec<Secret>>,
+}
+
+impl StaticSecretStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `secret` as an active secret of `key_id` (call again to add a rotation secret).
+    #[must_use]
+    pub fn with_secret(mut self, key_id: impl Into<String>, secret: Secret) -> Self {
+        self.insert(key_id, secret);
+        self
+    }
+
+    /// Adds `secret` as an active secret of `key_id`.
+    pub fn insert(&mut self, key_id: impl Into<String>, secret: Secret) {
+        self.keys.entry(key_id.into()).or_default().push(secret);
+    }
+
+    /// Removes every secret of `key_id`; returns whether it had any.
+    pub fn remove(&mut self, key_id: &str) -> bool {
+        self.keys.remove(key_id).is_some()
+    }
+}
+
+impl SecretStore for StaticSecretStore {
+    type Error = Infallible;
+
+    fn secrets(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
+        let found = self.keys.get(key_id).cloned().unwrap_or_default();
+        core::future::ready(Ok(found))
+    }
+}

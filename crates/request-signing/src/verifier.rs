@@ -1,0 +1,595 @@
+//! Checking the signature headers of an incoming request.
+
+use core::fmt;
+
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use crate::canonical::{
+    self, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES, body_sha256_hex, canonical_method,
+    canonical_path, canonical_query, canonical_v1_parts, check_key_id, check_nonce, hmac_sha256,
+    parse_timestamp, split_target,
+};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::replay::{Insertion, ReplayCache, ReplayEntry, ReplayKey};
+use crate::secret::Secret;
+use crate::signer::{
+    HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders,
+};
+use crate::store::SecretStore;
+
+/// The raw signature header values of an incoming request, as bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SignatureHeaders<'a> {
+    /// `X-API-Key`.
+    pub key: Option<&'a [u8]>,
+    /// `X-API-Timestamp`.
+    pub timestamp: Option<&'a [u8]>,
+    /// `X-API-Nonce`.
+    pub nonce: Option<&'a [u8]>,
+    /// `X-API-Signature`.
+    pub signature: Option<&'a [u8]>,
+}
+
+impl<'a> SignatureHeaders<'a> {
+    /// Reads the four headers through `get` (called with each header name, e.g. `X-API-Key`;
+    /// header names are case-insensitive, so look them up that way).
+    ///
+    /// With actix-web: `SignatureHeaders::from_fn(|name| req.headers().get(name).map(|v| v.as_bytes()))`.
+    #[must_use]
+    pub fn from_fn(mut get: impl FnMut(&'static str) -> Option<&'a [u8]>) -> Self {
+        Self {
+            key: get(HEADER_KEY),
+            timestamp: get(HEADER_TIMESTAMP),
+            nonce: get(HEADER_NONCE),
+            signature: get(HEADER_SIGNATURE),
+        }
+    }
+
+    /// The headers a [`Signer`](crate::Signer) produced (handy in tests).
+    #[must_use]
+    pub fn from_signed(headers: &'a SignedHeaders) -> Self {
+        Self {
+            key: Some(headers.key_id().as_bytes()),
+            timestamp: Some(headers.timestamp().as_bytes()),
+            nonce: headers.nonce().map(str::as_bytes),
+            signature: Some(headers.signature().as_bytes()),
+        }
+    }
+}
+
+/// The signed parts of an incoming request.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    method: &'a str,
+    target: &'a str,
+    body: &'a [u8],
+}
+
+impl<'a> Request<'a> {
+    /// The method, the request target as received (`/path?query`, or an absolute URL) and the body.
+    #[must_use]
+    pub fn new(method: &'a str, target: &'a str, body: &'a [u8]) -> Self {
+        Self {
+            method,
+            target,
+            body,
+        }
+    }
+}
+
+/// Verifier settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifierConfig {
+    max_age_secs: u64,
+    max_future_skew_secs: u64,
+    accept_v0: bool,
+    max_body_bytes: usize,
+}
+
+impl Default for VerifierConfig {
+    /// Maximum age 300 s, future skew 30 s, v0 accepted, bodies up to 10 MiB.
+    fn default() -> Self {
+        Self {
+            max_age_secs: 300,
+            max_future_skew_secs: 30,
+            accept_v0: true,
+            max_body_bytes: 10 * 1024 * 1024,
+        }
+    }
+}
+
+impl VerifierConfig {
+    /// The defaults: maximum age 300 s, future skew 30 s, v0 accepted, bodies up to 10 MiB.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rejects timestamps more than `secs` seconds old.
+    #[must_use]
+    pub fn max_age_secs(mut self, secs: u64) -> Self {
+        self.max_age_secs = secs;
+        self
+    }
+
+    /// Rejects timestamps more than `secs` seconds ahead of the verifier's clock.
+    #[must_use]
+    pub fn max_future_skew_secs(mut self, secs: u64) -> Self {
+        self.max_future_skew_secs = secs;
+        self
+    }
+
+    /// Whether the legacy scheme v0 is accepted (always with the replay cache).
+    #[must_use]
+    pub fn accept_v0(mut self, accept: bool) -> Self {
+        self.accept_v0 = accept;
+        self
+    }
+
+    /// Rejects bodies longer than `bytes` before hashing them.
+    #[must_use]
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+}
+
+/// A request whose signature, timestamp and uniqueness were all checked.
+///
+/// Only [`Verifier::verify`] makes one, after the replay cache accepted the request.
+#[derive(Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Verified {
+    key_id: String,
+    scheme: Scheme,
+    timestamp: u64,
+    secret_index: usize,
+}
+
+impl Verified {
+    /// The `X-API-Key` value (for v0 clients, their raw API key).
+    #[must_use]
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The scheme the request was signed with.
+    #[must_use]
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The signed timestamp, Unix seconds.
+    #[must_use]
+    pub fn timestamp(&self) -> u64 {
+        self.timestamp
+    }
+
+    /// Index, in the secret store's list, of the secret that matched (watch it during rotations).
+    #[must_use]
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
+    }
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("key_id", &"[redacted]")
+            .field("scheme", &self.scheme)
+            .field("timestamp", &self.timestamp)
+            .field("secret_index", &self.secret_index)
+            .finish()
+    }
+}
+
+/// Verifies signed requests: headers, timestamp window, signature against every active secret
+/// of the key, then the replay cache. Both schemes always go through the replay cache.
+pub struct Verifier<S, R, C = SystemClock> {
+    store: S,
+    replay: R,
+    clock: C,
+    config: VerifierConfig,
+}
+
+impl<S: SecretStore, R: ReplayCache> Verifier<S, R, SystemClock> {
+    /// A verifier with the default [`VerifierConfig`] and the system clock.
+    #[must_use]
+    pub fn new(store: S, replay: R) -> Self {
+        Self {
+            store,
+            replay,
+            clock: SystemClock,
+            config: VerifierConfig::default(),
+        }
+    }
+}
+
+impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
+    /// The same verifier reading time from `clock`.
+    #[must_use]
+    pub fn with_clock<C2: Clock>(self, clock: C2) -> Verifier<S, R, C2> {
+        Verifier {
+            store: self.store,
+            replay: self.replay,
+            clock,
+            config: self.config,
+        }
+    }
+
+    /// The same verifier with `config`.
+    #[must_use]
+    pub fn with_config(mut self, config: VerifierConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The settings in use.
+    #[must_use]
+    pub fn config(&self) -> &VerifierConfig {
+        &self.config
+    }
+
+    /// Verifies one request; `Ok` only once per signed request.
+    ///
+    /// Checks, in order: headers present and well-formed, scheme accepted, body size,
+    /// timestamp window, key known, signature (constant-time, any active secret, any `v1=`
+    /// value), and finally records the request in the replay cache.
+    ///
+    /// # Errors
+    /// Every [`Error`] variant except [`Error::Randomness`]; see their docs.
+    pub async fn verify(
+        &self,
+        headers: &SignatureHeaders<'_>,
+        request: &Request<'_>,
+    ) -> Result<Verified> {
+        let parsed = parse_headers(headers, self.config.accept_v0)?;
+        if request.body.len() > self.config.max_body_bytes {
+            return Err(Error::BodyTooLarge {
+                len: request.body.len(),
+                max: self.config.max_body_bytes,
+            });
+        }
+        let now = self.clock.now_unix();
+        check_time(parsed.timestamp, now, &self.config)?;
+        let message = parsed.message(request)?;
+        let secrets = self
+            .store
+            .secrets(parsed.key_id)
+            .await
+            .map_err(|e| Error::SecretStoreUnavailable(Box::new(e)))?;
+        if secrets.is_empty() {
+            return Err(Error::UnknownKey);
+        }
+        let secret_index =
+            find_match(&secrets, &message, parsed.signatures()).ok_or(Error::BadSignature)?;
+        drop(secrets);
+        let entry = ReplayEntry {
+            key: parsed.replay_key(),
+            now,
+            expires_at: parsed
+                .timestamp
+                .saturating_add(self.config.max_age_secs)
+                .saturating_add(1),
+        };
+        match self.replay.insert_once(entry).await {
+            Ok(Insertion::Fresh) => Ok(parsed.into_verified(secret_index)),
+            Ok(Insertion::Seen) => Err(Error::Replayed),
+            Err(e) => Err(Error::ReplayStoreUnavailable(Box::new(e))),
+        }
+    }
+}
+
+impl<S, R, C> fmt::Debug for Verifier<S, R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Parsed<'a> {
+    pub(crate) key_id: &'a str,
+    pub(crate) timestamp: u64,
+    pub(crate) kind: Kind<'a>,
+}
+
+pub(crate) enum Kind<'a> {
+    V0 {
+        signature: [u8; 32],
+    },
+    V1 {
+        nonce: &'a str,
+        signatures: Vec<[u8; 32]>,
+    },
+}
+
+impl Parsed<'_> {
+    pub(crate) fn scheme(&self) -> Scheme {
+        match self.kind {
+            Kind::V0 { .. } => Scheme::V0,
+            Kind::V1 { .. } => Scheme::V1,
+        }
+    }
+
+    pub(crate) fn signatures(&self) -> &[[u8; 32]] {
+        match &self.kind {
+            Kind::V0 { signature } => core::slice::from_ref(signature),
+            Kind::V1 { signatures, .. } => signatures,
+        }
+    }
+
+    /// The bytes the client signed.
+    pub(crate) fn message(&self, request: &Request<'_>) -> Result<Vec<u8>> {
+        match &self.kind {
+            Kind::V0 { .. } => Ok(canonical::v0_message(
+                self.key_id,
+                &self.timestamp.to_string(),
+            )),
+            Kind::V1 { nonce, .. } => {
+                let method = canonical_method(request.method)?;
+                let (path, query) = split_target(request.target)?;
+                Ok(canonical_v1_parts(
+                    self.key_id,
+                    self.timestamp,
+                    nonce,
+                    &method,
+                    &canonical_path(path)?,
+                    &canonical_query(query)?,
+                    &body_sha256_hex(request.body),
+                )
+                .into_bytes())
+            }
+        }
+    }
+
+    fn replay_key(&self) -> ReplayKey {
+        match &self.kind {
+            Kind::V0 { signature } => ReplayKey::v0(self.key_id, self.timestamp, signature),
+            Kind::V1 { nonce, .. } => ReplayKey::v1(self.key_id, nonce),
+        }
+    }
+
+    fn into_verified(self, secret_index: usize) -> Verified {
+        Verified {
+            key_id: self.key_id.to_owned(),
+            scheme: self.scheme(),
+            timestamp: self.timestamp,
+            secret_index,
+        }
+    }
+}
+
+/// Index of the first secret whose MAC equals one of `signatures`, compared in constant time
+/// (every secret and every signature is always compared).
+pub(crate) fn find_match(
+    secrets: &[Secret],
+    message: &[u8],
+    signatures: &[[u8; 32]],
+) -> Option<usize> {
+    let mut found = subtle::Choice::from(0);
+    let mut index = 0u64;
+    for (i, secret) in secrets.iter().enumerate().rev() {
+        let mac = hmac_sha256(secret, message);
+        let mut this = subtle::Choice::from(0);
+        for sig in signatures {
+            this |= mac.ct_eq(sig);
+        }
+        index.conditional_assign(&(i as u64), this);
+        found |= this;
+    }
+    bool::from(found).then(|| usize::try_from(index).unwrap_or(usize::MAX))
+}
+
+pub(crate) fn check_time(timestamp: u64, now: u64, config: &VerifierConfig) -> Result<()> {
+    if timestamp > now {
+        let ahead_secs = timestamp - now;
+        if ahead_secs > config.max_future_skew_secs {
+            return Err(Error::FromFuture {
+                ahead_secs,
+                max_skew_secs: config.max_future_skew_secs,
+            });
+        }
+    } else {
+        let age_secs = now - timestamp;
+        if age_secs > config.max_age_secs {
+            return Err(Error::Expired {
+                age_secs,
+                max_age_secs: config.max_age_secs,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn missing(header: &'static str) -> Error {
+    Error::MissingHeader { header }
+}
+
+fn malformed(header: &'static str, reason: &'static str) -> Error {
+    Error::MalformedHeader { header, reason }
+}
+
+pub(crate) fn parse_headers<'a>(h: &SignatureHeaders<'a>, accept_v0: bool) -> Result<Parsed<'a>> {
+    let key = h.key.ok_or(missing(HEADER_KEY))?;
+    let ts = h.timestamp.ok_or(missing(HEADER_TIMESTAMP))?;
+    let sig = h.signature.ok_or(missing(HEADER_SIGNATURE))?;
+    check_key_id(key).map_err(|r| malformed(HEADER_KEY, r))?;
+    let key_id = core::str::from_utf8(key).map_err(|_| malformed(HEADER_KEY, "not ASCII"))?;
+    let timestamp = parse_timestamp(ts).map_err(|r| malformed(HEADER_TIMESTAMP, r))?;
+    let kind = match parse_signature(sig)? {
+        ParsedSignature::V0(signature) => {
+            if !accept_v0 {
+                return Err(Error::V0NotAccepted);
+            }
+            Kind::V0 { signature }
+        }
+        ParsedSignature::V1(signatures) => {
+            let nonce = h.nonce.ok_or(missing(HEADER_NONCE))?;
+            check_nonce(nonce).map_err(|r| malformed(HEADER_NONCE, r))?;
+            let nonce =
+                core::str::from_utf8(nonce).map_err(|_| malformed(HEADER_NONCE, "not ASCII"))?;
+            Kind::V1 { nonce, signatures }
+        }
+    };
+    Ok(Parsed {
+        key_id,
+        timestamp,
+        kind,
+    })
+}
+
+enum ParsedSignature {
+    V0([u8; 32]),
+    V1(Vec<[u8; 32]>),
+}
+
+fn parse_signature(value: &[u8]) -> Result<ParsedSignature> {
+    const H: &str = HEADER_SIGNATURE;
+    if value.len() > MAX_SIGNATURE_HEADER_LEN {
+        return Err(malformed(H, "longer than 1024 bytes"));
+    }
+    let value = core::str::from_utf8(value).map_err(|_| malformed(H, "not ASCII"))?;
+    if !value.contains('=') {
+        return decode_mac(value).map(ParsedSignature::V0).ok_or(malformed(
+            H,
+            "expected v1=<64 hex digits> or, for v0, 64 hex digits",
+        ));
+    }
+    let mut signatures = Vec::new();
+    for entry in value.split(',') {
+        let entry = entry.trim_matches([' ', '\t']);
+        let (scheme, mac) = entry
+            .split_once('=')
+            .ok_or(malformed(H, "entry without '='"))?;
+        if scheme.is_empty() || !scheme.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(malformed(H, "entry without a scheme name"));
+        }
+        // Other schemes are ignored, so a future scheme can be sent alongside v1.
+        if scheme == "v1" {
+            if signatures.len() == MAX_SIGNATURES {
+                return Err(malformed(H, "more than 8 v1 values"));
+            }
+            signatures.push(decode_mac(mac).ok_or(malformed(H, "v1 value is not 64 hex digits"))?);
+        }
+    }
+    if signatures.is_empty() {
+        return Err(malformed(H, "no v1 value"));
+    }
+    Ok(ParsedSignature::V1(signatures))
+}
+
+fn decode_mac(hex_digits: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_digits, &mut out).ok()?;
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sig_header(value: &str) -> SignatureHeaders<'_> {
+        SignatureHeaders {
+            key: Some(b"svc"),
+            timestamp: Some(b"100"),
+            nonce: Some(b"0123456789abcdef"),
+            signature: Some(value.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn parses_several_v1_values_and_ignores_other_schemes() {
+        let a = "a".repeat(64);
+        let b = "B".repeat(64);
+        let header = format!("v1={a}, v2=zz ,v1={b}");
+        let parsed = parse_headers(&sig_header(&header), false).unwrap();
+        assert_eq!(parsed.signatures().len(), 2);
+        assert_eq!(parsed.scheme(), Scheme::V1);
+    }
+
+    #[test]
+    fn classifies_malformed_signature_headers() {
+        for bad in [
+            "",
+            "v1=",
+            "v1=abc",
+            "=aa",
+            "v1=aa,,",
+            "v2=zz",
+            &"g".repeat(64),
+        ] {
+            let err = parse_headers(&sig_header(bad), true).err().unwrap();
+            assert!(
+                matches!(
+                    err,
+                    Error::MalformedHeader {
+                        header: HEADER_SIGNATURE,
+                        ..
+                    }
+                ),
+                "{bad}: {err}"
+            );
+        }
+        let nine = vec![format!("v1={}", "a".repeat(64)); 9].join(",");
+        assert!(parse_headers(&sig_header(&nine), true).is_err());
+        let long = format!("v1={},v3={}", "a".repeat(64), "x".repeat(1000));
+        assert!(parse_headers(&sig_header(&long), true).is_err());
+    }
+
+    #[test]
+    fn v0_needs_acceptance_and_v1_needs_a_nonce() {
+        let v0 = "c".repeat(64);
+        assert!(matches!(
+            parse_headers(&sig_header(&v0), false),
+            Err(Error::V0NotAccepted)
+        ));
+        assert_eq!(
+            parse_headers(&sig_header(&v0), true).unwrap().scheme(),
+            Scheme::V0
+        );
+        let header = format!("v1={}", "a".repeat(64));
+        let mut h = sig_header(&header);
+        h.nonce = None;
+        assert!(matches!(
+            parse_headers(&h, true),
+            Err(Error::MissingHeader {
+                header: HEADER_NONCE
+            })
+        ));
+    }
+
+    #[test]
+    fn missing_headers_are_named() {
+        let h = SignatureHeaders::default();
+        assert!(matches!(
+            parse_headers(&h, true),
+            Err(Error::MissingHeader { header: HEADER_KEY })
+        ));
+    }
+
+    #[test]
+    fn time_window_boundaries() {
+        let c = VerifierConfig::default();
+        assert!(check_time(1000, 1300, &c).is_ok());
+        assert!(matches!(
+            check_time(1000, 1301, &c),
+            Err(Error::Expired { age_secs: 301, .. })
+        ));
+        assert!(check_time(1030, 1000, &c).is_ok());
+        assert!(matches!(
+            check_time(1031, 1000, &c),
+            Err(Error::FromFuture { ahead_secs: 31, .. })
+        ));
+    }
+
+    #[test]
+    fn find_match_reports_the_matching_secret() {
+        let secrets = [Secret::from("a"), Secret::from("b")];
+        let mac_b = hmac_sha256(&secrets[1], b"m");
+        assert_eq!(find_match(&secrets, b"m", &[[0; 32], mac_b]), Some(1));
+        assert_eq!(find_match(&secrets, b"m", &[[0; 32]]), None);
+        assert_eq!(find_match(&secrets, b"x", &[mac_b]), None);
+    }
+}

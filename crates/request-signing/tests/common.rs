@@ -1,0 +1,31 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::future::Future;
+use std::num::NonZeroUsize;
+
+use request_signing::{FakeClock, MemoryReplayCache, Secret, StaticSecretStore, Verifier};
+
+/// Runs a future to completion on a current-thread Tokio runtime.
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// A verifier with a memory replay cache, one key and a fake clock at `now`.
+pub fn verifier(
+    key_id: &str,
+    secret: &str,
+    now: u64,
+) -> (
+    Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>,
+    FakeClock,
+) {
+    let clock = FakeClock::new(now);
+    let store = StaticSecretStore::new().with_secret(key_id, Secret::from(secret));
+    let cache = MemoryReplayCache::new(NonZeroUsize::new(10_000).unwrap());
+    (Verifier::new(store, cache).with_clock(clock.clone()), clock)
+}
