@@ -6,6 +6,7 @@
 //! Internal failures are logged with their cause and answered with a generic 500: no SQL
 //! message, stack, key or secret ever reaches a client.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use actix_web::http::{StatusCode, header};
@@ -35,7 +36,7 @@ pub enum ApiError {
     },
     /// Credentials are missing or wrong.
     #[error("{0}")]
-    Unauthorized(&'static str),
+    Unauthorized(Cow<'static, str>),
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -91,6 +92,11 @@ impl ApiError {
     /// An internal error from any cause; the cause is logged when the response is built.
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::Internal(cause.into())
+    }
+
+    /// A 401 with `detail`.
+    pub fn unauthorized(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unauthorized(detail.into())
     }
 
     /// A validation error on `field`.

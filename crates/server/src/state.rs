@@ -1,17 +1,25 @@
-//! The one state every handler shares.
+//! The one state every handler shares, and the server's clock.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use quota::MemoryBackend;
+
+use crate::auth::api_key::KeyCache;
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;
+use crate::auth::signed::Signing;
 use crate::config::Settings;
+use crate::keys::KeyManager;
 use crate::store::Db;
 
-/// Unix time in seconds: the system clock, or a settable one for tests.
+/// Time since the Unix epoch: the system clock, or a settable one for tests. The same clock
+/// drives quotas, signature windows, token expiry and key expiry.
 #[derive(Debug, Clone, Default)]
-pub struct Clock(Option<Arc<AtomicI64>>);
+pub struct Clock(Option<Arc<AtomicU64>>);
+
+const NANOS: u64 = 1_000_000_000;
 
 impl Clock {
     /// The system clock.
@@ -20,28 +28,46 @@ impl Clock {
         Self(None)
     }
 
-    /// A clock that reads `at` until set otherwise with [`Clock::set`].
+    /// A clock that reads `unix_secs` until moved with [`Clock::set`].
     #[must_use]
-    pub fn manual(at: i64) -> Self {
-        Self(Some(Arc::new(AtomicI64::new(at))))
+    pub fn manual(unix_secs: u64) -> Self {
+        Self(Some(Arc::new(AtomicU64::new(unix_secs.saturating_mul(NANOS)))))
     }
 
-    /// Moves a manual clock to `at` (no effect on the system clock).
-    pub fn set(&self, at: i64) {
+    /// Moves a manual clock to `unix_secs` (no effect on the system clock).
+    pub fn set(&self, unix_secs: u64) {
         if let Some(t) = &self.0 {
-            t.store(at, Ordering::SeqCst);
+            t.store(unix_secs.saturating_mul(NANOS), Ordering::SeqCst);
         }
     }
 
-    /// Seconds since the Unix epoch.
+    /// Nanoseconds since the Unix epoch.
     #[must_use]
-    pub fn now(&self) -> i64 {
+    pub fn now_nanos(&self) -> u64 {
         match &self.0 {
             Some(t) => t.load(Ordering::SeqCst),
             None => SystemTime::now()
                 .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         }
+    }
+
+    /// Whole seconds since the Unix epoch.
+    #[must_use]
+    pub fn now(&self) -> i64 {
+        i64::try_from(self.now_nanos() / NANOS).unwrap_or(i64::MAX)
+    }
+}
+
+impl quota::Clock for Clock {
+    fn now_nanos(&self) -> u64 {
+        Clock::now_nanos(self)
+    }
+}
+
+impl request_signing::Clock for Clock {
+    fn now_unix(&self) -> u64 {
+        self.now_nanos() / NANOS
     }
 }
 
@@ -52,10 +78,20 @@ pub struct AppState {
     pub settings: Settings,
     /// The database.
     pub db: Db,
+    /// The clock.
+    pub clock: Clock,
     /// The argon2 hasher.
     pub passwords: Passwords,
     /// The JWT issuer.
     pub tokens: Tokens,
-    /// The clock.
-    pub clock: Clock,
+    /// Key creation, hashing and listing.
+    pub keys: KeyManager,
+    /// Recent key lookups.
+    pub key_cache: Arc<KeyCache>,
+    /// Signature verification for service-to-service calls.
+    pub signing: Signing,
+    /// Per-key daily quotas.
+    pub quota: MemoryBackend<Clock>,
+    /// Per-IP limit of `/login` and `/register`.
+    pub login_limit: MemoryBackend<Clock>,
 }

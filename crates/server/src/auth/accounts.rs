@@ -120,9 +120,9 @@ impl Accounts<'_> {
         let user = self.db.find_user(username).await.map_err(ApiError::internal)?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.passwords.verify(password, stored).await? {
-            return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
+            return Err(ApiError::unauthorized(BAD_CREDENTIALS));
         }
-        let user = user.ok_or(ApiError::Unauthorized(BAD_CREDENTIALS))?;
+        let user = user.ok_or(ApiError::unauthorized(BAD_CREDENTIALS))?;
         self.issue_pair(&user.id, &user.username, now)
     }
 
@@ -131,13 +131,13 @@ impl Accounts<'_> {
         let claims = self
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
-            .map_err(|_| ApiError::Unauthorized("invalid or expired refresh token"))?;
+            .map_err(|_| ApiError::unauthorized("invalid or expired refresh token"))?;
         if self.db.is_token_revoked(&claims.jti).await.map_err(ApiError::internal)? {
-            return Err(ApiError::Unauthorized("invalid or expired refresh token"));
+            return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
         // The user may have been deleted since the token was issued.
         if self.db.find_user_by_id(&claims.sub).await.map_err(ApiError::internal)?.is_none() {
-            return Err(ApiError::Unauthorized("invalid or expired refresh token"));
+            return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
         self.db
             .revoke_token(&claims.jti, claims.exp)

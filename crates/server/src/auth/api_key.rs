@@ -119,7 +119,7 @@ impl KeyCache {
 
 /// The presented key and how it was presented, from the request headers.
 pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiError> {
-    let missing = ApiError::Unauthorized(
+    let missing = ApiError::unauthorized(
         "missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
     );
     let (value, method) = if let Some(value) = headers.get("x-api-key") {
@@ -130,18 +130,18 @@ pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiErr
         return Err(missing);
     };
     if value.len() > MAX_KEY_LEN {
-        return Err(ApiError::Unauthorized("invalid API key"));
+        return Err(ApiError::unauthorized("invalid API key"));
     }
     let text = value
         .to_str()
-        .map_err(|_| ApiError::Unauthorized("invalid API key"))?
+        .map_err(|_| ApiError::unauthorized("invalid API key"))?
         .trim();
     let (key, method) = match text.split_once(' ') {
         Some((scheme, rest)) if method == AuthMethod::RawAuthorization => {
             if scheme.eq_ignore_ascii_case("bearer") {
                 (rest.trim(), AuthMethod::Bearer)
             } else {
-                return Err(ApiError::Unauthorized("invalid API key"));
+                return Err(ApiError::unauthorized("invalid API key"));
             }
         }
         _ => (text, method),
@@ -183,7 +183,7 @@ impl AppState {
     /// The principal for an active key row.
     pub fn principal(&self, row: &KeyRow, method: AuthMethod) -> Result<Principal, ApiError> {
         if !row.is_active(self.clock.now()) {
-            return Err(ApiError::Unauthorized("API key revoked or expired"));
+            return Err(ApiError::unauthorized("API key revoked or expired"));
         }
         Ok(Principal {
             key_id: row.id.clone(),
@@ -199,9 +199,9 @@ impl AppState {
         let row = self
             .lookup_key(&presented)
             .await?
-            .ok_or(ApiError::Unauthorized("unknown API key"))?;
+            .ok_or(ApiError::unauthorized("unknown API key"))?;
         if row.signing_secret.is_some() {
-            return Err(ApiError::Unauthorized(
+            return Err(ApiError::unauthorized(
                 "this key must sign its requests (X-API-Timestamp, X-API-Signature)",
             ));
         }
@@ -243,7 +243,7 @@ impl FromRequest for ApiCaller {
                 .get::<Principal>()
                 .cloned()
                 .map(Self)
-                .ok_or(ApiError::Unauthorized("missing API key")),
+                .ok_or(ApiError::unauthorized("missing API key")),
         )
     }
 }

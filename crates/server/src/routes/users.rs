@@ -1,6 +1,6 @@
 //! `/register`, `/login`, `/refresh`, `/logout` and `/protected`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -110,8 +110,10 @@ fn accounts(state: &AppState) -> Accounts<'_> {
 )]
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
+    state.limit_client(&req)?;
     let Credentials { username, password } = body.into_inner();
     let user = accounts(&state)
         .register(&username, Zeroizing::new(password), state.clock.now())
@@ -135,8 +137,10 @@ pub async fn register(
 )]
 pub async fn login(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
+    state.limit_client(&req)?;
     let Credentials { username, password } = body.into_inner();
     let pair = accounts(&state)
         .login(&username, Zeroizing::new(password), state.clock.now())

@@ -1,0 +1,164 @@
+//! The `secure-api` command: serve, or manage keys in the database.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use quota::Snapshot;
+
+use crate::config::{Cli, Command, KeysCommand, LogFormat, Settings};
+use crate::keys::{CreatedKey, NewKey};
+use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_state, process_env};
+use crate::state::{AppState, Clock};
+
+/// Runs the command line; the process exit code.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli.settings) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("secure-api: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(settings.log_format);
+    let runtime = actix_web::rt::System::new();
+    let outcome = match cli.command {
+        None | Some(Command::Serve) => runtime.block_on(serve(settings)),
+        Some(Command::Keys(command)) => runtime.block_on(keys(settings, command)),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("secure-api: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let bind = settings.bind;
+    let mut app = Application::build(settings)
+        .await
+        .map_err(|e: StartupError| e.to_string())?;
+    if let Some(first) = app.take_first_start() {
+        // The one place a key is shown: stdout, apart from the logs on stderr.
+        println!("{first}");
+    }
+    tracing::info!(address = %bind, port = app.port(), "listening");
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
+    if json {
+        println!("{}", serde_json::to_string(created).map_err(|e| e.to_string())?);
+    } else {
+        println!("id:           {}", created.id);
+        println!("key:          {}", created.key);
+        println!("service:      {}", created.service);
+        println!("daily quota:  {}", created.daily_quota);
+        if let Some(secret) = &created.signing_secret {
+            println!("signing secret: {secret}");
+        }
+        if let Some(at) = created.expires_at {
+            println!("expires at:   {at}");
+        }
+        println!("Save the key now: it is shown once and stored only as a hash.");
+    }
+    Ok(())
+}
+
+async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
+    let state: AppState = build_state(settings, &process_env(), Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    let now = state.clock.now();
+    let outcome = match command {
+        KeysCommand::Create {
+            service,
+            daily_quota,
+            signing,
+            expires_in,
+            json,
+        } => {
+            let new = NewKey {
+                service,
+                daily_quota,
+                signing,
+                expires_in_days: expires_in,
+            };
+            let created = state.keys.create(&state.db, &new, now).await.map_err(|e| e.to_string())?;
+            print_created(&created, json)
+        }
+        KeysCommand::List { json } => {
+            let keys = state.keys.list(&state.db, now).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&keys).map_err(|e| e.to_string())?);
+            } else {
+                println!("{:<26} {:<20} {:>12} {:<8} {}", "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS");
+                for k in keys {
+                    println!(
+                        "{:<26} {:<20} {:>12} {:<8} {}",
+                        k.id, k.service, k.daily_quota, if k.signing { "yes" } else { "no" }, k.status
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCommand::Revoke { id } => {
+            state.keys.revoke(&state.db, &id, now).await.map_err(|e| e.to_string())?;
+            println!("revoked {id}; running servers refuse it within their key cache TTL");
+            Ok(())
+        }
+        KeysCommand::Rotate { id, grace_hours, json } => {
+            let created = state
+                .keys
+                .rotate(&state.db, &id, i64::from(grace_hours) * 3_600, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !json {
+                println!("{id} keeps working for {grace_hours} h; its replacement:");
+            }
+            print_created(&created, json)
+        }
+        KeysCommand::Usage { id } => {
+            let row = state
+                .db
+                .find_key(&id)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no key with id {id}"))?;
+            if let Some((_, data)) = state.db.load_snapshot(QUOTA_SNAPSHOT).await.map_err(|e| e.to_string())? {
+                let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
+                state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
+            }
+            state.sync_quota_override(&row).map_err(|e| e.to_string())?;
+            let usage = state.quota.usage(&row.id).map_err(|e| e.to_string())?;
+            println!(
+                "{}: {} of {} used today, {} left, resets in {} s (as saved by the server, at most {} s old)",
+                row.id,
+                usage.used,
+                usage.limit,
+                usage.remaining,
+                usage.reset.as_secs(),
+                crate::startup::SNAPSHOT_INTERVAL.as_secs()
+            );
+            Ok(())
+        }
+    };
+    state.db.close().await;
+    outcome
+}

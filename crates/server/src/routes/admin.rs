@@ -1,0 +1,245 @@
+//! `/admin/keys...`: key management with an admin token (`Authorization: Bearer <token>`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::bearer::bearer_token;
+use crate::error::{ApiError, Problem};
+use crate::keys::{KeyInfo, NewKey};
+use crate::state::AppState;
+
+/// A caller holding a valid admin token.
+#[derive(Debug)]
+pub struct Admin {
+    /// The admin token's id.
+    pub token_id: String,
+}
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req).map(str::to_owned);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
+            let token = token.ok_or_else(|| {
+                ApiError::unauthorized("admin token required: Authorization: Bearer <admin token>")
+            })?;
+            let token_id = state
+                .find_admin(&token)
+                .await?
+                .ok_or_else(|| ApiError::unauthorized("invalid admin token"))?;
+            Ok(Self { token_id })
+        })
+    }
+}
+
+/// A key to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKeyRequest {
+    /// The owning service: 1 to 64 ASCII letters, digits, `_`, `.` or `-`.
+    pub service: String,
+    /// Calls per UTC day (default: the server's default).
+    pub daily_quota: Option<u64>,
+    /// Also create a signing secret; requests must then be signed.
+    #[serde(default)]
+    pub signing: bool,
+    /// Days until expiry.
+    pub expires_in_days: Option<u32>,
+}
+
+/// A created key: the only response that contains the key (and signing secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKeyResponse {
+    /// Non-secret key id.
+    pub id: String,
+    /// The API key. Shown once; only its hash is stored.
+    pub key: String,
+    /// The owning service.
+    pub service: String,
+    /// Calls per UTC day.
+    pub daily_quota: u64,
+    /// For signing keys, the HMAC secret (hex). Shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+    /// Expiry (unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// Rotation options.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Hours the old key keeps working (default 24, at most 720).
+    pub grace_hours: Option<u32>,
+}
+
+/// Today's usage of a key.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageResponse {
+    /// The key id.
+    pub id: String,
+    /// Calls per UTC day.
+    pub limit: u64,
+    /// Calls spent today.
+    pub used: u64,
+    /// Calls left today.
+    pub remaining: u64,
+    /// Seconds until the quota resets (00:00 UTC).
+    pub reset_secs: u64,
+}
+
+/// Most hours a rotated key keeps working.
+pub const MAX_GRACE_HOURS: u32 = 720;
+
+fn respond_created(created: &crate::keys::CreatedKey) -> HttpResponse {
+    HttpResponse::Created().json(CreatedKeyResponse {
+        id: created.id.clone(),
+        key: created.key.clone(),
+        service: created.service.clone(),
+        daily_quota: created.daily_quota,
+        signing_secret: created.signing_secret.clone(),
+        expires_at: created.expires_at,
+    })
+}
+
+/// List keys (never the keys themselves).
+#[utoipa::path(
+    get, path = "/admin/keys", tag = "admin",
+    responses(
+        (status = 200, description = "Every key", body = Vec<KeyInfo>),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn list_keys(
+    state: web::Data<AppState>,
+    _admin: Admin,
+) -> Result<web::Json<Vec<KeyInfo>>, ApiError> {
+    Ok(web::Json(state.keys.list(&state.db, state.clock.now()).await?))
+}
+
+/// Create a key; the response is the only time the key is shown.
+#[utoipa::path(
+    post, path = "/admin/keys", tag = "admin",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "Created", body = CreatedKeyResponse),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn create_key(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: web::Json<CreateKeyRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let new = NewKey {
+        service: body.service,
+        daily_quota: body.daily_quota,
+        signing: body.signing,
+        expires_in_days: body.expires_in_days,
+    };
+    let created = state.keys.create(&state.db, &new, state.clock.now()).await?;
+    tracing::info!(key = %created.id, service = %created.service, "key created");
+    Ok(respond_created(&created))
+}
+
+/// Revoke a key now. Every instance refuses it within the key cache TTL.
+#[utoipa::path(
+    delete, path = "/admin/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The key id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state.keys.revoke(&state.db, &id, state.clock.now()).await?;
+    state.key_cache.forget_id(&id);
+    tracing::info!(key = %id, "key revoked");
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Replace a key; the old one keeps working for the grace period.
+#[utoipa::path(
+    post, path = "/admin/keys/{id}/rotate", tag = "admin",
+    params(("id" = String, Path, description = "The key id")),
+    request_body(content = Option<RotateRequest>, description = "Optional grace period"),
+    responses(
+        (status = 201, description = "The new key", body = CreatedKeyResponse),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+    body: Option<web::Json<RotateRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let grace_hours = body.and_then(|b| b.grace_hours).unwrap_or(24);
+    if grace_hours > MAX_GRACE_HOURS {
+        return Err(ApiError::validation(
+            "grace_hours",
+            format!("must be at most {MAX_GRACE_HOURS}"),
+        ));
+    }
+    let created = state
+        .keys
+        .rotate(&state.db, &id, i64::from(grace_hours) * 3_600, state.clock.now())
+        .await?;
+    state.key_cache.forget_id(&id);
+    tracing::info!(old = %id, new = %created.id, grace_hours, "key rotated");
+    Ok(respond_created(&created))
+}
+
+/// Today's usage of a key.
+#[utoipa::path(
+    get, path = "/admin/keys/{id}/usage", tag = "admin",
+    params(("id" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "Usage", body = UsageResponse),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn key_usage(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    id: web::Path<String>,
+) -> Result<web::Json<UsageResponse>, ApiError> {
+    let row = state
+        .db
+        .find_key(&id)
+        .await?
+        .ok_or(ApiError::NotFound("no key with this id"))?;
+    state.sync_quota_override(&row)?;
+    let usage = state.quota.usage(&row.id).map_err(ApiError::internal)?;
+    Ok(web::Json(UsageResponse {
+        id: row.id,
+        limit: usage.limit,
+        used: usage.used,
+        remaining: usage.remaining,
+        reset_secs: usage.reset.as_secs(),
+    }))
+}

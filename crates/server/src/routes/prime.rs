@@ -1,0 +1,183 @@
+//! `POST /check-prime`.
+//!
+//! The number is read from the raw JSON text, digit for digit: a bare JSON integer of any size
+//! (as the original clients send it), or a string holding a decimal or `0x` hex integer. It
+//! never passes through `f64` or `u64`.
+//!
+//! Cost against the daily quota: one call per started 1,024 bits of the number, so a
+//! 4,096-bit number costs 4 and anything up to 1,024 bits costs 1.
+
+use actix_web::{HttpResponse, web};
+use num_bigint::BigUint;
+use primality::{Limits, Verdict};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::auth::api_key::ApiCaller;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Extra random-base Miller-Rabin rounds when the request names none (the original ran 40).
+pub const DEFAULT_ROUNDS: u32 = 40;
+/// Most extra rounds a request may ask for.
+pub const MAX_ROUNDS: u32 = 64;
+/// Numbers above this many bits are tested on the blocking pool, off the async workers.
+pub const INLINE_MAX_BITS: u64 = 128;
+
+/// What to test.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrimeRequest {
+    /// A non-negative integer: a bare JSON number of any size, or a string holding a decimal
+    /// or `0x` hexadecimal integer.
+    #[schema(value_type = Object, example = json!(172983479832623897492387592384682937659382477_u128))]
+    pub number: Box<RawValue>,
+    /// Extra random-base Miller-Rabin rounds after BPSW for numbers of 2^64 and above
+    /// (default 40, at most 64).
+    #[schema(maximum = 64)]
+    pub rounds: Option<u32>,
+}
+
+/// The answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrimeResponse {
+    /// The number tested, in decimal, as a JSON number.
+    #[schema(value_type = Object, example = json!(172983479832623897492387592384682937659382477_u128))]
+    pub number: Box<RawValue>,
+    /// Whether it is prime (proven, or probable prime after BPSW and the extra rounds).
+    #[serde(rename = "isPrime")]
+    pub is_prime: bool,
+    /// `prime` (proven), `probable_prime`, `composite`, or `neither` (0 and 1).
+    pub verdict: &'static str,
+    /// A small factor, when trial division found one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub factor: Option<u64>,
+    /// The number's size in bits.
+    pub bits: u64,
+}
+
+/// The quota cost of testing a number of `bits` bits: one per started 1,024 bits.
+#[must_use]
+pub fn prime_cost(bits: u64) -> u64 {
+    bits.max(1).div_ceil(1024)
+}
+
+/// The integer text of the `number` field: digits (or `0x` hex) with no sign, fraction or exponent.
+fn number_text(raw: &RawValue) -> Result<String, ApiError> {
+    let text = raw.get();
+    let invalid = |reason: &str| ApiError::validation("number", reason.to_owned());
+    match text.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<String>(text)
+            .map_err(|_| invalid("must be a JSON string or integer")),
+        Some(b'0'..=b'9') => {
+            if text.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(text.to_owned())
+            } else {
+                Err(invalid("must be an integer (no fraction or exponent)"))
+            }
+        }
+        Some(b'-') => Err(invalid("must not be negative")),
+        _ => Err(invalid("must be a non-negative integer or a string holding one")),
+    }
+}
+
+fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
+    match verdict {
+        Verdict::Prime => ("prime", true, None),
+        Verdict::ProbablePrime => ("probable_prime", true, None),
+        Verdict::Composite { factor } => ("composite", false, *factor),
+        // 0 and 1 are neither prime nor composite.
+        _ => ("neither", false, None),
+    }
+}
+
+/// Test whether a number is prime.
+#[utoipa::path(
+    post, path = "/check-prime", tag = "api",
+    request_body = PrimeRequest,
+    responses(
+        (status = 200, description = "The verdict", body = PrimeResponse),
+        (status = 400, description = "Malformed body or number", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or number too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
+)]
+pub async fn check_prime(
+    state: web::Data<AppState>,
+    caller: ApiCaller,
+    body: web::Json<PrimeRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let PrimeRequest { number, rounds } = body.into_inner();
+    let rounds = rounds.unwrap_or(DEFAULT_ROUNDS);
+    if rounds > MAX_ROUNDS {
+        return Err(ApiError::validation(
+            "rounds",
+            format!("must be at most {MAX_ROUNDS}"),
+        ));
+    }
+    let text = number_text(&number)?;
+    let limits = Limits::new(state.settings.max_prime_bits);
+    let n: BigUint = limits.parse(&text).map_err(prime_error)?;
+    let bits = n.bits();
+    let charged = caller.charge(&state, prime_cost(bits)).await?;
+
+    let verdict = if bits <= INLINE_MAX_BITS {
+        primality::check_with_rounds(&n, rounds, &mut rand::rng())
+    } else {
+        let n = n.clone();
+        web::block(move || primality::check_with_rounds(&n, rounds, &mut rand::rng())).await?
+    };
+    let (verdict, is_prime, factor) = verdict_name(&verdict);
+    let number = RawValue::from_string(n.to_str_radix(10)).map_err(ApiError::internal)?;
+    Ok(charged.respond(PrimeResponse {
+        number,
+        is_prime,
+        verdict,
+        factor,
+        bits,
+    }))
+}
+
+fn prime_error(error: primality::Error) -> ApiError {
+    match error {
+        e @ (primality::Error::TooLarge { .. } | primality::Error::TooManyDigits { .. }) => {
+            ApiError::PayloadTooLarge(format!("number: {e}"))
+        }
+        e => ApiError::validation("number", e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn the_cost_grows_with_each_started_1024_bits() {
+        assert_eq!(prime_cost(0), 1);
+        assert_eq!(prime_cost(1), 1);
+        assert_eq!(prime_cost(1024), 1);
+        assert_eq!(prime_cost(1025), 2);
+        assert_eq!(prime_cost(4096), 4);
+    }
+
+    #[test]
+    fn numbers_are_read_digit_for_digit() {
+        let big = "172983479832623897492387592384682937659382477";
+        assert_eq!(number_text(&raw(big)).unwrap(), big);
+        assert_eq!(number_text(&raw("\"0x1f\"")).unwrap(), "0x1f");
+        assert_eq!(number_text(&raw(&format!("\"{big}\""))).unwrap(), big);
+        for bad in ["-7", "1.5", "1e10", "true", "null", "[1]", "{}"] {
+            assert!(
+                matches!(number_text(&raw(bad)), Err(ApiError::Validation { field: "number", .. })),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! `GET /whoami`: who the server thinks the caller is.
+
+use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::api_key::{ApiCaller, AuthMethod};
+use crate::error::{ApiError, Problem};
+
+/// The authenticated principal.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhoAmI {
+    /// The key's non-secret id.
+    pub key_id: String,
+    /// The service that owns the key.
+    pub service: String,
+    /// How the request authenticated.
+    pub auth_method: AuthMethod,
+    /// The key's daily quota.
+    pub daily_quota: u64,
+}
+
+/// The authenticated key, its service and how it authenticated. Costs no quota.
+#[utoipa::path(
+    get, path = "/whoami", tag = "api",
+    responses(
+        (status = 200, description = "The caller", body = WhoAmI),
+        (status = 401, description = "Missing, unknown, revoked or expired API key, or a bad signature", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
+)]
+pub async fn whoami(caller: ApiCaller) -> Result<web::Json<WhoAmI>, ApiError> {
+    let p = caller.0;
+    Ok(web::Json(WhoAmI {
+        key_id: p.key_id,
+        service: p.service,
+        auth_method: p.method,
+        daily_quota: p.daily_quota,
+    }))
+}

@@ -1,0 +1,428 @@
+//! Building the application: state from settings, the HTTP server, background tasks.
+//!
+//! `main` and the tests build the same [`Application`]; tests inject the environment and the
+//! clock and bind port 0.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::TcpListener;
+use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{App, HttpServer, web};
+use quota::{MemoryBackend, Policy, Snapshot};
+use secret_key::{SecretKey, SecretLoader};
+
+use crate::auth::api_key::KeyCache;
+use crate::auth::jwt::Tokens;
+use crate::auth::password::Passwords;
+use crate::auth::signed::Signing;
+use crate::config::{Mode, Settings};
+use crate::error::ApiError;
+use crate::keys::{CreatedKey, KeyManager, NewKey};
+use crate::routes;
+use crate::sealing::Sealer;
+use crate::state::{AppState, Clock};
+use crate::store::Db;
+
+/// Reads an environment variable; tests inject their own instead of mutating the process's.
+pub type Env = Arc<dyn Fn(&str) -> Option<OsString> + Send + Sync>;
+
+/// The process environment.
+#[must_use]
+pub fn process_env() -> Env {
+    Arc::new(|name| std::env::var_os(name))
+}
+
+/// Logins and registrations allowed per minute per client address.
+pub const LOGIN_LIMIT_PER_MINUTE: u64 = 5;
+/// How often quota usage is saved to the database. At most this much usage is lost when the
+/// process is killed without a graceful shutdown.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
+/// The name of the quota snapshot row.
+pub const QUOTA_SNAPSHOT: &str = "daily-quota";
+/// Access token lifetime.
+pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Refresh token lifetime.
+pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 86_400);
+/// Admin tokens use the API key format with this prefix.
+pub const ADMIN_PREFIX: &str = "sadm";
+/// Key lookups kept in the cache at most.
+pub const KEY_CACHE_CAPACITY: usize = 100_000;
+
+/// Why the server could not start. Each names what to fix; none contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartupError {
+    /// The server secret is missing or weak.
+    #[error("server secret: {0}")]
+    Secret(#[from] secret_key::Error),
+    /// `API_SHARED_SECRET` is set but weak.
+    #[error("API_SHARED_SECRET: {0}")]
+    SharedSecret(secret_key::Error),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// A component could not be built.
+    #[error("{0}")]
+    Build(String),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl From<ApiError> for StartupError {
+    fn from(error: ApiError) -> Self {
+        Self::Build(error.to_string())
+    }
+}
+
+/// What the first start on an empty database created: printed once, never stored in clear.
+pub struct FirstStart {
+    /// The admin token for `/admin/keys`.
+    pub admin_token: String,
+    /// A demo API key.
+    pub demo_key: CreatedKey,
+}
+
+impl fmt::Debug for FirstStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FirstStart")
+            .field("admin_token", &"[redacted]")
+            .field("demo_key", &self.demo_key)
+            .finish()
+    }
+}
+
+impl fmt::Display for FirstStart {
+    /// The banner printed on first start: the only time these are shown.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "==================== secure-api: first start ====================")?;
+        writeln!(f, "Save these now: they are shown once and stored only as hashes.")?;
+        writeln!(f)?;
+        writeln!(f, "Admin token (for /admin/keys):  {}", self.admin_token)?;
+        writeln!(
+            f,
+            "Demo API key (service {}, {} calls/day):  {}",
+            self.demo_key.service, self.demo_key.daily_quota, self.demo_key.key
+        )?;
+        writeln!(f)?;
+        writeln!(f, "Try:  curl -X POST -H 'Authorization: {}' http://HOST/get-current-time", self.demo_key.key)?;
+        write!(f, "=================================================================")
+    }
+}
+
+/// Loads the secret and builds every component of the state.
+pub async fn build_state(settings: Settings, env: &Env, clock: Clock) -> Result<AppState, StartupError> {
+    let mode = match settings.mode {
+        Mode::Development => secret_key::Mode::Development,
+        Mode::Production => secret_key::Mode::Production,
+    };
+    let loaded = SecretLoader::new(mode)
+        .file(&settings.secret_key_file)
+        .load_with_env(|name| env(name))?;
+    tracing::info!(source = %loaded.source(), "server secret loaded");
+    let master = loaded.key();
+    let subkey = |purpose: &str| master.derive(purpose);
+    let jwt_key = subkey("secure-api/jwt-hs256/v1")?;
+    let pepper = subkey("secure-api/apikey-pepper/v1")?;
+    let seal_key = subkey("secure-api/signing-secret-seal/v1")?;
+
+    let shared_secret = match env("API_SHARED_SECRET") {
+        Some(value) => {
+            let text = value.into_string().map_err(|_| {
+                StartupError::Build("API_SHARED_SECRET is not valid UTF-8".to_owned())
+            })?;
+            // Judge it like the server secret, but sign with its text, as the original did.
+            SecretKey::from_text(&text).map_err(StartupError::SharedSecret)?;
+            Some(request_signing::Secret::new(text.into_bytes()))
+        }
+        None => None,
+    };
+
+    let db = Db::connect(&settings.database_url).await?;
+    let (concurrency, queue) = (settings.hash_concurrency, settings.request_timeout);
+    let passwords = web::block(move || Passwords::new(concurrency, queue))
+        .await
+        .map_err(|e| StartupError::Build(e.to_string()))?
+        .map_err(|e| StartupError::Build(e.to_string()))?;
+    let tokens = Tokens::new(jwt_key.expose_secret(), ACCESS_TTL, REFRESH_TTL);
+    let sealer = Sealer::new(seal_key.expose_secret()).map_err(|e| StartupError::Build(e.to_string()))?;
+    let keys = KeyManager::new(pepper.expose_secret(), sealer, settings.default_daily_quota)?;
+    let key_cache = Arc::new(KeyCache::new(settings.key_cache_ttl, KEY_CACHE_CAPACITY));
+    let signing = Signing::new(
+        db.clone(),
+        key_cache.clone(),
+        keys.clone(),
+        clock.clone(),
+        shared_secret,
+        settings.json_limit,
+    );
+    let daily = NonZeroU64::new(settings.default_daily_quota)
+        .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
+    let quota = MemoryBackend::builder(Policy::per_day(daily))
+        .clock(clock.clone())
+        .build()
+        .map_err(|e| StartupError::Build(e.to_string()))?;
+    if let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await? {
+        match serde_json::from_str::<Snapshot>(&data) {
+            Ok(snapshot) => {
+                let restored = quota.restore(&snapshot).map_err(|e| StartupError::Build(e.to_string()))?;
+                tracing::info!(keys = restored, taken_at, "quota usage restored");
+            }
+            Err(e) => tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero"),
+        }
+    }
+    let login_limit = MemoryBackend::builder(
+        Policy::gcra(
+            NonZeroU64::new(LOGIN_LIMIT_PER_MINUTE).expect("nonzero"),
+            Duration::from_secs(60),
+        )
+        .map_err(|e| StartupError::Build(e.to_string()))?,
+    )
+    .clock(clock.clone())
+    .build()
+    .map_err(|e| StartupError::Build(e.to_string()))?;
+
+    Ok(AppState {
+        settings,
+        db,
+        clock,
+        passwords,
+        tokens,
+        keys,
+        key_cache,
+        signing,
+        quota,
+        login_limit,
+    })
+}
+
+impl AppState {
+    /// The admin token config (same hasher and pepper as API keys, prefix `sadm`).
+    fn admin_config(&self) -> Result<apikey_gen::KeyConfig, ApiError> {
+        apikey_gen::KeyConfig::new(ADMIN_PREFIX)
+            .map(|c| c.with_hasher(self.keys.config().hasher().clone()))
+            .map_err(ApiError::internal)
+    }
+
+    /// Creates an admin token; returns it (shown once).
+    pub async fn create_admin_token(&self) -> Result<String, ApiError> {
+        let generated = self.admin_config()?.generate().map_err(ApiError::internal)?;
+        self.db
+            .insert_admin_token(
+                generated.id().as_str(),
+                &generated.hash().to_hex(),
+                self.clock.now(),
+            )
+            .await?;
+        Ok(generated.key().expose_secret().to_owned())
+    }
+
+    /// The id of the admin token `token`, if it is valid.
+    pub async fn find_admin(&self, token: &str) -> Result<Option<String>, ApiError> {
+        let config = self.admin_config()?;
+        if config.parse(token).is_err() {
+            return Ok(None);
+        }
+        Ok(self.db.find_admin_token(&config.hash(token).to_hex()).await?)
+    }
+
+    /// On an empty database, creates an admin token and a demo key.
+    pub async fn first_start(&self) -> Result<Option<FirstStart>, ApiError> {
+        if self.db.count_admin_tokens().await? > 0 || self.db.count_keys().await? > 0 {
+            return Ok(None);
+        }
+        let admin_token = self.create_admin_token().await?;
+        let demo = NewKey {
+            service: "demo".to_owned(),
+            ..NewKey::default()
+        };
+        let demo_key = self.keys.create(&self.db, &demo, self.clock.now()).await?;
+        Ok(Some(FirstStart {
+            admin_token,
+            demo_key,
+        }))
+    }
+
+    /// Saves the quota counters to the database.
+    pub async fn save_quota(&self) -> Result<(), ApiError> {
+        let snapshot = self.quota.snapshot();
+        let data = serde_json::to_string(&snapshot).map_err(ApiError::internal)?;
+        self.db
+            .save_snapshot(QUOTA_SNAPSHOT, self.clock.now(), &data)
+            .await?;
+        Ok(())
+    }
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    server: Server,
+    port: u16,
+    state: web::Data<AppState>,
+    first_start: Option<FirstStart>,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+/// Security headers on every response: a JSON API is never framed, sniffed or cached.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// Answers 503 when a request takes longer than the configured timeout.
+async fn request_timeout(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(Duration::from_secs(30), |s| s.settings.request_timeout);
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
+        Err(_) => Err(ApiError::Unavailable {
+            detail: "the request took too long",
+            retry_after: None,
+        }
+        .into()),
+    }
+}
+
+/// Logs one line per request: method, path (never the query), status and duration.
+async fn access_log(
+    req: actix_web::dev::ServiceRequest,
+    next: Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await;
+    let status = match &response {
+        Ok(r) => r.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
+    };
+    tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+impl Application {
+    /// Builds the server from settings, the process environment and the system clock.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, process_env(), Clock::system()).await
+    }
+
+    /// Builds the server with an injected environment and clock (tests).
+    pub async fn build_with(settings: Settings, env: Env, clock: Clock) -> Result<Self, StartupError> {
+        let addr = settings.bind;
+        let workers = settings.workers;
+        let json_limit = settings.json_limit;
+        let state = web::Data::new(build_state(settings, &env, clock).await?);
+        let first_start = state.first_start().await?;
+
+        let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+        let port = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?.port();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(json_limit)
+                        .error_handler(routes::json_error),
+                )
+                .app_data(web::PayloadConfig::new(json_limit))
+                .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+                .app_data(web::PathConfig::default().error_handler(routes::path_error))
+                .wrap(from_fn(request_timeout))
+                .wrap(security_headers())
+                .wrap(from_fn(access_log))
+                .configure(routes::configure)
+        })
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .shutdown_timeout(30);
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .run();
+        Ok(Self {
+            server,
+            port,
+            state,
+            first_start,
+        })
+    }
+
+    /// The port the server listens on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests use it to reach the database and the clock).
+    #[must_use]
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// What the first start created, if this was one.
+    pub fn take_first_start(&mut self) -> Option<FirstStart> {
+        self.first_start.take()
+    }
+
+    /// Serves until the process is asked to stop (SIGINT, SIGTERM), then saves the quota
+    /// counters. While serving, they are saved every [`SNAPSHOT_INTERVAL`].
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let state = self.state.clone();
+        let saver = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(SNAPSHOT_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.save_quota().await {
+                    tracing::error!(error = %e, "saving quota usage failed");
+                }
+                if let Err(e) = state.db.purge_revoked_tokens(state.clock.now()).await {
+                    tracing::error!(error = %e, "purging expired revocations failed");
+                }
+            }
+        });
+        let result = self.server.await;
+        saver.abort();
+        if let Err(e) = self.state.save_quota().await {
+            tracing::error!(error = %e, "saving quota usage at shutdown failed");
+        }
+        self.state.db.close().await;
+        result
+    }
+}
