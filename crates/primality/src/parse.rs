@@ -60,8 +60,9 @@ pub fn parse_number(input: &str, max_digits: usize) -> Result<BigUint> {
 /// use primality::{Error, Limits, Verdict};
 /// let limits = Limits::new(64);
 /// assert_eq!(limits.check(&97u32.into()), Ok(Verdict::Prime));
-/// let big = limits.parse("340282366920938463463374607431768211297");
-/// assert_eq!(big, Err(Error::TooLarge { bits: 128, max_bits: 64 }));
+/// let big = limits.parse("18446744073709551617"); // 2^64 + 1
+/// assert_eq!(big, Err(Error::TooLarge { bits: 65, max_bits: 64 }));
+/// assert_eq!(limits.parse(&"9".repeat(21)), Err(Error::TooManyDigits { max_digits: 20 }));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

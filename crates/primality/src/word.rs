@@ -172,6 +172,59 @@ mod tests {
         assert_eq!(classify(4_294_967_297), WordVerdict::Composite(None)); // 641 * 6700417
     }
 
+    fn listed(text: &str) -> Vec<u64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
+    /// The strong Lucas test alone; `None` when the parameter search proved `n` composite.
+    fn lucas_alone<A: crate::arith::Arith>(ar: &A, n: u64) -> Option<bool> {
+        let d = selfridge(|a| n % a, n % 4, || n.isqrt() * n.isqrt() == n).ok()?;
+        let s = (n + 1).trailing_zeros();
+        Some(strong_lucas(ar, (1 - d) / 4, &[(n + 1) >> s], s))
+    }
+
+    /// The two halves of BPSW, each on its own, pass exactly the primes and the published
+    /// pseudoprimes of that half, on the 64-bit and the multi-limb arithmetic.
+    #[test]
+    fn each_half_of_bpsw_matches_its_published_pseudoprimes() {
+        use crate::arith::MontN;
+        use num_bigint::BigUint;
+        let spsp2 = listed(include_str!("../tests/data/a001262.txt"));
+        let slpsp = listed(include_str!("../tests/data/a217255.txt"));
+        let limit = 1_000_000u64;
+        let mut found_spsp = Vec::new();
+        let mut found_slpsp = Vec::new();
+        for n in (4097..limit).step_by(2) {
+            let prime = is_prime_u64(n);
+            let m = Mont64::new(n);
+            let s = (n - 1).trailing_zeros();
+            let base2 = strong_tail(&m, pow2(&m, &[(n - 1) >> s]), s);
+            if base2 && !prime {
+                found_spsp.push(n);
+            }
+            let Some(lucas) = lucas_alone(&m, n) else {
+                assert!(!prime, "{n}");
+                continue;
+            };
+            assert!(lucas || !prime, "{n}");
+            if lucas && !prime {
+                found_slpsp.push(n);
+            }
+            if n % 1001 == 1 || slpsp.contains(&n) {
+                let wide = MontN::<2>::new(&BigUint::from(n));
+                assert_eq!(lucas_alone(&wide, n), Some(lucas), "{n} on two limbs");
+                let wide = MontN::<5>::new(&BigUint::from(n));
+                assert_eq!(lucas_alone(&wide, n), Some(lucas), "{n} on five limbs");
+            }
+        }
+        let above = |v: Vec<u64>| v.into_iter().filter(|&n| n > 4096).collect::<Vec<_>>();
+        assert_eq!(found_spsp, above(spsp2));
+        assert_eq!(found_slpsp, above(slpsp));
+    }
+
     #[test]
     fn edges_of_u64() {
         assert!(is_prime_u64(u64::MAX - 58));
