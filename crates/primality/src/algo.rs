@@ -1,0 +1,261 @@
+//! The probable-prime tests, written once over any [`Arith`] backend.
+
+use crate::arith::Arith;
+
+/// Number of significant bits of little-endian limbs.
+fn bit_len(e: &[u64]) -> u64 {
+    for i in (0..e.len()).rev() {
+        if e[i] != 0 {
+            return 64 * i as u64 + u64::from(64 - e[i].leading_zeros());
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn bit(e: &[u64], i: u64) -> bool {
+    (e[(i / 64) as usize] >> (i % 64)) & 1 == 1
+}
+
+/// `base^e` with a fixed 4-bit window.
+pub(crate) fn pow<A: Arith>(ar: &A, base: &A::E, e: &[u64]) -> A::E {
+    let len = bit_len(e);
+    if len == 0 {
+        return ar.one();
+    }
+    let mut table = Vec::with_capacity(16);
+    table.push(ar.one());
+    table.push(base.clone());
+    for i in 2..16 {
+        let next = ar.mul(&table[i - 1], base);
+        table.push(next);
+    }
+    let nibbles = len.div_ceil(4);
+    let nibble = |k: u64| ((e[(k / 16) as usize] >> ((k % 16) * 4)) & 15) as usize;
+    let mut x = table[nibble(nibbles - 1)].clone();
+    for k in (0..nibbles - 1).rev() {
+        for _ in 0..4 {
+            x = ar.sqr(&x);
+        }
+        let w = nibble(k);
+        if w != 0 {
+            x = ar.mul(&x, &table[w]);
+        }
+    }
+    x
+}
+
+/// `2^e`: squarings and modular doublings only, no general multiplication.
+pub(crate) fn pow2<A: Arith>(ar: &A, e: &[u64]) -> A::E {
+    let len = bit_len(e);
+    if len == 0 {
+        return ar.one();
+    }
+    let mut x = ar.dbl(&ar.one());
+    for i in (0..len - 1).rev() {
+        x = ar.sqr(&x);
+        if bit(e, i) {
+            x = ar.dbl(&x);
+        }
+    }
+    x
+}
+
+/// The end of a strong probable-prime test: given `x = a^d` where `n - 1 = d 2^s`, whether `n`
+/// is a strong probable prime to base `a`.
+pub(crate) fn strong_tail<A: Arith>(ar: &A, mut x: A::E, s: u32) -> bool {
+    let minus_one = ar.minus_one();
+    if x == ar.one() || x == minus_one {
+        return true;
+    }
+    for _ in 1..s {
+        x = ar.sqr(&x);
+        if x == minus_one {
+            return true;
+        }
+        if x == ar.one() {
+            return false;
+        }
+    }
+    false
+}
+
+/// `q * x` for a small signed `q`, with additions when `|q|` is small.
+fn mul_small<A: Arith>(ar: &A, x: &A::E, q: i64, mq: &A::E) -> A::E {
+    let m = q.unsigned_abs();
+    let r = if m <= 32 {
+        // Left-to-right double-and-add over the bits of |q|.
+        let mut r = x.clone();
+        for i in (0..63 - m.leading_zeros()).rev() {
+            r = ar.dbl(&r);
+            if (m >> i) & 1 == 1 {
+                r = ar.add(&r, x);
+            }
+        }
+        r
+    } else {
+        return ar.mul(x, mq);
+    };
+    if q < 0 { ar.sub(&ar.small(0), &r) } else { r }
+}
+
+/// Strong Lucas probable-prime test with Selfridge parameters `P = 1`, `Q = (1 - D) / 4`,
+/// where `Jacobi(D / n) = -1` and `n + 1 = d 2^s`.
+///
+/// Only the `V` sequence is computed (a Montgomery-ladder over `V_k, V_{k+1}` and `Q^k`).
+/// `U_d ≡ 0` is checked through the identity `D U_d = 2 V_{d+1} - P V_d`: `D` is invertible
+/// modulo `n` because its Jacobi symbol is `-1`.
+pub(crate) fn strong_lucas<A: Arith>(ar: &A, q: i64, d: &[u64], s: u32) -> bool {
+    let one = ar.one();
+    let mq = ar.small(q);
+    let mut vk = ar.small(2);
+    let mut vk1 = one.clone();
+    let mut qk = one.clone();
+    let len = bit_len(d);
+    if q == -1 {
+        // Q^k is ±1: track its sign only.
+        let minus_one = ar.minus_one();
+        let mut neg = false;
+        for i in (0..len).rev() {
+            // P Q^k = Q^k, and -2 Q^k is ±2.
+            let qkv = if neg { &minus_one } else { &one };
+            let two_qk = ar.dbl(qkv);
+            if bit(d, i) {
+                // Q^{k+1} = -Q^k.
+                vk = ar.sub(&ar.mul(&vk, &vk1), qkv);
+                vk1 = ar.add(&ar.sqr(&vk1), &two_qk);
+                neg = true; // Q^{2k+1} = (Q^k)^2 Q = -1
+            } else {
+                vk1 = ar.sub(&ar.mul(&vk, &vk1), qkv);
+                vk = ar.sub(&ar.sqr(&vk), &two_qk);
+                neg = false; // Q^{2k} = 1
+            }
+        }
+        qk = if neg { minus_one } else { one };
+    } else {
+        for i in (0..len).rev() {
+            if bit(d, i) {
+                vk = ar.sub(&ar.mul(&vk, &vk1), &qk);
+                let qk1 = mul_small(ar, &qk, q, &mq);
+                vk1 = ar.sub(&ar.sqr(&vk1), &ar.dbl(&qk1));
+                qk = ar.mul(&qk, &qk1);
+            } else {
+                vk1 = ar.sub(&ar.mul(&vk, &vk1), &qk);
+                vk = ar.sub(&ar.sqr(&vk), &ar.dbl(&qk));
+                qk = ar.sqr(&qk);
+            }
+        }
+    }
+    // U_d ≡ 0 (mod n) ⇔ 2 V_{d+1} ≡ V_d.
+    if ar.dbl(&vk1) == vk {
+        return true;
+    }
+    // V_{d 2^r} ≡ 0 for some 0 <= r < s.
+    let mut v = vk;
+    for r in 0..s {
+        if ar.is_zero(&v) {
+            return true;
+        }
+        if r + 1 < s {
+            v = ar.sub(&ar.sqr(&v), &ar.dbl(&qk));
+            qk = ar.sqr(&qk);
+        }
+    }
+    false
+}
+
+/// Jacobi symbol `(a / m)` for odd `m > 0`.
+pub(crate) fn jacobi(mut a: u64, mut m: u64) -> i32 {
+    debug_assert!(m % 2 == 1);
+    a %= m;
+    let mut t = 1;
+    while a != 0 {
+        let z = a.trailing_zeros();
+        a >>= z;
+        if z % 2 == 1 && (m % 8 == 3 || m % 8 == 5) {
+            t = -t;
+        }
+        if a % 4 == 3 && m % 4 == 3 {
+            t = -t;
+        }
+        core::mem::swap(&mut a, &mut m);
+        a %= m;
+    }
+    if m == 1 { t } else { 0 }
+}
+
+/// Why Selfridge's parameter search stopped without a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoParameter {
+    /// `n` is composite: it shares a factor with some `D`, or it is a perfect square.
+    Composite,
+}
+
+/// Selfridge's method A: the first `D` in 5, -7, 9, -11, … with `Jacobi(D / n) = -1`.
+///
+/// `n_mod(a)` returns `n mod a`, `n_mod4` is `n mod 4`, and `is_square` is asked once, after a
+/// few candidates failed (a square never yields `-1`). `n` must be odd and above `2^12`: every
+/// candidate tried is then below `n` (non-squares find a parameter within a few dozen steps),
+/// so a candidate sharing a factor with `n` proves `n` composite.
+pub(crate) fn selfridge(
+    n_mod: impl Fn(u64) -> u64,
+    n_mod4: u64,
+    is_square: impl FnOnce() -> bool,
+) -> Result<i64, NoParameter> {
+    let mut is_square = Some(is_square);
+    let mut a = 5u64;
+    let mut negative = false;
+    let mut tries = 0u32;
+    loop {
+        // (±a / n) = (-1/n)^[neg] (a/n), and (a/n) = (n mod a / a) (-1)^((a-1)/2 (n-1)/2).
+        let mut j = jacobi(n_mod(a), a);
+        if a % 4 == 3 && n_mod4 == 3 {
+            j = -j;
+        }
+        if negative && n_mod4 == 3 {
+            j = -j;
+        }
+        if j == -1 {
+            let d = a as i64;
+            return Ok(if negative { -d } else { d });
+        }
+        if j == 0 {
+            return Err(NoParameter::Composite);
+        }
+        tries += 1;
+        if tries == 8 {
+            if let Some(sq) = is_square.take() {
+                if sq() {
+                    return Err(NoParameter::Composite);
+                }
+            }
+        }
+        a += 2;
+        negative = !negative;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jacobi_matches_euler_criterion_for_primes() {
+        for p in [3u64, 5, 7, 11, 13, 101, 65_537] {
+            for a in 0..p.min(200) {
+                let e = (0..(p - 1) / 2).fold(1u64, |acc, _| acc * a % p);
+                let expect = if a % p == 0 {
+                    0
+                } else if e == 1 {
+                    1
+                } else {
+                    -1
+                };
+                assert_eq!(jacobi(a, p), expect, "({a}/{p})");
+            }
+        }
+        assert_eq!(jacobi(2, 15), 1);
+        assert_eq!(jacobi(7, 15), -1);
+        assert_eq!(jacobi(5, 15), 0);
+    }
+}

@@ -1,0 +1,499 @@
+//! Modular arithmetic backends for the probable-prime tests.
+//!
+//! Every backend keeps residues modulo an odd `n` in its own representation (Montgomery form for
+//! the fixed-width ones) and exposes the handful of operations the tests in `algo` need.
+
+use num_bigint::BigUint;
+use num_traits::{One, Zero};
+
+/// Arithmetic modulo a fixed odd modulus `n > 2`.
+pub(crate) trait Arith {
+    /// A residue modulo `n`, always fully reduced (so `==` is equality of residues).
+    type E: Clone + PartialEq;
+    /// The residue 1.
+    fn one(&self) -> Self::E;
+    /// The residue `n - 1`.
+    fn minus_one(&self) -> Self::E;
+    /// The residue of a small signed integer.
+    fn small(&self, v: i64) -> Self::E;
+    /// The residue of `v` (any size; reduced modulo `n` first).
+    fn from_big(&self, v: &BigUint) -> Self::E;
+    /// `a * b mod n`.
+    fn mul(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    /// `a * a mod n`.
+    fn sqr(&self, a: &Self::E) -> Self::E {
+        self.mul(a, a)
+    }
+    /// `a + b mod n`.
+    fn add(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    /// `a - b mod n`.
+    fn sub(&self, a: &Self::E, b: &Self::E) -> Self::E;
+    /// `2a mod n`.
+    fn dbl(&self, a: &Self::E) -> Self::E {
+        self.add(a, a)
+    }
+    /// Whether `a` is the residue 0.
+    fn is_zero(&self, a: &Self::E) -> bool;
+}
+
+/// `(a + b * c + carry)` split into low and high words; never overflows.
+#[inline(always)]
+const fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
+    let r = a as u128 + (b as u128) * (c as u128) + carry as u128;
+    (r as u64, (r >> 64) as u64)
+}
+
+/// `n^-1 mod 2^64` for odd `n` (Newton iteration, 5 correct bits doubling each step).
+pub(crate) const fn inv64(n: u64) -> u64 {
+    let mut x = n.wrapping_mul(3) ^ 2;
+    let mut i = 0;
+    while i < 4 {
+        x = x.wrapping_mul(2u64.wrapping_sub(n.wrapping_mul(x)));
+        i += 1;
+    }
+    x
+}
+
+/// Montgomery arithmetic modulo an odd `n < 2^64`, with `R = 2^64`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mont64 {
+    n: u64,
+    /// `n^-1 mod 2^64`.
+    ninv: u64,
+    /// `R mod n`.
+    one: u64,
+}
+
+impl Mont64 {
+    pub(crate) fn new(n: u64) -> Self {
+        debug_assert!(n % 2 == 1 && n > 2);
+        // n is odd, so it never divides 2^64 and `one < n`.
+        let one = (u64::MAX % n) + 1;
+        Self {
+            n,
+            ninv: inv64(n),
+            one,
+        }
+    }
+
+    /// Montgomery reduction of a product `t < n * 2^64`: `t / R mod n`.
+    #[inline(always)]
+    fn redc(&self, t: u128) -> u64 {
+        let m = (t as u64).wrapping_mul(self.ninv);
+        let mn = ((u128::from(m) * u128::from(self.n)) >> 64) as u64;
+        let (r, borrow) = ((t >> 64) as u64).overflowing_sub(mn);
+        if borrow { r.wrapping_add(self.n) } else { r }
+    }
+
+    /// `v R mod n`. One 128-bit division: only used to set up constants, never in a loop.
+    fn to_mont(&self, v: u64) -> u64 {
+        ((u128::from(v) << 64) % u128::from(self.n)) as u64
+    }
+}
+
+impl Arith for Mont64 {
+    type E = u64;
+    #[inline(always)]
+    fn one(&self) -> u64 {
+        self.one
+    }
+    #[inline(always)]
+    fn minus_one(&self) -> u64 {
+        self.n - self.one
+    }
+    fn small(&self, v: i64) -> u64 {
+        let m = self.to_mont(v.unsigned_abs());
+        if v < 0 && m != 0 { self.n - m } else { m }
+    }
+    fn from_big(&self, v: &BigUint) -> u64 {
+        let r = v % self.n;
+        self.to_mont(r.iter_u64_digits().next().unwrap_or(0))
+    }
+    #[inline(always)]
+    fn mul(&self, a: &u64, b: &u64) -> u64 {
+        self.redc(u128::from(*a) * u128::from(*b))
+    }
+    #[inline(always)]
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        // a, b < n: a + b may exceed 2^64, so compare with n - b instead.
+        let t = self.n - b;
+        if *a >= t { a - t } else { a + b }
+    }
+    #[inline(always)]
+    fn sub(&self, a: &u64, b: &u64) -> u64 {
+        let (r, borrow) = a.overflowing_sub(*b);
+        if borrow { r.wrapping_add(self.n) } else { r }
+    }
+    #[inline(always)]
+    fn is_zero(&self, a: &u64) -> bool {
+        *a == 0
+    }
+}
+
+/// Montgomery arithmetic modulo an odd `n < 2^(64 N)` on `N` little-endian 64-bit limbs,
+/// with `R = 2^(64 N)`.
+#[derive(Debug, Clone)]
+pub(crate) struct MontN<const N: usize> {
+    n: [u64; N],
+    /// `n` as a `BigUint`, to reduce inputs of any size.
+    big: BigUint,
+    /// `-n^-1 mod 2^64`.
+    ninv: u64,
+    /// `R mod n`.
+    one: [u64; N],
+    /// `R^2 mod n`.
+    r2: [u64; N],
+}
+
+/// Copies the little-endian limbs of `v < 2^(64 N)` into an array.
+pub(crate) fn limbs<const N: usize>(v: &BigUint) -> [u64; N] {
+    let mut out = [0u64; N];
+    for (slot, d) in out.iter_mut().zip(v.iter_u64_digits()) {
+        *slot = d;
+    }
+    out
+}
+
+/// `a < b` on equal-width limb arrays.
+#[inline(always)]
+fn less<const N: usize>(a: &[u64; N], b: &[u64; N]) -> bool {
+    for i in (0..N).rev() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+    }
+    false
+}
+
+/// `a -= b`, returning the borrow out.
+#[inline(always)]
+fn sub_assign<const N: usize>(a: &mut [u64; N], b: &[u64; N]) -> bool {
+    let mut borrow = false;
+    for i in 0..N {
+        let (d, b1) = a[i].overflowing_sub(b[i]);
+        let (d, b2) = d.overflowing_sub(u64::from(borrow));
+        a[i] = d;
+        borrow = b1 | b2;
+    }
+    borrow
+}
+
+/// `a += b`, returning the carry out.
+#[inline(always)]
+fn add_assign<const N: usize>(a: &mut [u64; N], b: &[u64; N]) -> bool {
+    let mut carry = false;
+    for i in 0..N {
+        let (s, c1) = a[i].overflowing_add(b[i]);
+        let (s, c2) = s.overflowing_add(u64::from(carry));
+        a[i] = s;
+        carry = c1 | c2;
+    }
+    carry
+}
+
+impl<const N: usize> MontN<N> {
+    /// Arithmetic modulo `n`, which must be odd, greater than 2 and below `2^(64 N)`.
+    pub(crate) fn new(n: &BigUint) -> Self {
+        debug_assert!(n.bit(0) && n.bits() <= 64 * N as u64 && n > &BigUint::from(2u32));
+        let nl = limbs::<N>(n);
+        let r2_big = (BigUint::one() << (128 * N)) % n;
+        let mut m = Self {
+            n: nl,
+            big: n.clone(),
+            ninv: inv64(nl[0]).wrapping_neg(),
+            one: [0; N],
+            r2: limbs::<N>(&r2_big),
+        };
+        let mut unit = [0u64; N];
+        unit[0] = 1;
+        // REDC(R^2 * 1) = R mod n.
+        m.one = m.mul(&m.r2, &unit);
+        m
+    }
+
+    /// Montgomery product `a * b / R mod n` (CIOS, reduction fused into the product loop).
+    #[inline]
+    fn mont_mul(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+        let mut t = [0u64; N];
+        let mut t_hi = 0u64;
+        for &bi in b.iter() {
+            let (u0, mut c1) = mac(t[0], a[0], bi, 0);
+            let m = u0.wrapping_mul(self.ninv);
+            let (_, mut c2) = mac(u0, m, self.n[0], 0);
+            for j in 1..N {
+                let (x, c) = mac(t[j], a[j], bi, c1);
+                c1 = c;
+                let (y, c) = mac(x, m, self.n[j], c2);
+                c2 = c;
+                t[j - 1] = y;
+            }
+            let (s, o1) = t_hi.overflowing_add(c1);
+            let (s, o2) = s.overflowing_add(c2);
+            t[N - 1] = s;
+            t_hi = u64::from(o1) + u64::from(o2);
+        }
+        if t_hi != 0 || !less(&t, &self.n) {
+            sub_assign(&mut t, &self.n);
+        }
+        t
+    }
+
+    /// Montgomery square `a^2 / R mod n`: the off-diagonal products are computed once.
+    #[inline]
+    fn mont_sqr(&self, a: &[u64; N]) -> [u64; N] {
+        if N < 4 {
+            return self.mont_mul(a, a);
+        }
+        // Full 2N-limb square, then a separate Montgomery reduction. `N` is a const generic,
+        // and stable Rust has no `[u64; 2 * N]`, so the product lives in two halves.
+        let mut lo = [0u64; N];
+        let mut hi = [0u64; N];
+        // Off-diagonal products a[i] * a[j] for i < j.
+        for i in 0..N {
+            let mut c = 0u64;
+            for j in (i + 1)..N {
+                let k = i + j;
+                let slot = if k < N { &mut lo[k] } else { &mut hi[k - N] };
+                let (v, cc) = mac(*slot, a[i], a[j], c);
+                *slot = v;
+                c = cc;
+            }
+            let k = i + N;
+            // k >= N here; the slot is still zero when first reached.
+            hi[k - N] = c;
+        }
+        // Double them and add the diagonal squares.
+        let mut carry = 0u64;
+        for k in 0..N {
+            let v = lo[k];
+            lo[k] = (v << 1) | carry;
+            carry = v >> 63;
+        }
+        for k in 0..N {
+            let v = hi[k];
+            hi[k] = (v << 1) | carry;
+            carry = v >> 63;
+        }
+        let mut c = 0u64;
+        for i in 0..N {
+            let sq = u128::from(a[i]) * u128::from(a[i]);
+            let (k0, k1) = (2 * i, 2 * i + 1);
+            let s0 = if k0 < N { &mut lo[k0] } else { &mut hi[k0 - N] };
+            let r = u128::from(*s0) + (sq as u64) as u128 + u128::from(c);
+            *s0 = r as u64;
+            c = (r >> 64) as u64;
+            let s1 = if k1 < N { &mut lo[k1] } else { &mut hi[k1 - N] };
+            let r = u128::from(*s1) + (sq >> 64) + u128::from(c);
+            *s1 = r as u64;
+            c = (r >> 64) as u64;
+        }
+        self.reduce(lo, hi)
+    }
+
+    /// Montgomery reduction of the `2N`-limb value `hi * 2^(64N) + lo` (below `n * R`).
+    #[inline]
+    fn reduce(&self, mut lo: [u64; N], mut hi: [u64; N]) -> [u64; N] {
+        // Word-by-word: each step clears lo[i] and carries into the upper words.
+        let mut top = 0u64; // carry beyond the 2N limbs
+        for i in 0..N {
+            let m = lo[i].wrapping_mul(self.ninv);
+            let mut c = 0u64;
+            for j in 0..N {
+                let k = i + j;
+                let slot = if k < N { &mut lo[k] } else { &mut hi[k - N] };
+                let (v, cc) = mac(*slot, m, self.n[j], c);
+                *slot = v;
+                c = cc;
+            }
+            // Propagate c into hi[i..].
+            let mut k = i;
+            while c != 0 && k < N {
+                let (v, o) = hi[k].overflowing_add(c);
+                hi[k] = v;
+                c = u64::from(o);
+                k += 1;
+            }
+            top += c;
+        }
+        if top != 0 || !less(&hi, &self.n) {
+            sub_assign(&mut hi, &self.n);
+        }
+        hi
+    }
+}
+
+impl<const N: usize> Arith for MontN<N> {
+    type E = [u64; N];
+    fn one(&self) -> [u64; N] {
+        self.one
+    }
+    fn minus_one(&self) -> [u64; N] {
+        let mut r = self.n;
+        sub_assign(&mut r, &self.one);
+        r
+    }
+    fn small(&self, v: i64) -> [u64; N] {
+        let mut x = [0u64; N];
+        x[0] = v.unsigned_abs();
+        if N == 1 || !less(&x, &self.n) {
+            return self.from_big(&BigUint::from(v.unsigned_abs()));
+        }
+        let m = self.mont_mul(&x, &self.r2);
+        if v < 0 { self.sub(&[0; N], &m) } else { m }
+    }
+    fn from_big(&self, v: &BigUint) -> [u64; N] {
+        let r = v % &self.big;
+        self.mont_mul(&limbs::<N>(&r), &self.r2)
+    }
+    #[inline(always)]
+    fn mul(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+        self.mont_mul(a, b)
+    }
+    #[inline(always)]
+    fn sqr(&self, a: &[u64; N]) -> [u64; N] {
+        self.mont_sqr(a)
+    }
+    #[inline(always)]
+    fn add(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+        let mut r = *a;
+        let carry = add_assign(&mut r, b);
+        if carry || !less(&r, &self.n) {
+            sub_assign(&mut r, &self.n);
+        }
+        r
+    }
+    #[inline(always)]
+    fn sub(&self, a: &[u64; N], b: &[u64; N]) -> [u64; N] {
+        let mut r = *a;
+        if sub_assign(&mut r, b) {
+            add_assign(&mut r, &self.n);
+        }
+        r
+    }
+    #[inline(always)]
+    fn is_zero(&self, a: &[u64; N]) -> bool {
+        a.iter().all(|&x| x == 0)
+    }
+}
+
+/// Plain `num-bigint` arithmetic: the fallback for moduli wider than the fixed widths.
+#[derive(Debug, Clone)]
+pub(crate) struct BigArith {
+    n: BigUint,
+}
+
+impl BigArith {
+    pub(crate) fn new(n: &BigUint) -> Self {
+        Self { n: n.clone() }
+    }
+}
+
+impl Arith for BigArith {
+    type E = BigUint;
+    fn one(&self) -> BigUint {
+        BigUint::one()
+    }
+    fn minus_one(&self) -> BigUint {
+        &self.n - 1u32
+    }
+    fn small(&self, v: i64) -> BigUint {
+        let m = BigUint::from(v.unsigned_abs()) % &self.n;
+        if v < 0 && !m.is_zero() { &self.n - m } else { m }
+    }
+    fn from_big(&self, v: &BigUint) -> BigUint {
+        v % &self.n
+    }
+    fn mul(&self, a: &BigUint, b: &BigUint) -> BigUint {
+        (a * b) % &self.n
+    }
+    fn add(&self, a: &BigUint, b: &BigUint) -> BigUint {
+        let s = a + b;
+        if s >= self.n { s - &self.n } else { s }
+    }
+    fn sub(&self, a: &BigUint, b: &BigUint) -> BigUint {
+        if a >= b { a - b } else { &self.n - b + a }
+    }
+    fn is_zero(&self, a: &BigUint) -> bool {
+        a.is_zero()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of little-endian limbs.
+    fn to_big(l: &[u64]) -> BigUint {
+        let mut bytes = Vec::with_capacity(l.len() * 8);
+        for d in l {
+            bytes.extend_from_slice(&d.to_le_bytes());
+        }
+        BigUint::from_bytes_le(&bytes)
+    }
+
+    fn check_backend<A: Arith>(ar: &A, n: &BigUint, to: impl Fn(&A::E) -> BigUint) {
+        let vals = [
+            BigUint::from(0u32),
+            BigUint::from(1u32),
+            BigUint::from(2u32),
+            n - 1u32,
+            n - 2u32,
+            n >> 1u32,
+            (n >> 3u32) * 5u32 % n,
+            n * 7u32 / 9u32,
+        ];
+        for a in &vals {
+            for b in &vals {
+                let (ea, eb) = (ar.from_big(a), ar.from_big(b));
+                assert_eq!(to(&ar.mul(&ea, &eb)), (a * b) % n, "mul {a} {b} mod {n}");
+                assert_eq!(to(&ar.add(&ea, &eb)), (a + b) % n);
+                assert_eq!(to(&ar.sub(&ea, &eb)), (a + n - b) % n);
+            }
+            assert_eq!(to(&ar.sqr(&ar.from_big(a))), (a * a) % n, "sqr {a} mod {n}");
+        }
+        assert_eq!(to(&ar.small(-3)), n - 3u32);
+        assert_eq!(to(&ar.minus_one()), n - 1u32);
+        assert!(ar.is_zero(&ar.small(0)));
+    }
+
+    fn from_mont<const N: usize>(m: &MontN<N>, e: &[u64; N]) -> BigUint {
+        let mut unit = [0u64; N];
+        unit[0] = 1;
+        to_big(&m.mont_mul(e, &unit))
+    }
+
+    #[test]
+    fn backends_agree_with_bigint_arithmetic() {
+        let moduli = [
+            BigUint::from(u64::MAX),
+            BigUint::from(1_000_003u32),
+            (BigUint::one() << 127u32) - 1u32,
+            (BigUint::one() << 255u32) + 95u32,
+            (BigUint::one() << 256u32) - 189u32,
+            (BigUint::one() << 300u32) - 1u32,
+            (BigUint::one() << 511u32) + 187u32,
+        ];
+        for n in &moduli {
+            let ar = BigArith::new(n);
+            check_backend(&ar, n, Clone::clone);
+            if n.bits() <= 64 {
+                let m = Mont64::new(n.iter_u64_digits().next().unwrap());
+                check_backend(&m, n, |e| BigUint::from(m.redc(u128::from(*e))));
+            }
+            if n.bits() <= 128 {
+                let m = MontN::<2>::new(n);
+                check_backend(&m, n, |e| from_mont(&m, e));
+            }
+            if n.bits() <= 256 {
+                let m = MontN::<4>::new(n);
+                check_backend(&m, n, |e| from_mont(&m, e));
+            }
+            if n.bits() <= 320 {
+                let m = MontN::<5>::new(n);
+                check_backend(&m, n, |e| from_mont(&m, e));
+            }
+            let m = MontN::<8>::new(n);
+            check_backend(&m, n, |e| from_mont(&m, e));
+        }
+    }
+}

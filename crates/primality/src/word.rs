@@ -1,0 +1,246 @@
+//! Deterministic primality for `u64`: trial division, then BPSW in 64-bit Montgomery form.
+//!
+//! BPSW (a strong base-2 test and a strong Lucas test with Selfridge parameters) has no
+//! counterexample below 2^64: every base-2 strong pseudoprime below 2^64 (Feitsma and
+//! Galway's complete list) fails the strong Lucas test.
+
+use crate::algo::{pow2, selfridge, strong_lucas, strong_tail};
+use crate::arith::Mont64;
+use crate::small::{U64_TRIAL_LIMIT, small_factor_u64};
+
+/// Bit `n` is set when `n < 64` is prime.
+const PRIMES_BELOW_64: u64 = {
+    let mut mask = 0u64;
+    let mut n = 2;
+    while n < 64 {
+        let mut d = 2;
+        let mut prime = true;
+        while d * d <= n {
+            if n % d == 0 {
+                prime = false;
+            }
+            d += 1;
+        }
+        if prime {
+            mask |= 1 << n;
+        }
+        n += 1;
+    }
+    mask
+};
+
+/// What trial division and BPSW say about a `u64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WordVerdict {
+    /// 0 or 1.
+    Neither,
+    /// Prime (exact).
+    Prime,
+    /// Composite, with the small factor trial division found.
+    Composite(Option<u64>),
+}
+
+/// Classifies `n` exactly.
+#[inline]
+pub(crate) fn classify(n: u64) -> WordVerdict {
+    if n < 64 {
+        return if n < 2 {
+            WordVerdict::Neither
+        } else if (PRIMES_BELOW_64 >> n) & 1 == 1 {
+            WordVerdict::Prime
+        } else {
+            // Smallest prime factor of a composite below 64.
+            let p = (2..n).find(|p| n % p == 0);
+            WordVerdict::Composite(p)
+        };
+    }
+    if n % 2 == 0 {
+        return WordVerdict::Composite(Some(2));
+    }
+    if let Some(p) = small_factor_u64(n) {
+        return WordVerdict::Composite(Some(p));
+    }
+    let limit = U64_TRIAL_LIMIT + 2; // next prime after 61 is 67
+    if n < limit * limit {
+        return WordVerdict::Prime;
+    }
+    if bpsw(n) {
+        WordVerdict::Prime
+    } else {
+        WordVerdict::Composite(None)
+    }
+}
+
+/// Whether `n` is prime. Exact for every `u64`.
+///
+/// ```
+/// assert!(primality::is_prime_u64(18_446_744_073_709_551_557)); // 2^64 - 59
+/// assert!(!primality::is_prime_u64(3_215_031_751)); // strong pseudoprime to bases 2, 3, 5, 7
+/// ```
+#[must_use]
+#[inline]
+pub fn is_prime_u64(n: u64) -> bool {
+    classify(n) == WordVerdict::Prime
+}
+
+/// BPSW for odd `n > 2^12` with no prime factor up to 61.
+fn bpsw(n: u64) -> bool {
+    let m = Mont64::new(n);
+    let s = (n - 1).trailing_zeros();
+    if !strong_tail(&m, pow2(&m, &[(n - 1) >> s]), s) {
+        return false;
+    }
+    let Ok(d) = selfridge(|a| n % a, n % 4, || n.isqrt() * n.isqrt() == n) else {
+        return false;
+    };
+    let q = (1 - d) / 4;
+    // n < 2^64 - 1 here (2^64 - 1 is divisible by 3), so n + 1 does not overflow.
+    let np1 = n + 1;
+    let s = np1.trailing_zeros();
+    strong_lucas(&m, q, &[np1 >> s], s)
+}
+
+/// The smallest prime greater than `n`, or `None` when it does not fit in a `u64`
+/// (`n >= 2^64 - 59`).
+///
+/// ```
+/// assert_eq!(primality::next_prime_u64(13), Some(17));
+/// assert_eq!(primality::next_prime_u64(u64::MAX - 58), None);
+/// ```
+#[must_use]
+pub fn next_prime_u64(n: u64) -> Option<u64> {
+    if n < 2 {
+        return Some(2);
+    }
+    let mut c = n.checked_add(1)?;
+    if c % 2 == 0 {
+        if c == 2 {
+            return Some(2);
+        }
+        c = c.checked_add(1)?;
+    }
+    loop {
+        if is_prime_u64(c) {
+            return Some(c);
+        }
+        c = c.checked_add(2)?;
+    }
+}
+
+/// The largest prime smaller than `n`, or `None` when `n <= 2`.
+///
+/// ```
+/// assert_eq!(primality::prev_prime_u64(17), Some(13));
+/// assert_eq!(primality::prev_prime_u64(2), None);
+/// ```
+#[must_use]
+pub fn prev_prime_u64(n: u64) -> Option<u64> {
+    if n <= 2 {
+        return None;
+    }
+    if n == 3 {
+        return Some(2);
+    }
+    let mut c = if n % 2 == 0 { n - 1 } else { n - 2 };
+    while c > 2 {
+        if is_prime_u64(c) {
+            return Some(c);
+        }
+        c -= 2;
+    }
+    Some(2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_numbers() {
+        let primes: Vec<u64> = (0..100).filter(|&n| is_prime_u64(n)).collect();
+        assert_eq!(
+            primes,
+            [
+                2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73,
+                79, 83, 89, 97
+            ]
+        );
+        assert_eq!(classify(0), WordVerdict::Neither);
+        assert_eq!(classify(1), WordVerdict::Neither);
+        assert_eq!(classify(49), WordVerdict::Composite(Some(7)));
+        assert_eq!(classify(91), WordVerdict::Composite(Some(7)));
+        assert_eq!(classify(4_294_967_297), WordVerdict::Composite(None)); // 641 * 6700417
+    }
+
+    fn listed(text: &str) -> Vec<u64> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.parse().unwrap())
+            .collect()
+    }
+
+    /// The strong Lucas test alone; `None` when the parameter search proved `n` composite.
+    fn lucas_alone<A: crate::arith::Arith>(ar: &A, n: u64) -> Option<bool> {
+        let d = selfridge(|a| n % a, n % 4, || n.isqrt() * n.isqrt() == n).ok()?;
+        let s = (n + 1).trailing_zeros();
+        Some(strong_lucas(ar, (1 - d) / 4, &[(n + 1) >> s], s))
+    }
+
+    /// The two halves of BPSW, each on its own, pass exactly the primes and the published
+    /// pseudoprimes of that half, on the 64-bit and the multi-limb arithmetic.
+    #[test]
+    fn each_half_of_bpsw_matches_its_published_pseudoprimes() {
+        use crate::arith::MontN;
+        use num_bigint::BigUint;
+        let spsp2 = listed(include_str!("../tests/data/a001262.txt"));
+        let slpsp = listed(include_str!("../tests/data/a217255.txt"));
+        let limit = 1_000_000u64;
+        let mut found_spsp = Vec::new();
+        let mut found_slpsp = Vec::new();
+        for n in (4097..limit).step_by(2) {
+            let prime = is_prime_u64(n);
+            let m = Mont64::new(n);
+            let s = (n - 1).trailing_zeros();
+            let base2 = strong_tail(&m, pow2(&m, &[(n - 1) >> s]), s);
+            if base2 && !prime {
+                found_spsp.push(n);
+            }
+            let Some(lucas) = lucas_alone(&m, n) else {
+                assert!(!prime, "{n}");
+                continue;
+            };
+            assert!(lucas || !prime, "{n}");
+            if lucas && !prime {
+                found_slpsp.push(n);
+            }
+            if n % 1001 == 1 || slpsp.contains(&n) {
+                let wide = MontN::<2>::new(&BigUint::from(n));
+                assert_eq!(lucas_alone(&wide, n), Some(lucas), "{n} on two limbs");
+                let wide = MontN::<5>::new(&BigUint::from(n));
+                assert_eq!(lucas_alone(&wide, n), Some(lucas), "{n} on five limbs");
+            }
+        }
+        let above = |v: Vec<u64>| v.into_iter().filter(|&n| n > 4096).collect::<Vec<_>>();
+        assert_eq!(found_spsp, above(spsp2));
+        assert_eq!(found_slpsp, above(slpsp));
+    }
+
+    #[test]
+    fn edges_of_u64() {
+        assert!(is_prime_u64(u64::MAX - 58));
+        assert!(!is_prime_u64(u64::MAX));
+        for n in (u64::MAX - 57)..=u64::MAX {
+            assert!(!is_prime_u64(n), "{n}");
+        }
+        // Squares of primes, which the Lucas parameter search must reject.
+        for p in [4_294_967_291u64, 4_294_967_279, 65_521, 67, 101] {
+            assert!(!is_prime_u64(p * p), "{p}^2");
+        }
+        assert_eq!(next_prime_u64(0), Some(2));
+        assert_eq!(next_prime_u64(2), Some(3));
+        assert_eq!(next_prime_u64(u64::MAX - 59), Some(u64::MAX - 58));
+        assert_eq!(prev_prime_u64(3), Some(2));
+        assert_eq!(prev_prime_u64(4), Some(3));
+        assert_eq!(prev_prime_u64(u64::MAX), Some(u64::MAX - 58));
+    }
+}
