@@ -64,7 +64,10 @@ async fn serve(settings: Settings) -> Result<(), String> {
 
 fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
     if json {
-        println!("{}", serde_json::to_string(created).map_err(|e| e.to_string())?);
+        println!(
+            "{}",
+            serde_json::to_string(created).map_err(|e| e.to_string())?
+        );
     } else {
         println!("id:           {}", created.id);
         println!("key:          {}", created.key);
@@ -100,30 +103,56 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 signing,
                 expires_in_days: expires_in,
             };
-            let created = state.keys.create(&state.db, &new, now).await.map_err(|e| e.to_string())?;
+            let created = state
+                .keys
+                .create(&state.db, &new, now)
+                .await
+                .map_err(|e| e.to_string())?;
             print_created(&created, json)
         }
         KeysCommand::List { json } => {
-            let keys = state.keys.list(&state.db, now).await.map_err(|e| e.to_string())?;
+            let keys = state
+                .keys
+                .list(&state.db, now)
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
-                println!("{}", serde_json::to_string(&keys).map_err(|e| e.to_string())?);
+                println!(
+                    "{}",
+                    serde_json::to_string(&keys).map_err(|e| e.to_string())?
+                );
             } else {
-                println!("{:<26} {:<20} {:>12} {:<8} {}", "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS");
+                println!(
+                    "{:<26} {:<20} {:>12} {:<8} {}",
+                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS"
+                );
                 for k in keys {
                     println!(
                         "{:<26} {:<20} {:>12} {:<8} {}",
-                        k.id, k.service, k.daily_quota, if k.signing { "yes" } else { "no" }, k.status
+                        k.id,
+                        k.service,
+                        k.daily_quota,
+                        if k.signing { "yes" } else { "no" },
+                        k.status
                     );
                 }
             }
             Ok(())
         }
         KeysCommand::Revoke { id } => {
-            state.keys.revoke(&state.db, &id, now).await.map_err(|e| e.to_string())?;
+            state
+                .keys
+                .revoke(&state.db, &id, now)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("revoked {id}; running servers refuse it within their key cache TTL");
             Ok(())
         }
-        KeysCommand::Rotate { id, grace_hours, json } => {
+        KeysCommand::Rotate {
+            id,
+            grace_hours,
+            json,
+        } => {
             let created = state
                 .keys
                 .rotate(&state.db, &id, i64::from(grace_hours) * 3_600, now)
@@ -141,7 +170,12 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("no key with id {id}"))?;
-            if let Some((_, data)) = state.db.load_snapshot(QUOTA_SNAPSHOT).await.map_err(|e| e.to_string())? {
+            if let Some((_, data)) = state
+                .db
+                .load_snapshot(QUOTA_SNAPSHOT)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
                 state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
             }

@@ -239,13 +239,22 @@ impl Settings {
         };
         macro_rules! pick {
             ($field:ident, $default:expr) => {
-                args.$field.clone().or(file.$field.clone()).unwrap_or_else(|| $default)
+                args.$field
+                    .clone()
+                    .or(file.$field.clone())
+                    .unwrap_or_else(|| $default)
             };
         }
         let settings = Self {
-            bind: pick!(bind, Self::DEFAULT_BIND.parse().expect("valid default address")),
+            bind: pick!(
+                bind,
+                Self::DEFAULT_BIND.parse().expect("valid default address")
+            ),
             database_url: pick!(database_url, Self::DEFAULT_DATABASE_URL.to_owned()),
-            secret_key_file: pick!(secret_key_file, PathBuf::from(Self::DEFAULT_SECRET_KEY_FILE)),
+            secret_key_file: pick!(
+                secret_key_file,
+                PathBuf::from(Self::DEFAULT_SECRET_KEY_FILE)
+            ),
             mode: pick!(mode, Mode::Development),
             default_daily_quota: pick!(default_daily_quota, 1_000),
             json_limit: pick!(json_limit, 16 * 1024),
@@ -317,7 +326,11 @@ mod tests {
     #[test]
     fn flags_beat_the_file_which_beats_defaults() {
         let mut file = tempfile::NamedTempFile::new().unwrap();
-        writeln!(file, "bind = \"0.0.0.0:9000\"\nenv = \"production\"\njson_limit = 2048").unwrap();
+        writeln!(
+            file,
+            "bind = \"0.0.0.0:9000\"\nenv = \"production\"\njson_limit = 2048"
+        )
+        .unwrap();
         let args = SettingsArgs {
             config: Some(file.path().to_owned()),
             json_limit: Some(4096),
@@ -337,7 +350,10 @@ mod tests {
             config: Some(file.path().to_owned()),
             ..SettingsArgs::default()
         };
-        assert!(matches!(Settings::resolve(&args), Err(ConfigError::Parse { .. })));
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Parse { .. })
+        ));
 
         let args = SettingsArgs {
             max_prime_bits: Some(1),
@@ -345,20 +361,35 @@ mod tests {
         };
         assert!(matches!(
             Settings::resolve(&args),
-            Err(ConfigError::Invalid { name: "max_prime_bits", .. })
+            Err(ConfigError::Invalid {
+                name: "max_prime_bits",
+                ..
+            })
         ));
     }
 
     #[test]
     fn the_cli_parses_key_commands() {
         let cli = Cli::try_parse_from([
-            "secure-api", "keys", "create", "--service", "billing", "--daily-quota", "50",
-            "--signing", "--json",
+            "secure-api",
+            "keys",
+            "create",
+            "--service",
+            "billing",
+            "--daily-quota",
+            "50",
+            "--signing",
+            "--json",
         ])
         .unwrap();
         assert!(matches!(
             cli.command,
-            Some(Command::Keys(KeysCommand::Create { daily_quota: Some(50), signing: true, json: true, .. }))
+            Some(Command::Keys(KeysCommand::Create {
+                daily_quota: Some(50),
+                signing: true,
+                json: true,
+                ..
+            }))
         ));
     }
 }

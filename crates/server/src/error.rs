@@ -199,9 +199,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ServerConfiguration(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -212,7 +210,9 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         match self {
-            Self::Internal(cause) => tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error"),
+            Self::Internal(cause) => {
+                tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error")
+            }
             Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
             _ => {}
         }
@@ -292,7 +292,10 @@ mod tests {
     #[actix_web::test]
     async fn quota_exceeded_keeps_the_original_message_and_headers() {
         let error = ApiError::QuotaExceeded {
-            headers: vec![("retry-after", "120".into()), ("x-ratelimit-limit", "5".into())],
+            headers: vec![
+                ("retry-after", "120".into()),
+                ("x-ratelimit-limit", "5".into()),
+            ],
         };
         let (status, body, head) = body_of(error).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
@@ -321,8 +324,11 @@ mod tests {
 
     #[actix_web::test]
     async fn validation_names_the_field() {
-        let (status, body, _) =
-            body_of(ApiError::validation("username", "must be 3 to 32 characters")).await;
+        let (status, body, _) = body_of(ApiError::validation(
+            "username",
+            "must be 3 to 32 characters",
+        ))
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(body["field"], "username");
         assert_eq!(body["detail"], "username: must be 3 to 32 characters");

@@ -50,7 +50,10 @@ impl std::fmt::Debug for CreatedKey {
             .field("key", &"[redacted]")
             .field("service", &self.service)
             .field("daily_quota", &self.daily_quota)
-            .field("signing_secret", &self.signing_secret.as_ref().map(|_| "[redacted]"))
+            .field(
+                "signing_secret",
+                &self.signing_secret.as_ref().map(|_| "[redacted]"),
+            )
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -134,7 +137,10 @@ impl KeyManager {
     /// A manager hashing keys with `pepper` and sealing signing secrets with `sealer`.
     pub fn new(pepper: &[u8], sealer: Sealer, default_daily_quota: u64) -> Result<Self, ApiError> {
         let config = KeyConfig::new(KEY_PREFIX)
-            .and_then(|c| Ok(c.with_timestamp(true).with_hasher(KeyHasher::hmac_sha256(pepper)?)))
+            .and_then(|c| {
+                Ok(c.with_timestamp(true)
+                    .with_hasher(KeyHasher::hmac_sha256(pepper)?))
+            })
             .map_err(ApiError::internal)?;
         Ok(Self {
             config,
@@ -219,7 +225,9 @@ impl KeyManager {
             id: id.clone(),
             key_hash: hash.to_hex(),
             service: new.service.clone(),
-            daily_quota: new.daily_quota.map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+            daily_quota: new
+                .daily_quota
+                .map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
             signing_secret: signing_secret
                 .as_ref()
                 .map(|s| self.sealer.seal(&id, s.as_bytes())),
@@ -290,7 +298,10 @@ impl KeyManager {
             expires_in_days: remaining_days,
         };
         let (row, created) = self.prepare(&new, now)?;
-        match db.rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0))).await {
+        match db
+            .rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0)))
+            .await
+        {
             Ok(()) => Ok(created),
             Err(StoreError::Conflict) => Err(ApiError::Conflict("key collision; try again")),
             Err(e) => Err(e.into()),
@@ -327,7 +338,10 @@ mod tests {
         assert!(!row.key_hash.contains(&created.key));
         let sealed = row.signing_secret.clone().unwrap();
         assert!(!sealed.contains(&secret));
-        assert_eq!(&keys.sealer().open(&row.id, &sealed).unwrap()[..], secret.as_bytes());
+        assert_eq!(
+            &keys.sealer().open(&row.id, &sealed).unwrap()[..],
+            secret.as_bytes()
+        );
         assert_eq!(row.expires_at, Some(1_000 + 30 * 86_400));
         assert_eq!(
             db.find_key_by_hash(&keys.config().hash(&created.key).to_hex())
@@ -345,7 +359,14 @@ mod tests {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         let keys = manager();
         let old = keys
-            .create(&db, &NewKey { service: "svc".into(), ..NewKey::default() }, 0)
+            .create(
+                &db,
+                &NewKey {
+                    service: "svc".into(),
+                    ..NewKey::default()
+                },
+                0,
+            )
             .await
             .unwrap();
         let new = keys.rotate(&db, &old.id, 3_600, 100).await.unwrap();
@@ -353,7 +374,13 @@ mod tests {
         let old_row = db.find_key(&old.id).await.unwrap().unwrap();
         assert!(old_row.is_active(3_699));
         assert!(!old_row.is_active(3_700));
-        assert!(db.find_key(&new.id).await.unwrap().unwrap().is_active(10_000));
+        assert!(
+            db.find_key(&new.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .is_active(10_000)
+        );
         assert!(matches!(
             keys.rotate(&db, "sapi_nope", 0, 100).await,
             Err(ApiError::NotFound(_))
@@ -365,14 +392,43 @@ mod tests {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         let keys = manager();
         for (new, field) in [
-            (NewKey { service: "".into(), ..NewKey::default() }, "service"),
-            (NewKey { service: "a b".into(), ..NewKey::default() }, "service"),
-            (NewKey { service: "s".into(), daily_quota: Some(0), ..NewKey::default() }, "daily_quota"),
-            (NewKey { service: "s".into(), expires_in_days: Some(0), ..NewKey::default() }, "expires_in_days"),
+            (
+                NewKey {
+                    service: "".into(),
+                    ..NewKey::default()
+                },
+                "service",
+            ),
+            (
+                NewKey {
+                    service: "a b".into(),
+                    ..NewKey::default()
+                },
+                "service",
+            ),
+            (
+                NewKey {
+                    service: "s".into(),
+                    daily_quota: Some(0),
+                    ..NewKey::default()
+                },
+                "daily_quota",
+            ),
+            (
+                NewKey {
+                    service: "s".into(),
+                    expires_in_days: Some(0),
+                    ..NewKey::default()
+                },
+                "expires_in_days",
+            ),
         ] {
             match keys.create(&db, &new, 0).await {
                 Err(ApiError::Validation { field: f, .. }) => assert_eq!(f, field),
-                other => panic!("expected a validation error on {field}, got {:?}", other.err()),
+                other => panic!(
+                    "expected a validation error on {field}, got {:?}",
+                    other.err()
+                ),
             }
         }
         assert_eq!(db.count_keys().await.unwrap(), 0);

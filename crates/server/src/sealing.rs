@@ -98,7 +98,10 @@ mod tests {
         let sealer = Sealer::new(&[7u8; 32]).unwrap();
         let sealed = sealer.seal("key_abc", b"signing secret");
         assert!(!sealed.contains(&hex::encode(b"signing secret")));
-        assert_eq!(&sealer.open("key_abc", &sealed).unwrap()[..], b"signing secret");
+        assert_eq!(
+            &sealer.open("key_abc", &sealed).unwrap()[..],
+            b"signing secret"
+        );
         assert_eq!(sealer.open("key_xyz", &sealed), Err(SealError::Open));
         let other = Sealer::new(&[8u8; 32]).unwrap();
         assert_eq!(other.open("key_abc", &sealed), Err(SealError::Open));

@@ -105,8 +105,14 @@ impl fmt::Debug for FirstStart {
 impl fmt::Display for FirstStart {
     /// The banner printed on first start: the only time these are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "==================== secure-api: first start ====================")?;
-        writeln!(f, "Save these now: they are shown once and stored only as hashes.")?;
+        writeln!(
+            f,
+            "==================== secure-api: first start ===================="
+        )?;
+        writeln!(
+            f,
+            "Save these now: they are shown once and stored only as hashes."
+        )?;
         writeln!(f)?;
         writeln!(f, "Admin token (for /admin/keys):  {}", self.admin_token)?;
         writeln!(
@@ -115,13 +121,24 @@ impl fmt::Display for FirstStart {
             self.demo_key.service, self.demo_key.daily_quota, self.demo_key.key
         )?;
         writeln!(f)?;
-        writeln!(f, "Try:  curl -X POST -H 'Authorization: {}' http://HOST/get-current-time", self.demo_key.key)?;
-        write!(f, "=================================================================")
+        writeln!(
+            f,
+            "Try:  curl -X POST -H 'Authorization: {}' http://HOST/get-current-time",
+            self.demo_key.key
+        )?;
+        write!(
+            f,
+            "================================================================="
+        )
     }
 }
 
 /// Loads the secret and builds every component of the state.
-pub async fn build_state(settings: Settings, env: &Env, clock: Clock) -> Result<AppState, StartupError> {
+pub async fn build_state(
+    settings: Settings,
+    env: &Env,
+    clock: Clock,
+) -> Result<AppState, StartupError> {
     let mode = match settings.mode {
         Mode::Development => secret_key::Mode::Development,
         Mode::Production => secret_key::Mode::Production,
@@ -155,7 +172,8 @@ pub async fn build_state(settings: Settings, env: &Env, clock: Clock) -> Result<
         .map_err(|e| StartupError::Build(e.to_string()))?
         .map_err(|e| StartupError::Build(e.to_string()))?;
     let tokens = Tokens::new(jwt_key.expose_secret(), ACCESS_TTL, REFRESH_TTL);
-    let sealer = Sealer::new(seal_key.expose_secret()).map_err(|e| StartupError::Build(e.to_string()))?;
+    let sealer =
+        Sealer::new(seal_key.expose_secret()).map_err(|e| StartupError::Build(e.to_string()))?;
     let keys = KeyManager::new(pepper.expose_secret(), sealer, settings.default_daily_quota)?;
     let key_cache = Arc::new(KeyCache::new(settings.key_cache_ttl, KEY_CACHE_CAPACITY));
     let signing = Signing::new(
@@ -175,10 +193,14 @@ pub async fn build_state(settings: Settings, env: &Env, clock: Clock) -> Result<
     if let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await? {
         match serde_json::from_str::<Snapshot>(&data) {
             Ok(snapshot) => {
-                let restored = quota.restore(&snapshot).map_err(|e| StartupError::Build(e.to_string()))?;
+                let restored = quota
+                    .restore(&snapshot)
+                    .map_err(|e| StartupError::Build(e.to_string()))?;
                 tracing::info!(keys = restored, taken_at, "quota usage restored");
             }
-            Err(e) => tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero"),
+            Err(e) => {
+                tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero")
+            }
         }
     }
     let login_limit = MemoryBackend::builder(
@@ -216,7 +238,10 @@ impl AppState {
 
     /// Creates an admin token; returns it (shown once).
     pub async fn create_admin_token(&self) -> Result<String, ApiError> {
-        let generated = self.admin_config()?.generate().map_err(ApiError::internal)?;
+        let generated = self
+            .admin_config()?
+            .generate()
+            .map_err(ApiError::internal)?;
         self.db
             .insert_admin_token(
                 generated.id().as_str(),
@@ -233,7 +258,10 @@ impl AppState {
         if config.parse(token).is_err() {
             return Ok(None);
         }
-        Ok(self.db.find_admin_token(&config.hash(token).to_hex()).await?)
+        Ok(self
+            .db
+            .find_admin_token(&config.hash(token).to_hex())
+            .await?)
     }
 
     /// On an empty database, creates an admin token and a demo key.
@@ -274,7 +302,9 @@ pub struct Application {
 
 impl fmt::Debug for Application {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+        f.debug_struct("Application")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
     }
 }
 
@@ -283,7 +313,10 @@ fn security_headers() -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
-        .add(("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ))
         .add(("Referrer-Policy", "no-referrer"))
         .add(("Cache-Control", "no-store"))
 }
@@ -330,7 +363,11 @@ impl Application {
     }
 
     /// Builds the server with an injected environment and clock (tests).
-    pub async fn build_with(settings: Settings, env: Env, clock: Clock) -> Result<Self, StartupError> {
+    pub async fn build_with(
+        settings: Settings,
+        env: Env,
+        clock: Clock,
+    ) -> Result<Self, StartupError> {
         let addr = settings.bind;
         let workers = settings.workers;
         let json_limit = settings.json_limit;
@@ -341,10 +378,13 @@ impl Application {
             addr: addr.to_string(),
             source,
         })?;
-        let port = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: addr.to_string(),
-            source,
-        })?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?
+            .port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -387,6 +427,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle that stops the server gracefully (`handle.stop(true)`).
+    #[must_use]
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// The shared state (tests use it to reach the database and the clock).

@@ -31,7 +31,9 @@ impl Clock {
     /// A clock that reads `unix_secs` until moved with [`Clock::set`].
     #[must_use]
     pub fn manual(unix_secs: u64) -> Self {
-        Self(Some(Arc::new(AtomicU64::new(unix_secs.saturating_mul(NANOS)))))
+        Self(Some(Arc::new(AtomicU64::new(
+            unix_secs.saturating_mul(NANOS),
+        ))))
     }
 
     /// Moves a manual clock to `unix_secs` (no effect on the system clock).

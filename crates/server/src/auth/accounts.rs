@@ -53,10 +53,16 @@ pub fn validate_password(password: &str, username: &str) -> Result<(), ApiError>
         ));
     }
     if password.trim().is_empty() {
-        return Err(ApiError::validation("password", "must not be only whitespace"));
+        return Err(ApiError::validation(
+            "password",
+            "must not be only whitespace",
+        ));
     }
     if password.eq_ignore_ascii_case(username) {
-        return Err(ApiError::validation("password", "must differ from the username"));
+        return Err(ApiError::validation(
+            "password",
+            "must differ from the username",
+        ));
     }
     Ok(())
 }
@@ -117,7 +123,11 @@ impl Accounts<'_> {
         password: Password,
         now: i64,
     ) -> Result<TokenPair, ApiError> {
-        let user = self.db.find_user(username).await.map_err(ApiError::internal)?;
+        let user = self
+            .db
+            .find_user(username)
+            .await
+            .map_err(ApiError::internal)?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.passwords.verify(password, stored).await? {
             return Err(ApiError::unauthorized(BAD_CREDENTIALS));
@@ -132,11 +142,22 @@ impl Accounts<'_> {
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
             .map_err(|_| ApiError::unauthorized("invalid or expired refresh token"))?;
-        if self.db.is_token_revoked(&claims.jti).await.map_err(ApiError::internal)? {
+        if self
+            .db
+            .is_token_revoked(&claims.jti)
+            .await
+            .map_err(ApiError::internal)?
+        {
             return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
         // The user may have been deleted since the token was issued.
-        if self.db.find_user_by_id(&claims.sub).await.map_err(ApiError::internal)?.is_none() {
+        if self
+            .db
+            .find_user_by_id(&claims.sub)
+            .await
+            .map_err(ApiError::internal)?
+            .is_none()
+        {
             return Err(ApiError::unauthorized("invalid or expired refresh token"));
         }
         self.db
@@ -178,9 +199,26 @@ mod tests {
     #[test]
     fn usernames_are_checked_for_length_and_characters() {
         assert!(validate_username("alice_01.b-c").is_ok());
-        for bad in ["ab", "", &"a".repeat(33), "al ice", "ålice", "a;drop", "a\u{0}b"] {
+        for bad in [
+            "ab",
+            "",
+            &"a".repeat(33),
+            "al ice",
+            "ålice",
+            "a;drop",
+            "a\u{0}b",
+        ] {
             let err = validate_username(bad).unwrap_err();
-            assert!(matches!(err, ApiError::Validation { field: "username", .. }), "{bad:?}");
+            assert!(
+                matches!(
+                    err,
+                    ApiError::Validation {
+                        field: "username",
+                        ..
+                    }
+                ),
+                "{bad:?}"
+            );
         }
     }
 
@@ -189,7 +227,16 @@ mod tests {
         assert!(validate_password("correct horse", "alice").is_ok());
         for bad in ["short", "        ", "ALICE123", &"x".repeat(257)] {
             let err = validate_password(bad, "alice123").unwrap_err();
-            assert!(matches!(err, ApiError::Validation { field: "password", .. }), "{bad:?}");
+            assert!(
+                matches!(
+                    err,
+                    ApiError::Validation {
+                        field: "password",
+                        ..
+                    }
+                ),
+                "{bad:?}"
+            );
         }
     }
 }

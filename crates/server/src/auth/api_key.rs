@@ -79,7 +79,9 @@ impl KeyCache {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<KeyRow>)>> {
         // A panic while holding this lock cannot leave the map inconsistent (single inserts
         // and removes), so a poisoned lock is still usable.
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The cached answer for `hash`, if fresh.
@@ -177,7 +179,9 @@ impl AppState {
         let limit = (quota != self.settings.default_daily_quota)
             .then(|| NonZeroU64::new(quota))
             .flatten();
-        self.quota.set_override(&row.id, limit).map_err(ApiError::internal)
+        self.quota
+            .set_override(&row.id, limit)
+            .map_err(ApiError::internal)
     }
 
     /// The principal for an active key row.

@@ -37,7 +37,10 @@ impl AppState {
         if decision.is_allowed() {
             return Ok(());
         }
-        let retry_after = decision.retry_after().map_or(60, |d| d.as_secs_f64().ceil() as u64).max(1);
+        let retry_after = decision
+            .retry_after()
+            .map_or(60, |d| d.as_secs_f64().ceil() as u64)
+            .max(1);
         tracing::info!(client = %bucket, "login rate limit reached");
         Err(ApiError::RateLimited {
             retry_after,

@@ -160,7 +160,11 @@ mod tests {
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef-test-only-key";
 
     fn tokens() -> Tokens {
-        Tokens::new(KEY, Duration::from_secs(900), Duration::from_secs(30 * 86_400))
+        Tokens::new(
+            KEY,
+            Duration::from_secs(900),
+            Duration::from_secs(30 * 86_400),
+        )
     }
 
     #[test]
@@ -170,7 +174,10 @@ mod tests {
         assert_eq!(issued.claims.exp, 1_900);
         let claims = t.verify(&issued.token, TokenKind::Access, 1_899).unwrap();
         assert_eq!(claims, issued.claims);
-        assert_eq!(t.verify(&issued.token, TokenKind::Access, 1_900), Err(TokenError::Expired));
+        assert_eq!(
+            t.verify(&issued.token, TokenKind::Access, 1_900),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -178,7 +185,10 @@ mod tests {
         let t = tokens();
         let refresh = t.issue("u1", "alice", TokenKind::Refresh, 0).unwrap();
         assert_eq!(refresh.claims.exp, 30 * 86_400);
-        assert_eq!(t.verify(&refresh.token, TokenKind::Access, 1), Err(TokenError::WrongKind));
+        assert_eq!(
+            t.verify(&refresh.token, TokenKind::Access, 1),
+            Err(TokenError::WrongKind)
+        );
     }
 
     #[test]
@@ -190,10 +200,20 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         claims["sub"] = "u2".into();
         parts[1] = URL_SAFE_NO_PAD.encode(claims.to_string());
-        assert_eq!(t.verify(&parts.join("."), TokenKind::Access, 1), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&parts.join("."), TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
 
-        let other = Tokens::new(b"another key of at least thirty-two bytes!", Duration::ZERO, Duration::ZERO);
-        assert_eq!(other.verify(&token, TokenKind::Access, 1), Err(TokenError::Invalid));
+        let other = Tokens::new(
+            b"another key of at least thirty-two bytes!",
+            Duration::ZERO,
+            Duration::ZERO,
+        );
+        assert_eq!(
+            other.verify(&token, TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]
@@ -215,7 +235,10 @@ mod tests {
             &EncodingKey::from_secret(KEY),
         )
         .unwrap();
-        assert_eq!(t.verify(&no_exp, TokenKind::Access, 1), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&no_exp, TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
 
         // Correctly signed with the same key, but HS512: the algorithm is pinned.
         let hs512 = jsonwebtoken::encode(
@@ -224,7 +247,10 @@ mod tests {
             &EncodingKey::from_secret(KEY),
         )
         .unwrap();
-        assert_eq!(t.verify(&hs512, TokenKind::Access, 1), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&hs512, TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -133,8 +133,16 @@ mod tests {
     async fn hashes_verify_only_the_right_password() {
         let passwords = Passwords::new(2, Duration::from_secs(5)).unwrap();
         let hash = passwords.hash(pw("correct horse battery")).await.unwrap();
-        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
-        assert!(passwords.verify(pw("correct horse battery"), Some(hash.clone())).await.unwrap());
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            passwords
+                .verify(pw("correct horse battery"), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
         assert!(!passwords.verify(pw("wrong"), Some(hash)).await.unwrap());
     }
 

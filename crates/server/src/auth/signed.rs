@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use actix_web::HttpMessage as _;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
@@ -71,7 +72,11 @@ impl SecretStore for KeySecrets {
     type Error = crate::store::StoreError;
 
     async fn secrets(&self, key_id: &str) -> Result<Vec<Secret>, Self::Error> {
-        let Some(row) = self.row(key_id).await?.filter(|r| r.is_active(self.clock.now())) else {
+        let Some(row) = self
+            .row(key_id)
+            .await?
+            .filter(|r| r.is_active(self.clock.now()))
+        else {
             return Ok(Vec::new());
         };
         let mut secrets = Vec::new();
@@ -79,7 +84,9 @@ impl SecretStore for KeySecrets {
             match self.keys.sealer().open(&row.id, sealed) {
                 // Clients hold the hex text of the secret, as shown at creation.
                 Ok(secret) => secrets.push(Secret::new(secret.to_vec())),
-                Err(e) => tracing::error!(key = %row.id, error = %e, "stored signing secret does not open"),
+                Err(e) => {
+                    tracing::error!(key = %row.id, error = %e, "stored signing secret does not open")
+                }
             }
         }
         if let Some(shared) = &self.shared {
@@ -196,7 +203,11 @@ pub async fn authenticate(
     }
     .map_err(sign_error)?;
 
-    let store = if is_v1 { &signing.v1_keys } else { &signing.v0_keys };
+    let store = if is_v1 {
+        &signing.v1_keys
+    } else {
+        &signing.v0_keys
+    };
     let row = store
         .row(verified.key_id())
         .await?
@@ -214,7 +225,8 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiE
     let mut payload = req.take_payload();
     let mut body = actix_web::web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
         if body.len() + chunk.len() > limit {
             return Err(ApiError::PayloadTooLarge(format!(
                 "the body is larger than the {limit}-byte limit"

@@ -124,7 +124,9 @@ pub async fn list_keys(
     state: web::Data<AppState>,
     _admin: Admin,
 ) -> Result<web::Json<Vec<KeyInfo>>, ApiError> {
-    Ok(web::Json(state.keys.list(&state.db, state.clock.now()).await?))
+    Ok(web::Json(
+        state.keys.list(&state.db, state.clock.now()).await?,
+    ))
 }
 
 /// Create a key; the response is the only time the key is shown.
@@ -150,7 +152,10 @@ pub async fn create_key(
         signing: body.signing,
         expires_in_days: body.expires_in_days,
     };
-    let created = state.keys.create(&state.db, &new, state.clock.now()).await?;
+    let created = state
+        .keys
+        .create(&state.db, &new, state.clock.now())
+        .await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
     Ok(respond_created(&created))
 }
@@ -205,7 +210,12 @@ pub async fn rotate_key(
     }
     let created = state
         .keys
-        .rotate(&state.db, &id, i64::from(grace_hours) * 3_600, state.clock.now())
+        .rotate(
+            &state.db,
+            &id,
+            i64::from(grace_hours) * 3_600,
+            state.clock.now(),
+        )
         .await?;
     state.key_cache.forget_id(&id);
     tracing::info!(old = %id, new = %created.id, grace_hours, "key rotated");

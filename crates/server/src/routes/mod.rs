@@ -17,7 +17,7 @@ use crate::auth::api_key::require_api_key;
 use crate::error::ApiError;
 
 /// The OpenAPI 3.1 description of every route, generated from the handlers.
-#[derive(OpenApi)]
+#[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "secure-api",
@@ -55,7 +55,10 @@ impl utoipa::Modify for SecuritySchemes {
         };
         components.add_security_scheme(
             "api_key",
-            header("Authorization", "The API key as the raw header value, or `Bearer <key>`."),
+            header(
+                "Authorization",
+                "The API key as the raw header value, or `Bearer <key>`.",
+            ),
         );
         components.add_security_scheme("api_key_header", header("X-API-Key", "The API key."));
         components.add_security_scheme(
@@ -94,18 +97,14 @@ async fn openapi() -> HttpResponse {
 
 /// Registers every route. Shared by the server and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // Authentication wraps the route, not the resource, so a wrong method answers 405
+    // before any credential is looked at.
     let api_key = || from_fn(require_api_key);
     cfg.service(
-        resource("/get-current-time")
-            .wrap(api_key())
-            .route(web::post().to(time::get_current_time)),
+        resource("/get-current-time").route(web::post().to(time::get_current_time).wrap(api_key())),
     )
-    .service(
-        resource("/check-prime")
-            .wrap(api_key())
-            .route(web::post().to(prime::check_prime)),
-    )
-    .service(resource("/whoami").wrap(api_key()).route(web::get().to(whoami::whoami)))
+    .service(resource("/check-prime").route(web::post().to(prime::check_prime).wrap(api_key())))
+    .service(resource("/whoami").route(web::get().to(whoami::whoami).wrap(api_key())))
     .service(resource("/register").route(web::post().to(users::register)))
     .service(resource("/login").route(web::post().to(users::login)))
     .service(resource("/refresh").route(web::post().to(users::refresh)))
@@ -141,7 +140,8 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
 /// Turns actix's JSON body errors into problem bodies with a precise detail.
 pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api = match &error {
-        JsonPayloadError::OverflowKnownLength { limit, .. } | JsonPayloadError::Overflow { limit } => {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => {
             ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
         }
         JsonPayloadError::ContentType => {

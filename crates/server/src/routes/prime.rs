@@ -78,7 +78,9 @@ fn number_text(raw: &RawValue) -> Result<String, ApiError> {
             }
         }
         Some(b'-') => Err(invalid("must not be negative")),
-        _ => Err(invalid("must be a non-negative integer or a string holding one")),
+        _ => Err(invalid(
+            "must be a non-negative integer or a string holding one",
+        )),
     }
 }
 
@@ -175,7 +177,13 @@ mod tests {
         assert_eq!(number_text(&raw(&format!("\"{big}\""))).unwrap(), big);
         for bad in ["-7", "1.5", "1e10", "true", "null", "[1]", "{}"] {
             assert!(
-                matches!(number_text(&raw(bad)), Err(ApiError::Validation { field: "number", .. })),
+                matches!(
+                    number_text(&raw(bad)),
+                    Err(ApiError::Validation {
+                        field: "number",
+                        ..
+                    })
+                ),
                 "{bad}"
             );
         }

@@ -1,6 +1,6 @@
 //! `POST /get-current-time`.
 
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -51,9 +51,9 @@ impl CurrentTime {
 pub async fn get_current_time(
     state: web::Data<AppState>,
     caller: ApiCaller,
-) -> Result<impl actix_web::Responder, ApiError> {
-    let body = CurrentTime::at(state.clock.now())?;
-    Ok(caller.respond(web::Json(body)))
+) -> Result<HttpResponse, ApiError> {
+    let charged = caller.charge(&state, 1).await?;
+    Ok(charged.respond(CurrentTime::at(state.clock.now())?))
 }
 
 #[cfg(test)]

@@ -250,9 +250,9 @@ impl Db {
     /// The key whose hash is `key_hash`, active or not.
     pub async fn find_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<KeyRow>> {
         let row = sqlx::query(select_keys!("WHERE key_hash = $1"))
-        .bind(key_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(key_row))
     }
 
@@ -268,8 +268,8 @@ impl Db {
     /// Every key, oldest first.
     pub async fn list_keys(&self) -> StoreResult<Vec<KeyRow>> {
         let rows = sqlx::query(select_keys!("ORDER BY created_at, id"))
-        .fetch_all(&self.pool)
-        .await?;
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.into_iter().map(key_row).collect())
     }
 
@@ -330,7 +330,12 @@ impl Db {
     // ---- admin tokens ----
 
     /// Stores an admin token's hash.
-    pub async fn insert_admin_token(&self, id: &str, token_hash: &str, now: i64) -> StoreResult<()> {
+    pub async fn insert_admin_token(
+        &self,
+        id: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<()> {
         sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(token_hash)
@@ -343,12 +348,11 @@ impl Db {
 
     /// The id of the active admin token with this hash, if any.
     pub async fn find_admin_token(&self, token_hash: &str) -> StoreResult<Option<String>> {
-        let row = sqlx::query(
-            "SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row =
+            sqlx::query("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|row| row.get(0)))
     }
 
@@ -452,7 +456,10 @@ mod tests {
             normalize_url("sqlite::memory:").unwrap().1,
             "sqlite::memory:"
         );
-        assert_eq!(normalize_url("postgres://h/db").unwrap().0, Engine::Postgres);
+        assert_eq!(
+            normalize_url("postgres://h/db").unwrap().0,
+            Engine::Postgres
+        );
         assert!(matches!(
             normalize_url("mysql://h/db"),
             Err(StoreError::UnsupportedScheme(s)) if s == "mysql"
@@ -464,7 +471,10 @@ mod tests {
         let mut k = key("k1", "h1");
         assert!(k.is_active(1_000));
         k.revoked_at = Some(2_000);
-        assert!(k.is_active(1_999), "a scheduled revocation leaves a grace period");
+        assert!(
+            k.is_active(1_999),
+            "a scheduled revocation leaves a grace period"
+        );
         assert!(!k.is_active(2_000));
         k.revoked_at = None;
         k.expires_at = Some(500);
@@ -481,19 +491,35 @@ mod tests {
         };
         db.insert_user(&user, 1).await.unwrap();
         assert!(matches!(
-            db.insert_user(&UserRow { id: "u2".into(), ..user.clone() }, 1).await,
+            db.insert_user(
+                &UserRow {
+                    id: "u2".into(),
+                    ..user.clone()
+                },
+                1
+            )
+            .await,
             Err(StoreError::Conflict)
         ));
         assert_eq!(db.find_user("alice").await.unwrap().unwrap().id, "u1");
         assert!(db.find_user("bob").await.unwrap().is_none());
 
         db.insert_key(&key("k1", "h1")).await.unwrap();
-        assert!(matches!(db.insert_key(&key("k2", "h1")).await, Err(StoreError::Conflict)));
+        assert!(matches!(
+            db.insert_key(&key("k2", "h1")).await,
+            Err(StoreError::Conflict)
+        ));
         assert_eq!(db.find_key_by_hash("h1").await.unwrap().unwrap().id, "k1");
         db.rotate_key("k1", &key("k3", "h3"), 500).await.unwrap();
-        assert_eq!(db.find_key("k1").await.unwrap().unwrap().revoked_at, Some(500));
+        assert_eq!(
+            db.find_key("k1").await.unwrap().unwrap().revoked_at,
+            Some(500)
+        );
         assert!(db.revoke_key("k1", 400).await.unwrap());
-        assert_eq!(db.find_key("k1").await.unwrap().unwrap().revoked_at, Some(400));
+        assert_eq!(
+            db.find_key("k1").await.unwrap().unwrap().revoked_at,
+            Some(400)
+        );
         assert!(!db.revoke_key("nope", 400).await.unwrap());
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
 

@@ -1,0 +1,611 @@
+//! The documented API, end to end over HTTP against the real application.
+
+mod common;
+
+use common::{NOON, Spawn, spawn, spawn_with};
+use request_signing::{FakeClock, Secret, Signer, sign_v0};
+use serde_json::{Value, json};
+
+const BIG: &str = "172983479832623897492387592384682937659382477";
+
+fn auth(key: &str) -> (&'static str, String) {
+    ("authorization", key.to_owned())
+}
+
+#[actix_web::test]
+async fn get_current_time_accepts_the_key_in_all_three_forms() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    for (name, value) in [
+        ("authorization", key.clone()),
+        ("authorization", format!("Bearer {key}")),
+        ("x-api-key", key.clone()),
+    ] {
+        let reply = app.post("/get-current-time", &[(name, &value)], "").await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+        assert_eq!(reply.body["currentTime"], "2026-03-01 12:00:00");
+        assert_eq!(reply.body["utc"], "2026-03-01T12:00:00Z");
+        assert_eq!(reply.body["unix"], NOON);
+        assert!(reply.header("x-ratelimit-remaining").is_some());
+    }
+    let who = app.get("/whoami", &[("x-api-key", &key)]).await;
+    assert_eq!(who.status, 200);
+    assert_eq!(who.body["service"], "demo");
+    assert_eq!(who.body["auth_method"], "x_api_key");
+    assert_eq!(who.body["key_id"], app.first.demo_key.id);
+}
+
+#[actix_web::test]
+async fn missing_unknown_and_malformed_keys_get_401_problems() {
+    let app = spawn().await;
+    let mut forged = app.first.demo_key.key.clone();
+    forged.replace_range(10..11, if &forged[10..11] == "a" { "b" } else { "a" });
+    for headers in [
+        vec![],
+        vec![auth("")],
+        vec![auth("not-a-key")],
+        vec![auth(&forged)],
+        vec![auth("Basic dXNlcjpwYXNz")],
+        vec![auth(&"x".repeat(10_000))],
+    ] {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let reply = app.post("/get-current-time", &headers, "").await;
+        assert_eq!(reply.status, 401, "{headers:?}");
+        assert_eq!(
+            reply.header("content-type").unwrap(),
+            "application/problem+json"
+        );
+        assert_eq!(reply.body["status"], 401);
+        assert!(reply.body["title"].is_string() && reply.body["detail"].is_string());
+        assert!(!reply.body.to_string().contains(&forged));
+    }
+}
+
+#[actix_web::test]
+async fn unknown_paths_and_methods_are_json_problems_with_security_headers() {
+    let app = spawn().await;
+    let reply = app.get("/nope", &[]).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.body["type"], "/problems/not-found");
+    let reply = app.get("/get-current-time", &[]).await;
+    assert_eq!(reply.status, 405);
+    assert_eq!(reply.body["type"], "/problems/method-not-allowed");
+    assert_eq!(reply.header("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(reply.header("cache-control").unwrap(), "no-store");
+}
+
+#[actix_web::test]
+async fn the_daily_quota_answers_429_with_the_original_message_until_midnight_utc() {
+    let app = spawn().await;
+    let key = app
+        .create_key(json!({"service": "billing", "daily_quota": 3}))
+        .await;
+    let key = key["key"].as_str().unwrap();
+    for remaining in ["2", "1", "0"] {
+        let reply = app
+            .post("/get-current-time", &[("authorization", key)], "")
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), remaining);
+    }
+    let reply = app
+        .post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    assert_eq!(reply.status, 429);
+    assert_eq!(
+        reply.body["error"],
+        "Request limit exceeded. Please try again later."
+    );
+    assert_eq!(reply.header("retry-after").unwrap(), "43200");
+    assert_eq!(reply.header("x-ratelimit-limit").unwrap(), "3");
+    assert!(reply.header("ratelimit-policy").is_some());
+
+    app.clock.set(NOON + 12 * 3_600); // 00:00 UTC the next day
+    let reply = app
+        .post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    assert_eq!(reply.status, 200);
+}
+
+#[actix_web::test]
+async fn check_prime_reads_big_numbers_exactly() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    let h = [("authorization", key.as_str())];
+
+    let reply = app
+        .post("/check-prime", &h, &format!(r#"{{"number": {BIG}}}"#))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["isPrime"], false);
+    assert_eq!(reply.body["verdict"], "composite");
+    // Digit for digit, as a JSON number.
+    assert_eq!(reply.raw_number(), BIG);
+
+    let m127 = "170141183460469231731687303715884105727";
+    let reply = app
+        .post(
+            "/check-prime",
+            &h,
+            &format!(r#"{{"number": "{m127}", "rounds": 5}}"#),
+        )
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body["isPrime"], true);
+    assert_eq!(reply.body["verdict"], "probable_prime");
+    assert_eq!(reply.raw_number(), m127);
+
+    let reply = app.post("/check-prime", &h, r#"{"number": "0x61"}"#).await;
+    assert_eq!(
+        (reply.status, &reply.body["verdict"]),
+        (200, &json!("prime"))
+    );
+    assert_eq!(reply.body["number"], 97);
+
+    let reply = app.post("/check-prime", &h, r#"{"number": 91}"#).await;
+    assert_eq!(reply.body["factor"], 7);
+    let reply = app.post("/check-prime", &h, r#"{"number": 1}"#).await;
+    assert_eq!(
+        (reply.body["isPrime"].clone(), reply.body["verdict"].clone()),
+        (json!(false), json!("neither"))
+    );
+}
+
+#[actix_web::test]
+async fn check_prime_refuses_bad_input_with_precise_4xx() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    let h = [("authorization", key.as_str())];
+    let cases: Vec<(String, u16, &str)> = vec![
+        (r#"{"number": -7}"#.into(), 400, "negative"),
+        (r#"{"number": 1.5}"#.into(), 400, "integer"),
+        (r#"{"number": 1e10}"#.into(), 400, "integer"),
+        (r#"{"number": true}"#.into(), 400, "number"),
+        (r#"{"number": "12a"}"#.into(), 400, "digit"),
+        (r#"{"number": " 12"}"#.into(), 400, "whitespace"),
+        (r#"{"number": "+12"}"#.into(), 400, "sign"),
+        (r#"{"number": ""}"#.into(), 400, "empty"),
+        (r#"{"numbr": 7}"#.into(), 400, "unknown field"),
+        (r#"{"number": 7, "rounds": 65}"#.into(), 400, "rounds"),
+        (r#"{"number": 7"#.into(), 400, "JSON"),
+        ("".into(), 400, "empty"),
+        (
+            format!(r#"{{"number": "0x1{}"}}"#, "0".repeat(1024)),
+            413,
+            "4096 bits",
+        ),
+        (
+            format!(r#"{{"number": {}}}"#, "9".repeat(17_000)),
+            413,
+            "16384-byte",
+        ),
+    ];
+    for (body, status, needle) in cases {
+        let reply = app.post("/check-prime", &h, &body).await;
+        assert_eq!(reply.status, status, "{body:.60}: {}", reply.body);
+        let detail = reply.body["detail"].as_str().unwrap();
+        assert!(detail.contains(needle), "{body:.60}: {detail}");
+    }
+    let reply = app
+        .post(
+            "/check-prime",
+            &[h[0], ("content-type", "text/plain")],
+            r#"{"number": 7}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type")
+    );
+}
+
+#[actix_web::test]
+async fn a_big_number_costs_more_quota() {
+    let app = spawn().await;
+    let key = app
+        .create_key(json!({"service": "math", "daily_quota": 3}))
+        .await;
+    let key = key["key"].as_str().unwrap();
+    let h = [("authorization", key)];
+    // 2^2048 - 1 has 2048 bits: it costs 2 of the 3 calls.
+    let n = format!("0x{}", "f".repeat(512));
+    let reply = app
+        .post("/check-prime", &h, &json!({ "number": n }).to_string())
+        .await;
+    assert_eq!(reply.status, 200);
+    assert!(
+        reply.text.contains(r#""verdict":"composite""#),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.raw_number().len(), 617, "2^2048 - 1 has 617 digits");
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "1");
+    let reply = app
+        .post("/check-prime", &h, &json!({ "number": n }).to_string())
+        .await;
+    assert_eq!(reply.status, 429);
+}
+
+#[actix_web::test]
+async fn register_login_protected_refresh_logout() {
+    let app = spawn().await;
+    let creds = r#"{"username": "alice", "password": "correct horse battery"}"#;
+    let reply = app.post("/register", &[], creds).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.body["username"], "alice");
+    assert_eq!(app.post("/register", &[], creds).await.status, 409);
+    let bad = app
+        .post(
+            "/register",
+            &[],
+            r#"{"username": "b", "password": "correct horse"}"#,
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].clone()),
+        (400, json!("username"))
+    );
+
+    app.clock.set(NOON + 60);
+    let login = app.post("/login", &[], creds).await;
+    assert_eq!(login.status, 200);
+    let access = login.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(login.body["token_type"], "Bearer");
+    assert_eq!(login.body["expires_in"], 900);
+
+    let wrong = app
+        .post(
+            "/login",
+            &[],
+            r#"{"username": "alice", "password": "wrong password"}"#,
+        )
+        .await;
+    let nobody = app
+        .post(
+            "/login",
+            &[],
+            r#"{"username": "nobody", "password": "wrong password"}"#,
+        )
+        .await;
+    assert_eq!((wrong.status, nobody.status), (401, 401));
+    assert_eq!(wrong.body["detail"], nobody.body["detail"]);
+
+    let bearer = format!("Bearer {access}");
+    let me = app.get("/protected", &[("authorization", &bearer)]).await;
+    assert_eq!(me.status, 200);
+    assert_eq!(me.body["logged_in_as"], "alice");
+    assert_eq!(app.get("/protected", &[]).await.status, 401);
+    let mut tampered = access.clone();
+    tampered.pop();
+    let tampered = format!("Bearer {tampered}x");
+    assert_eq!(
+        app.get("/protected", &[("authorization", &tampered)])
+            .await
+            .status,
+        401
+    );
+    // An API key is not a user token.
+    let key = format!("Bearer {}", app.first.demo_key.key);
+    assert_eq!(
+        app.get("/protected", &[("authorization", &key)])
+            .await
+            .status,
+        401
+    );
+
+    // Refresh rotates: the new pair works, the old refresh token does not.
+    let renewed = app
+        .post(
+            "/refresh",
+            &[],
+            &json!({"refresh_token": refresh}).to_string(),
+        )
+        .await;
+    assert_eq!(renewed.status, 200);
+    let again = app
+        .post(
+            "/refresh",
+            &[],
+            &json!({"refresh_token": refresh}).to_string(),
+        )
+        .await;
+    assert_eq!(again.status, 401);
+
+    let out = app.post("/logout", &[("authorization", &bearer)], "").await;
+    assert_eq!(out.status, 204);
+    assert_eq!(
+        app.get("/protected", &[("authorization", &bearer)])
+            .await
+            .status,
+        401
+    );
+
+    // Access tokens expire after 15 minutes.
+    let fresh = format!("Bearer {}", renewed.body["access_token"].as_str().unwrap());
+    assert_eq!(
+        app.get("/protected", &[("authorization", &fresh)])
+            .await
+            .status,
+        200
+    );
+    app.clock.set(NOON + 60 + 900);
+    assert_eq!(
+        app.get("/protected", &[("authorization", &fresh)])
+            .await
+            .status,
+        401
+    );
+}
+
+#[actix_web::test]
+async fn login_and_register_are_limited_to_5_per_minute_per_address() {
+    let app = spawn().await;
+    let body = r#"{"username": "mallory", "password": "guess number one"}"#;
+    for _ in 0..5 {
+        assert_eq!(app.post("/login", &[], body).await.status, 401);
+    }
+    let limited = app.post("/login", &[], body).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after").unwrap(), "12");
+    let register = app
+        .post(
+            "/register",
+            &[],
+            r#"{"username": "mallory", "password": "long enough"}"#,
+        )
+        .await;
+    assert_eq!(register.status, 429);
+    app.clock.set(NOON + 60);
+    assert_eq!(app.post("/login", &[], body).await.status, 401);
+}
+
+#[actix_web::test]
+async fn signed_v1_requests_verify_once_and_signing_keys_must_sign() {
+    let app = spawn().await;
+    let created = app
+        .create_key(json!({"service": "orders", "signing": true}))
+        .await;
+    let (id, key) = (
+        created["id"].as_str().unwrap(),
+        created["key"].as_str().unwrap(),
+    );
+    let secret = created["signing_secret"].as_str().unwrap();
+
+    let unsigned = app
+        .post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    assert_eq!(unsigned.status, 401);
+    assert!(
+        unsigned.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("must sign")
+    );
+
+    let signer = Signer::new(id, Secret::from(secret))
+        .unwrap()
+        .with_clock(FakeClock::new(NOON));
+    let body = r#"{"number": 97}"#;
+    let headers = signer
+        .sign("POST", &app.url("/check-prime"), body.as_bytes())
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().collect();
+    let reply = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["isPrime"], true);
+
+    let replay = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(replay.status, 401);
+    assert!(replay.body["detail"].as_str().unwrap().contains("replayed"));
+
+    let headers = signer
+        .sign("POST", &app.url("/check-prime"), body.as_bytes())
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().collect();
+    let changed = app.post("/check-prime", &pairs, r#"{"number": 98}"#).await;
+    assert_eq!(changed.status, 401);
+    assert!(
+        changed.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bad signature")
+    );
+
+    let who = signer.sign("GET", &app.url("/whoami"), b"").unwrap();
+    let pairs: Vec<(&str, &str)> = who.iter().collect();
+    let reply = app.get("/whoami", &pairs).await;
+    assert_eq!(reply.body["auth_method"], "signed_v1");
+
+    // Six minutes later the same kind of signature is too old.
+    let old = signer.sign("GET", &app.url("/whoami"), b"").unwrap();
+    app.clock.set(NOON + 301);
+    let pairs: Vec<(&str, &str)> = old.iter().collect();
+    let reply = app.get("/whoami", &pairs).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body["detail"].as_str().unwrap().contains("expired"));
+}
+
+#[actix_web::test]
+async fn the_original_v0_scheme_works_with_the_shared_secret() {
+    let mut spawn_opts = Spawn::default();
+    let shared = "v0 shared secret of the original service, 2026";
+    spawn_opts
+        .env
+        .insert("API_SHARED_SECRET".into(), shared.into());
+    let app = spawn_with(spawn_opts).await;
+    let key = app.first.demo_key.key.clone();
+    let headers = sign_v0(&key, &Secret::from(shared), NOON).unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().collect();
+    let reply = app.post("/get-current-time", &pairs, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let again = app.post("/get-current-time", &pairs, "").await;
+    assert_eq!(again.status, 401, "a v0 signature is accepted once");
+    let wrong = sign_v0(&key, &Secret::from("another secret entirely, 2026!!"), NOON).unwrap();
+    let pairs: Vec<(&str, &str)> = wrong.iter().collect();
+    assert_eq!(app.post("/get-current-time", &pairs, "").await.status, 401);
+}
+
+#[actix_web::test]
+async fn admin_routes_create_revoke_rotate_and_report_usage() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    assert_eq!(app.get("/admin/keys", &[]).await.status, 401);
+    let user_key = format!("Bearer {}", app.first.demo_key.key);
+    assert_eq!(
+        app.get("/admin/keys", &[("authorization", &user_key)])
+            .await
+            .status,
+        401
+    );
+
+    let created = app
+        .create_key(json!({"service": "reports", "daily_quota": 10}))
+        .await;
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let list = app.get("/admin/keys", &ah).await;
+    assert_eq!(list.status, 200);
+    let listed = list.body.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        !list.body.to_string().contains(&key),
+        "listings never show keys"
+    );
+
+    assert_eq!(
+        app.post("/get-current-time", &[("authorization", &key)], "")
+            .await
+            .status,
+        200
+    );
+    let usage = app.get(&format!("/admin/keys/{id}/usage"), &ah).await;
+    assert_eq!(
+        (usage.body["used"].clone(), usage.body["limit"].clone()),
+        (json!(1), json!(10))
+    );
+
+    let rotated = app
+        .post(
+            &format!("/admin/keys/{id}/rotate"),
+            &ah,
+            r#"{"grace_hours": 1}"#,
+        )
+        .await;
+    assert_eq!(rotated.status, 201);
+    let new_key = rotated.body["key"].as_str().unwrap().to_owned();
+    for k in [&key, &new_key] {
+        assert_eq!(
+            app.post("/get-current-time", &[("authorization", k)], "")
+                .await
+                .status,
+            200
+        );
+    }
+    app.clock.set(NOON + 3_600);
+    assert_eq!(
+        app.post("/get-current-time", &[("authorization", &key)], "")
+            .await
+            .status,
+        401
+    );
+
+    let new_id = rotated.body["id"].as_str().unwrap();
+    let revoke = app
+        .send("DELETE", &format!("/admin/keys/{new_id}"), &ah, None)
+        .await;
+    assert_eq!(revoke.status, 204);
+    assert_eq!(
+        app.post("/get-current-time", &[("authorization", &new_key)], "")
+            .await
+            .status,
+        401
+    );
+    let missing = app
+        .send("DELETE", "/admin/keys/sapi_...000000000000", &ah, None)
+        .await;
+    assert_eq!(missing.status, 404);
+    let bad = app
+        .post("/admin/keys", &ah, r#"{"service": "bad name"}"#)
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].clone()),
+        (400, json!("service"))
+    );
+}
+
+#[actix_web::test]
+async fn keys_users_and_quota_usage_survive_a_restart() {
+    let first = spawn().await;
+    let dir = first.dir.clone();
+    let env = first.env.clone();
+    let key = first
+        .create_key(json!({"service": "durable", "daily_quota": 5}))
+        .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        assert_eq!(
+            first
+                .post("/get-current-time", &[("authorization", &key)], "")
+                .await
+                .status,
+            200
+        );
+    }
+    let creds = r#"{"username": "carol", "password": "persistent password"}"#;
+    assert_eq!(first.post("/register", &[], creds).await.status, 201);
+    first.stop().await;
+
+    let second = spawn_with(Spawn {
+        env,
+        dir: Some(dir),
+        ..Spawn::default()
+    })
+    .await;
+    assert!(second.first.admin_token.is_empty(), "no second bootstrap");
+    let reply = second
+        .post("/get-current-time", &[("authorization", &key)], "")
+        .await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("x-ratelimit-remaining").unwrap(),
+        "1",
+        "3 of 5 used before the restart"
+    );
+    assert_eq!(second.post("/login", &[], creds).await.status, 200);
+}
+
+#[actix_web::test]
+async fn health_and_openapi_are_served() {
+    let app = spawn().await;
+    assert_eq!(app.get("/healthz", &[]).await.body["status"], "ok");
+    let ready = app.get("/readyz", &[]).await;
+    assert_eq!(
+        (ready.status, ready.body["database"].clone()),
+        (200, json!(true))
+    );
+    let doc = app.get("/openapi.json", &[]).await;
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    let paths: Vec<&String> = doc.body["paths"].as_object().unwrap().keys().collect();
+    for path in [
+        "/get-current-time",
+        "/check-prime",
+        "/register",
+        "/login",
+        "/protected",
+        "/admin/keys",
+    ] {
+        assert!(
+            paths.iter().any(|p| *p == path),
+            "{path} missing from {paths:?}"
+        );
+    }
+    let _: Value = doc.body;
+}

@@ -1,0 +1,217 @@
+//! Spawns the real application on port 0 with a temporary SQLite database, an injected
+//! environment and a manual clock, and talks to it over HTTP.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::web;
+use secure_api::config::{Settings, SettingsArgs};
+use secure_api::startup::{Application, Env, FirstStart};
+use secure_api::state::{AppState, Clock};
+use serde_json::Value;
+
+/// 2026-03-01 12:00:00 UTC.
+pub const NOON: u64 = 1_772_366_400;
+
+/// A running test server.
+pub struct TestApp {
+    pub base: String,
+    pub state: web::Data<AppState>,
+    pub clock: Clock,
+    pub first: FirstStart,
+    pub dir: Arc<tempfile::TempDir>,
+    pub env: HashMap<String, String>,
+    pub client: awc::Client,
+    server: actix_web::dev::ServerHandle,
+    handle: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+pub struct Spawn {
+    pub env: HashMap<String, String>,
+    pub args: SettingsArgs,
+    pub dir: Option<Arc<tempfile::TempDir>>,
+    pub clock: Clock,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        let mut env = HashMap::new();
+        let mut secret = [0u8; 48];
+        rand::fill(&mut secret);
+        env.insert("SECRET_KEY".to_owned(), hex::encode(secret));
+        Self {
+            env,
+            args: SettingsArgs::default(),
+            dir: None,
+            clock: Clock::manual(NOON),
+        }
+    }
+}
+
+pub async fn spawn() -> TestApp {
+    spawn_with(Spawn::default()).await
+}
+
+pub async fn spawn_with(spawn: Spawn) -> TestApp {
+    let dir = spawn
+        .dir
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+    let db: PathBuf = dir.path().join("secure-api.db");
+    let mut args = spawn.args;
+    args.bind.get_or_insert("127.0.0.1:0".parse().unwrap());
+    args.database_url
+        .get_or_insert(format!("sqlite://{}", db.display()));
+    args.secret_key_file
+        .get_or_insert(dir.path().join("secure-api.secret"));
+    args.workers.get_or_insert(2);
+    let settings = Settings::resolve(&args).expect("settings");
+    let env_map = spawn.env.clone();
+    let env: Env = Arc::new(move |name: &str| env_map.get(name).map(OsString::from));
+    let mut app = Application::build_with(settings, env, spawn.clock.clone())
+        .await
+        .expect("the app builds");
+    let first = app.take_first_start();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let server = app.handle();
+    let handle = actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        state,
+        clock: spawn.clock,
+        first: first.unwrap_or_else(|| FirstStart {
+            admin_token: String::new(),
+            demo_key: empty_key(),
+        }),
+        dir,
+        env: spawn.env,
+        server,
+        client: awc::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .finish(),
+        handle,
+    }
+}
+
+fn empty_key() -> secure_api::keys::CreatedKey {
+    secure_api::keys::CreatedKey {
+        id: String::new(),
+        key: String::new(),
+        service: String::new(),
+        daily_quota: 0,
+        signing_secret: None,
+        expires_at: None,
+    }
+}
+
+/// A response: status, headers and body as JSON (Null when empty).
+pub struct Reply {
+    pub status: u16,
+    /// The body as sent (numbers of any size intact).
+    pub text: String,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The raw JSON text of the top-level `number` field.
+    pub fn raw_number(&self) -> &str {
+        let start = self.text.find("\"number\":").expect("a number field") + 9;
+        let rest = &self.text[start..];
+        let end = rest.find([',', '}']).expect("end of the number");
+        &rest[..end]
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        let mut res = match body {
+            Some(body) => {
+                if !headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                {
+                    req = req.insert_header(("content-type", "application/json"));
+                }
+                req.send_body(body.to_owned()).await
+            }
+            None => req.send().await,
+        }
+        .expect("the request is answered");
+        let bytes = res.body().limit(1 << 20).await.expect("a body");
+        let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            // `Value` cannot hold a 600-digit number: such a reply is checked on `text`.
+            serde_json::from_str(&text).unwrap_or_else(|e| {
+                assert!(
+                    e.to_string().contains("number out of range"),
+                    "not JSON: {text}"
+                );
+                Value::Null
+            })
+        };
+        Reply {
+            status: res.status().as_u16(),
+            text,
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        self.send("POST", path, headers, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        self.send("GET", path, headers, None).await
+    }
+
+    /// Creates a key through the admin API.
+    pub async fn create_key(&self, body: Value) -> Value {
+        let auth = format!("Bearer {}", self.first.admin_token);
+        let reply = self
+            .post(
+                "/admin/keys",
+                &[("authorization", &auth)],
+                &body.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body
+    }
+
+    /// Stops the server gracefully (saving quota usage) and waits for it.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        self.handle
+            .await
+            .expect("the server task ends")
+            .expect("the server ran");
+    }
+}
