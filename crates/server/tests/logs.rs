@@ -1,0 +1,127 @@
+//! No log line the server writes contains a key, a signing secret, a password or a token.
+//!
+//! This binary installs a subscriber that records every event at DEBUG and above from every
+//! crate, drives the API through each credential path, and searches the output.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use common::{NOON, spawn};
+use request_signing::{FakeClock, Secret, Signer};
+use serde_json::json;
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[actix_web::test]
+async fn no_log_line_contains_a_secret() {
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let app = spawn().await;
+    let mut secrets = vec![
+        app.first.admin_token.clone(),
+        app.first.demo_key.key.clone(),
+        app.env["SECRET_KEY"].clone(),
+    ];
+    let signing = app
+        .create_key(json!({"service": "audit", "signing": true, "daily_quota": 2}))
+        .await;
+    let (id, key, secret) = (
+        signing["id"].as_str().unwrap(),
+        signing["key"].as_str().unwrap(),
+        signing["signing_secret"].as_str().unwrap(),
+    );
+    secrets.extend([key.to_owned(), secret.to_owned()]);
+
+    let demo = app.first.demo_key.key.clone();
+    app.post("/get-current-time", &[("authorization", &demo)], "")
+        .await;
+    app.post("/check-prime", &[("x-api-key", &demo)], r#"{"number": 97}"#)
+        .await;
+    app.post(
+        "/get-current-time",
+        &[("authorization", &format!("{demo}x"))],
+        "",
+    )
+    .await;
+    app.post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    let signer = Signer::new(id, Secret::from(secret))
+        .unwrap()
+        .with_clock(FakeClock::new(NOON));
+    for _ in 0..3 {
+        let headers = signer
+            .sign("POST", &app.url("/get-current-time"), b"")
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = headers.iter().collect();
+        app.post("/get-current-time", &pairs, "").await;
+        secrets.push(headers.signature().trim_start_matches("v1=").to_owned());
+    }
+
+    let password = "a password that must not be logged";
+    secrets.push(password.to_owned());
+    let creds = json!({"username": "dave", "password": password}).to_string();
+    app.post("/register", &[], &creds).await;
+    let login = app.post("/login", &[], &creds).await;
+    let access = login.body["access_token"].as_str().unwrap().to_owned();
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    app.get(
+        "/protected",
+        &[("authorization", &format!("Bearer {access}"))],
+    )
+    .await;
+    app.post(
+        "/refresh",
+        &[],
+        &json!({"refresh_token": refresh}).to_string(),
+    )
+    .await;
+    app.post(
+        "/login",
+        &[],
+        &json!({"username": "dave", "password": "wrong guess"}).to_string(),
+    )
+    .await;
+    secrets.extend([access, refresh]);
+
+    let admin = format!("Bearer {}", app.first.admin_token);
+    app.get("/admin/keys", &[("authorization", &admin)]).await;
+    app.post(
+        &format!("/admin/keys/{id}/rotate"),
+        &[("authorization", &admin)],
+        "{}",
+    )
+    .await;
+    app.stop().await;
+
+    let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("request"),
+        "the subscriber recorded the access log:\n{logs}"
+    );
+    for secret in &secrets {
+        assert!(!secret.is_empty());
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret was logged:\n{logs}"
+        );
+    }
+}
