@@ -3,6 +3,7 @@
 //! `main` and the tests build the same [`Application`]; tests inject the environment and the
 //! clock and bind port 0.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::net::TcpListener;
@@ -15,6 +16,7 @@ use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use quota::{MemoryBackend, Policy, Snapshot};
 use secret_key::{SecretKey, SecretLoader};
+use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
 use crate::auth::api_key::KeyCache;
 use crate::auth::jwt::Tokens;
@@ -28,13 +30,57 @@ use crate::sealing::Sealer;
 use crate::state::{AppState, Clock};
 use crate::store::Db;
 
-/// Reads an environment variable; tests inject their own instead of mutating the process's.
-pub type Env = Arc<dyn Fn(&str) -> Option<OsString> + Send + Sync>;
+/// The environment the server reads secrets and upstream keys from: the process's, or a
+/// map that tests inject instead of mutating the process environment.
+#[derive(Clone, Default)]
+pub struct Env(Option<Arc<HashMap<String, OsString>>>);
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_some() { "Env(injected)" } else { "Env(process)" })
+    }
+}
+
+impl Env {
+    /// The process environment.
+    #[must_use]
+    pub fn process() -> Self {
+        Self(None)
+    }
+
+    /// A fixed set of variables.
+    #[must_use]
+    pub fn from_map(vars: HashMap<String, OsString>) -> Self {
+        Self(Some(Arc::new(vars)))
+    }
+
+    /// The value of `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<OsString> {
+        match &self.0 {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var_os(name),
+        }
+    }
+
+    /// Every variable whose name and value are UTF-8.
+    #[must_use]
+    pub fn vars(&self) -> Vec<(String, String)> {
+        let utf8 = |(k, v): (String, OsString)| v.into_string().ok().map(|v| (k, v));
+        match &self.0 {
+            Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).filter_map(utf8).collect(),
+            None => std::env::vars_os()
+                .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
+                .filter_map(utf8)
+                .collect(),
+        }
+    }
+}
 
 /// The process environment.
 #[must_use]
 pub fn process_env() -> Env {
-    Arc::new(|name| std::env::var_os(name))
+    Env::process()
 }
 
 /// Logins and registrations allowed per minute per client address.
@@ -145,7 +191,7 @@ pub async fn build_state(
     };
     let loaded = SecretLoader::new(mode)
         .file(&settings.secret_key_file)
-        .load_with_env(|name| env(name))?;
+        .load_with_env(|name| env.get(name))?;
     tracing::info!(source = %loaded.source(), "server secret loaded");
     let master = loaded.key();
     let subkey = |purpose: &str| master.derive(purpose);
@@ -153,7 +199,7 @@ pub async fn build_state(
     let pepper = subkey("secure-api/apikey-pepper/v1")?;
     let seal_key = subkey("secure-api/signing-secret-seal/v1")?;
 
-    let shared_secret = match env("API_SHARED_SECRET") {
+    let shared_secret = match env.get("API_SHARED_SECRET") {
         Some(value) => {
             let text = value.into_string().map_err(|_| {
                 StartupError::Build("API_SHARED_SECRET is not valid UTF-8".to_owned())
@@ -292,6 +338,30 @@ impl AppState {
     }
 }
 
+/// The weather client settings, from the upstream keys in `env`. `None` (with one error
+/// line in the log) when no key is configured: `/weather` then answers 500.
+pub fn weather_settings(
+    settings: &Settings,
+    env: &Env,
+) -> Result<Option<WeatherClientBuilder>, StartupError> {
+    match KeyPool::builder().build_from_vars(env.vars()) {
+        Ok(pool) => {
+            tracing::info!(keys = pool.len(), "OpenWeather keys configured");
+            let builder = WeatherClient::builder(Arc::new(pool))
+                .base_url(&settings.openweather_base_url)
+                .map_err(|e| StartupError::Build(format!("OPENWEATHER_BASE_URL: {e}")))?;
+            Ok(Some(builder))
+        }
+        Err(weather_keypool::Error::NoKeysConfigured) => {
+            tracing::error!(
+                "no OpenWeather API key configured (set OPENWEATHER_API_KEY): /weather answers 500"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(StartupError::Build(format!("OpenWeather keys: {e}"))),
+    }
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     server: Server,
@@ -371,6 +441,7 @@ impl Application {
         let addr = settings.bind;
         let workers = settings.workers;
         let json_limit = settings.json_limit;
+        let weather = weather_settings(&settings, &env)?;
         let state = web::Data::new(build_state(settings, &env, clock).await?);
         let first_start = state.first_start().await?;
 
@@ -387,20 +458,23 @@ impl Application {
             .port();
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(json_limit)
-                        .error_handler(routes::json_error),
-                )
-                .app_data(web::PayloadConfig::new(json_limit))
-                .app_data(web::QueryConfig::default().error_handler(routes::query_error))
-                .app_data(web::PathConfig::default().error_handler(routes::path_error))
-                .wrap(from_fn(request_timeout))
-                .wrap(security_headers())
-                .wrap(from_fn(access_log))
-                .configure(routes::configure)
+            let mut app = App::new().app_data(app_state.clone());
+            // awc's client is not `Send`: one per worker, sharing the pool and the cache.
+            if let Some(weather) = &weather {
+                app = app.app_data(web::Data::new(weather.build()));
+            }
+            app.app_data(
+                web::JsonConfig::default()
+                    .limit(json_limit)
+                    .error_handler(routes::json_error),
+            )
+            .app_data(web::PayloadConfig::new(json_limit))
+            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
+            .app_data(web::PathConfig::default().error_handler(routes::path_error))
+            .wrap(from_fn(request_timeout))
+            .wrap(security_headers())
+            .wrap(from_fn(access_log))
+            .configure(routes::configure)
         })
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))

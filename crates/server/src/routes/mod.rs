@@ -5,6 +5,7 @@ pub mod health;
 pub mod prime;
 pub mod time;
 pub mod users;
+pub mod weather;
 pub mod whoami;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -28,6 +29,7 @@ use crate::error::ApiError;
         time::get_current_time,
         prime::check_prime,
         whoami::whoami,
+        weather::weather,
         users::register,
         users::login,
         users::refresh,
@@ -105,6 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/check-prime").route(web::post().to(prime::check_prime).wrap(api_key())))
     .service(resource("/whoami").route(web::get().to(whoami::whoami).wrap(api_key())))
+    .service(resource("/weather").route(web::get().to(weather::weather).wrap(api_key())))
     .service(resource("/register").route(web::post().to(users::register)))
     .service(resource("/login").route(web::post().to(users::login)))
     .service(resource("/refresh").route(web::post().to(users::refresh)))

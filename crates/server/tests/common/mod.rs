@@ -69,8 +69,13 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
         .get_or_insert(dir.path().join("secure-api.secret"));
     args.workers.get_or_insert(2);
     let settings = Settings::resolve(&args).expect("settings");
-    let env_map = spawn.env.clone();
-    let env: Env = Arc::new(move |name: &str| env_map.get(name).map(OsString::from));
+    let env = Env::from_map(
+        spawn
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), OsString::from(v)))
+            .collect(),
+    );
     let mut app = Application::build_with(settings, env, spawn.clock.clone())
         .await
         .expect("the app builds");
