@@ -433,3 +433,23 @@ fn base_urls_are_validated() {
             .is_ok()
     );
 }
+
+/// With the `rustls` feature the client builds its TLS configuration (the ring provider is
+/// found) and a TLS handshake against a plain-HTTP server is a typed error, not a panic.
+#[cfg(feature = "rustls")]
+#[actix_rt::test]
+async fn https_base_urls_speak_tls() {
+    let fake = Fake::start(&[(C, Script::Ok)]);
+    let clock = Arc::new(FakeClock::new());
+    let https = fake.base_url.replace("http://", "https://");
+    let client = WeatherClient::builder(pool(&[C], Selection::Random, &clock))
+        .base_url(&https)
+        .unwrap()
+        .timeout(Duration::from_secs(2))
+        .retry_backoff(Duration::from_millis(1))
+        .without_cache()
+        .build();
+    let err = client.current(&london(), Units::Metric).await.unwrap_err();
+    assert!(matches!(err, Error::Connect | Error::Timeout { .. }), "{err:?}");
+    assert_no_key(&err);
+}
