@@ -77,7 +77,9 @@ impl WeatherClientBuilder {
         let parsed = url::Url::parse(base_url)
             .map_err(|_| Error::InvalidConfig("base URL is not a valid absolute URL"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(Error::InvalidConfig("base URL scheme must be http or https"));
+            return Err(Error::InvalidConfig(
+                "base URL scheme must be http or https",
+            ));
         }
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(Error::InvalidConfig("base URL has no host"));

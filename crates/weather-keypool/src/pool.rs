@@ -387,8 +387,7 @@ impl KeyPool {
         let mut guard = self.lock();
         let inner = &mut *guard;
         let generation = inner.generation;
-        let excluded =
-            |index: usize| exclude.contains(&KeyId { generation, index });
+        let excluded = |index: usize| exclude.contains(&KeyId { generation, index });
         let len = inner.slots.len();
         let chosen = match self.config.selection {
             Selection::Random => {

@@ -403,10 +403,26 @@ mod tests {
     #[test]
     fn city_validation_and_normalization() {
         assert_eq!(City::new("  New \n  York ").unwrap().as_str(), "new york");
-        assert_eq!(City::new("Saint-Étienne, FR").unwrap().as_str(), "saint-étienne, fr");
+        assert_eq!(
+            City::new("Saint-Étienne, FR").unwrap().as_str(),
+            "saint-étienne, fr"
+        );
         assert!(City::new("O'Fallon").is_ok());
-        for bad in ["", "   ", "a&appid=x", "x/../y", "a\u{0}b", "a%20b", "123", "ab;c", "<script>"] {
-            assert!(matches!(City::new(bad), Err(Error::InvalidCity(_))), "{bad:?}");
+        for bad in [
+            "",
+            "   ",
+            "a&appid=x",
+            "x/../y",
+            "a\u{0}b",
+            "a%20b",
+            "123",
+            "ab;c",
+            "<script>",
+        ] {
+            assert!(
+                matches!(City::new(bad), Err(Error::InvalidCity(_))),
+                "{bad:?}"
+            );
         }
         assert!(City::new(&"a".repeat(100)).is_ok());
         assert!(City::new(&"a".repeat(101)).is_err());

@@ -210,12 +210,18 @@ async fn a_slow_upstream_is_a_timeout_error() {
 async fn malformed_and_oversized_bodies_are_errors() {
     let fake = Fake::start(&[
         (C, Script::Body("{\"coord\": nonsense".to_owned())),
-        (D, Script::Body(format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000)))),
+        (
+            D,
+            Script::Body(format!("{{\"pad\":\"{}\"}}", "x".repeat(10_000))),
+        ),
     ]);
     let clock = Arc::new(FakeClock::new());
 
     let client_c = client(&fake, pool(&[C], Selection::Random, &clock)).build();
-    let err = client_c.current(&london(), Units::Metric).await.unwrap_err();
+    let err = client_c
+        .current(&london(), Units::Metric)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::MalformedResponse { .. }), "{err:?}");
     assert_no_key(&err);
     // A bad body is not the key's fault.
@@ -224,7 +230,10 @@ async fn malformed_and_oversized_bodies_are_errors() {
     let client_d = client(&fake, pool(&[D], Selection::Random, &clock))
         .max_body_bytes(1024)
         .build();
-    let err = client_d.current(&london(), Units::Metric).await.unwrap_err();
+    let err = client_d
+        .current(&london(), Units::Metric)
+        .await
+        .unwrap_err();
     assert_eq!(err, Error::BodyTooLarge { limit: 1024 });
     assert_no_key(&err);
 }
@@ -247,7 +256,10 @@ async fn unknown_places_and_unreachable_upstreams_are_typed_errors() {
         .without_cache()
         .build();
     let err = closed.current(&london(), Units::Metric).await.unwrap_err();
-    assert!(matches!(err, Error::Connect | Error::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Connect | Error::Timeout { .. }),
+        "{err:?}"
+    );
     assert_no_key(&err);
 }
 
@@ -257,11 +269,17 @@ async fn request_carries_the_encoded_place_units_and_key() {
     let clock = Arc::new(FakeClock::new());
     let client = client(&fake, pool(&[C], Selection::Random, &clock)).build();
     client
-        .current(&Location::city("  Saint-Étienne,  FR ").unwrap(), Units::Imperial)
+        .current(
+            &Location::city("  Saint-Étienne,  FR ").unwrap(),
+            Units::Imperial,
+        )
         .await
         .unwrap();
     client
-        .current(&Location::coords(51.508_53, -0.125_74).unwrap(), Units::Standard)
+        .current(
+            &Location::coords(51.508_53, -0.125_74).unwrap(),
+            Units::Standard,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -450,6 +468,9 @@ async fn https_base_urls_speak_tls() {
         .without_cache()
         .build();
     let err = client.current(&london(), Units::Metric).await.unwrap_err();
-    assert!(matches!(err, Error::Connect | Error::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Connect | Error::Timeout { .. }),
+        "{err:?}"
+    );
     assert_no_key(&err);
 }

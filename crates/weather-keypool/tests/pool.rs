@@ -191,11 +191,17 @@ fn outcomes_from_statuses() {
 
 #[test]
 fn empty_and_duplicate_keys() {
-    assert_eq!(KeyPool::new(Vec::new()).unwrap_err(), Error::NoKeysConfigured);
+    assert_eq!(
+        KeyPool::new(Vec::new()).unwrap_err(),
+        Error::NoKeysConfigured
+    );
     let pool = KeyPool::new(keys(&["a", "b", "a"])).unwrap();
     assert_eq!(pool.len(), 2);
     assert!(!pool.is_empty());
-    assert_eq!(pool.reload(Vec::new()).unwrap_err(), Error::NoKeysConfigured);
+    assert_eq!(
+        pool.reload(Vec::new()).unwrap_err(),
+        Error::NoKeysConfigured
+    );
     assert_eq!(pool.len(), 2);
 }
 

@@ -64,7 +64,10 @@ async fn run(base_url: &str, city: &str, units: Units) -> weather_keypool::Resul
     for condition in &weather.conditions {
         println!("{}: {}", condition.main, condition.description);
     }
-    println!("observed at {} (Unix time), units {:?}", weather.observed_at, units);
+    println!(
+        "observed at {} (Unix time), units {:?}",
+        weather.observed_at, units
+    );
     for stats in pool.stats() {
         println!(
             "key {}: {} picks, {:?}",

@@ -133,8 +133,7 @@ async fn handle(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
         state.scripts.get(&key).cloned()
     };
     match script {
-        None => HttpResponse::Unauthorized()
-            .body(r#"{"cod":401,"message":"Invalid API key."}"#),
+        None => HttpResponse::Unauthorized().body(r#"{"cod":401,"message":"Invalid API key."}"#),
         Some(Script::Ok) => ok(LONDON.to_owned()),
         Some(Script::Body(body)) => ok(body),
         Some(Script::Status(code, retry_after)) => {
