@@ -9,8 +9,9 @@ pub const MAX_CITY_CHARS: usize = 100;
 
 /// A validated city query, e.g. `"London"`, `"Saint-Étienne, FR"` or `"Springfield,IL,US"`.
 ///
-/// Normalized on construction: trimmed, inner whitespace collapsed to one space, lowercased
-/// (OpenWeather matches names case-insensitively), so equal places share a cache entry.
+/// Normalized on construction: trimmed, inner whitespace collapsed to one space. The cache
+/// ignores case (OpenWeather matches names case-insensitively), so `LONDON` and `london` share
+/// an entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct City(String);
 
@@ -39,7 +40,7 @@ impl City {
         if !normalized.chars().any(char::is_alphabetic) {
             return Err(Error::InvalidCity("no letter"));
         }
-        Ok(Self(normalized.to_lowercase()))
+        Ok(Self(normalized))
     }
 
     /// The normalized query.
@@ -138,7 +139,7 @@ impl Location {
     /// The cache key part: `city:<name>` or `coords:<lat>,<lon>`.
     pub(crate) fn cache_key(&self) -> String {
         match self {
-            Self::City(city) => format!("city:{}", city.as_str()),
+            Self::City(city) => format!("city:{}", city.as_str().to_lowercase()),
             Self::Coords(c) => format!("coords:{:.4},{:.4}", c.lat, c.lon),
         }
     }
@@ -402,10 +403,11 @@ mod tests {
 
     #[test]
     fn city_validation_and_normalization() {
-        assert_eq!(City::new("  New \n  York ").unwrap().as_str(), "new york");
+        assert_eq!(City::new("  New \n  York ").unwrap().as_str(), "New York");
+        assert_eq!(City::new("İstanbul").unwrap().as_str(), "İstanbul");
         assert_eq!(
             City::new("Saint-Étienne, FR").unwrap().as_str(),
-            "saint-étienne, fr"
+            "Saint-Étienne, FR"
         );
         assert!(City::new("O'Fallon").is_ok());
         for bad in [
@@ -452,7 +454,11 @@ mod tests {
     #[test]
     fn city_query_is_url_encoded() {
         let loc = Location::city("Saint-Étienne, FR").unwrap();
-        assert_eq!(loc.query(), "q=saint-%C3%A9tienne%2C%20fr");
+        assert_eq!(loc.query(), "q=Saint-%C3%89tienne%2C%20FR");
+        assert_eq!(
+            loc.cache_key(),
+            Location::city("saint-étienne,   fr").unwrap().cache_key()
+        );
     }
 
     #[test]

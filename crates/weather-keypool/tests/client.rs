@@ -285,7 +285,7 @@ async fn request_carries_the_encoded_place_units_and_key() {
     assert_eq!(
         fake.queries(),
         [
-            format!("q=saint-%C3%A9tienne%2C%20fr&units=imperial&appid={C}"),
+            format!("q=Saint-%C3%89tienne%2C%20FR&units=imperial&appid={C}"),
             format!("lat=51.5085&lon=-0.1257&units=standard&appid={C}"),
         ]
     );
