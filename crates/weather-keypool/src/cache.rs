@@ -237,3 +237,121 @@ impl Drop for PendingGuard<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::error::Error;
+    use crate::weather::{Units, parse_current};
+
+    fn sample() -> Weather {
+        parse_current(include_bytes!("../tests/data/london.json"), Units::Metric).unwrap()
+    }
+
+    fn city(name: &str) -> Location {
+        Location::city(name).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_and_evicts_the_answer_expiring_first() {
+        let clock = Arc::new(FakeClock::new());
+        let cache = WeatherCache::with_clock(
+            Duration::from_secs(600),
+            NonZeroUsize::new(2).unwrap(),
+            clock.clone(),
+        );
+        let calls = Cell::new(0);
+        let fetch = || async {
+            calls.set(calls.get() + 1);
+            Ok(sample())
+        };
+        for name in ["a", "b"] {
+            cache
+                .get_or_fetch(&city(name), Units::Metric, fetch)
+                .await
+                .unwrap();
+            clock.advance(Duration::from_secs(1));
+        }
+        cache
+            .get_or_fetch(&city("c"), Units::Metric, fetch)
+            .await
+            .unwrap();
+        assert_eq!(cache.len(), 2);
+        assert_eq!(calls.get(), 3);
+        // "b" and "c" are cached; "a", expiring first, was evicted.
+        cache
+            .get_or_fetch(&city("b"), Units::Metric, fetch)
+            .await
+            .unwrap();
+        cache
+            .get_or_fetch(&city("c"), Units::Metric, fetch)
+            .await
+            .unwrap();
+        assert_eq!(calls.get(), 3);
+        cache
+            .get_or_fetch(&city("a"), Units::Metric, fetch)
+            .await
+            .unwrap();
+        assert_eq!(calls.get(), 4);
+        assert_eq!(cache.len(), 2);
+        cache.clear();
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn waiters_share_the_leaders_error() {
+        let cache = WeatherCache::default();
+        let x = city("x");
+        let calls = Cell::new(0);
+        let (gate_tx, gate_rx) = tokio::sync::oneshot::channel::<()>();
+        let leader = cache.get_or_fetch(&x, Units::Metric, || async {
+            calls.set(calls.get() + 1);
+            let _ = gate_rx.await;
+            Err(Error::PlaceNotFound)
+        });
+        let follower = cache.get_or_fetch(&x, Units::Metric, || async {
+            calls.set(calls.get() + 1);
+            Ok(sample())
+        });
+        let opener = async {
+            gate_tx.send(()).unwrap();
+        };
+        let (a, b, ()) = tokio::join!(leader, follower, opener);
+        assert_eq!(a.unwrap_err(), Error::PlaceNotFound);
+        assert_eq!(b.unwrap_err(), Error::PlaceNotFound);
+        assert_eq!(calls.get(), 1);
+        // Errors are not cached.
+        assert!(cache.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_leader_hands_over_to_a_waiter() {
+        let cache = WeatherCache::default();
+        let x = city("x");
+        let mut leader = Box::pin(cache.get_or_fetch(&x, Units::Metric, || {
+            std::future::pending::<Result<Weather>>()
+        }));
+        // Poll the leader once so it registers the fetch, then abandon it.
+        assert!(futures_poll_once(leader.as_mut()).await.is_none());
+        let follower = cache.get_or_fetch(&x, Units::Metric, || async { Ok(sample()) });
+        let mut follower = Box::pin(follower);
+        assert!(futures_poll_once(follower.as_mut()).await.is_none());
+        drop(leader);
+        assert_eq!(follower.await.unwrap().place, "London");
+        assert_eq!(cache.len(), 1);
+    }
+
+    /// Polls a future once; `Some` if it finished.
+    async fn futures_poll_once<F: Future + Unpin>(mut fut: F) -> Option<F::Output> {
+        std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(match std::pin::Pin::new(&mut fut).poll(cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            })
+        })
+        .await
+    }
+}

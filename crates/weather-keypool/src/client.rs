@@ -103,6 +103,10 @@ impl WeatherClientBuilder {
     }
 
     /// Limit on one whole upstream exchange: connect, send, and read the body.
+    ///
+    /// It applies to each attempt: a [`WeatherClient::current`] call that retries after a
+    /// timeout takes up to twice this plus the backoff (and one more exchange per key the
+    /// upstream refuses or throttles on the way).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
