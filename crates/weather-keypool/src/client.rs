@@ -1,0 +1,311 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use awc::error::{ConnectError, PayloadError, SendRequestError};
+use zeroize::Zeroizing;
+
+use crate::cache::WeatherCache;
+use crate::error::{Error, Result};
+use crate::pool::{KeyId, KeyPool, Outcome, PickedKey};
+use crate::weather::{Location, Units, Weather, encode_query_value, parse_current};
+
+/// The variable the base URL is conventionally read from (the server does so).
+pub const ENV_BASE_URL: &str = "OPENWEATHER_BASE_URL";
+/// OpenWeather's own base URL, the default.
+pub const DEFAULT_BASE_URL: &str = "https://api.openweathermap.org";
+
+/// Settings for [`WeatherClient`]s. `Clone + Send + Sync`: keep one and [`build`](Self::build)
+/// a client on each worker thread (awc's client is not `Send`); clones share the key pool and
+/// the response cache.
+#[derive(Clone)]
+#[must_use]
+pub struct WeatherClientBuilder {
+    pool: Arc<KeyPool>,
+    cache: Option<Arc<WeatherCache>>,
+    base_url: String,
+    connect_timeout: Duration,
+    timeout: Duration,
+    max_body_bytes: usize,
+    retry_backoff: Duration,
+}
+
+impl fmt::Debug for WeatherClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeatherClientBuilder")
+            .field("pool", &self.pool)
+            .field("cache", &self.cache)
+            .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("retry_backoff", &self.retry_backoff)
+            .finish()
+    }
+}
+
+impl WeatherClientBuilder {
+    /// Default connect timeout: 2 s.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default limit on one whole upstream exchange (connect, send, read the body): 5 s.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default upstream body limit: 64 KiB (a real answer is under 1 KiB).
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+    /// Default pause before retrying after a 5xx or a timeout: 100 ms.
+    pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+    /// Settings with the defaults: OpenWeather's base URL, a new [`WeatherCache::default`].
+    pub fn new(pool: Arc<KeyPool>) -> Self {
+        Self {
+            pool,
+            cache: Some(Arc::new(WeatherCache::default())),
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            retry_backoff: Self::DEFAULT_RETRY_BACKOFF,
+        }
+    }
+
+    /// The upstream base URL, e.g. `http://127.0.0.1:8081` for a local fake or a staging proxy.
+    /// This is operator configuration: requests never choose the host.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] unless it is an absolute `http` or `https` URL with a host and no
+    /// credentials, query or fragment.
+    pub fn base_url(mut self, base_url: &str) -> Result<Self> {
+        let parsed = url::Url::parse(base_url)
+            .map_err(|_| Error::InvalidConfig("base URL is not a valid absolute URL"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(Error::InvalidConfig(
+                "base URL scheme must be http or https",
+            ));
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err(Error::InvalidConfig("base URL has no host"));
+        }
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(Error::InvalidConfig("base URL must not carry credentials"));
+        }
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(Error::InvalidConfig(
+                "base URL must not have a query or fragment",
+            ));
+        }
+        self.base_url = parsed.as_str().trim_end_matches('/').to_owned();
+        Ok(self)
+    }
+
+    /// Limit on establishing the TCP (and TLS) connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Limit on one whole upstream exchange: connect, send, and read the body.
+    ///
+    /// It applies to each attempt: a [`WeatherClient::current`] call that retries after a
+    /// timeout takes up to twice this plus the backoff (and one more exchange per key the
+    /// upstream refuses or throttles on the way).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Largest upstream body accepted; larger is [`Error::BodyTooLarge`].
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Pause before the single retry after a 5xx or a timeout.
+    pub fn retry_backoff(mut self, backoff: Duration) -> Self {
+        self.retry_backoff = backoff;
+        self
+    }
+
+    /// Shares this response cache (e.g. one with a custom TTL, size or clock).
+    pub fn cache(mut self, cache: Arc<WeatherCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Turns the response cache off: every call goes upstream.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// A client for the current thread (inside an actix or tokio runtime).
+    #[must_use]
+    pub fn build(&self) -> WeatherClient {
+        let connector = awc::Connector::new().timeout(self.connect_timeout);
+        let http = awc::Client::builder()
+            .connector(connector)
+            .timeout(self.timeout)
+            .disable_redirects()
+            .finish();
+        WeatherClient {
+            http,
+            config: self.clone(),
+        }
+    }
+}
+
+/// The OpenWeather "current weather" client: picks a key from the [`KeyPool`], reports what the
+/// upstream said about it, retries once after a 5xx or a timeout, and caches answers.
+///
+/// Not `Send` (awc's client is not): build one per worker thread from a shared
+/// [`WeatherClientBuilder`].
+pub struct WeatherClient {
+    http: awc::Client,
+    config: WeatherClientBuilder,
+}
+
+impl fmt::Debug for WeatherClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeatherClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one upstream attempt ended.
+enum Attempt {
+    /// The key was accepted; this is the request's answer.
+    Done(Result<Weather>),
+    /// The key was refused or throttled: try another.
+    KeyRefused(Outcome),
+    /// The upstream failed (5xx, timeout, transport): maybe retry.
+    UpstreamFailed(Error),
+}
+
+impl WeatherClient {
+    /// Settings to build clients from; see [`WeatherClientBuilder`].
+    pub fn builder(pool: Arc<KeyPool>) -> WeatherClientBuilder {
+        WeatherClientBuilder::new(pool)
+    }
+
+    /// The key pool this client draws from.
+    #[must_use]
+    pub fn pool(&self) -> &Arc<KeyPool> {
+        &self.config.pool
+    }
+
+    /// Current weather at `location` in `units`, from the cache when fresh.
+    ///
+    /// A key refused (401/403) or throttled (429) is reported to the pool and the next key is
+    /// tried at once; after a 5xx or a timeout one retry follows on another key (the same one
+    /// if it is the only key in rotation) after the backoff.
+    ///
+    /// # Errors
+    /// [`Error::AllKeysUnavailable`] when no key is in rotation, [`Error::Timeout`],
+    /// [`Error::Connect`], [`Error::PlaceNotFound`], [`Error::UpstreamStatus`],
+    /// [`Error::BodyTooLarge`], [`Error::MalformedResponse`].
+    pub async fn current(&self, location: &Location, units: Units) -> Result<Arc<Weather>> {
+        match &self.config.cache {
+            Some(cache) => {
+                cache
+                    .get_or_fetch(location, units, || self.fetch(location, units))
+                    .await
+            }
+            None => self.fetch(location, units).await.map(Arc::new),
+        }
+    }
+
+    async fn fetch(&self, location: &Location, units: Units) -> Result<Weather> {
+        let pool = &self.config.pool;
+        let mut tried: Vec<KeyId> = Vec::new();
+        let mut failure: Option<Error> = None;
+        let mut retry_pending = false;
+        loop {
+            let picked = match pool.pick_excluding(&tried) {
+                Ok(picked) => picked,
+                Err(unavailable) => match (retry_pending, failure.take()) {
+                    // Retrying after a 5xx or timeout with no other key: the same one will do.
+                    (true, Some(failure)) => pool.pick().map_err(|_| failure)?,
+                    (_, Some(failure)) => return Err(failure),
+                    (_, None) => return Err(unavailable),
+                },
+            };
+            let retrying = std::mem::take(&mut retry_pending);
+            tried.push(picked.id());
+            match self.attempt(&picked, location, units).await {
+                Attempt::Done(result) => {
+                    pool.report(picked.id(), Outcome::Accepted);
+                    return result;
+                }
+                Attempt::KeyRefused(outcome) => pool.report(picked.id(), outcome),
+                Attempt::UpstreamFailed(error) => {
+                    pool.report(picked.id(), Outcome::UpstreamFailure);
+                    if retrying || failure.is_some() {
+                        return Err(error);
+                    }
+                    failure = Some(error);
+                    retry_pending = true;
+                    tokio::time::sleep(self.config.retry_backoff).await;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, picked: &PickedKey, location: &Location, units: Units) -> Attempt {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, self.exchange(picked, location, units)).await {
+            Ok(attempt) => attempt,
+            Err(_) => Attempt::UpstreamFailed(Error::Timeout { after: timeout }),
+        }
+    }
+
+    async fn exchange(&self, picked: &PickedKey, location: &Location, units: Units) -> Attempt {
+        // The URL holds the key: it is zeroed when dropped and never put into an error or log.
+        let url = Zeroizing::new(format!(
+            "{}/data/2.5/weather?{}&units={}&appid={}",
+            self.config.base_url,
+            location.query(),
+            units.as_str(),
+            encode_query_value(picked.key().expose_secret()),
+        ));
+        let sent = self
+            .http
+            .get(url.as_str())
+            .insert_header(("accept", "application/json"))
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)) => {
+                return Attempt::UpstreamFailed(Error::Timeout {
+                    after: self.config.timeout,
+                });
+            }
+            // The awc error's text may quote the URL, and so the key: only its kind is kept.
+            Err(_) => return Attempt::UpstreamFailed(Error::Connect),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok());
+        match Outcome::from_status(status, retry_after) {
+            outcome @ (Outcome::Rejected | Outcome::Throttled { .. }) => {
+                return Attempt::KeyRefused(outcome);
+            }
+            Outcome::UpstreamFailure => {
+                return Attempt::UpstreamFailed(Error::UpstreamStatus { status });
+            }
+            _ => {}
+        }
+        match status {
+            200 => {}
+            404 => return Attempt::Done(Err(Error::PlaceNotFound)),
+            _ => return Attempt::Done(Err(Error::UpstreamStatus { status })),
+        }
+        let limit = self.config.max_body_bytes;
+        match response.body().limit(limit).await {
+            Ok(body) => Attempt::Done(parse_current(&body, units)),
+            Err(PayloadError::Overflow) => Attempt::Done(Err(Error::BodyTooLarge { limit })),
+            Err(_) => Attempt::UpstreamFailed(Error::Connect),
+        }
+    }
+}
