@@ -398,7 +398,11 @@ impl Arith for BigArith {
     }
     fn small(&self, v: i64) -> BigUint {
         let m = BigUint::from(v.unsigned_abs()) % &self.n;
-        if v < 0 && !m.is_zero() { &self.n - m } else { m }
+        if v < 0 && !m.is_zero() {
+            &self.n - m
+        } else {
+            m
+        }
     }
     fn from_big(&self, v: &BigUint) -> BigUint {
         v % &self.n

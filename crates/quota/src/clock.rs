@@ -49,7 +49,9 @@ impl FakeClock {
     /// A fake clock reading `nanos` nanoseconds since the Unix epoch.
     #[must_use]
     pub fn at_unix_nanos(nanos: u64) -> Self {
-        Self { nanos: Arc::new(AtomicU64::new(nanos)) }
+        Self {
+            nanos: Arc::new(AtomicU64::new(nanos)),
+        }
     }
 
     /// A fake clock reading `secs` seconds since the Unix epoch.
@@ -64,7 +66,9 @@ impl FakeClock {
         // fetch_update cannot fail with a closure that always returns Some.
         let _ = self
             .nanos
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_add(by)));
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(by))
+            });
     }
 
     /// Sets the clock to `nanos` nanoseconds since the Unix epoch (it may go backwards).

@@ -37,7 +37,11 @@ pub struct Env(Option<Arc<HashMap<String, OsString>>>);
 
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() { "Env(injected)" } else { "Env(process)" })
+        f.write_str(if self.0.is_some() {
+            "Env(injected)"
+        } else {
+            "Env(process)"
+        })
     }
 }
 
@@ -68,7 +72,11 @@ impl Env {
     pub fn vars(&self) -> Vec<(String, String)> {
         let utf8 = |(k, v): (String, OsString)| v.into_string().ok().map(|v| (k, v));
         match &self.0 {
-            Some(map) => map.iter().map(|(k, v)| (k.clone(), v.clone())).filter_map(utf8).collect(),
+            Some(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .filter_map(utf8)
+                .collect(),
             None => std::env::vars_os()
                 .filter_map(|(k, v)| k.into_string().ok().map(|k| (k, v)))
                 .filter_map(utf8)

@@ -4,6 +4,9 @@
 //! and `OPENWEATHER_API_KEYS`; the host from `OPENWEATHER_BASE_URL` (operators only: a request
 //! chooses the place, never the host).
 
+// utoipa's `IntoParams` expansion for the handler names `WeatherQuery` with a path qualification.
+#![allow(unused_qualifications)]
+
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -124,7 +127,9 @@ impl From<WeatherError> for ApiError {
             },
             WeatherError::InvalidCity(reason) => ApiError::validation("city", reason),
             WeatherError::InvalidCoordinates(reason) => ApiError::validation("lat", reason),
-            WeatherError::PlaceNotFound => ApiError::NotFound("the weather service knows no such place"),
+            WeatherError::PlaceNotFound => {
+                ApiError::NotFound("the weather service knows no such place")
+            }
             WeatherError::Timeout { .. } => {
                 ApiError::GatewayTimeout("the weather service did not answer in time")
             }

@@ -1,0 +1,139 @@
+//! `/weather` against a fake OpenWeather on loopback.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use common::{Spawn, spawn, spawn_with};
+use secure_api::config::SettingsArgs;
+
+const LONDON: &str = include_str!("../../weather-keypool/tests/data/london.json");
+
+/// A fake OpenWeather: `good-*` keys get London, `revoked` gets 401, `busy` gets 429.
+async fn fake_openweather(calls: Arc<AtomicUsize>) -> String {
+    let server = HttpServer::new(move || {
+        let calls = calls.clone();
+        App::new().route(
+            "/data/2.5/weather",
+            web::get().to(move |req: HttpRequest| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let query = req.query_string().to_owned();
+                    if query.contains("appid=revoked") {
+                        HttpResponse::Unauthorized().body(r#"{"cod":401}"#)
+                    } else if query.contains("appid=busy") {
+                        HttpResponse::TooManyRequests()
+                            .insert_header(("retry-after", "120"))
+                            .body(r#"{"cod":429}"#)
+                    } else if query.contains("q=Atlantis") {
+                        HttpResponse::NotFound().body(r#"{"cod":"404"}"#)
+                    } else {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(LONDON)
+                    }
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let base = format!("http://{}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+    base
+}
+
+async fn app_with_keys(keys: &[(&str, &str)], base: &str) -> common::TestApp {
+    let mut options = Spawn {
+        args: SettingsArgs {
+            openweather_base_url: Some(base.to_owned()),
+            ..SettingsArgs::default()
+        },
+        ..Spawn::default()
+    };
+    for (name, value) in keys {
+        options.env.insert((*name).to_owned(), (*value).to_owned());
+    }
+    spawn_with(options).await
+}
+
+#[actix_web::test]
+async fn weather_comes_through_a_healthy_key_and_is_cached() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let base = fake_openweather(calls.clone()).await;
+    let app = app_with_keys(
+        &[
+            ("OPENWEATHER_API_KEY", "revoked"),
+            ("OPENWEATHER_API_KEY1", "good-1"),
+        ],
+        &base,
+    )
+    .await;
+    let key = app.first.demo_key.key.clone();
+    let h = [("authorization", key.as_str())];
+    for _ in 0..3 {
+        let reply = app.get("/weather?city=London&units=metric", &h).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["place"], "London");
+        assert_eq!(reply.body["units"], "metric");
+        assert!(reply.body["temperature"].is_number());
+        assert!(!reply.text.contains("revoked") && !reply.text.contains("good-1"));
+    }
+    assert!(
+        calls.load(Ordering::SeqCst) <= 2,
+        "the cache answered the repeats"
+    );
+
+    let missing = app.get("/weather?city=Atlantis", &h).await;
+    assert_eq!(missing.status, 404);
+    for bad in [
+        "/weather",
+        "/weather?city=",
+        "/weather?city=London&lat=1&lon=2",
+        "/weather?lat=91&lon=0",
+        "/weather?city=London&units=kelvin",
+        "/weather?city=London&appid=mine",
+        "/weather?city=%3Cscript%3E",
+        "/weather?city=London%26appid%3Dmine",
+    ] {
+        let reply = app.get(bad, &h).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+    }
+}
+
+#[actix_web::test]
+async fn all_keys_cooling_gives_503_with_retry_after() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let base = fake_openweather(calls).await;
+    let app = app_with_keys(&[("OPENWEATHER_API_KEY", "busy")], &base).await;
+    let key = app.first.demo_key.key.clone();
+    let reply = app
+        .get("/weather?city=Paris", &[("authorization", &key)])
+        .await;
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "{retry}");
+}
+
+#[actix_web::test]
+async fn no_configured_key_is_a_server_configuration_error() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    let reply = app
+        .get("/weather?city=London", &[("authorization", &key)])
+        .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.body["title"], "Server configuration error");
+    assert!(
+        reply.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("Server configuration error")
+    );
+    // Authentication still comes first.
+    assert_eq!(app.get("/weather?city=London", &[]).await.status, 401);
+}
