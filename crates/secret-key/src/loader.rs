@@ -11,9 +11,12 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::key::SecretKey;
+use crate::keyring::Keyring;
 
 /// Default environment variable read by [`SecretLoader`].
 pub const DEFAULT_ENV_VAR: &str = "SECRET_KEY";
+/// Default environment variable holding retired keys for [`SecretLoader::load_keyring`].
+pub const DEFAULT_FALLBACKS_ENV_VAR: &str = "SECRET_KEY_FALLBACKS";
 
 /// Largest key file read, in bytes.
 const MAX_FILE_LEN: u64 = 64 * 1024;
@@ -126,6 +129,7 @@ pub struct SecretLoader {
     mode: Mode,
     explicit: Option<Zeroizing<String>>,
     env_var: Option<String>,
+    fallbacks_env_var: String,
     file: Option<PathBuf>,
     format: SecretFormat,
 }
@@ -136,6 +140,7 @@ impl fmt::Debug for SecretLoader {
             .field("mode", &self.mode)
             .field("explicit", &self.explicit.as_ref().map(|_| "[redacted]"))
             .field("env_var", &self.env_var)
+            .field("fallbacks_env_var", &self.fallbacks_env_var)
             .field("file", &self.file)
             .field("format", &self.format)
             .finish()
@@ -150,6 +155,7 @@ impl SecretLoader {
             mode,
             explicit: None,
             env_var: Some(DEFAULT_ENV_VAR.to_owned()),
+            fallbacks_env_var: DEFAULT_FALLBACKS_ENV_VAR.to_owned(),
             file: None,
             format: SecretFormat::Text,
         }
@@ -173,6 +179,14 @@ impl SecretLoader {
     #[must_use]
     pub fn without_env(mut self) -> Self {
         self.env_var = None;
+        self
+    }
+
+    /// Reads retired keys for [`load_keyring`](Self::load_keyring) from the environment
+    /// variable `name` instead of `SECRET_KEY_FALLBACKS`.
+    #[must_use]
+    pub fn fallbacks_env_var(mut self, name: impl Into<String>) -> Self {
+        self.fallbacks_env_var = name.into();
         self
     }
 
@@ -226,6 +240,42 @@ impl SecretLoader {
             }
         }
         Err(Error::Missing { hint: self.hint() })
+    }
+
+    /// Runs the chain for the current key, then reads retired keys from
+    /// `SECRET_KEY_FALLBACKS` (comma-separated, most recent first, each checked like the
+    /// current key) into a [`Keyring`]: sign with the current key, verify with any.
+    pub fn load_keyring(&self) -> Result<(Keyring, SecretSource)> {
+        self.load_keyring_with_env(|name| std::env::var_os(name))
+    }
+
+    /// [`load_keyring`](Self::load_keyring) with `env` as the environment.
+    pub fn load_keyring_with_env(
+        &self,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<(Keyring, SecretSource)> {
+        let (current, source) = self.load_with_env(&env)?.into_parts();
+        let mut fallbacks = Vec::new();
+        if let Some(raw) = env(&self.fallbacks_env_var) {
+            let list_source = SecretSource::Env {
+                name: self.fallbacks_env_var.clone(),
+            };
+            let list = Zeroizing::new(raw.into_string().map_err(|_| {
+                refused(&list_source, Error::InvalidEncoding { encoding: "UTF-8" })
+            })?);
+            for (i, item) in list.split(',').map(str::trim).enumerate() {
+                if item.is_empty() {
+                    continue;
+                }
+                let origin = format!("env {}[{i}]", self.fallbacks_env_var);
+                let key = self.format.decode(item).map_err(|cause| Error::Refused {
+                    origin,
+                    cause: Box::new(cause),
+                })?;
+                fallbacks.push(key);
+            }
+        }
+        Ok((Keyring::new(current).with_fallbacks(fallbacks), source))
     }
 
     fn decode(&self, text: &str, source: &SecretSource) -> Result<SecretKey> {

@@ -324,3 +324,51 @@ fn loader_debug_hides_the_explicit_value() {
     assert!(!shown.contains(EXPLICIT_SECRET));
     assert!(shown.contains("redacted"));
 }
+
+#[test]
+fn keyring_takes_fallbacks_from_the_environment() {
+    use secret_key::{KeyMatch, Keyring};
+    let old1 = SecretKey::generate().unwrap();
+    let old2 = SecretKey::generate().unwrap();
+    let fallbacks = format!(" {}, {} ,", old1.to_hex().as_str(), old2.to_hex().as_str());
+    let (ring, source) = SecretLoader::new(Mode::Production)
+        .format(SecretFormat::Hex)
+        .load_keyring_with_env(env(&[
+            ("SECRET_KEY", &SecretKey::generate().unwrap().to_hex()),
+            ("SECRET_KEY_FALLBACKS", &fallbacks),
+        ]))
+        .unwrap();
+    assert_eq!(source.to_string(), "env SECRET_KEY");
+    assert_eq!(ring.fallbacks(), &[old1.clone(), old2.clone()]);
+    // Data signed before the rotation still verifies; new data is signed with the current key.
+    let old_tag = Keyring::new(old2).sign(b"m");
+    assert_eq!(ring.verify(b"m", &old_tag), Some(KeyMatch::Fallback(1)));
+    assert_ne!(ring.sign(b"m"), Keyring::new(old1).sign(b"m"));
+
+    // No fallbacks variable: a ring of one. A custom variable name is honoured.
+    let (ring, _) = SecretLoader::new(Mode::Production)
+        .load_keyring_with_env(env(&[("SECRET_KEY", ENV_SECRET)]))
+        .unwrap();
+    assert!(ring.fallbacks().is_empty());
+    let (ring, _) = SecretLoader::new(Mode::Production)
+        .fallbacks_env_var("OLD_KEYS")
+        .load_keyring_with_env(env(&[
+            ("SECRET_KEY", ENV_SECRET),
+            ("OLD_KEYS", FILE_SECRET),
+        ]))
+        .unwrap();
+    assert_eq!(ring.fallbacks().len(), 1);
+
+    // A weak fallback is refused and named by position.
+    let err = SecretLoader::new(Mode::Production)
+        .load_keyring_with_env(env(&[
+            ("SECRET_KEY", ENV_SECRET),
+            ("SECRET_KEY_FALLBACKS", &format!("{FILE_SECRET},changeme")),
+        ]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("SECRET_KEY_FALLBACKS[1]") && msg.contains("placeholder"),
+        "{msg}"
+    );
+}
