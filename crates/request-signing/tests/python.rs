@@ -171,3 +171,8 @@ fn python_v0_headers_verify_once_and_changes_are_rejected() {
         Err(Error::BadSignature)
     ));
 }
+
+#[test]
+fn readme_shows_the_tested_python_signer() {
+    assert!(include_str!("../README.md").contains(SCRIPT));
+}
