@@ -31,7 +31,9 @@ fn bench(c: &mut Criterion) {
     let clock = FakeClock::new(1_700_000_000);
     let verifier_clock = FakeClock::new(1_700_000_000);
     let secret = Secret::from("bench-secret-0123456789abcdef0123");
-    let signer = Signer::new("svc-bench", secret.clone()).unwrap().with_clock(clock.clone());
+    let signer = Signer::new("svc-bench", secret.clone())
+        .unwrap()
+        .with_clock(clock.clone());
     let store = StaticSecretStore::new().with_secret("svc-bench", secret.clone());
     let cache = MemoryReplayCache::new(NonZeroUsize::new(1_000_000).unwrap());
     let verifier = Verifier::new(store, cache).with_clock(verifier_clock.clone());
@@ -44,13 +46,20 @@ fn bench(c: &mut Criterion) {
             b.iter(|| body_sha256_hex(black_box(body)));
         });
         group.bench_with_input(BenchmarkId::new("sign", label), &body, |b, body| {
-            b.iter(|| signer.sign(black_box("POST"), black_box(TARGET), black_box(body)).unwrap());
+            b.iter(|| {
+                signer
+                    .sign(black_box("POST"), black_box(TARGET), black_box(body))
+                    .unwrap()
+            });
         });
         group.bench_with_input(BenchmarkId::new("verify", label), &body, |b, body| {
             b.iter_batched(
                 || {
                     clock.advance(1);
-                    (signer.sign("POST", TARGET, body).unwrap(), clock_now(&clock))
+                    (
+                        signer.sign("POST", TARGET, body).unwrap(),
+                        clock_now(&clock),
+                    )
                 },
                 |(headers, ts)| {
                     verifier_clock.set(ts);
@@ -64,7 +73,10 @@ fn bench(c: &mut Criterion) {
             b.iter_batched(
                 || {
                     clock.advance(1);
-                    (sign_v0("svc-bench", &secret, clock_now(&clock)).unwrap(), clock_now(&clock))
+                    (
+                        sign_v0("svc-bench", &secret, clock_now(&clock)).unwrap(),
+                        clock_now(&clock),
+                    )
                 },
                 |(headers, ts)| {
                     verifier_clock.set(ts);

@@ -82,7 +82,9 @@ async fn run() -> Result<ExitCode, String> {
     let signer = Signer::new(args.key_id, args.secret).map_err(|e| e.to_string())?;
 
     if args.print_headers {
-        let headers = signer.sign(&args.method, &args.url, &args.body).map_err(|e| e.to_string())?;
+        let headers = signer
+            .sign(&args.method, &args.url, &args.body)
+            .map_err(|e| e.to_string())?;
         for (name, value) in headers.iter() {
             println!("{name}: {value}");
         }
@@ -94,9 +96,19 @@ async fn run() -> Result<ExitCode, String> {
     let client = awc::Client::default();
     let request = sign_awc_request(&signer, client.request(method, &args.url), &args.body)
         .map_err(|e| e.to_string())?;
-    let mut response = request.send_body(args.body).await.map_err(|e| format!("request failed: {e}"))?;
-    let body = response.body().await.map_err(|e| format!("reading the body failed: {e}"))?;
+    let mut response = request
+        .send_body(args.body)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let body = response
+        .body()
+        .await
+        .map_err(|e| format!("reading the body failed: {e}"))?;
     println!("{}", response.status());
     println!("{}", String::from_utf8_lossy(&body));
-    Ok(if response.status().is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if response.status().is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
