@@ -141,7 +141,7 @@ pub struct ReplayCacheFull {
 /// evicting an unexpired entry, which would reopen a replay window. Only requests with a
 /// valid signature reach the cache, so only a holder of a secret can fill it.
 ///
-/// Clones share the same entries. Use [`RedisReplayCache`](crate::RedisReplayCache) (feature
+/// Clones share the same entries. Use `RedisReplayCache` (feature
 /// `redis`) when several server instances must share one cache.
 #[derive(Clone)]
 pub struct MemoryReplayCache {
