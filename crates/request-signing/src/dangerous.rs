@@ -98,7 +98,7 @@ mod tests {
         let ok = verify_ignoring_timestamp(
             &headers,
             &Request::new("GET", "/old", b""),
-            &[secret.clone()],
+            core::slice::from_ref(&secret),
         )
         .unwrap();
         assert_eq!(ok.timestamp(), 1);

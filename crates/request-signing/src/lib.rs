@@ -1,12 +1,4 @@
 #![doc = include_str!("../README.md")]
-//!
-//! # Cargo features
-//!
-//! - `redis`: [`RedisReplayCache`], a replay cache in Redis (`SET NX EX`) shared by several
-//!   server instances; needs a Tokio runtime.
-//! - `awc`: [`sign_awc_request`], which adds the signature headers to an `awc::ClientRequest`.
-//!
-//! No feature is on by default.
 
 #[cfg(feature = "awc")]
 mod awc_helper;

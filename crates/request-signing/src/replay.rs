@@ -141,8 +141,9 @@ pub struct ReplayCacheFull {
 /// evicting an unexpired entry, which would reopen a replay window. Only requests with a
 /// valid signature reach the cache, so only a holder of a secret can fill it.
 ///
-/// Clones share the same entries. Use [`RedisReplayCache`](crate::RedisReplayCache) (feature
-/// `redis`) when several server instances must share one cache.
+/// An entry takes roughly 100 to 200 bytes (hash map slot plus expiry heap slot, with their
+/// growth slack): budget 200 MB per million of capacity. Clones share the same entries.
+/// Use `RedisReplayCache` (feature `redis`) when several server instances must share one cache.
 #[derive(Clone)]
 pub struct MemoryReplayCache {
     inner: Arc<Mutex<Inner>>,

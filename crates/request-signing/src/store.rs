@@ -45,7 +45,9 @@ impl<S: SecretStore + ?Sized> SecretStore for &S {
 }
 
 /// A fixed in-memory map from key id to its active secrets.
-#[derive(Debug, Clone, Default)]
+///
+/// `Debug` shows only the number of keys (a v0 key id is a raw API key).
+#[derive(Clone, Default)]
 pub struct StaticSecretStore {
     keys: HashMap<String, Vec<Secret>>,
 }
@@ -75,6 +77,14 @@ impl StaticSecretStore {
     }
 }
 
+impl core::fmt::Debug for StaticSecretStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StaticSecretStore")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
 impl SecretStore for StaticSecretStore {
     type Error = Infallible;
 
@@ -84,5 +94,34 @@ impl SecretStore for StaticSecretStore {
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         let found = self.keys.get(key_id).cloned().unwrap_or_default();
         core::future::ready(Ok(found))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_neither_key_ids_nor_secrets() {
+        let store = StaticSecretStore::new().with_secret("raw-api-key-1", Secret::from("pw"));
+        assert_eq!(format!("{store:?}"), "StaticSecretStore { keys: 1 }");
+    }
+
+    #[test]
+    fn insert_and_remove() {
+        let mut store = StaticSecretStore::new();
+        store.insert("k", Secret::from("a"));
+        store.insert("k", Secret::from("b"));
+        let found = {
+            let got = core::pin::pin!(store.secrets("k"));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            match got.poll(&mut cx) {
+                std::task::Poll::Ready(Ok(found)) => found,
+                _ => panic!("a static store answers at once"),
+            }
+        };
+        assert_eq!(found.len(), 2);
+        assert!(store.remove("k"));
+        assert!(!store.remove("k"));
     }
 }

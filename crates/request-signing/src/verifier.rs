@@ -19,7 +19,9 @@ use crate::signer::{
 use crate::store::SecretStore;
 
 /// The raw signature header values of an incoming request, as bytes.
-#[derive(Debug, Clone, Copy, Default)]
+///
+/// `Debug` shows the key as `[redacted]` (for v0 clients it is their raw API key).
+#[derive(Clone, Copy, Default)]
 pub struct SignatureHeaders<'a> {
     /// `X-API-Key`.
     pub key: Option<&'a [u8]>,
@@ -55,6 +57,20 @@ impl<'a> SignatureHeaders<'a> {
             nonce: headers.nonce().map(str::as_bytes),
             signature: Some(headers.signature().as_bytes()),
         }
+    }
+}
+
+impl fmt::Debug for SignatureHeaders<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn text(v: Option<&[u8]>) -> Option<std::borrow::Cow<'_, str>> {
+            v.map(String::from_utf8_lossy)
+        }
+        f.debug_struct("SignatureHeaders")
+            .field("key", &self.key.map(|_| "[redacted]"))
+            .field("timestamp", &text(self.timestamp))
+            .field("nonce", &text(self.nonce))
+            .field("signature", &text(self.signature))
+            .finish()
     }
 }
 

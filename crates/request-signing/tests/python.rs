@@ -16,8 +16,11 @@ const PATH: &str = "/v1/orders/42";
 const QUERY: &str = "expand=items&lang=en";
 const BODY: &[u8] = b"{\"qty\":3,\"note\":\"caf\xc3\xa9\"}";
 
-/// Runs the Python signer; returns the v1 and the v0 header sets as (name, value) lists.
-fn python_headers() -> Option<(Vec<(String, String)>, Vec<(String, String)>)> {
+/// A header set as (name, value) pairs, as the Python script printed them.
+type HeaderSet = Vec<(String, String)>;
+
+/// Runs the Python signer; returns the v1 and the v0 header sets.
+fn python_headers() -> Option<(HeaderSet, HeaderSet)> {
     let mut child = match Command::new("python3")
         .args(["-c", SCRIPT, KEY, SECRET, METHOD, PATH, QUERY])
         .stdin(Stdio::piped())
@@ -170,4 +173,9 @@ fn python_v0_headers_verify_once_and_changes_are_rejected() {
         check(&changed_sig, &request),
         Err(Error::BadSignature)
     ));
+}
+
+#[test]
+fn readme_shows_the_tested_python_signer() {
+    assert!(include_str!("../README.md").contains(SCRIPT));
 }

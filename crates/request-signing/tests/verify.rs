@@ -2,7 +2,6 @@
 
 mod common;
 
-use std::future::Future;
 use std::num::NonZeroUsize;
 
 use common::{block_on, verifier};
@@ -177,8 +176,9 @@ struct DbDown;
 
 impl SecretStore for DownStore {
     type Error = DbDown;
-    fn secrets(&self, _: &str) -> impl Future<Output = Result<Vec<Secret>, DbDown>> + Send {
-        async { Err(DbDown) }
+    // Implementations may use `async fn`; the future must be `Send`.
+    async fn secrets(&self, _: &str) -> Result<Vec<Secret>, DbDown> {
+        Err(DbDown)
     }
 }
 
