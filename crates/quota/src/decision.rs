@@ -38,7 +38,11 @@ impl Decision {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the Redis backend and tests
     pub(crate) fn unavailable(open: bool, limit: u64, window: Duration) -> Self {
         Self {
-            status: if open { Status::FailedOpen } else { Status::FailedClosed },
+            status: if open {
+                Status::FailedOpen
+            } else {
+                Status::FailedClosed
+            },
             limit,
             remaining: 0,
             reset: Duration::ZERO,
@@ -138,7 +142,8 @@ impl Decision {
     /// `Retry-After` in whole seconds (rounded up) on [`Status::Limited`]; `None` otherwise.
     #[must_use]
     pub fn retry_after_header(&self) -> Option<(&'static str, String)> {
-        self.retry_after.map(|wait| ("Retry-After", ceil_secs(wait).to_string()))
+        self.retry_after
+            .map(|wait| ("Retry-After", ceil_secs(wait).to_string()))
     }
 
     /// All of the above: the IETF fields, the `X-RateLimit-*` fields and `Retry-After` when

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Usage};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, FastClock};
 use crate::decision::{Decision, Status};
 use crate::error::{Error, Result};
 use crate::policy::{FixedState, Gcra, Kind, Policy, fixed_step, gcra_step};
@@ -38,7 +38,7 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 /// The methods here are synchronous; the [`Backend`] implementation wraps them in ready futures.
 ///
 /// Per-key overrides are not counted against `max_keys` and are never evicted.
-pub struct MemoryBackend<C: Clock = SystemClock> {
+pub struct MemoryBackend<C: Clock = FastClock> {
     policy: Policy,
     shards: Box<[Padded]>,
     mask: u64,
@@ -91,7 +91,7 @@ impl<C: Clock> fmt::Debug for MemoryBackend<C> {
 /// Builds a [`MemoryBackend`]: the policy, then optional bounds and clock.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct MemoryBuilder<C: Clock = SystemClock> {
+pub struct MemoryBuilder<C: Clock = FastClock> {
     policy: Policy,
     max_keys: usize,
     shards: Option<usize>,
@@ -99,7 +99,7 @@ pub struct MemoryBuilder<C: Clock = SystemClock> {
     clock: C,
 }
 
-impl MemoryBackend<SystemClock> {
+impl MemoryBackend<FastClock> {
     /// A backend applying `policy` with the default bounds and the system clock.
     #[must_use]
     pub fn new(policy: Policy) -> Self {
@@ -107,13 +107,13 @@ impl MemoryBackend<SystemClock> {
     }
 
     /// A builder for a backend applying `policy`.
-    pub fn builder(policy: Policy) -> MemoryBuilder<SystemClock> {
+    pub fn builder(policy: Policy) -> MemoryBuilder<FastClock> {
         MemoryBuilder {
             policy,
             max_keys: DEFAULT_MAX_KEYS,
             shards: None,
             max_key_len: DEFAULT_MAX_KEY_LEN,
-            clock: SystemClock,
+            clock: FastClock::new(),
         }
     }
 }
@@ -136,7 +136,7 @@ impl<C: Clock> MemoryBuilder<C> {
         self
     }
 
-    /// The number of shards, rounded up to a power of two (default: four per CPU, at most 1,024,
+    /// The number of shards, rounded up to a power of two (default: 16 per CPU, at most 1,024,
     /// and never more than `max_keys`).
     pub const fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -163,7 +163,9 @@ impl<C: Clock> MemoryBuilder<C> {
         }
         match self.shards {
             Some(0) => return Err(Error::InvalidConfig("shards must be at least 1")),
-            Some(n) if n > 1 << 20 => return Err(Error::InvalidConfig("shards must be at most 2^20")),
+            Some(n) if n > 1 << 20 => {
+                return Err(Error::InvalidConfig("shards must be at most 2^20"));
+            }
             _ => {}
         }
         Ok(self.build_unchecked())
@@ -172,13 +174,15 @@ impl<C: Clock> MemoryBuilder<C> {
     fn build_unchecked(self) -> MemoryBackend<C> {
         let shards = self.shards.unwrap_or_else(|| {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            cpus.saturating_mul(4).min(1_024).min(self.max_keys)
+            cpus.saturating_mul(16).min(1_024).min(self.max_keys)
         });
         let shards = shards.max(1).next_power_of_two();
         let per_shard = self.max_keys.div_ceil(shards).max(1);
         MemoryBackend {
             policy: self.policy,
-            shards: (0..shards).map(|_| Padded(Mutex::new(Shard::default()))).collect(),
+            shards: (0..shards)
+                .map(|_| Padded(Mutex::new(Shard::default())))
+                .collect(),
             mask: shards as u64 - 1,
             per_shard,
             max_key_len: self.max_key_len,
@@ -204,7 +208,12 @@ impl<C: Clock> MemoryBackend<C> {
             return Ok(step(kind, now, entry, cost));
         }
         // A new key: decide on a fresh state and keep it only if the call counted.
-        let mut entry = Entry { hash, key: Box::default(), a: 0, b: 0 };
+        let mut entry = Entry {
+            hash,
+            key: Box::default(),
+            a: 0,
+            b: 0,
+        };
         let decision = step(kind, now, &mut entry, cost);
         if decision.status == Status::Allowed && cost > 0 {
             entry.key = key.into();
@@ -235,15 +244,20 @@ impl<C: Clock> MemoryBackend<C> {
         let now = self.clock.now_nanos();
         let shard = self.lock(hash);
         let kind = shard.policy_for(hash, key, self.policy).kind();
-        let mut entry = shard
-            .entries
-            .find(hash, |e| &*e.key == key)
-            .map_or(Entry { hash, key: Box::default(), a: 0, b: 0 }, |e| Entry {
+        let mut entry = shard.entries.find(hash, |e| &*e.key == key).map_or(
+            Entry {
+                hash,
+                key: Box::default(),
+                a: 0,
+                b: 0,
+            },
+            |e| Entry {
                 hash,
                 key: Box::default(),
                 a: e.a,
                 b: e.b,
-            });
+            },
+        );
         Ok(step(kind, now, &mut entry, 0))
     }
 
@@ -284,7 +298,12 @@ impl<C: Clock> MemoryBackend<C> {
             },
             Err(_) => {
                 if let (Some(limit), Some(policy)) = (limit, policy) {
-                    let o = Override { hash, key: key.into(), limit, policy };
+                    let o = Override {
+                        hash,
+                        key: key.into(),
+                        limit,
+                        policy,
+                    };
                     shard.overrides.insert_unique(hash, o, |o| o.hash);
                 }
             }
@@ -300,7 +319,10 @@ impl<C: Clock> MemoryBackend<C> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
         let shard = self.lock(hash);
-        Ok(shard.overrides.find(hash, |o| &*o.key == key).map(|o| o.limit))
+        Ok(shard
+            .overrides
+            .find(hash, |o| &*o.key == key)
+            .map(|o| o.limit))
     }
 
     /// The policy applied to keys without an override.
@@ -350,13 +372,22 @@ impl<C: Clock> MemoryBackend<C> {
             let shard = lock(s);
             for e in shard.entries.iter().filter(|e| !is_idle(kind, now, e)) {
                 let state = match kind {
-                    Kind::Fixed { .. } => SavedState::Fixed { window_start: e.a, used: e.b },
+                    Kind::Fixed { .. } => SavedState::Fixed {
+                        window_start: e.a,
+                        used: e.b,
+                    },
                     Kind::Gcra { .. } => SavedState::Gcra { tat_nanos: e.a },
                 };
-                snapshot.entries.push(SavedEntry { key: e.key.to_string(), state });
+                snapshot.entries.push(SavedEntry {
+                    key: e.key.to_string(),
+                    state,
+                });
             }
             for o in shard.overrides.iter() {
-                snapshot.overrides.push(SavedOverride { key: o.key.to_string(), limit: o.limit });
+                snapshot.overrides.push(SavedOverride {
+                    key: o.key.to_string(),
+                    limit: o.limit,
+                });
             }
         }
         snapshot
@@ -378,12 +409,19 @@ impl<C: Clock> MemoryBackend<C> {
                 continue;
             }
             let (a, b) = match (kind, saved.state) {
-                (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => (window_start, used),
+                (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => {
+                    (window_start, used)
+                }
                 (Kind::Gcra { .. }, SavedState::Gcra { tat_nanos }) => (tat_nanos, 0),
                 _ => continue,
             };
             let hash = self.hasher.hash_one(saved.key.as_str());
-            let entry = Entry { hash, key: saved.key.as_str().into(), a, b };
+            let entry = Entry {
+                hash,
+                key: saved.key.as_str().into(),
+                a,
+                b,
+            };
             if is_idle(kind, now, &entry) {
                 continue;
             }
@@ -407,7 +445,10 @@ impl<C: Clock> MemoryBackend<C> {
 
     fn check_key(&self, key: &str) -> Result<()> {
         if key.len() > self.max_key_len {
-            return Err(Error::KeyTooLong { len: key.len(), max: self.max_key_len });
+            return Err(Error::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_len,
+            });
         }
         Ok(())
     }
@@ -433,7 +474,9 @@ impl Shard {
         if self.overrides.is_empty() {
             return default;
         }
-        self.overrides.find(hash, |o| &*o.key == key).map_or(default, |o| o.policy)
+        self.overrides
+            .find(hash, |o| &*o.key == key)
+            .map_or(default, |o| o.policy)
     }
 
     /// Makes room for one more key when the shard holds `cap`.
@@ -466,15 +509,26 @@ impl Shard {
 fn step(kind: Kind, now: u64, entry: &mut Entry, cost: u64) -> Decision {
     match kind {
         Kind::Fixed { window, limit } => {
-            let mut state = FixedState { window_start: entry.a, used: entry.b };
+            let mut state = FixedState {
+                window_start: entry.a,
+                used: entry.b,
+            };
             let decision = fixed_step(window, limit.get(), now, &mut state, cost);
             entry.a = state.window_start;
             entry.b = state.used;
             decision
         }
-        Kind::Gcra { emission, burst, .. } => {
-            gcra_step(Gcra { emission, burst: burst.get() }, now, &mut entry.a, cost)
-        }
+        Kind::Gcra {
+            emission, burst, ..
+        } => gcra_step(
+            Gcra {
+                emission,
+                burst: burst.get(),
+            },
+            now,
+            &mut entry.a,
+            cost,
+        ),
     }
 }
 

@@ -48,7 +48,11 @@ impl Window {
             Self::Month => {
                 let days = unix_secs / SECS_PER_DAY;
                 let (year, month, _) = civil_from_days(days);
-                let (next_year, next_month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+                let (next_year, next_month) = if month == 12 {
+                    (year + 1, 1)
+                } else {
+                    (year, month + 1)
+                };
                 let start = days_from_civil(year, month, 1) * SECS_PER_DAY;
                 let end = days_from_civil(next_year, next_month, 1).saturating_mul(SECS_PER_DAY);
                 (start, end)
@@ -106,15 +110,26 @@ pub struct Policy {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Kind {
-    Fixed { window: Window, limit: NonZeroU64 },
-    Gcra { limit: NonZeroU64, period: u64, burst: NonZeroU64, emission: u64, tau: u64 },
+    Fixed {
+        window: Window,
+        limit: NonZeroU64,
+    },
+    Gcra {
+        limit: NonZeroU64,
+        period: u64,
+        burst: NonZeroU64,
+        emission: u64,
+        tau: u64,
+    },
 }
 
 impl Policy {
     /// At most `limit` units of cost per calendar `window`.
     #[must_use]
     pub const fn fixed(window: Window, limit: NonZeroU64) -> Self {
-        Self { kind: Kind::Fixed { window, limit } }
+        Self {
+            kind: Kind::Fixed { window, limit },
+        }
     }
 
     /// At most `limit` per calendar minute.
@@ -163,8 +178,18 @@ impl Policy {
         let tau = emission
             .checked_mul(burst.get())
             .filter(|&tau| tau <= MAX_TAU_NANOS)
-            .ok_or(Error::InvalidPolicy("the GCRA burst times the emission interval is too long"))?;
-        Ok(Self { kind: Kind::Gcra { limit, period, burst, emission, tau } })
+            .ok_or(Error::InvalidPolicy(
+                "the GCRA burst times the emission interval is too long",
+            ))?;
+        Ok(Self {
+            kind: Kind::Gcra {
+                limit,
+                period,
+                burst,
+                emission,
+                tau,
+            },
+        })
     }
 
     /// This GCRA policy with a different burst (the most that can be spent at once).
@@ -177,9 +202,9 @@ impl Policy {
             Kind::Gcra { limit, period, .. } => {
                 Self::gcra_with_burst(limit, Duration::from_nanos(period), burst)
             }
-            Kind::Fixed { .. } => {
-                Err(Error::InvalidPolicy("a burst only applies to a GCRA policy"))
-            }
+            Kind::Fixed { .. } => Err(Error::InvalidPolicy(
+                "a burst only applies to a GCRA policy",
+            )),
         }
     }
 
@@ -254,7 +279,10 @@ pub(crate) fn fixed_step(
 ) -> Decision {
     let (start, end) = window.bounds(now / NANOS_PER_SEC);
     if state.window_start != start {
-        *state = FixedState { window_start: start, used: 0 };
+        *state = FixedState {
+            window_start: start,
+            used: 0,
+        };
     }
     let status = if cost > limit {
         Status::CostExceedsLimit
@@ -315,7 +343,11 @@ pub(crate) fn gcra_step(gcra: Gcra, now: u64, tat: &mut u64, cost: u64) -> Decis
             Status::Allowed
         }
     };
-    let shown = if status == Status::Allowed { *tat } else { current };
+    let shown = if status == Status::Allowed {
+        *tat
+    } else {
+        current
+    };
     gcra_decision(status, gcra, now, shown, cost, 1)
 }
 
@@ -333,11 +365,15 @@ pub(crate) fn gcra_decision(
     let level = tat.saturating_sub(now);
     let remaining = (tau.saturating_sub(level) / gcra.emission).min(gcra.burst);
     let retry_after = (status == Status::Limited).then(|| {
-        let wait = level.saturating_add(cost.saturating_mul(gcra.emission)).saturating_sub(tau);
+        let wait = level
+            .saturating_add(cost.saturating_mul(gcra.emission))
+            .saturating_sub(tau);
         Duration::from_nanos(wait.saturating_mul(scale))
     });
     let reset = Duration::from_nanos(level.saturating_mul(scale));
-    let reset_at = now.saturating_mul(scale).saturating_add(level.saturating_mul(scale));
+    let reset_at = now
+        .saturating_mul(scale)
+        .saturating_add(level.saturating_mul(scale));
     Decision {
         status,
         limit: gcra.burst,

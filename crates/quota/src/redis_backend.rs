@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, Status};
 use crate::error::{Error, Result};
 use crate::memory::DEFAULT_MAX_KEY_LEN;
-use crate::policy::{Gcra, Kind, Policy, fixed_decision, gcra_decision};
+use crate::policy::{Gcra, Kind, Policy, Window, fixed_decision, gcra_decision};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const NANOS_PER_MICRO: u64 = 1_000;
@@ -169,8 +169,9 @@ impl<C: Clock> RedisBuilder<C> {
             .set_response_timeout(Some(self.timeout))
             .set_number_of_retries(2)
             .set_max_delay(self.timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)
-            .map_err(|_| Error::InvalidConfig("the Redis connection manager could not be set up"))?;
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|_| {
+            Error::InvalidConfig("the Redis connection manager could not be set up")
+        })?;
         Ok(RedisBackend {
             conn,
             script: Script::new(SCRIPT),
@@ -197,7 +198,13 @@ fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
                     "on Redis a GCRA policy needs at least one microsecond per call",
                 ));
             }
-            Ok(Some((Gcra { emission, burst: burst.get() }, period)))
+            Ok(Some((
+                Gcra {
+                    emission,
+                    burst: burst.get(),
+                },
+                period,
+            )))
         }
     }
 }
@@ -243,7 +250,9 @@ impl<C: Clock> RedisBackend<C> {
             Ok(replies) => replies
                 .into_iter()
                 .next()
-                .ok_or_else(|| Error::Store { reason: "empty reply".to_owned() })
+                .ok_or_else(|| Error::Store {
+                    reason: "empty reply".to_owned(),
+                })
                 .and_then(|reply| self.read(&reply, &plan, now, cost)),
             Err(failure) => self.degrade(failure),
         }
@@ -258,8 +267,10 @@ impl<C: Clock> RedisBackend<C> {
             self.check_key(key)?;
         }
         let now = self.clock.now_nanos();
-        let (cmds, plans): (Vec<Cmd>, Vec<Plan>) =
-            calls.iter().map(|(key, cost)| self.command(key, *cost, now)).unzip();
+        let (cmds, plans): (Vec<Cmd>, Vec<Plan>) = calls
+            .iter()
+            .map(|(key, cost)| self.command(key, *cost, now))
+            .unzip();
         match self.bounded(self.run(&cmds)).await {
             Ok(replies) if replies.len() == calls.len() => replies
                 .iter()
@@ -267,10 +278,13 @@ impl<C: Clock> RedisBackend<C> {
                 .zip(calls)
                 .map(|((reply, plan), (_, cost))| self.read(reply, plan, now, *cost))
                 .collect(),
-            Ok(_) => Err(Error::Store { reason: "wrong number of replies".to_owned() }),
-            Err(failure) => {
-                calls.iter().map(|_| self.degrade(failure.clone_reason())).collect()
-            }
+            Ok(_) => Err(Error::Store {
+                reason: "wrong number of replies".to_owned(),
+            }),
+            Err(failure) => calls
+                .iter()
+                .map(|_| self.degrade(failure.clone_reason()))
+                .collect(),
         }
     }
 
@@ -282,8 +296,13 @@ impl<C: Clock> RedisBackend<C> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
         let (cmd, plan) = self.command(key, 0, now);
-        let replies = self.bounded(self.run(std::slice::from_ref(&cmd))).await.map_err(into_error)?;
-        let reply = replies.first().ok_or_else(|| Error::Store { reason: "empty reply".to_owned() })?;
+        let replies = self
+            .bounded(self.run(std::slice::from_ref(&cmd)))
+            .await
+            .map_err(into_error)?;
+        let reply = replies.first().ok_or_else(|| Error::Store {
+            reason: "empty reply".to_owned(),
+        })?;
         let d = self.read(reply, &plan, now, 0)?;
         Ok(Usage {
             limit: d.limit,
@@ -322,7 +341,8 @@ impl<C: Clock> RedisBackend<C> {
         match limit {
             Some(limit) => {
                 gcra_micros(self.policy.with_limit(limit)?)?;
-                self.simple(redis::cmd("SET").arg(name).arg(limit.get())).await
+                self.simple(redis::cmd("SET").arg(name).arg(limit.get()))
+                    .await
             }
             None => self.simple(redis::cmd("DEL").arg(name)).await,
         }
@@ -336,7 +356,10 @@ impl<C: Clock> RedisBackend<C> {
 
     fn check_key(&self, key: &str) -> Result<()> {
         if key.len() > self.max_key_len {
-            return Err(Error::KeyTooLong { len: key.len(), max: self.max_key_len });
+            return Err(Error::KeyTooLong {
+                len: key.len(),
+                max: self.max_key_len,
+            });
         }
         Ok(())
     }
@@ -345,38 +368,32 @@ impl<C: Clock> RedisBackend<C> {
         let prefix = &self.prefix;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(2);
-        let plan = match (self.policy.kind(), self.gcra) {
-            (Kind::Gcra { .. }, Some((gcra, period))) => {
-                let now_us = now / NANOS_PER_MICRO;
-                cmd.arg(format!("{prefix}:g:{key}"))
-                    .arg(format!("{prefix}:o:{key}"))
-                    .arg("g")
-                    .arg(cost)
-                    .arg(now_us)
-                    .arg(gcra.emission)
-                    .arg(gcra.burst)
-                    .arg(period);
-                Plan::Gcra { now_us }
-            }
-            (kind, _) => {
-                let (window, limit) = match kind {
-                    Kind::Fixed { window, limit } => (window, limit.get()),
-                    // Unreachable: a GCRA policy always has its microsecond parameters.
-                    Kind::Gcra { .. } => (crate::Window::Minute, self.policy.limit()),
-                };
-                let (start, end) = window.bounds(now / NANOS_PER_SEC);
-                let ttl_ms = end
-                    .saturating_mul(1_000)
-                    .saturating_sub(now / 1_000_000)
-                    .saturating_add(GRACE_MS);
-                cmd.arg(format!("{prefix}:f:{start}:{key}"))
-                    .arg(format!("{prefix}:o:{key}"))
-                    .arg("f")
-                    .arg(cost)
-                    .arg(limit)
-                    .arg(ttl_ms);
-                Plan::Fixed { start, end }
-            }
+        let plan = if let Some((gcra, period)) = self.gcra {
+            let now_us = now / NANOS_PER_MICRO;
+            cmd.arg(format!("{prefix}:g:{key}"))
+                .arg(format!("{prefix}:o:{key}"))
+                .arg("g")
+                .arg(cost)
+                .arg(now_us)
+                .arg(gcra.emission)
+                .arg(gcra.burst)
+                .arg(period);
+            Plan::Gcra { now_us }
+        } else {
+            // Without GCRA parameters the policy is a fixed window.
+            let window = self.policy.window().unwrap_or(Window::Day);
+            let (start, end) = window.bounds(now / NANOS_PER_SEC);
+            let ttl_ms = end
+                .saturating_mul(1_000)
+                .saturating_sub(now / 1_000_000)
+                .saturating_add(GRACE_MS);
+            cmd.arg(format!("{prefix}:f:{start}:{key}"))
+                .arg(format!("{prefix}:o:{key}"))
+                .arg("f")
+                .arg(cost)
+                .arg(self.policy.limit())
+                .arg(ttl_ms);
+            Plan::Fixed { start, end }
         };
         (cmd, plan)
     }
@@ -407,14 +424,26 @@ impl<C: Clock> RedisBackend<C> {
         &self,
         call: impl Future<Output = core::result::Result<T, Failure>>,
     ) -> core::result::Result<T, Failure> {
-        tokio::time::timeout(self.timeout, call).await.unwrap_or_else(|_| {
-            Err(Failure::Unavailable(format!("no answer within {:?}", self.timeout)))
-        })
+        tokio::time::timeout(self.timeout, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::Unavailable(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            })
     }
 
     fn read(&self, reply: &[i64], plan: &Plan, now: u64, cost: u64) -> Result<Decision> {
-        let bad = || Error::Store { reason: "unexpected script reply".to_owned() };
-        let num = |i: usize| reply.get(i).and_then(|&v| u64::try_from(v).ok()).ok_or_else(bad);
+        let bad = || Error::Store {
+            reason: "unexpected script reply".to_owned(),
+        };
+        let num = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|&v| u64::try_from(v).ok())
+                .ok_or_else(bad)
+        };
         let status = match num(0)? {
             1 => Status::Allowed,
             0 => Status::Limited,
@@ -426,8 +455,18 @@ impl<C: Clock> RedisBackend<C> {
                 Ok(fixed_decision(status, num(1)?, num(2)?, now, start, end))
             }
             Plan::Gcra { now_us } => {
-                let gcra = Gcra { emission: num(3)?.max(1), burst: num(2)? };
-                Ok(gcra_decision(status, gcra, now_us, num(1)?, cost, NANOS_PER_MICRO))
+                let gcra = Gcra {
+                    emission: num(3)?.max(1),
+                    burst: num(2)?,
+                };
+                Ok(gcra_decision(
+                    status,
+                    gcra,
+                    now_us,
+                    num(1)?,
+                    cost,
+                    NANOS_PER_MICRO,
+                ))
             }
         }
     }
@@ -445,7 +484,11 @@ impl<C: Clock> RedisBackend<C> {
                     (_, Some((gcra, _))) => Duration::from_micros(gcra.tau()),
                     (Kind::Gcra { .. }, None) => Duration::ZERO,
                 };
-                Ok(Decision::unavailable(mode == FailMode::Open, self.policy.limit(), window))
+                Ok(Decision::unavailable(
+                    mode == FailMode::Open,
+                    self.policy.limit(),
+                    window,
+                ))
             }
         }
     }

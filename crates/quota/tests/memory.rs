@@ -15,7 +15,10 @@ fn n(v: u64) -> NonZeroU64 {
 const NEW_YEAR_EVE_LAST_SECOND: u64 = 1_767_225_599;
 
 fn backend(policy: Policy, clock: &FakeClock) -> MemoryBackend<FakeClock> {
-    MemoryBackend::builder(policy).clock(clock.clone()).build().expect("valid builder")
+    MemoryBackend::builder(policy)
+        .clock(clock.clone())
+        .build()
+        .expect("valid builder")
 }
 
 fn hammer(limiter: &Arc<MemoryBackend<FakeClock>>) -> u64 {
@@ -26,7 +29,11 @@ fn hammer(limiter: &Arc<MemoryBackend<FakeClock>>) -> u64 {
             let grants = Arc::clone(&grants);
             std::thread::spawn(move || {
                 for _ in 0..500 {
-                    if limiter.decide("one-key", 1).expect("short key").is_allowed() {
+                    if limiter
+                        .decide("one-key", 1)
+                        .expect("short key")
+                        .is_allowed()
+                    {
                         grants.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -69,7 +76,10 @@ fn the_last_call_of_a_day_and_the_first_of_the_next() {
     let denied = limiter.decide("k", 1).expect("ok");
     assert_eq!(denied.status(), Status::Limited);
     assert_eq!(denied.retry_after(), Some(Duration::from_millis(1)));
-    assert_eq!(denied.retry_after_header(), Some(("Retry-After", "1".to_owned())));
+    assert_eq!(
+        denied.retry_after_header(),
+        Some(("Retry-After", "1".to_owned()))
+    );
 
     clock.advance(Duration::from_millis(1)); // 2026-01-01T00:00:00Z
     let first = limiter.decide("k", 1).expect("ok");
@@ -94,7 +104,10 @@ fn month_windows_have_the_calendar_lengths() {
         let (start, end) = Window::Month.bounds(t + 1_000);
         assert_eq!(end - start, days * 86_400, "month containing {t}");
         assert!(start <= t && t < end);
-        assert_eq!(Window::Month.bounds(end), (end, Window::Month.bounds(end).1));
+        assert_eq!(
+            Window::Month.bounds(end),
+            (end, Window::Month.bounds(end).1)
+        );
     }
     assert_eq!(Window::Month.bounds(1_733_011_200).1, 1_735_689_600); // 2025-01-01
 
@@ -161,10 +174,17 @@ fn cost_counts_and_zero_cost_counts_nothing() {
     let limiter = backend(Policy::per_minute(n(10)), &clock);
     assert_eq!(limiter.decide("k", 7).expect("ok").remaining(), 3);
     assert_eq!(limiter.decide("k", 0).expect("ok").remaining(), 3);
-    assert_eq!(limiter.decide("k", 4).expect("ok").status(), Status::Limited);
+    assert_eq!(
+        limiter.decide("k", 4).expect("ok").status(),
+        Status::Limited
+    );
     assert_eq!(limiter.decide("k", 3).expect("ok").remaining(), 0);
     assert_eq!(limiter.decide("unseen", 0).expect("ok").remaining(), 10);
-    assert_eq!(limiter.len(), 1, "zero-cost calls and denials store nothing");
+    assert_eq!(
+        limiter.len(),
+        1,
+        "zero-cost calls and denials store nothing"
+    );
 }
 
 #[test]
@@ -192,7 +212,10 @@ fn admin_usage_reset_and_override() {
     limiter.set_override("k", None).expect("ok");
     assert_eq!(limiter.limit_override("k").expect("ok"), None);
     let d = limiter.decide("k", 1).expect("ok");
-    assert_eq!((d.limit(), d.remaining(), d.status()), (5, 0, Status::Limited));
+    assert_eq!(
+        (d.limit(), d.remaining(), d.status()),
+        (5, 0, Status::Limited)
+    );
 }
 
 #[test]
@@ -211,11 +234,16 @@ fn gcra_override_sets_rate_and_burst() {
 
 #[test]
 fn long_keys_are_refused() {
-    let limiter =
-        MemoryBackend::builder(Policy::per_day(n(5))).max_key_len(8).build().expect("valid");
+    let limiter = MemoryBackend::builder(Policy::per_day(n(5)))
+        .max_key_len(8)
+        .build()
+        .expect("valid");
     let err = limiter.decide("123456789", 1).expect_err("too long");
     assert!(matches!(err, Error::KeyTooLong { len: 9, max: 8 }));
-    assert!(!err.to_string().contains("123456789"), "errors never show a key");
+    assert!(
+        !err.to_string().contains("123456789"),
+        "errors never show a key"
+    );
     assert!(limiter.decide("12345678", 1).is_ok());
 }
 
@@ -237,7 +265,12 @@ fn memory_stays_bounded_and_expired_keys_go_first() {
         .build()
         .expect("valid");
     for i in 0..64 {
-        assert!(limiter.decide(&format!("old-{i}"), 1).expect("ok").is_allowed());
+        assert!(
+            limiter
+                .decide(&format!("old-{i}"), 1)
+                .expect("ok")
+                .is_allowed()
+        );
     }
     assert_eq!(limiter.len(), 64);
     // A minute later the old keys hold nothing; 10,000 new keys never exceed the bound.
@@ -267,7 +300,10 @@ fn snapshot_round_trips_and_counting_continues() {
     let snapshot: Snapshot = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(snapshot.len(), 2);
     assert_eq!(snapshot.overrides(), 1);
-    assert_eq!(format!("{snapshot:?}"), "Snapshot { entries: 2, overrides: 1 }");
+    assert_eq!(
+        format!("{snapshot:?}"),
+        "Snapshot { entries: 2, overrides: 1 }"
+    );
 
     // A restart an hour later, same day.
     clock.advance(Duration::from_secs(3_600));
@@ -282,7 +318,10 @@ fn snapshot_round_trips_and_counting_continues() {
     let next_day = backend(Policy::per_day(n(10)), &clock);
     assert_eq!(next_day.restore(&snapshot).expect("restore"), 0);
     // A GCRA backend ignores fixed-window entries.
-    let gcra = backend(Policy::gcra(n(10), Duration::from_secs(60)).expect("valid"), &clock);
+    let gcra = backend(
+        Policy::gcra(n(10), Duration::from_secs(60)).expect("valid"),
+        &clock,
+    );
     assert_eq!(gcra.restore(&snapshot).expect("restore"), 0);
 }
 
@@ -297,21 +336,28 @@ fn gcra_snapshot_keeps_the_bucket_level() {
     let snapshot = before.snapshot();
     let after = backend(policy, &clock);
     assert_eq!(after.restore(&snapshot).expect("restore"), 1);
-    assert_eq!(after.decide("ip", 1).expect("ok").retry_after(), Some(Duration::from_secs(12)));
+    assert_eq!(
+        after.decide("ip", 1).expect("ok").retry_after(),
+        Some(Duration::from_secs(12))
+    );
 }
 
 #[test]
 fn the_async_trait_gives_the_same_answers() {
     async fn spend<B: Backend>(backend: &B) -> quota::Result<u64> {
         let d = backend.decide("k", 2).await?;
-        backend.set_override("k", Some(NonZeroU64::MIN.saturating_add(9))).await?;
+        backend
+            .set_override("k", Some(NonZeroU64::MIN.saturating_add(9)))
+            .await?;
         let usage = backend.usage("k").await?;
         backend.reset("k").await?;
         Ok(d.remaining() * 100 + usage.limit)
     }
     let clock = FakeClock::at_unix_secs(1_700_000_000);
     let limiter = backend(Policy::per_day(n(5)), &clock);
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     assert_eq!(runtime.block_on(spend(&limiter)).expect("ok"), 310);
     assert_eq!(limiter.usage("k").expect("ok").used, 0);
 }

@@ -20,7 +20,12 @@ fn prefix(test: &str) -> String {
     format!("quota-test:{test}:{random:016x}")
 }
 
-async fn backend(url: &str, policy: Policy, prefix: &str, clock: &FakeClock) -> RedisBackend<FakeClock> {
+async fn backend(
+    url: &str,
+    policy: Policy,
+    prefix: &str,
+    clock: &FakeClock,
+) -> RedisBackend<FakeClock> {
     RedisBackend::builder(policy)
         .prefix(prefix)
         .clock(clock.clone())
@@ -42,7 +47,12 @@ async fn hammer(url: &str, policy: Policy, test: &str) -> u64 {
             tokio::spawn(async move {
                 let mut grants = 0;
                 for _ in 0..500 {
-                    if limiter.decide("one-key", 1).await.expect("redis answers").is_allowed() {
+                    if limiter
+                        .decide("one-key", 1)
+                        .await
+                        .expect("redis answers")
+                        .is_allowed()
+                    {
                         grants += 1;
                     }
                 }
@@ -59,10 +69,14 @@ async fn hammer(url: &str, policy: Policy, test: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_get_exactly_the_fixed_window_limit() {
-    let Some(url) = test_services::redis_url("two_instances_get_exactly_the_fixed_window_limit") else {
+    let Some(url) = test_services::redis_url("two_instances_get_exactly_the_fixed_window_limit")
+    else {
         return;
     };
-    assert_eq!(hammer(&url, Policy::per_day(n(1_000)), "fixed-exact").await, 1_000);
+    assert_eq!(
+        hammer(&url, Policy::per_day(n(1_000)), "fixed-exact").await,
+        1_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -89,9 +103,16 @@ async fn day_edge_retry_after_and_expiry_on_redis() {
 
     // The counter expires by itself: one second of window left plus one of grace.
     let client = redis::Client::open(url.as_str()).expect("url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
     let key = format!("{prefix}:f:1767139200:k");
-    let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await.expect("pttl");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .expect("pttl");
     assert!(ttl > 0 && ttl <= 2_000, "ttl {ttl}");
 
     clock.advance(Duration::from_secs(1));
@@ -116,7 +137,10 @@ async fn gcra_retry_after_is_exact_on_redis() {
     assert!(!limiter.decide("ip", 1).await.expect("ok").is_allowed());
     clock.advance(Duration::from_micros(1));
     assert!(limiter.decide("ip", 1).await.expect("ok").is_allowed());
-    assert_eq!(limiter.decide("ip", 6).await.expect("ok").status(), Status::CostExceedsLimit);
+    assert_eq!(
+        limiter.decide("ip", 6).await.expect("ok").status(),
+        Status::CostExceedsLimit
+    );
 }
 
 #[tokio::test]
@@ -147,7 +171,10 @@ async fn admin_operations_apply_to_every_instance() {
     for _ in 0..60 {
         assert!(g.decide("vip", 1).await.expect("ok").is_allowed());
     }
-    assert_eq!(g.decide("vip", 1).await.expect("ok").retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        g.decide("vip", 1).await.expect("ok").retry_after(),
+        Some(Duration::from_secs(1))
+    );
     assert!(matches!(
         g.set_override("vip", Some(n(u64::MAX))).await,
         Err(Error::InvalidConfig(_) | Error::InvalidPolicy(_))
@@ -176,10 +203,16 @@ async fn a_batch_is_decided_in_order() {
 #[tokio::test]
 async fn bad_configuration_is_an_error() {
     let policy = Policy::per_day(n(5));
-    let err = RedisBackend::builder(policy).connect("not a url").await.expect_err("bad url");
+    let err = RedisBackend::builder(policy)
+        .connect("not a url")
+        .await
+        .expect_err("bad url");
     assert!(matches!(err, Error::InvalidConfig(_)));
     let fast = Policy::gcra(n(1_000), Duration::from_micros(10)).expect("valid in memory");
-    let err = RedisBackend::builder(fast).connect("redis://127.0.0.1:1").await.expect_err("µs");
+    let err = RedisBackend::builder(fast)
+        .connect("redis://127.0.0.1:1")
+        .await
+        .expect_err("µs");
     assert!(matches!(err, Error::InvalidConfig(_)));
 }
 
@@ -191,14 +224,28 @@ struct PrivateRedis {
 
 impl PrivateRedis {
     fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
-        let mut server = Self { child, url: format!("redis://127.0.0.1:{port}") };
+        let mut server = Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
         for _ in 0..200 {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Some(server);
@@ -240,37 +287,55 @@ async fn redis_down_follows_the_fail_mode_within_the_timeout() {
     let closed = make(FailMode::Closed).await.expect("ok");
     let error = make(FailMode::Error).await.expect("ok");
     for limiter in [&open, &closed, &error] {
-        assert_eq!(limiter.decide("k", 1).await.expect("up").status(), Status::Allowed);
+        assert_eq!(
+            limiter.decide("k", 1).await.expect("up").status(),
+            Status::Allowed
+        );
     }
     // The script survives a SCRIPT FLUSH (EVALSHA falls back to loading it).
     let client = redis::Client::open(server.url.as_str()).expect("url");
-    let mut conn = client.get_multiplexed_async_connection().await.expect("connect");
-    let () = redis::cmd("SCRIPT").arg("FLUSH").query_async(&mut conn).await.expect("flush");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut conn)
+        .await
+        .expect("flush");
     assert_eq!(open.decide("k", 1).await.expect("reloaded").remaining(), 1);
 
     server.stop();
     // A hang guard, not a speed assertion: each call is bounded by the 300 ms timeout.
     let guard = Duration::from_secs(10);
     for _ in 0..3 {
-        let d = tokio::time::timeout(guard, open.decide("k", 1)).await.expect("bounded");
+        let d = tokio::time::timeout(guard, open.decide("k", 1))
+            .await
+            .expect("bounded");
         let d = d.expect("fail open decides");
         assert_eq!(d.status(), Status::FailedOpen);
         assert!(d.is_allowed());
         assert_eq!(d.headers("daily").len(), 1);
 
-        let d = tokio::time::timeout(guard, closed.decide("k", 1)).await.expect("bounded");
+        let d = tokio::time::timeout(guard, closed.decide("k", 1))
+            .await
+            .expect("bounded");
         let d = d.expect("fail closed decides");
         assert_eq!(d.status(), Status::FailedClosed);
         assert!(!d.is_allowed());
 
-        let e = tokio::time::timeout(guard, error.decide("k", 1)).await.expect("bounded");
+        let e = tokio::time::timeout(guard, error.decide("k", 1))
+            .await
+            .expect("bounded");
         assert!(matches!(e, Err(Error::Unavailable { .. })), "{e:?}");
         let batch = tokio::time::timeout(guard, closed.decide_batch(&[("a", 1), ("b", 1)]))
             .await
             .expect("bounded")
             .expect("fail closed decides");
         assert!(batch.iter().all(|d| d.status() == Status::FailedClosed));
-        let admin = tokio::time::timeout(guard, open.usage("k")).await.expect("bounded");
+        let admin = tokio::time::timeout(guard, open.usage("k"))
+            .await
+            .expect("bounded");
         assert!(matches!(admin, Err(Error::Unavailable { .. })));
     }
 }
