@@ -51,10 +51,8 @@ fn two_threads(iters: u64, keys: &[String], decide: &(dyn Fn(&String) -> bool + 
             let barrier = &barrier;
             s.spawn(move || {
                 barrier.wait();
-                let mut i = t * 500;
-                for _ in 0..iters {
+                for i in (t * 500..).take(usize::try_from(iters).unwrap_or(usize::MAX)) {
                     black_box(decide(&keys[i % KEYS]));
-                    i += 1;
                 }
                 barrier.wait();
             });

@@ -156,6 +156,20 @@ impl Clock for FakeClock {
     }
 }
 
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        (**self).now_nanos()
+    }
+}
+
+impl<C: Clock + ?Sized> Clock for &C {
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        (**self).now_nanos()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,19 +185,5 @@ mod tests {
             read + 1_000_000 >= before && read <= after + 1_000_000,
             "{before} {read} {after}"
         );
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    #[inline]
-    fn now_nanos(&self) -> u64 {
-        (**self).now_nanos()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for &C {
-    #[inline]
-    fn now_nanos(&self) -> u64 {
-        (**self).now_nanos()
     }
 }
