@@ -2,7 +2,7 @@
 //!
 //! # Cargo features
 //!
-//! - `redis` (off by default): [`RedisBackend`], decisions on Redis with one atomic Lua script
+//! - `redis` (off by default): `RedisBackend`, decisions on Redis with one atomic Lua script
 //!   per call (tokio, `redis` with its connection manager).
 
 mod backend;
