@@ -229,12 +229,7 @@ impl<C: Clock> MemoryBackend<C> {
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn usage(&self, key: &str) -> Result<Usage> {
         let d = self.peek(key)?;
-        Ok(Usage {
-            limit: d.limit,
-            used: d.limit.saturating_sub(d.remaining),
-            remaining: d.remaining,
-            reset: d.reset,
-        })
+        Ok(Usage::from_decision(&d))
     }
 
     /// The decision a call of cost 0 would get, without changing anything.

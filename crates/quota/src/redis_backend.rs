@@ -304,12 +304,7 @@ impl<C: Clock> RedisBackend<C> {
             reason: "empty reply".to_owned(),
         })?;
         let d = self.read(reply, &plan, now, 0)?;
-        Ok(Usage {
-            limit: d.limit,
-            used: d.limit.saturating_sub(d.remaining),
-            remaining: d.remaining,
-            reset: d.reset,
-        })
+        Ok(Usage::from_decision(&d))
     }
 
     /// Forgets the key's consumption (in the current window for a fixed-window policy).
