@@ -263,6 +263,9 @@ impl<C: Clock> RedisBackend<C> {
     /// # Errors
     /// As [`decide`](Self::decide); when Redis is unreachable every call gets the fail mode.
     pub async fn decide_batch(&self, calls: &[(&str, u64)]) -> Result<Vec<Decision>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         for (key, _) in calls {
             self.check_key(key)?;
         }
