@@ -21,6 +21,18 @@ pub struct Usage {
     pub reset: Duration,
 }
 
+impl Usage {
+    pub(crate) fn from_decision(d: &Decision) -> Self {
+        let remaining = d.remaining();
+        Self {
+            limit: d.limit(),
+            used: d.limit().saturating_sub(remaining),
+            remaining,
+            reset: d.reset(),
+        }
+    }
+}
+
 /// A quota store: decides calls and offers the admin operations.
 ///
 /// Methods return `Send` futures so a backend can be used from any multi-threaded async runtime

@@ -26,12 +26,34 @@ pub enum Status {
 pub struct Decision {
     pub(crate) status: Status,
     pub(crate) limit: u64,
-    pub(crate) remaining: u64,
-    pub(crate) reset: Duration,
-    pub(crate) reset_at: u64,
-    pub(crate) retry_after: Option<Duration>,
-    pub(crate) window: Duration,
+    pub(crate) detail: Detail,
 }
+
+/// The raw numbers behind a decision; the figures a client sees are derived on demand, so a
+/// decision that is only checked for [`Decision::is_allowed`] costs no division.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Detail {
+    /// A fixed window: `used` of the limit in `[start, end)` (Unix seconds) at `now` (nanoseconds).
+    Fixed {
+        used: u64,
+        now: u64,
+        start: u64,
+        end: u64,
+    },
+    /// GCRA, every time in units of `scale` nanoseconds: the bucket is `level` ahead of `now`.
+    Gcra {
+        now: u64,
+        level: u64,
+        emission: u64,
+        tau: u64,
+        cost: u64,
+        scale: u64,
+    },
+    /// The store was unreachable; only the policy's window is known.
+    Unavailable { window: Duration },
+}
+
+const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 impl Decision {
     /// A decision made without the store (see [`Status::FailedOpen`] and [`Status::FailedClosed`]).
@@ -44,11 +66,7 @@ impl Decision {
                 Status::FailedClosed
             },
             limit,
-            remaining: 0,
-            reset: Duration::ZERO,
-            reset_at: 0,
-            retry_after: None,
-            window,
+            detail: Detail::Unavailable { window },
         }
     }
 
@@ -72,34 +90,81 @@ impl Decision {
 
     /// How much cost can still be spent right now (0 when the store was unreachable).
     #[must_use]
-    pub const fn remaining(&self) -> u64 {
-        self.remaining
+    pub fn remaining(&self) -> u64 {
+        match self.detail {
+            Detail::Fixed { used, .. } => self.limit.saturating_sub(used),
+            Detail::Gcra {
+                level,
+                emission,
+                tau,
+                ..
+            } => (tau.saturating_sub(level) / emission.max(1)).min(self.limit),
+            Detail::Unavailable { .. } => 0,
+        }
     }
 
     /// Time until the quota is whole again: the end of the fixed window, or until a GCRA bucket is
     /// full. Zero when the store was unreachable.
     #[must_use]
-    pub const fn reset(&self) -> Duration {
-        self.reset
+    pub fn reset(&self) -> Duration {
+        match self.detail {
+            Detail::Fixed { now, end, .. } => {
+                Duration::from_nanos(end.saturating_mul(NANOS_PER_SEC).saturating_sub(now))
+            }
+            Detail::Gcra { level, scale, .. } => Duration::from_nanos(level.saturating_mul(scale)),
+            Detail::Unavailable { .. } => Duration::ZERO,
+        }
     }
 
     /// When the quota is whole again, in whole seconds since the Unix epoch (0 when unknown).
     #[must_use]
-    pub const fn reset_at_unix_secs(&self) -> u64 {
-        self.reset_at
+    pub fn reset_at_unix_secs(&self) -> u64 {
+        match self.detail {
+            Detail::Fixed { end, .. } => end,
+            Detail::Gcra {
+                now, level, scale, ..
+            } => now
+                .saturating_add(level)
+                .saturating_mul(scale)
+                .div_ceil(NANOS_PER_SEC),
+            Detail::Unavailable { .. } => 0,
+        }
     }
 
     /// On [`Status::Limited`], how long until the same call would be granted.
     #[must_use]
-    pub const fn retry_after(&self) -> Option<Duration> {
-        self.retry_after
+    pub fn retry_after(&self) -> Option<Duration> {
+        if self.status != Status::Limited {
+            return None;
+        }
+        match self.detail {
+            Detail::Fixed { .. } => Some(self.reset()),
+            Detail::Gcra {
+                level,
+                emission,
+                tau,
+                cost,
+                scale,
+                ..
+            } => {
+                let wait = level
+                    .saturating_add(cost.saturating_mul(emission))
+                    .saturating_sub(tau);
+                Some(Duration::from_nanos(wait.saturating_mul(scale)))
+            }
+            Detail::Unavailable { .. } => None,
+        }
     }
 
     /// The policy's time window: the current calendar window's length, or the GCRA time to refill
     /// a whole burst.
     #[must_use]
-    pub const fn window(&self) -> Duration {
-        self.window
+    pub fn window(&self) -> Duration {
+        match self.detail {
+            Detail::Fixed { start, end, .. } => Duration::from_secs(end - start),
+            Detail::Gcra { tau, scale, .. } => Duration::from_nanos(tau.saturating_mul(scale)),
+            Detail::Unavailable { window } => window,
+        }
     }
 
     /// The IETF draft fields (draft-ietf-httpapi-ratelimit-headers-10):
@@ -113,12 +178,16 @@ impl Decision {
         let name = sf_string(name);
         let mut headers = vec![(
             "RateLimit-Policy",
-            format!("{name};q={};w={}", self.limit, ceil_secs(self.window)),
+            format!("{name};q={};w={}", self.limit, ceil_secs(self.window())),
         )];
         if !self.is_degraded() {
             headers.push((
                 "RateLimit",
-                format!("{name};r={};t={}", self.remaining, ceil_secs(self.reset)),
+                format!(
+                    "{name};r={};t={}",
+                    self.remaining(),
+                    ceil_secs(self.reset())
+                ),
             ));
         }
         headers
@@ -134,15 +203,19 @@ impl Decision {
         }
         vec![
             ("X-RateLimit-Limit", self.limit.to_string()),
-            ("X-RateLimit-Remaining", self.remaining.to_string()),
-            ("X-RateLimit-Reset", self.reset_at.to_string()),
+            ("X-RateLimit-Remaining", self.remaining().to_string()),
+            ("X-RateLimit-Reset", self.reset_at_unix_secs().to_string()),
         ]
     }
 
     /// `Retry-After` in whole seconds (rounded up) on [`Status::Limited`]; `None` otherwise.
     #[must_use]
     pub fn retry_after_header(&self) -> Option<(&'static str, String)> {
+<<<<<<< HEAD
         self.retry_after
+=======
+        self.retry_after()
+>>>>>>> issue-6-quota
             .map(|wait| ("Retry-After", ceil_secs(wait).to_string()))
     }
 
@@ -200,14 +273,18 @@ mod tests {
     use super::*;
 
     fn limited() -> Decision {
+        // 5 per minute; the bucket is 59.2 s full, so one more call waits 11.2 s.
         Decision {
             status: Status::Limited,
             limit: 5,
-            remaining: 0,
-            reset: Duration::from_millis(59_500),
-            reset_at: 1_700_000_060,
-            retry_after: Some(Duration::from_millis(11_200)),
-            window: Duration::from_secs(60),
+            detail: Detail::Gcra {
+                now: 1_699_999_999_800_000_000,
+                level: 59_200_000_000,
+                emission: 12_000_000_000,
+                tau: 60_000_000_000,
+                cost: 1,
+                scale: 1,
+            },
         }
     }
 
@@ -219,7 +296,7 @@ mod tests {
             ("RateLimit", "\"login\";r=0;t=60"),
             ("X-RateLimit-Limit", "5"),
             ("X-RateLimit-Remaining", "0"),
-            ("X-RateLimit-Reset", "1700000060"),
+            ("X-RateLimit-Reset", "1700000059"),
             ("Retry-After", "12"),
         ];
         let got: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();

@@ -18,7 +18,8 @@ pub enum Error {
         /// The longest key accepted, in bytes.
         max: usize,
     },
-    /// The store could not be reached in time (with [`FailMode::Error`](crate::FailMode)).
+    /// The store could not be reached in time (the Redis backend with `FailMode::Error`, or an
+    /// admin operation).
     #[error("quota store unavailable: {reason}")]
     Unavailable {
         /// What went wrong: a timeout or the connection error.

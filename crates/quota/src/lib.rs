@@ -2,7 +2,7 @@
 //!
 //! # Cargo features
 //!
-//! - `redis` (off by default): [`RedisBackend`], decisions on Redis with one atomic Lua script
+//! - `redis` (off by default): `RedisBackend`, decisions on Redis with one atomic Lua script
 //!   per call (tokio, `redis` with its connection manager).
 
 mod backend;
@@ -15,7 +15,7 @@ mod policy;
 mod redis_backend;
 
 pub use backend::{Backend, Usage};
-pub use clock::{Clock, FakeClock, SystemClock};
+pub use clock::{Clock, FakeClock, FastClock, SystemClock};
 pub use decision::{Decision, Status};
 pub use error::{Error, Result};
 pub use memory::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_KEYS, MemoryBackend, MemoryBuilder, Snapshot};

@@ -4,13 +4,14 @@ use core::hash::BuildHasher;
 use core::num::NonZeroU64;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Usage};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, FastClock};
 use crate::decision::{Decision, Status};
 use crate::error::{Error, Result};
 use crate::policy::{FixedState, Gcra, Kind, Policy, fixed_step, gcra_step};
@@ -26,11 +27,13 @@ pub const DEFAULT_MAX_KEYS: usize = 1_000_000;
 /// Default bound on a key's length in bytes ([`MemoryBuilder::max_key_len`]).
 pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 
-/// Quotas held in this process: sharded mutex-protected hash tables, exact under any concurrency.
+/// Quotas held in this process: sharded hash tables, exact under any concurrency.
 ///
 /// Each key hashes (SipHash with a random key, so untrusted keys cannot aim at one bucket) to one
-/// of a power-of-two number of shards; a decision locks that shard only for the few instructions
-/// it takes. Memory is bounded by [`MemoryBuilder::max_keys`]: a full shard first drops keys whose
+/// of a power-of-two number of shards. A decision on a known key takes its shard's lock in shared
+/// mode only, so calls on different keys never wait for each other; the key's own state is then
+/// updated lock-free (GCRA: one compare-and-swap, as governor does) or under the key's own
+/// mutex (fixed window). Only the first call of a new key takes the shard's lock exclusively. Memory is bounded by [`MemoryBuilder::max_keys`]: a full shard first drops keys whose
 /// window or GCRA bucket has expired (they hold nothing worth keeping); if every key is live, it
 /// evicts the least-used of a small sample, which forgets that key's consumption. Size
 /// `max_keys` above the number of keys active in one window to keep every count exact.
@@ -38,7 +41,7 @@ pub const DEFAULT_MAX_KEY_LEN: usize = 512;
 /// The methods here are synchronous; the [`Backend`] implementation wraps them in ready futures.
 ///
 /// Per-key overrides are not counted against `max_keys` and are never evicted.
-pub struct MemoryBackend<C: Clock = SystemClock> {
+pub struct MemoryBackend<C: Clock = FastClock> {
     policy: Policy,
     shards: Box<[Padded]>,
     mask: u64,
@@ -50,7 +53,7 @@ pub struct MemoryBackend<C: Clock = SystemClock> {
 
 /// A shard on its own cache line, so two cores locking neighbours do not share one.
 #[repr(align(64))]
-struct Padded(Mutex<Shard>);
+struct Padded(RwLock<Shard>);
 
 #[derive(Default)]
 struct Shard {
@@ -59,13 +62,29 @@ struct Shard {
     last_sweep: u64,
 }
 
-/// A key's state. Fixed window: `a` is the window start (Unix seconds), `b` the cost used in it.
-/// GCRA: `a` is the theoretical arrival time (Unix nanoseconds).
+/// A key's state.
 struct Entry {
     hash: u64,
     key: Box<str>,
-    a: u64,
-    b: u64,
+    /// GCRA: the theoretical arrival time (Unix nanoseconds), updated by compare-and-swap.
+    tat: AtomicU64,
+    /// Fixed window: the window start (Unix seconds) and the cost used in it.
+    fixed: Mutex<FixedState>,
+}
+
+impl Entry {
+    fn new(hash: u64, key: Box<str>, tat: u64, fixed: FixedState) -> Self {
+        Self {
+            hash,
+            key,
+            tat: AtomicU64::new(tat),
+            fixed: Mutex::new(fixed),
+        }
+    }
+
+    fn fixed(&self) -> FixedState {
+        *self.fixed.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 struct Override {
@@ -91,7 +110,7 @@ impl<C: Clock> fmt::Debug for MemoryBackend<C> {
 /// Builds a [`MemoryBackend`]: the policy, then optional bounds and clock.
 #[derive(Debug, Clone)]
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct MemoryBuilder<C: Clock = SystemClock> {
+pub struct MemoryBuilder<C: Clock = FastClock> {
     policy: Policy,
     max_keys: usize,
     shards: Option<usize>,
@@ -99,7 +118,7 @@ pub struct MemoryBuilder<C: Clock = SystemClock> {
     clock: C,
 }
 
-impl MemoryBackend<SystemClock> {
+impl MemoryBackend<FastClock> {
     /// A backend applying `policy` with the default bounds and the system clock.
     #[must_use]
     pub fn new(policy: Policy) -> Self {
@@ -107,13 +126,13 @@ impl MemoryBackend<SystemClock> {
     }
 
     /// A builder for a backend applying `policy`.
-    pub fn builder(policy: Policy) -> MemoryBuilder<SystemClock> {
+    pub fn builder(policy: Policy) -> MemoryBuilder<FastClock> {
         MemoryBuilder {
             policy,
             max_keys: DEFAULT_MAX_KEYS,
             shards: None,
             max_key_len: DEFAULT_MAX_KEY_LEN,
-            clock: SystemClock,
+            clock: FastClock::new(),
         }
     }
 }
@@ -136,7 +155,7 @@ impl<C: Clock> MemoryBuilder<C> {
         self
     }
 
-    /// The number of shards, rounded up to a power of two (default: four per CPU, at most 1,024,
+    /// The number of shards, rounded up to a power of two (default: 16 per CPU, at most 1,024,
     /// and never more than `max_keys`).
     pub const fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
@@ -174,14 +193,18 @@ impl<C: Clock> MemoryBuilder<C> {
     fn build_unchecked(self) -> MemoryBackend<C> {
         let shards = self.shards.unwrap_or_else(|| {
             let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            cpus.saturating_mul(4).min(1_024).min(self.max_keys)
+            cpus.saturating_mul(16).min(1_024).min(self.max_keys)
         });
         let shards = shards.max(1).next_power_of_two();
         let per_shard = self.max_keys.div_ceil(shards).max(1);
         MemoryBackend {
             policy: self.policy,
             shards: (0..shards)
+<<<<<<< HEAD
                 .map(|_| Padded(Mutex::new(Shard::default())))
+=======
+                .map(|_| Padded(RwLock::new(Shard::default())))
+>>>>>>> issue-6-quota
                 .collect(),
             mask: shards as u64 - 1,
             per_shard,
@@ -201,12 +224,27 @@ impl<C: Clock> MemoryBackend<C> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
         let now = self.clock.now_nanos();
-        let mut shard = self.lock(hash);
-        let policy = shard.policy_for(hash, key, self.policy);
-        let kind = policy.kind();
-        if let Some(entry) = shard.entries.find_mut(hash, |e| &*e.key == key) {
+        let index = self.index(hash);
+        {
+            let shard = read(&self.shards[index]);
+            let kind = shard.policy_for(hash, key, self.policy).kind();
+            if let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) {
+                return Ok(step(kind, now, entry, cost));
+            }
+            // A new key: decide on a fresh state, and keep it only if the call counted.
+            let fresh = Entry::new(hash, Box::default(), 0, FixedState::default());
+            let decision = step(kind, now, &fresh, cost);
+            if decision.status != Status::Allowed || cost == 0 {
+                return Ok(decision);
+            }
+        }
+        let mut shard = write(&self.shards[index]);
+        let kind = shard.policy_for(hash, key, self.policy).kind();
+        // Another thread may have inserted the key in between: decide on whatever is there now.
+        if let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) {
             return Ok(step(kind, now, entry, cost));
         }
+<<<<<<< HEAD
         // A new key: decide on a fresh state and keep it only if the call counted.
         let mut entry = Entry {
             hash,
@@ -220,6 +258,12 @@ impl<C: Clock> MemoryBackend<C> {
             shard.make_room(now, self.per_shard, kind);
             shard.entries.insert_unique(hash, entry, |e| e.hash);
         }
+=======
+        let entry = Entry::new(hash, key.into(), 0, FixedState::default());
+        let decision = step(kind, now, &entry, cost);
+        shard.make_room(now, self.per_shard, kind);
+        shard.entries.insert_unique(hash, entry, |e| e.hash);
+>>>>>>> issue-6-quota
         Ok(decision)
     }
 
@@ -229,12 +273,7 @@ impl<C: Clock> MemoryBackend<C> {
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn usage(&self, key: &str) -> Result<Usage> {
         let d = self.peek(key)?;
-        Ok(Usage {
-            limit: d.limit,
-            used: d.limit.saturating_sub(d.remaining),
-            remaining: d.remaining,
-            reset: d.reset,
-        })
+        Ok(Usage::from_decision(&d))
     }
 
     /// The decision a call of cost 0 would get, without changing anything.
@@ -242,8 +281,9 @@ impl<C: Clock> MemoryBackend<C> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
         let now = self.clock.now_nanos();
-        let shard = self.lock(hash);
+        let shard = read(&self.shards[self.index(hash)]);
         let kind = shard.policy_for(hash, key, self.policy).kind();
+<<<<<<< HEAD
         let mut entry = shard.entries.find(hash, |e| &*e.key == key).map_or(
             Entry {
                 hash,
@@ -259,6 +299,18 @@ impl<C: Clock> MemoryBackend<C> {
             },
         );
         Ok(step(kind, now, &mut entry, 0))
+=======
+        // A cost of 0 changes nothing a reader could notice.
+        Ok(match shard.entries.find(hash, |e| &*e.key == key) {
+            Some(entry) => step(kind, now, entry, 0),
+            None => step(
+                kind,
+                now,
+                &Entry::new(hash, Box::default(), 0, FixedState::default()),
+                0,
+            ),
+        })
+>>>>>>> issue-6-quota
     }
 
     /// Forgets the key's consumption.
@@ -268,7 +320,7 @@ impl<C: Clock> MemoryBackend<C> {
     pub fn reset(&self, key: &str) -> Result<()> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
-        let mut shard = self.lock(hash);
+        let mut shard = write(&self.shards[self.index(hash)]);
         if let Ok(entry) = shard.entries.find_entry(hash, |e| &*e.key == key) {
             entry.remove();
         }
@@ -284,7 +336,7 @@ impl<C: Clock> MemoryBackend<C> {
         self.check_key(key)?;
         let policy = limit.map(|l| self.policy.with_limit(l)).transpose()?;
         let hash = self.hasher.hash_one(key);
-        let mut shard = self.lock(hash);
+        let mut shard = write(&self.shards[self.index(hash)]);
         match shard.overrides.find_entry(hash, |o| &*o.key == key) {
             Ok(mut found) => match (limit, policy) {
                 (Some(limit), Some(policy)) => {
@@ -318,7 +370,11 @@ impl<C: Clock> MemoryBackend<C> {
     pub fn limit_override(&self, key: &str) -> Result<Option<NonZeroU64>> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
+<<<<<<< HEAD
         let shard = self.lock(hash);
+=======
+        let shard = read(&self.shards[self.index(hash)]);
+>>>>>>> issue-6-quota
         Ok(shard
             .overrides
             .find(hash, |o| &*o.key == key)
@@ -334,7 +390,7 @@ impl<C: Clock> MemoryBackend<C> {
     /// The number of keys held (including expired ones not yet swept out).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).entries.len()).sum()
+        self.shards.iter().map(|s| read(s).entries.len()).sum()
     }
 
     /// Whether no key is held.
@@ -351,7 +407,7 @@ impl<C: Clock> MemoryBackend<C> {
         self.shards
             .iter()
             .map(|s| {
-                let mut shard = lock(s);
+                let mut shard = write(s);
                 let before = shard.entries.len();
                 shard.entries.retain(|e| !is_idle(kind, now, e));
                 before - shard.entries.len()
@@ -369,14 +425,24 @@ impl<C: Clock> MemoryBackend<C> {
         let kind = self.policy.kind();
         let mut snapshot = Snapshot::default();
         for s in &*self.shards {
-            let shard = lock(s);
+            let shard = read(s);
             for e in shard.entries.iter().filter(|e| !is_idle(kind, now, e)) {
                 let state = match kind {
+<<<<<<< HEAD
                     Kind::Fixed { .. } => SavedState::Fixed {
                         window_start: e.a,
                         used: e.b,
                     },
                     Kind::Gcra { .. } => SavedState::Gcra { tat_nanos: e.a },
+=======
+                    Kind::Fixed { .. } => {
+                        let FixedState { window_start, used } = e.fixed();
+                        SavedState::Fixed { window_start, used }
+                    }
+                    Kind::Gcra { .. } => SavedState::Gcra {
+                        tat_nanos: e.tat.load(Ordering::Acquire),
+                    },
+>>>>>>> issue-6-quota
                 };
                 snapshot.entries.push(SavedEntry {
                     key: e.key.to_string(),
@@ -408,6 +474,7 @@ impl<C: Clock> MemoryBackend<C> {
             if saved.key.len() > self.max_key_len {
                 continue;
             }
+<<<<<<< HEAD
             let (a, b) = match (kind, saved.state) {
                 (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => {
                     (window_start, used)
@@ -422,10 +489,23 @@ impl<C: Clock> MemoryBackend<C> {
                 a,
                 b,
             };
+=======
+            let (tat, fixed) = match (kind, saved.state) {
+                (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => {
+                    (0, FixedState { window_start, used })
+                }
+                (Kind::Gcra { .. }, SavedState::Gcra { tat_nanos }) => {
+                    (tat_nanos, FixedState::default())
+                }
+                _ => continue,
+            };
+            let hash = self.hasher.hash_one(saved.key.as_str());
+            let entry = Entry::new(hash, saved.key.as_str().into(), tat, fixed);
+>>>>>>> issue-6-quota
             if is_idle(kind, now, &entry) {
                 continue;
             }
-            let mut shard = self.lock(hash);
+            let mut shard = write(&self.shards[self.index(hash)]);
             match shard.entries.find_entry(hash, |e| *e.key == *saved.key) {
                 Ok(mut found) => *found.get_mut() = entry,
                 Err(_) => {
@@ -454,18 +534,23 @@ impl<C: Clock> MemoryBackend<C> {
     }
 
     #[inline]
-    fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
+    fn index(&self, hash: u64) -> usize {
         // Bits 40.. pick the shard; hashbrown uses the low bits and the top 7 within a shard.
-        let index = usize::try_from((hash >> 40) & self.mask).unwrap_or(0);
-        lock(&self.shards[index])
+        usize::try_from((hash >> 40) & self.mask).unwrap_or(0)
     }
 }
 
-/// Locks a shard. A panic while holding the lock cannot leave a shard inconsistent (every
-/// update is a plain store), so a poisoned lock is used as is.
+// A panic while holding a lock cannot leave a shard or an entry inconsistent (every update is a
+// single store or insert), so a poisoned lock is used as is.
+
 #[inline]
-fn lock(shard: &Padded) -> MutexGuard<'_, Shard> {
-    shard.0.lock().unwrap_or_else(PoisonError::into_inner)
+fn read(shard: &Padded) -> RwLockReadGuard<'_, Shard> {
+    shard.0.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[inline]
+fn write(shard: &Padded) -> RwLockWriteGuard<'_, Shard> {
+    shard.0.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Shard {
@@ -506,9 +591,10 @@ impl Shard {
 }
 
 #[inline]
-fn step(kind: Kind, now: u64, entry: &mut Entry, cost: u64) -> Decision {
+fn step(kind: Kind, now: u64, entry: &Entry, cost: u64) -> Decision {
     match kind {
         Kind::Fixed { window, limit } => {
+<<<<<<< HEAD
             let mut state = FixedState {
                 window_start: entry.a,
                 used: entry.b,
@@ -529,14 +615,47 @@ fn step(kind: Kind, now: u64, entry: &mut Entry, cost: u64) -> Decision {
             &mut entry.a,
             cost,
         ),
+=======
+            let mut state = entry.fixed.lock().unwrap_or_else(PoisonError::into_inner);
+            fixed_step(window, limit.get(), now, &mut state, cost)
+        }
+        Kind::Gcra {
+            emission, burst, ..
+        } => {
+            let gcra = Gcra {
+                emission,
+                burst: burst.get(),
+            };
+            let mut current = entry.tat.load(Ordering::Acquire);
+            loop {
+                let mut tat = current;
+                let decision = gcra_step(gcra, now, &mut tat, cost);
+                if tat == current {
+                    return decision;
+                }
+                match entry.tat.compare_exchange_weak(
+                    current,
+                    tat,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => return decision,
+                    Err(actual) => current = actual,
+                }
+            }
+        }
+>>>>>>> issue-6-quota
     }
 }
 
 /// Whether a key holds nothing worth keeping: its window is over, or its bucket is full again.
 fn is_idle(kind: Kind, now: u64, e: &Entry) -> bool {
     match kind {
-        Kind::Fixed { window, .. } => e.a != window.bounds(now / NANOS_PER_SEC).0 || e.b == 0,
-        Kind::Gcra { .. } => e.a <= now,
+        Kind::Fixed { window, .. } => {
+            let state = e.fixed();
+            state.window_start != window.bounds(now / NANOS_PER_SEC).0 || state.used == 0
+        }
+        Kind::Gcra { .. } => e.tat.load(Ordering::Acquire) <= now,
     }
 }
 
@@ -546,8 +665,8 @@ fn worth(kind: Kind, now: u64, e: &Entry) -> u64 {
         return 0;
     }
     match kind {
-        Kind::Fixed { .. } => e.b,
-        Kind::Gcra { .. } => e.a - now,
+        Kind::Fixed { .. } => e.fixed().used,
+        Kind::Gcra { .. } => e.tat.load(Ordering::Acquire).saturating_sub(now),
     }
 }
 

@@ -5,7 +5,7 @@ use core::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Decision, Status};
+use crate::decision::{Decision, Detail, Status};
 use crate::error::{Error, Result};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -296,7 +296,7 @@ pub(crate) fn fixed_step(
 }
 
 /// The decision for a fixed window whose key has `used` of `limit` in `[start, end)` seconds.
-pub(crate) fn fixed_decision(
+pub(crate) const fn fixed_decision(
     status: Status,
     used: u64,
     limit: u64,
@@ -304,15 +304,15 @@ pub(crate) fn fixed_decision(
     start: u64,
     end: u64,
 ) -> Decision {
-    let reset = end.saturating_mul(NANOS_PER_SEC).saturating_sub(now);
     Decision {
         status,
         limit,
-        remaining: limit.saturating_sub(used),
-        reset: Duration::from_nanos(reset),
-        reset_at: end,
-        retry_after: (status == Status::Limited).then(|| Duration::from_nanos(reset)),
-        window: Duration::from_secs(end - start),
+        detail: Detail::Fixed {
+            used,
+            now,
+            start,
+            end,
+        },
     }
 }
 
@@ -353,7 +353,7 @@ pub(crate) fn gcra_step(gcra: Gcra, now: u64, tat: &mut u64, cost: u64) -> Decis
 
 /// The decision for a GCRA key whose theoretical arrival time is `tat` at `now`. All times and
 /// `gcra` are in units of `scale` nanoseconds (1 in memory, 1,000 on Redis).
-pub(crate) fn gcra_decision(
+pub(crate) const fn gcra_decision(
     status: Status,
     gcra: Gcra,
     now: u64,
@@ -361,6 +361,7 @@ pub(crate) fn gcra_decision(
     cost: u64,
     scale: u64,
 ) -> Decision {
+<<<<<<< HEAD
     let tau = gcra.tau();
     let level = tat.saturating_sub(now);
     let remaining = (tau.saturating_sub(level) / gcra.emission).min(gcra.burst);
@@ -374,14 +375,19 @@ pub(crate) fn gcra_decision(
     let reset_at = now
         .saturating_mul(scale)
         .saturating_add(level.saturating_mul(scale));
+=======
+>>>>>>> issue-6-quota
     Decision {
         status,
         limit: gcra.burst,
-        remaining,
-        reset,
-        reset_at: reset_at.div_ceil(NANOS_PER_SEC),
-        retry_after,
-        window: Duration::from_nanos(tau.saturating_mul(scale)),
+        detail: Detail::Gcra {
+            now,
+            level: tat.saturating_sub(now),
+            emission: gcra.emission,
+            tau: gcra.tau(),
+            cost,
+            scale,
+        },
     }
 }
 

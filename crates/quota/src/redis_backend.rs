@@ -13,7 +13,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, Status};
 use crate::error::{Error, Result};
 use crate::memory::DEFAULT_MAX_KEY_LEN;
-use crate::policy::{Gcra, Kind, Policy, fixed_decision, gcra_decision};
+use crate::policy::{Gcra, Kind, Policy, Window, fixed_decision, gcra_decision};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const NANOS_PER_MICRO: u64 = 1_000;
@@ -263,6 +263,9 @@ impl<C: Clock> RedisBackend<C> {
     /// # Errors
     /// As [`decide`](Self::decide); when Redis is unreachable every call gets the fail mode.
     pub async fn decide_batch(&self, calls: &[(&str, u64)]) -> Result<Vec<Decision>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         for (key, _) in calls {
             self.check_key(key)?;
         }
@@ -304,12 +307,7 @@ impl<C: Clock> RedisBackend<C> {
             reason: "empty reply".to_owned(),
         })?;
         let d = self.read(reply, &plan, now, 0)?;
-        Ok(Usage {
-            limit: d.limit,
-            used: d.limit.saturating_sub(d.remaining),
-            remaining: d.remaining,
-            reset: d.reset,
-        })
+        Ok(Usage::from_decision(&d))
     }
 
     /// Forgets the key's consumption (in the current window for a fixed-window policy).
@@ -368,38 +366,32 @@ impl<C: Clock> RedisBackend<C> {
         let prefix = &self.prefix;
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(2);
-        let plan = match (self.policy.kind(), self.gcra) {
-            (Kind::Gcra { .. }, Some((gcra, period))) => {
-                let now_us = now / NANOS_PER_MICRO;
-                cmd.arg(format!("{prefix}:g:{key}"))
-                    .arg(format!("{prefix}:o:{key}"))
-                    .arg("g")
-                    .arg(cost)
-                    .arg(now_us)
-                    .arg(gcra.emission)
-                    .arg(gcra.burst)
-                    .arg(period);
-                Plan::Gcra { now_us }
-            }
-            (kind, _) => {
-                let (window, limit) = match kind {
-                    Kind::Fixed { window, limit } => (window, limit.get()),
-                    // Unreachable: a GCRA policy always has its microsecond parameters.
-                    Kind::Gcra { .. } => (crate::Window::Minute, self.policy.limit()),
-                };
-                let (start, end) = window.bounds(now / NANOS_PER_SEC);
-                let ttl_ms = end
-                    .saturating_mul(1_000)
-                    .saturating_sub(now / 1_000_000)
-                    .saturating_add(GRACE_MS);
-                cmd.arg(format!("{prefix}:f:{start}:{key}"))
-                    .arg(format!("{prefix}:o:{key}"))
-                    .arg("f")
-                    .arg(cost)
-                    .arg(limit)
-                    .arg(ttl_ms);
-                Plan::Fixed { start, end }
-            }
+        let plan = if let Some((gcra, period)) = self.gcra {
+            let now_us = now / NANOS_PER_MICRO;
+            cmd.arg(format!("{prefix}:g:{key}"))
+                .arg(format!("{prefix}:o:{key}"))
+                .arg("g")
+                .arg(cost)
+                .arg(now_us)
+                .arg(gcra.emission)
+                .arg(gcra.burst)
+                .arg(period);
+            Plan::Gcra { now_us }
+        } else {
+            // Without GCRA parameters the policy is a fixed window.
+            let window = self.policy.window().unwrap_or(Window::Day);
+            let (start, end) = window.bounds(now / NANOS_PER_SEC);
+            let ttl_ms = end
+                .saturating_mul(1_000)
+                .saturating_sub(now / 1_000_000)
+                .saturating_add(GRACE_MS);
+            cmd.arg(format!("{prefix}:f:{start}:{key}"))
+                .arg(format!("{prefix}:o:{key}"))
+                .arg("f")
+                .arg(cost)
+                .arg(self.policy.limit())
+                .arg(ttl_ms);
+            Plan::Fixed { start, end }
         };
         (cmd, plan)
     }

@@ -197,6 +197,7 @@ async fn a_batch_is_decided_in_order() {
         .map(quota::Decision::status)
         .collect();
     use Status::{Allowed, Limited};
+    assert!(limiter.decide_batch(&[]).await.expect("ok").is_empty());
     assert_eq!(got, [Allowed, Allowed, Allowed, Allowed, Limited, Limited]);
 }
 
