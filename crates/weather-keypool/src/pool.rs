@@ -391,13 +391,17 @@ impl KeyPool {
         let len = inner.slots.len();
         let chosen = match self.config.selection {
             Selection::Random => {
-                let candidates: Vec<usize> = (0..len)
+                // Two passes instead of a candidate list: no allocation per pick.
+                let count = (0..len)
                     .filter(|&i| inner.slots[i].refresh(now) && !excluded(i))
-                    .collect();
-                if candidates.is_empty() {
+                    .count();
+                if count == 0 {
                     None
                 } else {
-                    Some(candidates[inner.rng.random_range(0..candidates.len())])
+                    let nth = inner.rng.random_range(0..count);
+                    (0..len)
+                        .filter(|&i| inner.slots[i].refresh(now) && !excluded(i))
+                        .nth(nth)
                 }
             }
             Selection::RoundRobin => {
