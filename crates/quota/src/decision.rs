@@ -211,11 +211,7 @@ impl Decision {
     /// `Retry-After` in whole seconds (rounded up) on [`Status::Limited`]; `None` otherwise.
     #[must_use]
     pub fn retry_after_header(&self) -> Option<(&'static str, String)> {
-<<<<<<< HEAD
-        self.retry_after
-=======
         self.retry_after()
->>>>>>> issue-6-quota
             .map(|wait| ("Retry-After", ceil_secs(wait).to_string()))
     }
 

@@ -200,11 +200,7 @@ impl<C: Clock> MemoryBuilder<C> {
         MemoryBackend {
             policy: self.policy,
             shards: (0..shards)
-<<<<<<< HEAD
-                .map(|_| Padded(Mutex::new(Shard::default())))
-=======
                 .map(|_| Padded(RwLock::new(Shard::default())))
->>>>>>> issue-6-quota
                 .collect(),
             mask: shards as u64 - 1,
             per_shard,
@@ -244,26 +240,10 @@ impl<C: Clock> MemoryBackend<C> {
         if let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) {
             return Ok(step(kind, now, entry, cost));
         }
-<<<<<<< HEAD
-        // A new key: decide on a fresh state and keep it only if the call counted.
-        let mut entry = Entry {
-            hash,
-            key: Box::default(),
-            a: 0,
-            b: 0,
-        };
-        let decision = step(kind, now, &mut entry, cost);
-        if decision.status == Status::Allowed && cost > 0 {
-            entry.key = key.into();
-            shard.make_room(now, self.per_shard, kind);
-            shard.entries.insert_unique(hash, entry, |e| e.hash);
-        }
-=======
         let entry = Entry::new(hash, key.into(), 0, FixedState::default());
         let decision = step(kind, now, &entry, cost);
         shard.make_room(now, self.per_shard, kind);
         shard.entries.insert_unique(hash, entry, |e| e.hash);
->>>>>>> issue-6-quota
         Ok(decision)
     }
 
@@ -283,23 +263,6 @@ impl<C: Clock> MemoryBackend<C> {
         let now = self.clock.now_nanos();
         let shard = read(&self.shards[self.index(hash)]);
         let kind = shard.policy_for(hash, key, self.policy).kind();
-<<<<<<< HEAD
-        let mut entry = shard.entries.find(hash, |e| &*e.key == key).map_or(
-            Entry {
-                hash,
-                key: Box::default(),
-                a: 0,
-                b: 0,
-            },
-            |e| Entry {
-                hash,
-                key: Box::default(),
-                a: e.a,
-                b: e.b,
-            },
-        );
-        Ok(step(kind, now, &mut entry, 0))
-=======
         // A cost of 0 changes nothing a reader could notice.
         Ok(match shard.entries.find(hash, |e| &*e.key == key) {
             Some(entry) => step(kind, now, entry, 0),
@@ -310,7 +273,6 @@ impl<C: Clock> MemoryBackend<C> {
                 0,
             ),
         })
->>>>>>> issue-6-quota
     }
 
     /// Forgets the key's consumption.
@@ -370,11 +332,7 @@ impl<C: Clock> MemoryBackend<C> {
     pub fn limit_override(&self, key: &str) -> Result<Option<NonZeroU64>> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
-<<<<<<< HEAD
-        let shard = self.lock(hash);
-=======
         let shard = read(&self.shards[self.index(hash)]);
->>>>>>> issue-6-quota
         Ok(shard
             .overrides
             .find(hash, |o| &*o.key == key)
@@ -428,13 +386,6 @@ impl<C: Clock> MemoryBackend<C> {
             let shard = read(s);
             for e in shard.entries.iter().filter(|e| !is_idle(kind, now, e)) {
                 let state = match kind {
-<<<<<<< HEAD
-                    Kind::Fixed { .. } => SavedState::Fixed {
-                        window_start: e.a,
-                        used: e.b,
-                    },
-                    Kind::Gcra { .. } => SavedState::Gcra { tat_nanos: e.a },
-=======
                     Kind::Fixed { .. } => {
                         let FixedState { window_start, used } = e.fixed();
                         SavedState::Fixed { window_start, used }
@@ -442,7 +393,6 @@ impl<C: Clock> MemoryBackend<C> {
                     Kind::Gcra { .. } => SavedState::Gcra {
                         tat_nanos: e.tat.load(Ordering::Acquire),
                     },
->>>>>>> issue-6-quota
                 };
                 snapshot.entries.push(SavedEntry {
                     key: e.key.to_string(),
@@ -474,22 +424,6 @@ impl<C: Clock> MemoryBackend<C> {
             if saved.key.len() > self.max_key_len {
                 continue;
             }
-<<<<<<< HEAD
-            let (a, b) = match (kind, saved.state) {
-                (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => {
-                    (window_start, used)
-                }
-                (Kind::Gcra { .. }, SavedState::Gcra { tat_nanos }) => (tat_nanos, 0),
-                _ => continue,
-            };
-            let hash = self.hasher.hash_one(saved.key.as_str());
-            let entry = Entry {
-                hash,
-                key: saved.key.as_str().into(),
-                a,
-                b,
-            };
-=======
             let (tat, fixed) = match (kind, saved.state) {
                 (Kind::Fixed { .. }, SavedState::Fixed { window_start, used }) => {
                     (0, FixedState { window_start, used })
@@ -501,7 +435,6 @@ impl<C: Clock> MemoryBackend<C> {
             };
             let hash = self.hasher.hash_one(saved.key.as_str());
             let entry = Entry::new(hash, saved.key.as_str().into(), tat, fixed);
->>>>>>> issue-6-quota
             if is_idle(kind, now, &entry) {
                 continue;
             }
@@ -594,28 +527,6 @@ impl Shard {
 fn step(kind: Kind, now: u64, entry: &Entry, cost: u64) -> Decision {
     match kind {
         Kind::Fixed { window, limit } => {
-<<<<<<< HEAD
-            let mut state = FixedState {
-                window_start: entry.a,
-                used: entry.b,
-            };
-            let decision = fixed_step(window, limit.get(), now, &mut state, cost);
-            entry.a = state.window_start;
-            entry.b = state.used;
-            decision
-        }
-        Kind::Gcra {
-            emission, burst, ..
-        } => gcra_step(
-            Gcra {
-                emission,
-                burst: burst.get(),
-            },
-            now,
-            &mut entry.a,
-            cost,
-        ),
-=======
             let mut state = entry.fixed.lock().unwrap_or_else(PoisonError::into_inner);
             fixed_step(window, limit.get(), now, &mut state, cost)
         }
@@ -644,7 +555,6 @@ fn step(kind: Kind, now: u64, entry: &Entry, cost: u64) -> Decision {
                 }
             }
         }
->>>>>>> issue-6-quota
     }
 }
 

@@ -361,22 +361,6 @@ pub(crate) const fn gcra_decision(
     cost: u64,
     scale: u64,
 ) -> Decision {
-<<<<<<< HEAD
-    let tau = gcra.tau();
-    let level = tat.saturating_sub(now);
-    let remaining = (tau.saturating_sub(level) / gcra.emission).min(gcra.burst);
-    let retry_after = (status == Status::Limited).then(|| {
-        let wait = level
-            .saturating_add(cost.saturating_mul(gcra.emission))
-            .saturating_sub(tau);
-        Duration::from_nanos(wait.saturating_mul(scale))
-    });
-    let reset = Duration::from_nanos(level.saturating_mul(scale));
-    let reset_at = now
-        .saturating_mul(scale)
-        .saturating_add(level.saturating_mul(scale));
-=======
->>>>>>> issue-6-quota
     Decision {
         status,
         limit: gcra.burst,
