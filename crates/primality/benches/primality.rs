@@ -154,15 +154,18 @@ fn big_classes(c: &mut Criterion) {
                     u128::from(d[0]) | (u128::from(d[1]) << 64)
                 })
                 .collect();
-            group.bench_function(BenchmarkId::new("num_prime::is_prime_bpsw_u128", bits), |b| {
-                b.iter(|| {
-                    num_prime::nt_funcs::is_prime(
-                        &black_box(primes128[next()]),
-                        Some(PrimalityTestConfig::bpsw()),
-                    )
-                    .probably()
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new("num_prime::is_prime_bpsw_u128", bits),
+                |b| {
+                    b.iter(|| {
+                        num_prime::nt_funcs::is_prime(
+                            &black_box(primes128[next()]),
+                            Some(PrimalityTestConfig::bpsw()),
+                        )
+                        .probably()
+                    })
+                },
+            );
         }
         let mut classic_rng = StdRng::seed_from_u64(40);
         group.bench_function(BenchmarkId::new("classic_mr40_num_bigint", bits), |b| {

@@ -187,8 +187,14 @@ mod tests {
                 position: 2
             })
         );
-        assert_eq!(parse_number("5 ", 5), Err(Error::Whitespace { position: 1 }));
-        assert_eq!(parse_number("\t5", 5), Err(Error::Whitespace { position: 0 }));
+        assert_eq!(
+            parse_number("5 ", 5),
+            Err(Error::Whitespace { position: 1 })
+        );
+        assert_eq!(
+            parse_number("\t5", 5),
+            Err(Error::Whitespace { position: 0 })
+        );
         assert_eq!(
             parse_number("1e5", 5),
             Err(Error::InvalidDigit {

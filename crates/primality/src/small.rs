@@ -148,7 +148,10 @@ mod tests {
         let (table, count) = &GROUPS;
         assert_eq!(table[count - 1].end, ODD_PRIME_COUNT);
         for g in &table[..*count] {
-            let product: u128 = ODD_PRIMES[g.start..g.end].iter().map(|&p| u128::from(p)).product();
+            let product: u128 = ODD_PRIMES[g.start..g.end]
+                .iter()
+                .map(|&p| u128::from(p))
+                .product();
             assert_eq!(product, u128::from(g.product));
         }
         for n in 0..10_000u64 {
@@ -160,7 +163,10 @@ mod tests {
     #[test]
     fn big_trial_division_finds_the_smallest_factor() {
         let big = BigUint::from(1u32) << 200u32;
-        assert_eq!(small_factor_big(&(&big * 1021u32 * 3u32), GROUPS.1), Some(3));
+        assert_eq!(
+            small_factor_big(&(&big * 1021u32 * 3u32), GROUPS.1),
+            Some(3)
+        );
         assert_eq!(small_factor_big(&(&big * 1021u32), GROUPS.1), Some(1021));
         assert_eq!(small_factor_big(&(&big * 1021u32), 6), None);
         assert_eq!(small_factor_big(&big, GROUPS.1), None);

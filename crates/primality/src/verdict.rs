@@ -4,9 +4,7 @@ use num_bigint::BigUint;
 use num_traits::ToPrimitive;
 use rand_core::Rng;
 
-use crate::big::{
-    Bases, Bpsw, FIRST_13_PRIMES, RandomBases, dispatch, psi12, psi13, two_pow_64,
-};
+use crate::big::{Bases, Bpsw, FIRST_13_PRIMES, RandomBases, dispatch, psi12, psi13, two_pow_64};
 use crate::small::{groups_for_bits, small_factor_big};
 use crate::word::{WordVerdict, classify, next_prime_u64, prev_prime_u64};
 
@@ -238,7 +236,9 @@ mod tests {
     #[test]
     fn miller_rabin_small_and_even() {
         let mut rng = StdRng::seed_from_u64(1);
-        let expect = [false, false, true, true, false, true, false, true, false, false];
+        let expect = [
+            false, false, true, true, false, true, false, true, false, false,
+        ];
         for (n, e) in expect.iter().enumerate() {
             assert_eq!(miller_rabin(&BigUint::from(n), 20, &mut rng), *e, "{n}");
         }
@@ -255,7 +255,10 @@ mod tests {
         let p = next_prime(&BigUint::from(u64::MAX - 58));
         assert_eq!(p, two_pow_64() + 13u32);
         assert_eq!(prev_prime(&p), Some(BigUint::from(u64::MAX - 58)));
-        assert_eq!(prev_prime(&two_pow_64()), Some(BigUint::from(u64::MAX - 58)));
+        assert_eq!(
+            prev_prime(&two_pow_64()),
+            Some(BigUint::from(u64::MAX - 58))
+        );
         assert_eq!(next_prime(&BigUint::ZERO), BigUint::from(2u32));
         let m127 = (BigUint::from(1u32) << 127u32) - 1u32;
         let next = next_prime(&m127);

@@ -40,7 +40,10 @@ fn check_agrees_with_the_sieve_and_names_true_factors() {
             Verdict::Composite { factor } => {
                 assert!(!expect && n >= 4, "{n}");
                 if let Some(p) = factor {
-                    assert!(n as u64 % p == 0 && prime[p as usize] && p < n as u64, "{n}: {p}");
+                    assert!(
+                        n as u64 % p == 0 && prime[p as usize] && p < n as u64,
+                        "{n}: {p}"
+                    );
                 }
             }
             Verdict::ProbablePrime => panic!("{n} is below 2^64: the verdict must be exact"),
