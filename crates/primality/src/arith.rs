@@ -3,6 +3,9 @@
 //! Every backend keeps residues modulo an odd `n` in its own representation (Montgomery form for
 //! the fixed-width ones) and exposes the handful of operations the tests in `algo` need.
 
+// Limb loops index several arrays at shifted positions: indices read better than iterators.
+#![allow(clippy::needless_range_loop)]
+
 use num_bigint::BigUint;
 use num_traits::{One, Zero};
 
@@ -17,7 +20,7 @@ pub(crate) trait Arith {
     /// The residue of a small signed integer.
     fn small(&self, v: i64) -> Self::E;
     /// The residue of `v` (any size; reduced modulo `n` first).
-    fn from_big(&self, v: &BigUint) -> Self::E;
+    fn residue(&self, v: &BigUint) -> Self::E;
     /// `a * b mod n`.
     fn mul(&self, a: &Self::E, b: &Self::E) -> Self::E;
     /// `a * a mod n`.
@@ -86,7 +89,7 @@ impl Mont64 {
     }
 
     /// `v R mod n`. One 128-bit division: only used to set up constants, never in a loop.
-    fn to_mont(&self, v: u64) -> u64 {
+    fn mont_form(&self, v: u64) -> u64 {
         ((u128::from(v) << 64) % u128::from(self.n)) as u64
     }
 }
@@ -102,12 +105,12 @@ impl Arith for Mont64 {
         self.n - self.one
     }
     fn small(&self, v: i64) -> u64 {
-        let m = self.to_mont(v.unsigned_abs());
+        let m = self.mont_form(v.unsigned_abs());
         if v < 0 && m != 0 { self.n - m } else { m }
     }
-    fn from_big(&self, v: &BigUint) -> u64 {
+    fn residue(&self, v: &BigUint) -> u64 {
         let r = v % self.n;
-        self.to_mont(r.iter_u64_digits().next().unwrap_or(0))
+        self.mont_form(r.iter_u64_digits().next().unwrap_or(0))
     }
     #[inline(always)]
     fn mul(&self, a: &u64, b: &u64) -> u64 {
@@ -238,53 +241,60 @@ impl<const N: usize> MontN<N> {
         t
     }
 
-    /// Montgomery square `a^2 / R mod n`: the off-diagonal products are computed once.
+    /// Montgomery square `a^2 / R mod n`: each off-diagonal product is computed once.
     #[inline]
     fn mont_sqr(&self, a: &[u64; N]) -> [u64; N] {
         if N < 4 {
             return self.mont_mul(a, a);
         }
-        // Full 2N-limb square, then a separate Montgomery reduction. `N` is a const generic,
-        // and stable Rust has no `[u64; 2 * N]`, so the product lives in two halves.
+        // The 2N-limb square lives in two halves (stable Rust has no `[u64; 2 * N]`); every
+        // loop below is split at the boundary instead of branching per limb.
         let mut lo = [0u64; N];
         let mut hi = [0u64; N];
-        // Off-diagonal products a[i] * a[j] for i < j.
-        for i in 0..N {
+        // Off-diagonal products a[i] a[j], i < j, at position i + j.
+        for i in 0..N - 1 {
+            let ai = a[i];
+            let split = (N - i).max(i + 1);
             let mut c = 0u64;
-            for j in (i + 1)..N {
-                let k = i + j;
-                let slot = if k < N { &mut lo[k] } else { &mut hi[k - N] };
-                let (v, cc) = mac(*slot, a[i], a[j], c);
-                *slot = v;
+            for j in (i + 1)..split {
+                let (v, cc) = mac(lo[i + j], ai, a[j], c);
+                lo[i + j] = v;
                 c = cc;
             }
-            let k = i + N;
-            // k >= N here; the slot is still zero when first reached.
-            hi[k - N] = c;
+            for j in split..N {
+                let (v, cc) = mac(hi[i + j - N], ai, a[j], c);
+                hi[i + j - N] = v;
+                c = cc;
+            }
+            // Position i + N is still zero here.
+            hi[i] = c;
         }
-        // Double them and add the diagonal squares.
-        let mut carry = 0u64;
-        for k in 0..N {
-            let v = lo[k];
-            lo[k] = (v << 1) | carry;
-            carry = v >> 63;
+        // Double, then add the squares a[i]^2 at position 2i.
+        hi[N - 1] = hi[N - 2] >> 63;
+        for k in (1..N - 1).rev() {
+            hi[k] = (hi[k] << 1) | (hi[k - 1] >> 63);
         }
-        for k in 0..N {
-            let v = hi[k];
-            hi[k] = (v << 1) | carry;
-            carry = v >> 63;
+        hi[0] = (hi[0] << 1) | (lo[N - 1] >> 63);
+        for k in (1..N).rev() {
+            lo[k] = (lo[k] << 1) | (lo[k - 1] >> 63);
         }
+        lo[0] <<= 1;
         let mut c = 0u64;
-        for i in 0..N {
-            let sq = u128::from(a[i]) * u128::from(a[i]);
-            let (k0, k1) = (2 * i, 2 * i + 1);
-            let s0 = if k0 < N { &mut lo[k0] } else { &mut hi[k0 - N] };
-            let r = u128::from(*s0) + (sq as u64) as u128 + u128::from(c);
-            *s0 = r as u64;
+        for i in 0..N.div_ceil(2) {
+            let (x, y) = (2 * i, 2 * i + 1);
+            let (v, cc) = mac(lo[x], a[i], a[i], c);
+            lo[x] = v;
+            let slot = if y < N { &mut lo[y] } else { &mut hi[0] };
+            let r = u128::from(*slot) + u128::from(cc);
+            *slot = r as u64;
             c = (r >> 64) as u64;
-            let s1 = if k1 < N { &mut lo[k1] } else { &mut hi[k1 - N] };
-            let r = u128::from(*s1) + (sq >> 64) + u128::from(c);
-            *s1 = r as u64;
+        }
+        for i in N.div_ceil(2)..N {
+            let (x, y) = (2 * i - N, 2 * i + 1 - N);
+            let (v, cc) = mac(hi[x], a[i], a[i], c);
+            hi[x] = v;
+            let r = u128::from(hi[y]) + u128::from(cc);
+            hi[y] = r as u64;
             c = (r >> 64) as u64;
         }
         self.reduce(lo, hi)
@@ -298,14 +308,17 @@ impl<const N: usize> MontN<N> {
         for i in 0..N {
             let m = lo[i].wrapping_mul(self.ninv);
             let mut c = 0u64;
-            for j in 0..N {
-                let k = i + j;
-                let slot = if k < N { &mut lo[k] } else { &mut hi[k - N] };
-                let (v, cc) = mac(*slot, m, self.n[j], c);
-                *slot = v;
+            for j in 0..N - i {
+                let (v, cc) = mac(lo[i + j], m, self.n[j], c);
+                lo[i + j] = v;
                 c = cc;
             }
-            // Propagate c into hi[i..].
+            for j in N - i..N {
+                let (v, cc) = mac(hi[i + j - N], m, self.n[j], c);
+                hi[i + j - N] = v;
+                c = cc;
+            }
+            // Propagate the carry from position i + N upwards.
             let mut k = i;
             while c != 0 && k < N {
                 let (v, o) = hi[k].overflowing_add(c);
@@ -336,12 +349,12 @@ impl<const N: usize> Arith for MontN<N> {
         let mut x = [0u64; N];
         x[0] = v.unsigned_abs();
         if N == 1 || !less(&x, &self.n) {
-            return self.from_big(&BigUint::from(v.unsigned_abs()));
+            return self.residue(&BigUint::from(v.unsigned_abs()));
         }
         let m = self.mont_mul(&x, &self.r2);
         if v < 0 { self.sub(&[0; N], &m) } else { m }
     }
-    fn from_big(&self, v: &BigUint) -> [u64; N] {
+    fn residue(&self, v: &BigUint) -> [u64; N] {
         let r = v % &self.big;
         self.mont_mul(&limbs::<N>(&r), &self.r2)
     }
@@ -404,7 +417,7 @@ impl Arith for BigArith {
             m
         }
     }
-    fn from_big(&self, v: &BigUint) -> BigUint {
+    fn residue(&self, v: &BigUint) -> BigUint {
         v % &self.n
     }
     fn mul(&self, a: &BigUint, b: &BigUint) -> BigUint {
@@ -448,12 +461,12 @@ mod tests {
         ];
         for a in &vals {
             for b in &vals {
-                let (ea, eb) = (ar.from_big(a), ar.from_big(b));
+                let (ea, eb) = (ar.residue(a), ar.residue(b));
                 assert_eq!(to(&ar.mul(&ea, &eb)), (a * b) % n, "mul {a} {b} mod {n}");
                 assert_eq!(to(&ar.add(&ea, &eb)), (a + b) % n);
                 assert_eq!(to(&ar.sub(&ea, &eb)), (a + n - b) % n);
             }
-            assert_eq!(to(&ar.sqr(&ar.from_big(a))), (a * a) % n, "sqr {a} mod {n}");
+            assert_eq!(to(&ar.sqr(&ar.residue(a))), (a * a) % n, "sqr {a} mod {n}");
         }
         assert_eq!(to(&ar.small(-3)), n - 3u32);
         assert_eq!(to(&ar.minus_one()), n - 1u32);

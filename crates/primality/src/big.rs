@@ -70,7 +70,7 @@ impl Job for Bases<'_> {
     fn run<A: Arith>(self, ar: &A, n: &BigUint) -> bool {
         let (d, s) = split(&(n - 1u32));
         self.0.iter().all(|&b| {
-            let base = ar.from_big(&BigUint::from(b));
+            let base = ar.residue(&BigUint::from(b));
             strong_tail(ar, pow(ar, &base, &d), s)
         })
     }
@@ -89,7 +89,7 @@ impl<R: Rng + ?Sized> Job for RandomBases<'_, R> {
         let span = n - 4u32; // bases are 2 + [0, span]
         for _ in 0..self.rounds {
             let base = BigUint::from(2u32) + uniform_up_to(&span, self.rng);
-            if !strong_tail(ar, pow(ar, &ar.from_big(&base), &d), s) {
+            if !strong_tail(ar, pow(ar, &ar.residue(&base), &d), s) {
                 return false;
             }
         }
