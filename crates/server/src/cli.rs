@@ -123,8 +123,8 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 );
             } else {
                 println!(
-                    "{:<26} {:<20} {:>12} {:<8} {}",
-                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS"
+                    "{:<26} {:<20} {:>12} {:<8} STATUS",
+                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING"
                 );
                 for k in keys {
                     println!(

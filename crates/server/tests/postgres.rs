@@ -13,7 +13,9 @@ async fn the_store_runs_unchanged_on_postgres() {
     rand::fill(&mut id);
     let schema = format!("secure_api_test_{}", hex::encode(id));
     sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&url).await.expect("PostgreSQL answers");
+    let admin = sqlx::AnyPool::connect(&url)
+        .await
+        .expect("PostgreSQL answers");
     admin
         // The schema name is generated hex, never input.
         .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
@@ -22,14 +24,19 @@ async fn the_store_runs_unchanged_on_postgres() {
     let separator = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
 
-    let db = Db::connect(&scoped).await.expect("migrations apply on PostgreSQL");
+    let db = Db::connect(&scoped)
+        .await
+        .expect("migrations apply on PostgreSQL");
     let user = UserRow {
         id: "u1".into(),
         username: "alice".into(),
         password_hash: "$argon2id$v=19$...".into(),
     };
     db.insert_user(&user, 1).await.unwrap();
-    assert!(matches!(db.insert_user(&user, 1).await, Err(StoreError::Conflict)));
+    assert!(matches!(
+        db.insert_user(&user, 1).await,
+        Err(StoreError::Conflict)
+    ));
     assert_eq!(db.find_user("alice").await.unwrap().unwrap().id, "u1");
     let key = KeyRow {
         id: "sapi_...000000000001".into(),
@@ -42,12 +49,23 @@ async fn the_store_runs_unchanged_on_postgres() {
         revoked_at: None,
     };
     db.insert_key(&key).await.unwrap();
-    assert_eq!(db.find_key_by_hash(&key.key_hash).await.unwrap(), Some(key.clone()));
+    assert_eq!(
+        db.find_key_by_hash(&key.key_hash).await.unwrap(),
+        Some(key.clone())
+    );
     assert!(db.revoke_key(&key.id, 20).await.unwrap());
-    assert_eq!(db.find_key(&key.id).await.unwrap().unwrap().revoked_at, Some(20));
+    assert_eq!(
+        db.find_key(&key.id).await.unwrap().unwrap().revoked_at,
+        Some(20)
+    );
     db.save_snapshot("daily-quota", 5, "{}").await.unwrap();
-    db.save_snapshot("daily-quota", 6, "{\"x\":1}").await.unwrap();
-    assert_eq!(db.load_snapshot("daily-quota").await.unwrap(), Some((6, "{\"x\":1}".into())));
+    db.save_snapshot("daily-quota", 6, "{\"x\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        db.load_snapshot("daily-quota").await.unwrap(),
+        Some((6, "{\"x\":1}".into()))
+    );
     db.revoke_token("j", 100).await.unwrap();
     assert!(db.is_token_revoked("j").await.unwrap());
     db.close().await;

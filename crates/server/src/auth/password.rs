@@ -90,14 +90,13 @@ impl Passwords {
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Pool)?;
-        let result = actix_web::web::block(move || {
+        actix_web::web::block(move || {
             let result = job();
             drop(permit);
             result
         })
         .await
-        .map_err(|_| PasswordError::Pool)?;
-        result
+        .map_err(|_| PasswordError::Pool)?
     }
 
     /// The argon2id PHC string of `password`, with a fresh random salt.

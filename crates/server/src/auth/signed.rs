@@ -137,7 +137,7 @@ impl Signing {
         let v0_keys = store(Scheme::V0, shared_secret.map(Arc::new));
         let v1 = Verifier::new(v1_keys.clone(), replay.clone())
             .with_clock(clock.clone())
-            .with_config(config.clone().accept_v0(false));
+            .with_config(config.accept_v0(false));
         let v0 = Verifier::new(v0_keys.clone(), replay)
             .with_clock(clock.clone())
             .with_config(config.accept_v0(true));
