@@ -138,6 +138,10 @@ pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiErr
         .to_str()
         .map_err(|_| ApiError::unauthorized("invalid API key"))?
         .trim();
+    // `Bearer` with nothing after it (the header value is trimmed) names no key.
+    if method == AuthMethod::RawAuthorization && text.eq_ignore_ascii_case("bearer") {
+        return Err(missing);
+    }
     let (key, method) = match text.split_once(' ') {
         Some((scheme, rest)) if method == AuthMethod::RawAuthorization => {
             if scheme.eq_ignore_ascii_case("bearer") {
