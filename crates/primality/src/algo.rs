@@ -17,29 +17,42 @@ fn bit(e: &[u64], i: u64) -> bool {
     (e[(i / 64) as usize] >> (i % 64)) & 1 == 1
 }
 
-/// `base^e` with a fixed 4-bit window.
+/// `base^e` with a fixed window of 4 to 6 bits, wider for longer exponents.
 pub(crate) fn pow<A: Arith>(ar: &A, base: &A::E, e: &[u64]) -> A::E {
     let len = bit_len(e);
     if len == 0 {
         return ar.one();
     }
-    let mut table = Vec::with_capacity(16);
+    let w: u64 = match len {
+        0..=256 => 4,
+        257..=1024 => 5,
+        _ => 6,
+    };
+    let size = 1usize << w;
+    let mut table = Vec::with_capacity(size);
     table.push(ar.one());
     table.push(base.clone());
-    for i in 2..16 {
+    for i in 2..size {
         let next = ar.mul(&table[i - 1], base);
         table.push(next);
     }
-    let nibbles = len.div_ceil(4);
-    let nibble = |k: u64| ((e[(k / 16) as usize] >> ((k % 16) * 4)) & 15) as usize;
-    let mut x = table[nibble(nibbles - 1)].clone();
-    for k in (0..nibbles - 1).rev() {
-        for _ in 0..4 {
+    // Window k covers bits [k w, k w + w) of the exponent.
+    let window = |k: u64| {
+        let mut v = 0usize;
+        for b in (k * w..(k * w + w).min(len)).rev() {
+            v = (v << 1) | usize::from(bit(e, b));
+        }
+        v
+    };
+    let windows = len.div_ceil(w);
+    let mut x = table[window(windows - 1)].clone();
+    for k in (0..windows - 1).rev() {
+        for _ in 0..w {
             x = ar.sqr(&x);
         }
-        let w = nibble(k);
-        if w != 0 {
-            x = ar.mul(&x, &table[w]);
+        let v = window(k);
+        if v != 0 {
+            x = ar.mul(&x, &table[v]);
         }
     }
     x
@@ -238,6 +251,33 @@ pub(crate) fn selfridge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arith::MontN;
+    use num_bigint::BigUint;
+
+    #[test]
+    fn pow_matches_modpow_for_every_window_width() {
+        let n = (BigUint::from(1u32) << 2203u32) - 1u32;
+        let ar = MontN::<40>::new(&n);
+        let mut one = [0u64; 40];
+        one[0] = 1;
+        let base = BigUint::from(0x1234_5678_9abc_def1u64) << 1000u32;
+        let exponents = [1u32, 5, 64, 255, 256, 257, 1000, 1024, 1025, 2202]
+            .into_iter()
+            .flat_map(|bits| {
+                let top = BigUint::from(1u32) << bits;
+                [&top - 1u32, top + bits]
+            });
+        for e in exponents {
+            let bits = e.bits();
+            let got = ar.mul(&pow(&ar, &ar.residue(&base), &e.to_u64_digits()), &one);
+            let got = BigUint::from_slice(
+                &got.iter()
+                    .flat_map(|d| [*d as u32, (*d >> 32) as u32])
+                    .collect::<Vec<_>>(),
+            );
+            assert_eq!(got, base.modpow(&e, &n), "exponent of {bits} bits");
+        }
+    }
 
     #[test]
     fn jacobi_matches_euler_criterion_for_primes() {
