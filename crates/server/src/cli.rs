@@ -56,7 +56,8 @@ async fn serve(settings: Settings) -> Result<(), String> {
         .map_err(|e: StartupError| e.to_string())?;
     if let Some(first) = app.take_first_start() {
         // The one place a key is shown: stdout, apart from the logs on stderr.
-        println!("{first}");
+        let addr = std::net::SocketAddr::new(bind.ip(), app.port());
+        println!("{}", first.banner(addr));
     }
     tracing::info!(address = %bind, port = app.port(), "listening");
     app.run_until_stopped().await.map_err(|e| e.to_string())

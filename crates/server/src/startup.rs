@@ -156,33 +156,21 @@ impl fmt::Debug for FirstStart {
     }
 }
 
-impl fmt::Display for FirstStart {
+impl FirstStart {
     /// The banner printed on first start: the only time these are shown.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "==================== secure-api: first start ===================="
-        )?;
-        writeln!(
-            f,
-            "Save these now: they are shown once and stored only as hashes."
-        )?;
-        writeln!(f)?;
-        writeln!(f, "Admin token (for /admin/keys):  {}", self.admin_token)?;
-        writeln!(
-            f,
-            "Demo API key (service {}, {} calls/day):  {}",
-            self.demo_key.service, self.demo_key.daily_quota, self.demo_key.key
-        )?;
-        writeln!(f)?;
-        writeln!(
-            f,
-            "Try:  curl -X POST -H 'Authorization: {}' http://HOST/get-current-time",
-            self.demo_key.key
-        )?;
-        write!(
-            f,
-            "================================================================="
+    #[must_use]
+    pub fn banner(&self, addr: std::net::SocketAddr) -> String {
+        format!(
+            "==================== secure-api: first start ====================\n\
+             Save these now: they are shown once and stored only as hashes.\n\n\
+             Admin token (for /admin/keys):  {admin}\n\
+             Demo API key (service {service}, {quota} calls/day):  {key}\n\n\
+             Try:  curl -X POST -H 'Authorization: {key}' http://{addr}/get-current-time\n\
+             =================================================================",
+            admin = self.admin_token,
+            service = self.demo_key.service,
+            quota = self.demo_key.daily_quota,
+            key = self.demo_key.key,
         )
     }
 }
