@@ -24,18 +24,19 @@ pub const DAILY_QUOTA_MAX: u64 = 1_000_000_000;
 /// Bytes of a signing secret.
 pub const SIGNING_SECRET_LEN: usize = 32;
 
-/// A key just created: the only moment the key (and signing secret) exist in clear.
-#[derive(Serialize)]
+/// A key just created: the only moment the key (and signing secret) exist in clear. It is the
+/// body of `POST /admin/keys` and the output of `keys create --json`.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct CreatedKey {
     /// Non-secret key id.
     pub id: String,
-    /// The API key: show once, never stored.
+    /// The API key. Shown once; only its hash is stored.
     pub key: String,
     /// The owning service.
     pub service: String,
     /// Calls per UTC day.
     pub daily_quota: u64,
-    /// For signing keys: the HMAC secret (hex), shown once.
+    /// For signing keys, the HMAC secret (hex). Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
     /// Expiry (unix seconds), if any.

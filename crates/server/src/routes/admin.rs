@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::auth::bearer::bearer_token;
 use crate::error::{ApiError, Problem};
-use crate::keys::{KeyInfo, NewKey};
+use crate::keys::{CreatedKey, KeyInfo, NewKey};
 use crate::state::AppState;
 
 /// A caller holding a valid admin token.
@@ -55,25 +55,6 @@ pub struct CreateKeyRequest {
     pub expires_in_days: Option<u32>,
 }
 
-/// A created key: the only response that contains the key (and signing secret).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedKeyResponse {
-    /// Non-secret key id.
-    pub id: String,
-    /// The API key. Shown once; only its hash is stored.
-    pub key: String,
-    /// The owning service.
-    pub service: String,
-    /// Calls per UTC day.
-    pub daily_quota: u64,
-    /// For signing keys, the HMAC secret (hex). Shown once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub signing_secret: Option<String>,
-    /// Expiry (unix seconds).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_at: Option<i64>,
-}
-
 /// Rotation options.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -100,17 +81,6 @@ pub struct UsageResponse {
 /// Most hours a rotated key keeps working.
 pub const MAX_GRACE_HOURS: u32 = 720;
 
-fn respond_created(created: &crate::keys::CreatedKey) -> HttpResponse {
-    HttpResponse::Created().json(CreatedKeyResponse {
-        id: created.id.clone(),
-        key: created.key.clone(),
-        service: created.service.clone(),
-        daily_quota: created.daily_quota,
-        signing_secret: created.signing_secret.clone(),
-        expires_at: created.expires_at,
-    })
-}
-
 /// List keys (never the keys themselves).
 #[utoipa::path(
     get, path = "/admin/keys", tag = "admin",
@@ -134,7 +104,7 @@ pub async fn list_keys(
     post, path = "/admin/keys", tag = "admin",
     request_body = CreateKeyRequest,
     responses(
-        (status = 201, description = "Created", body = CreatedKeyResponse),
+        (status = 201, description = "Created", body = CreatedKey),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
     ),
@@ -157,7 +127,7 @@ pub async fn create_key(
         .create(&state.db, &new, state.clock.now())
         .await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
-    Ok(respond_created(&created))
+    Ok(HttpResponse::Created().json(&created))
 }
 
 /// Revoke a key now. Every instance refuses it within the key cache TTL.
@@ -188,7 +158,7 @@ pub async fn revoke_key(
     params(("id" = String, Path, description = "The key id")),
     request_body(content = Option<RotateRequest>, description = "Optional grace period"),
     responses(
-        (status = 201, description = "The new key", body = CreatedKeyResponse),
+        (status = 201, description = "The new key", body = CreatedKey),
         (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
@@ -219,7 +189,7 @@ pub async fn rotate_key(
         .await?;
     state.key_cache.forget_id(&id);
     tracing::info!(old = %id, new = %created.id, grace_hours, "key rotated");
-    Ok(respond_created(&created))
+    Ok(HttpResponse::Created().json(&created))
 }
 
 /// Today's usage of a key.

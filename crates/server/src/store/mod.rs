@@ -229,21 +229,10 @@ impl Db {
 
     /// Stores a new key; `Conflict` if its id or hash exists.
     pub async fn insert_key(&self, key: &KeyRow) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&key.id)
-        .bind(&key.key_hash)
-        .bind(&key.service)
-        .bind(key.daily_quota)
-        .bind(&key.signing_secret)
-        .bind(key.created_at)
-        .bind(key.expires_at)
-        .bind(key.revoked_at)
-        .execute(&self.pool)
-        .await
-        .map_err(conflict_or_database)?;
+        insert_key_query(key)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
         Ok(())
     }
 
@@ -300,21 +289,10 @@ impl Db {
         .bind(old_until)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-             created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&new.id)
-        .bind(&new.key_hash)
-        .bind(&new.service)
-        .bind(new.daily_quota)
-        .bind(&new.signing_secret)
-        .bind(new.created_at)
-        .bind(new.expires_at)
-        .bind(new.revoked_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_or_database)?;
+        insert_key_query(new)
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or_database)?;
         tx.commit().await?;
         Ok(())
     }
@@ -388,6 +366,24 @@ impl Db {
             .await?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
+}
+
+/// The `INSERT` of one key row, for the pool or a transaction.
+fn insert_key_query(
+    key: &KeyRow,
+) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
+    sqlx::query(
+        "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
+         created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&key.id)
+    .bind(&key.key_hash)
+    .bind(&key.service)
+    .bind(key.daily_quota)
+    .bind(&key.signing_secret)
+    .bind(key.created_at)
+    .bind(key.expires_at)
+    .bind(key.revoked_at)
 }
 
 fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
