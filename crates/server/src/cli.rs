@@ -180,16 +180,30 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
                 state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
             }
-            state.sync_quota_override(&row).map_err(|e| e.to_string())?;
-            let usage = state.quota.usage(&row.id).map_err(|e| e.to_string())?;
+            state
+                .sync_quota_override(&row)
+                .await
+                .map_err(|e| e.to_string())?;
+            let usage = state
+                .quota
+                .usage(&row.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let source = if state.quota.is_shared() {
+                "live, from Redis".to_owned()
+            } else {
+                format!(
+                    "as saved by the server, at most {} s old",
+                    crate::startup::SNAPSHOT_INTERVAL.as_secs()
+                )
+            };
             println!(
-                "{}: {} of {} used today, {} left, resets in {} s (as saved by the server, at most {} s old)",
+                "{}: {} of {} used today, {} left, resets in {} s ({source})",
                 row.id,
                 usage.used,
                 usage.limit,
                 usage.remaining,
                 usage.reset.as_secs(),
-                crate::startup::SNAPSHOT_INTERVAL.as_secs()
             );
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! default. Secrets are never flags (they would show in `ps`): the server secret comes from
 //! `SECRET_KEY` or the file named by `SECRET_KEY_FILE`.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,82 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// What a shared-state concern does while Redis does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FailPolicy {
+    /// Keep serving: quotas allow the call uncounted; login limits and the replay cache fall
+    /// back to this instance's memory.
+    Open,
+    /// Refuse with 503 and `Retry-After` until Redis answers again.
+    Closed,
+}
+
+impl FailPolicy {
+    /// `open` or `closed`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// A database or Redis URL. Its `Debug` and `Display` hide the password, so a URL can sit in
+/// settings that get logged or printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionUrl(String);
+
+impl ConnectionUrl {
+    /// Wraps `url`.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+
+    /// The URL with its password, for connecting only.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `[redacted]`.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                let hidden = if userinfo.contains(':') || user.is_empty() {
+                    format!("{user}:[redacted]")
+                } else {
+                    // A lone userinfo is often a token (`redis://token@host`): hide it too.
+                    "[redacted]".to_owned()
+                };
+                format!("{scheme}://{hidden}@{host}{tail}")
+            }
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnectionUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for ConnectionUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 /// The `secure-api` command line.
@@ -160,6 +237,42 @@ pub struct SettingsArgs {
     /// Base URL of the OpenWeather API.
     #[arg(long, env = "OPENWEATHER_BASE_URL", value_name = "URL")]
     pub openweather_base_url: Option<String>,
+    /// Redis for state shared by several instances: quotas, login limits, replay nonces and
+    /// the weather cache. Without it that state lives in this process.
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key; instances of one deployment share it.
+    #[arg(long, env = "SECURE_API_REDIS_PREFIX", value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// The most one Redis call may take, in milliseconds.
+    #[arg(long, env = "SECURE_API_REDIS_TIMEOUT_MS", value_name = "MS")]
+    pub redis_timeout_ms: Option<u64>,
+    /// Daily quotas while Redis does not answer: open (allow uncounted) or closed (503).
+    #[arg(long, env = "SECURE_API_REDIS_FAIL_QUOTA", value_name = "POLICY")]
+    pub redis_fail_quota: Option<FailPolicy>,
+    /// Login limits while Redis does not answer: open (this instance's limit) or closed (503).
+    #[arg(long, env = "SECURE_API_REDIS_FAIL_LOGIN", value_name = "POLICY")]
+    pub redis_fail_login: Option<FailPolicy>,
+    /// Signed requests while Redis does not answer: open (this instance's replay cache) or
+    /// closed (503).
+    #[arg(long, env = "SECURE_API_REDIS_FAIL_REPLAY", value_name = "POLICY")]
+    pub redis_fail_replay: Option<FailPolicy>,
+    /// A PEM certificate chain: serve HTTPS (with --tls-key).
+    #[arg(
+        long,
+        env = "SECURE_API_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "SECURE_API_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Why the settings could not be read.
@@ -198,7 +311,7 @@ pub struct Settings {
     /// Address to listen on.
     pub bind: SocketAddr,
     /// Database URL.
-    pub database_url: String,
+    pub database_url: ConnectionUrl,
     /// Server secret file.
     pub secret_key_file: PathBuf,
     /// Development or production.
@@ -221,6 +334,36 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// OpenWeather base URL.
     pub openweather_base_url: String,
+    /// Redis for shared state, if any.
+    pub redis: Option<RedisSettings>,
+    /// Certificate chain and key files for HTTPS, if set.
+    pub tls: Option<TlsFiles>,
+}
+
+/// How the server uses Redis.
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    /// The Redis URL.
+    pub url: ConnectionUrl,
+    /// Prefix of every key.
+    pub prefix: String,
+    /// Limit on each call.
+    pub timeout: Duration,
+    /// Daily quotas without Redis.
+    pub fail_quota: FailPolicy,
+    /// Login limits without Redis.
+    pub fail_login: FailPolicy,
+    /// Replay checks without Redis.
+    pub fail_replay: FailPolicy,
+}
+
+/// PEM files for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 impl Settings {
@@ -250,7 +393,10 @@ impl Settings {
                 bind,
                 Self::DEFAULT_BIND.parse().expect("valid default address")
             ),
-            database_url: pick!(database_url, Self::DEFAULT_DATABASE_URL.to_owned()),
+            database_url: ConnectionUrl::new(pick!(
+                database_url,
+                Self::DEFAULT_DATABASE_URL.to_owned()
+            )),
             secret_key_file: pick!(
                 secret_key_file,
                 PathBuf::from(Self::DEFAULT_SECRET_KEY_FILE)
@@ -268,6 +414,31 @@ impl Settings {
                 openweather_base_url,
                 "https://api.openweathermap.org".to_owned()
             ),
+            redis: args
+                .redis_url
+                .clone()
+                .or(file.redis_url.clone())
+                .map(|url| RedisSettings {
+                    url: ConnectionUrl::new(url),
+                    prefix: pick!(redis_prefix, "secure-api".to_owned()),
+                    timeout: Duration::from_millis(pick!(redis_timeout_ms, 250)),
+                    fail_quota: pick!(redis_fail_quota, FailPolicy::Open),
+                    fail_login: pick!(redis_fail_login, FailPolicy::Open),
+                    fail_replay: pick!(redis_fail_replay, FailPolicy::Closed),
+                }),
+            tls: match (
+                args.tls_cert.clone().or(file.tls_cert.clone()),
+                args.tls_key.clone().or(file.tls_key.clone()),
+            ) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "tls_cert",
+                        reason: "tls_cert and tls_key go together",
+                    });
+                }
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -293,6 +464,24 @@ impl Settings {
         if self.workers == Some(0) {
             return invalid("workers", "must be at least 1");
         }
+        if let Some(redis) = &self.redis {
+            if !(1..=10_000).contains(&redis.timeout.as_millis()) {
+                return invalid("redis_timeout_ms", "must be between 1 and 10000");
+            }
+            let prefix_ok = !redis.prefix.is_empty()
+                && redis.prefix.len() <= 64
+                && redis
+                    .prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if !prefix_ok {
+                return invalid("redis_prefix", "must be 1 to 64 letters, digits or - _ . :");
+            }
+            let scheme = redis.url.expose().split("://").next().unwrap_or_default();
+            if !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix") {
+                return invalid("redis_url", "must start with redis:// (or rediss://)");
+            }
+        }
         Ok(())
     }
 }
@@ -317,7 +506,9 @@ mod tests {
     fn defaults_apply_when_nothing_is_set() {
         let settings = Settings::resolve(&SettingsArgs::default()).unwrap();
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
-        assert_eq!(settings.database_url, "sqlite://secure-api.db");
+        assert_eq!(settings.database_url.expose(), "sqlite://secure-api.db");
+        assert!(settings.redis.is_none());
+        assert!(settings.tls.is_none());
         assert_eq!(settings.mode, Mode::Development);
         assert_eq!(settings.json_limit, 16 * 1024);
         assert_eq!(settings.max_prime_bits, 4096);
@@ -366,6 +557,83 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn redis_settings_default_to_reasoned_fail_policies() {
+        let args = SettingsArgs {
+            redis_url: Some("redis://127.0.0.1:6379".to_owned()),
+            redis_fail_login: Some(FailPolicy::Closed),
+            ..SettingsArgs::default()
+        };
+        let redis = Settings::resolve(&args).unwrap().redis.unwrap();
+        assert_eq!(redis.prefix, "secure-api");
+        assert_eq!(redis.timeout, Duration::from_millis(250));
+        assert_eq!(redis.fail_quota, FailPolicy::Open);
+        assert_eq!(redis.fail_login, FailPolicy::Closed);
+        assert_eq!(redis.fail_replay, FailPolicy::Closed);
+
+        for (name, args) in [
+            (
+                "redis_url",
+                SettingsArgs {
+                    redis_url: Some("http://127.0.0.1:6379".to_owned()),
+                    ..SettingsArgs::default()
+                },
+            ),
+            (
+                "redis_prefix",
+                SettingsArgs {
+                    redis_url: Some("redis://127.0.0.1".to_owned()),
+                    redis_prefix: Some("a b".to_owned()),
+                    ..SettingsArgs::default()
+                },
+            ),
+            (
+                "redis_timeout_ms",
+                SettingsArgs {
+                    redis_url: Some("redis://127.0.0.1".to_owned()),
+                    redis_timeout_ms: Some(0),
+                    ..SettingsArgs::default()
+                },
+            ),
+            (
+                "tls_cert",
+                SettingsArgs {
+                    tls_cert: Some(PathBuf::from("cert.pem")),
+                    ..SettingsArgs::default()
+                },
+            ),
+        ] {
+            assert!(
+                matches!(Settings::resolve(&args), Err(ConfigError::Invalid { name: n, .. }) if n == name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn connection_urls_never_show_their_password() {
+        for (url, shown) in [
+            (
+                "postgres://app:hunter2@db.internal:5432/keys?sslmode=require",
+                "postgres://app:[redacted]@db.internal:5432/keys?sslmode=require",
+            ),
+            (
+                "redis://:hunter2@cache:6379/0",
+                "redis://:[redacted]@cache:6379/0",
+            ),
+            (
+                "redis://hunter2@cache:6379",
+                "redis://[redacted]@cache:6379",
+            ),
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            ("sqlite://secure-api.db", "sqlite://secure-api.db"),
+        ] {
+            let url = ConnectionUrl::new(url);
+            assert_eq!(url.redacted(), shown);
+            assert!(!format!("{url:?} {url}").contains("hunter2"));
+        }
     }
 
     #[test]

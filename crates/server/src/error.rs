@@ -34,9 +34,10 @@ pub enum ApiError {
         /// Why it was refused.
         reason: String,
     },
-    /// Credentials are missing or wrong.
-    #[error("{0}")]
-    Unauthorized(Cow<'static, str>),
+    /// Credentials are missing or wrong: the reason (a fixed label, counted in the metrics)
+    /// and the detail the caller sees.
+    #[error("{1}")]
+    Unauthorized(&'static str, Cow<'static, str>),
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -94,9 +95,10 @@ impl ApiError {
         Self::Internal(cause.into())
     }
 
-    /// A 401 with `detail`.
-    pub fn unauthorized(detail: impl Into<Cow<'static, str>>) -> Self {
-        Self::Unauthorized(detail.into())
+    /// A 401 with `detail`; `reason` is a fixed label such as `unknown_key`, counted in
+    /// `secure_api_auth_failures_total` when the response is sent.
+    pub fn unauthorized(reason: &'static str, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::Unauthorized(reason, detail.into())
     }
 
     /// A validation error on `field`.
@@ -112,7 +114,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "bad-request",
             Self::Validation { .. } => "validation",
-            Self::Unauthorized(_) => "unauthorized",
+            Self::Unauthorized(..) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
@@ -132,7 +134,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "Bad request",
             Self::Validation { .. } => "Invalid input",
-            Self::Unauthorized(_) => "Unauthorized",
+            Self::Unauthorized(..) => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
             Self::NotFound(_) => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
@@ -193,7 +195,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) | Self::Validation { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -214,6 +216,7 @@ impl ResponseError for ApiError {
                 tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error")
             }
             Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
+            Self::Unauthorized(reason, _) => crate::observe::auth_failure(reason),
             _ => {}
         }
         let detail = self.to_string();
@@ -259,13 +262,17 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
             crate::store::StoreError::Conflict => Self::Conflict("already exists"),
-            other => Self::internal(other),
+            other => {
+                crate::observe::database_error();
+                Self::internal(other)
+            }
         }
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
+        crate::observe::database_error();
         Self::internal(error)
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{App, HttpServer, web};
-use quota::{MemoryBackend, Policy, Snapshot};
+use quota::{Policy, Snapshot};
 use secret_key::{SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
@@ -22,11 +22,13 @@ use crate::auth::api_key::KeyCache;
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;
 use crate::auth::signed::Signing;
-use crate::config::{Mode, Settings};
+use crate::config::{Mode, Settings, TlsFiles};
 use crate::error::ApiError;
 use crate::keys::{CreatedKey, KeyManager, NewKey};
+use crate::limits::{Concern, Limiter};
 use crate::routes;
 use crate::sealing::Sealer;
+use crate::shared::{Redis, ReplayStore};
 use crate::state::{AppState, Clock};
 use crate::store::Db;
 
@@ -207,7 +209,7 @@ pub async fn build_state(
         None => None,
     };
 
-    let db = Db::connect(&settings.database_url).await?;
+    let db = Db::connect(settings.database_url.expose()).await?;
     let (concurrency, queue) = (settings.hash_concurrency, settings.request_timeout);
     let passwords = web::block(move || Passwords::new(concurrency, queue))
         .await
@@ -218,6 +220,26 @@ pub async fn build_state(
         Sealer::new(seal_key.expose_secret()).map_err(|e| StartupError::Build(e.to_string()))?;
     let keys = KeyManager::new(pepper.expose_secret(), sealer, settings.default_daily_quota)?;
     let key_cache = Arc::new(KeyCache::new(settings.key_cache_ttl, KEY_CACHE_CAPACITY));
+    let redis = match &settings.redis {
+        Some(redis_settings) => {
+            let redis =
+                Redis::new(redis_settings).map_err(|e| StartupError::Build(e.to_string()))?;
+            tracing::info!(
+                url = %redis_settings.url,
+                prefix = %redis_settings.prefix,
+                quota = redis_settings.fail_quota.as_str(),
+                login = redis_settings.fail_login.as_str(),
+                replay = redis_settings.fail_replay.as_str(),
+                "shared state on Redis (fail policies)"
+            );
+            Some(redis)
+        }
+        None => None,
+    };
+    let replay = match &redis {
+        Some(redis) => ReplayStore::redis(redis, redis.settings().fail_replay),
+        None => ReplayStore::memory(),
+    };
     let signing = Signing::new(
         db.clone(),
         key_cache.clone(),
@@ -225,19 +247,46 @@ pub async fn build_state(
         clock.clone(),
         shared_secret,
         settings.json_limit,
+        replay,
     );
     let daily = NonZeroU64::new(settings.default_daily_quota)
         .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
-    let quota = MemoryBackend::builder(Policy::per_day(daily))
-        .clock(clock.clone())
-        .build()
-        .map_err(|e| StartupError::Build(e.to_string()))?;
-    if let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await? {
+    let daily = Policy::per_day(daily);
+    let login = Policy::gcra(
+        NonZeroU64::new(LOGIN_LIMIT_PER_MINUTE).expect("nonzero"),
+        Duration::from_secs(60),
+    )
+    .map_err(|e| StartupError::Build(e.to_string()))?;
+    let (quota, login_limit) = match &redis {
+        Some(redis) => (
+            Limiter::redis(
+                daily,
+                &clock,
+                redis.client(),
+                redis.settings(),
+                Concern::Quota,
+            )
+            .await?,
+            Limiter::redis(
+                login,
+                &clock,
+                redis.client(),
+                redis.settings(),
+                Concern::Login,
+            )
+            .await?,
+        ),
+        None => (
+            Limiter::memory(daily, &clock)?,
+            Limiter::memory(login, &clock)?,
+        ),
+    };
+    if !quota.is_shared()
+        && let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await?
+    {
         match serde_json::from_str::<Snapshot>(&data) {
             Ok(snapshot) => {
-                let restored = quota
-                    .restore(&snapshot)
-                    .map_err(|e| StartupError::Build(e.to_string()))?;
+                let restored = quota.restore(&snapshot)?;
                 tracing::info!(keys = restored, taken_at, "quota usage restored");
             }
             Err(e) => {
@@ -245,16 +294,6 @@ pub async fn build_state(
             }
         }
     }
-    let login_limit = MemoryBackend::builder(
-        Policy::gcra(
-            NonZeroU64::new(LOGIN_LIMIT_PER_MINUTE).expect("nonzero"),
-            Duration::from_secs(60),
-        )
-        .map_err(|e| StartupError::Build(e.to_string()))?,
-    )
-    .clock(clock.clone())
-    .build()
-    .map_err(|e| StartupError::Build(e.to_string()))?;
 
     Ok(AppState {
         settings,
@@ -267,6 +306,7 @@ pub async fn build_state(
         signing,
         quota,
         login_limit,
+        redis,
     })
 }
 
@@ -323,9 +363,11 @@ impl AppState {
         }))
     }
 
-    /// Saves the quota counters to the database.
+    /// Saves the in-memory quota counters to the database (nothing to do on Redis).
     pub async fn save_quota(&self) -> Result<(), ApiError> {
-        let snapshot = self.quota.snapshot();
+        let Some(snapshot) = self.quota.snapshot() else {
+            return Ok(());
+        };
         let data = serde_json::to_string(&snapshot).map_err(ApiError::internal)?;
         self.db
             .save_snapshot(QUOTA_SNAPSHOT, self.clock.now(), &data)
@@ -345,7 +387,10 @@ pub fn weather_settings(
             tracing::info!(keys = pool.len(), "OpenWeather keys configured");
             let builder = WeatherClient::builder(Arc::new(pool))
                 .base_url(&settings.openweather_base_url)
-                .map_err(|e| StartupError::Build(format!("OPENWEATHER_BASE_URL: {e}")))?;
+                .map_err(|e| StartupError::Build(format!("OPENWEATHER_BASE_URL: {e}")))?
+                .observer(|fingerprint, outcome| {
+                    crate::observe::weather_upstream(fingerprint.to_string(), outcome.as_str());
+                });
             Ok(Some(builder))
         }
         Err(weather_keypool::Error::NoKeysConfigured) => {
@@ -362,6 +407,7 @@ pub fn weather_settings(
 pub struct Application {
     server: Server,
     port: u16,
+    is_tls: bool,
     state: web::Data<AppState>,
     first_start: Option<FirstStart>,
 }
@@ -373,6 +419,49 @@ impl fmt::Debug for Application {
             .finish_non_exhaustive()
     }
 }
+
+/// The rustls configuration for `files`: the PEM certificate chain and private key, ring
+/// provider, TLS 1.2 and 1.3, HTTP/1.1.
+pub fn load_tls(files: &TlsFiles) -> Result<rustls::ServerConfig, StartupError> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let tls_error = |what: String| StartupError::Build(format!("TLS: {what}"));
+    let certs = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| tls_error(format!("certificate {}: {e}", files.cert.display())))?;
+    if certs.is_empty() {
+        return Err(tls_error(format!(
+            "certificate {}: no certificate in the file",
+            files.cert.display()
+        )));
+    }
+    // The error names the file, never its contents.
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| tls_error(format!("private key {}: {e}", files.key.display())))?;
+    warn_if_readable_by_others(&files.key);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| tls_error(format!("certificate and key do not fit: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(unix)]
+fn warn_if_readable_by_others(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(file = %path.display(), "the TLS private key is readable by group or others; chmod 600 it");
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_: &std::path::Path) {}
 
 /// Security headers on every response: a JSON API is never framed, sniffed or cached.
 fn security_headers() -> DefaultHeaders {
@@ -405,23 +494,6 @@ async fn request_timeout(
     }
 }
 
-/// Logs one line per request: method, path (never the query), status and duration.
-async fn access_log(
-    req: actix_web::dev::ServiceRequest,
-    next: Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let response = next.call(req).await;
-    let status = match &response {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
-    };
-    tracing::info!(%method, %path, status, micros = started.elapsed().as_micros() as u64, "request");
-    response
-}
-
 impl Application {
     /// Builds the server from settings, the process environment and the system clock.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
@@ -437,7 +509,9 @@ impl Application {
         let addr = settings.bind;
         let workers = settings.workers;
         let json_limit = settings.json_limit;
+        let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
+        crate::observe::recorder();
         let state = web::Data::new(build_state(settings, &env, clock).await?);
         let first_start = state.first_start().await?;
 
@@ -469,7 +543,7 @@ impl Application {
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
             .wrap(from_fn(request_timeout))
             .wrap(security_headers())
-            .wrap(from_fn(access_log))
+            .wrap(from_fn(crate::observe::observe_request))
             .configure(routes::configure)
         })
         .client_request_timeout(Duration::from_secs(5))
@@ -478,16 +552,20 @@ impl Application {
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
-        let server = server
-            .listen(listener)
-            .map_err(|source| StartupError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?
-            .run();
+        let is_tls = tls.is_some();
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
+        .map_err(|source| StartupError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?
+        .run();
         Ok(Self {
             server,
             port,
+            is_tls,
             state,
             first_start,
         })
@@ -497,6 +575,12 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the server speaks HTTPS.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.is_tls
     }
 
     /// A handle that stops the server gracefully (`handle.stop(true)`).
@@ -525,6 +609,7 @@ impl Application {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                crate::observe::upkeep();
                 if let Err(e) = state.save_quota().await {
                     tracing::error!(error = %e, "saving quota usage failed");
                 }

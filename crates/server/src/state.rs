@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use quota::MemoryBackend;
-
 use crate::auth::api_key::KeyCache;
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;
 use crate::auth::signed::Signing;
 use crate::config::Settings;
 use crate::keys::KeyManager;
+use crate::limits::Limiter;
+use crate::shared::Redis;
 use crate::store::Db;
 
 /// Time since the Unix epoch: the system clock, or a settable one for tests. The same clock
@@ -93,7 +93,9 @@ pub struct AppState {
     /// Signature verification for service-to-service calls.
     pub signing: Signing,
     /// Per-key daily quotas.
-    pub quota: MemoryBackend<Clock>,
+    pub quota: Limiter,
     /// Per-IP limit of `/login` and `/register`.
-    pub login_limit: MemoryBackend<Clock>,
+    pub login_limit: Limiter,
+    /// Redis, when instances share state through it.
+    pub redis: Option<Redis>,
 }

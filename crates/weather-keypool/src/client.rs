@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::cache::WeatherCache;
 use crate::error::{Error, Result};
+use crate::key::KeyFingerprint;
 use crate::pool::{KeyId, KeyPool, Outcome, PickedKey};
 use crate::weather::{Location, Units, Weather, encode_query_value, parse_current};
 
@@ -15,6 +16,9 @@ pub const ENV_BASE_URL: &str = "OPENWEATHER_BASE_URL";
 /// OpenWeather's own base URL, the default.
 pub const DEFAULT_BASE_URL: &str = "https://api.openweathermap.org";
 
+/// Called after every upstream attempt with the key's fingerprint and what the upstream said.
+type Observer = Arc<dyn Fn(KeyFingerprint, Outcome) + Send + Sync>;
+
 /// Settings for [`WeatherClient`]s. `Clone + Send + Sync`: keep one and [`build`](Self::build)
 /// a client on each worker thread (awc's client is not `Send`); clones share the key pool and
 /// the response cache.
@@ -22,6 +26,7 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openweathermap.org";
 #[must_use]
 pub struct WeatherClientBuilder {
     pool: Arc<KeyPool>,
+    observer: Option<Observer>,
     cache: Option<Arc<WeatherCache>>,
     base_url: String,
     connect_timeout: Duration,
@@ -40,6 +45,7 @@ impl fmt::Debug for WeatherClientBuilder {
             .field("timeout", &self.timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("retry_backoff", &self.retry_backoff)
+            .field("observer", &self.observer.is_some())
             .finish()
     }
 }
@@ -58,6 +64,7 @@ impl WeatherClientBuilder {
     pub fn new(pool: Arc<KeyPool>) -> Self {
         Self {
             pool,
+            observer: None,
             cache: Some(Arc::new(WeatherCache::default())),
             base_url: DEFAULT_BASE_URL.to_owned(),
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
@@ -65,6 +72,17 @@ impl WeatherClientBuilder {
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             retry_backoff: Self::DEFAULT_RETRY_BACKOFF,
         }
+    }
+
+    /// Calls `observer` after every upstream attempt with the key's fingerprint (never the key)
+    /// and the [`Outcome`] reported to the pool: for metrics such as calls per key and outcome.
+    /// It runs on the request's task, so it must be quick.
+    pub fn observer(
+        mut self,
+        observer: impl Fn(KeyFingerprint, Outcome) + Send + Sync + 'static,
+    ) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
     }
 
     /// The upstream base URL, e.g. `http://127.0.0.1:8081` for a local fake or a staging proxy.
@@ -230,14 +248,20 @@ impl WeatherClient {
             };
             let retrying = std::mem::take(&mut retry_pending);
             tried.push(picked.id());
+            let report = |outcome: Outcome| {
+                pool.report(picked.id(), outcome);
+                if let Some(observer) = &self.config.observer {
+                    observer(picked.fingerprint(), outcome);
+                }
+            };
             match self.attempt(&picked, location, units).await {
                 Attempt::Done(result) => {
-                    pool.report(picked.id(), Outcome::Accepted);
+                    report(Outcome::Accepted);
                     return result;
                 }
-                Attempt::KeyRefused(outcome) => pool.report(picked.id(), outcome),
+                Attempt::KeyRefused(outcome) => report(outcome),
                 Attempt::UpstreamFailed(error) => {
-                    pool.report(picked.id(), Outcome::UpstreamFailure);
+                    report(Outcome::UpstreamFailure);
                     if retrying || failure.is_some() {
                         return Err(error);
                     }

@@ -41,6 +41,18 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A short name for logs and metric labels: `accepted`, `rejected`, `throttled` or
+    /// `upstream_failure`.
+    #[must_use]
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Rejected => "rejected",
+            Self::Throttled { .. } => "throttled",
+            Self::UpstreamFailure => "upstream_failure",
+        }
+    }
+
     /// Classifies an HTTP answer: `status` and the raw `Retry-After` header value, if any.
     ///
     /// `Retry-After` is read as delta-seconds; an HTTP-date or garbage counts as absent, so the

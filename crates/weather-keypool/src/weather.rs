@@ -136,8 +136,10 @@ impl Location {
         }
     }
 
-    /// The cache key part: `city:<name>` or `coords:<lat>,<lon>`.
-    pub(crate) fn cache_key(&self) -> String {
+    /// The normalized place as a cache key: `city:<name>` or `coords:<lat>,<lon>`. Two
+    /// city names that differ only in letter case give the same key.
+    #[must_use]
+    pub fn cache_key(&self) -> String {
         match self {
             Self::City(city) => format!("city:{}", city.as_str().to_lowercase()),
             Self::Coords(c) => format!("coords:{:.4},{:.4}", c.lat, c.lon),

@@ -130,9 +130,9 @@ impl Accounts<'_> {
             .map_err(ApiError::internal)?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.passwords.verify(password, stored).await? {
-            return Err(ApiError::unauthorized(BAD_CREDENTIALS));
+            return Err(ApiError::unauthorized("bad_credentials", BAD_CREDENTIALS));
         }
-        let user = user.ok_or(ApiError::unauthorized(BAD_CREDENTIALS))?;
+        let user = user.ok_or(ApiError::unauthorized("bad_credentials", BAD_CREDENTIALS))?;
         self.issue_pair(&user.id, &user.username, now)
     }
 
@@ -141,14 +141,17 @@ impl Accounts<'_> {
         let claims = self
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
-            .map_err(|_| ApiError::unauthorized("invalid or expired refresh token"))?;
+            .map_err(|_| ApiError::unauthorized("bad_token", "invalid or expired refresh token"))?;
         if self
             .db
             .is_token_revoked(&claims.jti)
             .await
             .map_err(ApiError::internal)?
         {
-            return Err(ApiError::unauthorized("invalid or expired refresh token"));
+            return Err(ApiError::unauthorized(
+                "bad_token",
+                "invalid or expired refresh token",
+            ));
         }
         // The user may have been deleted since the token was issued.
         if self
@@ -158,7 +161,10 @@ impl Accounts<'_> {
             .map_err(ApiError::internal)?
             .is_none()
         {
-            return Err(ApiError::unauthorized("invalid or expired refresh token"));
+            return Err(ApiError::unauthorized(
+                "bad_token",
+                "invalid or expired refresh token",
+            ));
         }
         self.db
             .revoke_token(&claims.jti, claims.exp)

@@ -19,6 +19,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use quota::Status;
 use serde::Serialize;
 
 use crate::error::{ApiError, QUOTA_EXCEEDED_MESSAGE};
@@ -122,6 +123,7 @@ impl KeyCache {
 /// The presented key and how it was presented, from the request headers.
 pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiError> {
     let missing = ApiError::unauthorized(
+        "missing_key",
         "missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
     );
     let (value, method) = if let Some(value) = headers.get("x-api-key") {
@@ -132,11 +134,11 @@ pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiErr
         return Err(missing);
     };
     if value.len() > MAX_KEY_LEN {
-        return Err(ApiError::unauthorized("invalid API key"));
+        return Err(ApiError::unauthorized("malformed_key", "invalid API key"));
     }
     let text = value
         .to_str()
-        .map_err(|_| ApiError::unauthorized("invalid API key"))?
+        .map_err(|_| ApiError::unauthorized("malformed_key", "invalid API key"))?
         .trim();
     // `Bearer` with nothing after it (the header value is trimmed) names no key.
     if method == AuthMethod::RawAuthorization && text.eq_ignore_ascii_case("bearer") {
@@ -147,7 +149,7 @@ pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiErr
             if scheme.eq_ignore_ascii_case("bearer") {
                 (rest.trim(), AuthMethod::Bearer)
             } else {
-                return Err(ApiError::unauthorized("invalid API key"));
+                return Err(ApiError::unauthorized("malformed_key", "invalid API key"));
             }
         }
         _ => (text, method),
@@ -171,27 +173,28 @@ impl AppState {
         }
         let row = self.db.find_key_by_hash(&hash).await?;
         if let Some(row) = &row {
-            self.sync_quota_override(row)?;
+            self.sync_quota_override(row).await?;
         }
         self.key_cache.put(hash, row.clone());
         Ok(row)
     }
 
     /// Makes the quota backend use this key's own daily limit.
-    pub fn sync_quota_override(&self, row: &KeyRow) -> Result<(), ApiError> {
+    pub async fn sync_quota_override(&self, row: &KeyRow) -> Result<(), ApiError> {
         let quota = self.keys.daily_quota(row);
         let limit = (quota != self.settings.default_daily_quota)
             .then(|| NonZeroU64::new(quota))
             .flatten();
-        self.quota
-            .set_override(&row.id, limit)
-            .map_err(ApiError::internal)
+        self.quota.set_override(&row.id, limit).await
     }
 
     /// The principal for an active key row.
     pub fn principal(&self, row: &KeyRow, method: AuthMethod) -> Result<Principal, ApiError> {
         if !row.is_active(self.clock.now()) {
-            return Err(ApiError::unauthorized("API key revoked or expired"));
+            return Err(ApiError::unauthorized(
+                "revoked_key",
+                "API key revoked or expired",
+            ));
         }
         Ok(Principal {
             key_id: row.id.clone(),
@@ -207,9 +210,10 @@ impl AppState {
         let row = self
             .lookup_key(&presented)
             .await?
-            .ok_or(ApiError::unauthorized("unknown API key"))?;
+            .ok_or(ApiError::unauthorized("unknown_key", "unknown API key"))?;
         if row.signing_secret.is_some() {
             return Err(ApiError::unauthorized(
+                "signature_required",
                 "this key must sign its requests (X-API-Timestamp, X-API-Signature)",
             ));
         }
@@ -232,6 +236,7 @@ pub async fn require_api_key(
     } else {
         state.authenticate_key(req.headers()).await?
     };
+    crate::observe::record_key(&principal.key_id);
     tracing::debug!(key = %principal.key_id, method = ?principal.method, "authenticated");
     req.extensions_mut().insert(principal);
     next.call(req).await
@@ -251,7 +256,7 @@ impl FromRequest for ApiCaller {
                 .get::<Principal>()
                 .cloned()
                 .map(Self)
-                .ok_or(ApiError::unauthorized("missing API key")),
+                .ok_or(ApiError::unauthorized("missing_key", "missing API key")),
         )
     }
 }
@@ -275,16 +280,26 @@ impl Charged {
 impl ApiCaller {
     /// Charges `cost` calls to the key's daily quota; 429 with the original's message once spent.
     pub async fn charge(&self, state: &AppState, cost: u64) -> Result<Charged, ApiError> {
-        let decision = state
-            .quota
-            .decide(&self.0.key_id, cost)
-            .map_err(ApiError::internal)?;
-        let headers = decision.headers("daily");
-        if decision.is_allowed() {
-            Ok(Charged(headers))
-        } else {
-            tracing::info!(key = %self.0.key_id, cost, "{QUOTA_EXCEEDED_MESSAGE}");
-            Err(ApiError::QuotaExceeded { headers })
+        let decision = state.quota.decide(&self.0.key_id, cost).await?;
+        match decision.status() {
+            // Allowed uncounted while Redis is away (fail open): no quota headers to give.
+            Status::FailedOpen => Ok(Charged(Vec::new())),
+            Status::FailedClosed => {
+                crate::observe::quota_denied("store_unavailable");
+                Err(crate::limits::redis_unavailable())
+            }
+            _ if decision.is_allowed() => Ok(Charged(decision.headers("daily"))),
+            status => {
+                crate::observe::quota_denied(if status == Status::CostExceedsLimit {
+                    "cost_exceeds_limit"
+                } else {
+                    "spent"
+                });
+                tracing::info!(key = %self.0.key_id, cost, "{QUOTA_EXCEEDED_MESSAGE}");
+                Err(ApiError::QuotaExceeded {
+                    headers: decision.headers("daily"),
+                })
+            }
         }
     }
 }
@@ -325,7 +340,7 @@ mod tests {
         ] {
             assert!(matches!(
                 presented_key(&headers(&pairs)),
-                Err(ApiError::Unauthorized(_))
+                Err(ApiError::Unauthorized(..))
             ));
         }
         let long = "a".repeat(MAX_KEY_LEN + 1);

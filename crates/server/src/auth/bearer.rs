@@ -31,14 +31,18 @@ impl FromRequest for AuthenticatedUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = token.ok_or(ApiError::unauthorized(
+                "missing_token",
                 "missing bearer token: send Authorization: Bearer <access_token>",
             ))?;
             let claims = state
                 .tokens
                 .verify(&token, TokenKind::Access, state.clock.now())
-                .map_err(|_| ApiError::unauthorized("invalid or expired token"))?;
+                .map_err(|_| ApiError::unauthorized("bad_token", "invalid or expired token"))?;
             if state.db.is_token_revoked(&claims.jti).await? {
-                return Err(ApiError::unauthorized("invalid or expired token"));
+                return Err(ApiError::unauthorized(
+                    "bad_token",
+                    "invalid or expired token",
+                ));
             }
             Ok(Self(claims))
         })

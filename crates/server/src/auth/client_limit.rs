@@ -28,15 +28,13 @@ pub fn client_bucket(ip: Option<IpAddr>) -> String {
 
 impl AppState {
     /// Counts one login or registration attempt from this client; 429 past the limit.
-    pub fn limit_client(&self, req: &HttpRequest) -> Result<(), ApiError> {
+    pub async fn limit_client(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let bucket = client_bucket(req.peer_addr().map(|a| a.ip()));
-        let decision = self
-            .login_limit
-            .decide(&bucket, 1)
-            .map_err(ApiError::internal)?;
+        let decision = self.login_limit.decide(&bucket, 1).await?;
         if decision.is_allowed() {
             return Ok(());
         }
+        crate::observe::login_limited();
         let retry_after = decision
             .retry_after()
             .map_or(60, |d| d.as_secs_f64().ceil() as u64)

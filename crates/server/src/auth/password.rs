@@ -7,12 +7,29 @@
 //! time taken does not tell whether a username exists.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
+
+/// Counts a caller waiting for a hashing slot, until dropped (also when the wait is cancelled).
+struct QueueSlot<'a>(&'a AtomicUsize);
+
+impl<'a> QueueSlot<'a> {
+    fn enter(queued: &'a AtomicUsize) -> Self {
+        queued.fetch_add(1, Ordering::Relaxed);
+        Self(queued)
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// A password as received: zeroized on drop, never printed.
 pub type Password = Zeroizing<String>;
@@ -36,6 +53,8 @@ pub enum PasswordError {
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
+    max_concurrent: usize,
+    queued: Arc<AtomicUsize>,
     queue_timeout: Duration,
     dummy_hash: Arc<str>,
 }
@@ -71,6 +90,8 @@ impl Passwords {
         let dummy_hash = hash_blocking(&random[..])?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            max_concurrent: max_concurrent.max(1),
+            queued: Arc::new(AtomicUsize::new(0)),
             queue_timeout,
             dummy_hash: dummy_hash.into(),
         })
@@ -82,14 +103,29 @@ impl Passwords {
         self.permits.available_permits()
     }
 
+    /// How many hashes are running now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.max_concurrent
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// How many hashes wait for a slot now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let waiting = QueueSlot::enter(&self.queued);
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
             .map_err(|_| PasswordError::Pool)?;
+        drop(waiting);
         actix_web::web::block(move || {
             let result = job();
             drop(permit);

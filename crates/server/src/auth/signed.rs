@@ -17,13 +17,14 @@ use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
 use request_signing::{
-    Error as SignError, MemoryReplayCache, Request, Scheme, Secret, SecretStore, SignatureHeaders,
-    Verifier, VerifierConfig,
+    Error as SignError, Request, Scheme, Secret, SecretStore, SignatureHeaders, Verifier,
+    VerifierConfig,
 };
 
 use crate::auth::api_key::{AuthMethod, KeyCache, Principal};
 use crate::error::ApiError;
 use crate::keys::KeyManager;
+use crate::shared::ReplayStore;
 use crate::state::{AppState, Clock};
 use crate::store::{Db, KeyRow};
 
@@ -99,18 +100,16 @@ impl SecretStore for KeySecrets {
 /// The two verifiers: v1 with per-key secrets, v0 with the shared or per-key secret.
 #[derive(Debug)]
 pub struct Signing {
-    v1: Verifier<KeySecrets, Arc<MemoryReplayCache>, Clock>,
-    v0: Verifier<KeySecrets, Arc<MemoryReplayCache>, Clock>,
+    v1: Verifier<KeySecrets, Arc<ReplayStore>, Clock>,
+    v0: Verifier<KeySecrets, Arc<ReplayStore>, Clock>,
     v1_keys: KeySecrets,
     v0_keys: KeySecrets,
     shared_v0: bool,
 }
 
-/// Capacity of the in-memory replay cache: signatures seen in the last 5 minutes.
-pub const REPLAY_CAPACITY: usize = 1_000_000;
-
 impl Signing {
-    /// Verifiers over the given key store, accepting bodies up to `max_body_bytes`.
+    /// Verifiers over the given key store and replay store, accepting bodies up to
+    /// `max_body_bytes`. v0 and v1 share the replay store.
     #[must_use]
     pub fn new(
         db: Db,
@@ -119,10 +118,9 @@ impl Signing {
         clock: Clock,
         shared_secret: Option<Secret>,
         max_body_bytes: usize,
+        replay: ReplayStore,
     ) -> Self {
-        let replay = Arc::new(MemoryReplayCache::new(
-            std::num::NonZeroUsize::new(REPLAY_CAPACITY).expect("nonzero"),
-        ));
+        let replay = Arc::new(replay);
         let shared_v0 = shared_secret.is_some();
         let store = |scheme, shared: Option<Arc<Secret>>| KeySecrets {
             db: db.clone(),
@@ -169,8 +167,15 @@ fn sign_error(error: SignError) -> ApiError {
                 retry_after: Some(1),
             }
         }
-        SignError::UnknownKey => ApiError::unauthorized("unknown API key or no signing secret"),
-        other => ApiError::unauthorized(other.to_string()),
+        SignError::UnknownKey => {
+            ApiError::unauthorized("unknown_key", "unknown API key or no signing secret")
+        }
+        SignError::Replayed => ApiError::unauthorized("replayed_signature", "request replayed"),
+        SignError::BadSignature => ApiError::unauthorized("bad_signature", "bad signature"),
+        e @ (SignError::Expired { .. } | SignError::FromFuture { .. }) => {
+            ApiError::unauthorized("stale_signature", e.to_string())
+        }
+        other => ApiError::unauthorized("malformed_signature", other.to_string()),
     }
 }
 
@@ -211,12 +216,12 @@ pub async fn authenticate(
     let row = store
         .row(verified.key_id())
         .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown API key"))?;
+        .ok_or_else(|| ApiError::unauthorized("unknown_key", "unknown API key"))?;
     let method = match verified.scheme() {
         Scheme::V0 => AuthMethod::SignedV0,
         _ => AuthMethod::SignedV1,
     };
-    state.sync_quota_override(&row)?;
+    state.sync_quota_override(&row).await?;
     state.principal(&row, method)
 }
 

@@ -29,12 +29,15 @@ impl FromRequest for Admin {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = token.ok_or_else(|| {
-                ApiError::unauthorized("admin token required: Authorization: Bearer <admin token>")
+                ApiError::unauthorized(
+                    "missing_admin_token",
+                    "admin token required: Authorization: Bearer <admin token>",
+                )
             })?;
             let token_id = state
                 .find_admin(&token)
                 .await?
-                .ok_or_else(|| ApiError::unauthorized("invalid admin token"))?;
+                .ok_or_else(|| ApiError::unauthorized("bad_admin_token", "invalid admin token"))?;
             Ok(Self { token_id })
         })
     }
@@ -213,8 +216,8 @@ pub async fn key_usage(
         .find_key(&id)
         .await?
         .ok_or(ApiError::NotFound("no key with this id"))?;
-    state.sync_quota_override(&row)?;
-    let usage = state.quota.usage(&row.id).map_err(ApiError::internal)?;
+    state.sync_quota_override(&row).await?;
+    let usage = state.quota.usage(&row.id).await?;
     Ok(web::Json(UsageResponse {
         id: row.id,
         limit: usage.limit,

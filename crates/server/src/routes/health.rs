@@ -1,4 +1,4 @@
-//! `/healthz` and `/readyz`.
+//! `/healthz`, `/readyz` and `/metrics`.
 
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
@@ -14,6 +14,9 @@ pub struct Health {
     /// Whether the database answers (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<bool>,
+    /// Whether Redis answers (readiness only, when Redis is configured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<bool>,
 }
 
 /// Whether the process is alive.
@@ -23,24 +26,50 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
         status: "ok",
         database: None,
+        redis: None,
     })
 }
 
-/// Whether the server can serve: the database answers.
+/// Whether the server can serve: the database answers, and Redis when it is configured.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency does not answer", body = Health),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.db.ping().await.is_ok();
-    let body = Health {
-        status: if database { "ok" } else { "unavailable" },
-        database: Some(database),
+    let (database, redis) = match &state.redis {
+        Some(redis) => {
+            let (database, redis) = tokio::join!(state.db.ping(), redis.ping());
+            (database.is_ok(), Some(redis))
+        }
+        None => (state.db.ping().await.is_ok(), None),
     };
-    if database {
+    if !database {
+        crate::observe::database_error();
+    }
+    let ready = database && redis != Some(false);
+    let body = Health {
+        status: if ready { "ok" } else { "unavailable" },
+        database: Some(database),
+        redis,
+    };
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// Metrics in the Prometheus text format: requests by route and status, latency histograms,
+/// authentication failures by reason, quota denials, upstream weather calls by key fingerprint
+/// and outcome, the argon2 queue, Redis and database errors. Meant for a scraper on the
+/// operators' network: put it behind the load balancer's access rules when the API is public.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let queued = state.passwords.queued();
+    crate::observe::argon2_load(queued, state.passwords.running());
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(crate::observe::render())
 }

@@ -42,6 +42,7 @@ use crate::error::ApiError;
         admin::key_usage,
         health::healthz,
         health::readyz,
+        health::metrics,
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -123,6 +124,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/admin/keys/{id}/usage").route(web::get().to(admin::key_usage)))
     .service(resource("/healthz").route(web::get().to(health::healthz)))
     .service(resource("/readyz").route(web::get().to(health::readyz)))
+    .service(resource("/metrics").route(web::get().to(health::metrics)))
     .service(resource("/openapi.json").route(web::get().to(openapi)))
     .default_service(web::to(not_found));
 }

@@ -113,7 +113,7 @@ pub async fn register(
     req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limit_client(&req)?;
+    state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
     let user = accounts(&state)
         .register(&username, Zeroizing::new(password), state.clock.now())
@@ -140,7 +140,7 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<Credentials>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    state.limit_client(&req)?;
+    state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
     let pair = accounts(&state)
         .login(&username, Zeroizing::new(password), state.clock.now())

@@ -8,6 +8,8 @@
 #![allow(unused_qualifications)]
 
 use actix_web::{HttpResponse, web};
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use weather_keypool::{Error as WeatherError, Location, Units, Weather, WeatherClient};
@@ -31,7 +33,7 @@ pub struct WeatherQuery {
 }
 
 /// Wind.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WindResponse {
     /// m/s, or mph in imperial units.
     pub speed: f64,
@@ -42,7 +44,7 @@ pub struct WindResponse {
 }
 
 /// One weather condition.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ConditionResponse {
     /// OpenWeather's condition code.
     pub id: u32,
@@ -55,7 +57,7 @@ pub struct ConditionResponse {
 }
 
 /// Current weather.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct WeatherResponse {
     /// Place name.
     pub place: String,
@@ -66,7 +68,7 @@ pub struct WeatherResponse {
     /// Longitude.
     pub lon: f64,
     /// `metric`, `imperial` or `standard`.
-    pub units: &'static str,
+    pub units: String,
     /// Temperature (°C, °F or K).
     pub temperature: f64,
     /// Perceived temperature, same unit.
@@ -90,7 +92,7 @@ impl From<&Weather> for WeatherResponse {
             country: w.country.clone(),
             lat: w.coordinates.lat(),
             lon: w.coordinates.lon(),
-            units: w.units.as_str(),
+            units: w.units.as_str().to_owned(),
             temperature: w.temperature,
             feels_like: w.feels_like,
             humidity_percent: w.humidity_percent,
@@ -186,6 +188,27 @@ pub async fn weather(
     // Without a configured key the endpoint is a server configuration error, not the caller's.
     let client = client.ok_or(ApiError::from(WeatherError::NoKeysConfigured))?;
     let charged = caller.charge(&state, 1).await?;
+    let Some(redis) = &state.redis else {
+        let weather = client.current(&location, units).await?;
+        return Ok(charged.respond(WeatherResponse::from(weather.as_ref())));
+    };
+    // Shared by every instance: one upstream call per place and TTL for the whole deployment.
+    // A Redis failure only costs an upstream call.
+    let key = format!("{}:{}", units.as_str(), location.cache_key());
+    if let Some(cached) = redis.weather_get(&key).await
+        && let Ok(response) = serde_json::from_str::<WeatherResponse>(&cached)
+    {
+        crate::observe::weather_cache("hit");
+        return Ok(charged.respond(response));
+    }
+    crate::observe::weather_cache("miss");
     let weather = client.current(&location, units).await?;
-    Ok(charged.respond(WeatherResponse::from(weather.as_ref())))
+    let response = WeatherResponse::from(weather.as_ref());
+    if let Ok(text) = serde_json::to_string(&response) {
+        redis.weather_put(&key, &text, SHARED_CACHE_TTL).await;
+    }
+    Ok(charged.respond(response))
 }
+
+/// How long an answer stays in the shared cache: as long as in each instance's own cache.
+pub const SHARED_CACHE_TTL: Duration = weather_keypool::WeatherCache::DEFAULT_TTL;

@@ -1,0 +1,292 @@
+//! What the server tells its operators: Prometheus metrics, request ids and the access log.
+//!
+//! Metrics go through the [`metrics`] facade into one process-wide Prometheus recorder
+//! (`metrics-exporter-prometheus`, without its HTTP listener); `GET /metrics` renders it. The
+//! names are constants here, so the docs and the tests refer to the same strings. Every label
+//! takes a bounded set of values: route patterns (never raw paths), status codes, fixed reason
+//! names, and the 12-hex fingerprints of the configured upstream keys.
+//!
+//! Each request runs inside a `request` span carrying its id (the caller's `X-Request-Id` when
+//! it is a short token, otherwise a random one), so every log line written while serving it
+//! names the request; the authentication middleware adds the key's id (a fingerprint of its
+//! hash, never the key). The id is echoed in the `X-Request-Id` response header.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing::Instrument as _;
+
+/// Requests answered, by route pattern, method and status.
+pub const HTTP_REQUESTS: &str = "secure_api_http_requests_total";
+/// Time to answer, by route pattern and method (histogram, seconds).
+pub const HTTP_DURATION: &str = "secure_api_http_request_duration_seconds";
+/// Refused credentials, by reason.
+pub const AUTH_FAILURES: &str = "secure_api_auth_failures_total";
+/// Calls refused by the daily quota, by reason.
+pub const QUOTA_DENIALS: &str = "secure_api_quota_denials_total";
+/// Logins and registrations refused by the per-client limit.
+pub const LOGIN_LIMITED: &str = "secure_api_login_rate_limited_total";
+/// Upstream weather calls, by key fingerprint and outcome.
+pub const WEATHER_UPSTREAM: &str = "secure_api_weather_upstream_calls_total";
+/// Weather answers served from the shared (Redis) cache, by result.
+pub const WEATHER_CACHE: &str = "secure_api_weather_cache_total";
+/// Password hashes waiting for a slot on the bounded argon2 pool.
+pub const ARGON2_QUEUE: &str = "secure_api_argon2_queue_depth";
+/// Password hashes running.
+pub const ARGON2_RUNNING: &str = "secure_api_argon2_running";
+/// Redis calls that failed, by concern and kind (`unavailable`, `store`).
+pub const REDIS_ERRORS: &str = "secure_api_redis_errors_total";
+/// Decisions taken without Redis by the fail policy, by concern and policy.
+pub const REDIS_FALLBACKS: &str = "secure_api_redis_fallbacks_total";
+/// Database calls that failed.
+pub const DATABASE_ERRORS: &str = "secure_api_database_errors_total";
+
+/// The response header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Buckets of the latency histogram, seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static RECORDER: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process-wide Prometheus recorder, installed on first use. Every application built in
+/// this process reports into it (tests build several; each test binary is its own process).
+pub fn recorder() -> &'static PrometheusHandle {
+    RECORDER.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), LATENCY_BUCKETS)
+            .expect("the latency buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            // Someone else installed a recorder first (an embedding program): metrics go
+            // there, and this handle renders an empty page.
+            tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "Requests answered, by route, method and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer a request."
+    );
+    describe_counter!(AUTH_FAILURES, "Refused credentials, by reason.");
+    describe_counter!(
+        QUOTA_DENIALS,
+        "Calls refused by the daily quota, by reason."
+    );
+    describe_counter!(
+        LOGIN_LIMITED,
+        "Logins and registrations refused by the per-client limit."
+    );
+    describe_counter!(
+        WEATHER_UPSTREAM,
+        "Upstream weather calls, by key fingerprint and outcome."
+    );
+    describe_counter!(
+        WEATHER_CACHE,
+        "Lookups in the shared weather cache, by result."
+    );
+    describe_gauge!(ARGON2_QUEUE, "Password hashes waiting for a slot.");
+    describe_gauge!(ARGON2_RUNNING, "Password hashes running.");
+    describe_counter!(REDIS_ERRORS, "Failed Redis calls, by concern and kind.");
+    describe_counter!(
+        REDIS_FALLBACKS,
+        "Decisions taken by the fail policy while Redis was unavailable."
+    );
+    describe_counter!(DATABASE_ERRORS, "Failed database calls.");
+}
+
+/// The metrics page, Prometheus text format 0.0.4.
+#[must_use]
+pub fn render() -> String {
+    recorder().render()
+}
+
+/// Drains histogram buffers; the server calls it every few seconds so that memory stays
+/// bounded when nobody scrapes.
+pub fn upkeep() {
+    recorder().run_upkeep();
+}
+
+/// Counts a refused credential.
+pub fn auth_failure(reason: &'static str) {
+    metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Counts a call refused by the daily quota.
+pub fn quota_denied(reason: &'static str) {
+    metrics::counter!(QUOTA_DENIALS, "reason" => reason).increment(1);
+}
+
+/// Counts a login or registration refused by the per-client limit.
+pub fn login_limited() {
+    metrics::counter!(LOGIN_LIMITED).increment(1);
+}
+
+/// Counts one upstream weather call.
+pub fn weather_upstream(fingerprint: String, outcome: &'static str) {
+    metrics::counter!(WEATHER_UPSTREAM, "key" => fingerprint, "outcome" => outcome).increment(1);
+}
+
+/// Counts a lookup in the shared weather cache (`hit`, `miss`, `error`).
+pub fn weather_cache(result: &'static str) {
+    metrics::counter!(WEATHER_CACHE, "result" => result).increment(1);
+}
+
+/// Sets the number of password hashes waiting and running.
+pub fn argon2_load(queued: usize, running: usize) {
+    metrics::gauge!(ARGON2_QUEUE).set(queued as f64);
+    metrics::gauge!(ARGON2_RUNNING).set(running as f64);
+}
+
+/// Counts a failed Redis call.
+pub fn redis_error(concern: &'static str, kind: &'static str) {
+    metrics::counter!(REDIS_ERRORS, "concern" => concern, "kind" => kind).increment(1);
+}
+
+/// Counts a decision taken by the fail policy while Redis was unavailable, and logs it at
+/// most once a second per concern, so that an outage under load does not flood the log.
+pub fn redis_fallback(concern: &'static str, policy: &'static str) {
+    metrics::counter!(REDIS_FALLBACKS, "concern" => concern, "policy" => policy).increment(1);
+    static LAST: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+    let slot = match concern {
+        "quota" => 0,
+        "login" => 1,
+        "replay" => 2,
+        _ => 3,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST[slot].swap(now, Ordering::Relaxed) != now {
+        tracing::warn!(
+            concern,
+            policy,
+            "Redis unavailable: following the fail policy"
+        );
+    }
+}
+
+/// Counts a failed database call.
+pub fn database_error() {
+    metrics::counter!(DATABASE_ERRORS).increment(1);
+}
+
+/// The caller's request id when it is a short token (letters, digits, `-`, `_`, `.`), so
+/// that a trace can cross services; otherwise `None`.
+fn inbound_request_id(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let ok = (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    ok.then(|| value.to_owned())
+}
+
+fn new_request_id() -> String {
+    let mut bytes = [0u8; 8];
+    rand::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Middleware around every request: the request span and id, the access log line (method,
+/// route, status, duration; never the query string) and the request metrics.
+pub async fn observe_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let id = inbound_request_id(&req).unwrap_or_else(new_request_id);
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %method,
+        path = %req.path(),
+        key = tracing::field::Empty,
+    );
+    let result = next.call(req).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
+    let (status, route) = match &result {
+        Ok(response) => (
+            response.status().as_u16(),
+            response
+                .request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+        ),
+        Err(e) => (
+            e.as_response_error().status_code().as_u16(),
+            "unmatched".to_owned(),
+        ),
+    };
+    record_request(&route, method_label(&method), status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            "request"
+        );
+    });
+    result.map(|mut response| {
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response
+                .headers_mut()
+                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+        }
+        response
+    })
+}
+
+/// The method as a label: the standard ones by name, any extension method as `OTHER`, so a
+/// client cannot mint label values.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
+    let route = route.to_owned();
+    metrics::counter!(
+        HTTP_REQUESTS,
+        "route" => route.clone(),
+        "method" => method,
+        "status" => status.to_string()
+    )
+    .increment(1);
+    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
+        .record(elapsed.as_secs_f64());
+}
+
+/// Records the authenticated key's id on the current request span.
+pub fn record_key(key_id: &str) {
+    tracing::Span::current().record("key", key_id);
+}

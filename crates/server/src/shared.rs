@@ -1,0 +1,211 @@
+//! State shared by several instances through Redis: the connection, the replay-nonce cache
+//! and the weather cache. (Quotas and login limits are in [`crate::limits`].)
+//!
+//! The connection is made lazily and re-made after a failure (redis' connection manager), so
+//! the server starts while Redis is down and recovers by itself when it returns. Every call is
+//! bounded by the Redis timeout.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use request_signing::{
+    Insertion, MemoryReplayCache, RedisReplayCache, RedisReplayError, ReplayCache, ReplayCacheFull,
+    ReplayEntry,
+};
+
+use crate::config::{FailPolicy, RedisSettings};
+use crate::observe;
+
+/// Capacity of an in-memory replay cache: signatures seen in the last 5 minutes.
+pub const REPLAY_CAPACITY: usize = 1_000_000;
+
+/// The Redis connection every shared concern uses.
+#[derive(Clone)]
+pub struct Redis {
+    client: redis::Client,
+    conn: ConnectionManager,
+    settings: RedisSettings,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field("url", &self.settings.url)
+            .field("prefix", &self.settings.prefix)
+            .field("timeout", &self.settings.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why Redis could not be set up (never contains the URL's password).
+#[derive(Debug, thiserror::Error)]
+#[error("REDIS_URL: {0}")]
+pub struct RedisSetupError(&'static str);
+
+impl Redis {
+    /// A lazily connecting client for `settings`; never waits for Redis.
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisSetupError> {
+        let client = redis::Client::open(settings.url.expose())
+            .map_err(|_| RedisSetupError("not a valid Redis URL"))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(settings.timeout);
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|_| RedisSetupError("the connection could not be set up"))?;
+        Ok(Self {
+            client,
+            conn,
+            settings: settings.clone(),
+        })
+    }
+
+    /// The client, for backends that make their own connection.
+    #[must_use]
+    pub fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
+    /// The settings.
+    #[must_use]
+    pub fn settings(&self) -> &RedisSettings {
+        &self.settings
+    }
+
+    async fn bounded<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+        concern: &'static str,
+    ) -> Option<T> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.settings.timeout, cmd.query_async::<T>(&mut conn)).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(e)) => {
+                observe::redis_error(concern, "unavailable");
+                tracing::debug!(concern, error = %e, "Redis call failed");
+                None
+            }
+            Err(_) => {
+                observe::redis_error(concern, "unavailable");
+                None
+            }
+        }
+    }
+
+    /// Whether Redis answers `PING` within the timeout.
+    pub async fn ping(&self) -> bool {
+        self.bounded::<String>(redis::cmd("PING"), "health")
+            .await
+            .is_some_and(|reply| reply == "PONG")
+    }
+
+    /// The cached weather answer under `key`, if any and if Redis answers.
+    pub async fn weather_get(&self, key: &str) -> Option<String> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.weather_key(key));
+        self.bounded::<Option<String>>(cmd, "weather")
+            .await
+            .flatten()
+    }
+
+    /// Caches a weather answer for `ttl` (best effort: a failure is counted and ignored).
+    pub async fn weather_put(&self, key: &str, value: &str, ttl: Duration) {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.weather_key(key))
+            .arg(value)
+            .arg("EX")
+            .arg(ttl.as_secs().max(1));
+        let _: Option<()> = self.bounded(cmd, "weather").await;
+    }
+
+    fn weather_key(&self, key: &str) -> String {
+        format!("{}:weather:{key}", self.settings.prefix)
+    }
+
+    /// The replay cache on this connection.
+    #[must_use]
+    pub fn replay_cache(&self) -> RedisReplayCache {
+        RedisReplayCache::new(
+            self.conn.clone(),
+            format!("{}:replay:", self.settings.prefix),
+        )
+        .with_timeout(self.settings.timeout)
+    }
+}
+
+/// Where signatures already seen are remembered: this process, or Redis for all instances.
+#[derive(Debug)]
+pub enum ReplayStore {
+    /// This process only.
+    Memory(MemoryReplayCache),
+    /// Redis, with this process's cache as the fallback under [`FailPolicy::Open`].
+    Redis {
+        /// The shared cache.
+        redis: RedisReplayCache,
+        /// Used while Redis does not answer, when the policy is open.
+        fallback: Option<MemoryReplayCache>,
+    },
+}
+
+impl ReplayStore {
+    /// An in-memory store.
+    #[must_use]
+    pub fn memory() -> Self {
+        Self::Memory(memory_cache())
+    }
+
+    /// A store on Redis following `policy` while Redis does not answer.
+    #[must_use]
+    pub fn redis(redis: &Redis, policy: FailPolicy) -> Self {
+        Self::Redis {
+            redis: redis.replay_cache(),
+            fallback: (policy == FailPolicy::Open).then(memory_cache),
+        }
+    }
+}
+
+fn memory_cache() -> MemoryReplayCache {
+    MemoryReplayCache::new(NonZeroUsize::new(REPLAY_CAPACITY).expect("nonzero"))
+}
+
+/// Why the replay store could not answer; the request is then refused with 503.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayStoreError {
+    /// The in-memory cache is full of unexpired entries.
+    #[error(transparent)]
+    Full(#[from] ReplayCacheFull),
+    /// Redis did not answer (fail closed).
+    #[error(transparent)]
+    Redis(#[from] RedisReplayError),
+}
+
+impl ReplayCache for ReplayStore {
+    type Error = ReplayStoreError;
+
+    async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Self::Error> {
+        let (redis, fallback) = match self {
+            Self::Memory(memory) => return Ok(memory.insert_once(entry).await?),
+            Self::Redis { redis, fallback } => (redis, fallback),
+        };
+        match redis.insert_once(entry).await {
+            Ok(insertion) => Ok(insertion),
+            Err(e) => {
+                observe::redis_error("replay", "unavailable");
+                match fallback {
+                    Some(local) => {
+                        observe::redis_fallback("replay", FailPolicy::Open.as_str());
+                        Ok(local.insert_once(entry).await?)
+                    }
+                    None => {
+                        observe::redis_fallback("replay", FailPolicy::Closed.as_str());
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+}
