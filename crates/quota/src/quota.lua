@@ -1,9 +1,12 @@
 -- One quota decision, atomically. KEYS[1]: the key's state; KEYS[2]: its limit override.
 -- Fixed window: ARGV = 'f', cost, limit, ttl_ms          -> {code, used, limit}
 -- GCRA (µs):    ARGV = 'g', cost, now, emission, burst, period -> {code, tat, burst, emission}
+-- 'F' and 'G' are the same with the caller's limit, which the stored override does not replace.
 -- code: 1 allowed, 0 limited, 2 cost exceeds limit. A cost of 0 changes nothing.
 local cost = tonumber(ARGV[2])
-local override = redis.call('GET', KEYS[2])
+local override = false
+if ARGV[1] == 'F' then ARGV[1] = 'f' elseif ARGV[1] == 'G' then ARGV[1] = 'g'
+else override = redis.call('GET', KEYS[2]) end
 if ARGV[1] == 'f' then
   local limit = tonumber(ARGV[3])
   if override then limit = tonumber(override) end

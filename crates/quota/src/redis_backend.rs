@@ -160,10 +160,6 @@ impl<C: Clock> RedisBuilder<C> {
         if self.timeout.is_zero() {
             return Err(Error::InvalidConfig("the timeout must be above zero"));
         }
-        if self.max_key_len == 0 {
-            return Err(Error::InvalidConfig("max_key_len must be at least 1"));
-        }
-        let gcra = gcra_micros(self.policy)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout))
@@ -172,6 +168,24 @@ impl<C: Clock> RedisBuilder<C> {
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|_| {
             Error::InvalidConfig("the Redis connection manager could not be set up")
         })?;
+        self.with_connection(conn)
+    }
+
+    /// Like [`connect`](Self::connect), on a connection manager the caller shares with its
+    /// other Redis work: one multiplexed connection for everything, so that a health check on
+    /// it also tells whether quota decisions reach Redis. The builder's timeout still bounds
+    /// each call.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), except for the URL.
+    pub fn with_connection(self, conn: ConnectionManager) -> Result<RedisBackend<C>> {
+        if self.timeout.is_zero() {
+            return Err(Error::InvalidConfig("the timeout must be above zero"));
+        }
+        if self.max_key_len == 0 {
+            return Err(Error::InvalidConfig("max_key_len must be at least 1"));
+        }
+        let gcra = gcra_micros(self.policy)?;
         Ok(RedisBackend {
             conn,
             script: Script::new(SCRIPT),
@@ -243,9 +257,35 @@ impl<C: Clock> RedisBackend<C> {
     /// [`Error::KeyTooLong`]; [`Error::Store`] when Redis answers with an error;
     /// [`Error::Unavailable`] when Redis is unreachable and the fail mode is [`FailMode::Error`].
     pub async fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
+        self.decide_limited(key, cost, None).await
+    }
+
+    /// Like [`decide`](Self::decide), with `limit` in place of the policy's limit and of any
+    /// stored override, still in one round trip. For callers that know each key's limit (from
+    /// their own database, say): nothing per key has to be stored in Redis beforehand, so a
+    /// Redis that restarted empty applies the right limit from the first call.
+    ///
+    /// # Errors
+    /// As [`decide`](Self::decide); [`Error::InvalidPolicy`] or [`Error::InvalidConfig`] when
+    /// `limit` makes a GCRA policy faster than one call per microsecond.
+    pub async fn decide_with_limit(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: NonZeroU64,
+    ) -> Result<Decision> {
+        self.decide_limited(key, cost, Some(limit)).await
+    }
+
+    async fn decide_limited(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Result<Decision> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
-        let (cmd, plan) = self.command(key, cost, now);
+        let (cmd, plan) = self.command(key, cost, now, limit)?;
         match self.bounded(self.run(std::slice::from_ref(&cmd))).await {
             Ok(replies) => replies
                 .into_iter()
@@ -254,7 +294,7 @@ impl<C: Clock> RedisBackend<C> {
                     reason: "empty reply".to_owned(),
                 })
                 .and_then(|reply| self.read(&reply, &plan, now, cost)),
-            Err(failure) => self.degrade(failure),
+            Err(failure) => self.degrade(failure, limit),
         }
     }
 
@@ -272,7 +312,9 @@ impl<C: Clock> RedisBackend<C> {
         let now = self.clock.now_nanos();
         let (cmds, plans): (Vec<Cmd>, Vec<Plan>) = calls
             .iter()
-            .map(|(key, cost)| self.command(key, *cost, now))
+            .map(|(key, cost)| self.command(key, *cost, now, None))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
             .unzip();
         match self.bounded(self.run(&cmds)).await {
             Ok(replies) if replies.len() == calls.len() => replies
@@ -286,7 +328,7 @@ impl<C: Clock> RedisBackend<C> {
             }),
             Err(failure) => calls
                 .iter()
-                .map(|_| self.degrade(failure.clone_reason()))
+                .map(|_| self.degrade(failure.clone_reason(), None))
                 .collect(),
         }
     }
@@ -296,9 +338,22 @@ impl<C: Clock> RedisBackend<C> {
     /// # Errors
     /// [`Error::KeyTooLong`], [`Error::Store`], or [`Error::Unavailable`] whatever the fail mode.
     pub async fn usage(&self, key: &str) -> Result<Usage> {
+        self.usage_limited(key, None).await
+    }
+
+    /// Like [`usage`](Self::usage), with `limit` in place of the policy's limit and of any
+    /// stored override (see [`decide_with_limit`](Self::decide_with_limit)).
+    ///
+    /// # Errors
+    /// As [`usage`](Self::usage) and [`decide_with_limit`](Self::decide_with_limit).
+    pub async fn usage_with_limit(&self, key: &str, limit: NonZeroU64) -> Result<Usage> {
+        self.usage_limited(key, Some(limit)).await
+    }
+
+    async fn usage_limited(&self, key: &str, limit: Option<NonZeroU64>) -> Result<Usage> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
-        let (cmd, plan) = self.command(key, 0, now);
+        let (cmd, plan) = self.command(key, 0, now, limit)?;
         let replies = self
             .bounded(self.run(std::slice::from_ref(&cmd)))
             .await
@@ -362,15 +417,30 @@ impl<C: Clock> RedisBackend<C> {
         Ok(())
     }
 
-    fn command(&self, key: &str, cost: u64, now: u64) -> (Cmd, Plan) {
+    /// The script call for one decision; `limit` replaces the policy's limit and any stored
+    /// override.
+    fn command(
+        &self,
+        key: &str,
+        cost: u64,
+        now: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Result<(Cmd, Plan)> {
         let prefix = &self.prefix;
+        let (policy, gcra) = match limit {
+            Some(limit) => {
+                let policy = self.policy.with_limit(limit)?;
+                (policy, gcra_micros(policy)?)
+            }
+            None => (self.policy, self.gcra),
+        };
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(2);
-        let plan = if let Some((gcra, period)) = self.gcra {
+        let plan = if let Some((gcra, period)) = gcra {
             let now_us = now / NANOS_PER_MICRO;
             cmd.arg(format!("{prefix}:g:{key}"))
                 .arg(format!("{prefix}:o:{key}"))
-                .arg("g")
+                .arg(if limit.is_some() { "G" } else { "g" })
                 .arg(cost)
                 .arg(now_us)
                 .arg(gcra.emission)
@@ -379,7 +449,7 @@ impl<C: Clock> RedisBackend<C> {
             Plan::Gcra { now_us }
         } else {
             // Without GCRA parameters the policy is a fixed window.
-            let window = self.policy.window().unwrap_or(Window::Day);
+            let window = policy.window().unwrap_or(Window::Day);
             let (start, end) = window.bounds(now / NANOS_PER_SEC);
             let ttl_ms = end
                 .saturating_mul(1_000)
@@ -387,13 +457,13 @@ impl<C: Clock> RedisBackend<C> {
                 .saturating_add(GRACE_MS);
             cmd.arg(format!("{prefix}:f:{start}:{key}"))
                 .arg(format!("{prefix}:o:{key}"))
-                .arg("f")
+                .arg(if limit.is_some() { "F" } else { "f" })
                 .arg(cost)
-                .arg(self.policy.limit())
+                .arg(policy.limit())
                 .arg(ttl_ms);
             Plan::Fixed { start, end }
         };
-        (cmd, plan)
+        Ok((cmd, plan))
     }
 
     /// Sends `cmds` in one pipeline; loads the script and retries once if Redis lost it.
@@ -469,7 +539,8 @@ impl<C: Clock> RedisBackend<C> {
         }
     }
 
-    fn degrade(&self, failure: Failure) -> Result<Decision> {
+    /// The decision the fail mode gives while Redis does not answer; `limit` is the caller's.
+    fn degrade(&self, failure: Failure, limit: Option<NonZeroU64>) -> Result<Decision> {
         match (failure, self.fail_mode) {
             (Failure::Store(reason), _) => Err(Error::Store { reason }),
             (Failure::Unavailable(reason), FailMode::Error) => Err(Error::Unavailable { reason }),
@@ -484,7 +555,7 @@ impl<C: Clock> RedisBackend<C> {
                 };
                 Ok(Decision::unavailable(
                     mode == FailMode::Open,
-                    self.policy.limit(),
+                    limit.map_or(self.policy.limit(), NonZeroU64::get),
                     window,
                 ))
             }

@@ -340,3 +340,45 @@ async fn redis_down_follows_the_fail_mode_within_the_timeout() {
         assert!(matches!(admin, Err(Error::Unavailable { .. })));
     }
 }
+
+#[tokio::test]
+async fn a_limit_given_with_the_call_beats_the_policy_and_stored_overrides() {
+    let Some(url) = test_services::redis_url("a_limit_given_with_the_call") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let prefix = prefix("explicit-limit");
+    let a = backend(&url, Policy::per_day(n(5)), &prefix, &clock).await;
+    let b = backend(&url, Policy::per_day(n(5)), &prefix, &clock).await;
+    // A stored override that the explicit limit must ignore.
+    a.set_override("k", Some(n(100))).await.expect("ok");
+    let mut grants = 0;
+    for limiter in [&a, &b, &a, &b, &a] {
+        let d = limiter.decide_with_limit("k", 1, n(3)).await.expect("ok");
+        assert_eq!(d.limit(), 3);
+        grants += u64::from(d.is_allowed());
+    }
+    assert_eq!(grants, 3, "the counter is shared and the given limit holds");
+    let usage = b.usage_with_limit("k", n(3)).await.expect("ok");
+    assert_eq!((usage.limit, usage.used, usage.remaining), (3, 3, 0));
+    // The same counter read with the stored override: the state is one, only the limit differs.
+    assert_eq!(b.usage("k").await.expect("ok").remaining, 97);
+
+    let gcra = Policy::gcra(n(5), Duration::from_secs(60)).expect("valid");
+    let g = backend(&url, gcra, &format!("{prefix}-g"), &clock).await;
+    for _ in 0..2 {
+        assert!(
+            g.decide_with_limit("c", 1, n(2))
+                .await
+                .expect("ok")
+                .is_allowed()
+        );
+    }
+    let third = g.decide_with_limit("c", 1, n(2)).await.expect("ok");
+    assert_eq!(third.status(), Status::Limited);
+    assert_eq!(third.retry_after(), Some(Duration::from_secs(30)));
+    assert!(matches!(
+        g.decide_with_limit("c", 1, n(u64::MAX)).await,
+        Err(Error::InvalidConfig(_) | Error::InvalidPolicy(_))
+    ));
+}

@@ -180,13 +180,11 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
                 state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
             }
-            state
-                .sync_quota_override(&row)
-                .await
-                .map_err(|e| e.to_string())?;
+            state.sync_quota_override(&row).map_err(|e| e.to_string())?;
+            let limit = std::num::NonZeroU64::new(state.keys.daily_quota(&row));
             let usage = state
                 .quota
-                .usage(&row.id)
+                .usage(&row.id, limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let source = if state.quota.is_shared() {

@@ -87,10 +87,10 @@ impl Limiter {
     }
 
     /// A limiter on Redis. It connects lazily, so the server starts while Redis is down.
-    pub async fn redis(
+    pub fn redis(
         policy: Policy,
         clock: &Clock,
-        client: redis::Client,
+        conn: redis::aio::ConnectionManager,
         settings: &RedisSettings,
         concern: Concern,
     ) -> Result<Self, ApiError> {
@@ -110,8 +110,7 @@ impl Limiter {
             .prefix(format!("{}:{}", settings.prefix, concern.as_str()))
             .timeout(settings.timeout)
             .fail_mode(mode)
-            .with_client(client)
-            .await
+            .with_connection(conn)
             .map_err(build_error)?;
         let fallback = match (concern, fail) {
             (Concern::Login, FailPolicy::Open) => Some(memory_backend(policy, clock)?),
@@ -131,11 +130,18 @@ impl Limiter {
         matches!(self, Self::Redis { .. })
     }
 
-    /// Decides one call of `cost` units for `key`.
+    /// Decides one call of `cost` units for `key`, whose own limit is `limit` (`None`: the
+    /// policy's). In memory the key's limit is the override set by [`Limiter::set_override`];
+    /// on Redis it travels with each call, so a Redis that restarted empty still applies it.
     ///
     /// A decision the limiter made without its store is logged and counted here; the caller
     /// still reads [`Decision::status`] for [`Status::FailedClosed`].
-    pub async fn decide(&self, key: &str, cost: u64) -> Result<Decision, ApiError> {
+    pub async fn decide(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Result<Decision, ApiError> {
         match self {
             Self::Memory(memory) => memory.decide(key, cost).map_err(ApiError::internal),
             Self::Redis {
@@ -143,7 +149,7 @@ impl Limiter {
                 fallback,
                 policy,
                 concern,
-            } => match redis.decide(key, cost).await {
+            } => match redis_decide(redis, key, cost, limit).await {
                 Ok(decision) => {
                     if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
                         unavailable(*concern, *policy);
@@ -165,34 +171,24 @@ impl Limiter {
         }
     }
 
-    /// The key's current consumption.
-    pub async fn usage(&self, key: &str) -> Result<Usage, ApiError> {
+    /// The key's current consumption, with its own `limit` as in [`Limiter::decide`].
+    pub async fn usage(&self, key: &str, limit: Option<NonZeroU64>) -> Result<Usage, ApiError> {
         match self {
             Self::Memory(memory) => memory.usage(key).map_err(ApiError::internal),
-            Self::Redis { redis, concern, .. } => redis
-                .usage(key)
-                .await
-                .map_err(|e| redis_call_error(*concern, e)),
+            Self::Redis { redis, concern, .. } => match limit {
+                Some(limit) => redis.usage_with_limit(key, limit).await,
+                None => redis.usage(key).await,
+            }
+            .map_err(|e| redis_call_error(*concern, e)),
         }
     }
 
-    /// Sets or removes the key's own limit. While Redis does not answer this is logged and
-    /// skipped: the next lookup sets it again.
-    pub async fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<(), ApiError> {
+    /// Sets or removes the key's own limit in memory. Nothing to do on Redis, where the limit
+    /// comes with each call.
+    pub fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<(), ApiError> {
         match self {
             Self::Memory(memory) => memory.set_override(key, limit).map_err(ApiError::internal),
-            Self::Redis { redis, concern, .. } => match redis.set_override(key, limit).await {
-                Ok(()) => Ok(()),
-                Err(quota::Error::Unavailable { .. }) => {
-                    observe::redis_error(concern.as_str(), "unavailable");
-                    tracing::warn!(
-                        concern = concern.as_str(),
-                        "Redis unavailable: the key's own quota is set on its next lookup"
-                    );
-                    Ok(())
-                }
-                Err(e) => Err(redis_call_error(*concern, e)),
-            },
+            Self::Redis { .. } => Ok(()),
         }
     }
 
@@ -211,6 +207,18 @@ impl Limiter {
             Self::Memory(memory) => memory.restore(snapshot).map_err(ApiError::internal),
             Self::Redis { .. } => Ok(0),
         }
+    }
+}
+
+async fn redis_decide(
+    redis: &RedisBackend<Clock>,
+    key: &str,
+    cost: u64,
+    limit: Option<NonZeroU64>,
+) -> quota::Result<Decision> {
+    match limit {
+        Some(limit) => redis.decide_with_limit(key, cost, limit).await,
+        None => redis.decide(key, cost).await,
     }
 }
 

@@ -24,7 +24,6 @@ pub const REPLAY_CAPACITY: usize = 1_000_000;
 /// The Redis connection every shared concern uses.
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
     conn: ConnectionManager,
     settings: RedisSettings,
 }
@@ -54,19 +53,18 @@ impl Redis {
             .set_response_timeout(Some(settings.timeout))
             .set_number_of_retries(1)
             .set_max_delay(settings.timeout);
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+        let conn = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|_| RedisSetupError("the connection could not be set up"))?;
         Ok(Self {
-            client,
             conn,
             settings: settings.clone(),
         })
     }
 
-    /// The client, for backends that make their own connection.
+    /// The connection, shared by every concern: `/readyz` pings the one that decisions use.
     #[must_use]
-    pub fn client(&self) -> redis::Client {
-        self.client.clone()
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     /// The settings.

@@ -262,19 +262,17 @@ pub async fn build_state(
             Limiter::redis(
                 daily,
                 &clock,
-                redis.client(),
+                redis.connection(),
                 redis.settings(),
                 Concern::Quota,
-            )
-            .await?,
+            )?,
             Limiter::redis(
                 login,
                 &clock,
-                redis.client(),
+                redis.connection(),
                 redis.settings(),
                 Concern::Login,
-            )
-            .await?,
+            )?,
         ),
         None => (
             Limiter::memory(daily, &clock)?,

@@ -173,19 +173,19 @@ impl AppState {
         }
         let row = self.db.find_key_by_hash(&hash).await?;
         if let Some(row) = &row {
-            self.sync_quota_override(row).await?;
+            self.sync_quota_override(row)?;
         }
         self.key_cache.put(hash, row.clone());
         Ok(row)
     }
 
     /// Makes the quota backend use this key's own daily limit.
-    pub async fn sync_quota_override(&self, row: &KeyRow) -> Result<(), ApiError> {
+    pub fn sync_quota_override(&self, row: &KeyRow) -> Result<(), ApiError> {
         let quota = self.keys.daily_quota(row);
         let limit = (quota != self.settings.default_daily_quota)
             .then(|| NonZeroU64::new(quota))
             .flatten();
-        self.quota.set_override(&row.id, limit).await
+        self.quota.set_override(&row.id, limit)
     }
 
     /// The principal for an active key row.
@@ -280,7 +280,8 @@ impl Charged {
 impl ApiCaller {
     /// Charges `cost` calls to the key's daily quota; 429 with the original's message once spent.
     pub async fn charge(&self, state: &AppState, cost: u64) -> Result<Charged, ApiError> {
-        let decision = state.quota.decide(&self.0.key_id, cost).await?;
+        let limit = NonZeroU64::new(self.0.daily_quota);
+        let decision = state.quota.decide(&self.0.key_id, cost, limit).await?;
         match decision.status() {
             // Allowed uncounted while Redis is away (fail open): no quota headers to give.
             Status::FailedOpen => Ok(Charged(Vec::new())),

@@ -30,7 +30,7 @@ impl AppState {
     /// Counts one login or registration attempt from this client; 429 past the limit.
     pub async fn limit_client(&self, req: &HttpRequest) -> Result<(), ApiError> {
         let bucket = client_bucket(req.peer_addr().map(|a| a.ip()));
-        let decision = self.login_limit.decide(&bucket, 1).await?;
+        let decision = self.login_limit.decide(&bucket, 1, None).await?;
         if decision.is_allowed() {
             return Ok(());
         }

@@ -221,7 +221,7 @@ pub async fn authenticate(
         Scheme::V0 => AuthMethod::SignedV0,
         _ => AuthMethod::SignedV1,
     };
-    state.sync_quota_override(&row).await?;
+    state.sync_quota_override(&row)?;
     state.principal(&row, method)
 }
 

@@ -1,0 +1,632 @@
+//! Two real `secure-api` processes behave as one server when they share PostgreSQL and Redis.
+//!
+//! The test starts its own private `redis-server` on a free port (so that it can stop it
+//! mid-run without disturbing other tests) and works in a PostgreSQL schema of its own. It
+//! needs `TEST_DATABASE_URL` and the `redis-server` program; without them it says so and
+//! skips, and under `REQUIRE_SERVICES=1` it fails.
+//!
+//! Run it alone, with its figures: `cargo test -p secure-api --test multi_instance -- --nocapture`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use request_signing::{Secret, Signer, sign_v0};
+use serde_json::{Value, json};
+use sqlx::Executor;
+
+/// Key lookups are cached this long on each instance; a revocation must reach the other
+/// instance within it.
+const KEY_CACHE_TTL_SECS: u64 = 2;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn program(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    })
+}
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Process {
+    child: Child,
+    name: &'static str,
+}
+
+impl Process {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waitable") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGTERM",
+                self.name
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A private Redis on `port`, keeping nothing on disk.
+fn start_redis(binary: &Path, port: u16) -> Process {
+    let child = Command::new(binary)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server starts");
+    let process = Process {
+        child,
+        name: "redis-server",
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server does not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    process
+}
+
+struct Instance {
+    base: String,
+    process: Process,
+    log: PathBuf,
+}
+
+impl Instance {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `secure-api` with `env` on a free port; returns it and what it printed on stdout
+/// before it was ready (the first-start banner, if any).
+async fn start_instance(
+    name: &'static str,
+    env: &[(String, String)],
+    dir: &Path,
+) -> (Instance, String) {
+    let port = free_port();
+    let log = dir.join(format!("{name}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_secure-api"))
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_API_BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("secure-api starts");
+    let mut process = Process { child, name };
+    let stdout = process.child.stdout.take().expect("stdout");
+    // The banner is printed before the server answers; read stdout in the background.
+    let banner = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut rules = 0;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            text.push_str(&line);
+            text.push('\n');
+            rules += usize::from(line.starts_with("====="));
+            if rules == 2 {
+                break;
+            }
+        }
+        text
+    });
+    let instance = Instance {
+        base: format!("http://127.0.0.1:{port}"),
+        process,
+        log,
+    };
+    let client = awc::Client::default();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(res) = client.get(instance.url("/healthz")).send().await
+            && res.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not become healthy:\n{}",
+            instance.log()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let banner = if banner.is_finished() {
+        banner.join().unwrap_or_default()
+    } else {
+        String::new()
+    };
+    (instance, banner)
+}
+
+struct Reply {
+    status: u16,
+    headers: awc::http::header::HeaderMap,
+    body: Value,
+}
+
+async fn send(
+    client: &awc::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Reply {
+    let mut req = client.request(method.parse().unwrap(), url);
+    for (name, value) in headers {
+        req = req.insert_header((*name, *value));
+    }
+    let mut res = match body {
+        Some(body) => {
+            req.insert_header(("content-type", "application/json"))
+                .send_body(body.to_owned())
+                .await
+        }
+        None => req.send().await,
+    }
+    .unwrap_or_else(|e| panic!("{method} {url} is answered: {e}"));
+    let bytes = res.body().limit(1 << 20).await.expect("a body");
+    Reply {
+        status: res.status().as_u16(),
+        headers: res.headers().clone(),
+        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    }
+}
+
+fn admin_token(banner: &str) -> String {
+    banner
+        .lines()
+        .find_map(|line| line.strip_prefix("Admin token (for /admin/keys):"))
+        .map(|token| token.trim().to_owned())
+        .unwrap_or_else(|| panic!("no admin token in the banner:\n{banner}"))
+}
+
+async fn create_key(client: &awc::Client, at: &Instance, admin: &str, body: Value) -> Value {
+    let auth = format!("Bearer {admin}");
+    let reply = send(
+        client,
+        "POST",
+        &at.url("/admin/keys"),
+        &[("authorization", &auth)],
+        Some(&body.to_string()),
+    )
+    .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    reply.body
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+#[actix_web::test]
+async fn two_instances_on_postgres_and_redis_behave_as_one() {
+    let test = "two_instances_on_postgres_and_redis_behave_as_one";
+    let Some(database) = test_services::database_url(test) else {
+        return;
+    };
+    let Some(redis_server) = program("redis-server") else {
+        assert!(
+            !test_services::services_required(),
+            "{test} needs the redis-server program (REQUIRE_SERVICES=1)"
+        );
+        eprintln!("skipped {test}: needs the redis-server program");
+        return;
+    };
+
+    // A schema of its own on the shared PostgreSQL.
+    let schema = format!("secure_api_mi_{}", random_hex(6));
+    sqlx::any::install_default_drivers();
+    let admin_pool = sqlx::AnyPool::connect(&database)
+        .await
+        .expect("PostgreSQL answers");
+    admin_pool
+        // The schema name is generated hex, never input.
+        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .await
+        .unwrap();
+    let separator = if database.contains('?') { '&' } else { '?' };
+    let scoped = format!("{database}{separator}options=-c%20search_path%3D{schema}");
+
+    let redis_port = free_port();
+    let redis = start_redis(&redis_server, redis_port);
+    let dir = tempfile::tempdir().unwrap();
+    let shared_secret = format!("v0 shared secret {}", random_hex(16));
+    let env: Vec<(String, String)> = [
+        ("SECRET_KEY", random_hex(48)),
+        ("SECURE_API_ENV", "production".to_owned()),
+        ("DATABASE_URL", scoped),
+        ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
+        ("SECURE_API_REDIS_PREFIX", format!("mi-{}", random_hex(4))),
+        ("SECURE_API_KEY_CACHE_TTL", KEY_CACHE_TTL_SECS.to_string()),
+        ("SECURE_API_WORKERS", "2".to_owned()),
+        ("API_SHARED_SECRET", shared_secret.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    let (a, banner) = start_instance("instance-a", &env, dir.path()).await;
+    let admin = admin_token(&banner);
+    let (b, second_banner) = start_instance("instance-b", &env, dir.path()).await;
+    assert!(
+        !second_banner.contains("Admin token"),
+        "the second instance finds the first one's data"
+    );
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .finish();
+    let both = [&a, &b];
+
+    // 1. A daily quota of 50, 200 concurrent calls spread over both: exactly 50 succeed.
+    let key = create_key(
+        &client,
+        &a,
+        &admin,
+        json!({"service": "mi", "daily_quota": 50}),
+    )
+    .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    let calls = (0..200).map(|i| {
+        let url = both[i % 2].url("/get-current-time");
+        let (client, key) = (&client, &key);
+        async move {
+            send(client, "POST", &url, &[("authorization", key)], Some(""))
+                .await
+                .status
+        }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    let elapsed = started.elapsed();
+    let ok = statuses.iter().filter(|&&s| s == 200).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    eprintln!(
+        "figure: 200 concurrent calls over 2 instances: {ok} x 200, {limited} x 429 in {:.0} ms",
+        elapsed.as_secs_f64() * 1000.0
+    );
+    assert_eq!((ok, limited), (50, 150), "{statuses:?}");
+    let after = send(
+        &client,
+        "POST",
+        &b.url("/get-current-time"),
+        &[("authorization", &key)],
+        Some(""),
+    )
+    .await;
+    assert_eq!(after.status, 429, "the quota is spent on both");
+
+    // 2. A signature used on A is refused on B: v1 and v0.
+    let signing = create_key(
+        &client,
+        &a,
+        &admin,
+        json!({"service": "mi-signed", "signing": true}),
+    )
+    .await;
+    let signer = Signer::new(
+        signing["id"].as_str().unwrap(),
+        Secret::from(signing["signing_secret"].as_str().unwrap()),
+    )
+    .unwrap();
+    let body = r#"{"number": 97}"#;
+    let signed = signer
+        .sign("POST", &a.url("/check-prime"), body.as_bytes())
+        .unwrap();
+    let headers: Vec<(&str, &str)> = signed.iter().collect();
+    let first = send(
+        &client,
+        "POST",
+        &a.url("/check-prime"),
+        &headers,
+        Some(body),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let replay = send(
+        &client,
+        "POST",
+        &b.url("/check-prime"),
+        &headers,
+        Some(body),
+    )
+    .await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
+    assert_eq!(replay.body["detail"], "request replayed");
+
+    let plain = create_key(&client, &a, &admin, json!({"service": "mi-v0"})).await;
+    let plain = plain["key"].as_str().unwrap().to_owned();
+    let v0 = sign_v0(&plain, &Secret::from(shared_secret.as_str()), unix_now()).unwrap();
+    let headers: Vec<(&str, &str)> = v0.iter().collect();
+    let first = send(
+        &client,
+        "POST",
+        &a.url("/get-current-time"),
+        &headers,
+        Some(""),
+    )
+    .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    let replay = send(
+        &client,
+        "POST",
+        &b.url("/get-current-time"),
+        &headers,
+        Some(""),
+    )
+    .await;
+    assert_eq!(replay.status, 401, "{}", replay.body);
+
+    // 3. Five logins or registrations a minute per client address, across both.
+    let credentials = json!({"username": "mi_user", "password": "correct horse battery staple"});
+    let credentials = credentials.to_string();
+    let register = send(
+        &client,
+        "POST",
+        &a.url("/register"),
+        &[],
+        Some(&credentials),
+    )
+    .await;
+    assert_eq!(register.status, 201, "{}", register.body);
+    let mut logins = Vec::new();
+    for i in 0..6 {
+        let reply = send(
+            &client,
+            "POST",
+            &both[(i + 1) % 2].url("/login"),
+            &[],
+            Some(&credentials),
+        )
+        .await;
+        logins.push(reply.status);
+    }
+    assert_eq!(logins, [200, 200, 200, 200, 429, 429]);
+
+    // 4. A key revoked through A is refused by B within the key cache TTL.
+    let doomed = create_key(&client, &a, &admin, json!({"service": "mi-doomed"})).await;
+    let (doomed_id, doomed) = (
+        doomed["id"].as_str().unwrap().to_owned(),
+        doomed["key"].as_str().unwrap().to_owned(),
+    );
+    let warm = send(
+        &client,
+        "POST",
+        &b.url("/get-current-time"),
+        &[("authorization", &doomed)],
+        Some(""),
+    )
+    .await;
+    assert_eq!(warm.status, 200, "B has the key cached");
+    let auth = format!("Bearer {admin}");
+    let revoke = send(
+        &client,
+        "DELETE",
+        &a.url(&format!("/admin/keys/{doomed_id}")),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(revoke.status, 204);
+    let revoked_at = Instant::now();
+    let refused_after = loop {
+        let reply = send(
+            &client,
+            "POST",
+            &b.url("/get-current-time"),
+            &[("authorization", &doomed)],
+            Some(""),
+        )
+        .await;
+        if reply.status == 401 {
+            break revoked_at.elapsed();
+        }
+        assert_eq!(reply.status, 200);
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(KEY_CACHE_TTL_SECS + 2),
+            "B still accepts a key revoked {:?} ago",
+            revoked_at.elapsed()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!(
+        "figure: revocation through A refused by B after {:.0} ms (cache TTL {KEY_CACHE_TTL_SECS} s)",
+        refused_after.as_secs_f64() * 1000.0
+    );
+
+    // 5. Redis stops: the documented outcome on both, and no request hangs.
+    let fresh = create_key(
+        &client,
+        &a,
+        &admin,
+        json!({"service": "mi-outage", "daily_quota": 3}),
+    )
+    .await;
+    let fresh = fresh["key"].as_str().unwrap().to_owned();
+    drop(redis);
+    let outage = Instant::now();
+    for at in both {
+        let ready = send(&client, "GET", &at.url("/readyz"), &[], None).await;
+        assert_eq!(ready.status, 503, "{}", ready.body);
+        assert_eq!(ready.body["redis"], false);
+        assert_eq!(ready.body["database"], true);
+        // Quotas fail open: the call is served, uncounted, without quota headers.
+        for _ in 0..4 {
+            let call = send(
+                &client,
+                "POST",
+                &at.url("/get-current-time"),
+                &[("authorization", &fresh)],
+                Some(""),
+            )
+            .await;
+            assert_eq!(call.status, 200, "{}", call.body);
+            assert!(call.headers.get("x-ratelimit-remaining").is_none());
+        }
+        // Signed requests fail closed: a replay could not be told apart.
+        let signed = signer
+            .sign("POST", &at.url("/check-prime"), body.as_bytes())
+            .unwrap();
+        let headers: Vec<(&str, &str)> = signed.iter().collect();
+        let refused = send(
+            &client,
+            "POST",
+            &at.url("/check-prime"),
+            &headers,
+            Some(body),
+        )
+        .await;
+        assert_eq!(refused.status, 503, "{}", refused.body);
+        assert!(refused.headers.get("retry-after").is_some());
+        // Logins fall back to this instance's own limit (the shared one is spent above).
+        let login = send(&client, "POST", &at.url("/login"), &[], Some(&credentials)).await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        let metrics = client
+            .get(at.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .body()
+            .limit(1 << 22)
+            .await
+            .unwrap();
+        let metrics = String::from_utf8(metrics.to_vec()).unwrap();
+        for concern in ["quota", "replay", "login"] {
+            assert!(
+                metrics
+                    .lines()
+                    .any(|l| l.starts_with("secure_api_redis_fallbacks_total")
+                        && l.contains(&format!("concern=\"{concern}\""))),
+                "no {concern} fallback counted:\n{metrics}"
+            );
+        }
+    }
+    eprintln!(
+        "figure: outage checks on both instances took {:.0} ms",
+        outage.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // 6. Redis comes back (empty): both recover by themselves.
+    let redis = start_redis(&redis_server, redis_port);
+    let back = Instant::now();
+    for at in both {
+        loop {
+            let ready = send(&client, "GET", &at.url("/readyz"), &[], None).await;
+            if ready.status == 200 {
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(20),
+                "{} did not recover",
+                at.base
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    eprintln!(
+        "figure: both instances ready {:.0} ms after Redis came back",
+        back.elapsed().as_secs_f64() * 1000.0
+    );
+    let recovered = create_key(
+        &client,
+        &a,
+        &admin,
+        json!({"service": "mi-back", "daily_quota": 3}),
+    )
+    .await;
+    let recovered = recovered["key"].as_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        statuses.push(
+            send(
+                &client,
+                "POST",
+                &both[i % 2].url("/get-current-time"),
+                &[("authorization", &recovered)],
+                Some(""),
+            )
+            .await
+            .status,
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
+    for at in both {
+        let signed = signer
+            .sign("POST", &at.url("/check-prime"), body.as_bytes())
+            .unwrap();
+        let headers: Vec<(&str, &str)> = signed.iter().collect();
+        let accepted = send(
+            &client,
+            "POST",
+            &at.url("/check-prime"),
+            &headers,
+            Some(body),
+        )
+        .await;
+        assert_eq!(accepted.status, 200, "{}", accepted.body);
+    }
+
+    // Both stop cleanly on SIGTERM.
+    let (log_a, log_b) = (a.log(), b.log());
+    assert!(a.process.terminate().success(), "{log_a}");
+    assert!(b.process.terminate().success(), "{log_b}");
+    drop(redis);
+    admin_pool
+        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .await
+        .unwrap();
+}
