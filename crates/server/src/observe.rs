@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing::Instrument as _;
@@ -217,6 +217,11 @@ pub async fn observe_request(
     let started = Instant::now();
     let id = inbound_request_id(&req).unwrap_or_else(new_request_id);
     let method = req.method().clone();
+    // The pattern comes from the path alone, so it can be read before routing. (The request
+    // itself must not be cloned before routing: actix needs it unshared to record the match.)
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
     let span = tracing::info_span!(
         "request",
         id = %id,
@@ -226,18 +231,9 @@ pub async fn observe_request(
     );
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
-    let (status, route) = match &result {
-        Ok(response) => (
-            response.status().as_u16(),
-            response
-                .request()
-                .match_pattern()
-                .unwrap_or_else(|| "unmatched".to_owned()),
-        ),
-        Err(e) => (
-            e.as_response_error().status_code().as_u16(),
-            "unmatched".to_owned(),
-        ),
+    let status = match &result {
+        Ok(response) => response.status().as_u16(),
+        Err(e) => e.as_response_error().status_code().as_u16(),
     };
     record_request(&route, method_label(&method), status, elapsed);
     span.in_scope(|| {
@@ -247,14 +243,71 @@ pub async fn observe_request(
             "request"
         );
     });
-    result.map(|mut response| {
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            response
-                .headers_mut()
-                .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    match result {
+        Ok(mut response) => {
+            finish_headers(response.headers_mut(), &id);
+            Ok(response)
         }
+        // An error from a middleware (authentication, the request timeout) is turned into its
+        // problem response by actix after this point: wrap it so that it gets the same headers.
+        Err(error) => Err(Answered { error, id }.into()),
+    }
+}
+
+/// Headers on every response: the request id, and the security headers that a handler did
+/// not set itself (a JSON API is never framed, sniffed or cached; `/docs` sets its own policy).
+fn finish_headers(headers: &mut HeaderMap, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    for (name, value) in SECURITY_HEADERS {
+        let name = HeaderName::from_static(name);
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+}
+
+/// The security headers every response carries unless its handler set them (lower-case names).
+pub const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("referrer-policy", "no-referrer"),
+    ("cache-control", "no-store"),
+];
+
+/// A middleware's error with the request id, answered with the usual headers.
+struct Answered {
+    error: actix_web::Error,
+    id: String,
+}
+
+impl std::fmt::Debug for Answered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.error, f)
+    }
+}
+
+impl std::fmt::Display for Answered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl actix_web::ResponseError for Answered {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.error.as_response_error().status_code()
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut response = self.error.error_response();
+        finish_headers(response.headers_mut(), &self.id);
         response
-    })
+    }
 }
 
 /// The method as a label: the standard ones by name, any extension method as `OTHER`, so a

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
 use quota::{Policy, Snapshot};
 use secret_key::{SecretKey, SecretLoader};
@@ -461,19 +461,6 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_: &std::path::Path) {}
 
-/// Security headers on every response: a JSON API is never framed, sniffed or cached.
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("X-Frame-Options", "DENY"))
-        .add((
-            "Content-Security-Policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add(("Cache-Control", "no-store"))
-}
-
 /// Answers 503 when a request takes longer than the configured timeout.
 async fn request_timeout(
     req: actix_web::dev::ServiceRequest,
@@ -540,7 +527,6 @@ impl Application {
             .app_data(web::QueryConfig::default().error_handler(routes::query_error))
             .app_data(web::PathConfig::default().error_handler(routes::path_error))
             .wrap(from_fn(request_timeout))
-            .wrap(security_headers())
             .wrap(from_fn(crate::observe::observe_request))
             .configure(routes::configure)
         })

@@ -169,7 +169,12 @@ impl TestApp {
         .expect("the request is answered");
         let bytes = res.body().limit(1 << 20).await.expect("a body");
         let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
-        let body = if text.is_empty() {
+        let is_json = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("json"));
+        let body = if text.is_empty() || !is_json {
             Value::Null
         } else {
             // `Value` cannot hold a 600-digit number: such a reply is checked on `text`.
@@ -211,6 +216,17 @@ impl TestApp {
         reply.body
     }
 
+    /// The `/metrics` page, checking its content type.
+    pub async fn metrics_page(&self) -> String {
+        let page = self.get("/metrics", &[]).await;
+        assert_eq!(page.status, 200);
+        assert_eq!(
+            page.header("content-type").as_deref(),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        page.text
+    }
+
     /// Stops the server gracefully (saving quota usage) and waits for it.
     pub async fn stop(self) {
         self.server.stop(true).await;
@@ -219,4 +235,19 @@ impl TestApp {
             .expect("the server task ends")
             .expect("the server ran");
     }
+}
+
+/// The value of the sample `name{labels}` on the metrics page (labels in exposition order).
+pub fn sample(page: &str, name: &str, labels: &str) -> Option<f64> {
+    let wanted = if labels.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}{{{labels}}}")
+    };
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series == wanted).then(|| value.parse().ok()).flatten()
+        })
 }

@@ -1,0 +1,231 @@
+//! What operators rely on: request ids, `/readyz`, fail policies, and HTTPS with `--tls-cert`.
+//! (`/metrics` has a test binary of its own, `tests/metrics.rs`, so that its counts are exact.)
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Spawn, spawn, spawn_with};
+use secure_api::config::SettingsArgs;
+
+#[actix_web::test]
+async fn every_response_carries_a_request_id_and_a_safe_inbound_one_is_kept() {
+    let app = spawn().await;
+    let first = app.get("/healthz", &[]).await;
+    let second = app.get("/healthz", &[]).await;
+    let id = first.header("x-request-id").expect("a request id");
+    assert_eq!(id.len(), 16);
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(Some(id), second.header("x-request-id"));
+
+    let kept = app
+        .get("/healthz", &[("x-request-id", "trace-42.abc_DEF")])
+        .await;
+    assert_eq!(
+        kept.header("x-request-id").as_deref(),
+        Some("trace-42.abc_DEF")
+    );
+    for hostile in ["a b", "<script>", &"x".repeat(65), "a/../b"] {
+        let replaced = app.get("/healthz", &[("x-request-id", hostile)]).await;
+        let id = replaced.header("x-request-id").expect("a request id");
+        assert_ne!(id, hostile);
+        assert_eq!(id.len(), 16, "{hostile:?} was replaced by a fresh id");
+    }
+    // Errors too: the id is added after the problem body is built.
+    let missing = app.post("/get-current-time", &[], "").await;
+    assert_eq!(missing.status, 401);
+    assert!(missing.header("x-request-id").is_some());
+}
+
+#[actix_web::test]
+async fn readiness_reports_the_database_and_omits_redis_when_unused() {
+    let app = spawn().await;
+    let ready = app.get("/readyz", &[]).await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["database"], true);
+    assert!(ready.body.get("redis").is_none(), "{}", ready.body);
+    let alive = app.get("/healthz", &[]).await;
+    assert_eq!(alive.body["status"], "ok");
+}
+
+#[actix_web::test]
+async fn readiness_fails_while_redis_does_not_answer() {
+    // Nothing listens on this port: Redis is "down" from the start, and start-up still works.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_with(Spawn {
+        args: SettingsArgs {
+            redis_url: Some(format!("redis://127.0.0.1:{port}")),
+            redis_timeout_ms: Some(200),
+            ..SettingsArgs::default()
+        },
+        ..Spawn::default()
+    })
+    .await;
+    let ready = app.get("/readyz", &[]).await;
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.body["redis"], false);
+    assert_eq!(ready.body["database"], true);
+    // The default fail policy for quotas is open: calls are served, uncounted.
+    let key = app.first.demo_key.key.clone();
+    let call = app
+        .post("/get-current-time", &[("authorization", &key)], "")
+        .await;
+    assert_eq!(call.status, 200, "{}", call.body);
+    assert!(call.header("x-ratelimit-remaining").is_none());
+    // The admin usage of a key needs Redis: 503, not 500.
+    let auth = format!("Bearer {}", app.first.admin_token);
+    let usage = app
+        .get(
+            &format!("/admin/keys/{}/usage", app.first.demo_key.id),
+            &[("authorization", &auth)],
+        )
+        .await;
+    assert_eq!(usage.status, 503, "{}", usage.body);
+    let page = app.metrics_page().await;
+    assert!(
+        common::sample(
+            &page,
+            "secure_api_redis_fallbacks_total",
+            "concern=\"quota\",policy=\"open\""
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{page}"
+    );
+}
+
+#[actix_web::test]
+async fn quotas_fail_closed_when_configured() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_with(Spawn {
+        args: SettingsArgs {
+            redis_url: Some(format!("redis://127.0.0.1:{port}")),
+            redis_timeout_ms: Some(200),
+            redis_fail_quota: Some(secure_api::config::FailPolicy::Closed),
+            redis_fail_login: Some(secure_api::config::FailPolicy::Closed),
+            ..SettingsArgs::default()
+        },
+        ..Spawn::default()
+    })
+    .await;
+    let key = app.first.demo_key.key.clone();
+    let call = app
+        .post("/get-current-time", &[("authorization", &key)], "")
+        .await;
+    assert_eq!(call.status, 503, "{}", call.body);
+    assert_eq!(call.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(call.body["type"], "/problems/unavailable");
+    let login = app
+        .post(
+            "/login",
+            &[],
+            r#"{"username": "nobody", "password": "not a real password"}"#,
+        )
+        .await;
+    assert_eq!(login.status, 503, "{}", login.body);
+}
+
+fn https_client(cert_pem: &str) -> awc::Client {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    awc::Client::builder()
+        .connector(awc::Connector::new().rustls_0_23(Arc::new(config)))
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+#[actix_web::test]
+async fn https_with_a_certificate_made_in_the_test() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+
+    let app = spawn_with(Spawn {
+        args: SettingsArgs {
+            tls_cert: Some(cert),
+            tls_key: Some(key),
+            ..SettingsArgs::default()
+        },
+        dir: Some(dir),
+        ..Spawn::default()
+    })
+    .await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let client = https_client(&cert_pem);
+    let demo = app.first.demo_key.key.clone();
+    for host in ["localhost", "127.0.0.1"] {
+        let mut res = client
+            .post(format!("https://{host}:{port}/get-current-time"))
+            .insert_header(("authorization", demo.as_str()))
+            .send()
+            .await
+            .expect("an HTTPS answer");
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert!(body["currentTime"].is_string(), "{body}");
+    }
+    // Plain HTTP on the TLS port gets no answer in clear.
+    let plain = app.client.get(format!("{}/healthz", app.base)).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    // A client that does not trust the certificate is refused.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let untrusting = https_client(&other.cert.pem());
+    assert!(
+        untrusting
+            .get(format!("https://localhost:{port}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[actix_web::test]
+async fn unusable_tls_files_stop_start_up_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "not a certificate").unwrap();
+    std::fs::write(&key, "not a key either").unwrap();
+    let mut args = SettingsArgs {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        database_url: Some("sqlite::memory:".to_owned()),
+        tls_cert: Some(cert.clone()),
+        tls_key: Some(key),
+        ..SettingsArgs::default()
+    };
+    args.secret_key_file = Some(dir.path().join("secret"));
+    let settings = secure_api::config::Settings::resolve(&args).unwrap();
+    let error = secure_api::startup::Application::build_with(
+        settings,
+        secure_api::startup::Env::from_map(Default::default()),
+        secure_api::state::Clock::system(),
+    )
+    .await
+    .expect_err("an unusable certificate stops start-up");
+    let message = error.to_string();
+    assert!(message.contains("TLS"), "{message}");
+    assert!(message.contains("cert.pem"), "{message}");
+}
