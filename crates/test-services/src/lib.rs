@@ -1,10 +1,12 @@
-//! Test helper for tests that need a real PostgreSQL or Redis.
+//! Test helper for tests that need a real PostgreSQL or Redis, or an installed program.
 //!
-//! The convention (see `docs/testing.md`): a service test asks this crate for its URL.
+//! The convention (see `docs/testing.md`): a service test asks this crate for its URL, a test
+//! that drives a program (a browser, say) asks for the program's path.
 //!
-//! - `TEST_DATABASE_URL` / `TEST_REDIS_URL` set: the test gets the URL and runs.
-//! - Unset: one line on stderr says which test was skipped and why, and the test returns early.
-//! - Unset while `REQUIRE_SERVICES=1`: the test fails, so CI can never skip silently.
+//! - `TEST_DATABASE_URL` / `TEST_REDIS_URL` set, or the program on `PATH`: the test gets the URL
+//!   or the path and runs.
+//! - Missing: one line on stderr says which test was skipped and why, and the test returns early.
+//! - Missing while `REQUIRE_SERVICES=1`: the test fails, so CI can never skip silently.
 //!
 //! ```no_run
 //! #[test]
@@ -16,6 +18,8 @@
 //! ```
 
 use std::env;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
 
 /// Environment variable holding the PostgreSQL URL for tests.
 pub const DATABASE_VAR: &str = "TEST_DATABASE_URL";
@@ -48,6 +52,45 @@ pub fn services_required() -> bool {
     env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
 }
 
+/// The path of `program` found on `PATH` for `test`, or `None` (after printing why, with
+/// `install` saying how to get it) when the test should skip.
+///
+/// # Panics
+/// When `program` is not on `PATH` and `REQUIRE_SERVICES=1`.
+#[must_use]
+pub fn program(test: &str, program: &str, install: &str) -> Option<PathBuf> {
+    let found = env::var_os("PATH").and_then(|path| find_program(program, &path));
+    match decide(found, services_required()) {
+        Outcome::Run(path) => Some(path),
+        Outcome::Skip => {
+            eprintln!("skipped {test}: needs {program} on PATH; {install}");
+            None
+        }
+        Outcome::Fail => {
+            panic!("{test} needs {program}: it is not on PATH but {REQUIRE_VAR}=1; {install}")
+        }
+    }
+}
+
+/// The first executable file called `program` in the directories of `path` (a `PATH` value).
+fn find_program(program: &str, path: &OsStr) -> Option<PathBuf> {
+    env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
+}
+
 fn service_url(test: &str, var: &str, service: &str) -> Option<String> {
     let value = env::var(var).ok().filter(|v| !v.trim().is_empty());
     match decide(value, services_required()) {
@@ -63,13 +106,13 @@ fn service_url(test: &str, var: &str, service: &str) -> Option<String> {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Outcome {
-    Run(String),
+enum Outcome<T> {
+    Run(T),
     Skip,
     Fail,
 }
 
-fn decide(value: Option<String>, required: bool) -> Outcome {
+fn decide<T>(value: Option<T>, required: bool) -> Outcome<T> {
     match (value, required) {
         (Some(url), _) => Outcome::Run(url),
         (None, false) => Outcome::Skip,
@@ -90,7 +133,38 @@ mod tests {
 
     #[test]
     fn an_unset_url_skips_unless_required() {
-        assert_eq!(decide(None, false), Outcome::Skip);
-        assert_eq!(decide(None, true), Outcome::Fail);
+        assert_eq!(decide(None::<String>, false), Outcome::Skip);
+        assert_eq!(decide(None::<String>, true), Outcome::Fail);
+    }
+
+    #[test]
+    fn a_program_is_found_only_as_an_executable_file_on_the_path() {
+        let root = env::temp_dir().join(format!("test-services-path-{}", std::process::id()));
+        let (empty, plain, bin) = (root.join("empty"), root.join("plain"), root.join("bin"));
+        for dir in [&empty, &plain, &bin] {
+            std::fs::create_dir_all(dir).expect("a temporary directory");
+        }
+        // A file that is not executable does not count (on Unix), nor does a directory.
+        std::fs::write(plain.join("tool"), "").expect("a plain file");
+        std::fs::create_dir_all(empty.join("tool")).expect("a directory named like the program");
+        let tool = bin.join("tool");
+        std::fs::write(&tool, "#!/bin/sh\n").expect("a program");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = env::join_paths([&empty, &plain, &bin]).expect("a PATH value");
+        let found = find_program("tool", &path);
+        let missing = find_program("no-such-tool", &path);
+        let without_bin = find_program("tool", &env::join_paths([&empty]).expect("a PATH value"));
+        std::fs::remove_dir_all(&root).expect("clean up");
+        if cfg!(unix) {
+            assert_eq!(found, Some(tool));
+        } else {
+            assert_eq!(found, Some(plain.join("tool")));
+        }
+        assert_eq!(missing, None);
+        assert_eq!(without_bin, None);
     }
 }

@@ -1,6 +1,7 @@
 //! HTTP routes: each handler turns a request into a library call and the answer into JSON.
 
 pub mod admin;
+pub mod docs;
 pub mod health;
 pub mod prime;
 pub mod time;
@@ -43,6 +44,10 @@ use crate::error::ApiError;
         health::healthz,
         health::readyz,
         health::metrics,
+        docs::docs_page,
+        docs::docs_init_js,
+        docs::swagger_ui_bundle_js,
+        docs::swagger_ui_css,
     ),
     modifiers(&SecuritySchemes)
 )]
@@ -126,6 +131,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/readyz").route(web::get().to(health::readyz)))
     .service(resource("/metrics").route(web::get().to(health::metrics)))
     .service(resource("/openapi.json").route(web::get().to(openapi)))
+    .service(resource("/docs").route(web::get().to(docs::docs_page)))
+    .service(resource("/docs/docs-init.js").route(web::get().to(docs::docs_init_js)))
+    .service(
+        resource("/docs/swagger-ui-bundle.js").route(web::get().to(docs::swagger_ui_bundle_js)),
+    )
+    .service(resource("/docs/swagger-ui.css").route(web::get().to(docs::swagger_ui_css)))
     .default_service(web::to(not_found));
 }
 
