@@ -341,5 +341,5 @@ fn record_request(route: &str, method: &'static str, status: u16, elapsed: Durat
 
 /// Records the authenticated key's id on the current request span.
 pub fn record_key(key_id: &str) {
-    tracing::Span::current().record("key", key_id);
+    tracing::Span::current().record("key", tracing::field::display(key_id));
 }

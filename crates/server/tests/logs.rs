@@ -36,6 +36,7 @@ async fn no_log_line_contains_a_secret() {
         .init();
 
     let app = spawn().await;
+    let app_demo_id = app.first.demo_key.id.clone();
     let mut secrets = vec![
         app.first.admin_token.clone(),
         app.first.demo_key.key.clone(),
@@ -52,8 +53,17 @@ async fn no_log_line_contains_a_secret() {
     secrets.extend([key.to_owned(), secret.to_owned()]);
 
     let demo = app.first.demo_key.key.clone();
-    app.post("/get-current-time", &[("authorization", &demo)], "")
+    let traced = app
+        .post(
+            "/get-current-time",
+            &[("authorization", &demo), ("x-request-id", "trace-logs-1")],
+            "",
+        )
         .await;
+    assert_eq!(
+        traced.header("x-request-id").as_deref(),
+        Some("trace-logs-1")
+    );
     app.post("/check-prime", &[("x-api-key", &demo)], r#"{"number": 97}"#)
         .await;
     app.post(
@@ -116,6 +126,23 @@ async fn no_log_line_contains_a_secret() {
     assert!(
         logs.contains("request"),
         "the subscriber recorded the access log:\n{logs}"
+    );
+    // Every line written while serving a request names it, and the key by its id.
+    let traced: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("id=trace-logs-1"))
+        .collect();
+    assert!(
+        traced.iter().any(|l| l.contains("authenticated")),
+        "the authentication line carries the request id:\n{logs}"
+    );
+    let access = traced
+        .iter()
+        .find(|l| l.contains("status=200"))
+        .unwrap_or_else(|| panic!("the access line carries the request id:\n{logs}"));
+    assert!(
+        access.contains(&format!("key={}", app_demo_id)),
+        "the access line names the key's id: {access}"
     );
     for secret in &secrets {
         assert!(!secret.is_empty());

@@ -44,6 +44,7 @@ use crate::error::ApiError;
         health::healthz,
         health::readyz,
         health::metrics,
+        openapi,
         docs::docs_page,
         docs::docs_init_js,
         docs::swagger_ui_bundle_js,
@@ -97,10 +98,15 @@ pub fn openapi_json() -> String {
         .expect("the OpenAPI document serializes")
 }
 
-async fn openapi() -> HttpResponse {
+/// This OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of every route",
+        content_type = "application/json", body = Object)))]
+pub async fn openapi() -> HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(openapi_json())
+        .body(DOCUMENT.get_or_init(openapi_json).as_str())
 }
 
 /// Registers every route. Shared by the server and the tests.
