@@ -137,3 +137,105 @@ async fn no_configured_key_is_a_server_configuration_error() {
     // Authentication still comes first.
     assert_eq!(app.get("/weather?city=London", &[]).await.status, 401);
 }
+
+#[actix_web::test]
+async fn upstream_calls_are_counted_by_key_fingerprint_and_outcome() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let base = fake_openweather(calls).await;
+    // Keys only this test uses, so the counts are its own.
+    let (refused, good) = ("revoked-metrics", "good-metrics");
+    let app = app_with_keys(
+        &[
+            ("OPENWEATHER_API_KEY", "revoked"),
+            ("OPENWEATHER_API_KEY1", good),
+            ("OPENWEATHER_API_KEY2", refused),
+        ],
+        &base,
+    )
+    .await;
+    let key = app.first.demo_key.key.clone();
+    for city in ["Oslo", "Lima", "Quito", "Hanoi"] {
+        let reply = app
+            .get(&format!("/weather?city={city}"), &[("authorization", &key)])
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let page = app.metrics_page().await;
+    let fingerprint = |k: &str| {
+        weather_keypool::ApiKey::new(k)
+            .unwrap()
+            .fingerprint()
+            .to_string()
+    };
+    let accepted = common::sample(
+        &page,
+        "secure_api_weather_upstream_calls_total",
+        &format!("key=\"{}\",outcome=\"accepted\"", fingerprint(good)),
+    );
+    assert_eq!(accepted, Some(4.0), "{page}");
+    assert!(
+        !page.contains(good) && !page.contains(refused),
+        "keys never appear"
+    );
+}
+
+#[actix_web::test]
+async fn instances_share_the_weather_cache_on_redis() {
+    let Some(redis) = test_services::redis_url("instances_share_the_weather_cache_on_redis") else {
+        return;
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let base = fake_openweather(calls.clone()).await;
+    let mut prefix = [0u8; 6];
+    rand::fill(&mut prefix);
+    let spawn_one = || {
+        let mut options = Spawn {
+            args: SettingsArgs {
+                openweather_base_url: Some(base.clone()),
+                redis_url: Some(redis.clone()),
+                redis_prefix: Some(format!("weather-test-{}", hex::encode(prefix))),
+                ..SettingsArgs::default()
+            },
+            ..Spawn::default()
+        };
+        options
+            .env
+            .insert("OPENWEATHER_API_KEY".to_owned(), "good-shared".to_owned());
+        spawn_with(options)
+    };
+    let a = spawn_one().await;
+    let b = spawn_one().await;
+    let from_a = a
+        .get(
+            "/weather?city=Reykjavik",
+            &[("authorization", &a.first.demo_key.key)],
+        )
+        .await;
+    assert_eq!(from_a.status, 200, "{}", from_a.body);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Another instance, another case: the same place, from the shared cache.
+    let from_b = b
+        .get(
+            "/weather?city=reykjavik",
+            &[("authorization", &b.first.demo_key.key)],
+        )
+        .await;
+    assert_eq!(from_b.status, 200, "{}", from_b.body);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "B answered from Redis");
+    assert_eq!(from_a.body, from_b.body);
+    // Other units are another entry.
+    let imperial = b
+        .get(
+            "/weather?city=Reykjavik&units=imperial",
+            &[("authorization", &b.first.demo_key.key)],
+        )
+        .await;
+    assert_eq!(imperial.status, 200);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    let page = b.metrics_page().await;
+    assert!(
+        common::sample(&page, "secure_api_weather_cache_total", "result=\"hit\"")
+            .is_some_and(|n| n >= 1.0),
+        "{page}"
+    );
+}
