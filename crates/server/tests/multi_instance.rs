@@ -620,7 +620,25 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         assert_eq!(accepted.status, 200, "{}", accepted.body);
     }
 
-    // Both stop cleanly on SIGTERM.
+    // SIGTERM: A finishes the login it is hashing (argon2 takes a while), then exits cleanly.
+    let pid = a.process.pid();
+    let signal = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        (status, Instant::now())
+    });
+    let in_flight = send(&client, "POST", &a.url("/login"), &[], Some(&credentials)).await;
+    let answered = Instant::now();
+    let (status, signalled) = signal.join().unwrap();
+    assert!(status.success());
+    assert!(
+        signalled < answered,
+        "the signal came while the login was in flight"
+    );
+    assert_eq!(in_flight.status, 200, "the request in flight is answered");
     let (log_a, log_b) = (a.log(), b.log());
     assert!(a.process.terminate().success(), "{log_a}");
     assert!(b.process.terminate().success(), "{log_b}");
