@@ -5,7 +5,7 @@
 //! `SECRET_KEY` or the file named by `SECRET_KEY_FILE`.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -257,6 +257,15 @@ pub struct SettingsArgs {
     /// closed (503).
     #[arg(long, env = "SECURE_API_REDIS_FAIL_REPLAY", value_name = "POLICY")]
     pub redis_fail_replay: Option<FailPolicy>,
+    /// Proxies (IP or CIDR, comma-separated) whose `X-Forwarded-For` names the client, for the
+    /// per-client login limit behind a load balancer. Without it the TCP peer is the client.
+    #[arg(
+        long,
+        env = "SECURE_API_TRUSTED_PROXIES",
+        value_name = "CIDRS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<String>>,
     /// A PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(
         long,
@@ -338,6 +347,57 @@ pub struct Settings {
     pub redis: Option<RedisSettings>,
     /// Certificate chain and key files for HTTPS, if set.
     pub tls: Option<TlsFiles>,
+    /// Proxies trusted to name the client in `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// An address block such as `10.0.0.0/8` or `::1/128` (a bare address is a block of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `addr` or `addr/prefix`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr: IpAddr = addr.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+            Some(_) => return None,
+            None => max,
+        };
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    /// Whether `ip` is in the block (an IPv4-mapped IPv6 address counts as IPv4).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
 }
 
 /// How the server uses Redis.
@@ -426,6 +486,18 @@ impl Settings {
                     fail_login: pick!(redis_fail_login, FailPolicy::Open),
                     fail_replay: pick!(redis_fail_replay, FailPolicy::Closed),
                 }),
+            trusted_proxies: args
+                .trusted_proxies
+                .clone()
+                .or(file.trusted_proxies.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|text| IpNet::parse(text))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(ConfigError::Invalid {
+                    name: "trusted_proxies",
+                    reason: "each entry must be an IP address or CIDR block, e.g. 10.0.0.0/8",
+                })?,
             tls: match (
                 args.tls_cert.clone().or(file.tls_cert.clone()),
                 args.tls_key.clone().or(file.tls_key.clone()),
@@ -610,6 +682,46 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_blocks() {
+        let net = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(net.contains("10.200.3.4".parse().unwrap()));
+        assert!(net.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!net.contains("11.0.0.1".parse().unwrap()));
+        assert!(!net.contains("::1".parse().unwrap()));
+        let one = IpNet::parse("192.0.2.7").unwrap();
+        assert!(one.contains("192.0.2.7".parse().unwrap()));
+        assert!(!one.contains("192.0.2.8".parse().unwrap()));
+        let v6 = IpNet::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::9".parse().unwrap()));
+        assert!(
+            IpNet::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("203.0.113.9".parse().unwrap())
+        );
+        for bad in [
+            "10.0.0.0/33",
+            "10.0.0.0/",
+            "10.0.0/8",
+            "host",
+            "::1/129",
+            "1.2.3.4/+1",
+        ] {
+            assert!(IpNet::parse(bad).is_none(), "{bad}");
+        }
+        let args = SettingsArgs {
+            trusted_proxies: Some(vec!["10.0.0.0/8".to_owned(), "nonsense".to_owned()]),
+            ..SettingsArgs::default()
+        };
+        assert!(matches!(
+            Settings::resolve(&args),
+            Err(ConfigError::Invalid {
+                name: "trusted_proxies",
+                ..
+            })
+        ));
     }
 
     #[test]

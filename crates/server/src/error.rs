@@ -262,6 +262,7 @@ impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> Self {
         match error {
             crate::store::StoreError::Conflict => Self::Conflict("already exists"),
+            crate::store::StoreError::Database(e) => e.into(),
             other => {
                 crate::observe::database_error();
                 Self::internal(other)
@@ -271,9 +272,20 @@ impl From<crate::store::StoreError> for ApiError {
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// A database that cannot be reached is a 503 the client may retry; any other database
+    /// failure is a 500. Both are logged and counted, and neither says more to the client.
     fn from(error: sqlx::Error) -> Self {
         crate::observe::database_error();
-        Self::internal(error)
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::error!(error = %error, "database unavailable");
+                Self::Unavailable {
+                    detail: "the database is unavailable; try again shortly",
+                    retry_after: Some(1),
+                }
+            }
+            other => Self::internal(other),
+        }
     }
 }
 

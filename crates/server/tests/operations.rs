@@ -229,3 +229,76 @@ async fn unusable_tls_files_stop_start_up_with_the_file_named() {
     assert!(message.contains("TLS"), "{message}");
     assert!(message.contains("cert.pem"), "{message}");
 }
+
+#[actix_web::test]
+async fn a_database_that_cannot_be_reached_is_a_503_not_a_500() {
+    let app = spawn().await;
+    app.state.db.close().await;
+    let key = app.first.demo_key.key.clone();
+    let call = app
+        .post("/get-current-time", &[("authorization", &key)], "")
+        .await;
+    assert_eq!(call.status, 503, "{}", call.body);
+    assert_eq!(call.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(
+        call.body["detail"],
+        "the database is unavailable; try again shortly"
+    );
+    let ready = app.get("/readyz", &[]).await;
+    assert_eq!(ready.status, 503);
+    assert_eq!(ready.body["database"], false);
+    assert_eq!(
+        app.get("/healthz", &[]).await.status,
+        200,
+        "the process lives"
+    );
+}
+
+#[actix_web::test]
+async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
+    let login = r#"{"username": "nobody_here", "password": "not the password at all"}"#;
+    let proxied = spawn_with(Spawn {
+        args: SettingsArgs {
+            trusted_proxies: Some(vec!["127.0.0.0/8".to_owned()]),
+            ..SettingsArgs::default()
+        },
+        ..Spawn::default()
+    })
+    .await;
+    let from = |ip: &'static str| [("x-forwarded-for", ip)];
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            proxied
+                .post("/login", &from("203.0.113.1"), login)
+                .await
+                .status,
+        );
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+    // Another client behind the same proxy has its own limit; a forged left-most entry
+    // does not move a client to another bucket.
+    assert_eq!(
+        proxied
+            .post("/login", &from("203.0.113.2"), login)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        proxied
+            .post("/login", &from("198.51.100.9, 203.0.113.1"), login)
+            .await
+            .status,
+        429
+    );
+
+    // Without trusted proxies the header is ignored: every attempt is the peer's.
+    let direct = spawn().await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let ip = ["203.0.113.1", "203.0.113.2", "203.0.113.3"][i % 3];
+        statuses.push(direct.post("/login", &from(ip), login).await.status);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+}

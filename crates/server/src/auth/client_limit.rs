@@ -1,14 +1,51 @@
 //! The per-client limit on `/register` and `/login` (5 per minute per address by default).
 //!
 //! The client is the TCP peer address. IPv6 peers are grouped by their /64 prefix, since one
-//! host usually holds a whole /64. `X-Forwarded-For` is not trusted: it is set by the client.
+//! host usually holds a whole /64. `X-Forwarded-For` is set by whoever sends the request, so it
+//! is read only when the peer is one of the configured trusted proxies (`SECURE_API_TRUSTED_PROXIES`,
+//! the load balancers): then the client is the right-most address in it that is not a trusted
+//! proxy itself. An unreadable header counts as no header: the peer is the client.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
+use crate::config::IpNet;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The client's address: the peer, or the address a trusted proxy forwarded for.
+#[must_use]
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    forwarded_for: &[&str],
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let peer = peer?;
+    if !is_trusted(peer) {
+        return Some(peer);
+    }
+    let mut hops = Vec::new();
+    for value in forwarded_for {
+        for hop in value.split(',') {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return Some(peer),
+            }
+        }
+    }
+    // Right to left: the first hop that is not one of ours is the client. All ours: the
+    // left-most is as far as the chain can be trusted.
+    Some(
+        hops.iter()
+            .rev()
+            .copied()
+            .find(|ip| !is_trusted(*ip))
+            .or_else(|| hops.first().copied())
+            .unwrap_or(peer),
+    )
+}
 
 /// The rate-limit bucket of a client address.
 #[must_use]
@@ -29,7 +66,20 @@ pub fn client_bucket(ip: Option<IpAddr>) -> String {
 impl AppState {
     /// Counts one login or registration attempt from this client; 429 past the limit.
     pub async fn limit_client(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let bucket = client_bucket(req.peer_addr().map(|a| a.ip()));
+        let forwarded: Vec<&str> = if self.settings.trusted_proxies.is_empty() {
+            Vec::new()
+        } else {
+            req.headers()
+                .get_all("x-forwarded-for")
+                .filter_map(|v| v.to_str().ok())
+                .collect()
+        };
+        let client = client_ip(
+            req.peer_addr().map(|a| a.ip()),
+            &forwarded,
+            &self.settings.trusted_proxies,
+        );
+        let bucket = client_bucket(client);
         let decision = self.login_limit.decide(&bucket, 1, None).await?;
         if decision.is_allowed() {
             return Ok(());
@@ -50,6 +100,41 @@ impl AppState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let lb = [IpNet::parse("10.0.0.0/8").unwrap()];
+        let peer = Some(ip("10.0.0.2"));
+        // Behind the load balancer: the address it appended.
+        assert_eq!(
+            client_ip(peer, &["203.0.113.9"], &lb),
+            Some(ip("203.0.113.9"))
+        );
+        // A client's own forged entries sit left of the real one and are ignored.
+        assert_eq!(
+            client_ip(peer, &["1.1.1.1, 203.0.113.9"], &lb),
+            Some(ip("203.0.113.9"))
+        );
+        // Several of our proxies in a row, and the header split over two lines.
+        assert_eq!(
+            client_ip(peer, &["198.51.100.4", "10.1.1.1"], &lb),
+            Some(ip("198.51.100.4"))
+        );
+        // A peer that is not a trusted proxy is the client, whatever it claims.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.7")), &["1.1.1.1"], &lb),
+            Some(ip("198.51.100.7"))
+        );
+        // Garbage, or no header: the peer.
+        assert_eq!(client_ip(peer, &["1.1.1.1, not-an-ip"], &lb), peer);
+        assert_eq!(client_ip(peer, &[], &lb), peer);
+        // Nothing trusted: the header is never read.
+        assert_eq!(client_ip(peer, &["203.0.113.9"], &[]), peer);
+    }
 
     #[test]
     fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
