@@ -218,6 +218,37 @@ async fn send(
     }
 }
 
+/// The body every signed call in this test sends.
+const PRIME_BODY: &str = r#"{"number": 97}"#;
+
+/// `POST /check-prime` on `at` with a fresh v1 signature, or with `headers` when given.
+async fn signed_prime(
+    client: &awc::Client,
+    at: &Instance,
+    signer: &Signer,
+    headers: Option<&request_signing::SignedHeaders>,
+) -> Reply {
+    let fresh;
+    let signed = match headers {
+        Some(headers) => headers,
+        None => {
+            fresh = signer
+                .sign("POST", &at.url("/check-prime"), PRIME_BODY.as_bytes())
+                .unwrap();
+            &fresh
+        }
+    };
+    let headers: Vec<(&str, &str)> = signed.iter().collect();
+    send(
+        client,
+        "POST",
+        &at.url("/check-prime"),
+        &headers,
+        Some(PRIME_BODY),
+    )
+    .await
+}
+
 fn admin_token(banner: &str) -> String {
     banner
         .lines()
@@ -363,28 +394,12 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         Secret::from(signing["signing_secret"].as_str().unwrap()),
     )
     .unwrap();
-    let body = r#"{"number": 97}"#;
     let signed = signer
-        .sign("POST", &a.url("/check-prime"), body.as_bytes())
+        .sign("POST", &a.url("/check-prime"), PRIME_BODY.as_bytes())
         .unwrap();
-    let headers: Vec<(&str, &str)> = signed.iter().collect();
-    let first = send(
-        &client,
-        "POST",
-        &a.url("/check-prime"),
-        &headers,
-        Some(body),
-    )
-    .await;
+    let first = signed_prime(&client, &a, &signer, Some(&signed)).await;
     assert_eq!(first.status, 200, "{}", first.body);
-    let replay = send(
-        &client,
-        "POST",
-        &b.url("/check-prime"),
-        &headers,
-        Some(body),
-    )
-    .await;
+    let replay = signed_prime(&client, &b, &signer, Some(&signed)).await;
     assert_eq!(replay.status, 401, "{}", replay.body);
     assert_eq!(replay.body["detail"], "request replayed");
 
@@ -518,18 +533,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
             assert!(call.headers.get("x-ratelimit-remaining").is_none());
         }
         // Signed requests fail closed: a replay could not be told apart.
-        let signed = signer
-            .sign("POST", &at.url("/check-prime"), body.as_bytes())
-            .unwrap();
-        let headers: Vec<(&str, &str)> = signed.iter().collect();
-        let refused = send(
-            &client,
-            "POST",
-            &at.url("/check-prime"),
-            &headers,
-            Some(body),
-        )
-        .await;
+        let refused = signed_prime(&client, at, &signer, None).await;
         assert_eq!(refused.status, 503, "{}", refused.body);
         assert!(refused.headers.get("retry-after").is_some());
         // Logins fall back to this instance's own limit (the shared one is spent above).
@@ -605,18 +609,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     for at in both {
-        let signed = signer
-            .sign("POST", &at.url("/check-prime"), body.as_bytes())
-            .unwrap();
-        let headers: Vec<(&str, &str)> = signed.iter().collect();
-        let accepted = send(
-            &client,
-            "POST",
-            &at.url("/check-prime"),
-            &headers,
-            Some(body),
-        )
-        .await;
+        let accepted = signed_prime(&client, at, &signer, None).await;
         assert_eq!(accepted.status, 200, "{}", accepted.body);
     }
 

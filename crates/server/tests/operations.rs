@@ -49,20 +49,24 @@ async fn readiness_reports_the_database_and_omits_redis_when_unused() {
     assert_eq!(alive.body["status"], "ok");
 }
 
+/// `args` with a Redis URL on a free port where nothing listens.
+fn unreachable_redis(args: SettingsArgs) -> SettingsArgs {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    SettingsArgs {
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        redis_timeout_ms: Some(200),
+        ..args
+    }
+}
+
 #[actix_web::test]
 async fn readiness_fails_while_redis_does_not_answer() {
-    // Nothing listens on this port: Redis is "down" from the start, and start-up still works.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Redis is "down" from the start, and start-up still works.
     let app = spawn_with(Spawn {
-        args: SettingsArgs {
-            redis_url: Some(format!("redis://127.0.0.1:{port}")),
-            redis_timeout_ms: Some(200),
-            ..SettingsArgs::default()
-        },
+        args: unreachable_redis(SettingsArgs::default()),
         ..Spawn::default()
     })
     .await;
@@ -100,19 +104,12 @@ async fn readiness_fails_while_redis_does_not_answer() {
 
 #[actix_web::test]
 async fn quotas_fail_closed_when_configured() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let app = spawn_with(Spawn {
-        args: SettingsArgs {
-            redis_url: Some(format!("redis://127.0.0.1:{port}")),
-            redis_timeout_ms: Some(200),
+        args: unreachable_redis(SettingsArgs {
             redis_fail_quota: Some(secure_api::config::FailPolicy::Closed),
             redis_fail_login: Some(secure_api::config::FailPolicy::Closed),
             ..SettingsArgs::default()
-        },
+        }),
         ..Spawn::default()
     })
     .await;
