@@ -604,6 +604,9 @@ impl Chromium {
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
+            // With --disable-dev-shm-usage its shared memory goes to the temp dir: keep that in
+            // the profile, which is removed with the test.
+            .env("TMPDIR", profile.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
