@@ -297,6 +297,72 @@ struct RawSys {
 
 /// Most conditions kept from one answer.
 const MAX_CONDITIONS: usize = 8;
+/// Longest place name, condition text or icon id accepted from the upstream, in characters.
+const MAX_TEXT: usize = 200;
+
+/// The temperatures accepted in `units`: beyond Earth's records with a wide margin (−100 °C to
+/// +100 °C), so only a broken or hostile upstream is refused.
+fn temperature_range(units: Units) -> core::ops::RangeInclusive<f64> {
+    match units {
+        Units::Metric => -100.0..=100.0,
+        Units::Imperial => -148.0..=212.0,
+        Units::Standard => 173.15..=373.15,
+    }
+}
+
+/// Checks a text field from the upstream: bounded, no control characters.
+fn check_text(value: &str, what: &str) -> Result<()> {
+    if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
+        return Err(malformed(format!(
+            "{what} is too long or has control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses values no real weather report has: the upstream is not trusted further than its
+/// format. Wind up to 150 m/s (335 mph), pressure 300 to 1200 hPa, observation time from 1970
+/// to 2200.
+fn check_plausible(raw: &Raw, units: Units) -> Result<()> {
+    let temperatures = temperature_range(units);
+    if !temperatures.contains(&raw.main.temp) || !temperatures.contains(&raw.main.feels_like) {
+        return Err(malformed("temperature out of range"));
+    }
+    if !(300.0..=1200.0).contains(&raw.main.pressure) {
+        return Err(malformed("pressure out of range"));
+    }
+    let max_wind = if units == Units::Imperial {
+        335.0
+    } else {
+        150.0
+    };
+    if let Some(wind) = &raw.wind {
+        let speeds = 0.0..=max_wind;
+        if !speeds.contains(&wind.speed) || wind.gust.is_some_and(|g| !speeds.contains(&g)) {
+            return Err(malformed("wind speed out of range"));
+        }
+        if wind.deg.is_some_and(|d| !(0.0..=360.0).contains(&d)) {
+            return Err(malformed("wind direction out of range"));
+        }
+    }
+    if !(0..=7_258_118_400).contains(&raw.dt) {
+        return Err(malformed("observation time out of range"));
+    }
+    check_text(&raw.name, "place name")?;
+    if let Some(country) = raw.sys.as_ref().and_then(|s| s.country.as_deref()) {
+        if country.len() > 3 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(malformed("country is not an ISO 3166 code"));
+        }
+    }
+    for condition in raw.weather.iter().take(MAX_CONDITIONS) {
+        check_text(&condition.main, "condition")?;
+        check_text(&condition.description, "condition description")?;
+        if condition.icon.len() > 8 || !condition.icon.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(malformed("condition icon is not an icon id"));
+        }
+    }
+    Ok(())
+}
 
 fn malformed(reason: impl Into<String>) -> Error {
     Error::MalformedResponse {
@@ -304,10 +370,12 @@ fn malformed(reason: impl Into<String>) -> Error {
     }
 }
 
-/// Parses an OpenWeather "current weather" body.
+/// Parses an OpenWeather "current weather" body, and refuses one whose values no real weather
+/// report has (temperatures, pressure, wind, times and texts out of range): the upstream's
+/// answer is untrusted input like any other.
 ///
 /// # Errors
-/// [`Error::MalformedResponse`], saying where (never quoting the body).
+/// [`Error::MalformedResponse`], saying where or what (never quoting the body).
 pub fn parse_current(body: &[u8], units: Units) -> Result<Weather> {
     let raw: Raw = serde_json::from_slice(body).map_err(|e| {
         malformed(format!(
@@ -319,6 +387,7 @@ pub fn parse_current(body: &[u8], units: Units) -> Result<Weather> {
     })?;
     let coordinates = Coordinates::new(raw.coord.lat, raw.coord.lon)
         .map_err(|_| malformed("coordinates out of range"))?;
+    check_plausible(&raw, units)?;
     if !(0.0..=100.0).contains(&raw.main.humidity) {
         return Err(malformed("humidity out of range"));
     }
@@ -366,6 +435,42 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = include_str!("../tests/data/london.json");
+
+    #[test]
+    fn values_no_weather_has_are_refused() {
+        let refused = |from: &str, to: &str| {
+            let body = SAMPLE.replacen(from, to, 1);
+            assert_ne!(body, SAMPLE, "{from} is in the sample");
+            assert!(
+                matches!(
+                    parse_current(body.as_bytes(), Units::Metric),
+                    Err(Error::MalformedResponse { .. })
+                ),
+                "{to}"
+            );
+        };
+        refused("\"temp\":11.93", "\"temp\":1e308");
+        refused("\"temp\":11.93", "\"temp\":-300");
+        refused("\"feels_like\":11.22", "\"feels_like\":500");
+        refused("\"pressure\":1012", "\"pressure\":-1");
+        refused("\"speed\":4.12", "\"speed\":9999");
+        refused("\"speed\":4.12", "\"speed\":-1");
+        refused("\"deg\":250", "\"deg\":720");
+        refused("\"dt\":1700000000", "\"dt\":-5");
+        refused("\"country\":\"GB\"", "\"country\":\"<script>\"");
+        refused("\"icon\":\"04d\"", "\"icon\":\"../../x\"");
+        refused(
+            "\"name\":\"London\"",
+            &format!("\"name\":\"{}\"", "L".repeat(201)),
+        );
+        refused("\"name\":\"London\"", "\"name\":\"Lon\\u0000don\"");
+        // The same numbers are fine in the units they belong to.
+        let kelvin = SAMPLE
+            .replacen("\"temp\":11.93", "\"temp\":285.08", 1)
+            .replacen("\"feels_like\":11.22", "\"feels_like\":284.37", 1);
+        assert!(parse_current(kelvin.as_bytes(), Units::Standard).is_ok());
+        assert!(parse_current(kelvin.as_bytes(), Units::Metric).is_err());
+    }
 
     #[test]
     fn parses_the_documented_sample() {

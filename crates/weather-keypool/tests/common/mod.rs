@@ -118,6 +118,18 @@ impl Fake {
 
 type Shared = (Arc<Mutex<State>>, Arc<Semaphore>);
 
+/// The London sample in the units the query asks for: the sample is metric, and the client
+/// refuses a temperature that is impossible in the units it asked for (11.93 K, say).
+fn london_in_units(query: &str) -> String {
+    if query.contains("units=standard") {
+        LONDON
+            .replacen("\"temp\":11.93", "\"temp\":285.08", 1)
+            .replacen("\"feels_like\":11.22", "\"feels_like\":284.37", 1)
+    } else {
+        LONDON.to_owned()
+    }
+}
+
 async fn handle(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
     let (state, gate) = data.get_ref();
     let key = req
@@ -134,7 +146,7 @@ async fn handle(req: HttpRequest, data: web::Data<Shared>) -> HttpResponse {
     };
     match script {
         None => HttpResponse::Unauthorized().body(r#"{"cod":401,"message":"Invalid API key."}"#),
-        Some(Script::Ok) => ok(LONDON.to_owned()),
+        Some(Script::Ok) => ok(london_in_units(req.query_string())),
         Some(Script::Body(body)) => ok(body),
         Some(Script::Status(code, retry_after)) => {
             let mut resp = HttpResponse::build(
