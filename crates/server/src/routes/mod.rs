@@ -50,11 +50,81 @@ use crate::error::ApiError;
         docs::swagger_ui_bundle_js,
         docs::swagger_ui_css,
     ),
-    modifiers(&SecuritySchemes)
+    modifiers(&SecuritySchemes, &CommonResponses)
 )]
 pub struct ApiDoc;
 
 struct SecuritySchemes;
+
+/// Adds the answers any operation of its kind can give, wherever its handler does not list
+/// them: 400 and 413 for a request body, 401 for a secured operation, 503 for one that needs a
+/// dependency (the database, Redis, the request timeout). The document then lists every status
+/// the server can send.
+struct CommonResponses;
+
+/// Operations that touch no dependency: they answer the same whatever is down.
+const STATIC_OPERATIONS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/docs/docs-init.js",
+    "/docs/swagger-ui-bundle.js",
+    "/docs/swagger-ui.css",
+];
+
+impl utoipa::Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.delete.as_mut(),
+                item.patch.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem(description));
+                };
+                if operation.request_body.is_some() {
+                    add(
+                        "400",
+                        "Malformed body: not JSON, wrong content type, wrong types",
+                    );
+                    add("413", "Body larger than the limit (16 KiB by default)");
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    add("401", "Missing or invalid credentials");
+                }
+                if !STATIC_OPERATIONS.contains(&path.as_str()) {
+                    add(
+                        "503",
+                        "A dependency (the database or Redis) does not answer, or the request took too long; see Retry-After",
+                    );
+                }
+            }
+        }
+    }
+}
 
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {

@@ -167,7 +167,7 @@ impl TestApp {
             None => req.send().await,
         }
         .expect("the request is answered");
-        let bytes = res.body().limit(1 << 20).await.expect("a body");
+        let bytes = res.body().limit(8 << 20).await.expect("a body");
         let text = String::from_utf8(bytes.to_vec()).expect("UTF-8 body");
         let is_json = res
             .headers()
