@@ -37,7 +37,7 @@ mod upstream;
 use serde_json::{Value, json};
 
 /// Registers `username` and logs in; the access and refresh tokens.
-pub async fn user_tokens(app: &common::TestApp, username: &str) -> (String, String) {
+pub(crate) async fn user_tokens(app: &common::TestApp, username: &str) -> (String, String) {
     let creds = json!({"username": username, "password": "a long enough password 1"}).to_string();
     let registered = app.post("/register", &[], &creds).await;
     assert_eq!(registered.status, 201, "{}", registered.body);
@@ -50,12 +50,12 @@ pub async fn user_tokens(app: &common::TestApp, username: &str) -> (String, Stri
 }
 
 /// The `Authorization` value of the first-start admin token.
-pub fn admin(app: &common::TestApp) -> String {
+pub(crate) fn admin(app: &common::TestApp) -> String {
     format!("Bearer {}", app.first.admin_token)
 }
 
 /// Every string anywhere in a JSON value.
-pub fn strings(value: &Value) -> Vec<String> {
+pub(crate) fn strings(value: &Value) -> Vec<String> {
     match value {
         Value::String(s) => vec![s.clone()],
         Value::Array(items) => items.iter().flat_map(strings).collect(),
