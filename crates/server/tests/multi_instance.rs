@@ -7,72 +7,22 @@
 //!
 //! Run it alone, with its figures: `cargo test -p secure-api --test multi_instance -- --nocapture`.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::process::{
+    Instance, Process, Reply, admin_token, create_key, free_port, random_hex, send, start_instance,
+};
 use request_signing::{Secret, Signer, sign_v0};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Executor;
 
 /// Key lookups are cached this long on each instance; a revocation must reach the other
 /// instance within it.
 const KEY_CACHE_TTL_SECS: u64 = 2;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn program(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    })
-}
-
-/// A child process killed when dropped, so a failing test leaves nothing running.
-struct Process {
-    child: Child,
-    name: &'static str,
-}
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits for the exit status (bounded).
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("waitable") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not stop on SIGTERM",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A private Redis on `port`, keeping nothing on disk.
 fn start_redis(binary: &Path, port: u16) -> Process {
@@ -101,121 +51,6 @@ fn start_redis(binary: &Path, port: u16) -> Process {
         std::thread::sleep(Duration::from_millis(20));
     }
     process
-}
-
-struct Instance {
-    base: String,
-    process: Process,
-    log: PathBuf,
-}
-
-impl Instance {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-/// Starts `secure-api` with `env` on a free port; returns it and what it printed on stdout
-/// before it was ready (the first-start banner, if any).
-async fn start_instance(
-    name: &'static str,
-    env: &[(String, String)],
-    dir: &Path,
-) -> (Instance, String) {
-    let port = free_port();
-    let log = dir.join(format!("{name}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_secure-api"))
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("SECURE_API_BIND", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).expect("log file"))
-        .spawn()
-        .expect("secure-api starts");
-    let mut process = Process { child, name };
-    let stdout = process.child.stdout.take().expect("stdout");
-    // The banner is printed before the server answers; read stdout in the background.
-    let banner = std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut rules = 0;
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            text.push_str(&line);
-            text.push('\n');
-            rules += usize::from(line.starts_with("====="));
-            if rules == 2 {
-                break;
-            }
-        }
-        text
-    });
-    let instance = Instance {
-        base: format!("http://127.0.0.1:{port}"),
-        process,
-        log,
-    };
-    let client = awc::Client::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(res) = client.get(instance.url("/healthz")).send().await
-            && res.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} did not become healthy:\n{}",
-            instance.log()
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    let banner = if banner.is_finished() {
-        banner.join().unwrap_or_default()
-    } else {
-        String::new()
-    };
-    (instance, banner)
-}
-
-struct Reply {
-    status: u16,
-    headers: awc::http::header::HeaderMap,
-    body: Value,
-}
-
-async fn send(
-    client: &awc::Client,
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> Reply {
-    let mut req = client.request(method.parse().unwrap(), url);
-    for (name, value) in headers {
-        req = req.insert_header((*name, *value));
-    }
-    let mut res = match body {
-        Some(body) => {
-            req.insert_header(("content-type", "application/json"))
-                .send_body(body.to_owned())
-                .await
-        }
-        None => req.send().await,
-    }
-    .unwrap_or_else(|e| panic!("{method} {url} is answered: {e}"));
-    let bytes = res.body().limit(1 << 20).await.expect("a body");
-    Reply {
-        status: res.status().as_u16(),
-        headers: res.headers().clone(),
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
 }
 
 /// The body every signed call in this test sends.
@@ -249,39 +84,11 @@ async fn signed_prime(
     .await
 }
 
-fn admin_token(banner: &str) -> String {
-    banner
-        .lines()
-        .find_map(|line| line.strip_prefix("Admin token (for /admin/keys):"))
-        .map(|token| token.trim().to_owned())
-        .unwrap_or_else(|| panic!("no admin token in the banner:\n{banner}"))
-}
-
-async fn create_key(client: &awc::Client, at: &Instance, admin: &str, body: Value) -> Value {
-    let auth = format!("Bearer {admin}");
-    let reply = send(
-        client,
-        "POST",
-        &at.url("/admin/keys"),
-        &[("authorization", &auth)],
-        Some(&body.to_string()),
-    )
-    .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.body
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .expect("after 1970")
         .as_secs()
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::fill(&mut buf[..]);
-    hex::encode(buf)
 }
 
 #[actix_web::test]
@@ -290,12 +97,11 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     let Some(database) = test_services::database_url(test) else {
         return;
     };
-    let Some(redis_server) = program("redis-server") else {
-        assert!(
-            !test_services::services_required(),
-            "{test} needs the redis-server program (REQUIRE_SERVICES=1)"
-        );
-        eprintln!("skipped {test}: needs the redis-server program");
+    let Some(redis_server) = test_services::program(
+        test,
+        "redis-server",
+        "install Debian's redis-server package",
+    ) else {
         return;
     };
 
@@ -613,7 +419,22 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         assert_eq!(accepted.status, 200, "{}", accepted.body);
     }
 
-    // SIGTERM: A finishes the login it is hashing (argon2 takes a while), then exits cleanly.
+    // SIGTERM while A tests a 2048-bit prime with 64 extra rounds (hundreds of milliseconds):
+    // A answers it, then exits cleanly.
+    let slow = create_key(
+        &client,
+        &a,
+        &admin,
+        json!({"service": "mi-slow", "daily_quota": 10}),
+    )
+    .await;
+    let slow = slow["key"].as_str().unwrap().to_owned();
+    let prime = include_str!("../../primality/tests/data/primes-2048.txt")
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .expect("a 2048-bit prime")
+        .trim();
+    let body = format!(r#"{{"number": {prime}, "rounds": 64}}"#);
     let pid = a.process.pid();
     let signal = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(30));
@@ -623,15 +444,26 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
             .expect("kill runs");
         (status, Instant::now())
     });
-    let in_flight = send(&client, "POST", &a.url("/login"), &[], Some(&credentials)).await;
+    let in_flight = send(
+        &client,
+        "POST",
+        &a.url("/check-prime"),
+        &[("authorization", &slow)],
+        Some(&body),
+    )
+    .await;
     let answered = Instant::now();
     let (status, signalled) = signal.join().unwrap();
     assert!(status.success());
     assert!(
         signalled < answered,
-        "the signal came while the login was in flight"
+        "the signal came while the request was in flight"
     );
-    assert_eq!(in_flight.status, 200, "the request in flight is answered");
+    assert_eq!(
+        in_flight.status, 200,
+        "the request in flight is answered: {}",
+        in_flight.body
+    );
     let (log_a, log_b) = (a.log(), b.log());
     assert!(a.process.terminate().success(), "{log_a}");
     assert!(b.process.terminate().success(), "{log_b}");

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod process;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
