@@ -151,6 +151,7 @@ pub struct Reply {
     pub body: Value,
 }
 
+/// Sends a request; panics when it gets no answer.
 pub async fn send(
     client: &awc::Client,
     method: &str,
@@ -158,6 +159,19 @@ pub async fn send(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> Reply {
+    try_send(client, method, url, headers, body)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {url} is answered: {e}"))
+}
+
+/// Sends a request; the error when there is no complete answer (the server died, say).
+pub async fn try_send(
+    client: &awc::Client,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Result<Reply, String> {
     let mut req = client.request(method.parse().unwrap(), url);
     for (name, value) in headers {
         req = req.insert_header((*name, *value));
@@ -170,13 +184,13 @@ pub async fn send(
         }
         None => req.send().await,
     }
-    .unwrap_or_else(|e| panic!("{method} {url} is answered: {e}"));
-    let bytes = res.body().limit(1 << 20).await.expect("a body");
-    Reply {
+    .map_err(|e| e.to_string())?;
+    let bytes = res.body().limit(1 << 20).await.map_err(|e| e.to_string())?;
+    Ok(Reply {
         status: res.status().as_u16(),
         headers: res.headers().clone(),
         body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    }
+    })
 }
 
 pub fn admin_token(banner: &str) -> String {
