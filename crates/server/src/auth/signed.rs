@@ -15,7 +15,6 @@ use std::sync::Arc;
 use actix_web::HttpMessage as _;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
-use actix_web::web::Bytes;
 use request_signing::{
     Error as SignError, Request, Scheme, Secret, SecretStore, SignatureHeaders, Verifier,
     VerifierConfig,
@@ -186,7 +185,7 @@ pub async fn authenticate(
     req: &mut ServiceRequest,
 ) -> Result<Principal, ApiError> {
     let limit = state.settings.json_limit;
-    let body = read_body(req, limit).await?;
+    let body = crate::routes::read_body(&mut req.take_payload(), limit).await?;
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
 
     let headers = req.headers();
@@ -223,21 +222,4 @@ pub async fn authenticate(
     };
     state.sync_quota_override(&row)?;
     state.principal(&row, method)
-}
-
-async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<Bytes, ApiError> {
-    use futures_util::StreamExt as _;
-    let mut payload = req.take_payload();
-    let mut body = actix_web::web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "the body is larger than the {limit}-byte limit"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }

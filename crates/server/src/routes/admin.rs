@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use crate::auth::bearer::bearer_token;
 use crate::error::{ApiError, Problem};
 use crate::keys::{CreatedKey, KeyInfo, NewKey};
+use crate::routes::OptionalJson;
 use crate::state::AppState;
 
 /// A caller holding a valid admin token.
@@ -48,13 +49,16 @@ impl FromRequest for Admin {
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// The owning service: 1 to 64 ASCII letters, digits, `_`, `.` or `-`.
+    #[schema(pattern = r"^[A-Za-z0-9_.\-]{1,64}$", example = "billing")]
     pub service: String,
     /// Calls per UTC day (default: the server's default).
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub daily_quota: Option<u64>,
     /// Also create a signing secret; requests must then be signed.
     #[serde(default)]
     pub signing: bool,
     /// Days until expiry.
+    #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
 }
 
@@ -172,9 +176,9 @@ pub async fn rotate_key(
     state: web::Data<AppState>,
     _admin: Admin,
     id: web::Path<String>,
-    body: Option<web::Json<RotateRequest>>,
+    body: OptionalJson<RotateRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let grace_hours = body.and_then(|b| b.grace_hours).unwrap_or(24);
+    let grace_hours = body.0.and_then(|b| b.grace_hours).unwrap_or(24);
     if grace_hours > MAX_GRACE_HOURS {
         return Err(ApiError::validation(
             "grace_hours",

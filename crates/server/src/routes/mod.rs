@@ -9,9 +9,10 @@ pub mod users;
 pub mod weather;
 pub mod whoami;
 
+use actix_web::dev::Payload;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::middleware::from_fn;
-use actix_web::{HttpRequest, HttpResponse, Resource, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -227,6 +228,52 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint"))
+}
+
+/// Reads a whole request body of at most `limit` bytes; a larger one is a 413 problem, read no
+/// further.
+pub async fn read_body(payload: &mut Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the body is larger than the {limit}-byte limit"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A JSON body that may be left out. An empty body is `None`; any other body must be valid
+/// JSON of `T` (unknown fields included), or the request is refused with a 400 problem, as
+/// with `web::Json`. (actix's `Option<Json<T>>` would silently treat a bad body as no body.)
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<crate::state::AppState>>()
+            .map_or(16 * 1024, |s| s.settings.json_limit);
+        let req = req.clone();
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let body = read_body(&mut payload, limit).await?;
+            if body.is_empty() {
+                return Ok(Self(None));
+            }
+            serde_json::from_slice(&body)
+                .map(|value| Self(Some(value)))
+                .map_err(|e| json_error(JsonPayloadError::Deserialize(e), &req))
+        })
+    }
 }
 
 /// Turns actix's JSON body errors into problem bodies with a precise detail.

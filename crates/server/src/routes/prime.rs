@@ -29,9 +29,9 @@ pub const INLINE_MAX_BITS: u64 = 128;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PrimeRequest {
-    /// A non-negative integer: a bare JSON number of any size, or a string holding a decimal
-    /// or `0x` hexadecimal integer.
-    #[schema(value_type = Object, example = json!(172983479832623897492387592384682937659382477_u128))]
+    /// A non-negative integer of at most 4,096 bits: a bare JSON number of any size, or a
+    /// string holding a decimal or `0x` hexadecimal integer.
+    #[schema(schema_with = number_in_request, example = json!(172983479832623897492387592384682937659382477_u128))]
     pub number: Box<RawValue>,
     /// Extra random-base Miller-Rabin rounds after BPSW for numbers of 2^64 and above
     /// (default 40, at most 64).
@@ -43,7 +43,7 @@ pub struct PrimeRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PrimeResponse {
     /// The number tested, in decimal, as a JSON number.
-    #[schema(value_type = Object, example = json!(172983479832623897492387592384682937659382477_u128))]
+    #[schema(schema_with = number_in_response, example = json!(172983479832623897492387592384682937659382477_u128))]
     pub number: Box<RawValue>,
     /// Whether it is prime (proven, or probable prime after BPSW and the extra rounds).
     #[serde(rename = "isPrime")]
@@ -55,6 +55,34 @@ pub struct PrimeResponse {
     pub factor: Option<u64>,
     /// The number's size in bits.
     pub bits: u64,
+}
+
+/// The request's `number`: a JSON integer, or a string of decimal or `0x` hex digits.
+fn number_in_request() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0)),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(0[xX][0-9a-fA-F]+|[0-9]+)$"))
+                .min_length(Some(1)),
+        )
+        .build()
+        .into()
+}
+
+/// The answer's `number`: a JSON integer of any size.
+fn number_in_response() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .build()
 }
 
 /// The quota cost of testing a number of `bits` bits: one per started 1,024 bits.

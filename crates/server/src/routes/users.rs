@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::auth::accounts::{Accounts, TokenPair};
 use crate::auth::bearer::AuthenticatedUser;
 use crate::error::{ApiError, Problem};
+use crate::routes::OptionalJson;
 use crate::state::AppState;
 
 /// Credentials for `/register` and `/login`.
@@ -15,10 +16,14 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// 3 to 32 ASCII letters, digits, `_`, `.` or `-`.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", pattern = r"^[A-Za-z0-9_.\-]{3,32}$")]
     pub username: String,
     /// At least 8 characters, at most 256 bytes.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 256
+    )]
     pub password: String,
 }
 
@@ -180,11 +185,11 @@ pub async fn refresh(
 pub async fn logout(
     state: web::Data<AppState>,
     user: AuthenticatedUser,
-    body: Option<web::Json<RefreshRequest>>,
+    body: OptionalJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     state.db.revoke_token(&user.0.jti, user.0.exp).await?;
-    if let Some(body) = body {
+    if let Some(body) = body.0 {
         // A refresh token of another user, or an invalid one, is ignored: logout never fails
         // because of it, and never revokes someone else's token.
         if let Ok(claims) = state.tokens.verify(

@@ -23,6 +23,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct WeatherQuery {
     /// A city name (1 to 100 letters, digits, spaces and `- ' . ,`). Either `city`, or `lat` and `lon`.
+    #[param(min_length = 1, max_length = 100)]
     pub city: Option<String>,
     /// Latitude, -90 to 90.
     pub lat: Option<f64>,
