@@ -609,3 +609,59 @@ async fn health_and_openapi_are_served() {
     }
     let _: Value = doc.body;
 }
+
+#[actix_web::test]
+async fn optional_bodies_may_be_left_out_but_never_be_malformed() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let h = [("authorization", admin.as_str())];
+    let id = app.create_key(json!({"service": "optional"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for bad in [
+        "{not json",
+        r#"{"grace_hours": "soon"}"#,
+        r#"{"grace_hours": 1, "unknown": true}"#,
+        "[]",
+    ] {
+        let reply = app.post(&format!("/admin/keys/{id}/rotate"), &h, bad).await;
+        assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
+        assert_eq!(reply.body["type"], "/problems/bad-request");
+    }
+    let too_big = format!(r#"{{"grace_hours": 1, "x": "{}"}}"#, "y".repeat(20_000));
+    let reply = app
+        .post(&format!("/admin/keys/{id}/rotate"), &h, &too_big)
+        .await;
+    assert_eq!(reply.status, 413);
+    // Nothing was rotated by the refused calls; no body at all is the default grace.
+    let reply = app.post(&format!("/admin/keys/{id}/rotate"), &h, "").await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    let login = app
+        .post(
+            "/register",
+            &[],
+            r#"{"username": "optional_user", "password": "a long enough password 7"}"#,
+        )
+        .await;
+    assert_eq!(login.status, 201);
+    let tokens = app
+        .post(
+            "/login",
+            &[],
+            r#"{"username": "optional_user", "password": "a long enough password 7"}"#,
+        )
+        .await;
+    let access = format!("Bearer {}", tokens.body["access_token"].as_str().unwrap());
+    let reply = app
+        .post(
+            "/logout",
+            &[("authorization", &access)],
+            r#"{"refresh_token": 5}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    let reply = app.post("/logout", &[("authorization", &access)], "").await;
+    assert_eq!(reply.status, 204);
+}
