@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# The load benchmark: secure-api (release) against a bare actix-web baseline, side by side, in
+# one run. Needs wrk (installed from Debian's packages if missing).
+#
+#   bash benches/load/run.sh [SECONDS]        # default 10 s per measurement
+#
+# Prints a Markdown table: requests/s, p50 and p99 at 32 and 256 connections, and the ratio of
+# each to the baseline's requests/s at the same connection count. Only loopback is used.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+duration=${1:-10}
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release --locked -p secure-api -p secure-api-load >&2
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
+
+baseline_port=$(free_port)
+target/release/baseline "127.0.0.1:$baseline_port" 2 &
+pids+=($!)
+server_port=$(free_port)
+(
+  cd "$work"
+  SECURE_API_BIND="127.0.0.1:$server_port" SECURE_API_WORKERS=2 SECURE_API_ENV=production \
+  SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(48))') \
+  DATABASE_URL="sqlite://$work/load.db" SECURE_API_TRUSTED_PROXIES=127.0.0.1 \
+  exec "$OLDPWD/target/release/secure-api" > banner.txt 2> server.log
+) &
+pids+=($!)
+wait_up "http://127.0.0.1:$baseline_port/"
+wait_up "http://127.0.0.1:$server_port/healthz"
+base="http://127.0.0.1:$server_port"
+admin=$(sed -n 's/^Admin token (for \/admin\/keys): *//p' "$work/banner.txt")
+key=$(curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"service": "load", "daily_quota": 1000000000}' "$base/admin/keys" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+credentials='{"username": "load_user", "password": "a long enough password for load"}'
+curl -sf -X POST -H 'Content-Type: application/json' -d "$credentials" "$base/register" >/dev/null
+prime_1024=$(grep -v '^#' crates/primality/tests/data/primes-1024.txt | head -1 | tr -d '[:space:]')
+
+# One wrk script for every request kind: method POST, the body and key from the environment,
+# and, for logins, a different client address per request (the server trusts 127.0.0.1 to say
+# so), so that the per-client login limit does not turn the benchmark into a 429 benchmark.
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = os.getenv("BODY") or ""
+wrk.headers["Content-Type"] = "application/json"
+local key = os.getenv("KEY")
+if key and key ~= "" then wrk.headers["Authorization"] = key end
+local spread = os.getenv("SPREAD") == "1"
+counter = 0
+request = function()
+  if spread then
+    counter = counter + 1
+    wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
+      math.random(0, 255), math.random(0, 255), math.random(1, 254))
+  end
+  return wrk.format()
+end
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %.1f %.3f %.3f %d %d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    summary.requests, errors))
+end
+LUA
+
+# Waits until the server has no password hash queued or running: logins that wrk gave up on
+# are still answered (a closed connection is only noticed when the answer is written), and their
+# argon2 work must not spill into the next measurement.
+drain() {
+  for _ in $(seq 1 600); do
+    local page
+    page=$(curl -s "$base/metrics")
+    if echo "$page" | grep -q '^secure_api_argon2_queue_depth 0$' &&
+      echo "$page" | grep -q '^secure_api_argon2_running 0$'; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "the server did not drain its argon2 queue" >&2
+  return 1
+}
+
+# measure NAME URL CONNECTIONS [KEY] [BODY] [SPREAD] -> "rps p50_ms p99_ms requests errors"
+measure() {
+  drain
+  local out
+  out=$(KEY="${4:-}" BODY="${5:-}" SPREAD="${6:-0}" \
+    wrk -t2 -c"$3" -d"${duration}s" --timeout 10s -s "$work/post.lua" "$2" | grep '^RESULT')
+  echo "${out#RESULT }"
+}
+
+results="$work/results.txt"
+for c in 32 256; do
+  echo "baseline $c $(measure baseline "http://127.0.0.1:$baseline_port/get-current-time" "$c")" >> "$results"
+  echo "time $c $(measure time "$base/get-current-time" "$c" "$key")" >> "$results"
+  echo "prime_u64 $c $(measure prime "$base/check-prime" "$c" "$key" '{"number": 18446744073709551557}')" >> "$results"
+  echo "prime_1024 $c $(measure prime "$base/check-prime" "$c" "$key" "{\"number\": $prime_1024}")" >> "$results"
+  echo "login $c $(measure login "$base/login" "$c" "" "$credentials" 1)" >> "$results"
+done
+# /get-current-time at 32 connections while 32 connections flood /login.
+flood_log="$work/flood.txt"
+drain
+KEY="" BODY="$credentials" SPREAD=1 wrk -t1 -c32 -d"$((duration + 4))s" --timeout 10s \
+  -s "$work/post.lua" "$base/login" > "$flood_log" &
+flood=$!
+sleep 2
+echo "time_under_login_flood 32 $(KEY="$key" BODY="" SPREAD=0 wrk -t1 -c32 -d"${duration}s" \
+  --timeout 10s -s "$work/post.lua" "$base/get-current-time" | grep '^RESULT' | sed 's/^RESULT //')" >> "$results"
+wait "$flood"
+echo "login_flood 32 $(grep '^RESULT' "$flood_log" | sed 's/^RESULT //')" >> "$results"
+
+status_check=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: $key" "$base/get-current-time")
+python3 - "$results" "$duration" "$status_check" <<'PY'
+import sys
+rows = [line.split() for line in open(sys.argv[1])]
+base = {r[1]: float(r[2]) for r in rows if r[0] == "baseline"}
+labels = {
+    "baseline": "baseline (bare actix-web, same JSON)",
+    "time": "`POST /get-current-time` (key + quota)",
+    "prime_u64": "`POST /check-prime`, u64 prime",
+    "prime_1024": "`POST /check-prime`, 1024-bit prime",
+    "login": "`POST /login` (argon2id)",
+    "time_under_login_flood": "`POST /get-current-time` during a `/login` flood (1 wrk thread)",
+    "login_flood": "the `/login` flood itself (1 wrk thread)",
+}
+print(f"{sys.argv[2]} s per measurement; wrk -t2; server and baseline with 2 workers each.")
+print()
+print("| endpoint | connections | requests/s | p50 | p99 | ratio to baseline | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for name, c, rps, p50, p99, total, errors in rows:
+    ratio = float(rps) / base[c] if c in base else float("nan")
+    print(f"| {labels[name]} | {c} | {float(rps):,.0f} | {float(p50):.2f} ms | {float(p99):.2f} ms | "
+          f"{ratio:.2f} | {errors} |")
+alone = next(float(r[4]) for r in rows if r[0] == "time" and r[1] == "32")
+flood = next(float(r[4]) for r in rows if r[0] == "time_under_login_flood")
+print()
+print(f"p99 of /get-current-time at 32 connections: {alone:.2f} ms alone, {flood:.2f} ms during the "
+      f"login flood ({flood / alone:.2f}x). Last status after the run: {sys.argv[3]}.")
+PY
