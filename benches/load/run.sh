@@ -108,17 +108,22 @@ for c in 32 256; do
   echo "prime_1024 $c $(measure prime "$base/check-prime" "$c" "$key" "{\"number\": $prime_1024}")" >> "$results"
   echo "login $c $(measure login "$base/login" "$c" "" "$credentials" 1)" >> "$results"
 done
-# /get-current-time at 32 connections while 32 connections flood /login.
-flood_log="$work/flood.txt"
+# /get-current-time at 32 connections with one wrk thread, alone and then while another wrk
+# thread floods /login with 32 connections.
+one_thread() {
+  KEY="$2" BODY="$3" SPREAD="$4" wrk -t1 -c32 -d"$5s" --timeout 10s -s "$work/post.lua" "$1" |
+    grep '^RESULT' | sed 's/^RESULT //'
+}
 drain
-KEY="" BODY="$credentials" SPREAD=1 wrk -t1 -c32 -d"$((duration + 4))s" --timeout 10s \
-  -s "$work/post.lua" "$base/login" > "$flood_log" &
+echo "time_alone_1_thread 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
+drain
+flood_log="$work/flood.txt"
+one_thread "$base/login" "" "$credentials" 1 "$((duration + 4))" > "$flood_log" &
 flood=$!
 sleep 2
-echo "time_under_login_flood 32 $(KEY="$key" BODY="" SPREAD=0 wrk -t1 -c32 -d"${duration}s" \
-  --timeout 10s -s "$work/post.lua" "$base/get-current-time" | grep '^RESULT' | sed 's/^RESULT //')" >> "$results"
+echo "time_under_login_flood 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
 wait "$flood"
-echo "login_flood 32 $(grep '^RESULT' "$flood_log" | sed 's/^RESULT //')" >> "$results"
+echo "login_flood 32 $(cat "$flood_log")" >> "$results"
 
 status_check=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: $key" "$base/get-current-time")
 python3 - "$results" "$duration" "$status_check" <<'PY'
@@ -131,7 +136,8 @@ labels = {
     "prime_u64": "`POST /check-prime`, u64 prime",
     "prime_1024": "`POST /check-prime`, 1024-bit prime",
     "login": "`POST /login` (argon2id)",
-    "time_under_login_flood": "`POST /get-current-time` during a `/login` flood (1 wrk thread)",
+    "time_alone_1_thread": "`POST /get-current-time`, 1 wrk thread",
+    "time_under_login_flood": "`POST /get-current-time` during a `/login` flood, 1 wrk thread",
     "login_flood": "the `/login` flood itself (1 wrk thread)",
 }
 print(f"{sys.argv[2]} s per measurement; wrk -t2; server and baseline with 2 workers each.")
@@ -142,9 +148,9 @@ for name, c, rps, p50, p99, total, errors in rows:
     ratio = float(rps) / base[c] if c in base else float("nan")
     print(f"| {labels[name]} | {c} | {float(rps):,.0f} | {float(p50):.2f} ms | {float(p99):.2f} ms | "
           f"{ratio:.2f} | {errors} |")
-alone = next(float(r[4]) for r in rows if r[0] == "time" and r[1] == "32")
+alone = next(float(r[4]) for r in rows if r[0] == "time_alone_1_thread")
 flood = next(float(r[4]) for r in rows if r[0] == "time_under_login_flood")
 print()
-print(f"p99 of /get-current-time at 32 connections: {alone:.2f} ms alone, {flood:.2f} ms during the "
+print(f"p99 of /get-current-time at 32 connections (1 wrk thread): {alone:.2f} ms alone, {flood:.2f} ms during the "
       f"login flood ({flood / alone:.2f}x). Last status after the run: {sys.argv[3]}.")
 PY

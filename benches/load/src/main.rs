@@ -20,7 +20,9 @@ struct CurrentTime {
 }
 
 async fn current_time() -> HttpResponse {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let plain = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let body = CurrentTime {
         current_time: now.format(plain).unwrap_or_default(),

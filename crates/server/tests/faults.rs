@@ -4,84 +4,50 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse};
+use common::upstream::{self, LONDON, json};
 use common::{Spawn, spawn_with};
-use secure_api::config::SettingsArgs;
 use serde_json::json;
 
-const LONDON: &str = include_str!("../../weather-keypool/tests/data/london.json");
-
-/// A misbehaving OpenWeather; the `appid` chooses how. Counts the calls it gets.
-async fn faulty_upstream(calls: Arc<AtomicUsize>) -> String {
-    let server = HttpServer::new(move || {
-        let calls = calls.clone();
-        App::new().route(
-            "/data/2.5/weather",
-            web::get().to(move |req: HttpRequest| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    let query = req.query_string().to_owned();
-                    let json = |body: String| {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(body)
-                    };
-                    if query.contains("appid=slow") {
-                        actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
-                        json(LONDON.to_owned())
-                    } else if query.contains("appid=hang") {
-                        actix_web::rt::time::sleep(Duration::from_secs(120)).await;
-                        json(LONDON.to_owned())
-                    } else if query.contains("appid=fail") {
-                        HttpResponse::ServiceUnavailable().body("upstream maintenance")
-                    } else if query.contains("appid=garbage") {
-                        json("{\"coord\": [1, 2], \"main\": \"hot\"".to_owned())
-                    } else if query.contains("appid=huge") {
-                        json(format!(
-                            "{{\"padding\": \"{}\"}}",
-                            "x".repeat(4 * 1024 * 1024)
-                        ))
-                    } else if query.contains("appid=liar") {
-                        // Well-formed JSON with values no real weather has.
-                        json(LONDON.replace("\"temp\":", "\"temp\":1e308,\"x\":"))
-                    } else {
-                        json(LONDON.to_owned())
-                    }
-                }
-            }),
-        )
+/// A misbehaving OpenWeather; the `appid` chooses how.
+fn faulty(req: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse>>> {
+    let query = req.query_string().to_owned();
+    Box::pin(async move {
+        if query.contains("appid=slow") {
+            actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+            json(LONDON)
+        } else if query.contains("appid=hang") {
+            actix_web::rt::time::sleep(Duration::from_secs(120)).await;
+            json(LONDON)
+        } else if query.contains("appid=fail") {
+            HttpResponse::ServiceUnavailable().body("upstream maintenance")
+        } else if query.contains("appid=garbage") {
+            json("{\"coord\": [1, 2], \"main\": \"hot\"")
+        } else if query.contains("appid=huge") {
+            json(format!(
+                "{{\"padding\": \"{}\"}}",
+                "x".repeat(4 * 1024 * 1024)
+            ))
+        } else if query.contains("appid=liar") {
+            // Well-formed JSON with values no real weather has.
+            json(LONDON.replace("\"temp\":", "\"temp\":1e308,\"x\":"))
+        } else {
+            json(LONDON)
+        }
     })
-    .workers(2)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    base
 }
 
 async fn app_with_upstream(base: &str, key: &str) -> common::TestApp {
-    let mut options = Spawn {
-        args: SettingsArgs {
-            openweather_base_url: Some(base.to_owned()),
-            ..SettingsArgs::default()
-        },
-        ..Spawn::default()
-    };
-    options
-        .env
-        .insert("OPENWEATHER_API_KEY".to_owned(), key.to_owned());
-    spawn_with(options).await
+    upstream::app(base, &[("OPENWEATHER_API_KEY", key)]).await
 }
 
 #[actix_web::test]
 async fn each_upstream_fault_gets_its_documented_status() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = faulty_upstream(calls.clone()).await;
+    let (base, _) = upstream::start(faulty).await;
     // A port where nothing listens: connection refused.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -116,8 +82,7 @@ async fn each_upstream_fault_gets_its_documented_status() {
 
 #[actix_web::test]
 async fn a_hanging_upstream_times_out_and_never_holds_up_other_requests() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = faulty_upstream(calls.clone()).await;
+    let (base, calls) = upstream::start(faulty).await;
     let app = app_with_upstream(&base, "hang").await;
     let demo = app.first.demo_key.key.clone();
     // More hanging calls than the server has workers (2).
@@ -154,10 +119,7 @@ async fn a_hanging_upstream_times_out_and_never_holds_up_other_requests() {
             "/get-current-time answered while the weather calls hung"
         );
     }
-    assert!(
-        calls.load(Ordering::SeqCst) >= 8,
-        "every call reached the upstream"
-    );
+    assert!(calls.count() >= 8, "every call reached the upstream");
     for reply in weather {
         assert_eq!(reply.status, 504, "{}", reply.body);
         assert_eq!(

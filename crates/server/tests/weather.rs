@@ -2,75 +2,41 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse};
+use common::upstream::{self, LONDON, json};
 use common::{Spawn, spawn, spawn_with};
 use secure_api::config::SettingsArgs;
 
-const LONDON: &str = include_str!("../../weather-keypool/tests/data/london.json");
-
-/// A fake OpenWeather: `good-*` keys get London, `revoked` gets 401, `busy` gets 429.
-async fn fake_openweather(calls: Arc<AtomicUsize>) -> String {
-    let server = HttpServer::new(move || {
-        let calls = calls.clone();
-        App::new().route(
-            "/data/2.5/weather",
-            web::get().to(move |req: HttpRequest| {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    let query = req.query_string().to_owned();
-                    if query.contains("appid=revoked") {
-                        HttpResponse::Unauthorized().body(r#"{"cod":401}"#)
-                    } else if query.contains("appid=busy") {
-                        HttpResponse::TooManyRequests()
-                            .insert_header(("retry-after", "120"))
-                            .body(r#"{"cod":429}"#)
-                    } else if query.contains("q=Atlantis") {
-                        HttpResponse::NotFound().body(r#"{"cod":"404"}"#)
-                    } else {
-                        HttpResponse::Ok()
-                            .content_type("application/json")
-                            .body(LONDON)
-                    }
-                }
-            }),
-        )
+/// A stand-in OpenWeather: `revoked` keys get 401, `busy` 429, Atlantis 404, the rest London.
+fn openweather(req: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse>>> {
+    let query = req.query_string().to_owned();
+    Box::pin(async move {
+        if query.contains("appid=revoked") {
+            HttpResponse::Unauthorized().body(r#"{"cod":401}"#)
+        } else if query.contains("appid=busy") {
+            HttpResponse::TooManyRequests()
+                .insert_header(("retry-after", "120"))
+                .body(r#"{"cod":429}"#)
+        } else if query.contains("q=Atlantis") {
+            HttpResponse::NotFound().body(r#"{"cod":"404"}"#)
+        } else {
+            json(LONDON)
+        }
     })
-    .workers(1)
-    .disable_signals()
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let base = format!("http://{}", server.addrs()[0]);
-    actix_web::rt::spawn(server.run());
-    base
-}
-
-async fn app_with_keys(keys: &[(&str, &str)], base: &str) -> common::TestApp {
-    let mut options = Spawn {
-        args: SettingsArgs {
-            openweather_base_url: Some(base.to_owned()),
-            ..SettingsArgs::default()
-        },
-        ..Spawn::default()
-    };
-    for (name, value) in keys {
-        options.env.insert((*name).to_owned(), (*value).to_owned());
-    }
-    spawn_with(options).await
 }
 
 #[actix_web::test]
 async fn weather_comes_through_a_healthy_key_and_is_cached() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = fake_openweather(calls.clone()).await;
-    let app = app_with_keys(
+    let (base, calls) = upstream::start(openweather).await;
+    let app = upstream::app(
+        &base,
         &[
             ("OPENWEATHER_API_KEY", "revoked"),
             ("OPENWEATHER_API_KEY1", "good-1"),
         ],
-        &base,
     )
     .await;
     let key = app.first.demo_key.key.clone();
@@ -83,10 +49,7 @@ async fn weather_comes_through_a_healthy_key_and_is_cached() {
         assert!(reply.body["temperature"].is_number());
         assert!(!reply.text.contains("revoked") && !reply.text.contains("good-1"));
     }
-    assert!(
-        calls.load(Ordering::SeqCst) <= 2,
-        "the cache answered the repeats"
-    );
+    assert!(calls.count() <= 2, "the cache answered the repeats");
 
     let missing = app.get("/weather?city=Atlantis", &h).await;
     assert_eq!(missing.status, 404);
@@ -107,9 +70,8 @@ async fn weather_comes_through_a_healthy_key_and_is_cached() {
 
 #[actix_web::test]
 async fn all_keys_cooling_gives_503_with_retry_after() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = fake_openweather(calls).await;
-    let app = app_with_keys(&[("OPENWEATHER_API_KEY", "busy")], &base).await;
+    let (base, _) = upstream::start(openweather).await;
+    let app = upstream::app(&base, &[("OPENWEATHER_API_KEY", "busy")]).await;
     let key = app.first.demo_key.key.clone();
     let reply = app
         .get("/weather?city=Paris", &[("authorization", &key)])
@@ -140,17 +102,16 @@ async fn no_configured_key_is_a_server_configuration_error() {
 
 #[actix_web::test]
 async fn upstream_calls_are_counted_by_key_fingerprint_and_outcome() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = fake_openweather(calls).await;
+    let (base, _) = upstream::start(openweather).await;
     // Keys only this test uses, so the counts are its own.
     let (refused, good) = ("revoked-metrics", "good-metrics");
-    let app = app_with_keys(
+    let app = upstream::app(
+        &base,
         &[
             ("OPENWEATHER_API_KEY", "revoked"),
             ("OPENWEATHER_API_KEY1", good),
             ("OPENWEATHER_API_KEY2", refused),
         ],
-        &base,
     )
     .await;
     let key = app.first.demo_key.key.clone();
@@ -184,8 +145,7 @@ async fn instances_share_the_weather_cache_on_redis() {
     let Some(redis) = test_services::redis_url("instances_share_the_weather_cache_on_redis") else {
         return;
     };
-    let calls = Arc::new(AtomicUsize::new(0));
-    let base = fake_openweather(calls.clone()).await;
+    let (base, calls) = upstream::start(openweather).await;
     let mut prefix = [0u8; 6];
     rand::fill(&mut prefix);
     let spawn_one = || {
@@ -212,7 +172,7 @@ async fn instances_share_the_weather_cache_on_redis() {
         )
         .await;
     assert_eq!(from_a.status, 200, "{}", from_a.body);
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.count(), 1);
     // Another instance, another case: the same place, from the shared cache.
     let from_b = b
         .get(
@@ -221,7 +181,7 @@ async fn instances_share_the_weather_cache_on_redis() {
         )
         .await;
     assert_eq!(from_b.status, 200, "{}", from_b.body);
-    assert_eq!(calls.load(Ordering::SeqCst), 1, "B answered from Redis");
+    assert_eq!(calls.count(), 1, "B answered from Redis");
     assert_eq!(from_a.body, from_b.body);
     // Other units are another entry.
     let imperial = b
@@ -231,7 +191,7 @@ async fn instances_share_the_weather_cache_on_redis() {
         )
         .await;
     assert_eq!(imperial.status, 200);
-    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(calls.count(), 2);
     let page = b.metrics_page().await;
     assert!(
         common::sample(&page, "secure_api_weather_cache_total", "result=\"hit\"")

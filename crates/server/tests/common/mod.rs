@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod process;
+pub mod upstream;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

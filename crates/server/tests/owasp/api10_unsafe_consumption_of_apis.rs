@@ -2,11 +2,19 @@
 //! headers are not passed on, its extra fields are dropped, implausible values and oversized
 //! bodies are refused, and nothing it says is echoed in an error.
 
-use actix_web::HttpResponse;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{HttpRequest, HttpResponse};
 
 use crate::upstream::{self, LONDON};
 
-fn hostile(query: &str) -> HttpResponse {
+fn hostile(req: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse>>> {
+    let response = hostile_answer(req.query_string());
+    Box::pin(async move { response })
+}
+
+fn hostile_answer(query: &str) -> HttpResponse {
     let json = |body: String| {
         HttpResponse::Ok()
             .content_type("application/json")

@@ -2,14 +2,15 @@
 //! configured upstream, at the one path, with the place percent-encoded in one parameter; no
 //! request parameter chooses a host, a path or the upstream key.
 
-use actix_web::HttpResponse;
+use std::future::Future;
+use std::pin::Pin;
 
-use crate::upstream::{self, LONDON};
+use actix_web::{HttpRequest, HttpResponse};
 
-fn london(_: &str) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .body(LONDON)
+use crate::upstream::{self, LONDON, json};
+
+fn london(_: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse>>> {
+    Box::pin(async { json(LONDON) })
 }
 
 #[actix_web::test]
