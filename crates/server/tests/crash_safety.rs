@@ -19,7 +19,7 @@ use common::process::{
 };
 use secure_api::startup::SNAPSHOT_INTERVAL;
 use serde_json::json;
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
 /// How long the load runs before the kill: longer than one snapshot interval, so that at least
 /// one snapshot was taken and the bound is the interesting one.
@@ -194,26 +194,12 @@ async fn a_sigkill_under_load_loses_nothing_acknowledged() {
     sqlx::any::install_default_drivers();
     let url = format!("sqlite://{}", db.display());
     {
-        let pool = sqlx::AnyPool::connect(&url).await.expect("the file opens");
-        let check: String = sqlx::query("PRAGMA integrity_check")
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(check, "ok");
-        let keys = sqlx::query("SELECT id FROM api_keys")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let stored: std::collections::HashSet<String> = keys.iter().map(|r| r.get(0)).collect();
+        let pool = open_checked(&url).await;
+        let stored = column(&pool, "SELECT id FROM api_keys").await;
         for id in &acknowledged.keys {
             assert!(stored.contains(id), "acknowledged key {id} is lost");
         }
-        let users = sqlx::query("SELECT username FROM users")
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-        let stored: std::collections::HashSet<String> = users.iter().map(|r| r.get(0)).collect();
+        let stored = column(&pool, "SELECT username FROM users").await;
         for name in &acknowledged.users {
             assert!(stored.contains(name), "acknowledged user {name} is lost");
         }
@@ -264,13 +250,23 @@ async fn a_sigkill_under_load_loses_nothing_acknowledged() {
     assert!(server.process.terminate().success());
 
     // And after a graceful stop the check still passes.
-    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    open_checked(&url).await.close().await;
+}
+
+/// The database at `url`, after `PRAGMA integrity_check` answered `ok`.
+async fn open_checked(url: &str) -> sqlx::AnyPool {
+    let pool = sqlx::AnyPool::connect(url).await.expect("the file opens");
     let check: String = sqlx::query("PRAGMA integrity_check")
         .fetch_one(&pool)
         .await
         .unwrap()
         .get(0);
     assert_eq!(check, "ok");
-    pool.execute("SELECT 1").await.unwrap();
-    pool.close().await;
+    pool
+}
+
+/// The first column of every row `query` returns.
+async fn column(pool: &sqlx::AnyPool, query: &'static str) -> std::collections::HashSet<String> {
+    let rows = sqlx::query(query).fetch_all(pool).await.unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
 }
