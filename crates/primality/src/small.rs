@@ -151,7 +151,10 @@ mod tests {
     fn tables_are_consistent() {
         assert_eq!(ODD_PRIMES[0], 3);
         assert_eq!(ODD_PRIMES[ODD_PRIME_COUNT - 1], 1021);
-        assert_eq!((ODD_PRIMES[U64_TRIAL_PRIMES - 1], U64_TRIAL_NEXT), (727, 733));
+        assert_eq!(
+            (ODD_PRIMES[U64_TRIAL_PRIMES - 1], U64_TRIAL_NEXT),
+            (727, 733)
+        );
         let (table, count) = &GROUPS;
         assert_eq!(table[count - 1].end, ODD_PRIME_COUNT);
         for g in &table[..*count] {
