@@ -93,32 +93,45 @@ pub(crate) fn strong_tail<A: Arith>(ar: &A, mut x: A::E, s: u32) -> bool {
     false
 }
 
-/// `q * x` for a small signed `q`, with additions when `|q|` is small.
-fn mul_small<A: Arith>(ar: &A, x: &A::E, q: i64, mq: &A::E) -> A::E {
-    let m = q.unsigned_abs();
-    let r = if m <= 32 {
-        // Left-to-right double-and-add over the bits of |q|.
-        let mut r = x.clone();
-        for i in (0..63 - m.leading_zeros()).rev() {
-            r = ar.dbl(&r);
-            if (m >> i) & 1 == 1 {
-                r = ar.add(&r, x);
-            }
-        }
-        r
-    } else {
-        return ar.mul(x, mq);
-    };
-    if q < 0 { ar.sub(&ar.small(0), &r) } else { r }
-}
-
 /// Strong Lucas probable-prime test with Selfridge parameters `P = 1`, `Q = (1 - D) / 4`,
 /// where `Jacobi(D / n) = -1` and `n + 1 = d 2^s`.
 ///
-/// Only the `V` sequence is computed (a Montgomery-ladder over `V_k, V_{k+1}` and `Q^k`).
-/// `U_d ≡ 0` is checked through the identity `D U_d = 2 V_{d+1} - P V_d`: `D` is invertible
-/// modulo `n` because its Jacobi symbol is `-1`.
+/// Only the `V` sequence is computed (a ladder over `V_k, V_{k+1}` and `Q^k`, see
+/// [`ladder_products`]). `U_d ≡ 0` is checked through the identity
+/// `D U_d = 2 V_{d+1} - P V_d`: `D` is invertible modulo `n` because its Jacobi symbol is `-1`.
 pub(crate) fn strong_lucas<A: Arith>(ar: &A, q: i64, d: &[u64], s: u32) -> bool {
+    let (vd, vd1, qk) = ladder_products(ar, q, d);
+    lucas_tail(ar, vd, &vd1, qk, s)
+}
+
+/// The end of the strong Lucas test, given `V_d`, `V_{d+1}` and `Q^d` where `n + 1 = d 2^s`.
+fn lucas_tail<A: Arith>(ar: &A, vd: A::E, vd1: &A::E, mut qk: A::E, s: u32) -> bool {
+    // U_d ≡ 0 (mod n) ⇔ 2 V_{d+1} ≡ V_d.
+    if ar.dbl(vd1) == vd {
+        return true;
+    }
+    // V_{d 2^r} ≡ 0 for some 0 <= r < s.
+    let mut v = vd;
+    for r in 0..s {
+        if ar.is_zero(&v) {
+            return true;
+        }
+        if r + 1 < s {
+            v = ar.sub(&ar.sqr(&v), &ar.dbl(&qk));
+            qk = ar.sqr(&qk);
+        }
+    }
+    false
+}
+
+/// `(V_d, V_{d+1}, Q^d)` for `P = 1` and the given `Q`, by one product and one squaring of the
+/// `V`s per bit of `d` (`V_{2k+1} = V_k V_{k+1} - P Q^k`, `V_{2k} = V_k^2 - 2 Q^k`), plus the
+/// update of `Q^k`.
+///
+/// A ladder of squarings only (`V_{2k+2} = V_{k+1}^2 - 2 Q^{k+1}`, then `V_{2k+1}` from the
+/// recurrence, three squarings per bit) was measured too: with this crate's squaring, which
+/// saves only a few percent over a product, it ran more instructions at every width.
+fn ladder_products<A: Arith>(ar: &A, q: i64, d: &[u64]) -> (A::E, A::E, A::E) {
     let one = ar.one();
     let mq = ar.small(q);
     let mut vk = ar.small(2);
@@ -149,7 +162,7 @@ pub(crate) fn strong_lucas<A: Arith>(ar: &A, q: i64, d: &[u64], s: u32) -> bool 
         for i in (0..len).rev() {
             if bit(d, i) {
                 vk = ar.sub(&ar.mul(&vk, &vk1), &qk);
-                let qk1 = mul_small(ar, &qk, q, &mq);
+                let qk1 = ar.mul_small(&qk, q, &mq);
                 vk1 = ar.sub(&ar.sqr(&vk1), &ar.dbl(&qk1));
                 qk = ar.mul(&qk, &qk1);
             } else {
@@ -159,22 +172,7 @@ pub(crate) fn strong_lucas<A: Arith>(ar: &A, q: i64, d: &[u64], s: u32) -> bool 
             }
         }
     }
-    // U_d ≡ 0 (mod n) ⇔ 2 V_{d+1} ≡ V_d.
-    if ar.dbl(&vk1) == vk {
-        return true;
-    }
-    // V_{d 2^r} ≡ 0 for some 0 <= r < s.
-    let mut v = vk;
-    for r in 0..s {
-        if ar.is_zero(&v) {
-            return true;
-        }
-        if r + 1 < s {
-            v = ar.sub(&ar.sqr(&v), &ar.dbl(&qk));
-            qk = ar.sqr(&qk);
-        }
-    }
-    false
+    (vk, vk1, qk)
 }
 
 /// Jacobi symbol `(a / m)` for odd `m > 0`.

@@ -37,6 +37,27 @@ pub(crate) trait Arith {
     }
     /// Whether `a` is the residue 0.
     fn is_zero(&self, a: &Self::E) -> bool;
+    /// `q a mod n` for a small signed `q`, given `mq`, the residue of `q`: additions when
+    /// `|q|` is small, else one product.
+    fn mul_small(&self, a: &Self::E, q: i64, mq: &Self::E) -> Self::E {
+        let m = q.unsigned_abs();
+        if m > 32 {
+            return self.mul(a, mq);
+        }
+        // Left-to-right double-and-add over the bits of |q|.
+        let mut r = a.clone();
+        for i in (0..63 - m.leading_zeros()).rev() {
+            r = self.dbl(&r);
+            if (m >> i) & 1 == 1 {
+                r = self.add(&r, a);
+            }
+        }
+        if q < 0 {
+            self.sub(&self.small(0), &r)
+        } else {
+            r
+        }
+    }
 }
 
 /// `(a + b * c + carry)` split into low and high words; never overflows.
@@ -130,6 +151,11 @@ impl Arith for Mont64 {
     #[inline(always)]
     fn is_zero(&self, a: &u64) -> bool {
         *a == 0
+    }
+    /// One product: on one word it costs about what a doubling chain with a branch per bit does.
+    #[inline(always)]
+    fn mul_small(&self, a: &u64, _q: i64, mq: &u64) -> u64 {
+        self.mul(a, mq)
     }
 }
 
@@ -300,38 +326,35 @@ impl<const N: usize> MontN<N> {
         self.reduce(lo, hi)
     }
 
-    /// Montgomery reduction of the `2N`-limb value `hi * 2^(64N) + lo` (below `n * R`).
+    /// Montgomery reduction of the `2N`-limb value `hi * 2^(64N) + lo` (below `n * R`):
+    /// `hi + (lo + M n) / R`, with `M < R` the multiple of `n` that clears `lo`.
+    ///
+    /// `(lo + M n) / R` is formed in an `N`-limb window that shifts down one limb per step, as
+    /// the reduction half of [`Self::mont_mul`] does: every inner loop runs exactly `N - 1`
+    /// times, and no carry has to ripple into the upper half.
     #[inline]
-    fn reduce(&self, mut lo: [u64; N], mut hi: [u64; N]) -> [u64; N] {
-        // Word-by-word: each step clears lo[i] and carries into the upper words.
-        let mut top = 0u64; // carry beyond the 2N limbs
-        for i in 0..N {
-            let m = lo[i].wrapping_mul(self.ninv);
-            let mut c = 0u64;
-            for j in 0..N - i {
-                let (v, cc) = mac(lo[i + j], m, self.n[j], c);
-                lo[i + j] = v;
+    fn reduce(&self, lo: [u64; N], hi: [u64; N]) -> [u64; N] {
+        // The window is `t + top R`; each step keeps it below `R + n`, so `top` is one bit.
+        let mut t = lo;
+        let mut top = 0u64;
+        for _ in 0..N {
+            let m = t[0].wrapping_mul(self.ninv);
+            let (_, mut c) = mac(t[0], m, self.n[0], 0);
+            for j in 1..N {
+                let (v, cc) = mac(t[j], m, self.n[j], c);
+                t[j - 1] = v;
                 c = cc;
             }
-            for j in N - i..N {
-                let (v, cc) = mac(hi[i + j - N], m, self.n[j], c);
-                hi[i + j - N] = v;
-                c = cc;
-            }
-            // Propagate the carry from position i + N upwards.
-            let mut k = i;
-            while c != 0 && k < N {
-                let (v, o) = hi[k].overflowing_add(c);
-                hi[k] = v;
-                c = u64::from(o);
-                k += 1;
-            }
-            top += c;
+            let (v, o) = c.overflowing_add(top);
+            t[N - 1] = v;
+            top = u64::from(o);
         }
-        if top != 0 || !less(&hi, &self.n) {
-            sub_assign(&mut hi, &self.n);
+        // Now `t + top R = (lo + M n) / R <= n`, and `hi < n`: one subtraction at most.
+        let carry = add_assign(&mut t, &hi);
+        if top != 0 || carry || !less(&t, &self.n) {
+            sub_assign(&mut t, &self.n);
         }
-        hi
+        t
     }
 }
 
@@ -477,6 +500,88 @@ mod tests {
         let mut unit = [0u64; N];
         unit[0] = 1;
         to_big(&m.mont_mul(e, &unit))
+    }
+
+    /// Montgomery product and square against `num-bigint` at one width: `n` is odd, `a, b`
+    /// are reduced modulo `n` first.
+    fn check_width<const N: usize>(n: &BigUint, a: &BigUint, b: &BigUint) {
+        let m = MontN::<N>::new(n);
+        let (a, b) = (a % n, b % n);
+        let (ea, eb) = (m.residue(&a), m.residue(&b));
+        assert_eq!(
+            from_mont(&m, &m.mul(&ea, &eb)),
+            (&a * &b) % n,
+            "{N} limbs: mul"
+        );
+        assert_eq!(from_mont(&m, &m.sqr(&ea)), (&a * &a) % n, "{N} limbs: sqr");
+        assert_eq!(m.sqr(&ea), m.mul(&ea, &ea), "{N} limbs: sqr == mul");
+    }
+
+    /// An odd modulus of exactly `64 N` bits from `limbs` (the top bit set, so the reduction's
+    /// window can carry out of `N` limbs), or `n - 2^(64 N - 1)` when `short`.
+    fn modulus(limbs: &[u64], width: usize, short: bool) -> BigUint {
+        let mut n = to_big(&limbs[..width]) | BigUint::one();
+        n.set_bit(64 * width as u64 - 1, !short);
+        if n <= BigUint::from(2u32) {
+            BigUint::from(3u32)
+        } else {
+            n
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn montgomery_arithmetic_agrees_with_bigint_at_every_width(
+            nl in proptest::collection::vec(proptest::prelude::any::<u64>(), 64),
+            al in proptest::collection::vec(proptest::prelude::any::<u64>(), 64),
+            bl in proptest::collection::vec(proptest::prelude::any::<u64>(), 64),
+            short in proptest::prelude::any::<bool>(),
+        ) {
+            let (a, b) = (to_big(&al), to_big(&bl));
+            check_width::<2>(&modulus(&nl, 2, short), &a, &b);
+            check_width::<4>(&modulus(&nl, 4, short), &a, &b);
+            check_width::<5>(&modulus(&nl, 5, short), &a, &b);
+            check_width::<8>(&modulus(&nl, 8, short), &a, &b);
+            check_width::<16>(&modulus(&nl, 16, short), &a, &b);
+            check_width::<32>(&modulus(&nl, 32, short), &a, &b);
+            check_width::<64>(&modulus(&nl, 64, short), &a, &b);
+        }
+    }
+
+    /// All-ones limbs everywhere: `n = R - 1` style moduli and operands `n - 1`, 0, 1.
+    #[test]
+    fn montgomery_edge_values() {
+        fn edges<const N: usize>() {
+            let r = BigUint::one() << (64 * N);
+            for n in [
+                &r - 1u32,
+                &r - 3u32,
+                (&r >> 1u32) + 1u32,
+                &r - (BigUint::one() << 64u32) + 1u32,
+            ] {
+                let all_ones = &r - 1u32;
+                for a in [
+                    BigUint::ZERO,
+                    BigUint::one(),
+                    &n - 1u32,
+                    &n - 2u32,
+                    all_ones.clone(),
+                ] {
+                    for b in [BigUint::ZERO, BigUint::one(), &n - 1u32, all_ones.clone()] {
+                        check_width::<N>(&n, &a, &b);
+                    }
+                }
+            }
+        }
+        edges::<2>();
+        edges::<4>();
+        edges::<6>();
+        edges::<8>();
+        edges::<16>();
+        edges::<32>();
+        edges::<64>();
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use crate::algo::{pow2, selfridge, strong_lucas, strong_tail};
 use crate::arith::Mont64;
-use crate::small::{U64_TRIAL_LIMIT, small_factor_u64};
+use crate::small::{U64_TRIAL_NEXT, small_factor_u64};
 
 /// Bit `n` is set when `n < 64` is prime.
 const PRIMES_BELOW_64: u64 = {
@@ -58,10 +58,14 @@ pub(crate) fn classify(n: u64) -> WordVerdict {
         return WordVerdict::Composite(Some(2));
     }
     if let Some(p) = small_factor_u64(n) {
-        return WordVerdict::Composite(Some(p));
+        // The trial primes go past 64: n may be one of them.
+        return if p == n {
+            WordVerdict::Prime
+        } else {
+            WordVerdict::Composite(Some(p))
+        };
     }
-    let limit = U64_TRIAL_LIMIT + 2; // next prime after 61 is 67
-    if n < limit * limit {
+    if n < U64_TRIAL_NEXT * U64_TRIAL_NEXT {
         return WordVerdict::Prime;
     }
     if bpsw(n) {
@@ -83,7 +87,7 @@ pub fn is_prime_u64(n: u64) -> bool {
     classify(n) == WordVerdict::Prime
 }
 
-/// BPSW for odd `n > 2^12` with no prime factor up to 61.
+/// BPSW for odd `n > 2^12` with no prime factor up to 727.
 fn bpsw(n: u64) -> bool {
     let m = Mont64::new(n);
     let s = (n - 1).trailing_zeros();
@@ -158,6 +162,20 @@ mod tests {
     #[test]
     fn small_numbers() {
         let primes: Vec<u64> = (0..100).filter(|&n| is_prime_u64(n)).collect();
+        // Every n up to the trial primes' reach agrees with a plain sieve of Eratosthenes.
+        let mut sieve = vec![true; 1_000];
+        sieve[0] = false;
+        sieve[1] = false;
+        for i in 2..1_000 {
+            if sieve[i] {
+                for j in (i * i..1_000).step_by(i) {
+                    sieve[j] = false;
+                }
+            }
+        }
+        for (n, &p) in sieve.iter().enumerate() {
+            assert_eq!(is_prime_u64(n as u64), p, "{n}");
+        }
         assert_eq!(
             primes,
             [
@@ -169,7 +187,11 @@ mod tests {
         assert_eq!(classify(1), WordVerdict::Neither);
         assert_eq!(classify(49), WordVerdict::Composite(Some(7)));
         assert_eq!(classify(91), WordVerdict::Composite(Some(7)));
-        assert_eq!(classify(4_294_967_297), WordVerdict::Composite(None)); // 641 * 6700417
+        assert_eq!(classify(4_294_967_297), WordVerdict::Composite(Some(641))); // F5
+        // 733 * 739, 733^2 and 733 * 6700417: no factor up to 727, so BPSW decides.
+        for n in [541_687u64, 537_289, 4_911_405_661] {
+            assert_eq!(classify(n), WordVerdict::Composite(None), "{n}");
+        }
     }
 
     fn listed(text: &str) -> Vec<u64> {
