@@ -39,6 +39,28 @@ pub struct PrimeRequest {
     pub rounds: Option<u32>,
 }
 
+impl PrimeRequest {
+    /// The number to test and the extra rounds, checked against `limits`: everything the
+    /// handler does with a body once actix-web's JSON extractor (`serde_json::from_slice`) has
+    /// read it. Public so that the fuzz target runs this very code.
+    ///
+    /// # Errors
+    /// [`ApiError::Validation`] for too many rounds or a number that is not a non-negative
+    /// integer, [`ApiError::PayloadTooLarge`] for a number above `limits`.
+    pub fn validate(&self, limits: Limits) -> Result<(BigUint, u32), ApiError> {
+        let rounds = self.rounds.unwrap_or(DEFAULT_ROUNDS);
+        if rounds > MAX_ROUNDS {
+            return Err(ApiError::validation(
+                "rounds",
+                format!("must be at most {MAX_ROUNDS}"),
+            ));
+        }
+        let text = number_text(&self.number)?;
+        let n = limits.parse(&text).map_err(prime_error)?;
+        Ok((n, rounds))
+    }
+}
+
 /// The answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PrimeResponse {
@@ -140,17 +162,7 @@ pub async fn check_prime(
     caller: ApiCaller,
     body: web::Json<PrimeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let PrimeRequest { number, rounds } = body.into_inner();
-    let rounds = rounds.unwrap_or(DEFAULT_ROUNDS);
-    if rounds > MAX_ROUNDS {
-        return Err(ApiError::validation(
-            "rounds",
-            format!("must be at most {MAX_ROUNDS}"),
-        ));
-    }
-    let text = number_text(&number)?;
-    let limits = Limits::new(state.settings.max_prime_bits);
-    let n: BigUint = limits.parse(&text).map_err(prime_error)?;
+    let (n, rounds) = body.validate(Limits::new(state.settings.max_prime_bits))?;
     let bits = n.bits();
     let charged = caller.charge(&state, prime_cost(bits)).await?;
 
@@ -195,6 +207,26 @@ mod tests {
         assert_eq!(prime_cost(1024), 1);
         assert_eq!(prime_cost(1025), 2);
         assert_eq!(prime_cost(4096), 4);
+    }
+
+    #[test]
+    fn a_request_is_validated_rounds_first_then_the_number() {
+        let request = |body: &str| serde_json::from_str::<PrimeRequest>(body).unwrap();
+        let (n, rounds) = request(r#"{"number": "0x1f"}"#)
+            .validate(Limits::default())
+            .unwrap();
+        assert_eq!((n, rounds), (BigUint::from(31u32), DEFAULT_ROUNDS));
+        assert!(matches!(
+            request(r#"{"number": -1, "rounds": 65}"#).validate(Limits::default()),
+            Err(ApiError::Validation {
+                field: "rounds",
+                ..
+            })
+        ));
+        assert!(matches!(
+            request(r#"{"number": 18446744073709551617}"#).validate(Limits::new(64)),
+            Err(ApiError::PayloadTooLarge(_))
+        ));
     }
 
     #[test]
