@@ -21,7 +21,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(settings.log_format);
+    let _log_writer = init_logging(settings.log_format);
     let runtime = actix_web::rt::System::new();
     let outcome = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(serve(settings)),
@@ -36,19 +36,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Installs the log subscriber. Lines are formatted on the thread that logs and written to
+/// stderr by a thread of their own, so a request never waits on the write; the buffer applies
+/// back-pressure when full rather than dropping lines. The guard flushes what is left when the
+/// process ends: keep it alive until then.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     // Colours only for a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
