@@ -1,6 +1,7 @@
 //! The two limiters the server applies, each in this process's memory or on Redis.
 //!
-//! - the per-key daily quota (a UTC-day fixed window, one override per key with its own quota);
+//! - the per-key daily quota (a UTC-day fixed window; a key's own quota is an override in
+//!   memory, and travels with each call on Redis);
 //! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute).
 //!
 //! On Redis every instance sees the same counters, so N instances behind a load balancer grant
