@@ -4,8 +4,6 @@
 
 use core::num::NonZeroU64;
 use std::hash::{BuildHasher, RandomState};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use quota::{Error, FailMode, FakeClock, Policy, RedisBackend, Status};
@@ -217,72 +215,21 @@ async fn bad_configuration_is_an_error() {
     assert!(matches!(err, Error::InvalidConfig(_)));
 }
 
-/// A private `redis-server` that is killed when dropped.
-struct PrivateRedis {
-    child: Child,
-    url: String,
-}
-
-impl PrivateRedis {
-    fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut server = Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        };
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        server.stop();
-        None
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_follows_the_fail_mode_within_the_timeout() {
     // Needs only the `redis-server` binary; gated like the other Redis tests.
     if test_services::redis_url("redis_down_follows_the_fail_mode_within_the_timeout").is_none() {
         return;
     }
-    let mut server = PrivateRedis::start().expect("redis-server starts on a free port");
+    let mut server = test_services::RedisServer::start();
+    let url = server.url();
     let clock = FakeClock::at_unix_secs(1_700_000_000);
     let make = |mode| {
         RedisBackend::builder(Policy::per_day(n(5)))
             .clock(clock.clone())
             .timeout(Duration::from_millis(300))
             .fail_mode(mode)
-            .connect(&server.url)
+            .connect(&url)
     };
     let open = make(FailMode::Open).await.expect("ok");
     let closed = make(FailMode::Closed).await.expect("ok");
@@ -294,7 +241,7 @@ async fn redis_down_follows_the_fail_mode_within_the_timeout() {
         );
     }
     // The script survives a SCRIPT FLUSH (EVALSHA falls back to loading it).
-    let client = redis::Client::open(server.url.as_str()).expect("url");
+    let client = redis::Client::open(url.as_str()).expect("url");
     let mut conn = client
         .get_multiplexed_async_connection()
         .await

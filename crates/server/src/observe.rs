@@ -235,7 +235,7 @@ pub async fn observe_request(
         Ok(response) => response.status().as_u16(),
         Err(e) => e.as_response_error().status_code().as_u16(),
     };
-    record_request(&route, method_label(&method), status, elapsed);
+    record_request(route, method_label(&method), status, elapsed);
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -326,8 +326,7 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-fn record_request(route: &str, method: &'static str, status: u16, elapsed: Duration) {
-    let route = route.to_owned();
+fn record_request(route: String, method: &'static str, status: u16, elapsed: Duration) {
     metrics::counter!(
         HTTP_REQUESTS,
         "route" => route.clone(),

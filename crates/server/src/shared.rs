@@ -15,8 +15,13 @@ use request_signing::{
     ReplayEntry,
 };
 
+use weather_keypool::{Location, Units};
+
 use crate::config::{FailPolicy, RedisSettings};
 use crate::observe;
+
+/// How long a weather answer stays in the shared cache: as long as in each instance's own.
+pub const SHARED_WEATHER_TTL: Duration = weather_keypool::WeatherCache::DEFAULT_TTL;
 
 /// Capacity of an in-memory replay cache: signatures seen in the last 5 minutes.
 pub const REPLAY_CAPACITY: usize = 1_000_000;
@@ -100,27 +105,50 @@ impl Redis {
             .is_some_and(|reply| reply == "PONG")
     }
 
-    /// The cached weather answer under `key`, if any and if Redis answers.
-    pub async fn weather_get(&self, key: &str) -> Option<String> {
+    /// The shared cached answer for `location` in `units`, if Redis has a readable one. A
+    /// miss, an unreadable entry and an unreachable Redis all count as a miss.
+    pub async fn weather_get<T: serde::de::DeserializeOwned>(
+        &self,
+        location: &Location,
+        units: Units,
+    ) -> Option<T> {
         let mut cmd = redis::cmd("GET");
-        cmd.arg(self.weather_key(key));
-        self.bounded::<Option<String>>(cmd, "weather")
+        cmd.arg(self.weather_key(location, units));
+        let cached = self
+            .bounded::<Option<String>>(cmd, "weather")
             .await
             .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        observe::weather_cache(if cached.is_some() { "hit" } else { "miss" });
+        cached
     }
 
-    /// Caches a weather answer for `ttl` (best effort: a failure is counted and ignored).
-    pub async fn weather_put(&self, key: &str, value: &str, ttl: Duration) {
+    /// Shares `answer` for `location` in `units` for [`SHARED_WEATHER_TTL`] (best effort: a
+    /// failure is counted and ignored).
+    pub async fn weather_put<T: serde::Serialize>(
+        &self,
+        location: &Location,
+        units: Units,
+        answer: &T,
+    ) {
+        let Ok(text) = serde_json::to_string(answer) else {
+            return;
+        };
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.weather_key(key))
-            .arg(value)
+        cmd.arg(self.weather_key(location, units))
+            .arg(text)
             .arg("EX")
-            .arg(ttl.as_secs().max(1));
+            .arg(SHARED_WEATHER_TTL.as_secs().max(1));
         let _: Option<()> = self.bounded(cmd, "weather").await;
     }
 
-    fn weather_key(&self, key: &str) -> String {
-        format!("{}:weather:{key}", self.settings.prefix)
+    fn weather_key(&self, location: &Location, units: Units) -> String {
+        format!(
+            "{}:weather:{}:{}",
+            self.settings.prefix,
+            units.as_str(),
+            location.cache_key()
+        )
     }
 
     /// The replay cache on this connection.

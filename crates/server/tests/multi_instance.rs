@@ -9,49 +9,18 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::process::{
-    Instance, Process, Reply, admin_token, create_key, free_port, random_hex, send, start_instance,
+    Instance, Reply, admin_token, create_key, random_hex, send, start_instance, time_call,
 };
 use request_signing::{Secret, Signer, sign_v0};
 use serde_json::json;
-use sqlx::Executor;
 
 /// Key lookups are cached this long on each instance; a revocation must reach the other
 /// instance within it.
 const KEY_CACHE_TTL_SECS: u64 = 2;
-
-/// A private Redis on `port`, keeping nothing on disk.
-fn start_redis(binary: &Path, port: u16) -> Process {
-    let child = Command::new(binary)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server starts");
-    let process = Process {
-        child,
-        name: "redis-server",
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "redis-server does not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    process
-}
 
 /// The body every signed call in this test sends.
 const PRIME_BODY: &str = r#"{"number": 97}"#;
@@ -97,7 +66,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     let Some(database) = test_services::database_url(test) else {
         return;
     };
-    let Some(redis_server) = test_services::program(
+    let Some(_redis_server) = test_services::program(
         test,
         "redis-server",
         "install Debian's redis-server package",
@@ -106,27 +75,16 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     };
 
     // A schema of its own on the shared PostgreSQL.
-    let schema = format!("secure_api_mi_{}", random_hex(6));
-    sqlx::any::install_default_drivers();
-    let admin_pool = sqlx::AnyPool::connect(&database)
-        .await
-        .expect("PostgreSQL answers");
-    admin_pool
-        // The schema name is generated hex, never input.
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .unwrap();
-    let separator = if database.contains('?') { '&' } else { '?' };
-    let scoped = format!("{database}{separator}options=-c%20search_path%3D{schema}");
+    let schema = common::PgSchema::create(&database, "secure_api_mi").await;
 
-    let redis_port = free_port();
-    let redis = start_redis(&redis_server, redis_port);
+    let redis = test_services::RedisServer::start();
+    let redis_port = redis.port();
     let dir = tempfile::tempdir().unwrap();
     let shared_secret = format!("v0 shared secret {}", random_hex(16));
     let env: Vec<(String, String)> = [
         ("SECRET_KEY", random_hex(48)),
         ("SECURE_API_ENV", "production".to_owned()),
-        ("DATABASE_URL", scoped),
+        ("DATABASE_URL", schema.url.clone()),
         ("REDIS_URL", format!("redis://127.0.0.1:{redis_port}")),
         ("SECURE_API_REDIS_PREFIX", format!("mi-{}", random_hex(4))),
         ("SECURE_API_KEY_CACHE_TTL", KEY_CACHE_TTL_SECS.to_string()),
@@ -177,15 +135,11 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         elapsed.as_secs_f64() * 1000.0
     );
     assert_eq!((ok, limited), (50, 150), "{statuses:?}");
-    let after = send(
-        &client,
-        "POST",
-        &b.url("/get-current-time"),
-        &[("authorization", &key)],
-        Some(""),
-    )
-    .await;
-    assert_eq!(after.status, 429, "the quota is spent on both");
+    assert_eq!(
+        time_call(&client, &b, &key).await,
+        429,
+        "the quota is spent on both"
+    );
 
     // 2. A signature used on A is refused on B: v1 and v0.
     let signing = create_key(
@@ -264,15 +218,11 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         doomed["id"].as_str().unwrap().to_owned(),
         doomed["key"].as_str().unwrap().to_owned(),
     );
-    let warm = send(
-        &client,
-        "POST",
-        &b.url("/get-current-time"),
-        &[("authorization", &doomed)],
-        Some(""),
-    )
-    .await;
-    assert_eq!(warm.status, 200, "B has the key cached");
+    assert_eq!(
+        time_call(&client, &b, &doomed).await,
+        200,
+        "B has the key cached"
+    );
     let auth = format!("Bearer {admin}");
     let revoke = send(
         &client,
@@ -285,18 +235,11 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     assert_eq!(revoke.status, 204);
     let revoked_at = Instant::now();
     let refused_after = loop {
-        let reply = send(
-            &client,
-            "POST",
-            &b.url("/get-current-time"),
-            &[("authorization", &doomed)],
-            Some(""),
-        )
-        .await;
-        if reply.status == 401 {
+        let status = time_call(&client, &b, &doomed).await;
+        if status == 401 {
             break revoked_at.elapsed();
         }
-        assert_eq!(reply.status, 200);
+        assert_eq!(status, 200);
         assert!(
             revoked_at.elapsed() < Duration::from_secs(KEY_CACHE_TTL_SECS + 2),
             "B still accepts a key revoked {:?} ago",
@@ -371,7 +314,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     );
 
     // 6. Redis comes back (empty): both recover by themselves.
-    let redis = start_redis(&redis_server, redis_port);
+    let redis = test_services::RedisServer::start_on(redis_port);
     let back = Instant::now();
     for at in both {
         loop {
@@ -401,17 +344,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     let recovered = recovered["key"].as_str().unwrap().to_owned();
     let mut statuses = Vec::new();
     for i in 0..6 {
-        statuses.push(
-            send(
-                &client,
-                "POST",
-                &both[i % 2].url("/get-current-time"),
-                &[("authorization", &recovered)],
-                Some(""),
-            )
-            .await
-            .status,
-        );
+        statuses.push(time_call(&client, both[i % 2], &recovered).await);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429, 429]);
     for at in both {
@@ -468,8 +401,5 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     assert!(a.process.terminate().success(), "{log_a}");
     assert!(b.process.terminate().success(), "{log_b}");
     drop(redis);
-    admin_pool
-        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }

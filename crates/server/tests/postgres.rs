@@ -1,30 +1,17 @@
 //! The store on a real PostgreSQL (`TEST_DATABASE_URL`): the same migrations and queries as
 //! SQLite. The test works in a schema of its own and drops it afterwards.
 
+mod common;
+
 use secure_api::store::{Db, KeyRow, StoreError, UserRow};
-use sqlx::Executor;
 
 #[actix_web::test]
 async fn the_store_runs_unchanged_on_postgres() {
     let Some(url) = test_services::database_url("the_store_runs_unchanged_on_postgres") else {
         return;
     };
-    let mut id = [0u8; 8];
-    rand::fill(&mut id);
-    let schema = format!("secure_api_test_{}", hex::encode(id));
-    sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&url)
-        .await
-        .expect("PostgreSQL answers");
-    admin
-        // The schema name is generated hex, never input.
-        .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .await
-        .unwrap();
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
-
-    let db = Db::connect(&scoped)
+    let schema = common::PgSchema::create(&url, "secure_api_test").await;
+    let db = Db::connect(&schema.url)
         .await
         .expect("migrations apply on PostgreSQL");
     let user = UserRow {
@@ -70,8 +57,5 @@ async fn the_store_runs_unchanged_on_postgres() {
     assert!(db.is_token_revoked("j").await.unwrap());
     db.close().await;
 
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }

@@ -120,6 +120,79 @@ fn decide<T>(value: Option<T>, required: bool) -> Outcome<T> {
     }
 }
 
+/// A private `redis-server` for tests that stop Redis on purpose: bound to 127.0.0.1, keeping
+/// nothing on disk, killed when dropped. Needs the `redis-server` program on `PATH` (gate the
+/// test with [`program`]).
+#[derive(Debug)]
+pub struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    /// Starts one on a free port.
+    ///
+    /// # Panics
+    /// When no port is free or the server does not listen within 5 s.
+    #[must_use]
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        Self::start_on(port)
+    }
+
+    /// Starts one on `port` (to bring a stopped one back where its clients expect it).
+    ///
+    /// # Panics
+    /// When `redis-server` cannot run or does not listen within 5 s.
+    #[must_use]
+    pub fn start_on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let mut server = Self { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if std::time::Instant::now() > deadline {
+                server.stop();
+                panic!("redis-server does not listen on port {port}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Its port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Its URL, `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it and waits for it (dropping does the same).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

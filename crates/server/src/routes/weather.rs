@@ -8,8 +8,6 @@
 #![allow(unused_qualifications)]
 
 use actix_web::{HttpResponse, web};
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use weather_keypool::{Error as WeatherError, Location, Units, Weather, WeatherClient};
@@ -195,21 +193,11 @@ pub async fn weather(
     };
     // Shared by every instance: one upstream call per place and TTL for the whole deployment.
     // A Redis failure only costs an upstream call.
-    let key = format!("{}:{}", units.as_str(), location.cache_key());
-    if let Some(cached) = redis.weather_get(&key).await
-        && let Ok(response) = serde_json::from_str::<WeatherResponse>(&cached)
-    {
-        crate::observe::weather_cache("hit");
-        return Ok(charged.respond(response));
+    if let Some(cached) = redis.weather_get::<WeatherResponse>(&location, units).await {
+        return Ok(charged.respond(cached));
     }
-    crate::observe::weather_cache("miss");
     let weather = client.current(&location, units).await?;
     let response = WeatherResponse::from(weather.as_ref());
-    if let Ok(text) = serde_json::to_string(&response) {
-        redis.weather_put(&key, &text, SHARED_CACHE_TTL).await;
-    }
+    redis.weather_put(&location, units, &response).await;
     Ok(charged.respond(response))
 }
-
-/// How long an answer stays in the shared cache: as long as in each instance's own cache.
-pub const SHARED_CACHE_TTL: Duration = weather_keypool::WeatherCache::DEFAULT_TTL;

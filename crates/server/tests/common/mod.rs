@@ -254,3 +254,46 @@ pub fn sample(page: &str, name: &str, labels: &str) -> Option<f64> {
             (series == wanted).then(|| value.parse().ok()).flatten()
         })
 }
+
+/// A PostgreSQL schema of the test's own, dropped by [`PgSchema::drop_schema`], so that tests
+/// sharing `TEST_DATABASE_URL` never collide.
+pub struct PgSchema {
+    admin: sqlx::AnyPool,
+    name: String,
+    /// The database URL with `search_path` set to the schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    /// Creates `<prefix>_<random hex>` on the database at `url`.
+    pub async fn create(url: &str, prefix: &str) -> Self {
+        use sqlx::Executor as _;
+        let mut id = [0u8; 6];
+        rand::fill(&mut id);
+        let name = format!("{prefix}_{}", hex::encode(id));
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(url)
+            .await
+            .expect("PostgreSQL answers");
+        admin
+            // The schema name is a fixed prefix and generated hex, never input.
+            .execute(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .await
+            .expect("the schema is created");
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let url = format!("{url}{separator}options=-c%20search_path%3D{name}");
+        Self { admin, name, url }
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        use sqlx::Executor as _;
+        self.admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA {} CASCADE",
+                self.name
+            )))
+            .await
+            .expect("the schema is dropped");
+    }
+}

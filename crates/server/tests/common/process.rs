@@ -193,6 +193,19 @@ pub async fn try_send(
     })
 }
 
+/// `POST /get-current-time` on `at` with the API key `key`; the status.
+pub async fn time_call(client: &awc::Client, at: &Instance, key: &str) -> u16 {
+    send(
+        client,
+        "POST",
+        &at.url("/get-current-time"),
+        &[("authorization", key)],
+        Some(""),
+    )
+    .await
+    .status
+}
+
 pub fn admin_token(banner: &str) -> String {
     banner
         .lines()
