@@ -2,7 +2,12 @@
 //!
 //! # Cargo features
 //!
-//! None: the crate always builds the same, in pure Rust, with no `unsafe`.
+//! - `witness-table` (default): below 2^64, after trial division, a strong test to base 2 and
+//!   one to a base looked up in a 512 KiB table, instead of BPSW (a strong test to base 2 and a
+//!   strong Lucas test). Both are exact; the table makes primes about twice as fast. Turn it off
+//!   (`default-features = false`) for a smaller binary.
+//!
+//! Pure Rust, with no `unsafe`, in every configuration.
 
 mod algo;
 mod arith;
@@ -11,6 +16,8 @@ mod error;
 mod parse;
 mod small;
 mod verdict;
+#[cfg(any(test, feature = "witness-table"))]
+mod witness;
 mod word;
 
 pub use error::{Error, Result};

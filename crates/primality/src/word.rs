@@ -1,12 +1,22 @@
-//! Deterministic primality for `u64`: trial division, then BPSW in 64-bit Montgomery form.
+//! Deterministic primality for `u64`: trial division, then two strong probable-prime tests in
+//! 64-bit Montgomery form, or BPSW without the `witness-table` feature.
 //!
-//! BPSW (a strong base-2 test and a strong Lucas test with Selfridge parameters) has no
-//! counterexample below 2^64: every base-2 strong pseudoprime below 2^64 (Feitsma and
-//! Galway's complete list) fails the strong Lucas test.
+//! Both are exact below 2^64, by Feitsma and Galway's complete list of base-2 strong
+//! pseudoprimes: every one of them fails the strong Lucas test (so BPSW has no counterexample),
+//! and every one fails the strong test to the base [`witness`] picks for it.
+//!
+//! The two strong tests run in one loop: right to left, each exponentiation's only dependency
+//! chain is its squarings, so a core runs the two chains side by side in about the time of one.
 
-use crate::algo::{pow2, selfridge, strong_lucas, strong_tail};
+use crate::algo::strong_tail;
+#[cfg(any(test, not(feature = "witness-table")))]
+use crate::algo::{pow2, selfridge, strong_lucas};
+#[cfg(any(test, feature = "witness-table"))]
+use crate::arith::Arith;
 use crate::arith::Mont64;
 use crate::small::{U64_TRIAL_NEXT, small_factor_u64};
+#[cfg(any(test, feature = "witness-table"))]
+use crate::witness::witness;
 
 /// Bit `n` is set when `n < 64` is prime.
 const PRIMES_BELOW_64: u64 = {
@@ -68,7 +78,7 @@ pub(crate) fn classify(n: u64) -> WordVerdict {
     if n < U64_TRIAL_NEXT * U64_TRIAL_NEXT {
         return WordVerdict::Prime;
     }
-    if bpsw(n) {
+    if probable_prime(n) {
         WordVerdict::Prime
     } else {
         WordVerdict::Composite(None)
@@ -87,7 +97,58 @@ pub fn is_prime_u64(n: u64) -> bool {
     classify(n) == WordVerdict::Prime
 }
 
+/// The exact test for odd `n > 727^2` with no prime factor up to 727.
+#[inline]
+fn probable_prime(n: u64) -> bool {
+    #[cfg(feature = "witness-table")]
+    {
+        two_bases(n)
+    }
+    #[cfg(not(feature = "witness-table"))]
+    {
+        bpsw(n)
+    }
+}
+
+/// Strong probable-prime tests to base 2 and to the base [`witness`] picks, for odd
+/// `n > 2^16` with no prime factor up to 727 (the table was built for those `n`).
+#[cfg(any(test, feature = "witness-table"))]
+fn two_bases(n: u64) -> bool {
+    let m = Mont64::new(n);
+    let s = (n - 1).trailing_zeros();
+    let d = (n - 1) >> s;
+    let two = m.dbl(&m.one());
+    let (x2, xw) = pow_pair(&m, two, m.small(witness(n) as i64), d);
+    strong_tail(&m, x2, s) && strong_tail(&m, xw, s)
+}
+
+/// `(a^e, b^e)` for `e >= 1`, right to left and without a branch on the bits of `e`.
+#[cfg(any(test, feature = "witness-table"))]
+#[inline(always)]
+fn pow_pair(m: &Mont64, mut a: u64, mut b: u64, mut e: u64) -> (u64, u64) {
+    let mut ra = m.one();
+    let mut rb = ra;
+    while e > 1 {
+        let bit = e & 1;
+        ra = select(bit, m.mul(&ra, &a), ra);
+        rb = select(bit, m.mul(&rb, &b), rb);
+        a = m.sqr(&a);
+        b = m.sqr(&b);
+        e >>= 1;
+    }
+    (m.mul(&ra, &a), m.mul(&rb, &b))
+}
+
+/// `if_one` when `bit` is 1, `if_zero` when it is 0, by masks: a branch on a random bit is
+/// mispredicted half the time.
+#[cfg(any(test, feature = "witness-table"))]
+#[inline(always)]
+fn select(bit: u64, if_one: u64, if_zero: u64) -> u64 {
+    if_zero ^ ((if_zero ^ if_one) & bit.wrapping_neg())
+}
+
 /// BPSW for odd `n > 2^12` with no prime factor up to 727.
+#[cfg(any(test, not(feature = "witness-table")))]
 fn bpsw(n: u64) -> bool {
     let m = Mont64::new(n);
     let s = (n - 1).trailing_zeros();
@@ -158,6 +219,7 @@ pub fn prev_prime_u64(n: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::pow;
 
     #[test]
     fn small_numbers() {
@@ -202,7 +264,7 @@ mod tests {
     }
 
     /// The strong Lucas test alone; `None` when the parameter search proved `n` composite.
-    fn lucas_alone<A: crate::arith::Arith>(ar: &A, n: u64) -> Option<bool> {
+    fn lucas_alone<A: Arith>(ar: &A, n: u64) -> Option<bool> {
         let d = selfridge(|a| n % a, n % 4, || n.isqrt() * n.isqrt() == n).ok()?;
         let s = (n + 1).trailing_zeros();
         Some(strong_lucas(ar, (1 - d) / 4, &[(n + 1) >> s], s))
@@ -245,6 +307,41 @@ mod tests {
         let above = |v: Vec<u64>| v.into_iter().filter(|&n| n > 4096).collect::<Vec<_>>();
         assert_eq!(found_spsp, above(spsp2));
         assert_eq!(found_slpsp, above(slpsp));
+    }
+
+    /// The table's test and BPSW agree wherever the table's test runs, and each of the two
+    /// exponentiations of [`pow_pair`] is the plain one.
+    #[test]
+    fn two_bases_agrees_with_bpsw() {
+        let hard = listed(include_str!("../tests/data/spsp2-large.txt"));
+        assert_eq!(hard.len(), 10_000);
+        for &n in &hard {
+            assert!(!two_bases(n) && !bpsw(n), "{n}");
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut checked = 0;
+        while checked < 200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Odd, above 727^2, and with a pseudoprime-like share of primes: every third
+            // candidate is moved to the next prime.
+            let mut n = (x >> (x % 44)) | (1 << 20) | 1;
+            if small_factor_u64(n).is_some() {
+                continue;
+            }
+            if checked % 3 == 0 {
+                n = next_prime_u64(n).unwrap();
+            }
+            assert_eq!(two_bases(n), bpsw(n), "{n}");
+            let m = Mont64::new(n);
+            let a = m.small((x % 1_000_000) as i64);
+            let e = (x >> 11) | 1;
+            let (pa, p2) = pow_pair(&m, a, m.dbl(&m.one()), e);
+            assert_eq!(pa, pow(&m, &a, &[e]), "{n}");
+            assert_eq!(p2, pow2(&m, &[e]), "{n}");
+            checked += 1;
+        }
     }
 
     #[test]

@@ -131,6 +131,31 @@ write("arnault.txt",
        "397 digits, Carmichael and strong pseudoprime to every prime base below 307."],
       [arnault_200, arnault_307])
 
+# Base-2 strong pseudoprimes between 2^40 and 2^64 with no prime factor up to 727: they pass
+# trial division and the strong test to base 2, so the test after it must reject them. Built as
+# p (k (p - 1) + 1) with both factors prime: n - 1 is then a multiple of p - 1, so 2^(n-1) = 1
+# modulo p, and about one pair in 200 is a strong pseudoprime to base 2. All of them are in
+# Feitsma and Galway's complete list.
+rng = random.Random(20261201)
+large_spsp2 = set()
+while len(large_spsp2) < 10_000:
+    p = rng.getrandbits(rng.randint(21, 32)) | (1 << 20) | 1
+    if not isprime(p):
+        continue
+    for k in range(2, 1 << 12):
+        q = k * (p - 1) + 1
+        n = p * q
+        if n >= 1 << 64:
+            break
+        if n > 1 << 40 and isprime(q) and spsp(n, 2):
+            large_spsp2.add(n)
+large_spsp2 = sorted(large_spsp2)
+assert all(not isprime(n) and spsp(n, 2) for n in large_spsp2)
+write("spsp2-large.txt",
+      ["Strong pseudoprimes to base 2 between 2^40 and 2^64 of the form p (k (p - 1) + 1),",
+       "p and k (p - 1) + 1 prime and above 2^20, from a seeded search."],
+      large_spsp2)
+
 # Random primes, from sympy's generator (independent of the crate under test).
 rng = random.Random(20261123)
 for bits, count in [(256, 8), (1024, 4), (2048, 2)]:
