@@ -39,7 +39,7 @@ const PRIMES_BELOW_64: u64 = {
     mask
 };
 
-/// What trial division and BPSW say about a `u64`.
+/// What trial division and the exact test say about a `u64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WordVerdict {
     /// 0 or 1.
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(classify(49), WordVerdict::Composite(Some(7)));
         assert_eq!(classify(91), WordVerdict::Composite(Some(7)));
         assert_eq!(classify(4_294_967_297), WordVerdict::Composite(Some(641))); // F5
-        // 733 * 739, 733^2 and 733 * 6700417: no factor up to 727, so BPSW decides.
+        // 733 * 739, 733^2 and 733 * 6700417: no factor up to 727, so the strong tests decide.
         for n in [541_687u64, 537_289, 4_911_405_661] {
             assert_eq!(classify(n), WordVerdict::Composite(None), "{n}");
         }
