@@ -5,20 +5,23 @@
 //! workers, so a login flood queues instead of exhausting memory; a caller that waits longer
 //! than `queue_timeout` gets `Busy`.
 //!
-//! The threads are dedicated rather than borrowed from the shared blocking pool on purpose: the
-//! allocator keeps freed argon2 memory in the arena of the thread that used it, so hashes spread
-//! over the blocking pool's many threads kept 1.4 GB resident after a 15-second login flood
-//! (release build, 4 hashes at once). On threads of their own the resident memory is bounded by
-//! their number: about 110 MB per thread after the same flood (the allocator retains more
-//! than the 19 MiB a hash uses). Logins for unknown users verify against a dummy hash, so the
-//! time taken does not tell whether a username exists.
+//! The threads are dedicated rather than borrowed from the shared blocking pool on purpose, and
+//! each keeps one 19 MiB working memory that every hash it runs reuses. With a fresh allocation
+//! per hash (what argon2's `hash_password` does), the allocator kept freed argon2 memory in the
+//! arena of each thread that used it: hashes spread over the blocking pool's many threads kept
+//! 1.4 GB resident after a 15-second login flood (release build, 4 hashes at once), and 457 MB
+//! on 4 threads of their own; with the reused memory, 96 MB. Logins for unknown users verify
+//! against a dummy hash, so the time taken does not tell whether a username exists.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -111,41 +114,99 @@ pub struct Passwords {
     dummy_hash: Arc<str>,
 }
 
-fn argon2() -> Argon2<'static> {
-    // OWASP's argon2id recommendation; these are also argon2's defaults, spelled out so that
-    // a change of defaults upstream cannot weaken stored hashes silently.
-    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// The parameters of new hashes: OWASP's argon2id recommendation. They are also argon2's
+/// defaults, spelled out so that a change of defaults upstream cannot weaken stored hashes
+/// silently.
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).expect("OWASP parameters are valid")
 }
 
+thread_local! {
+    /// This thread's argon2 working memory, reused by every hash it runs.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The argon2 output of `password` and `salt` under `argon2`'s parameters, into `out`, in this
+/// thread's working memory (grown when a stored hash asks for more).
+fn hash_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), PasswordError> {
+    MEMORY.with_borrow_mut(|memory| {
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .map_err(|e| PasswordError::Hash(e.to_string()))
+    })
+}
+
+fn hash_error(e: impl std::fmt::Display) -> PasswordError {
+    PasswordError::Hash(e.to_string())
+}
+
+/// The argon2id PHC string of `password` with a fresh random salt.
 fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
-    argon2()
-        .hash_password(password)
-        .map(|hash| hash.to_string())
-        .map_err(|e| PasswordError::Hash(e.to_string()))
+    let params = params();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let salt = Salt::generate();
+    let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
+    hash_into(&argon2, &params, password, &salt, &mut out[..])?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(hash_error)?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out[..]).map_err(hash_error)?),
+    };
+    Ok(hash.to_string())
 }
 
+/// Whether `password` hashes to `stored`, a PHC string, under the algorithm, version and
+/// parameters `stored` names; the outputs are compared in constant time.
 fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, PasswordError> {
-    match argon2().verify_password(password, stored) {
-        Ok(()) => Ok(true),
-        Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-        Err(e) => Err(PasswordError::Hash(e.to_string())),
-    }
+    let stored = PasswordHash::new(stored).map_err(hash_error)?;
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str()).map_err(hash_error)?;
+    let version = match stored.version {
+        Some(v) => Version::try_from(v).map_err(hash_error)?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&stored).map_err(hash_error)?;
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Err(PasswordError::Hash(
+            "stored hash lacks a salt or an output".into(),
+        ));
+    };
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    hash_into(&argon2, &params, password, salt.as_ref(), &mut out)?;
+    Ok(bool::from(out.ct_eq(expected.as_bytes())))
 }
 
 impl Passwords {
     /// A hasher allowing `max_concurrent` hashes at once (at least 1). Computes the dummy
     /// hash for unknown users, so call it off the async workers (start-up does).
     pub fn new(max_concurrent: usize, queue_timeout: Duration) -> Result<Self, PasswordError> {
-        let mut random = Zeroizing::new([0u8; 32]);
-        rand::fill(&mut random[..]);
-        let dummy_hash = hash_blocking(&random[..])?;
         let max_concurrent = max_concurrent.max(1);
+        let pool = HashPool::new(max_concurrent)?;
+        // On a hashing thread, so that the caller's thread keeps no argon2 memory.
+        let (done, answer) = std::sync::mpsc::channel();
+        pool.submit(Box::new(move || {
+            let mut random = Zeroizing::new([0u8; 32]);
+            rand::fill(&mut random[..]);
+            let _ = done.send(hash_blocking(&random[..]));
+        }))?;
+        let dummy_hash = answer.recv().map_err(|_| PasswordError::Pool)??;
         Ok(Self {
             permits: Arc::new(Semaphore::new(max_concurrent)),
             max_concurrent,
             queued: Arc::new(AtomicUsize::new(0)),
-            pool: HashPool::new(max_concurrent)?,
+            pool,
             queue_timeout,
             dummy_hash: dummy_hash.into(),
         })
@@ -234,6 +295,54 @@ mod tests {
                 .unwrap()
         );
         assert!(!passwords.verify(pw("wrong"), Some(hash)).await.unwrap());
+    }
+
+    /// Hashes from before this module managed argon2's memory (argon2's own `hash_password`)
+    /// still verify, with other parameters too, and its own verifier accepts ours.
+    #[test]
+    fn hashes_are_interchangeable_with_argon2s_own() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(b"old password")
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking(b"old password", &theirs).unwrap());
+        assert!(!verify_blocking(b"old passwore", &theirs).unwrap());
+        let lighter = Params::new(8 * 1024, 1, 1, Some(24)).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2i, Version::V0x10, lighter)
+            .hash_password(b"other parameters")
+            .unwrap()
+            .to_string();
+        assert!(
+            theirs.starts_with("$argon2i$v=16$m=8192,t=1,p=1$"),
+            "{theirs}"
+        );
+        assert!(verify_blocking(b"other parameters", &theirs).unwrap());
+        assert!(!verify_blocking(b"other parameter", &theirs).unwrap());
+        let ours = hash_blocking(b"new password").unwrap();
+        let argon2 = Argon2::default();
+        assert!(
+            argon2
+                .verify_password(b"new password", ours.as_str())
+                .is_ok()
+        );
+        assert!(
+            argon2
+                .verify_password(b"new passwore", ours.as_str())
+                .is_err()
+        );
+        // One working memory per thread, as large as the largest hash it ran.
+        MEMORY.with_borrow(|m| assert_eq!(m.len(), params().block_count()));
+        for bad in [
+            "",
+            "$argon2id$v=19$m=19456,t=2,p=1$",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+        ] {
+            assert!(
+                matches!(verify_blocking(b"x", bad), Err(PasswordError::Hash(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[actix_web::test]
