@@ -12,7 +12,8 @@ use crate::word::{WordVerdict, classify, next_prime_u64, prev_prime_u64};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use]
 pub enum Verdict {
-    /// Proven prime: every prime below 2^64 (the tests used there are exact), and primes below
+    /// Proven prime: every prime below 2^64 (the tests used there are exact, see the crate's
+    /// `witness-table` feature for what that rests on), and primes below
     /// 3317044064679887385961981 (the first 13 prime bases are then a proof, OEIS A014233).
     Prime,
     /// Passed BPSW (strong base 2 and strong Lucas), plus any extra random-base rounds asked

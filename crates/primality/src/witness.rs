@@ -2,11 +2,12 @@
 //! a hash of `n`, after the test to base 2.
 //!
 //! The table is machine-prime's `FERMAT_WITNESS` (version 1.5.7, CC0-1.0, by J. A. Sory, with
-//! Wegner's single-shot Miller-Rabin method): 2^18 bases, each chosen so that no base-2 strong
-//! pseudoprime below 2^64 whose hash falls in its bucket (Feitsma and Galway's complete list)
-//! and no odd composite below 2^47 without a prime factor up to 727 is a strong probable prime
-//! to it. The test `witness_table_is_machine_primes` checks this copy entry by entry, and the
-//! tests in `tests/` compare the result with BPSW.
+//! Wegner's single-shot Miller-Rabin method): 2^18 bases, each chosen by its author so that no
+//! base-2 strong pseudoprime below 2^64 whose hash falls in its bucket (Feitsma and Galway's
+//! complete list) and no odd composite below 2^47 without a prime factor up to 727 is a strong
+//! probable prime to it. That check is theirs; the list is not here. The test
+//! `witness_table_is_machine_primes` checks this copy entry by entry, and the tests compare the
+//! result with BPSW on samples, among them 10,000 base-2 strong pseudoprimes up to 2^64.
 
 /// The bases, as little-endian `u16`s.
 static TABLE: &[u8; 2 << HASH_BITS] = include_bytes!("witnesses.bin");

@@ -1,9 +1,11 @@
 //! Deterministic primality for `u64`: trial division, then two strong probable-prime tests in
 //! 64-bit Montgomery form, or BPSW without the `witness-table` feature.
 //!
-//! Both are exact below 2^64, by Feitsma and Galway's complete list of base-2 strong
-//! pseudoprimes: every one of them fails the strong Lucas test (so BPSW has no counterexample),
-//! and every one fails the strong test to the base [`witness`] picks for it.
+//! Both rest on Feitsma and Galway's complete list of base-2 strong pseudoprimes below 2^64:
+//! every one of them fails the strong Lucas test (so BPSW has no counterexample there, as
+//! several people checked independently), and every one fails the strong test to the base
+//! `witness` picks for it (as machine-prime's author checked when building the table; this
+//! crate's tests check samples).
 //!
 //! The two strong tests run in one loop: right to left, each exponentiation's only dependency
 //! chain is its squarings, so a core runs the two chains side by side in about the time of one.
@@ -341,6 +343,33 @@ mod tests {
             assert_eq!(pa, pow(&m, &a, &[e]), "{n}");
             assert_eq!(p2, pow2(&m, &[e]), "{n}");
             checked += 1;
+        }
+    }
+
+    /// The table's base alone is not enough from 2^47 on (the table promises that only for
+    /// base-2 strong pseudoprimes there): composites `p (2p - 1)` that pass the strong test to
+    /// their table base are common, and the base-2 test is what rejects them.
+    #[test]
+    fn above_2_47_the_table_base_needs_base_2() {
+        let strong = |n: u64, m: &Mont64, base: u64| {
+            let s = (n - 1).trailing_zeros();
+            strong_tail(m, pow(m, &base, &[(n - 1) >> s]), s)
+        };
+        let mut fooled = 0;
+        let mut p = (1u64 << 24) + 1;
+        while fooled < 20 {
+            p += 2;
+            let q = 2 * p - 1;
+            if !is_prime_u64(p) || !is_prime_u64(q) {
+                continue;
+            }
+            let n = p * q;
+            let m = Mont64::new(n);
+            if strong(n, &m, m.small(witness(n) as i64)) {
+                assert!(n > 1 << 47 && !strong(n, &m, m.dbl(&m.one())), "{n}");
+                assert!(!two_bases(n) && !is_prime_u64(n), "{n}");
+                fooled += 1;
+            }
         }
     }
 

@@ -78,6 +78,8 @@ fn base_2_strong_pseudoprimes_up_to_2_64() {
     let text = include_str!("data/spsp2-large.txt");
     assert_all_composite("spsp2-large", text, 10_000);
     for n in values(text) {
+        // No factor for trial division to find: the strong tests decide.
+        assert_eq!(check(&n), Verdict::Composite { factor: None }, "{n}");
         let n = n.to_u64().unwrap();
         assert!(n > 1 << 40 && strong_base_2(n), "{n}");
     }
