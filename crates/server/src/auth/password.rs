@@ -10,8 +10,9 @@
 //! per hash (what argon2's `hash_password` does), the allocator kept freed argon2 memory in the
 //! arena of each thread that used it: hashes spread over the blocking pool's many threads kept
 //! 1.4 GB resident after a 15-second login flood (release build, 4 hashes at once), and 457 MB
-//! on 4 threads of their own; with the reused memory, 96 MB. Logins for unknown users verify
-//! against a dummy hash, so the time taken does not tell whether a username exists.
+//! on 4 threads of their own; with the reused memory, 95 MB (`benches/load/login_memory.sh`).
+//! Logins for unknown users verify against a dummy hash, so the time taken does not tell
+//! whether a username exists.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,7 +118,7 @@ pub struct Passwords {
 /// The parameters of new hashes: OWASP's argon2id recommendation. They are also argon2's
 /// defaults, spelled out so that a change of defaults upstream cannot weaken stored hashes
 /// silently.
-fn params() -> Params {
+fn standard_params() -> Params {
     Params::new(19 * 1024, 2, 1, None).expect("OWASP parameters are valid")
 }
 
@@ -127,7 +128,8 @@ thread_local! {
 }
 
 /// The argon2 output of `password` and `salt` under `argon2`'s parameters, into `out`, in this
-/// thread's working memory (grown when a stored hash asks for more).
+/// thread's working memory. A stored hash asking for more memory than [`standard_params`] gets
+/// it for its own hash only, so one odd hash cannot keep a thread's memory high.
 fn hash_into(
     argon2: &Argon2<'_>,
     params: &Params,
@@ -140,9 +142,13 @@ fn hash_into(
         if memory.len() < blocks {
             memory.resize(blocks, Block::default());
         }
-        argon2
+        let hashed = argon2
             .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
-            .map_err(|e| PasswordError::Hash(e.to_string()))
+            .map_err(hash_error);
+        if memory.len() > standard_params().block_count() {
+            *memory = Vec::new();
+        }
+        hashed
     })
 }
 
@@ -152,7 +158,7 @@ fn hash_error(e: impl std::fmt::Display) -> PasswordError {
 
 /// The argon2id PHC string of `password` with a fresh random salt.
 fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
-    let params = params();
+    let params = standard_params();
     let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
     let salt = Salt::generate();
     let mut out = Zeroizing::new([0u8; Params::DEFAULT_OUTPUT_LEN]);
@@ -302,7 +308,7 @@ mod tests {
     #[test]
     fn hashes_are_interchangeable_with_argon2s_own() {
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, standard_params())
             .hash_password(b"old password")
             .unwrap()
             .to_string();
@@ -331,8 +337,15 @@ mod tests {
                 .verify_password(b"new passwore", ours.as_str())
                 .is_err()
         );
-        // One working memory per thread, as large as the largest hash it ran.
-        MEMORY.with_borrow(|m| assert_eq!(m.len(), params().block_count()));
+        // One working memory per thread, as large as a hash with the standard parameters.
+        MEMORY.with_borrow(|m| assert_eq!(m.len(), standard_params().block_count()));
+        let heavier = Params::new(32 * 1024, 1, 1, None).unwrap();
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, heavier)
+            .hash_password(b"more memory")
+            .unwrap()
+            .to_string();
+        assert!(verify_blocking(b"more memory", &theirs).unwrap());
+        MEMORY.with_borrow(|m| assert!(m.is_empty()));
         for bad in [
             "",
             "$argon2id$v=19$m=19456,t=2,p=1$",
