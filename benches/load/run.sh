@@ -8,6 +8,8 @@
 # each to the baseline's requests/s at the same connection count. Only loopback is used.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=benches/load/common.sh
+source benches/load/common.sh
 duration=${1:-10}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --locked -p secure-api -p secure-api-load >&2
@@ -19,21 +21,13 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
 
 baseline_port=$(free_port)
 target/release/baseline "127.0.0.1:$baseline_port" 2 &
 pids+=($!)
 server_port=$(free_port)
-(
-  cd "$work"
-  SECURE_API_BIND="127.0.0.1:$server_port" SECURE_API_WORKERS=2 SECURE_API_ENV=production \
-  SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_hex(48))') \
-  DATABASE_URL="sqlite://$work/load.db" SECURE_API_TRUSTED_PROXIES=127.0.0.1 \
-  exec "$OLDPWD/target/release/secure-api" > banner.txt 2> server.log
-) &
-pids+=($!)
+start_server "$work" "$server_port" "$PWD/target/release/secure-api"
+pids+=("$server_pid")
 wait_up "http://127.0.0.1:$baseline_port/"
 wait_up "http://127.0.0.1:$server_port/healthz"
 base="http://127.0.0.1:$server_port"
@@ -45,55 +39,11 @@ credentials='{"username": "load_user", "password": "a long enough password for l
 curl -sf -X POST -H 'Content-Type: application/json' -d "$credentials" "$base/register" >/dev/null
 prime_1024=$(grep -v '^#' crates/primality/tests/data/primes-1024.txt | head -1 | tr -d '[:space:]')
 
-# One wrk script for every request kind: method POST, the body and key from the environment,
-# and, for logins, a different client address per request (the server trusts 127.0.0.1 to say
-# so), so that the per-client login limit does not turn the benchmark into a 429 benchmark.
-cat > "$work/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body = os.getenv("BODY") or ""
-wrk.headers["Content-Type"] = "application/json"
-local key = os.getenv("KEY")
-if key and key ~= "" then wrk.headers["Authorization"] = key end
-local spread = os.getenv("SPREAD") == "1"
-counter = 0
-request = function()
-  if spread then
-    counter = counter + 1
-    wrk.headers["X-Forwarded-For"] = string.format("10.%d.%d.%d",
-      math.random(0, 255), math.random(0, 255), math.random(1, 254))
-  end
-  return wrk.format()
-end
-done = function(summary, latency, requests)
-  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
-    + summary.errors.status + summary.errors.timeout
-  io.write(string.format("RESULT %.1f %.3f %.3f %d %d\n",
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    summary.requests, errors))
-end
-LUA
-
-# Waits until the server has no password hash queued or running: logins that wrk gave up on
-# are still answered (a closed connection is only noticed when the answer is written), and their
-# argon2 work must not spill into the next measurement.
-drain() {
-  for _ in $(seq 1 600); do
-    local page
-    page=$(curl -s "$base/metrics")
-    if echo "$page" | grep -q '^secure_api_argon2_queue_depth 0$' &&
-      echo "$page" | grep -q '^secure_api_argon2_running 0$'; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "the server did not drain its argon2 queue" >&2
-  return 1
-}
+write_post_lua "$work/post.lua"
 
 # measure NAME URL CONNECTIONS [KEY] [BODY] [SPREAD] -> "rps p50_ms p99_ms requests errors"
 measure() {
-  drain
+  drain "$base"
   local out
   out=$(KEY="${4:-}" BODY="${5:-}" SPREAD="${6:-0}" \
     wrk -t2 -c"$3" -d"${duration}s" --timeout 10s -s "$work/post.lua" "$2" | grep '^RESULT')
@@ -114,9 +64,9 @@ one_thread() {
   KEY="$2" BODY="$3" SPREAD="$4" wrk -t1 -c32 -d"$5s" --timeout 10s -s "$work/post.lua" "$1" |
     grep '^RESULT' | sed 's/^RESULT //'
 }
-drain
+drain "$base"
 echo "time_alone_1_thread 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
-drain
+drain "$base"
 flood_log="$work/flood.txt"
 one_thread "$base/login" "" "$credentials" 1 "$((duration + 4))" > "$flood_log" &
 flood=$!
