@@ -39,6 +39,10 @@ impl Usage {
 /// (actix-web, axum, ...). The in-memory backend answers at once (and also has synchronous
 /// methods); the Redis backend makes one round trip. The trait uses `async fn` syntax, so it is
 /// not object safe: hold a concrete backend or make your handler generic over `B: Backend`.
+///
+/// Every backend takes a per-call limit ([`decide_with_limit`](Backend::decide_with_limit)):
+/// a caller that knows each key's own limit (from its database, say) passes it with each call,
+/// and nothing has to be synchronised into the backend beforehand.
 pub trait Backend: Send + Sync {
     /// The policy applied to keys without an override.
     fn policy(&self) -> Policy;
@@ -49,8 +53,29 @@ pub trait Backend: Send + Sync {
     /// with [`Status::CostExceedsLimit`](crate::Status::CostExceedsLimit).
     fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send;
 
+    /// Like [`decide`](Backend::decide), with `limit` in place of the policy's limit and of any
+    /// stored override (see [`Policy::with_limit`]).
+    ///
+    /// # Errors
+    /// As [`decide`](Backend::decide); [`Error::InvalidPolicy`](crate::Error::InvalidPolicy)
+    /// when `limit` makes an invalid GCRA policy.
+    fn decide_with_limit(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Decision>> + Send;
+
     /// The key's current consumption.
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send;
+
+    /// The key's current consumption under `limit` (see
+    /// [`decide_with_limit`](Backend::decide_with_limit)).
+    fn usage_with_limit(
+        &self,
+        key: &str,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Usage>> + Send;
 
     /// Forgets the key's consumption, so its quota is whole again.
     fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send;

@@ -57,7 +57,6 @@ const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 impl Decision {
     /// A decision made without the store (see [`Status::FailedOpen`] and [`Status::FailedClosed`]).
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))] // used by the Redis backend and tests
     pub(crate) fn unavailable(open: bool, limit: u64, window: Duration) -> Self {
         Self {
             status: if open {
@@ -230,12 +229,12 @@ impl Decision {
     }
 }
 
-fn ceil_secs(d: Duration) -> u64 {
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 /// `name` as a Structured Field String (RFC 9651 section 3.3.3).
-fn sf_string(name: &str) -> String {
+pub(crate) fn sf_string(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
     for c in name.chars() {

@@ -2,13 +2,22 @@
 //!
 //! # Cargo features
 //!
-//! - `redis` (off by default): `RedisBackend`, decisions on Redis with one atomic Lua script
-//!   per call (tokio, `redis` with its connection manager).
+//! All off by default.
+//!
+//! - `redis`: `RedisBackend`, decisions on Redis with one atomic Lua script per call (tokio,
+//!   `redis` with its connection manager).
+//! - `actix`: `RateLimit` is actix-web middleware (`App::wrap`), with the key extractors.
+//! - `tower`: `RateLimit` is a tower `Layer` (axum's `Router::layer`, `ServiceBuilder`), with the
+//!   key extractors.
+//! - `axum`: `tower`, and the peer address is also read from axum's `ConnectInfo<SocketAddr>`.
 
 mod backend;
 mod clock;
 mod decision;
 mod error;
+mod fallback;
+#[cfg(any(feature = "actix", feature = "tower"))]
+mod http;
 mod memory;
 mod policy;
 #[cfg(feature = "redis")]
@@ -18,7 +27,17 @@ pub use backend::{Backend, Usage};
 pub use clock::{Clock, FakeClock, FastClock, SystemClock};
 pub use decision::{Decision, Status};
 pub use error::{Error, Result};
+pub use fallback::{FailMode, FallbackBackend, FallbackBuilder};
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub use http::{
+    Call, ForwardedIp, FromExtension, FromHeader, KeyExtractor, PeerIp, QuotaKey, RateLimit,
+    RateLimitBuilder, Refusal, RefusalReason, Rejection, RequestView, Unkeyed, Verdict,
+};
+#[cfg(feature = "actix")]
+pub use http::{RateLimitMiddleware, actix_response};
+#[cfg(feature = "tower")]
+pub use http::{RateLimitService, http_response};
 pub use memory::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_KEYS, MemoryBackend, MemoryBuilder, Snapshot};
 pub use policy::{Policy, Window};
 #[cfg(feature = "redis")]
-pub use redis_backend::{FailMode, RedisBackend, RedisBuilder};
+pub use redis_backend::{MemoryPolicy, RedisBackend, RedisBuilder};

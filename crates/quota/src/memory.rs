@@ -217,13 +217,28 @@ impl<C: Clock> MemoryBackend<C> {
     /// # Errors
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
+        self.decide_as(key, cost, None)
+    }
+
+    /// Like [`decide`](Self::decide), with `limit` in place of the policy's limit and of any
+    /// override (see [`Policy::with_limit`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`]; [`Error::InvalidPolicy`] when `limit` makes an invalid GCRA policy.
+    pub fn decide_with_limit(&self, key: &str, cost: u64, limit: NonZeroU64) -> Result<Decision> {
+        let kind = self.policy.with_limit(limit)?.kind();
+        self.decide_as(key, cost, Some(kind))
+    }
+
+    /// Decides with `kind` when given, else with the key's override or the policy.
+    fn decide_as(&self, key: &str, cost: u64, kind: Option<Kind>) -> Result<Decision> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
         let now = self.clock.now_nanos();
         let index = self.index(hash);
         {
             let shard = read(&self.shards[index]);
-            let kind = shard.policy_for(hash, key, self.policy).kind();
+            let kind = kind.unwrap_or_else(|| shard.policy_for(hash, key, self.policy).kind());
             if let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) {
                 return Ok(step(kind, now, entry, cost));
             }
@@ -235,7 +250,7 @@ impl<C: Clock> MemoryBackend<C> {
             }
         }
         let mut shard = write(&self.shards[index]);
-        let kind = shard.policy_for(hash, key, self.policy).kind();
+        let kind = kind.unwrap_or_else(|| shard.policy_for(hash, key, self.policy).kind());
         // Another thread may have inserted the key in between: decide on whatever is there now.
         if let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) {
             return Ok(step(kind, now, entry, cost));
@@ -252,17 +267,27 @@ impl<C: Clock> MemoryBackend<C> {
     /// # Errors
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn usage(&self, key: &str) -> Result<Usage> {
-        let d = self.peek(key)?;
+        let d = self.peek(key, None)?;
+        Ok(Usage::from_decision(&d))
+    }
+
+    /// The key's current consumption under `limit` (see [`decide_with_limit`](Self::decide_with_limit)).
+    ///
+    /// # Errors
+    /// As [`decide_with_limit`](Self::decide_with_limit).
+    pub fn usage_with_limit(&self, key: &str, limit: NonZeroU64) -> Result<Usage> {
+        let kind = self.policy.with_limit(limit)?.kind();
+        let d = self.peek(key, Some(kind))?;
         Ok(Usage::from_decision(&d))
     }
 
     /// The decision a call of cost 0 would get, without changing anything.
-    fn peek(&self, key: &str) -> Result<Decision> {
+    fn peek(&self, key: &str, kind: Option<Kind>) -> Result<Decision> {
         self.check_key(key)?;
         let hash = self.hasher.hash_one(key);
         let now = self.clock.now_nanos();
         let shard = read(&self.shards[self.index(hash)]);
-        let kind = shard.policy_for(hash, key, self.policy).kind();
+        let kind = kind.unwrap_or_else(|| shard.policy_for(hash, key, self.policy).kind());
         // A cost of 0 changes nothing a reader could notice.
         Ok(match shard.entries.find(hash, |e| &*e.key == key) {
             Some(entry) => step(kind, now, entry, 0),
@@ -589,8 +614,25 @@ impl<C: Clock> Backend for MemoryBackend<C> {
         core::future::ready(Self::decide(self, key, cost))
     }
 
+    fn decide_with_limit(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        core::future::ready(Self::decide_with_limit(self, key, cost, limit))
+    }
+
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
         core::future::ready(Self::usage(self, key))
+    }
+
+    fn usage_with_limit(
+        &self,
+        key: &str,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Usage>> + Send {
+        core::future::ready(Self::usage_with_limit(self, key, limit))
     }
 
     fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {

@@ -12,6 +12,7 @@ use crate::backend::{Backend, Usage};
 use crate::clock::{Clock, SystemClock};
 use crate::decision::{Decision, Status};
 use crate::error::{Error, Result};
+use crate::fallback::FailMode;
 use crate::memory::DEFAULT_MAX_KEY_LEN;
 use crate::policy::{Gcra, Kind, Policy, Window, fixed_decision, gcra_decision};
 
@@ -21,17 +22,6 @@ const NANOS_PER_MICRO: u64 = 1_000;
 /// the injected clock and the Redis server's clock never drops a live count.
 const GRACE_MS: u64 = 1_000;
 const SCRIPT: &str = include_str!("quota.lua");
-
-/// What a decision does when Redis cannot be reached within the timeout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FailMode {
-    /// Allow the call, reported as [`Status::FailedOpen`]: availability over enforcement.
-    Open,
-    /// Deny the call, reported as [`Status::FailedClosed`]: enforcement over availability.
-    Closed,
-    /// Return [`Error::Unavailable`] and let the caller choose.
-    Error,
-}
 
 /// Quotas kept in Redis: exact across any number of server instances.
 ///
@@ -46,10 +36,16 @@ pub enum FailMode {
 /// the Redis server's clock, with the TTL computed from the injected time.
 ///
 /// **Failures**: every call is bounded by the builder's timeout (`tokio::time::timeout`, so it
-/// must run inside a tokio runtime with the time driver, as actix-web's is). When Redis is
-/// unreachable or slow, a decision follows the [`FailMode`]; the admin operations return
-/// [`Error::Unavailable`]. Any other Redis error (for example a key of the wrong type) is
-/// [`Error::Store`].
+/// must run inside a tokio runtime with the time driver, as actix-web's is). Whatever keeps a
+/// decision from being made follows the [`FailMode`]: Redis unreachable or slow, and also an
+/// error reply (`OOM` when `maxmemory` is reached under `noeviction`, `READONLY` on a replica,
+/// `LOADING`, a key of the wrong type) or an unreadable reply. With [`FailMode::Error`] the
+/// decision returns [`Error::Unavailable`] or [`Error::Store`]; so do the admin operations.
+///
+/// **Eviction**: only Redis's `noeviction` memory policy keeps quotas exact. Under an evicting
+/// policy (`allkeys-lru`, `volatile-ttl`, ...) a full Redis silently drops counters, and a spent
+/// quota is whole again. [`RedisBackend::memory_policy`] reads the policy, so a server can warn
+/// at start and report it in its readiness check.
 ///
 /// Key names: `{prefix}:f:{window start}:{key}` (fixed window), `{prefix}:g:{key}` (GCRA),
 /// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix.
@@ -286,16 +282,14 @@ impl<C: Clock> RedisBackend<C> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
         let (cmd, plan) = self.command(key, cost, now, limit)?;
-        match self.bounded(self.run(std::slice::from_ref(&cmd))).await {
-            Ok(replies) => replies
-                .into_iter()
-                .next()
-                .ok_or_else(|| Error::Store {
-                    reason: "empty reply".to_owned(),
-                })
-                .and_then(|reply| self.read(&reply, &plan, now, cost)),
-            Err(failure) => self.degrade(failure, limit),
-        }
+        let decided = match self.bounded(self.run(std::slice::from_ref(&cmd))).await {
+            Ok(replies) => replies.first().map_or_else(
+                || Err(Failure::Store("empty reply".to_owned())),
+                |reply| self.read(reply, &plan, now, cost).map_err(Failure::from),
+            ),
+            Err(failure) => Err(failure),
+        };
+        decided.or_else(|failure| self.degrade(failure, limit))
     }
 
     /// Decides many calls in one pipeline (one round trip for all of them), in order.
@@ -321,11 +315,15 @@ impl<C: Clock> RedisBackend<C> {
                 .iter()
                 .zip(&plans)
                 .zip(calls)
-                .map(|((reply, plan), (_, cost))| self.read(reply, plan, now, *cost))
+                .map(|((reply, plan), (_, cost))| {
+                    self.read(reply, plan, now, *cost)
+                        .or_else(|e| self.degrade(Failure::from(e), None))
+                })
                 .collect(),
-            Ok(_) => Err(Error::Store {
-                reason: "wrong number of replies".to_owned(),
-            }),
+            Ok(_) => calls
+                .iter()
+                .map(|_| self.degrade(Failure::Store("wrong number of replies".to_owned()), None))
+                .collect(),
             Err(failure) => calls
                 .iter()
                 .map(|_| self.degrade(failure.clone_reason(), None))
@@ -405,6 +403,30 @@ impl<C: Clock> RedisBackend<C> {
     #[must_use]
     pub const fn policy(&self) -> Policy {
         self.policy
+    }
+
+    /// What Redis does when it reaches `maxmemory`, read with `CONFIG GET`. Call it once at
+    /// start: an evicting policy makes quotas inexact (see [`MemoryPolicy::evicts`]).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`] when Redis does not answer; [`Error::Store`] when it refuses
+    /// `CONFIG` (some managed services rename or disable it).
+    pub async fn memory_policy(&self) -> Result<MemoryPolicy> {
+        let mut conn = self.conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.cmd("CONFIG").arg("GET").arg("maxmemory-policy");
+        pipe.cmd("CONFIG").arg("GET").arg("maxmemory");
+        let call = async move {
+            let (policy, max): (Vec<String>, Vec<String>) = pipe.query_async(&mut conn).await?;
+            Ok((policy, max))
+        };
+        let (policy, max) = self.bounded(call).await.map_err(into_error)?;
+        let value = |pair: Vec<String>| pair.into_iter().nth(1);
+        let policy = value(policy).ok_or_else(|| Error::Store {
+            reason: "CONFIG GET maxmemory-policy gave no value".to_owned(),
+        })?;
+        let maxmemory = value(max).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(MemoryPolicy { policy, maxmemory })
     }
 
     fn check_key(&self, key: &str) -> Result<()> {
@@ -539,12 +561,11 @@ impl<C: Clock> RedisBackend<C> {
         }
     }
 
-    /// The decision the fail mode gives while Redis does not answer; `limit` is the caller's.
+    /// The decision the fail mode gives when Redis gave none; `limit` is the caller's.
     fn degrade(&self, failure: Failure, limit: Option<NonZeroU64>) -> Result<Decision> {
-        match (failure, self.fail_mode) {
-            (Failure::Store(reason), _) => Err(Error::Store { reason }),
-            (Failure::Unavailable(reason), FailMode::Error) => Err(Error::Unavailable { reason }),
-            (Failure::Unavailable(_), mode) => {
+        match self.fail_mode {
+            FailMode::Error => Err(into_error(failure)),
+            mode => {
                 let window = match (self.policy.kind(), self.gcra) {
                     (Kind::Fixed { window, .. }, _) => {
                         let (start, end) = window.bounds(self.clock.now_nanos() / NANOS_PER_SEC);
@@ -559,6 +580,15 @@ impl<C: Clock> RedisBackend<C> {
                     window,
                 ))
             }
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Unavailable { reason } => Self::Unavailable(reason),
+            other => Self::Store(other.to_string()),
         }
     }
 }
@@ -579,6 +609,45 @@ fn into_error(failure: Failure) -> Error {
     }
 }
 
+/// Redis's memory limit and what it does on reaching it (`maxmemory`, `maxmemory-policy`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MemoryPolicy {
+    policy: String,
+    maxmemory: u64,
+}
+
+impl MemoryPolicy {
+    /// The `maxmemory-policy`, e.g. `noeviction` or `allkeys-lru`.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.policy
+    }
+
+    /// The `maxmemory` in bytes; 0 means no limit (Redis grows until the system stops it).
+    #[must_use]
+    pub const fn maxmemory(&self) -> u64 {
+        self.maxmemory
+    }
+
+    /// Whether Redis may drop keys to make room: every policy but `noeviction` does once
+    /// `maxmemory` is reached (or set later). Under such a policy a full Redis forgets counters,
+    /// so a spent quota becomes whole again; only `noeviction` keeps every count.
+    #[must_use]
+    pub fn evicts(&self) -> bool {
+        self.policy != "noeviction"
+    }
+}
+
+impl fmt::Display for MemoryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "maxmemory-policy {}", self.policy)?;
+        match self.maxmemory {
+            0 => f.write_str(", no maxmemory"),
+            bytes => write!(f, ", maxmemory {bytes} bytes"),
+        }
+    }
+}
+
 impl<C: Clock> Backend for RedisBackend<C> {
     fn policy(&self) -> Policy {
         self.policy
@@ -588,8 +657,25 @@ impl<C: Clock> Backend for RedisBackend<C> {
         Self::decide(self, key, cost)
     }
 
+    fn decide_with_limit(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        Self::decide_with_limit(self, key, cost, limit)
+    }
+
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
         Self::usage(self, key)
+    }
+
+    fn usage_with_limit(
+        &self,
+        key: &str,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Usage>> + Send {
+        Self::usage_with_limit(self, key, limit)
     }
 
     fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {

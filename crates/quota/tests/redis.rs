@@ -329,3 +329,107 @@ async fn a_limit_given_with_the_call_beats_the_policy_and_stored_overrides() {
         Err(Error::InvalidConfig(_) | Error::InvalidPolicy(_))
     ));
 }
+
+/// Puts 2 MiB of data into the Redis at `url`, then lowers its `maxmemory` to 1 MiB under
+/// `noeviction`: from then on Redis refuses every write with an OOM error. (Filling up to the
+/// limit by writing is not deterministic: the refused write's own buffer is freed afterwards.)
+async fn fill_until_oom(url: &str) {
+    let client = redis::Client::open(url).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let filler = "x".repeat(64 * 1024);
+    for i in 0..32 {
+        let () = redis::cmd("SET")
+            .arg(format!("filler:{i}"))
+            .arg(&filler)
+            .query_async(&mut conn)
+            .await
+            .expect("room to fill");
+    }
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg("1mb")
+        .query_async(&mut conn)
+        .await
+        .expect("config set");
+    let refused: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("one-more")
+        .arg(1)
+        .query_async(&mut conn)
+        .await;
+    let error = refused.expect_err("Redis is full");
+    assert!(error.to_string().contains("OOM"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_redis_follows_the_fail_mode_never_an_error() {
+    if test_services::redis_url("a_full_redis_follows_the_fail_mode_never_an_error").is_none() {
+        return;
+    }
+    let server = test_services::RedisServer::start_with(&[
+        "--maxmemory",
+        "64mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]);
+    let url = server.url();
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let make = |mode| {
+        RedisBackend::builder(Policy::per_day(n(5)))
+            .clock(clock.clone())
+            .timeout(Duration::from_secs(2))
+            .fail_mode(mode)
+            .connect(&url)
+    };
+    let open = make(FailMode::Open).await.expect("ok");
+    let closed = make(FailMode::Closed).await.expect("ok");
+    let error = make(FailMode::Error).await.expect("ok");
+    let policy = open.memory_policy().await.expect("CONFIG answers");
+    assert_eq!(
+        (policy.name(), policy.maxmemory(), policy.evicts()),
+        ("noeviction", 64 * 1024 * 1024, false)
+    );
+
+    fill_until_oom(&url).await;
+    // Redis answers every write with an OOM error now: each decision follows its fail mode.
+    let d = open.decide("spent-key", 1).await.expect("fails open");
+    assert_eq!(d.status(), Status::FailedOpen);
+    let d = closed.decide("spent-key", 1).await.expect("fails closed");
+    assert_eq!(d.status(), Status::FailedClosed);
+    let d = closed
+        .decide_with_limit("spent-key", 1, n(9))
+        .await
+        .expect("fails closed");
+    assert_eq!((d.status(), d.limit()), (Status::FailedClosed, 9));
+    assert!(matches!(
+        error.decide("spent-key", 1).await,
+        Err(Error::Store { .. })
+    ));
+    let batch = closed
+        .decide_batch(&[("a", 1), ("b", 1)])
+        .await
+        .expect("fails closed");
+    assert!(batch.iter().all(|d| d.status() == Status::FailedClosed));
+}
+
+#[tokio::test]
+async fn an_evicting_memory_policy_is_reported() {
+    if test_services::redis_url("an_evicting_memory_policy_is_reported").is_none() {
+        return;
+    }
+    let server = test_services::RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let backend = RedisBackend::builder(Policy::per_day(n(5)))
+        .connect(&server.url())
+        .await
+        .expect("ok");
+    let policy = backend.memory_policy().await.expect("CONFIG answers");
+    assert!(policy.evicts());
+    assert_eq!(policy.name(), "allkeys-lru");
+    assert_eq!(
+        policy.to_string(),
+        "maxmemory-policy allkeys-lru, no maxmemory"
+    );
+}

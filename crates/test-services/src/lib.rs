@@ -136,11 +136,21 @@ impl RedisServer {
     /// When no port is free or the server does not listen within 5 s.
     #[must_use]
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts one on a free port with extra configuration, e.g.
+    /// `["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]`.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    #[must_use]
+    pub fn start_with(args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        Self::start_on(port)
+        Self::launch(port, args)
     }
 
     /// Starts one on `port` (to bring a stopped one back where its clients expect it).
@@ -149,9 +159,14 @@ impl RedisServer {
     /// When `redis-server` cannot run or does not listen within 5 s.
     #[must_use]
     pub fn start_on(port: u16) -> Self {
+        Self::launch(port, &[])
+    }
+
+    fn launch(port: u16, args: &[&str]) -> Self {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

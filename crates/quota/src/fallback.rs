@@ -1,0 +1,266 @@
+//! A primary backend with a local one for outages: "Redis, else memory, else open or closed".
+
+use core::future::Future;
+use core::num::NonZeroU64;
+use core::time::Duration;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::backend::{Backend, Usage};
+use crate::decision::{Decision, Status};
+use crate::error::{Error, Result};
+use crate::policy::{Kind, Policy, Window};
+
+/// What a decision does when its store gives no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailMode {
+    /// Allow the call, reported as [`Status::FailedOpen`]: availability over enforcement.
+    Open,
+    /// Deny the call, reported as [`Status::FailedClosed`]: enforcement over availability.
+    Closed,
+    /// Return the error ([`Error::Unavailable`] or [`Error::Store`]) and let the caller choose.
+    Error,
+}
+
+/// Called with the reason each time the primary backend gives no decision.
+type OutageHook = Arc<dyn Fn(&Error) + Send + Sync>;
+
+/// A primary backend shared by every instance (Redis), and what to do while it gives no
+/// answer: decide on a local backend (this process's memory), or fail open or closed.
+///
+/// An outage is any decision the primary could not make: [`Error::Unavailable`],
+/// [`Error::Store`] (an error reply such as Redis's `OOM`), or a decision the primary itself
+/// degraded ([`Status::FailedOpen`], [`Status::FailedClosed`]). Give the primary
+/// [`FailMode::Error`] so that the [`on_outage`](FallbackBuilder::on_outage) hook sees each
+/// failure's reason. Errors that are the caller's ([`Error::KeyTooLong`], an invalid per-call
+/// limit) are returned as they are. The admin operations (usage, reset, override) always go to
+/// the primary: a local count is a stand-in, not the record.
+///
+/// While the primary is away, each instance counts on its own: with N instances a key can get
+/// up to N times its limit during the outage, and what was counted locally is not carried back.
+///
+/// ```
+/// use core::num::NonZeroU64;
+/// use quota::{Backend, FailMode, FakeClock, FallbackBackend, MemoryBackend, Policy, Status};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let daily = Policy::per_day(NonZeroU64::new(3).unwrap());
+/// let clock = FakeClock::at_unix_secs(1_767_225_600);
+/// // In production the primary is a RedisBackend with FailMode::Error; any Backend will do.
+/// let primary = MemoryBackend::builder(daily).clock(clock.clone()).build()?;
+/// let local = MemoryBackend::builder(daily).clock(clock).build()?;
+/// let quota = FallbackBackend::builder(primary)
+///     .local(local)
+///     .fail_mode(FailMode::Closed) // used only without a local backend
+///     .on_outage(|error| eprintln!("quota store: {error}"))
+///     .build()?;
+/// assert_eq!(quota.decide("key-42", 1).await?.status(), Status::Allowed);
+/// # Ok::<(), quota::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct FallbackBackend<P, L> {
+    primary: P,
+    local: Option<L>,
+    fail_mode: FailMode,
+    on_outage: Option<OutageHook>,
+}
+
+/// Builds a [`FallbackBackend`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct FallbackBuilder<P, L> {
+    primary: P,
+    local: Option<L>,
+    fail_mode: FailMode,
+    on_outage: Option<OutageHook>,
+}
+
+impl<P: Backend> FallbackBackend<P, P> {
+    /// A builder around `primary`: no local backend and [`FailMode::Closed`] until told otherwise.
+    pub fn builder(primary: P) -> FallbackBuilder<P, P> {
+        FallbackBuilder {
+            primary,
+            local: None,
+            fail_mode: FailMode::Closed,
+            on_outage: None,
+        }
+    }
+}
+
+impl<P: Backend, L: Backend> FallbackBuilder<P, L> {
+    /// Decides on `local` while the primary gives no answer (the fail mode is then unused).
+    pub fn local<M: Backend>(self, local: M) -> FallbackBuilder<P, M> {
+        FallbackBuilder {
+            primary: self.primary,
+            local: Some(local),
+            fail_mode: self.fail_mode,
+            on_outage: self.on_outage,
+        }
+    }
+
+    /// What a decision does during an outage when there is no local backend (default
+    /// [`FailMode::Closed`]).
+    pub const fn fail_mode(mut self, fail_mode: FailMode) -> Self {
+        self.fail_mode = fail_mode;
+        self
+    }
+
+    /// Calls `hook` with the reason each time the primary gives no decision: to log (at a
+    /// bounded rate) and count outages. It runs on the request's task, so it must be quick.
+    pub fn on_outage(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_outage = Some(Arc::new(hook));
+        self
+    }
+
+    /// The backend.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the local backend applies another policy than the primary.
+    pub fn build(self) -> Result<FallbackBackend<P, L>> {
+        if let Some(local) = &self.local
+            && local.policy() != self.primary.policy()
+        {
+            return Err(Error::InvalidConfig(
+                "the local backend must apply the primary's policy",
+            ));
+        }
+        Ok(FallbackBackend {
+            primary: self.primary,
+            local: self.local,
+            fail_mode: self.fail_mode,
+            on_outage: self.on_outage,
+        })
+    }
+}
+
+impl<P, L> fmt::Debug for FallbackBackend<P, L>
+where
+    P: fmt::Debug,
+    L: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBackend")
+            .field("primary", &self.primary)
+            .field("local", &self.local)
+            .field("fail_mode", &self.fail_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, L> fmt::Debug for FallbackBuilder<P, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackBuilder")
+            .field("local", &self.local.is_some())
+            .field("fail_mode", &self.fail_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: Backend, L: Backend> FallbackBackend<P, L> {
+    /// The primary backend.
+    pub const fn primary(&self) -> &P {
+        &self.primary
+    }
+
+    /// The local backend, if one is set.
+    pub const fn local(&self) -> Option<&L> {
+        self.local.as_ref()
+    }
+
+    async fn decide_limited(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Result<Decision> {
+        let primary = match limit {
+            Some(limit) => self.primary.decide_with_limit(key, cost, limit).await,
+            None => self.primary.decide(key, cost).await,
+        };
+        let outage = match primary {
+            Ok(d) if !matches!(d.status(), Status::FailedOpen | Status::FailedClosed) => {
+                return Ok(d);
+            }
+            Ok(_) => Error::Unavailable {
+                reason: "the primary backend degraded the decision".to_owned(),
+            },
+            Err(e @ (Error::Unavailable { .. } | Error::Store { .. })) => e,
+            Err(caller) => return Err(caller),
+        };
+        if let Some(hook) = &self.on_outage {
+            hook(&outage);
+        }
+        if let Some(local) = &self.local {
+            return match limit {
+                Some(limit) => local.decide_with_limit(key, cost, limit).await,
+                None => local.decide(key, cost).await,
+            };
+        }
+        let policy = self.primary.policy();
+        let limit = limit.map_or(policy.limit(), NonZeroU64::get);
+        match self.fail_mode {
+            FailMode::Error => Err(outage),
+            mode => Ok(Decision::unavailable(
+                mode == FailMode::Open,
+                limit,
+                nominal_window(policy),
+            )),
+        }
+    }
+}
+
+/// The length a policy's window is reported as when no store could say more: the window's
+/// nominal length (a month as 30 days), or the GCRA time to refill a whole burst.
+pub(crate) fn nominal_window(policy: Policy) -> Duration {
+    match policy.kind() {
+        Kind::Fixed { window, .. } => Duration::from_secs(match window {
+            Window::Minute => 60,
+            Window::Hour => 3_600,
+            Window::Day => 86_400,
+            Window::Month => 30 * 86_400,
+        }),
+        Kind::Gcra { tau, .. } => Duration::from_nanos(tau),
+    }
+}
+
+impl<P: Backend, L: Backend> Backend for FallbackBackend<P, L> {
+    fn policy(&self) -> Policy {
+        self.primary.policy()
+    }
+
+    fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send {
+        self.decide_limited(key, cost, None)
+    }
+
+    fn decide_with_limit(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        self.decide_limited(key, cost, Some(limit))
+    }
+
+    fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
+        self.primary.usage(key)
+    }
+
+    fn usage_with_limit(
+        &self,
+        key: &str,
+        limit: NonZeroU64,
+    ) -> impl Future<Output = Result<Usage>> + Send {
+        self.primary.usage_with_limit(key, limit)
+    }
+
+    fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {
+        self.primary.reset(key)
+    }
+
+    fn set_override(
+        &self,
+        key: &str,
+        limit: Option<NonZeroU64>,
+    ) -> impl Future<Output = Result<()>> + Send {
+        self.primary.set_override(key, limit)
+    }
+}

@@ -1,0 +1,135 @@
+//! The actix-web middleware (feature `actix`): `App::new().wrap(rate_limit)`.
+
+use std::future::{Future, Ready, ready};
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use actix_web::{HttpMessage as _, HttpResponse};
+
+use super::{KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
+use crate::backend::Backend;
+
+impl RequestView for ServiceRequest {
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer_addr().map(|addr| addr.ip())
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers()
+            .get_all(name)
+            .map(HeaderValue::as_bytes)
+            .collect()
+    }
+
+    fn with_extension<T: Send + Sync + 'static, O>(&self, f: impl FnOnce(&T) -> O) -> Option<O> {
+        self.extensions().get::<T>().map(f)
+    }
+
+    fn method(&self) -> &str {
+        ServiceRequest::method(self).as_str()
+    }
+
+    fn path(&self) -> &str {
+        ServiceRequest::path(self)
+    }
+}
+
+/// Adds `(name, value)` pairs to `headers`, keeping fields already there (a second limiter's
+/// `RateLimit-Policy` is one more list member, not a replacement).
+pub(crate) fn append_headers(headers: &mut HeaderMap, fields: Vec<(&'static str, String)>) {
+    for (name, value) in fields {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.append(HeaderName::from_static(name), value);
+        }
+    }
+}
+
+/// The actix-web response for a [`Rejection`].
+#[must_use]
+pub fn actix_response(rejection: Rejection) -> HttpResponse {
+    let status =
+        StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    if let Ok(value) = HeaderValue::try_from(rejection.content_type.into_owned()) {
+        response.insert_header((CONTENT_TYPE, value));
+    }
+    let mut response = response.body(rejection.body);
+    append_headers(response.headers_mut(), rejection.headers);
+    response
+}
+
+impl<S, Bd, B, K> Transform<S, ServiceRequest> for RateLimit<B, K, ServiceRequest>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<Bd>, Error = actix_web::Error> + 'static,
+    Bd: MessageBody + 'static,
+    B: Backend + 'static,
+    K: KeyExtractor<ServiceRequest>,
+{
+    type Response = ServiceResponse<EitherBody<Bd>>;
+    type Error = actix_web::Error;
+    type Transform = RateLimitMiddleware<S, B, K>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(RateLimitMiddleware {
+            service: Rc::new(service),
+            limit: self.clone(),
+        }))
+    }
+}
+
+/// The service [`RateLimit`] wraps around an actix-web service.
+pub struct RateLimitMiddleware<S, B, K> {
+    service: Rc<S>,
+    limit: RateLimit<B, K, ServiceRequest>,
+}
+
+impl<S, B, K> std::fmt::Debug for RateLimitMiddleware<S, B, K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimitMiddleware")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, Bd, B, K> Service<ServiceRequest> for RateLimitMiddleware<S, B, K>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<Bd>, Error = actix_web::Error> + 'static,
+    Bd: MessageBody + 'static,
+    B: Backend + 'static,
+    K: KeyExtractor<ServiceRequest>,
+{
+    type Response = ServiceResponse<EitherBody<Bd>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        // Everything is read from the request before the first await.
+        let call = self.limit.prepare(&req);
+        let service = Rc::clone(&self.service);
+        let limit = self.limit.clone();
+        Box::pin(async move {
+            match limit.decide(call).await {
+                Verdict::Allowed(fields) => {
+                    let mut response = service.call(req).await?;
+                    append_headers(response.headers_mut(), fields);
+                    Ok(response.map_into_left_body())
+                }
+                Verdict::Refused(rejection) => Ok(req
+                    .into_response(actix_response(rejection))
+                    .map_into_right_body()),
+            }
+        })
+    }
+}

@@ -1,0 +1,483 @@
+//! The HTTP seam shared by the actix-web middleware and the tower layer: what a key extractor
+//! sees of a request, the ready-made extractors, and the limiter that turns a request into a
+//! decision, headers and, when refused, an `application/problem+json` answer.
+
+mod extract;
+mod key;
+
+#[cfg(feature = "actix")]
+mod actix;
+#[cfg(feature = "tower")]
+mod tower;
+
+use core::num::NonZeroU64;
+use std::borrow::Cow;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+#[cfg(feature = "actix")]
+pub use actix::{RateLimitMiddleware, actix_response};
+pub use extract::{ForwardedIp, FromExtension, FromHeader, KeyExtractor, PeerIp, Unkeyed};
+pub use key::QuotaKey;
+#[cfg(feature = "tower")]
+pub use tower::{RateLimitService, http_response};
+
+use crate::backend::Backend;
+use crate::decision::{Decision, Status, ceil_secs, sf_string};
+use crate::error::{Error, Result};
+
+/// What the limiter and the key extractors read of an incoming request, whatever the framework.
+///
+/// Implemented for actix-web's `ServiceRequest` (feature `actix`) and for `http::Request<B>`
+/// (feature `tower`); implement it to use the extractors with another framework.
+pub trait RequestView {
+    /// The TCP peer's address, when known.
+    fn peer_ip(&self) -> Option<IpAddr>;
+    /// The first value of the header `name` (lower case), as bytes.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+    /// Every value of the header `name` (lower case), in the order received.
+    fn header_values(&self, name: &str) -> Vec<&[u8]>;
+    /// Applies `f` to the request extension of type `T`, if an earlier layer inserted one.
+    fn with_extension<T: Send + Sync + 'static, O>(&self, f: impl FnOnce(&T) -> O) -> Option<O>;
+    /// The method, e.g. `POST`.
+    fn method(&self) -> &str;
+    /// The path, without the query.
+    fn path(&self) -> &str;
+}
+
+/// An answer that refuses a request: status, extra headers, content type and body, in a form
+/// any framework can send. The default ones are RFC 9457 problem documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Extra headers (lower-case names), e.g. `retry-after` and the rate-limit fields.
+    pub headers: Vec<(&'static str, String)>,
+    /// The `Content-Type`, `application/problem+json` for the default bodies.
+    pub content_type: Cow<'static, str>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Rejection {
+    /// An `application/problem+json` answer (RFC 9457) with `type` `about:blank`, the status's
+    /// own reason phrase as `title`, and `detail`.
+    #[must_use]
+    pub fn problem(status: u16, detail: &str) -> Self {
+        #[derive(serde::Serialize)]
+        struct Problem<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+        }
+        let body = serde_json::to_vec(&Problem {
+            kind: "about:blank",
+            title: reason_phrase(status),
+            status,
+            detail,
+        })
+        .unwrap_or_default();
+        Self {
+            status,
+            headers: Vec::new(),
+            content_type: Cow::Borrowed("application/problem+json"),
+            body,
+        }
+    }
+
+    /// The same answer with one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// The reason phrase of the statuses a limiter sends.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// Why the limiter refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RefusalReason {
+    /// The limit is reached (429 with `Retry-After`).
+    Limited,
+    /// The request costs more than the limit: it can never be granted (429, no `Retry-After`).
+    CostExceedsLimit,
+    /// The store gave no decision and the limiter fails closed, or it failed with no fail mode
+    /// (503 with `Retry-After: 1`).
+    Unavailable,
+    /// The key extractor found nothing to count the request by (its [`Unkeyed`] status).
+    Unkeyed,
+    /// The extracted key is longer than the backend accepts (400).
+    KeyTooLong,
+}
+
+/// What the [`on_refusal`](RateLimitBuilder::on_refusal) hook is told about a refusal.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refusal<'a> {
+    /// Why the request is refused.
+    pub reason: RefusalReason,
+    /// The backend's decision, when there is one.
+    pub decision: Option<&'a Decision>,
+    /// The name the policy is reported under.
+    pub policy_name: &'a str,
+    /// The answer the limiter would send: change its body, keep its headers.
+    pub default: Rejection,
+}
+
+type CostFn<R> = Arc<dyn Fn(&R) -> u64 + Send + Sync>;
+type LimitFn<R> = Arc<dyn Fn(&R) -> Option<NonZeroU64> + Send + Sync>;
+type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
+
+/// A rate limit or quota for HTTP requests: a [`Backend`], a [`KeyExtractor`], an optional
+/// cost and per-request limit, the headers to send and how to refuse.
+///
+/// It is the actix-web middleware itself (`App::wrap`, feature `actix`) and the tower layer
+/// (`Router::layer`, `ServiceBuilder::layer`, feature `tower`); the request type `R` is
+/// `actix_web::dev::ServiceRequest` or `http::Request<B>`. Clones share the backend.
+///
+/// Every answer, allowed or refused, carries the IETF fields `RateLimit-Policy` and `RateLimit`
+/// (draft-ietf-httpapi-ratelimit-headers); a refusal for the limit adds `Retry-After`; the
+/// `X-RateLimit-*` fields are optional. A backend error never becomes a 500: it is a 503 with
+/// `Retry-After` (wrap a Redis backend in a [`FallbackBackend`](crate::FallbackBackend) to keep
+/// serving from memory instead).
+pub struct RateLimit<B, K, R> {
+    inner: Arc<Inner<B, K, R>>,
+}
+
+struct Inner<B, K, R> {
+    backend: B,
+    key: K,
+    cost: Option<CostFn<R>>,
+    limit: Option<LimitFn<R>>,
+    name: String,
+    /// `name` as a Structured Field String, quoted.
+    sf_name: String,
+    /// The `RateLimit-Policy` value at the policy's own limit, computed once.
+    policy_field: String,
+    x_headers: bool,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<B, K, R> Clone for RateLimit<B, K, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<B: fmt::Debug, K: fmt::Debug, R> fmt::Debug for RateLimit<B, K, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimit")
+            .field("backend", &self.inner.backend)
+            .field("key", &self.inner.key)
+            .field("name", &self.inner.name)
+            .field("cost", &self.inner.cost.is_some())
+            .field("limit", &self.inner.limit.is_some())
+            .field("x_headers", &self.inner.x_headers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`RateLimit`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RateLimitBuilder<B, K, R> {
+    backend: B,
+    key: K,
+    cost: Option<CostFn<R>>,
+    limit: Option<LimitFn<R>>,
+    name: String,
+    x_headers: bool,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<B, K, R> fmt::Debug for RateLimitBuilder<B, K, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitBuilder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
+    /// A builder counting requests by `key` in `backend`, one unit each, reported as policy
+    /// `"default"`.
+    pub fn builder(backend: B, key: K) -> RateLimitBuilder<B, K, R> {
+        RateLimitBuilder {
+            backend,
+            key,
+            cost: None,
+            limit: None,
+            name: "default".to_owned(),
+            x_headers: false,
+            on_refusal: None,
+        }
+    }
+}
+
+impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
+    /// The policy's name in `RateLimit-Policy` and `RateLimit` (default `"default"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// What each request costs (default 1). A cost of 0 counts nothing and only reports.
+    pub fn cost(mut self, cost: impl Fn(&R) -> u64 + Send + Sync + 'static) -> Self {
+        self.cost = Some(Arc::new(cost));
+        self
+    }
+
+    /// The request's own limit, in place of the policy's (`None`: the policy's), for example
+    /// the daily quota an authentication layer read from the key's record. It travels with the
+    /// call ([`Backend::decide_with_limit`]), so nothing is stored per key beforehand.
+    pub fn limit(
+        mut self,
+        limit: impl Fn(&R) -> Option<NonZeroU64> + Send + Sync + 'static,
+    ) -> Self {
+        self.limit = Some(Arc::new(limit));
+        self
+    }
+
+    /// Also send `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (the
+    /// reset in Unix seconds, as GitHub and Flask-Limiter send it). Off by default.
+    pub const fn x_ratelimit_headers(mut self, on: bool) -> Self {
+        self.x_headers = on;
+        self
+    }
+
+    /// Renders refusals with `hook` in place of the default problem bodies. The hook gets the
+    /// reason, the decision and the default [`Rejection`]; keep the default's headers so that
+    /// clients still learn when to retry.
+    pub fn on_refusal(
+        mut self,
+        hook: impl Fn(Refusal<'_>) -> Rejection + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refusal = Some(Arc::new(hook));
+        self
+    }
+
+    /// The limiter.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the name is empty, longer than 64 bytes or not printable
+    /// ASCII.
+    pub fn build(self) -> Result<RateLimit<B, K, R>> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 64
+            && self.name.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if !name_ok {
+            return Err(Error::InvalidConfig(
+                "the policy name must be 1 to 64 printable ASCII characters",
+            ));
+        }
+        let sf_name = sf_string(&self.name);
+        let policy = self.backend.policy();
+        let policy_field = format!(
+            "{sf_name};q={};w={}",
+            policy.limit(),
+            ceil_secs(crate::fallback::nominal_window(policy))
+        );
+        Ok(RateLimit {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                key: self.key,
+                cost: self.cost,
+                limit: self.limit,
+                name: self.name,
+                sf_name,
+                policy_field,
+                x_headers: self.x_headers,
+                on_refusal: self.on_refusal,
+            }),
+        })
+    }
+}
+
+/// The limiter's verdict on one request.
+#[derive(Debug)]
+#[must_use = "a verdict that is ignored enforces nothing"]
+pub enum Verdict {
+    /// Go on; add these headers (lower-case names) to the answer.
+    Allowed(Vec<(&'static str, String)>),
+    /// Answer this instead of running the handler.
+    Refused(Rejection),
+}
+
+/// What a request asks the backend: everything read from the request, so that the request need
+/// not be held across the backend's await.
+#[derive(Debug)]
+pub struct Call {
+    key: std::result::Result<QuotaKey, Unkeyed>,
+    cost: u64,
+    limit: Option<NonZeroU64>,
+}
+
+impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.inner.backend
+    }
+
+    /// Reads the key, the cost and the limit of `req` (synchronously).
+    pub fn prepare(&self, req: &R) -> Call {
+        let inner = &*self.inner;
+        Call {
+            key: inner.key.extract(req),
+            cost: inner.cost.as_ref().map_or(1, |cost| cost(req)),
+            limit: inner.limit.as_ref().and_then(|limit| limit(req)),
+        }
+    }
+
+    /// Decides `call` and says what to answer.
+    pub async fn decide(&self, call: Call) -> Verdict {
+        let inner = &*self.inner;
+        let key = match call.key {
+            Ok(key) => key,
+            Err(unkeyed) => {
+                let default = Rejection::problem(unkeyed.status(), unkeyed.detail());
+                return Verdict::Refused(self.refuse(RefusalReason::Unkeyed, None, default));
+            }
+        };
+        let decided = match call.limit {
+            Some(limit) => {
+                inner
+                    .backend
+                    .decide_with_limit(key.as_str(), call.cost, limit)
+                    .await
+            }
+            None => inner.backend.decide(key.as_str(), call.cost).await,
+        };
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(Error::KeyTooLong { max, .. }) => {
+                let detail = format!("the quota key is longer than {max} bytes");
+                let default = Rejection::problem(400, &detail);
+                return Verdict::Refused(self.refuse(RefusalReason::KeyTooLong, None, default));
+            }
+            Err(_) => {
+                let default =
+                    Rejection::problem(503, "the quota store is unavailable; try again shortly")
+                        .with_header("retry-after", "1");
+                return Verdict::Refused(self.refuse(RefusalReason::Unavailable, None, default));
+            }
+        };
+        let headers = self.headers(&decision);
+        let (reason, default) = match decision.status() {
+            Status::Allowed | Status::FailedOpen => return Verdict::Allowed(headers),
+            Status::Limited => {
+                let wait = decision.retry_after().map_or(1, ceil_secs).max(1);
+                let detail = format!(
+                    "the {} limit of {} is reached; retry in {wait} s",
+                    inner.name,
+                    decision.limit()
+                );
+                (RefusalReason::Limited, Rejection::problem(429, &detail))
+            }
+            Status::CostExceedsLimit => {
+                let detail = format!(
+                    "this request costs {}, more than the {} limit of {}",
+                    call.cost,
+                    inner.name,
+                    decision.limit()
+                );
+                (
+                    RefusalReason::CostExceedsLimit,
+                    Rejection::problem(429, &detail),
+                )
+            }
+            // FailedClosed, and any status a later version adds: refuse, never allow by mistake.
+            _ => (
+                RefusalReason::Unavailable,
+                Rejection::problem(503, "the quota store is unavailable; try again shortly")
+                    .with_header("retry-after", "1"),
+            ),
+        };
+        let mut default = default;
+        default.headers.extend(headers);
+        Verdict::Refused(self.refuse(reason, Some(&decision), default))
+    }
+
+    /// [`prepare`](Self::prepare) then [`decide`](Self::decide).
+    pub async fn check(&self, req: &R) -> Verdict {
+        let call = self.prepare(req);
+        self.decide(call).await
+    }
+
+    fn refuse(
+        &self,
+        reason: RefusalReason,
+        decision: Option<&Decision>,
+        default: Rejection,
+    ) -> Rejection {
+        match &self.inner.on_refusal {
+            Some(hook) => hook(Refusal {
+                reason,
+                decision,
+                policy_name: &self.inner.name,
+                default,
+            }),
+            None => default,
+        }
+    }
+
+    /// The rate-limit fields of `decision`, lower-case names.
+    fn headers(&self, decision: &Decision) -> Vec<(&'static str, String)> {
+        let inner = &*self.inner;
+        let mut headers = Vec::with_capacity(if inner.x_headers { 6 } else { 3 });
+        let default_window = decision.limit() == inner.backend.policy().limit()
+            && decision.window() == crate::fallback::nominal_window(inner.backend.policy());
+        let policy = if default_window {
+            inner.policy_field.clone()
+        } else {
+            format!(
+                "{};q={};w={}",
+                inner.sf_name,
+                decision.limit(),
+                ceil_secs(decision.window())
+            )
+        };
+        headers.push(("ratelimit-policy", policy));
+        if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
+            return headers;
+        }
+        headers.push((
+            "ratelimit",
+            format!(
+                "{};r={};t={}",
+                inner.sf_name,
+                decision.remaining(),
+                ceil_secs(decision.reset())
+            ),
+        ));
+        if let Some(wait) = decision.retry_after() {
+            headers.push(("retry-after", ceil_secs(wait).max(1).to_string()));
+        }
+        if inner.x_headers {
+            headers.push(("x-ratelimit-limit", decision.limit().to_string()));
+            headers.push(("x-ratelimit-remaining", decision.remaining().to_string()));
+            headers.push((
+                "x-ratelimit-reset",
+                decision.reset_at_unix_secs().to_string(),
+            ));
+        }
+        headers
+    }
+}

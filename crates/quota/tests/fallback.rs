@@ -1,0 +1,157 @@
+//! The fallback backend: a failing primary goes to the local backend, or to the fail mode;
+//! the caller's own errors are never hidden.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Fault, Flaky, n};
+use quota::{Backend, Error, FailMode, FakeClock, FallbackBackend, MemoryBackend, Policy, Status};
+
+fn clock() -> FakeClock {
+    FakeClock::at_unix_secs(1_767_225_600)
+}
+
+#[tokio::test]
+async fn an_outage_goes_to_the_local_backend_and_back() {
+    let clock = clock();
+    let daily = Policy::per_day(n(3));
+    let outages = Arc::new(AtomicUsize::new(0));
+    let seen = outages.clone();
+    let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(
+            MemoryBackend::builder(daily)
+                .clock(clock.clone())
+                .build()
+                .expect("ok"),
+        )
+        .on_outage(move |e| {
+            assert!(matches!(e, Error::Unavailable { .. } | Error::Store { .. }));
+            seen.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .expect("same policy");
+    assert!(quota.decide("k", 2).await.expect("up").is_allowed());
+
+    for fault in [Fault::Unavailable, Fault::Store] {
+        quota.primary().set(fault);
+        // The local backend counts on its own, and enforces its own limit.
+        let local = quota.local().expect("set");
+        local.reset("k").expect("reset");
+        for _ in 0..3 {
+            assert_eq!(
+                quota.decide("k", 1).await.expect("local").status(),
+                Status::Allowed
+            );
+        }
+        assert_eq!(
+            quota.decide("k", 1).await.expect("local").status(),
+            Status::Limited
+        );
+    }
+    assert_eq!(outages.load(Ordering::SeqCst), 8);
+
+    quota.primary().set(Fault::None);
+    let back = quota.decide("k", 1).await.expect("up");
+    assert_eq!((back.status(), back.remaining()), (Status::Allowed, 0));
+    assert_eq!(quota.usage("k").await.expect("up").used, 3);
+}
+
+#[tokio::test]
+async fn without_a_local_backend_the_fail_mode_decides() {
+    let clock = clock();
+    let daily = Policy::per_day(n(3));
+    for (mode, expected) in [
+        (FailMode::Open, Some(Status::FailedOpen)),
+        (FailMode::Closed, Some(Status::FailedClosed)),
+        (FailMode::Error, None),
+    ] {
+        let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+            .fail_mode(mode)
+            .build()
+            .expect("ok");
+        for fault in [Fault::Unavailable, Fault::Store] {
+            quota.primary().set(fault);
+            let got = quota.decide_with_limit("k", 1, n(10)).await;
+            match expected {
+                Some(status) => {
+                    let d = got.expect("degraded");
+                    assert_eq!((d.status(), d.limit()), (status, 10));
+                    assert_eq!(d.is_allowed(), mode == FailMode::Open);
+                }
+                None => assert!(matches!(
+                    got,
+                    Err(Error::Unavailable { .. } | Error::Store { .. })
+                )),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_callers_errors_and_a_mismatched_local_are_not_outages() {
+    let clock = clock();
+    let daily = Policy::per_day(n(3));
+    let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(
+            MemoryBackend::builder(daily)
+                .clock(clock.clone())
+                .build()
+                .expect("ok"),
+        )
+        .on_outage(|_| panic!("not an outage"))
+        .build()
+        .expect("ok");
+    let long = "k".repeat(1_000);
+    assert!(matches!(
+        quota.decide(&long, 1).await,
+        Err(Error::KeyTooLong { .. })
+    ));
+
+    let hourly = MemoryBackend::new(Policy::per_hour(n(3)));
+    let mismatched = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(hourly)
+        .build();
+    assert!(matches!(mismatched, Err(Error::InvalidConfig(_))));
+}
+
+#[tokio::test]
+async fn a_per_call_limit_reaches_both_backends() {
+    let clock = clock();
+    let daily = Policy::per_day(n(3));
+    let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(
+            MemoryBackend::builder(daily)
+                .clock(clock.clone())
+                .build()
+                .expect("ok"),
+        )
+        .build()
+        .expect("ok");
+    for _ in 0..10 {
+        assert!(
+            quota
+                .decide_with_limit("vip", 1, n(10))
+                .await
+                .expect("ok")
+                .is_allowed()
+        );
+    }
+    assert!(
+        !quota
+            .decide_with_limit("vip", 1, n(10))
+            .await
+            .expect("ok")
+            .is_allowed()
+    );
+    quota.primary().set(Fault::Unavailable);
+    let local = quota
+        .decide_with_limit("vip", 5, n(10))
+        .await
+        .expect("local");
+    assert_eq!(
+        (local.status(), local.limit(), local.remaining()),
+        (Status::Allowed, 10, 5)
+    );
+}
