@@ -74,6 +74,34 @@ pub enum KeyError {
     /// The operating system's random number generator failed.
     #[error("OS random number generator failed: {0}")]
     Rng(String),
+    /// The request carries no key in any of the headers it may come in.
+    #[error("missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key")]
+    MissingKey,
+    /// The header meant to carry the key is unreadable (too long, not visible ASCII, another
+    /// authorization scheme).
+    #[error("invalid API key header: {reason}")]
+    MalformedHeader {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The key is well formed, but the store knows no key with its hash.
+    #[error("unknown API key")]
+    UnknownKey,
+    /// The key was revoked.
+    #[error("API key revoked")]
+    RevokedKey,
+    /// The key's expiry has passed.
+    #[error("API key expired")]
+    ExpiredKey,
+    /// An authenticator cache was given a capacity of zero.
+    #[error("a key cache must hold at least one entry")]
+    InvalidCacheCapacity,
+    /// The key store failed; the key could not be checked.
+    #[error("key store unavailable: {reason}")]
+    StoreUnavailable {
+        /// The store's error message (never the key).
+        reason: String,
+    },
 }
 
 /// Result type of this crate.

@@ -1,15 +1,41 @@
 #![doc = include_str!("../README.md")]
+//!
+//! # Cargo features
+//!
+//! All off by default; without them the crate generates, parses and hashes keys and reads
+//! the presented key from headers ([`presented_key`]).
+//!
+//! - `actix`: `ApiKeyAuth` is actix-web middleware (`App::wrap`), over the `KeyStore` trait and
+//!   the caching `Authenticator`.
+//! - `tower`: `ApiKeyAuth` is a tower `Layer` (axum's `Router::layer`), over the same.
 
+#[cfg(any(feature = "actix", feature = "tower"))]
+mod auth;
 mod base62;
 mod error;
 mod hash;
+#[cfg(any(feature = "actix", feature = "tower"))]
+mod http;
 mod key;
+mod presented;
+
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub use auth::{
+    Authenticator, AuthenticatorBuilder, Clock, FakeClock, KeyRecord, KeyStore, SystemClock,
+};
 
 pub use error::{KeyError, Result};
 pub use hash::{KeyHash, KeyHasher, KeyId, MIN_PEPPER_LEN};
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub use http::{ApiKeyAuth, ApiKeyAuthBuilder, Refusal, Rejection};
+#[cfg(feature = "actix")]
+pub use http::{ApiKeyAuthMiddleware, actix_response};
+#[cfg(feature = "tower")]
+pub use http::{ApiKeyAuthService, http_response};
 pub use key::{
     ApiKey, CHECKSUM_LEN, DEFAULT_BODY_LEN, GeneratedKey, KeyConfig, MAX_BODY_LEN, MAX_PREFIX_LEN,
     MAX_TOKEN_LEN, MIN_BODY_LEN, MIN_TOKEN_LEN, ParsedKey, TIMESTAMP_LEN, generate, generate_token,
     parse,
 };
+pub use presented::{KeySource, MAX_PRESENTED_LEN, PresentedKey, presented_key};
 pub use subtle::ConstantTimeEq;

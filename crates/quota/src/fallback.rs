@@ -97,6 +97,17 @@ impl<P: Backend, L: Backend> FallbackBuilder<P, L> {
         }
     }
 
+    /// Decides on `local` while the primary gives no answer when it is `Some`, and follows the
+    /// fail mode when it is `None`: for a type that is the same whichever was configured.
+    pub fn maybe_local<M: Backend>(self, local: Option<M>) -> FallbackBuilder<P, M> {
+        FallbackBuilder {
+            primary: self.primary,
+            local,
+            fail_mode: self.fail_mode,
+            on_outage: self.on_outage,
+        }
+    }
+
     /// What a decision does during an outage when there is no local backend (default
     /// [`FailMode::Closed`]).
     pub const fn fail_mode(mut self, fail_mode: FailMode) -> Self {

@@ -60,6 +60,14 @@ pub enum Error {
     /// The signature is valid but this request was already accepted once.
     #[error("request replayed")]
     Replayed,
+    /// The signature is valid, but the key already holds its whole share of the replay cache
+    /// (it signed more requests in the time window than its share allows). Nothing was
+    /// recorded; other keys are unaffected.
+    #[error("too many signed requests for this key; retry in {retry_after_secs} s")]
+    ReplayBudgetExceeded {
+        /// Seconds until the key's oldest recorded request expires.
+        retry_after_secs: u64,
+    },
     /// The body is larger than the verifier accepts.
     #[error("body too large: {len} bytes, maximum {max} bytes")]
     BodyTooLarge {

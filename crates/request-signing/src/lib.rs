@@ -6,9 +6,14 @@ mod canonical;
 mod clock;
 pub mod dangerous;
 mod error;
+mod fallback;
+#[cfg(any(feature = "actix", feature = "tower"))]
+mod http;
 #[cfg(feature = "redis")]
 mod redis_cache;
 mod replay;
+#[cfg(feature = "reqwest")]
+mod reqwest_helper;
 mod secret;
 mod signer;
 mod store;
@@ -22,11 +27,20 @@ pub use canonical::{
 };
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use error::{BoxError, Error, Result};
+pub use fallback::FallbackReplayCache;
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub use http::{Refusal, Rejection, VerifySignature, VerifySignatureBuilder};
+#[cfg(feature = "actix")]
+pub use http::{VerifySignatureMiddleware, actix_response};
+#[cfg(feature = "tower")]
+pub use http::{VerifySignatureService, http_response};
 #[cfg(feature = "redis")]
-pub use redis_cache::{RedisReplayCache, RedisReplayError};
+pub use redis_cache::{MemoryPolicy, RedisReplayCache, RedisReplayError};
 pub use replay::{
     Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry, ReplayKey,
 };
+#[cfg(feature = "reqwest")]
+pub use reqwest_helper::sign_reqwest_request;
 pub use secret::Secret;
 pub use signer::{
     HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders, Signer,

@@ -6,19 +6,27 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::secret::Secret;
+use crate::signer::Scheme;
 
 /// Looks up the active secrets of a key id (several during a rotation).
 ///
 /// Implementations may be async (a database) or immediate (a map). An empty list means the key
-/// is unknown or revoked. The returned secrets are zeroized when the verifier drops them.
+/// is unknown or revoked, or may not sign with this scheme. The returned secrets are zeroized
+/// when the verifier drops them.
+///
+/// The scheme is given so that one verifier serves both: a v1 `X-API-Key` is usually a key id
+/// and its secret the key's own, while a v0 client sends its raw API key and may sign with a
+/// secret shared by every service.
 pub trait SecretStore: Send + Sync {
     /// The backend's error; the verifier reports it as [`Error::SecretStoreUnavailable`](crate::Error::SecretStoreUnavailable).
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The active secrets of `key_id`, or an empty list when there are none.
+    /// The active secrets of `key_id` for requests signed with `scheme`, or an empty list when
+    /// there are none.
     fn secrets(
         &self,
         key_id: &str,
+        scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send;
 }
 
@@ -28,8 +36,9 @@ impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
     fn secrets(
         &self,
         key_id: &str,
+        scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
-        (**self).secrets(key_id)
+        (**self).secrets(key_id, scheme)
     }
 }
 
@@ -39,12 +48,13 @@ impl<S: SecretStore + ?Sized> SecretStore for &S {
     fn secrets(
         &self,
         key_id: &str,
+        scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
-        (**self).secrets(key_id)
+        (**self).secrets(key_id, scheme)
     }
 }
 
-/// A fixed in-memory map from key id to its active secrets.
+/// A fixed in-memory map from key id to its active secrets, the same for both schemes.
 ///
 /// `Debug` shows only the number of keys (a v0 key id is a raw API key).
 #[derive(Clone, Default)]
@@ -91,6 +101,7 @@ impl SecretStore for StaticSecretStore {
     fn secrets(
         &self,
         key_id: &str,
+        _scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         let found = self.keys.get(key_id).cloned().unwrap_or_default();
         core::future::ready(Ok(found))
@@ -113,7 +124,7 @@ mod tests {
         store.insert("k", Secret::from("a"));
         store.insert("k", Secret::from("b"));
         let found = {
-            let got = core::pin::pin!(store.secrets("k"));
+            let got = core::pin::pin!(store.secrets("k", Scheme::V1));
             let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
             match got.poll(&mut cx) {
                 std::task::Poll::Ready(Ok(found)) => found,

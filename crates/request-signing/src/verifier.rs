@@ -104,19 +104,19 @@ pub struct VerifierConfig {
 }
 
 impl Default for VerifierConfig {
-    /// Maximum age 300 s, future skew 30 s, v0 accepted, bodies up to 10 MiB.
+    /// Maximum age 300 s, future skew 30 s, v0 refused, bodies up to 10 MiB.
     fn default() -> Self {
         Self {
             max_age_secs: 300,
             max_future_skew_secs: 30,
-            accept_v0: true,
+            accept_v0: false,
             max_body_bytes: 10 * 1024 * 1024,
         }
     }
 }
 
 impl VerifierConfig {
-    /// The defaults: maximum age 300 s, future skew 30 s, v0 accepted, bodies up to 10 MiB.
+    /// The defaults: maximum age 300 s, future skew 30 s, v0 refused, bodies up to 10 MiB.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
@@ -136,7 +136,12 @@ impl VerifierConfig {
         self
     }
 
-    /// Whether the legacy scheme v0 is accepted (always with the replay cache).
+    /// Whether the legacy scheme v0 is accepted (off by default; always with the replay cache).
+    ///
+    /// v0's inherent limit: its signature covers only the key and the second, so two calls of
+    /// one key in the same second are the same signed request, and the second is refused as a
+    /// replay. A key can make at most one v0 call per second, and a v0 signature says nothing
+    /// about the method, path or body it came with.
     #[must_use]
     pub fn accept_v0(mut self, accept: bool) -> Self {
         self.accept_v0 = accept;
@@ -148,6 +153,12 @@ impl VerifierConfig {
     pub fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = bytes;
         self
+    }
+
+    /// The longest body accepted, in bytes.
+    #[must_use]
+    pub fn body_limit(&self) -> usize {
+        self.max_body_bytes
     }
 }
 
@@ -161,6 +172,7 @@ pub struct Verified {
     scheme: Scheme,
     timestamp: u64,
     secret_index: usize,
+    recorded: ReplayEntry,
 }
 
 impl Verified {
@@ -186,6 +198,12 @@ impl Verified {
     #[must_use]
     pub fn secret_index(&self) -> usize {
         self.secret_index
+    }
+
+    /// What the replay cache recorded for this request (see [`Verifier::release`]).
+    #[must_use]
+    pub fn recorded(&self) -> &ReplayEntry {
+        &self.recorded
     }
 }
 
@@ -251,7 +269,12 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     ///
     /// Checks, in order: headers present and well-formed, scheme accepted, body size,
     /// timestamp window, key known, signature (constant-time, any active secret, any `v1=`
-    /// value), and finally records the request in the replay cache.
+    /// value), and finally records the request in the replay cache, within the key's share.
+    ///
+    /// The request is recorded before it is returned, so two copies of it racing each other
+    /// can never both pass. If a check the caller makes afterwards refuses it (a spent quota,
+    /// a missing permission), call [`release`](Self::release): the record goes, the nonce may
+    /// be used again and the key gets its room back, so refused requests never fill its share.
     ///
     /// # Errors
     /// Every [`Error`] variant except [`Error::Randomness`]; see their docs.
@@ -272,7 +295,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         let message = parsed.message(request)?;
         let secrets = self
             .store
-            .secrets(parsed.key_id)
+            .secrets(parsed.key_id, parsed.scheme())
             .await
             .map_err(|e| Error::SecretStoreUnavailable(Box::new(e)))?;
         if secrets.is_empty() {
@@ -283,6 +306,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         drop(secrets);
         let entry = ReplayEntry {
             key: parsed.replay_key(),
+            owner: ReplayKey::owner(parsed.key_id),
             now,
             expires_at: parsed
                 .timestamp
@@ -290,10 +314,27 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
                 .saturating_add(1),
         };
         match self.replay.insert_once(entry).await {
-            Ok(Insertion::Fresh) => Ok(parsed.into_verified(secret_index)),
-            Ok(Insertion::Seen) => Err(Error::Replayed),
+            Ok(Insertion::Fresh) => Ok(parsed.into_verified(secret_index, entry)),
+            Ok(Insertion::OverBudget { retry_after_secs }) => {
+                Err(Error::ReplayBudgetExceeded { retry_after_secs })
+            }
+            // Seen, and any answer a later version adds: never accept by mistake.
+            Ok(_) => Err(Error::Replayed),
             Err(e) => Err(Error::ReplayStoreUnavailable(Box::new(e))),
         }
+    }
+
+    /// Forgets `verified`'s record in the replay cache, because a later check refused the
+    /// request: its nonce may be used again and its room in the key's share is free.
+    ///
+    /// # Errors
+    /// [`Error::ReplayStoreUnavailable`] when the cache fails; the record then stays until it
+    /// expires, which only delays a retry with the same nonce.
+    pub async fn release(&self, verified: &Verified) -> Result<()> {
+        self.replay
+            .release(&verified.recorded)
+            .await
+            .map_err(|e| Error::ReplayStoreUnavailable(Box::new(e)))
     }
 }
 
@@ -367,12 +408,13 @@ impl Parsed<'_> {
         }
     }
 
-    fn into_verified(self, secret_index: usize) -> Verified {
+    fn into_verified(self, secret_index: usize, recorded: ReplayEntry) -> Verified {
         Verified {
             key_id: self.key_id.to_owned(),
             scheme: self.scheme(),
             timestamp: self.timestamp,
             secret_index,
+            recorded,
         }
     }
 }

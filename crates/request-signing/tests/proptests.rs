@@ -220,4 +220,50 @@ proptest! {
         prop_assert!(at(ts - skew).is_ok());
         prop_assert!(matches!(at(ts - skew - 1), Err(Error::FromFuture { .. })), "unexpected result");
     }
+
+    #[test]
+    fn no_key_ever_holds_more_than_its_share(
+        ops in prop::collection::vec((0u8..4, 0u64..40, 0u64..8, any::<bool>()), 1..400),
+    ) {
+        use request_signing::{Insertion, MemoryReplayCache, ReplayEntry, ReplayKey};
+        use std::collections::HashMap;
+        // Four keys with a share of 5 in a cache of 12; time moves, some records are released.
+        let share = 5;
+        let cache = MemoryReplayCache::new(std::num::NonZeroUsize::new(12).unwrap())
+            .with_per_key_limit(std::num::NonZeroUsize::new(share).unwrap());
+        let mut model: HashMap<(u8, u64), u64> = HashMap::new(); // (owner, nonce) -> expires_at
+        let mut now = NOW;
+        for (owner, nonce, wait, release) in ops {
+            now += wait;
+            model.retain(|_, expires| *expires > now);
+            let name = format!("key-{owner}");
+            let entry = ReplayEntry {
+                key: ReplayKey::v1(&name, &format!("nonce-{nonce:012}")),
+                owner: ReplayKey::owner(&name),
+                now,
+                expires_at: now + 20,
+            };
+            let held = model.keys().filter(|(o, _)| *o == owner).count();
+            let got = cache.insert_now(entry);
+            match got {
+                Ok(Insertion::Seen) => prop_assert!(model.contains_key(&(owner, nonce))),
+                Ok(Insertion::OverBudget { retry_after_secs }) => {
+                    prop_assert_eq!(held, share);
+                    prop_assert!((1..=20).contains(&retry_after_secs));
+                }
+                Ok(Insertion::Fresh) => {
+                    prop_assert!(!model.contains_key(&(owner, nonce)));
+                    prop_assert!(held < share);
+                    if release {
+                        cache.release_now(&entry);
+                    } else {
+                        model.insert((owner, nonce), entry.expires_at);
+                    }
+                }
+                Ok(_) => prop_assert!(false, "unknown insertion"),
+                Err(_) => prop_assert_eq!(model.len(), 12),
+            }
+            prop_assert_eq!(cache.len() >= model.len(), true);
+        }
+    }
 }

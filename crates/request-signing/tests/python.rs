@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::{block_on, verifier};
+use common::{block_on, verifier, verifier_v0};
 use request_signing::{Error, Request, Scheme, SignatureHeaders};
 
 const SCRIPT: &str = include_str!("data/sign_request.py");
@@ -69,9 +69,10 @@ fn timestamp(set: &[(String, String)]) -> u64 {
         .unwrap()
 }
 
-/// Verifies `set` against `request` with a fresh verifier (so a rejection is never a replay).
+/// Verifies `set` against `request` with a fresh verifier accepting both schemes (so a
+/// rejection is never a replay).
 fn check(set: &[(String, String)], request: &Request<'_>) -> request_signing::Result<Scheme> {
-    let (verifier, _) = verifier(KEY, SECRET, timestamp(set));
+    let (verifier, _) = verifier_v0(KEY, SECRET, timestamp(set));
     block_on(verifier.verify(&headers(set), request)).map(|v| v.scheme())
 }
 
@@ -149,7 +150,7 @@ fn python_v0_headers_verify_once_and_changes_are_rejected() {
     };
     let request = Request::new("GET", "/legacy", b"");
     let ts = timestamp(&v0);
-    let (verifier, _) = verifier(KEY, SECRET, ts);
+    let (verifier, _) = verifier_v0(KEY, SECRET, ts);
     let ok = block_on(verifier.verify(&headers(&v0), &request)).unwrap();
     assert_eq!(ok.scheme(), Scheme::V0);
     assert!(matches!(

@@ -4,7 +4,7 @@ mod common;
 
 use std::num::NonZeroUsize;
 
-use common::{block_on, verifier};
+use common::{block_on, verifier, verifier_v0};
 use request_signing::{
     Error, FakeClock, MemoryReplayCache, Request, Secret, SecretStore, SignatureHeaders, Signer,
     StaticSecretStore, Verifier, VerifierConfig, sign_v0,
@@ -23,7 +23,8 @@ fn rotation_any_active_secret_and_any_sent_value_passes() {
     let store = StaticSecretStore::new()
         .with_secret("svc", Secret::from("new"))
         .with_secret("svc", Secret::from("old"));
-    let cache = MemoryReplayCache::new(NonZeroUsize::new(16).unwrap());
+    let cache = MemoryReplayCache::new(NonZeroUsize::new(16).unwrap())
+        .with_per_key_limit(NonZeroUsize::new(16).unwrap());
     let v = Verifier::new(store, cache).with_clock(FakeClock::new(NOW));
     let req = Request::new("GET", "/r", b"");
 
@@ -101,8 +102,8 @@ fn replay_is_rejected_until_the_request_would_expire_anyway() {
 }
 
 #[test]
-fn v0_uses_the_replay_cache_and_can_be_refused() {
-    let (v, _) = verifier("raw-key", "s", NOW);
+fn v0_uses_the_replay_cache_and_is_refused_unless_enabled() {
+    let (v, _) = verifier_v0("raw-key", "s", NOW);
     let h = sign_v0("raw-key", &Secret::from("s"), NOW).unwrap();
     let sig = SignatureHeaders::from_signed(&h);
     let req = Request::new("GET", "/", b"");
@@ -122,8 +123,8 @@ fn v0_uses_the_replay_cache_and_can_be_refused() {
         Err(Error::Replayed)
     ));
 
+    // Off by default.
     let (strict, _) = verifier("raw-key", "s", NOW);
-    let strict = strict.with_config(VerifierConfig::new().accept_v0(false));
     assert!(matches!(
         block_on(strict.verify(&sig, &req)),
         Err(Error::V0NotAccepted)
@@ -154,7 +155,9 @@ fn body_size_limit() {
 #[test]
 fn full_memory_cache_fails_closed() {
     let store = StaticSecretStore::new().with_secret("svc", Secret::from("s"));
-    let cache = MemoryReplayCache::new(NonZeroUsize::new(2).unwrap());
+    // The key's share is larger than the cache, so that the cache itself is what fills up.
+    let cache = MemoryReplayCache::new(NonZeroUsize::new(2).unwrap())
+        .with_per_key_limit(NonZeroUsize::new(3).unwrap());
     let v = Verifier::new(store, cache.clone()).with_clock(FakeClock::new(NOW));
     let req = Request::new("GET", "/", b"");
     for _ in 0..2 {
@@ -177,7 +180,7 @@ struct DbDown;
 impl SecretStore for DownStore {
     type Error = DbDown;
     // Implementations may use `async fn`; the future must be `Send`.
-    async fn secrets(&self, _: &str) -> Result<Vec<Secret>, DbDown> {
+    async fn secrets(&self, _: &str, _: request_signing::Scheme) -> Result<Vec<Secret>, DbDown> {
         Err(DbDown)
     }
 }

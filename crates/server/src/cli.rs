@@ -190,7 +190,6 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
                 state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
             }
-            state.sync_quota_override(&row).map_err(|e| e.to_string())?;
             let limit = std::num::NonZeroU64::new(state.keys.daily_quota(&row));
             let usage = state
                 .quota

@@ -225,6 +225,10 @@ pub struct SettingsArgs {
     /// Seconds a request may take before the server answers 408 or 504.
     #[arg(long, env = "SECURE_API_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<u64>,
+    /// Signed requests one key may have in the replay cache at once (its share; a key signing
+    /// `r` requests per second needs `330 × r`).
+    #[arg(long, env = "SECURE_API_REPLAY_PER_KEY", value_name = "N")]
+    pub replay_per_key: Option<usize>,
     /// Password hashes running at once (each needs 19 MiB).
     #[arg(long, env = "SECURE_API_HASH_CONCURRENCY", value_name = "N")]
     pub hash_concurrency: Option<usize>,
@@ -333,6 +337,8 @@ pub struct Settings {
     pub max_prime_bits: u64,
     /// Key lookup cache lifetime.
     pub key_cache_ttl: Duration,
+    /// Signed requests one key may have in the replay cache at once.
+    pub replay_per_key: usize,
     /// Request timeout.
     pub request_timeout: Duration,
     /// Concurrent password hashes.
@@ -466,6 +472,7 @@ impl Settings {
             json_limit: pick!(json_limit, 16 * 1024),
             max_prime_bits: pick!(max_prime_bits, 4_096),
             key_cache_ttl: Duration::from_secs(pick!(key_cache_ttl, 5)),
+            replay_per_key: pick!(replay_per_key, 100_000),
             request_timeout: Duration::from_secs(pick!(request_timeout, 30)),
             hash_concurrency: pick!(hash_concurrency, 4),
             workers: args.workers.or(file.workers),
@@ -529,6 +536,9 @@ impl Settings {
         }
         if self.hash_concurrency == 0 {
             return invalid("hash_concurrency", "must be at least 1");
+        }
+        if !(1..=crate::shared::REPLAY_CAPACITY).contains(&self.replay_per_key) {
+            return invalid("replay_per_key", "must be between 1 and 1000000");
         }
         if self.request_timeout.is_zero() {
             return invalid("request_timeout", "must be at least 1 second");

@@ -1,20 +1,24 @@
 //! The two limiters the server applies, each in this process's memory or on Redis.
 //!
-//! - the per-key daily quota (a UTC-day fixed window; a key's own quota is an override in
-//!   memory, and travels with each call on Redis);
+//! - the per-key daily quota (a UTC-day fixed window; each key's own quota travels with each
+//!   call, so nothing is synchronised into the store beforehand);
 //! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute).
 //!
 //! On Redis every instance sees the same counters, so N instances behind a load balancer grant
-//! a key its quota once, not N times. While Redis does not answer (every call is bounded by the
-//! Redis timeout), each limiter follows its [`FailPolicy`]: the quota fails open (the call is
-//! allowed and not counted) or closed (503); the login limit falls back to this instance's own
-//! limiter (open) or answers 503 (closed). Either way the outage is logged and counted in
-//! `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
+//! a key its quota once, not N times. Whenever Redis gives no decision (it does not answer
+//! within the Redis timeout, or answers with an error such as `OOM` or `READONLY`), each
+//! limiter follows its [`FailPolicy`] through `quota`'s [`FallbackBackend`]: the quota fails
+//! open (the call is allowed and not counted) or closed (503); the login limit falls back to
+//! this instance's own limiter (open) or answers 503 (closed). Never a 500. Each outage is
+//! counted in `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
 
 use std::fmt;
 use std::num::NonZeroU64;
 
-use quota::{Decision, FailMode, MemoryBackend, Policy, RedisBackend, Snapshot, Status, Usage};
+use quota::{
+    Backend as _, Decision, FailMode, FallbackBackend, MemoryBackend, Policy, RedisBackend,
+    Snapshot, Usage,
+};
 
 use crate::config::{FailPolicy, RedisSettings};
 use crate::error::ApiError;
@@ -45,34 +49,15 @@ impl Concern {
 pub enum Limiter {
     /// This process's memory (a single instance; the quota is saved to the database).
     Memory(MemoryBackend<Clock>),
-    /// Redis, shared by every instance.
-    Redis {
-        /// The shared counters.
-        redis: RedisBackend<Clock>,
-        /// This instance's own limiter, used while Redis does not answer (login, fail open).
-        fallback: Option<MemoryBackend<Clock>>,
-        /// What happens while Redis does not answer.
-        policy: FailPolicy,
-        /// What the limiter is for.
-        concern: Concern,
-    },
+    /// Redis, shared by every instance, with what to do when it gives no decision.
+    Redis(Box<FallbackBackend<RedisBackend<Clock>, MemoryBackend<Clock>>>),
 }
 
 impl fmt::Debug for Limiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory(memory) => f.debug_tuple("Limiter::Memory").field(memory).finish(),
-            Self::Redis {
-                redis,
-                policy,
-                concern,
-                ..
-            } => f
-                .debug_struct("Limiter::Redis")
-                .field("redis", redis)
-                .field("policy", policy)
-                .field("concern", concern)
-                .finish_non_exhaustive(),
+            Self::Redis(redis) => f.debug_tuple("Limiter::Redis").field(redis).finish(),
         }
     }
 }
@@ -99,44 +84,48 @@ impl Limiter {
             Concern::Quota => settings.fail_quota,
             Concern::Login => settings.fail_login,
         };
-        let mode = match (concern, fail) {
-            // The quota crate decides open or closed itself, and says so in the decision.
-            (Concern::Quota, FailPolicy::Open) => FailMode::Open,
-            (Concern::Quota, FailPolicy::Closed) => FailMode::Closed,
-            // The login limit falls back to this instance, or refuses: the server chooses.
-            (Concern::Login, _) => FailMode::Error,
-        };
+        // Redis reports every failure, so that the fallback sees (and counts) each one.
         let redis = RedisBackend::builder(policy)
             .clock(clock.clone())
             .prefix(format!("{}:{}", settings.prefix, concern.as_str()))
             .timeout(settings.timeout)
-            .fail_mode(mode)
+            .fail_mode(FailMode::Error)
             .with_connection(conn)
             .map_err(build_error)?;
-        let fallback = match (concern, fail) {
-            (Concern::Login, FailPolicy::Open) => Some(memory_backend(policy, clock)?),
-            _ => None,
+        let label = concern.as_str();
+        let builder = FallbackBackend::builder(redis).on_outage(move |error| {
+            let kind = match error {
+                quota::Error::Unavailable { .. } => "unavailable",
+                _ => "store",
+            };
+            tracing::debug!(concern = label, %error, "Redis gave no decision");
+            observe::redis_error(label, kind);
+            observe::redis_fallback(label, fail.as_str());
+        });
+        let builder = match (concern, fail) {
+            // The login limit goes on with this instance's own counts.
+            (Concern::Login, FailPolicy::Open) => {
+                builder.maybe_local(Some(memory_backend(policy, clock)?))
+            }
+            // The quota allows the call uncounted.
+            (Concern::Quota, FailPolicy::Open) => {
+                builder.fail_mode(FailMode::Open).maybe_local(None)
+            }
+            (_, FailPolicy::Closed) => builder.fail_mode(FailMode::Closed).maybe_local(None),
         };
-        Ok(Self::Redis {
-            redis,
-            fallback,
-            policy: fail,
-            concern,
-        })
+        Ok(Self::Redis(Box::new(builder.build().map_err(build_error)?)))
     }
 
     /// Whether the counters live on Redis.
     #[must_use]
     pub fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis { .. })
+        matches!(self, Self::Redis(_))
     }
 
     /// Decides one call of `cost` units for `key`, whose own limit is `limit` (`None`: the
-    /// policy's). In memory the key's limit is the override set by [`Limiter::set_override`];
-    /// on Redis it travels with each call, so a Redis that restarted empty still applies it.
-    ///
-    /// A decision the limiter made without its store is logged and counted here; the caller
-    /// still reads [`Decision::status`] for [`Status::FailedClosed`].
+    /// policy's). The limit travels with the call, so a Redis that restarted empty still
+    /// applies it. A decision made without Redis says so in [`Decision::status`]
+    /// (`FailedOpen`, `FailedClosed`); the outage was already counted.
     pub async fn decide(
         &self,
         key: &str,
@@ -144,52 +133,31 @@ impl Limiter {
         limit: Option<NonZeroU64>,
     ) -> Result<Decision, ApiError> {
         match self {
-            Self::Memory(memory) => memory.decide(key, cost).map_err(ApiError::internal),
-            Self::Redis {
-                redis,
-                fallback,
-                policy,
-                concern,
-            } => match redis_decide(redis, key, cost, limit).await {
-                Ok(decision) => {
-                    if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
-                        unavailable(*concern, *policy);
-                    }
-                    Ok(decision)
-                }
-                Err(quota::Error::Unavailable { .. }) => {
-                    unavailable(*concern, *policy);
-                    match fallback {
-                        Some(local) => local.decide(key, cost).map_err(ApiError::internal),
-                        None => Err(redis_unavailable()),
-                    }
-                }
-                Err(e) => {
-                    observe::redis_error(concern.as_str(), "store");
-                    Err(ApiError::internal(e))
-                }
+            Self::Memory(memory) => match limit {
+                Some(limit) => memory.decide_with_limit(key, cost, limit),
+                None => memory.decide(key, cost),
+            },
+            Self::Redis(redis) => match limit {
+                Some(limit) => redis.decide_with_limit(key, cost, limit).await,
+                None => redis.decide(key, cost).await,
             },
         }
+        .map_err(ApiError::internal)
     }
 
     /// The key's current consumption, with its own `limit` as in [`Limiter::decide`].
     pub async fn usage(&self, key: &str, limit: Option<NonZeroU64>) -> Result<Usage, ApiError> {
         match self {
-            Self::Memory(memory) => memory.usage(key).map_err(ApiError::internal),
-            Self::Redis { redis, concern, .. } => match limit {
+            Self::Memory(memory) => match limit {
+                Some(limit) => memory.usage_with_limit(key, limit),
+                None => memory.usage(key),
+            }
+            .map_err(ApiError::internal),
+            Self::Redis(redis) => match limit {
                 Some(limit) => redis.usage_with_limit(key, limit).await,
                 None => redis.usage(key).await,
             }
-            .map_err(|e| redis_call_error(*concern, e)),
-        }
-    }
-
-    /// Sets or removes the key's own limit in memory. Nothing to do on Redis, where the limit
-    /// comes with each call.
-    pub fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<(), ApiError> {
-        match self {
-            Self::Memory(memory) => memory.set_override(key, limit).map_err(ApiError::internal),
-            Self::Redis { .. } => Ok(()),
+            .map_err(redis_call_error),
         }
     }
 
@@ -198,7 +166,7 @@ impl Limiter {
     pub fn snapshot(&self) -> Option<Snapshot> {
         match self {
             Self::Memory(memory) => Some(memory.snapshot()),
-            Self::Redis { .. } => None,
+            Self::Redis(_) => None,
         }
     }
 
@@ -206,20 +174,8 @@ impl Limiter {
     pub fn restore(&self, snapshot: &Snapshot) -> Result<usize, ApiError> {
         match self {
             Self::Memory(memory) => memory.restore(snapshot).map_err(ApiError::internal),
-            Self::Redis { .. } => Ok(0),
+            Self::Redis(_) => Ok(0),
         }
-    }
-}
-
-async fn redis_decide(
-    redis: &RedisBackend<Clock>,
-    key: &str,
-    cost: u64,
-    limit: Option<NonZeroU64>,
-) -> quota::Result<Decision> {
-    match limit {
-        Some(limit) => redis.decide_with_limit(key, cost, limit).await,
-        None => redis.decide(key, cost).await,
     }
 }
 
@@ -239,20 +195,13 @@ pub fn redis_unavailable() -> ApiError {
     }
 }
 
-fn redis_call_error(concern: Concern, error: quota::Error) -> ApiError {
+fn redis_call_error(error: quota::Error) -> ApiError {
+    // Usage is an admin read: any failure of Redis is "unavailable" to the caller, never a 500.
     match error {
-        quota::Error::Unavailable { .. } => {
-            observe::redis_error(concern.as_str(), "unavailable");
+        quota::Error::Unavailable { .. } | quota::Error::Store { .. } => {
+            observe::redis_error("quota", "unavailable");
             redis_unavailable()
         }
-        other => {
-            observe::redis_error(concern.as_str(), "store");
-            ApiError::internal(other)
-        }
+        other => ApiError::internal(other),
     }
-}
-
-fn unavailable(concern: Concern, policy: FailPolicy) {
-    observe::redis_error(concern.as_str(), "unavailable");
-    observe::redis_fallback(concern.as_str(), policy.as_str());
 }

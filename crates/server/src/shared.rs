@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use request_signing::{
-    Insertion, MemoryReplayCache, RedisReplayCache, RedisReplayError, ReplayCache, ReplayCacheFull,
-    ReplayEntry,
+    FallbackReplayCache, Insertion, MemoryReplayCache, RedisReplayCache, RedisReplayError,
+    ReplayCache, ReplayCacheFull, ReplayEntry,
 };
 
 use weather_keypool::{Location, Units};
@@ -105,6 +105,32 @@ impl Redis {
             .is_some_and(|reply| reply == "PONG")
     }
 
+    /// Whether Redis accepts a write within the timeout: `false` when it does not answer, and
+    /// also when it answers with an error such as `OOM` (full under `noeviction`) or `READONLY`.
+    pub async fn accepts_writes(&self) -> bool {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(format!("{}:readyz", self.settings.prefix))
+            .arg(1)
+            .arg("PX")
+            .arg(5_000);
+        self.bounded::<String>(cmd, "health")
+            .await
+            .is_some_and(|reply| reply == "OK")
+    }
+
+    /// Redis's memory policy when it evicts keys (`allkeys-lru`, ...), which makes quotas and
+    /// replay refusals inexact; `None` under `noeviction`, or when Redis does not say.
+    pub async fn evicting_policy(&self) -> Option<String> {
+        match self.replay_cache().memory_policy().await {
+            Ok(policy) if policy.evicts() => Some(policy.to_string()),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "Redis did not tell its memory policy");
+                None
+            }
+        }
+    }
+
     /// The shared cached answer for `location` in `units`, if Redis has a readable one. A
     /// miss, an unreadable entry and an unreachable Redis all count as a miss.
     pub async fn weather_get<T: serde::de::DeserializeOwned>(
@@ -163,38 +189,49 @@ impl Redis {
 }
 
 /// Where signatures already seen are remembered: this process, or Redis for all instances.
+/// Each key has its own bounded share in every one of them.
 #[derive(Debug)]
 pub enum ReplayStore {
     /// This process only.
     Memory(MemoryReplayCache),
-    /// Redis, with this process's cache as the fallback under [`FailPolicy::Open`].
-    Redis {
-        /// The shared cache.
-        redis: RedisReplayCache,
-        /// Used while Redis does not answer, when the policy is open.
-        fallback: Option<MemoryReplayCache>,
-    },
+    /// Redis, refusing signed requests while it does not answer ([`FailPolicy::Closed`]).
+    Redis(RedisReplayCache),
+    /// Redis, with this process's cache while it does not answer ([`FailPolicy::Open`]); what
+    /// was accepted during an outage stays refused afterwards.
+    Fallback(FallbackReplayCache<RedisReplayCache>),
 }
 
 impl ReplayStore {
-    /// An in-memory store.
+    /// An in-memory store, `per_key` entries for each key.
     #[must_use]
-    pub fn memory() -> Self {
-        Self::Memory(memory_cache())
+    pub fn memory(per_key: usize) -> Self {
+        Self::Memory(memory_cache(per_key))
     }
 
     /// A store on Redis following `policy` while Redis does not answer.
     #[must_use]
-    pub fn redis(redis: &Redis, policy: FailPolicy) -> Self {
-        Self::Redis {
-            redis: redis.replay_cache(),
-            fallback: (policy == FailPolicy::Open).then(memory_cache),
+    pub fn redis(redis: &Redis, policy: FailPolicy, per_key: usize) -> Self {
+        let shared = redis.replay_cache().with_per_key_limit(share(per_key));
+        match policy {
+            FailPolicy::Closed => Self::Redis(shared),
+            FailPolicy::Open => Self::Fallback(
+                FallbackReplayCache::new(shared, memory_cache(per_key)).on_outage(|e| {
+                    tracing::debug!(error = %e, "replay cache on Redis failed");
+                    observe::redis_error("replay", "unavailable");
+                    observe::redis_fallback("replay", FailPolicy::Open.as_str());
+                }),
+            ),
         }
     }
 }
 
-fn memory_cache() -> MemoryReplayCache {
+fn share(per_key: usize) -> NonZeroUsize {
+    NonZeroUsize::new(per_key).unwrap_or(NonZeroUsize::MIN)
+}
+
+fn memory_cache(per_key: usize) -> MemoryReplayCache {
     MemoryReplayCache::new(NonZeroUsize::new(REPLAY_CAPACITY).expect("nonzero"))
+        .with_per_key_limit(share(per_key))
 }
 
 /// Why the replay store could not answer; the request is then refused with 503.
@@ -213,25 +250,22 @@ impl ReplayCache for ReplayStore {
     type Error = ReplayStoreError;
 
     async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Self::Error> {
-        let (redis, fallback) = match self {
-            Self::Memory(memory) => return Ok(memory.insert_once(entry).await?),
-            Self::Redis { redis, fallback } => (redis, fallback),
-        };
-        match redis.insert_once(entry).await {
-            Ok(insertion) => Ok(insertion),
-            Err(e) => {
+        match self {
+            Self::Memory(memory) => Ok(memory.insert_once(entry).await?),
+            Self::Fallback(fallback) => Ok(fallback.insert_once(entry).await?),
+            Self::Redis(redis) => redis.insert_once(entry).await.map_err(|e| {
                 observe::redis_error("replay", "unavailable");
-                match fallback {
-                    Some(local) => {
-                        observe::redis_fallback("replay", FailPolicy::Open.as_str());
-                        Ok(local.insert_once(entry).await?)
-                    }
-                    None => {
-                        observe::redis_fallback("replay", FailPolicy::Closed.as_str());
-                        Err(e.into())
-                    }
-                }
-            }
+                observe::redis_fallback("replay", FailPolicy::Closed.as_str());
+                e.into()
+            }),
+        }
+    }
+
+    async fn release(&self, entry: &ReplayEntry) -> Result<(), Self::Error> {
+        match self {
+            Self::Memory(memory) => Ok(memory.release(entry).await?),
+            Self::Fallback(fallback) => Ok(fallback.release(entry).await?),
+            Self::Redis(redis) => Ok(redis.release(entry).await?),
         }
     }
 }

@@ -232,13 +232,22 @@ pub async fn build_state(
                 replay = redis_settings.fail_replay.as_str(),
                 "shared state on Redis (fail policies)"
             );
+            if let Some(policy) = redis.evicting_policy().await {
+                tracing::warn!(
+                    %policy,
+                    "Redis evicts keys when full: quotas may be under-counted and replayed \
+                     signatures accepted; set maxmemory-policy noeviction"
+                );
+            }
             Some(redis)
         }
         None => None,
     };
     let replay = match &redis {
-        Some(redis) => ReplayStore::redis(redis, redis.settings().fail_replay),
-        None => ReplayStore::memory(),
+        Some(redis) => {
+            ReplayStore::redis(redis, redis.settings().fail_replay, settings.replay_per_key)
+        }
+        None => ReplayStore::memory(settings.replay_per_key),
     };
     let signing = Signing::new(
         db.clone(),

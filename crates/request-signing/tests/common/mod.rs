@@ -4,7 +4,9 @@
 use std::future::Future;
 use std::num::NonZeroUsize;
 
-use request_signing::{FakeClock, MemoryReplayCache, Secret, StaticSecretStore, Verifier};
+use request_signing::{
+    FakeClock, MemoryReplayCache, Secret, StaticSecretStore, Verifier, VerifierConfig,
+};
 
 /// Runs a future to completion on a current-thread Tokio runtime.
 pub fn block_on<F: Future>(f: F) -> F::Output {
@@ -28,4 +30,20 @@ pub fn verifier(
     let store = StaticSecretStore::new().with_secret(key_id, Secret::from(secret));
     let cache = MemoryReplayCache::new(NonZeroUsize::new(10_000).unwrap());
     (Verifier::new(store, cache).with_clock(clock.clone()), clock)
+}
+
+/// As [`verifier`], accepting the legacy scheme v0 too (off by default).
+pub fn verifier_v0(
+    key_id: &str,
+    secret: &str,
+    now: u64,
+) -> (
+    Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>,
+    FakeClock,
+) {
+    let (verifier, clock) = verifier(key_id, secret, now);
+    (
+        verifier.with_config(VerifierConfig::new().accept_v0(true)),
+        clock,
+    )
 }

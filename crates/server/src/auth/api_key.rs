@@ -9,8 +9,7 @@
 //! on a miss, in the database. A cached answer lives `key_cache_ttl` (5 s by default): a
 //! revocation takes effect on every instance within that time.
 
-use std::collections::HashMap;
-use std::num::NonZeroU64;
+use std::num::{NonZeroU64, NonZeroUsize};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -19,6 +18,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use lru::LruCache;
 use quota::Status;
 use serde::Serialize;
 
@@ -59,39 +59,55 @@ pub struct Principal {
 }
 
 /// Cached key lookups by hash: `Some(row)` for a known key, `None` for an unknown one.
+///
+/// Known and unknown keys live in two separate caches, each bounded and evicting the least
+/// recently used entry: a flood of well-formed unknown keys (the checksum is public) fills only
+/// the unknown cache and can never push a known key out. Each answer is trusted for `ttl`.
 #[derive(Debug)]
 pub struct KeyCache {
     ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<String, (Instant, Option<KeyRow>)>>,
+    known: Mutex<LruCache<String, (Instant, KeyRow)>>,
+    unknown: Mutex<LruCache<String, Instant>>,
 }
 
 impl KeyCache {
-    /// A cache keeping answers for `ttl`, at most `capacity` of them.
+    /// A cache keeping answers for `ttl`, at most `capacity` known and `capacity` unknown keys.
     #[must_use]
     pub fn new(ttl: Duration, capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            known: Mutex::new(LruCache::new(capacity)),
+            unknown: Mutex::new(LruCache::new(capacity)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<KeyRow>)>> {
-        // A panic while holding this lock cannot leave the map inconsistent (single inserts
+    fn lock<T>(cache: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        // A panic while holding this lock cannot leave the cache inconsistent (single inserts
         // and removes), so a poisoned lock is still usable.
-        self.entries
+        cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The cached answer for `hash`, if fresh.
     pub fn get(&self, hash: &str) -> Option<Option<KeyRow>> {
-        let mut entries = self.lock();
-        match entries.get(hash) {
-            Some((at, row)) if at.elapsed() < self.ttl => Some(row.clone()),
+        let ttl = self.ttl;
+        {
+            let mut known = Self::lock(&self.known);
+            match known.get(hash) {
+                Some((at, row)) if at.elapsed() < ttl => return Some(Some(row.clone())),
+                Some(_) => {
+                    known.pop(hash);
+                }
+                None => {}
+            }
+        }
+        let mut unknown = Self::lock(&self.unknown);
+        match unknown.get(hash) {
+            Some(at) if at.elapsed() < ttl => Some(None),
             Some(_) => {
-                entries.remove(hash);
+                unknown.pop(hash);
                 None
             }
             None => None,
@@ -100,23 +116,37 @@ impl KeyCache {
 
     /// Remembers the answer for `hash`.
     pub fn put(&self, hash: String, row: Option<KeyRow>) {
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity {
-            let ttl = self.ttl;
-            entries.retain(|_, (at, _)| at.elapsed() < ttl);
-            if entries.len() >= self.capacity {
-                // Still full of fresh entries (a flood of distinct keys): start over rather
-                // than grow. The cost is a database lookup per key, never a wrong answer.
-                entries.clear();
+        match row {
+            Some(row) => {
+                Self::lock(&self.unknown).pop(&hash);
+                Self::lock(&self.known).put(hash, (Instant::now(), row));
+            }
+            None => {
+                Self::lock(&self.unknown).put(hash, Instant::now());
             }
         }
-        entries.insert(hash, (Instant::now(), row));
     }
 
     /// Forgets every cached answer for the key `id` (after a revocation on this instance).
     pub fn forget_id(&self, id: &str) {
-        self.lock()
-            .retain(|_, (_, row)| row.as_ref().is_none_or(|r| r.id != id));
+        let mut known = Self::lock(&self.known);
+        let stale: Vec<String> = known
+            .iter()
+            .filter(|(_, (_, row))| row.id == id)
+            .map(|(hash, _)| hash.clone())
+            .collect();
+        for hash in stale {
+            known.pop(&hash);
+        }
+    }
+
+    /// How many known and unknown answers are held.
+    #[must_use]
+    pub fn len(&self) -> (usize, usize) {
+        (
+            Self::lock(&self.known).len(),
+            Self::lock(&self.unknown).len(),
+        )
     }
 }
 
@@ -172,20 +202,8 @@ impl AppState {
             return Ok(cached);
         }
         let row = self.db.find_key_by_hash(&hash).await?;
-        if let Some(row) = &row {
-            self.sync_quota_override(row)?;
-        }
         self.key_cache.put(hash, row.clone());
         Ok(row)
-    }
-
-    /// Makes the quota backend use this key's own daily limit.
-    pub fn sync_quota_override(&self, row: &KeyRow) -> Result<(), ApiError> {
-        let quota = self.keys.daily_quota(row);
-        let limit = (quota != self.settings.default_daily_quota)
-            .then(|| NonZeroU64::new(quota))
-            .flatten();
-        self.quota.set_override(&row.id, limit)
     }
 
     /// The principal for an active key row.
@@ -231,15 +249,29 @@ pub async fn require_api_key(
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::internal("application state missing"))?;
-    let principal = if crate::auth::signed::is_signed(req.headers()) {
-        crate::auth::signed::authenticate(&state, &mut req).await?
+    let (principal, verified) = if crate::auth::signed::is_signed(req.headers()) {
+        let (principal, verified) = crate::auth::signed::authenticate(&state, &mut req).await?;
+        (principal, Some(verified))
     } else {
-        state.authenticate_key(req.headers()).await?
+        (state.authenticate_key(req.headers()).await?, None)
     };
     crate::observe::record_key(&principal.key_id);
     tracing::debug!(key = %principal.key_id, method = ?principal.method, "authenticated");
     req.extensions_mut().insert(principal);
-    next.call(req).await
+    let response = next.call(req).await;
+    if let Some(verified) = verified {
+        // A signed request refused after its signature verified (a spent quota, an overloaded
+        // dependency) did nothing: its nonce is released, so it uses none of the key's replay
+        // share and may be sent again as it is.
+        let status = match &response {
+            Ok(response) => response.status(),
+            Err(error) => error.as_response_error().status_code(),
+        };
+        if matches!(status.as_u16(), 429 | 503) {
+            state.signing.release(&verified).await;
+        }
+    }
+    response
 }
 
 /// A handler's view of the authenticated caller; charge the quota before doing the work.
@@ -364,11 +396,16 @@ mod tests {
         cache.put("h1".into(), Some(row));
         cache.put("h2".into(), None);
         assert_eq!(cache.get("h2"), Some(None));
-        cache.put("h3".into(), None);
-        assert!(cache.lock().len() <= 2);
+        // A flood of unknown keys fills only the unknown cache: the known key stays.
+        for i in 0..1_000 {
+            cache.put(format!("unknown-{i}"), None);
+        }
+        assert_eq!(cache.len(), (1, 2));
+        assert!(cache.get("h1").is_some_and(|row| row.is_some()));
         cache.put("h1b".into(), cache.get("h1").flatten());
         cache.forget_id("k1");
         assert_eq!(cache.get("h1"), None);
+        assert_eq!(cache.get("h1b"), None);
 
         let expired = KeyCache::new(Duration::ZERO, 8);
         expired.put("h".into(), None);

@@ -84,6 +84,9 @@ impl AppState {
         if decision.is_allowed() {
             return Ok(());
         }
+        if decision.status() == quota::Status::FailedClosed {
+            return Err(crate::limits::redis_unavailable());
+        }
         crate::observe::login_limited();
         let retry_after = decision
             .retry_after()

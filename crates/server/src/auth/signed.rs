@@ -71,7 +71,7 @@ impl KeySecrets {
 impl SecretStore for KeySecrets {
     type Error = crate::store::StoreError;
 
-    async fn secrets(&self, key_id: &str) -> Result<Vec<Secret>, Self::Error> {
+    async fn secrets(&self, key_id: &str, _scheme: Scheme) -> Result<Vec<Secret>, Self::Error> {
         let Some(row) = self
             .row(key_id)
             .await?
@@ -152,6 +152,18 @@ impl Signing {
     pub fn has_shared_secret(&self) -> bool {
         self.shared_v0
     }
+
+    /// Forgets a verified request's replay record, because the server refused it afterwards.
+    /// Best effort: a record that stays only delays a retry with the same nonce.
+    pub async fn release(&self, verified: &request_signing::Verified) {
+        let verifier = match verified.scheme() {
+            Scheme::V0 => &self.v0,
+            _ => &self.v1,
+        };
+        if let Err(e) = verifier.release(verified).await {
+            tracing::debug!(error = %e, "releasing a replay record failed");
+        }
+    }
 }
 
 fn sign_error(error: SignError) -> ApiError {
@@ -170,6 +182,10 @@ fn sign_error(error: SignError) -> ApiError {
             ApiError::unauthorized("unknown_key", "unknown API key or no signing secret")
         }
         SignError::Replayed => ApiError::unauthorized("replayed_signature", "request replayed"),
+        SignError::ReplayBudgetExceeded { retry_after_secs } => ApiError::RateLimited {
+            retry_after: retry_after_secs,
+            headers: Vec::new(),
+        },
         SignError::BadSignature => ApiError::unauthorized("bad_signature", "bad signature"),
         e @ (SignError::Expired { .. } | SignError::FromFuture { .. }) => {
             ApiError::unauthorized("stale_signature", e.to_string())
@@ -179,11 +195,12 @@ fn sign_error(error: SignError) -> ApiError {
 }
 
 /// Reads the whole body (bounded), verifies the signature, and puts the body back for the
-/// handler. The principal is the key the signature names.
+/// handler. The principal is the key the signature names; the verification is returned too,
+/// so that its replay record can be released if the request is refused afterwards.
 pub async fn authenticate(
     state: &AppState,
     req: &mut ServiceRequest,
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, request_signing::Verified), ApiError> {
     let limit = state.settings.json_limit;
     let body = crate::routes::read_body(&mut req.take_payload(), limit).await?;
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
@@ -212,14 +229,21 @@ pub async fn authenticate(
     } else {
         &signing.v0_keys
     };
-    let row = store
-        .row(verified.key_id())
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("unknown_key", "unknown API key"))?;
     let method = match verified.scheme() {
         Scheme::V0 => AuthMethod::SignedV0,
         _ => AuthMethod::SignedV1,
     };
-    state.sync_quota_override(&row)?;
-    state.principal(&row, method)
+    let principal = match store.row(verified.key_id()).await {
+        Ok(Some(row)) => state.principal(&row, method),
+        Ok(None) => Err(ApiError::unauthorized("unknown_key", "unknown API key")),
+        Err(e) => Err(e.into()),
+    };
+    // A request refused here did nothing: its replay record goes.
+    match principal {
+        Ok(principal) => Ok((principal, verified)),
+        Err(refused) => {
+            signing.release(&verified).await;
+            Err(refused)
+        }
+    }
 }

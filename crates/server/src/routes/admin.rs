@@ -220,7 +220,6 @@ pub async fn key_usage(
         .find_key(&id)
         .await?
         .ok_or(ApiError::NotFound("no key with this id"))?;
-    state.sync_quota_override(&row)?;
     let limit = std::num::NonZeroU64::new(state.keys.daily_quota(&row));
     let usage = state.quota.usage(&row.id, limit).await?;
     Ok(web::Json(UsageResponse {

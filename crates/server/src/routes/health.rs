@@ -14,9 +14,14 @@ pub struct Health {
     /// Whether the database answers (readiness only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<bool>,
-    /// Whether Redis answers (readiness only, when Redis is configured).
+    /// Whether Redis answers and accepts writes (readiness only, when Redis is configured):
+    /// `false` when it does not answer, and when it refuses writes (`OOM`, `READONLY`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<bool>,
+    /// Set when Redis's memory policy evicts keys: quotas may then be under-counted and
+    /// replays accepted again. Only `noeviction` keeps both exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_eviction: Option<String>,
 }
 
 /// Whether the process is alive.
@@ -27,22 +32,31 @@ pub async fn healthz() -> web::Json<Health> {
         status: "ok",
         database: None,
         redis: None,
+        redis_eviction: None,
     })
 }
 
-/// Whether the server can serve: the database answers, and Redis when it is configured.
+/// Whether the server can serve: the database answers, and Redis, when it is configured,
+/// answers and accepts writes. An evicting Redis memory policy is reported, not refused.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency does not answer", body = Health),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (database, redis) = match &state.redis {
+    let (database, redis, redis_eviction) = match &state.redis {
         Some(redis) => {
-            let (database, redis) = tokio::join!(state.db.ping(), redis.ping());
-            (database.is_ok(), Some(redis))
+            let (database, writable, eviction) = tokio::join!(
+                state.db.ping(),
+                redis.accepts_writes(),
+                redis.evicting_policy()
+            );
+            let eviction = eviction.map(|policy| {
+                format!("{policy}: Redis may evict counters and replay records; use noeviction")
+            });
+            (database.is_ok(), Some(writable), eviction)
         }
-        None => (state.db.ping().await.is_ok(), None),
+        None => (state.db.ping().await.is_ok(), None, None),
     };
     if !database {
         crate::observe::database_error();
@@ -52,6 +66,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         status: if ready { "ok" } else { "unavailable" },
         database: Some(database),
         redis,
+        redis_eviction,
     };
     if ready {
         HttpResponse::Ok().json(body)

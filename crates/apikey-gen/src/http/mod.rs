@@ -1,0 +1,230 @@
+//! API-key authentication as actix-web middleware and as a tower layer.
+
+#[cfg(feature = "actix")]
+mod actix;
+#[cfg(feature = "tower")]
+mod tower;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+#[cfg(feature = "actix")]
+pub use actix::{ApiKeyAuthMiddleware, actix_response};
+#[cfg(feature = "tower")]
+pub use tower::{ApiKeyAuthService, http_response};
+
+use crate::auth::{Authenticator, Clock, KeyStore};
+use crate::error::KeyError;
+use crate::presented::presented_key;
+
+/// An answer that refuses a request: status, extra headers, content type and body, in a form
+/// any framework can send. The default ones are RFC 9457 problem documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Extra headers (lower-case names), e.g. `www-authenticate` or `retry-after`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The `Content-Type`, `application/problem+json` for the default bodies.
+    pub content_type: Cow<'static, str>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Rejection {
+    /// An `application/problem+json` answer (RFC 9457) with `type` `about:blank`, the status's
+    /// own reason phrase as `title`, and `detail`.
+    #[must_use]
+    pub fn problem(status: u16, detail: &str) -> Self {
+        #[derive(serde::Serialize)]
+        struct Problem<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+        }
+        let title = match status {
+            401 => "Unauthorized",
+            503 => "Service Unavailable",
+            _ => "Error",
+        };
+        let body = serde_json::to_vec(&Problem {
+            kind: "about:blank",
+            title,
+            status,
+            detail,
+        })
+        .unwrap_or_default();
+        Self {
+            status,
+            headers: Vec::new(),
+            content_type: Cow::Borrowed("application/problem+json"),
+            body,
+        }
+    }
+
+    /// The same answer with one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The default answer to an authentication error: 503 with `Retry-After: 1` when the store
+    /// failed (its message is not sent), otherwise 401 with `WWW-Authenticate: Bearer` and the
+    /// error's text, which never contains the key.
+    #[must_use]
+    pub fn for_error(error: &KeyError) -> Self {
+        match error {
+            KeyError::StoreUnavailable { .. } => {
+                Self::problem(503, "the key store is unavailable; try again shortly")
+                    .with_header("retry-after", "1")
+            }
+            other => {
+                Self::problem(401, &other.to_string()).with_header("www-authenticate", "Bearer")
+            }
+        }
+    }
+}
+
+/// What the [`on_refusal`](ApiKeyAuthBuilder::on_refusal) hook is told about a refusal.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refusal<'a> {
+    /// Why the request is refused; it never contains the key.
+    pub error: &'a KeyError,
+    /// The answer the middleware would send: change its body, keep its headers.
+    pub default: Rejection,
+}
+
+type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
+
+/// API-key authentication for HTTP requests, as actix-web middleware (`App::wrap`, feature
+/// `actix`) and as a tower layer (`Router::layer`, feature `tower`).
+///
+/// It reads the key by [`presented_key`]'s rules, checks it with the [`Authenticator`], and
+/// puts the key's identity (`S::Identity`) into the request extensions for the handler and the
+/// layers after it (a quota keyed by the identity's key id, say). A refusal is a 401 problem
+/// document, or 503 when the store fails.
+pub struct ApiKeyAuth<S: KeyStore, C> {
+    inner: Arc<Inner<S, C>>,
+}
+
+struct Inner<S: KeyStore, C> {
+    authenticator: Authenticator<S, C>,
+    skip_header: Option<String>,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<S: KeyStore, C> Clone for ApiKeyAuth<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S: KeyStore, C: fmt::Debug> fmt::Debug for ApiKeyAuth<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyAuth")
+            .field("authenticator", &self.inner.authenticator)
+            .field("skip_header", &self.inner.skip_header)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`ApiKeyAuth`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct ApiKeyAuthBuilder<S: KeyStore, C> {
+    authenticator: Authenticator<S, C>,
+    skip_header: Option<String>,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<S: KeyStore, C: fmt::Debug> fmt::Debug for ApiKeyAuthBuilder<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKeyAuthBuilder")
+            .field("skip_header", &self.skip_header)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
+    /// The middleware with the default refusals, authenticating every request.
+    pub fn new(authenticator: Authenticator<S, C>) -> Self {
+        Self::builder(authenticator).build()
+    }
+
+    /// A builder around `authenticator`.
+    pub fn builder(authenticator: Authenticator<S, C>) -> ApiKeyAuthBuilder<S, C> {
+        ApiKeyAuthBuilder {
+            authenticator,
+            skip_header: None,
+            on_refusal: None,
+        }
+    }
+
+    /// The authenticator (to invalidate its caches after a revocation, say).
+    pub fn authenticator(&self) -> &Authenticator<S, C> {
+        &self.inner.authenticator
+    }
+
+    /// The identity of the request whose headers `header` reads, or the refusal to send;
+    /// `Ok(None)` when the request carries the skip header and goes on unauthenticated.
+    async fn check<'a>(
+        &self,
+        header: impl Fn(&str) -> Option<&'a [u8]>,
+    ) -> Result<Option<S::Identity>, Rejection> {
+        if let Some(skip) = &self.inner.skip_header
+            && header(skip).is_some()
+        {
+            return Ok(None);
+        }
+        let presented = presented_key(header).map_err(|e| self.refuse(&e))?;
+        self.inner
+            .authenticator
+            .authenticate(presented.expose_secret())
+            .await
+            .map(Some)
+            .map_err(|e| self.refuse(&e))
+    }
+
+    fn refuse(&self, error: &KeyError) -> Rejection {
+        let default = Rejection::for_error(error);
+        match &self.inner.on_refusal {
+            Some(hook) => hook(Refusal { error, default }),
+            None => default,
+        }
+    }
+}
+
+impl<S: KeyStore, C: Clock> ApiKeyAuthBuilder<S, C> {
+    /// Lets requests that carry the header `name` through unauthenticated, for another layer
+    /// to check: `x-api-signature`, when signed requests are verified by `request-signing`.
+    pub fn skip_when_header(mut self, name: impl Into<String>) -> Self {
+        self.skip_header = Some(name.into().to_ascii_lowercase());
+        self
+    }
+
+    /// Renders refusals with `hook` in place of the default problem bodies.
+    pub fn on_refusal(
+        mut self,
+        hook: impl Fn(Refusal<'_>) -> Rejection + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refusal = Some(Arc::new(hook));
+        self
+    }
+
+    /// The middleware.
+    pub fn build(self) -> ApiKeyAuth<S, C> {
+        ApiKeyAuth {
+            inner: Arc::new(Inner {
+                authenticator: self.authenticator,
+                skip_header: self.skip_header,
+                on_refusal: self.on_refusal,
+            }),
+        }
+    }
+}

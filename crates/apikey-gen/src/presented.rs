@@ -1,0 +1,207 @@
+//! Reading the presented key from request headers, whatever the framework.
+
+use core::fmt;
+
+use crate::error::{KeyError, Result};
+
+/// Longest header value read as a key; anything longer is refused unread.
+pub const MAX_PRESENTED_LEN: usize = 256;
+
+/// The header a key came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeySource {
+    /// `Authorization: <key>`, as the original Flask clients send it.
+    RawAuthorization,
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// `X-API-Key: <key>`.
+    XApiKey,
+}
+
+impl KeySource {
+    /// A short label: `raw_authorization`, `bearer` or `x_api_key`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::RawAuthorization => "raw_authorization",
+            Self::Bearer => "bearer",
+            Self::XApiKey => "x_api_key",
+        }
+    }
+}
+
+/// A key as the client presented it, not yet checked. `Debug` prints `[redacted]`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PresentedKey<'a> {
+    key: &'a str,
+    source: KeySource,
+}
+
+impl<'a> PresentedKey<'a> {
+    /// The key text (a secret: hash it, never log it).
+    #[must_use]
+    pub const fn expose_secret(&self) -> &'a str {
+        self.key
+    }
+
+    /// The header it came in.
+    #[must_use]
+    pub const fn source(&self) -> KeySource {
+        self.source
+    }
+}
+
+impl fmt::Debug for PresentedKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PresentedKey")
+            .field("key", &"[redacted]")
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Reads the presented key through `header` (called with the lower-case names
+/// `x-api-key` and `authorization`; return the first value's bytes).
+///
+/// The rules: `X-API-Key: <key>` wins when present; otherwise `Authorization: <key>` (the raw
+/// form) or `Authorization: Bearer <key>` (any case of `Bearer`). Surrounding spaces are
+/// trimmed. A value over [`MAX_PRESENTED_LEN`] bytes, one that is not visible ASCII, or another
+/// authorization scheme (`Basic ...`) is refused without being read further.
+///
+/// ```
+/// use apikey_gen::{KeyError, KeySource, presented_key};
+///
+/// let headers = [("authorization", "Bearer sk_live_abc")];
+/// let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes());
+/// let key = presented_key(get)?;
+/// assert_eq!((key.expose_secret(), key.source()), ("sk_live_abc", KeySource::Bearer));
+/// assert_eq!(presented_key(|_| None), Err(KeyError::MissingKey));
+/// # Ok::<(), KeyError>(())
+/// ```
+///
+/// # Errors
+/// [`KeyError::MissingKey`] when no header carries a key (or `Bearer` carries nothing);
+/// [`KeyError::MalformedHeader`] as above.
+pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<PresentedKey<'a>> {
+    let (value, source) = if let Some(value) = header("x-api-key") {
+        (value, KeySource::XApiKey)
+    } else if let Some(value) = header("authorization") {
+        (value, KeySource::RawAuthorization)
+    } else {
+        return Err(KeyError::MissingKey);
+    };
+    if value.len() > MAX_PRESENTED_LEN {
+        return Err(KeyError::MalformedHeader {
+            reason: "longer than 256 bytes",
+        });
+    }
+    let visible = value
+        .iter()
+        .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+    let text = core::str::from_utf8(value)
+        .ok()
+        .filter(|_| visible)
+        .ok_or(KeyError::MalformedHeader {
+            reason: "not visible ASCII",
+        })?
+        .trim_matches([' ', '\t']);
+    let (key, source) = match (source, text.split_once([' ', '\t'])) {
+        (KeySource::RawAuthorization, Some((scheme, rest))) => {
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err(KeyError::MalformedHeader {
+                    reason: "only the Bearer scheme carries a key",
+                });
+            }
+            (rest.trim_matches([' ', '\t']), KeySource::Bearer)
+        }
+        (KeySource::RawAuthorization, None) if text.eq_ignore_ascii_case("bearer") => {
+            return Err(KeyError::MissingKey);
+        }
+        (KeySource::XApiKey, Some(_)) => {
+            return Err(KeyError::MalformedHeader {
+                reason: "a key has no spaces",
+            });
+        }
+        _ => (text, source),
+    };
+    if key.is_empty() {
+        return Err(KeyError::MissingKey);
+    }
+    if key.contains([' ', '\t']) {
+        return Err(KeyError::MalformedHeader {
+            reason: "a key has no spaces",
+        });
+    }
+    Ok(PresentedKey { key, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&'static str, &'static str)]) -> Result<(String, KeySource)> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_bytes())
+        };
+        presented_key(get).map(|k| (k.expose_secret().to_owned(), k.source()))
+    }
+
+    #[test]
+    fn keys_are_read_from_all_three_forms() {
+        use KeySource::{Bearer, RawAuthorization, XApiKey};
+        assert_eq!(
+            read(&[("authorization", "sk_abc")]),
+            Ok(("sk_abc".into(), RawAuthorization))
+        );
+        assert_eq!(
+            read(&[("authorization", " BEARER  sk_abc ")]),
+            Ok(("sk_abc".into(), Bearer))
+        );
+        assert_eq!(
+            read(&[("x-api-key", "sk_abc")]),
+            Ok(("sk_abc".into(), XApiKey))
+        );
+        // X-API-Key wins over Authorization.
+        assert_eq!(
+            read(&[("authorization", "other"), ("x-api-key", "sk_abc")]),
+            Ok(("sk_abc".into(), XApiKey))
+        );
+    }
+
+    #[test]
+    fn absent_and_malformed_keys_are_told_apart() {
+        for missing in [
+            &[][..],
+            &[("authorization", "")],
+            &[("authorization", "Bearer ")],
+            &[("authorization", "bearer")],
+        ] {
+            assert_eq!(read(missing), Err(KeyError::MissingKey), "{missing:?}");
+        }
+        let long: &'static str = Box::leak("a".repeat(257).into_boxed_str());
+        for bad in [
+            &[("authorization", "Basic dXNlcjpwYXNz")][..],
+            &[("authorization", "Bearer a b")],
+            &[("x-api-key", "a b")],
+            &[("authorization", long)],
+            &[("x-api-key", "k\u{e9}y")],
+        ] {
+            assert!(
+                matches!(read(bad), Err(KeyError::MalformedHeader { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let key = PresentedKey {
+            key: "sk_secret",
+            source: KeySource::XApiKey,
+        };
+        assert!(!format!("{key:?}").contains("sk_secret"));
+    }
+}

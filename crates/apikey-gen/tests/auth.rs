@@ -1,0 +1,303 @@
+//! The authenticator and its middleware on actix-web and axum: identities in the extensions,
+//! refusals as problem documents, the caches, and a flood of unknown keys next to a known key.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::{App, HttpResponse, test as atest, web};
+use apikey_gen::{
+    ApiKeyAuth, Authenticator, FakeClock, KeyConfig, KeyError, KeyHash, KeyHasher, KeyRecord,
+    KeyStore,
+};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Extension;
+use axum::routing::get;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+const NOW: u64 = 1_767_225_600;
+
+/// What the store says a key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Caller {
+    key_id: String,
+    service: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("database down")]
+struct Down;
+
+/// Keys by hash, counting lookups per hash; can be taken down.
+#[derive(Debug, Default)]
+struct Store {
+    keys: HashMap<[u8; 32], KeyRecord<Caller>>,
+    lookups: Mutex<HashMap<[u8; 32], usize>>,
+    total: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl Store {
+    fn lookups_of(&self, hash: &KeyHash) -> usize {
+        self.lookups
+            .lock()
+            .unwrap()
+            .get(hash.as_bytes())
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl KeyStore for Store {
+    type Identity = Caller;
+    type Error = Down;
+
+    async fn lookup(&self, hash: &KeyHash) -> Result<Option<KeyRecord<Caller>>, Down> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Down);
+        }
+        self.total.fetch_add(1, Ordering::SeqCst);
+        *self
+            .lookups
+            .lock()
+            .unwrap()
+            .entry(*hash.as_bytes())
+            .or_default() += 1;
+        Ok(self.keys.get(hash.as_bytes()).cloned())
+    }
+}
+
+fn config() -> KeyConfig {
+    KeyConfig::new("sk_test")
+        .unwrap()
+        .with_hasher(KeyHasher::hmac_sha256(&[9; 32]).unwrap())
+}
+
+/// A store with an active, a revoked and an expiring key; returns their texts.
+fn fixture() -> (Store, [String; 3]) {
+    let config = config();
+    let mut store = Store::default();
+    let mut add = |id: &str, record: fn(Caller) -> KeyRecord<Caller>| {
+        let generated = config.generate().unwrap();
+        let caller = Caller {
+            key_id: id.to_owned(),
+            service: "billing".to_owned(),
+        };
+        store
+            .keys
+            .insert(*generated.hash().as_bytes(), record(caller));
+        generated.key().expose_secret().to_owned()
+    };
+    let active = add("k-active", KeyRecord::active);
+    let revoked = add("k-revoked", |c| KeyRecord::active(c).revoked(true));
+    let expiring = add("k-expiring", |c| KeyRecord::active(c).expires_at(NOW + 60));
+    (store, [active, revoked, expiring])
+}
+
+fn authenticator(store: Store, clock: &FakeClock) -> Authenticator<Store, FakeClock> {
+    Authenticator::builder(config(), store)
+        .clock(clock.clone())
+        .known_capacity(16)
+        .unknown_capacity(64)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn keys_are_checked_offline_then_by_hash_then_cached() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let (store, [active, revoked, expiring]) = fixture();
+    let auth = authenticator(store, &clock);
+    assert_eq!(auth.authenticate(&active).await.unwrap().key_id, "k-active");
+    assert_eq!(auth.authenticate(&revoked).await, Err(KeyError::RevokedKey));
+    assert_eq!(
+        auth.authenticate(&expiring).await.unwrap().key_id,
+        "k-expiring"
+    );
+    // Garbage and typos never reach the store.
+    assert!(matches!(
+        auth.authenticate("sk_test_short").await,
+        Err(KeyError::WrongLength { .. })
+    ));
+    let mut typo = active.clone().into_bytes();
+    typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
+    let typo = String::from_utf8(typo).unwrap();
+    assert_eq!(
+        auth.authenticate(&typo).await,
+        Err(KeyError::ChecksumMismatch)
+    );
+    assert_eq!(auth.store().total.load(Ordering::SeqCst), 3);
+    // Cached: no second lookup within the TTL; expiry is still checked against the clock.
+    assert!(auth.authenticate(&active).await.is_ok());
+    clock.advance(Duration::from_secs(4));
+    assert!(auth.authenticate(&active).await.is_ok());
+    assert_eq!(auth.store().total.load(Ordering::SeqCst), 3);
+    clock.advance(Duration::from_secs(56));
+    assert_eq!(
+        auth.authenticate(&expiring).await,
+        Err(KeyError::ExpiredKey)
+    );
+    // Past the TTL the store is asked again.
+    assert!(auth.authenticate(&active).await.is_ok());
+    assert_eq!(auth.store().lookups_of(&config().hash(&active)), 2);
+    // A store failure is reported, and nothing is cached for it.
+    auth.store().down.store(true, Ordering::SeqCst);
+    auth.invalidate_all();
+    assert!(matches!(
+        auth.authenticate(&active).await,
+        Err(KeyError::StoreUnavailable { .. })
+    ));
+    assert_eq!(auth.cached(), (0, 0));
+}
+
+#[tokio::test]
+async fn a_flood_of_unknown_keys_never_evicts_a_known_key() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let (store, [active, ..]) = fixture();
+    let auth = authenticator(store, &clock);
+    let config = config();
+    assert!(auth.authenticate(&active).await.is_ok());
+    // Well-formed unknown keys: the checksum is public, anyone can make them.
+    let unknown: Vec<String> = (0..2_000)
+        .map(|_| config.generate().unwrap().key().expose_secret().to_owned())
+        .collect();
+    for (i, key) in unknown.iter().enumerate() {
+        assert_eq!(auth.authenticate(key).await, Err(KeyError::UnknownKey));
+        if i % 100 == 0 {
+            assert!(auth.authenticate(&active).await.is_ok());
+        }
+    }
+    // The known key was looked up once: the flood went through its own cache only.
+    assert_eq!(auth.store().lookups_of(&config.hash(&active)), 1);
+    let (known, unknown_cached) = auth.cached();
+    assert_eq!(known, 1);
+    assert!(unknown_cached <= 64 + 16, "{unknown_cached}");
+    // A repeated unknown key inside the TTL is answered from the cache.
+    let before = auth.store().total.load(Ordering::SeqCst);
+    let last = unknown.last().unwrap();
+    assert_eq!(auth.authenticate(last).await, Err(KeyError::UnknownKey));
+    assert_eq!(auth.store().total.load(Ordering::SeqCst), before);
+}
+
+async fn whoami(caller: web::ReqData<Caller>) -> HttpResponse {
+    HttpResponse::Ok().body(format!("{}@{}", caller.key_id, caller.service))
+}
+
+#[actix_rt::test]
+async fn actix_puts_the_identity_into_the_request_and_refuses_with_problems() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let (store, [active, revoked, _]) = fixture();
+    let auth = ApiKeyAuth::builder(authenticator(store, &clock))
+        .skip_when_header("X-API-Signature")
+        .build();
+    let app = atest::init_service(
+        App::new()
+            .service(
+                web::resource("/whoami")
+                    .wrap(auth.clone())
+                    .route(web::get().to(whoami)),
+            )
+            .service(
+                web::resource("/open")
+                    .wrap(auth.clone())
+                    .route(web::get().to(|| async { "unauthenticated" })),
+            ),
+    )
+    .await;
+    let call = |header: Option<(&str, String)>, path: &str| {
+        let req = atest::TestRequest::get().uri(path);
+        match header {
+            Some(h) => req.insert_header(h).to_request(),
+            None => req.to_request(),
+        }
+    };
+    for header in [
+        ("authorization", active.clone()),
+        ("authorization", format!("Bearer {active}")),
+        ("x-api-key", active.clone()),
+    ] {
+        let res = atest::call_service(&app, call(Some(header), "/whoami")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(atest::read_body(res).await, "k-active@billing");
+    }
+    for (header, detail) in [
+        (
+            None,
+            "missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
+        ),
+        (Some(("authorization", revoked.clone())), "API key revoked"),
+        (
+            Some(("authorization", "Basic dXNlcjpwYXNz".to_owned())),
+            "invalid API key header: only the Bearer scheme carries a key",
+        ),
+        (
+            Some(("x-api-key", "sk_test_nope".to_owned())),
+            "key is 12 bytes long, expected 46",
+        ),
+    ] {
+        let res = atest::call_service(&app, call(header, "/whoami")).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers().get("www-authenticate").unwrap(), "Bearer");
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+        let body: Value = serde_json::from_slice(&atest::read_body(res).await).unwrap();
+        assert_eq!(body["detail"], detail);
+    }
+    // A signed request goes on for the signature layer to check.
+    let signed = call(Some(("x-api-signature", "v1=00".to_owned())), "/open");
+    assert_eq!(atest::call_service(&app, signed).await.status(), 200);
+
+    auth.authenticator()
+        .store()
+        .down
+        .store(true, Ordering::SeqCst);
+    auth.authenticator().invalidate_all();
+    let down = atest::call_service(&app, call(Some(("x-api-key", active)), "/whoami")).await;
+    assert_eq!(down.status(), 503);
+    assert_eq!(down.headers().get("retry-after").unwrap(), "1");
+    let body: Value = serde_json::from_slice(&atest::read_body(down).await).unwrap();
+    assert_eq!(
+        body["detail"],
+        "the key store is unavailable; try again shortly"
+    );
+}
+
+#[tokio::test]
+async fn axum_puts_the_identity_into_the_request_and_refuses_with_problems() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let (store, [active, ..]) = fixture();
+    let auth = ApiKeyAuth::new(authenticator(store, &clock));
+    let app = Router::new()
+        .route(
+            "/whoami",
+            get(|Extension(caller): Extension<Caller>| async move { caller.key_id }),
+        )
+        .layer(auth);
+    let request = |key: &str| {
+        http::Request::builder()
+            .uri("/whoami")
+            .header("authorization", key)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let ok = app.clone().oneshot(request(&active)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
+    assert_eq!(&body[..], b"k-active");
+    let unknown = config().generate().unwrap();
+    let refused = app
+        .oneshot(request(unknown.key().expose_secret()))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let body = axum::body::to_bytes(refused.into_body(), 1024)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["detail"], "unknown API key");
+}

@@ -1,0 +1,156 @@
+//! A shared replay cache with a local one for outages, which keeps refusing what it saw.
+
+use core::fmt;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::replay::{Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry};
+
+/// Called with the reason each time the primary cache gives no answer.
+type OutageHook = Arc<dyn Fn(&(dyn std::error::Error + 'static)) + Send + Sync>;
+
+/// How many outage entries one successful call carries to the primary.
+const UPLOAD_BATCH: usize = 32;
+
+/// A primary replay cache shared by every instance (Redis), and this process's
+/// [`MemoryReplayCache`] while the primary does not answer.
+///
+/// - While the primary fails, requests are checked and recorded locally (with the local
+///   cache's per-key shares), so signed traffic goes on instead of failing closed.
+/// - After the primary is back, every entry recorded during the outage is still refused here
+///   until it expires (the local cache is asked first), and the entries are carried to the
+///   primary, a few with each successful call, so that the other instances refuse them too.
+/// - While the primary is away, each instance knows only its own entries: a request replayed
+///   to another instance during the outage is accepted there once. Choose this over a plain
+///   [`RedisReplayCache`](crate::RedisReplayCache) (which fails closed) only where availability
+///   matters more than that window.
+pub struct FallbackReplayCache<P> {
+    primary: P,
+    local: MemoryReplayCache,
+    /// Entries recorded locally during an outage, not yet stored in the primary.
+    pending: Mutex<VecDeque<ReplayEntry>>,
+    on_outage: Option<OutageHook>,
+}
+
+impl<P> fmt::Debug for FallbackReplayCache<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FallbackReplayCache")
+            .field("local", &self.local)
+            .field(
+                "pending",
+                &self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .len(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: ReplayCache> FallbackReplayCache<P> {
+    /// `primary`, with `local` while it gives no answer.
+    #[must_use]
+    pub fn new(primary: P, local: MemoryReplayCache) -> Self {
+        Self {
+            primary,
+            local,
+            pending: Mutex::new(VecDeque::new()),
+            on_outage: None,
+        }
+    }
+
+    /// Calls `hook` with the reason each time the primary gives no answer (to log at a bounded
+    /// rate and count). It runs on the request's task, so it must be quick.
+    #[must_use]
+    pub fn on_outage(
+        mut self,
+        hook: impl Fn(&(dyn std::error::Error + 'static)) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_outage = Some(Arc::new(hook));
+        self
+    }
+
+    /// The primary cache.
+    pub fn primary(&self) -> &P {
+        &self.primary
+    }
+
+    /// The local cache.
+    pub fn local(&self) -> &MemoryReplayCache {
+        &self.local
+    }
+
+    /// How many entries recorded during an outage the primary does not hold yet.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ReplayEntry>> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Carries up to [`UPLOAD_BATCH`] outage entries to the primary; stops at its first error.
+    async fn upload(&self, now: u64) {
+        for _ in 0..UPLOAD_BATCH {
+            let Some(entry) = self.lock().pop_front() else {
+                return;
+            };
+            if entry.expires_at <= now {
+                continue;
+            }
+            // The primary's answer does not matter: the local cache refuses the entry anyway.
+            let carried = ReplayEntry { now, ..entry };
+            if self.primary.insert_once(carried).await.is_err() {
+                self.lock().push_front(entry);
+                return;
+            }
+        }
+    }
+}
+
+impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
+    type Error = ReplayCacheFull;
+
+    async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Self::Error> {
+        // What was accepted during an outage stays refused after it.
+        if !self.local.is_empty() && self.local.contains(&entry.key, entry.now) {
+            return Ok(Insertion::Seen);
+        }
+        match self.primary.insert_once(entry).await {
+            Ok(insertion) => {
+                if !self.lock().is_empty() {
+                    self.upload(entry.now).await;
+                }
+                Ok(insertion)
+            }
+            Err(e) => {
+                if let Some(hook) = &self.on_outage {
+                    hook(&e);
+                }
+                let insertion = self.local.insert_now(entry)?;
+                if insertion == Insertion::Fresh {
+                    let mut pending = self.lock();
+                    if pending.len() >= self.local.capacity().get() {
+                        pending.pop_front();
+                    }
+                    pending.push_back(entry);
+                }
+                Ok(insertion)
+            }
+        }
+    }
+
+    fn release(&self, entry: &ReplayEntry) -> impl Future<Output = Result<(), Self::Error>> + Send {
+        let entry = *entry;
+        async move {
+            self.local.release_now(&entry);
+            self.lock().retain(|pending| pending.key != entry.key);
+            // Best effort: an entry the primary keeps only delays a retry with the same nonce.
+            let _ = self.primary.release(&entry).await;
+            Ok(())
+        }
+    }
+}

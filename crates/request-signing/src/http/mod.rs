@@ -1,0 +1,328 @@
+//! The HTTP seam shared by the actix-web middleware and the tower layer: buffering the body
+//! up to a limit, verifying, handing the body on unchanged, and answering refusals with
+//! `application/problem+json`.
+
+#[cfg(feature = "actix")]
+mod actix;
+#[cfg(feature = "tower")]
+mod tower;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+#[cfg(feature = "actix")]
+pub use actix::{VerifySignatureMiddleware, actix_response};
+#[cfg(feature = "tower")]
+pub use tower::{VerifySignatureService, http_response};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::replay::ReplayCache;
+use crate::signer::HEADER_SIGNATURE;
+use crate::store::SecretStore;
+use crate::verifier::{Request, SignatureHeaders, Verified, Verifier};
+
+/// An answer that refuses a request: status, extra headers, content type and body, in a form
+/// any framework can send. The default ones are RFC 9457 problem documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The HTTP status code.
+    pub status: u16,
+    /// Extra headers (lower-case names), e.g. `retry-after`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The `Content-Type`, `application/problem+json` for the default bodies.
+    pub content_type: Cow<'static, str>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl Rejection {
+    /// An `application/problem+json` answer (RFC 9457) with `type` `about:blank`, the status's
+    /// own reason phrase as `title`, and `detail`.
+    #[must_use]
+    pub fn problem(status: u16, detail: &str) -> Self {
+        #[derive(serde::Serialize)]
+        struct Problem<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+        }
+        let title = match status {
+            400 => "Bad Request",
+            401 => "Unauthorized",
+            413 => "Content Too Large",
+            429 => "Too Many Requests",
+            503 => "Service Unavailable",
+            _ => "Internal Server Error",
+        };
+        let body = serde_json::to_vec(&Problem {
+            kind: "about:blank",
+            title,
+            status,
+            detail,
+        })
+        .unwrap_or_default();
+        Self {
+            status,
+            headers: Vec::new(),
+            content_type: Cow::Borrowed("application/problem+json"),
+            body,
+        }
+    }
+
+    /// The same answer with one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The default answer to a verification error: 401 for a signature that does not verify
+    /// (missing or malformed headers, unknown key, stale, replayed, bad), 413 for a body over
+    /// the limit, 429 with `Retry-After` for a key over its replay share, 503 with
+    /// `Retry-After: 1` when a store failed. Details name what is wrong, never a secret.
+    #[must_use]
+    pub fn for_error(error: &Error) -> Self {
+        match error {
+            Error::BodyTooLarge { max, .. } => Self::problem(
+                413,
+                &format!("the body is larger than the {max}-byte limit"),
+            ),
+            Error::ReplayBudgetExceeded { retry_after_secs } => {
+                Self::problem(429, &error.to_string())
+                    .with_header("retry-after", retry_after_secs.to_string())
+            }
+            Error::SecretStoreUnavailable(_) | Error::ReplayStoreUnavailable(_) => Self::problem(
+                503,
+                "signature verification is unavailable; try again shortly",
+            )
+            .with_header("retry-after", "1"),
+            Error::Randomness => Self::problem(500, "internal error"),
+            other => Self::problem(401, &other.to_string()),
+        }
+    }
+}
+
+/// What the [`on_refusal`](VerifySignatureBuilder::on_refusal) hook is told about a refusal.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Refusal<'a> {
+    /// Why the request is refused. It carries no secret and no key id.
+    pub error: &'a Error,
+    /// The answer the middleware would send: change its body, keep its headers.
+    pub default: Rejection,
+}
+
+type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
+type ReleaseFn = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+
+/// Signature verification for HTTP requests, as actix-web middleware (`App::wrap`, feature
+/// `actix`) and as a tower layer (`Router::layer`, feature `tower`).
+///
+/// For each request it reads the signature headers, buffers the body up to a limit (413 above
+/// it, checked against `Content-Length` before reading), runs the [`Verifier`] (scheme, time
+/// window, secrets, replay cache with the key's share), then hands the handler exactly the
+/// bytes it verified, with the [`Verified`] identity in the request extensions. A refusal is
+/// answered at once with a problem document (see [`Rejection::for_error`]).
+///
+/// **Ordering with later checks.** The request's nonce is recorded before the handler runs,
+/// so two copies racing each other never both pass. When the answer's status is one the
+/// builder's [`release_on`](VerifySignatureBuilder::release_on) accepts (429 and 503 by
+/// default: a spent quota or an overloaded service behind this layer, where nothing was done),
+/// the record is released: the refused request uses none of the key's share, and the client
+/// may send it again as it is.
+pub struct VerifySignature<S, R, C> {
+    inner: Arc<Inner<S, R, C>>,
+}
+
+struct Inner<S, R, C> {
+    verifier: Verifier<S, R, C>,
+    max_body_bytes: usize,
+    optional: bool,
+    release_on: ReleaseFn,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<S, R, C> Clone for VerifySignature<S, R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S, R, C> fmt::Debug for VerifySignature<S, R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifySignature")
+            .field("verifier", &self.inner.verifier)
+            .field("max_body_bytes", &self.inner.max_body_bytes)
+            .field("optional", &self.inner.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`VerifySignature`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct VerifySignatureBuilder<S, R, C> {
+    verifier: Verifier<S, R, C>,
+    max_body_bytes: Option<usize>,
+    optional: bool,
+    release_on: ReleaseFn,
+    on_refusal: Option<RefusalFn>,
+}
+
+impl<S, R, C> fmt::Debug for VerifySignatureBuilder<S, R, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifySignatureBuilder")
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("optional", &self.optional)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
+    /// A builder around `verifier`: every request must be signed, bodies up to the verifier's
+    /// `max_body_bytes`, records released on 429 and 503.
+    pub fn builder(verifier: Verifier<S, R, C>) -> VerifySignatureBuilder<S, R, C> {
+        VerifySignatureBuilder {
+            verifier,
+            max_body_bytes: None,
+            optional: false,
+            release_on: Arc::new(|status| status == 429 || status == 503),
+            on_refusal: None,
+        }
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Verifier<S, R, C> {
+        &self.inner.verifier
+    }
+}
+
+impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
+    /// The largest body read (default: the verifier's `max_body_bytes`, 10 MiB unless set).
+    pub const fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// Lets requests without `X-API-Signature` through unverified and untouched (default:
+    /// refused with 401), so that another layer can authenticate them, by API key say. A
+    /// request that carries the header must verify.
+    pub const fn optional(mut self, optional: bool) -> Self {
+        self.optional = optional;
+        self
+    }
+
+    /// Which answer statuses release the request's replay record (default 429 and 503).
+    pub fn release_on(mut self, release: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
+        self.release_on = Arc::new(release);
+        self
+    }
+
+    /// Renders refusals with `hook` in place of the default problem bodies.
+    pub fn on_refusal(
+        mut self,
+        hook: impl Fn(Refusal<'_>) -> Rejection + Send + Sync + 'static,
+    ) -> Self {
+        self.on_refusal = Some(Arc::new(hook));
+        self
+    }
+
+    /// The middleware.
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] when the body limit is above the verifier's own, which would
+    /// read bodies only to refuse them.
+    pub fn build(self) -> Result<VerifySignature<S, R, C>> {
+        let verifier_max = self.verifier.config().body_limit();
+        let max_body_bytes = self.max_body_bytes.unwrap_or(verifier_max);
+        if max_body_bytes > verifier_max {
+            return Err(Error::InvalidRequest {
+                part: "body limit",
+                reason: "above the verifier's max_body_bytes",
+            });
+        }
+        Ok(VerifySignature {
+            inner: Arc::new(Inner {
+                verifier: self.verifier,
+                max_body_bytes,
+                optional: self.optional,
+                release_on: self.release_on,
+                on_refusal: self.on_refusal,
+            }),
+        })
+    }
+}
+
+impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
+    /// Whether a request with this `X-API-Signature` (present or not) is let through as it is.
+    fn passes_unsigned(&self, signature: Option<&[u8]>) -> bool {
+        self.inner.optional && signature.is_none()
+    }
+
+    /// The refusal for a body whose `Content-Length` is over the limit, before reading it.
+    fn check_length(&self, content_length: Option<&[u8]>) -> Option<Rejection> {
+        let declared = content_length
+            .and_then(|v| core::str::from_utf8(v).ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())?;
+        let max = self.inner.max_body_bytes;
+        (declared > max as u64).then(|| {
+            self.refuse(&Error::BodyTooLarge {
+                len: usize::try_from(declared).unwrap_or(usize::MAX),
+                max,
+            })
+        })
+    }
+
+    async fn verify(
+        &self,
+        headers: &SignatureHeaders<'_>,
+        method: &str,
+        target: &str,
+        body: &[u8],
+    ) -> core::result::Result<Verified, Rejection> {
+        self.inner
+            .verifier
+            .verify(headers, &Request::new(method, target, body))
+            .await
+            .map_err(|e| self.refuse(&e))
+    }
+
+    /// Releases `verified`'s record when the answer's `status` says nothing was done.
+    async fn settle(&self, verified: &Verified, status: u16) {
+        if (self.inner.release_on)(status) {
+            // A failed release only delays a retry with the same nonce.
+            let _ = self.inner.verifier.release(verified).await;
+        }
+    }
+
+    fn refuse(&self, error: &Error) -> Rejection {
+        let default = Rejection::for_error(error);
+        match &self.inner.on_refusal {
+            Some(hook) => hook(Refusal { error, default }),
+            None => default,
+        }
+    }
+
+    fn too_large(&self) -> Rejection {
+        let max = self.inner.max_body_bytes;
+        self.refuse(&Error::BodyTooLarge {
+            len: max.saturating_add(1),
+            max,
+        })
+    }
+}
+
+/// The lower-case name of `X-API-Signature`, as frameworks store it.
+const SIGNATURE: &str = "x-api-signature";
+
+const _: () = assert!(SIGNATURE.len() == HEADER_SIGNATURE.len());
+
+/// The unreadable-body refusal (the client went away or sent a broken chunked body).
+fn unreadable_body() -> Rejection {
+    Rejection::problem(400, "the request body could not be read")
+}

@@ -1,0 +1,144 @@
+//! The tower layer (feature `tower`): `Router::new().layer(verify_signature)` in axum,
+//! `ServiceBuilder::new().layer(verify_signature)` anywhere tower runs.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::{Rejection, SIGNATURE, VerifySignature, unreadable_body};
+use crate::clock::Clock;
+use crate::replay::ReplayCache;
+use crate::store::SecretStore;
+use crate::verifier::SignatureHeaders;
+
+/// The `http` response for a [`Rejection`], with any body type made from bytes (axum's
+/// `Body`, `http_body_util::Full<Bytes>`).
+pub fn http_response<ResBody: From<Bytes>>(rejection: Rejection) -> Response<ResBody> {
+    let mut response = Response::new(ResBody::from(Bytes::from(rejection.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(rejection.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Ok(value) = HeaderValue::try_from(rejection.content_type.into_owned()) {
+        response.headers_mut().insert(CONTENT_TYPE, value);
+    }
+    for (name, value) in rejection.headers {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            response
+                .headers_mut()
+                .append(HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+impl<Svc, S, R, C> Layer<Svc> for VerifySignature<S, R, C> {
+    type Service = VerifySignatureService<Svc, S, R, C>;
+
+    fn layer(&self, inner: Svc) -> Self::Service {
+        VerifySignatureService {
+            inner,
+            verify: self.clone(),
+        }
+    }
+}
+
+/// The service [`VerifySignature`] wraps around a tower service. Errors stay the inner
+/// service's. The request body type must be buildable from the verified bytes
+/// (`B: From<Bytes>`, as axum's `Body` is); map a hyper `Incoming` body first.
+pub struct VerifySignatureService<Svc, S, R, C> {
+    inner: Svc,
+    verify: VerifySignature<S, R, C>,
+}
+
+impl<Svc: Clone, S, R, C> Clone for VerifySignatureService<Svc, S, R, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            verify: self.verify.clone(),
+        }
+    }
+}
+
+impl<Svc, S, R, C> std::fmt::Debug for VerifySignatureService<Svc, S, R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifySignatureService")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Svc, S, R, C, ReqBody, ResBody> Service<Request<ReqBody>>
+    for VerifySignatureService<Svc, S, R, C>
+where
+    Svc: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    Svc::Future: Send + 'static,
+    S: SecretStore + 'static,
+    R: ReplayCache + 'static,
+    C: Clock + 'static,
+    ReqBody: http_body::Body + From<Bytes> + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: From<Bytes> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = Svc::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let verify = self.verify.clone();
+        // The ready service answers this request; its clone waits for the next poll_ready.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let headers = req.headers();
+            if verify.passes_unsigned(headers.get(SIGNATURE).map(HeaderValue::as_bytes)) {
+                return inner.call(req).await;
+            }
+            if let Some(rejection) =
+                verify.check_length(headers.get(CONTENT_LENGTH).map(HeaderValue::as_bytes))
+            {
+                return Ok(http_response(rejection));
+            }
+            let (mut parts, body) = req.into_parts();
+            let limit = verify.inner.max_body_bytes;
+            let body = match Limited::new(body, limit).collect().await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) if e.is::<LengthLimitError>() => {
+                    return Ok(http_response(verify.too_large()));
+                }
+                Err(_) => return Ok(http_response(unreadable_body())),
+            };
+            let verified = {
+                let headers = &parts.headers;
+                let signature =
+                    SignatureHeaders::from_fn(|name| headers.get(name).map(HeaderValue::as_bytes));
+                let target = parts
+                    .uri
+                    .path_and_query()
+                    .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+                verify
+                    .verify(&signature, parts.method.as_str(), target, &body)
+                    .await
+            };
+            let verified = match verified {
+                Ok(verified) => verified,
+                Err(rejection) => return Ok(http_response(rejection)),
+            };
+            parts.extensions.insert(verified.clone());
+            let response = inner
+                .call(Request::from_parts(parts, ReqBody::from(body)))
+                .await?;
+            verify.settle(&verified, response.status().as_u16()).await;
+            Ok(response)
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The verifying middleware on actix-web and on axum: the body handed on unchanged, the
+//! identity in the extensions, refusals as problem documents, body limits, replay shares,
+//! records released when a later check refuses; and the reqwest signer over real HTTP.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+
+use actix_web::{App, HttpResponse, test as atest, web};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::Extension;
+use axum::routing::post;
+use request_signing::{
+    FakeClock, MemoryReplayCache, Secret, SignatureHeaders, SignedHeaders, Signer,
+    StaticSecretStore, Verified, Verifier, VerifySignature, sign_reqwest_request,
+};
+use serde_json::Value;
+
+const NOW: u64 = 1_700_000_000;
+
+type TestVerifier = Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>;
+
+/// Keys `flood` and `calm`, each with a share of 3 entries in a cache of 100.
+fn verifier(clock: &FakeClock) -> TestVerifier {
+    let store = StaticSecretStore::new()
+        .with_secret("flood", Secret::from("flood-secret"))
+        .with_secret("calm", Secret::from("calm-secret"));
+    let cache = MemoryReplayCache::new(NonZeroUsize::new(100).unwrap())
+        .with_per_key_limit(NonZeroUsize::new(3).unwrap());
+    Verifier::new(store, cache).with_clock(clock.clone())
+}
+
+fn signer(key: &str, clock: &FakeClock) -> Signer<FakeClock> {
+    Signer::new(key, Secret::from(format!("{key}-secret").as_str()))
+        .unwrap()
+        .with_clock(clock.clone())
+}
+
+fn signed_actix(path: &str, body: &str, headers: &SignedHeaders) -> atest::TestRequest {
+    let mut req = atest::TestRequest::post().uri(path);
+    for (name, value) in headers.iter() {
+        req = req.insert_header((name, value));
+    }
+    req.set_payload(body.to_owned())
+}
+
+async fn echo(verified: web::ReqData<Verified>, body: Bytes) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "key": verified.key_id(),
+        "body": String::from_utf8_lossy(&body),
+    }))
+}
+
+async fn spent() -> HttpResponse {
+    HttpResponse::TooManyRequests().finish()
+}
+
+async fn json(res: actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>) -> Value {
+    serde_json::from_slice(&atest::read_body(res).await).expect("json")
+}
+
+#[actix_rt::test]
+async fn actix_hands_on_the_verified_body_and_identity_once() {
+    let clock = FakeClock::new(NOW);
+    let verify = VerifySignature::builder(verifier(&clock))
+        .max_body_bytes(64)
+        .build()
+        .unwrap();
+    let app = atest::init_service(
+        App::new()
+            .wrap(verify)
+            .route("/echo", web::post().to(echo))
+            .route("/spent", web::post().to(spent)),
+    )
+    .await;
+    let body = r#"{"item":"book"}"#;
+    let headers = signer("calm", &clock)
+        .sign("POST", "/echo", body.as_bytes())
+        .unwrap();
+    let res = atest::call_service(&app, signed_actix("/echo", body, &headers).to_request()).await;
+    assert_eq!(res.status(), 200);
+    let got = json(res).await;
+    assert_eq!(
+        (got["key"].as_str(), got["body"].as_str()),
+        (Some("calm"), Some(body))
+    );
+
+    let replay =
+        atest::call_service(&app, signed_actix("/echo", body, &headers).to_request()).await;
+    assert_eq!(replay.status(), 401);
+    assert_eq!(
+        replay.headers().get("content-type").unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(json(replay).await["detail"], "request replayed");
+
+    // The same headers on another body: the signature does not cover it.
+    let other = signer("calm", &clock)
+        .sign("POST", "/echo", body.as_bytes())
+        .unwrap();
+    let tampered =
+        atest::call_service(&app, signed_actix("/echo", "{}", &other).to_request()).await;
+    assert_eq!(tampered.status(), 401);
+    assert_eq!(json(tampered).await["detail"], "bad signature");
+
+    let unsigned =
+        atest::call_service(&app, atest::TestRequest::post().uri("/echo").to_request()).await;
+    assert_eq!(unsigned.status(), 401);
+    assert_eq!(json(unsigned).await["detail"], "missing header X-API-Key");
+
+    let big = "x".repeat(65);
+    let headers = signer("calm", &clock)
+        .sign("POST", "/echo", big.as_bytes())
+        .unwrap();
+    let too_large =
+        atest::call_service(&app, signed_actix("/echo", &big, &headers).to_request()).await;
+    assert_eq!(too_large.status(), 413);
+    assert_eq!(
+        json(too_large).await["detail"],
+        "the body is larger than the 64-byte limit"
+    );
+}
+
+#[actix_rt::test]
+async fn a_refused_request_is_released_and_a_flood_stays_in_its_share() {
+    let clock = FakeClock::new(NOW);
+    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let app = atest::init_service(
+        App::new()
+            .wrap(verify)
+            .route("/echo", web::post().to(echo))
+            .route("/spent", web::post().to(spent)),
+    )
+    .await;
+    // A later check (a spent quota) refuses with 429: the record is released, so the key's
+    // share is untouched and the very same request may come again.
+    let flood = signer("flood", &clock);
+    let refused = flood.sign("POST", "/spent", b"").unwrap();
+    for _ in 0..10 {
+        let res =
+            atest::call_service(&app, signed_actix("/spent", "", &refused).to_request()).await;
+        assert_eq!(res.status(), 429);
+    }
+    // The key's share of 3 is whole: three fresh requests pass, the fourth is refused alone.
+    for _ in 0..3 {
+        let h = flood.sign("POST", "/echo", b"").unwrap();
+        let res = atest::call_service(&app, signed_actix("/echo", "", &h).to_request()).await;
+        assert_eq!(res.status(), 200);
+    }
+    let h = flood.sign("POST", "/echo", b"").unwrap();
+    let over = atest::call_service(&app, signed_actix("/echo", "", &h).to_request()).await;
+    assert_eq!(over.status(), 429);
+    assert_eq!(over.headers().get("retry-after").unwrap(), "301");
+    assert_eq!(
+        json(over).await["detail"],
+        "too many signed requests for this key; retry in 301 s"
+    );
+    // Another key is unaffected by the flood.
+    let calm = signer("calm", &clock).sign("POST", "/echo", b"").unwrap();
+    let res = atest::call_service(&app, signed_actix("/echo", "", &calm).to_request()).await;
+    assert_eq!(res.status(), 200);
+    // Once the flood's oldest entries expire, it has room again.
+    clock.set(NOW + 301);
+    let later = flood.sign("POST", "/echo", b"").unwrap();
+    let res = atest::call_service(&app, signed_actix("/echo", "", &later).to_request()).await;
+    assert_eq!(res.status(), 200);
+}
+
+#[actix_rt::test]
+async fn optional_verification_lets_unsigned_requests_through_to_the_next_layer() {
+    let clock = FakeClock::new(NOW);
+    let verify = VerifySignature::builder(verifier(&clock))
+        .optional(true)
+        .build()
+        .unwrap();
+    let app = atest::init_service(App::new().wrap(verify).route(
+        "/open",
+        web::post().to(|body: Bytes| async move { HttpResponse::Ok().body(body) }),
+    ))
+    .await;
+    let plain = atest::TestRequest::post()
+        .uri("/open")
+        .set_payload("hello")
+        .to_request();
+    let res = atest::call_service(&app, plain).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(atest::read_body(res).await, "hello");
+    // A request that carries a signature must verify.
+    let bad = atest::TestRequest::post()
+        .uri("/open")
+        .insert_header(("x-api-signature", "v1=00"))
+        .to_request();
+    assert_eq!(atest::call_service(&app, bad).await.status(), 401);
+}
+
+async fn axum_echo(Extension(verified): Extension<Verified>, body: Bytes) -> String {
+    format!("{}:{}", verified.key_id(), String::from_utf8_lossy(&body))
+}
+
+/// Serves `/orders` behind the verifying layer on a free port.
+async fn serve_axum(verifier: TestVerifier) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let verify = VerifySignature::builder(verifier)
+        .max_body_bytes(1024)
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/orders", post(axum_echo))
+        .layer(verify);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, server)
+}
+
+#[tokio::test]
+async fn reqwest_signs_in_place_and_axum_verifies_over_real_http() {
+    let clock = FakeClock::new(NOW);
+    let (addr, server) = serve_axum(verifier(&clock)).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/orders?dry_run=1");
+    let mut request = client.post(&url).body(r#"{"qty":2}"#).build().unwrap();
+    sign_reqwest_request(&signer("calm", &clock), &mut request).unwrap();
+    let replay = request.try_clone().expect("a buffered body clones");
+    let answer = client.execute(request).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), r#"calm:{"qty":2}"#);
+
+    let again = client.execute(replay).await.unwrap();
+    assert_eq!(again.status(), 401);
+    assert_eq!(again.headers()["content-type"], "application/problem+json");
+
+    server.abort();
+}
+
+/// Sends `request` raw over TCP; returns the status code.
+async fn raw(addr: SocketAddr, request: &[u8]) -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    std::str::from_utf8(&answer[9..12])
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn axum_refuses_bodies_over_the_limit_declared_or_streamed() {
+    let clock = FakeClock::new(NOW);
+    let (addr, server) = serve_axum(verifier(&clock)).await;
+    let h = signer("calm", &clock).sign("POST", "/orders", b"").unwrap();
+    let signature: String = h
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    // Declared too large: refused before a byte of the body is read.
+    let declared = format!(
+        "POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{signature}Content-Length: 5000\r\n\r\n"
+    );
+    assert_eq!(raw(addr, declared.as_bytes()).await, 413);
+    // Chunked, with no length given: refused once the limit is passed.
+    let chunk = "y".repeat(800);
+    let chunked = format!(
+        "POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{signature}Transfer-Encoding: chunked\r\n\r\n\
+         320\r\n{chunk}\r\n320\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    assert_eq!(raw(addr, chunked.as_bytes()).await, 413);
+    // The signature was never recorded: the empty-body request it signs still passes.
+    let ok = format!(
+        "POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{signature}Content-Length: 0\r\n\r\n"
+    );
+    assert_eq!(raw(addr, ok.as_bytes()).await, 200);
+    server.abort();
+}
+
+#[test]
+fn the_headers_a_signer_makes_are_what_the_middleware_reads() {
+    let clock = FakeClock::new(NOW);
+    let h = signer("calm", &clock).sign("GET", "/", b"").unwrap();
+    let read = SignatureHeaders::from_signed(&h);
+    assert_eq!(read.key, Some(&b"calm"[..]));
+}
