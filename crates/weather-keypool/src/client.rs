@@ -1,8 +1,8 @@
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use awc::error::{ConnectError, PayloadError, SendRequestError};
 use zeroize::Zeroizing;
 
 use crate::cache::WeatherCache;
@@ -19,9 +19,11 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openweathermap.org";
 /// Called after every upstream attempt with the key's fingerprint and what the upstream said.
 type Observer = Arc<dyn Fn(KeyFingerprint, Outcome) + Send + Sync>;
 
-/// Settings for [`WeatherClient`]s. `Clone + Send + Sync`: keep one and [`build`](Self::build)
-/// a client on each worker thread (awc's client is not `Send`); clones share the key pool and
-/// the response cache.
+/// Settings for [`WeatherClient`]s. `Clone + Send + Sync`: keep one and build a client from
+/// it: [`build`](Self::build) on awc (one per worker thread, since awc's client is not `Send`),
+/// [`build_reqwest`](Self::build_reqwest) on reqwest (one for the whole process, `Send` and
+/// `Sync`), or [`build_with`](Self::build_with) on any [`Transport`]. Clones share the key pool
+/// and the response cache.
 #[derive(Clone)]
 #[must_use]
 pub struct WeatherClientBuilder {
@@ -154,33 +156,234 @@ impl WeatherClientBuilder {
         self
     }
 
-    /// A client for the current thread (inside an actix or tokio runtime).
+    /// A client on awc for the current thread (inside an actix or tokio runtime; feature
+    /// `awc`). Redirects are not followed.
+    #[cfg(feature = "awc")]
     #[must_use]
-    pub fn build(&self) -> WeatherClient {
+    pub fn build(&self) -> WeatherClient<AwcTransport> {
         let connector = awc::Connector::new().timeout(self.connect_timeout);
         let http = awc::Client::builder()
             .connector(connector)
             .timeout(self.timeout)
             .disable_redirects()
             .finish();
+        self.build_with(AwcTransport(http))
+    }
+
+    /// A client on reqwest (feature `reqwest`): `Send + Sync`, so one serves a whole tokio or
+    /// axum service. Redirects and proxies from the environment are not followed; with the
+    /// `rustls` feature HTTPS uses rustls with the *ring* provider and the webpki roots.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] when the HTTP client cannot be set up (no TLS backend).
+    #[cfg(feature = "reqwest")]
+    pub fn build_reqwest(&self) -> Result<WeatherClient<ReqwestTransport>> {
+        let builder = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        #[cfg(feature = "rustls")]
+        let builder = builder.tls_backend_preconfigured(crate::tls::client_config());
+        let http = builder
+            .build()
+            .map_err(|_| Error::InvalidConfig("the HTTP client could not be set up"))?;
+        Ok(self.build_with(ReqwestTransport(http)))
+    }
+
+    /// A client on `transport`.
+    #[must_use]
+    pub fn build_with<T: Transport>(&self, transport: T) -> WeatherClient<T> {
         WeatherClient {
-            http,
+            http: transport,
             config: self.clone(),
         }
+    }
+}
+
+/// An upstream answer, as a [`Transport`] reports it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Retry-After` header, if it was sent and is text.
+    pub retry_after: Option<String>,
+    /// The body, read only when the status is 200; `None` otherwise.
+    pub body: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("retry_after", &self.retry_after)
+            .field("body_bytes", &self.body.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+/// Why a [`Transport`] got no answer. It carries no text: a transport's own error may quote
+/// the URL, and so the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportError {
+    /// No answer in time.
+    Timeout,
+    /// The connection failed or broke.
+    Connect,
+    /// The body is larger than the limit.
+    BodyTooLarge,
+}
+
+/// What the client needs of an HTTP client: one `GET` with `Accept: application/json`,
+/// redirects not followed, the body read (at most `max_body` bytes) only for a 200.
+///
+/// Ready-made: [`AwcTransport`] (feature `awc`) and [`ReqwestTransport`] (feature `reqwest`).
+/// The client's future is `Send` exactly when the transport's is.
+pub trait Transport {
+    /// Sends the request. The URL holds the API key: never log it or put it in an error.
+    fn get(
+        &self,
+        url: &str,
+        max_body: usize,
+    ) -> impl Future<Output = core::result::Result<Reply, TransportError>>;
+}
+
+/// awc as the [`Transport`] (feature `awc`); not `Send`, like awc's client.
+#[cfg(feature = "awc")]
+pub struct AwcTransport(awc::Client);
+
+#[cfg(feature = "awc")]
+impl fmt::Debug for AwcTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwcTransport")
+    }
+}
+
+#[cfg(feature = "awc")]
+impl Transport for AwcTransport {
+    async fn get(&self, url: &str, max_body: usize) -> core::result::Result<Reply, TransportError> {
+        use awc::error::{ConnectError, PayloadError, SendRequestError};
+        let sent = self
+            .0
+            .get(url)
+            .insert_header(("accept", "application/json"))
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(response) => response,
+            Err(SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)) => {
+                return Err(TransportError::Timeout);
+            }
+            Err(_) => return Err(TransportError::Connect),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = if status == 200 {
+            match response.body().limit(max_body).await {
+                Ok(body) => Some(body.to_vec()),
+                Err(PayloadError::Overflow) => return Err(TransportError::BodyTooLarge),
+                Err(_) => return Err(TransportError::Connect),
+            }
+        } else {
+            None
+        };
+        Ok(Reply {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+/// reqwest as the [`Transport`] (feature `reqwest`); `Send + Sync`.
+#[cfg(feature = "reqwest")]
+#[derive(Clone)]
+pub struct ReqwestTransport(reqwest::Client);
+
+#[cfg(feature = "reqwest")]
+impl fmt::Debug for ReqwestTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReqwestTransport")
+    }
+}
+
+#[cfg(feature = "reqwest")]
+impl Transport for ReqwestTransport {
+    async fn get(&self, url: &str, max_body: usize) -> core::result::Result<Reply, TransportError> {
+        let failed = |e: reqwest::Error| {
+            if e.is_timeout() {
+                TransportError::Timeout
+            } else {
+                TransportError::Connect
+            }
+        };
+        let mut response = self
+            .0
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if status != 200 {
+            return Ok(Reply {
+                status,
+                retry_after,
+                body: None,
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > max_body as u64)
+        {
+            return Err(TransportError::BodyTooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > max_body {
+                return Err(TransportError::BodyTooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Reply {
+            status,
+            retry_after,
+            body: Some(body),
+        })
     }
 }
 
 /// The OpenWeather "current weather" client: picks a key from the [`KeyPool`], reports what the
 /// upstream said about it, retries once after a 5xx or a timeout, and caches answers.
 ///
-/// Not `Send` (awc's client is not): build one per worker thread from a shared
-/// [`WeatherClientBuilder`].
-pub struct WeatherClient {
-    http: awc::Client,
+/// On awc (the default type, [`WeatherClientBuilder::build`]) it is not `Send`: build one per
+/// worker thread from a shared [`WeatherClientBuilder`]. On reqwest
+/// ([`WeatherClientBuilder::build_reqwest`]) it is `Send + Sync`, and its futures are `Send`.
+#[cfg(feature = "awc")]
+pub struct WeatherClient<T = AwcTransport> {
+    http: T,
     config: WeatherClientBuilder,
 }
 
-impl fmt::Debug for WeatherClient {
+/// The OpenWeather "current weather" client: picks a key from the [`KeyPool`], reports what the
+/// upstream said about it, retries once after a 5xx or a timeout, and caches answers.
+#[cfg(not(feature = "awc"))]
+pub struct WeatherClient<T> {
+    http: T,
+    config: WeatherClientBuilder,
+}
+
+impl<T> fmt::Debug for WeatherClient<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WeatherClient")
             .field("config", &self.config)
@@ -198,12 +401,15 @@ enum Attempt {
     UpstreamFailed(Error),
 }
 
-impl WeatherClient {
+#[cfg(feature = "awc")]
+impl WeatherClient<AwcTransport> {
     /// Settings to build clients from; see [`WeatherClientBuilder`].
     pub fn builder(pool: Arc<KeyPool>) -> WeatherClientBuilder {
         WeatherClientBuilder::new(pool)
     }
+}
 
+impl<T: Transport> WeatherClient<T> {
     /// The key pool this client draws from.
     #[must_use]
     pub fn pool(&self) -> &Arc<KeyPool> {
@@ -290,28 +496,21 @@ impl WeatherClient {
             units.as_str(),
             encode_query_value(picked.key().expose_secret()),
         ));
-        let sent = self
-            .http
-            .get(url.as_str())
-            .insert_header(("accept", "application/json"))
-            .send()
-            .await;
-        let mut response = match sent {
-            Ok(response) => response,
-            Err(SendRequestError::Timeout | SendRequestError::Connect(ConnectError::Timeout)) => {
+        let limit = self.config.max_body_bytes;
+        let reply = match self.http.get(url.as_str(), limit).await {
+            Ok(reply) => reply,
+            Err(TransportError::Timeout) => {
                 return Attempt::UpstreamFailed(Error::Timeout {
                     after: self.config.timeout,
                 });
             }
-            // The awc error's text may quote the URL, and so the key: only its kind is kept.
+            Err(TransportError::BodyTooLarge) => {
+                return Attempt::Done(Err(Error::BodyTooLarge { limit }));
+            }
             Err(_) => return Attempt::UpstreamFailed(Error::Connect),
         };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok());
-        match Outcome::from_status(status, retry_after) {
+        let status = reply.status;
+        match Outcome::from_status(status, reply.retry_after.as_deref()) {
             outcome @ (Outcome::Rejected | Outcome::Throttled { .. }) => {
                 return Attempt::KeyRefused(outcome);
             }
@@ -320,16 +519,10 @@ impl WeatherClient {
             }
             _ => {}
         }
-        match status {
-            200 => {}
-            404 => return Attempt::Done(Err(Error::PlaceNotFound)),
-            _ => return Attempt::Done(Err(Error::UpstreamStatus { status })),
-        }
-        let limit = self.config.max_body_bytes;
-        match response.body().limit(limit).await {
-            Ok(body) => Attempt::Done(parse_current(&body, units)),
-            Err(PayloadError::Overflow) => Attempt::Done(Err(Error::BodyTooLarge { limit })),
-            Err(_) => Attempt::UpstreamFailed(Error::Connect),
+        match (status, reply.body) {
+            (200, Some(body)) => Attempt::Done(parse_current(&body, units)),
+            (404, _) => Attempt::Done(Err(Error::PlaceNotFound)),
+            _ => Attempt::Done(Err(Error::UpstreamStatus { status })),
         }
     }
 }

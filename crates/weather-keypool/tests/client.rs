@@ -474,3 +474,63 @@ async fn https_base_urls_speak_tls() {
     );
     assert_no_key(&err);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reqwest_client_is_send_and_falls_over_like_the_awc_one() {
+    let fake = Fake::start(&[
+        (A, Script::Status(401, None)),
+        (B, Script::Status(429, Some("2"))),
+        (C, Script::Ok),
+    ]);
+    let clock = Arc::new(FakeClock::new());
+    let pool = pool(&[A, B, C], Selection::RoundRobin, &clock);
+    let client = Arc::new(client(&fake, Arc::clone(&pool)).build_reqwest().unwrap());
+    let weather = client.current(&london(), Units::Metric).await.unwrap();
+    assert_eq!(weather.place, "London");
+    assert_eq!((fake.calls(A), fake.calls(B), fake.calls(C)), (1, 1, 1));
+    // Its futures are `Send`: spawned on a multi-threaded runtime, as an axum handler is.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.current(&london(), Units::Metric).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().unwrap().place, "London");
+    }
+    assert_eq!((fake.calls(A), fake.calls(B), fake.calls(C)), (1, 1, 9));
+}
+
+#[tokio::test]
+async fn the_reqwest_client_types_its_failures_and_leaks_no_key() {
+    let fake = Fake::start(&[
+        (C, Script::Body("x".repeat(4096))),
+        (D, Script::Sleep(Duration::from_secs(20))),
+    ]);
+    let clock = Arc::new(FakeClock::new());
+    let big = client(&fake, pool(&[C], Selection::Random, &clock))
+        .max_body_bytes(1024)
+        .build_reqwest()
+        .unwrap();
+    let err = big.current(&london(), Units::Metric).await.unwrap_err();
+    assert_eq!(err, Error::BodyTooLarge { limit: 1024 });
+    let slow = client(&fake, pool(&[D], Selection::Random, &clock))
+        .build_reqwest()
+        .unwrap();
+    let err = slow.current(&london(), Units::Metric).await.unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
+    assert_no_key(&err);
+    let closed = WeatherClient::builder(pool(&[C], Selection::Random, &clock))
+        .base_url("http://127.0.0.1:9")
+        .unwrap()
+        .retry_backoff(Duration::from_millis(1))
+        .without_cache()
+        .build_reqwest()
+        .unwrap();
+    let err = closed.current(&london(), Units::Metric).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Connect | Error::Timeout { .. }),
+        "{err:?}"
+    );
+    assert_no_key(&err);
+}
