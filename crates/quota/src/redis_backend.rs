@@ -22,6 +22,8 @@ const NANOS_PER_MICRO: u64 = 1_000;
 /// the injected clock and the Redis server's clock never drops a live count.
 const GRACE_MS: u64 = 1_000;
 const SCRIPT: &str = include_str!("quota.lua");
+/// Limits stay below this and costs are clamped to it: Lua numbers are doubles, exact below 2^53.
+const MAX_EXACT: u64 = 1 << 53;
 
 /// Quotas kept in Redis: exact across any number of server instances.
 ///
@@ -140,8 +142,9 @@ impl<C: Clock> RedisBuilder<C> {
     /// Redis is down and its decisions follow the fail mode until Redis is back.
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] for an unparsable URL, a zero timeout or key length, or a GCRA
-    /// policy faster than one call per microsecond (Redis works in microseconds).
+    /// [`Error::InvalidConfig`] for an unparsable URL, a zero timeout or key length, a limit
+    /// of 2^53 or more (the script counts in Lua's doubles), or a GCRA policy faster than one call
+    /// per microsecond (Redis works in microseconds).
     pub async fn connect(self, url: &str) -> Result<RedisBackend<C>> {
         let client =
             redis::Client::open(url).map_err(|_| Error::InvalidConfig("invalid Redis URL"))?;
@@ -181,6 +184,7 @@ impl<C: Clock> RedisBuilder<C> {
         if self.max_key_len == 0 {
             return Err(Error::InvalidConfig("max_key_len must be at least 1"));
         }
+        check_exact(self.policy.limit())?;
         let gcra = gcra_micros(self.policy)?;
         Ok(RedisBackend {
             conn,
@@ -194,6 +198,16 @@ impl<C: Clock> RedisBuilder<C> {
             clock: self.clock,
         })
     }
+}
+
+/// Refuses a limit the script cannot count exactly.
+fn check_exact(limit: u64) -> Result<()> {
+    if limit >= MAX_EXACT {
+        return Err(Error::InvalidConfig(
+            "on Redis a limit must be below 2^53 (Lua counts in doubles)",
+        ));
+    }
+    Ok(())
 }
 
 /// The GCRA parameters in microseconds and the period in microseconds, or `None` for a window.
@@ -391,6 +405,7 @@ impl<C: Clock> RedisBackend<C> {
         let name = format!("{}:o:{key}", self.prefix);
         match limit {
             Some(limit) => {
+                check_exact(limit.get())?;
                 gcra_micros(self.policy.with_limit(limit)?)?;
                 self.simple(redis::cmd("SET").arg(name).arg(limit.get()))
                     .await
@@ -449,8 +464,11 @@ impl<C: Clock> RedisBackend<C> {
         limit: Option<NonZeroU64>,
     ) -> Result<(Cmd, Plan)> {
         let prefix = &self.prefix;
+        // Every limit is below 2^53, so a clamped cost is still more than any limit.
+        let cost = cost.min(MAX_EXACT);
         let (policy, gcra) = match limit {
             Some(limit) => {
+                check_exact(limit.get())?;
                 let policy = self.policy.with_limit(limit)?;
                 (policy, gcra_micros(policy)?)
             }

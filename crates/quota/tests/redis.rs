@@ -207,6 +207,11 @@ async fn bad_configuration_is_an_error() {
         .await
         .expect_err("bad url");
     assert!(matches!(err, Error::InvalidConfig(_)));
+    let huge = RedisBackend::builder(Policy::per_day(NonZeroU64::MAX))
+        .connect("redis://127.0.0.1:1")
+        .await
+        .expect_err("beyond Lua's exact integers");
+    assert!(matches!(huge, Error::InvalidConfig(_)));
     let fast = Policy::gcra(n(1_000), Duration::from_micros(10)).expect("valid in memory");
     let err = RedisBackend::builder(fast)
         .connect("redis://127.0.0.1:1")
