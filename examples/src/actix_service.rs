@@ -3,18 +3,16 @@
 //! The same three routes as `axum_service`: `GET /hello` (API key and daily quota), `POST
 //! /login` (5 a minute per client address) and `POST /orders` (signed, with a daily quota).
 
-use std::net::TcpListener;
-use std::sync::Arc;
-
 use actix_web::dev::{Server, ServiceRequest};
 use actix_web::{App, HttpMessage as _, HttpServer, web};
 use apikey_gen::{ApiKeyAuth, Authenticator};
 use quota::{Backend, FromExtension, PeerIp, RateLimit};
 use request_signing::{ReplayCache, Verified, Verifier, VerifySignature};
+use std::net::TcpListener;
 
 use crate::{Demo, Identity, MemoryKeys};
 
-/// The server on `listener`: `daily` counts both daily quotas, `login` the login limit,
+/// The server on `listener`: `daily` counts the API keys' daily quotas, `signed_daily` the signing keys', `login` the login limit,
 /// `replay` the signed requests' nonces.
 ///
 /// # Errors
@@ -23,6 +21,7 @@ pub fn server<B, R>(
     listener: TcpListener,
     demo: Demo,
     daily: B,
+    signed_daily: B,
     login: B,
     replay: R,
 ) -> Result<Server, Box<dyn std::error::Error>>
@@ -30,18 +29,17 @@ where
     B: Backend + 'static,
     R: ReplayCache + 'static,
 {
-    let daily = Arc::new(daily);
     let auth =
         ApiKeyAuth::new(Authenticator::<MemoryKeys>::builder(demo.config, demo.keys).build()?);
-    let key_quota = RateLimit::builder(
-        Arc::clone(&daily),
-        FromExtension::new(|id: &Identity| id.key_id.clone()),
-    )
-    .name("daily")
-    .limit(|req: &ServiceRequest| req.extensions().get::<Identity>().map(|id| id.daily_quota))
-    .build()?;
+    let key_quota =
+        RateLimit::builder(daily, FromExtension::new(|id: &Identity| id.key_id.clone()))
+            .name("daily")
+            .limit(|req: &ServiceRequest| {
+                req.extensions().get::<Identity>().map(|id| id.daily_quota)
+            })
+            .build()?;
     let signed_quota = RateLimit::builder(
-        daily,
+        signed_daily,
         FromExtension::new(|v: &Verified| v.key_id().to_owned()),
     )
     .name("daily")

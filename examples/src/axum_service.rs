@@ -5,8 +5,6 @@
 //! - `POST /login`: 5 a minute per client address (IPv6 by /64).
 //! - `POST /orders`: a signed request (`request-signing` v1); its key id has a daily quota too.
 
-use std::sync::Arc;
-
 use apikey_gen::{ApiKeyAuth, Authenticator};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -18,7 +16,7 @@ use request_signing::{ReplayCache, Verified, Verifier, VerifySignature};
 
 use crate::{Demo, Identity, MemoryKeys};
 
-/// The application: `daily` counts both daily quotas, `login` the login limit, `replay` the
+/// The application: `daily` counts the API keys' daily quotas, `signed_daily` the signing keys', `login` the login limit, `replay` the
 /// signed requests' nonces.
 ///
 /// # Errors
@@ -26,6 +24,7 @@ use crate::{Demo, Identity, MemoryKeys};
 pub fn router<B, R>(
     demo: Demo,
     daily: B,
+    signed_daily: B,
     login: B,
     replay: R,
 ) -> Result<Router, Box<dyn std::error::Error>>
@@ -33,18 +32,17 @@ where
     B: Backend + 'static,
     R: ReplayCache + 'static,
 {
-    let daily = Arc::new(daily);
     let auth =
         ApiKeyAuth::new(Authenticator::<MemoryKeys>::builder(demo.config, demo.keys).build()?);
-    let key_quota = RateLimit::builder(
-        Arc::clone(&daily),
-        FromExtension::new(|id: &Identity| id.key_id.clone()),
-    )
-    .name("daily")
-    .limit(|req: &Request<Body>| req.extensions().get::<Identity>().map(|id| id.daily_quota))
-    .build()?;
+    let key_quota =
+        RateLimit::builder(daily, FromExtension::new(|id: &Identity| id.key_id.clone()))
+            .name("daily")
+            .limit(|req: &Request<Body>| {
+                req.extensions().get::<Identity>().map(|id| id.daily_quota)
+            })
+            .build()?;
     let signed_quota = RateLimit::builder(
-        daily,
+        signed_daily,
         FromExtension::new(|v: &Verified| v.key_id().to_owned()),
     )
     .name("daily")

@@ -102,21 +102,44 @@ pub fn policies() -> (quota::Policy, quota::Policy) {
     (quota::Policy::per_day(daily), login)
 }
 
+/// The daily quotas, the login limit and the replay cache on Redis.
+pub type RedisStores = (
+    quota::RedisBackend,
+    quota::RedisBackend,
+    quota::RedisBackend,
+    RedisReplayCache,
+);
+
+/// The daily quotas and the login limit in memory.
+#[must_use]
+pub fn memory_limits() -> (
+    quota::MemoryBackend,
+    quota::MemoryBackend,
+    quota::MemoryBackend,
+) {
+    let (daily, login) = policies();
+    (
+        quota::MemoryBackend::new(daily),
+        quota::MemoryBackend::new(daily),
+        quota::MemoryBackend::new(login),
+    )
+}
+
 /// An in-memory replay cache: a million requests, a tenth of them per key.
 #[must_use]
 pub fn memory_replay() -> MemoryReplayCache {
     MemoryReplayCache::new(NonZeroUsize::new(1_000_000).expect("non-zero"))
 }
 
-/// The Redis stores under `prefix`: the daily quota, the login limit and the replay cache.
+/// The Redis stores under `prefix`: the API keys' and the signing keys' daily quotas, the
+/// login limit and the replay cache.
 ///
 /// # Errors
 /// When the URL is invalid or Redis does not answer the replay cache's connection in time.
 pub async fn redis_stores(
     url: &str,
     prefix: &str,
-) -> Result<(quota::RedisBackend, quota::RedisBackend, RedisReplayCache), Box<dyn std::error::Error>>
-{
+) -> Result<RedisStores, Box<dyn std::error::Error>> {
     let (daily, login) = policies();
     let connect = |policy, name: &str| {
         quota::RedisBackend::builder(policy)
@@ -126,6 +149,7 @@ pub async fn redis_stores(
     let replay = RedisReplayCache::connect(url, format!("{prefix}:replay:")).await?;
     Ok((
         connect(daily, "daily").await?,
+        connect(daily, "signed-daily").await?,
         connect(login, "login").await?,
         replay,
     ))

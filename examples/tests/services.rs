@@ -4,10 +4,9 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 
-use quota::MemoryBackend;
 use request_signing::{Secret, Signer, sign_reqwest_request};
 use secure_api_examples::{
-    Demo, actix_service, axum_service, memory_replay, policies, redis_stores,
+    Demo, actix_service, axum_service, memory_limits, memory_replay, redis_stores,
 };
 use serde_json::Value;
 
@@ -43,13 +42,12 @@ async fn start_axum(redis: Option<&str>) -> Running {
     let (demo, api_key, signer) = demo();
     let app = match redis {
         Some(url) => {
-            let (daily, login, replay) = redis_stores(url, &prefix("axum")).await.unwrap();
-            axum_service::router(demo, daily, login, replay).unwrap()
+            let (daily, signed, login, replay) = redis_stores(url, &prefix("axum")).await.unwrap();
+            axum_service::router(demo, daily, signed, login, replay).unwrap()
         }
         None => {
-            let (daily, login) = policies();
-            let (daily, login) = (MemoryBackend::new(daily), MemoryBackend::new(login));
-            axum_service::router(demo, daily, login, memory_replay()).unwrap()
+            let (daily, signed, login) = memory_limits();
+            axum_service::router(demo, daily, signed, login, memory_replay()).unwrap()
         }
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -75,13 +73,12 @@ async fn start_actix(redis: Option<&str>) -> Running {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = match redis {
         Some(url) => {
-            let (daily, login, replay) = redis_stores(url, &prefix("actix")).await.unwrap();
-            actix_service::server(listener, demo, daily, login, replay).unwrap()
+            let (daily, signed, login, replay) = redis_stores(url, &prefix("actix")).await.unwrap();
+            actix_service::server(listener, demo, daily, signed, login, replay).unwrap()
         }
         None => {
-            let (daily, login) = policies();
-            let (daily, login) = (MemoryBackend::new(daily), MemoryBackend::new(login));
-            actix_service::server(listener, demo, daily, login, memory_replay()).unwrap()
+            let (daily, signed, login) = memory_limits();
+            actix_service::server(listener, demo, daily, signed, login, memory_replay()).unwrap()
         }
     };
     actix_web::rt::spawn(server);

@@ -3,7 +3,6 @@
 use core::future::Future;
 use core::num::NonZeroU64;
 use core::time::Duration;
-use std::sync::Arc;
 
 use crate::decision::Decision;
 use crate::error::Result;
@@ -88,48 +87,4 @@ pub trait Backend: Send + Sync {
         key: &str,
         limit: Option<NonZeroU64>,
     ) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// A shared backend: several limiters (or layers) counting in one store.
-impl<B: Backend + ?Sized> Backend for Arc<B> {
-    fn policy(&self) -> Policy {
-        (**self).policy()
-    }
-
-    fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send {
-        (**self).decide(key, cost)
-    }
-
-    fn decide_with_limit(
-        &self,
-        key: &str,
-        cost: u64,
-        limit: NonZeroU64,
-    ) -> impl Future<Output = Result<Decision>> + Send {
-        (**self).decide_with_limit(key, cost, limit)
-    }
-
-    fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
-        (**self).usage(key)
-    }
-
-    fn usage_with_limit(
-        &self,
-        key: &str,
-        limit: NonZeroU64,
-    ) -> impl Future<Output = Result<Usage>> + Send {
-        (**self).usage_with_limit(key, limit)
-    }
-
-    fn reset(&self, key: &str) -> impl Future<Output = Result<()>> + Send {
-        (**self).reset(key)
-    }
-
-    fn set_override(
-        &self,
-        key: &str,
-        limit: Option<NonZeroU64>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        (**self).set_override(key, limit)
-    }
 }

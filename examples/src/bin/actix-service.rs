@@ -6,8 +6,7 @@
 use std::net::TcpListener;
 use std::num::NonZeroU64;
 
-use quota::MemoryBackend;
-use secure_api_examples::{Demo, actix_service, memory_replay, policies, redis_stores};
+use secure_api_examples::{Demo, actix_service, memory_limits, memory_replay, redis_stores};
 
 #[actix_web::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,18 +21,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     let server = match std::env::var("REDIS_URL") {
         Ok(url) => {
-            let (daily, login, replay) = redis_stores(&url, "actix-example").await?;
-            actix_service::server(listener, demo, daily, login, replay)?
+            let (daily, signed, login, replay) = redis_stores(&url, "actix-example").await?;
+            actix_service::server(listener, demo, daily, signed, login, replay)?
         }
         Err(_) => {
-            let (daily, login) = policies();
-            actix_service::server(
-                listener,
-                demo,
-                MemoryBackend::new(daily),
-                MemoryBackend::new(login),
-                memory_replay(),
-            )?
+            let (daily, signed, login) = memory_limits();
+            actix_service::server(listener, demo, daily, signed, login, memory_replay())?
         }
     };
     server.await?;

@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
 
-use quota::MemoryBackend;
-use secure_api_examples::{Demo, axum_service, memory_replay, policies, redis_stores};
+use secure_api_examples::{Demo, axum_service, memory_limits, memory_replay, redis_stores};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,17 +19,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let app = match std::env::var("REDIS_URL") {
         Ok(url) => {
-            let (daily, login, replay) = redis_stores(&url, "axum-example").await?;
-            axum_service::router(demo, daily, login, replay)?
+            let (daily, signed, login, replay) = redis_stores(&url, "axum-example").await?;
+            axum_service::router(demo, daily, signed, login, replay)?
         }
         Err(_) => {
-            let (daily, login) = policies();
-            axum_service::router(
-                demo,
-                MemoryBackend::new(daily),
-                MemoryBackend::new(login),
-                memory_replay(),
-            )?
+            let (daily, signed, login) = memory_limits();
+            axum_service::router(demo, daily, signed, login, memory_replay())?
         }
     };
     let listener = tokio::net::TcpListener::bind(&bind).await?;
