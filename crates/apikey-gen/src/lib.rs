@@ -1,13 +1,4 @@
 #![doc = include_str!("../README.md")]
-//!
-//! # Cargo features
-//!
-//! All off by default; without them the crate generates, parses and hashes keys and reads
-//! the presented key from headers ([`presented_key`]).
-//!
-//! - `actix`: `ApiKeyAuth` is actix-web middleware (`App::wrap`), over the `KeyStore` trait and
-//!   the caching `Authenticator`.
-//! - `tower`: `ApiKeyAuth` is a tower `Layer` (axum's `Router::layer`), over the same.
 
 #[cfg(any(feature = "actix", feature = "tower"))]
 mod auth;

@@ -1,15 +1,4 @@
 #![doc = include_str!("../README.md")]
-//!
-//! # Cargo features
-//!
-//! All off by default.
-//!
-//! - `redis`: `RedisBackend`, decisions on Redis with one atomic Lua script per call (tokio,
-//!   `redis` with its connection manager).
-//! - `actix`: `RateLimit` is actix-web middleware (`App::wrap`), with the key extractors.
-//! - `tower`: `RateLimit` is a tower `Layer` (axum's `Router::layer`, `ServiceBuilder`), with the
-//!   key extractors.
-//! - `axum`: `tower`, and the peer address is also read from axum's `ConnectInfo<SocketAddr>`.
 
 mod backend;
 mod clock;

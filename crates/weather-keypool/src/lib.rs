@@ -1,18 +1,4 @@
 #![doc = include_str!("../README.md")]
-//!
-//! # Cargo features
-//!
-//! - `awc` (default): `WeatherClient` on awc, built per actix-web worker
-//!   (`WeatherClientBuilder::build`), and `WeatherCache`.
-//! - `reqwest` (off by default): `WeatherClient` on reqwest, `Send + Sync`, for tokio and axum
-//!   services (`WeatherClientBuilder::build_reqwest`).
-//! - `client`: the client over any `Transport` and the cache, with neither HTTP client; `awc`
-//!   and `reqwest` turn it on. With `default-features = false` and none of these, only the pool
-//!   is built.
-//! - `rustls` (off by default): HTTPS for the enabled clients, with rustls 0.23, the *ring*
-//!   crypto provider and the webpki root certificates. Without it the clients speak plain HTTP
-//!   only (an `https://` base URL fails with `Error::Connect`); the real
-//!   `https://api.openweathermap.org` needs it.
 
 #[cfg(feature = "client")]
 mod cache;
