@@ -76,12 +76,14 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
         AuthMethod::RawAuthorization => {
             assert!(x_api_key.is_empty());
             assert_eq!(key, text(authorization));
-            assert!(!key.contains(' '));
+            assert!(!key.contains([' ', '\t']));
         }
         AuthMethod::Bearer => {
             assert!(x_api_key.is_empty());
             let value = text(authorization);
-            let (scheme, rest) = value.split_once(' ').expect("a scheme and a key");
+            let (scheme, rest) = value
+                .split_once([' ', '\t'])
+                .expect("a scheme and a key");
             assert!(scheme.eq_ignore_ascii_case("bearer"));
             assert_eq!(key, rest.trim());
         }

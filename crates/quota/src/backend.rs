@@ -66,6 +66,20 @@ pub trait Backend: Send + Sync {
         limit: NonZeroU64,
     ) -> impl Future<Output = Result<Decision>> + Send;
 
+    /// The decision of [`decide_with_limit`](Backend::decide_with_limit) (`limit: None`: of
+    /// [`decide`](Backend::decide)) when the backend can give it without waiting, as the memory
+    /// backend can; `None` otherwise, with nothing counted. Middleware uses it to skip the
+    /// asynchronous path; the default is `None`.
+    fn decide_now(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Option<Result<Decision>> {
+        let _ = (key, cost, limit);
+        None
+    }
+
     /// The key's current consumption.
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send;
 

@@ -19,13 +19,13 @@ pub use error::{Error, Result};
 pub use fallback::{FailMode, FallbackBackend, FallbackBuilder};
 #[cfg(any(feature = "actix", feature = "tower"))]
 pub use http::{
-    Call, ForwardedIp, FromExtension, FromHeader, KeyExtractor, PeerIp, QuotaKey, RateLimit,
-    RateLimitBuilder, Refusal, RefusalReason, Rejection, RequestView, Unkeyed, Verdict,
+    Call, ForwardedIp, FromExtension, FromHeader, HeaderFields, KeyExtractor, PeerIp, QuotaKey,
+    RateLimit, RateLimitBuilder, Refusal, RefusalReason, Rejection, RequestView, Unkeyed, Verdict,
 };
 #[cfg(feature = "actix")]
 pub use http::{RateLimitMiddleware, actix_response};
 #[cfg(feature = "tower")]
-pub use http::{RateLimitService, http_response};
+pub use http::{RateLimitService, ResponseFuture, http_response};
 pub use memory::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_KEYS, MemoryBackend, MemoryBuilder, Snapshot};
 pub use policy::{Policy, Window};
 #[cfg(feature = "redis")]

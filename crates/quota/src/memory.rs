@@ -623,6 +623,18 @@ impl<C: Clock> Backend for MemoryBackend<C> {
         core::future::ready(Self::decide_with_limit(self, key, cost, limit))
     }
 
+    fn decide_now(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Option<Result<Decision>> {
+        Some(match limit {
+            Some(limit) => Self::decide_with_limit(self, key, cost, limit),
+            None => Self::decide(self, key, cost),
+        })
+    }
+
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {
         core::future::ready(Self::usage(self, key))
     }

@@ -11,7 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{HttpMessage as _, HttpResponse};
 
-use super::{KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
+use super::{HeaderFields, KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
 use crate::backend::Backend;
 
 impl RequestView for ServiceRequest {
@@ -43,11 +43,11 @@ impl RequestView for ServiceRequest {
     }
 }
 
-/// Adds `(name, value)` pairs to `headers`, keeping fields already there (a second limiter's
+/// Adds the rate-limit fields to `headers`, keeping fields already there (a second limiter's
 /// `RateLimit-Policy` is one more list member, not a replacement).
-pub(crate) fn append_headers(headers: &mut HeaderMap, fields: Vec<(&'static str, String)>) {
-    for (name, value) in fields {
-        if let Ok(value) = HeaderValue::try_from(value) {
+fn append_fields(headers: &mut HeaderMap, fields: HeaderFields) {
+    for (name, value) in fields.into_pairs() {
+        if let Ok(value) = HeaderValue::from_maybe_shared(value) {
             headers.append(HeaderName::from_static(name), value);
         }
     }
@@ -63,7 +63,13 @@ pub fn actix_response(rejection: Rejection) -> HttpResponse {
         response.insert_header((CONTENT_TYPE, value));
     }
     let mut response = response.body(rejection.body);
-    append_headers(response.headers_mut(), rejection.headers);
+    for (name, value) in rejection.headers {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            response
+                .headers_mut()
+                .append(HeaderName::from_static(name), value);
+        }
+    }
     response
 }
 
@@ -123,7 +129,7 @@ where
             match limit.decide(call).await {
                 Verdict::Allowed(fields) => {
                     let mut response = service.call(req).await?;
-                    append_headers(response.headers_mut(), fields);
+                    append_fields(response.headers_mut(), fields);
                     Ok(response.map_into_left_body())
                 }
                 Verdict::Refused(rejection) => Ok(req

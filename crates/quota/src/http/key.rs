@@ -43,11 +43,20 @@ impl QuotaKey {
         let mut out = Inline::default();
         // Writing into the inline buffer cannot fail: the longest form is 43 bytes.
         let _ = match ip {
-            IpAddr::V4(v4) if v4_prefix >= 32 => fmt::write(&mut out, format_args!("{v4}")),
+            // IPv4, the common case, written by hand: `fmt` costs more than the whole decision.
             IpAddr::V4(v4) => {
                 let masked = u32::from(v4) & mask32(v4_prefix);
-                let net = std::net::Ipv4Addr::from(masked);
-                fmt::write(&mut out, format_args!("{net}/{v4_prefix}"))
+                for (i, octet) in masked.to_be_bytes().into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(b'.');
+                    }
+                    out.push_decimal(u64::from(octet));
+                }
+                if v4_prefix < 32 {
+                    out.push(b'/');
+                    out.push_decimal(u64::from(v4_prefix));
+                }
+                Ok(())
             }
             IpAddr::V6(v6) if v6_prefix >= 128 => fmt::write(&mut out, format_args!("{v6}")),
             IpAddr::V6(v6) => {
@@ -85,6 +94,34 @@ impl Default for Inline {
         Self {
             len: 0,
             bytes: [0; INLINE],
+        }
+    }
+}
+
+impl Inline {
+    /// Appends one ASCII byte (the caller stays within the buffer: IPv4 forms are short).
+    fn push(&mut self, byte: u8) {
+        if let Some(slot) = self.bytes.get_mut(usize::from(self.len)) {
+            *slot = byte;
+            self.len += 1;
+        }
+    }
+
+    /// Appends `n` in decimal.
+    fn push_decimal(&mut self, n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = n;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        for &digit in &digits[at..] {
+            self.push(digit);
         }
     }
 }
@@ -163,6 +200,15 @@ mod tests {
             "2001:db8::1"
         );
         assert_eq!(QuotaKey::network(ip("2001:db8::1"), 0, 0).as_str(), "::/0");
+        assert_eq!(QuotaKey::network(ip("0.0.0.0"), 32, 64).as_str(), "0.0.0.0");
+        assert_eq!(
+            QuotaKey::network(ip("255.255.255.255"), 32, 64).as_str(),
+            "255.255.255.255"
+        );
+        assert_eq!(
+            QuotaKey::network(ip("10.20.30.40"), 0, 64).as_str(),
+            "0.0.0.0/0"
+        );
         let longest = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe";
         assert_eq!(
             QuotaKey::network(ip(longest), 32, 127).as_str(),

@@ -16,12 +16,14 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 #[cfg(feature = "actix")]
 pub use actix::{RateLimitMiddleware, actix_response};
 pub use extract::{ForwardedIp, FromExtension, FromHeader, KeyExtractor, PeerIp, Unkeyed};
 pub use key::QuotaKey;
 #[cfg(feature = "tower")]
-pub use tower::{RateLimitService, http_response};
+pub use tower::{RateLimitService, ResponseFuture, http_response};
 
 use crate::backend::Backend;
 use crate::decision::{Decision, Status, ceil_secs, sf_string};
@@ -141,6 +143,58 @@ pub struct Refusal<'a> {
     pub default: Rejection,
 }
 
+/// The rate-limit fields of an answer: `RateLimit-Policy`, `RateLimit`, `Retry-After` and, on
+/// request, `X-RateLimit-*`. Small, so that futures carrying it are cheap to move; the numbers
+/// are written out when the fields are added to the answer.
+#[derive(Clone, Debug, Default)]
+pub struct HeaderFields {
+    policy: Option<Bytes>,
+    current: Option<Bytes>,
+    retry_after: Option<u64>,
+    x: Option<[u64; 3]>,
+}
+
+impl HeaderFields {
+    /// The `(lower-case name, value)` pairs, in order.
+    pub fn into_pairs(self) -> impl Iterator<Item = (&'static str, Bytes)> {
+        let x = self.x.map(|[limit, remaining, reset]| {
+            [
+                ("x-ratelimit-limit", decimal(limit)),
+                ("x-ratelimit-remaining", decimal(remaining)),
+                ("x-ratelimit-reset", decimal(reset)),
+            ]
+        });
+        self.policy
+            .map(|policy| ("ratelimit-policy", policy))
+            .into_iter()
+            .chain(self.current.map(|current| ("ratelimit", current)))
+            .chain(self.retry_after.map(|wait| ("retry-after", decimal(wait))))
+            .chain(x.into_iter().flatten())
+    }
+}
+
+/// Appends `n` in decimal, without `fmt`.
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+fn decimal(n: u64) -> Bytes {
+    let mut out = Vec::with_capacity(20);
+    push_decimal(&mut out, n);
+    Bytes::from(out)
+}
+
 type CostFn<R> = Arc<dyn Fn(&R) -> u64 + Send + Sync>;
 type LimitFn<R> = Arc<dyn Fn(&R) -> Option<NonZeroU64> + Send + Sync>;
 type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
@@ -170,8 +224,9 @@ struct Inner<B, K, R> {
     /// `name` as a Structured Field String, quoted.
     sf_name: String,
     /// The `RateLimit-Policy` value at the policy's own limit, computed once.
-    policy_field: String,
+    policy_field: Bytes,
     x_headers: bool,
+    allowed_headers: bool,
     on_refusal: Option<RefusalFn>,
 }
 
@@ -205,6 +260,7 @@ pub struct RateLimitBuilder<B, K, R> {
     limit: Option<LimitFn<R>>,
     name: String,
     x_headers: bool,
+    allowed_headers: bool,
     on_refusal: Option<RefusalFn>,
 }
 
@@ -227,6 +283,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             limit: None,
             name: "default".to_owned(),
             x_headers: false,
+            allowed_headers: true,
             on_refusal: None,
         }
     }
@@ -263,6 +320,14 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
         self
     }
 
+    /// Whether allowed answers carry the rate-limit fields (default: yes). Refusals always
+    /// carry them, with `Retry-After`; turn them off on allowed answers only to save their cost
+    /// where clients do not read them.
+    pub const fn allowed_headers(mut self, on: bool) -> Self {
+        self.allowed_headers = on;
+        self
+    }
+
     /// Renders refusals with `hook` in place of the default problem bodies. The hook gets the
     /// reason, the decision and the default [`Rejection`]; keep the default's headers so that
     /// clients still learn when to retry.
@@ -290,10 +355,14 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
         }
         let sf_name = sf_string(&self.name);
         let policy = self.backend.policy();
-        let policy_field = format!(
-            "{sf_name};q={};w={}",
-            policy.limit(),
-            ceil_secs(crate::fallback::nominal_window(policy))
+        // Copied once into shared storage: every clone is then a reference count, never a copy.
+        let policy_field = Bytes::copy_from_slice(
+            format!(
+                "{sf_name};q={};w={}",
+                policy.limit(),
+                ceil_secs(crate::fallback::nominal_window(policy))
+            )
+            .as_bytes(),
         );
         Ok(RateLimit {
             inner: Arc::new(Inner {
@@ -305,6 +374,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
                 sf_name,
                 policy_field,
                 x_headers: self.x_headers,
+                allowed_headers: self.allowed_headers,
                 on_refusal: self.on_refusal,
             }),
         })
@@ -315,8 +385,8 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
 #[derive(Debug)]
 #[must_use = "a verdict that is ignored enforces nothing"]
 pub enum Verdict {
-    /// Go on; add these headers (lower-case names) to the answer.
-    Allowed(Vec<(&'static str, String)>),
+    /// Go on; add these headers to the answer.
+    Allowed(HeaderFields),
     /// Answer this instead of running the handler.
     Refused(Rejection),
 }
@@ -348,23 +418,53 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
 
     /// Decides `call` and says what to answer.
     pub async fn decide(&self, call: Call) -> Verdict {
-        let inner = &*self.inner;
-        let key = match call.key {
+        let key = match &call.key {
             Ok(key) => key,
-            Err(unkeyed) => {
-                let default = Rejection::problem(unkeyed.status(), unkeyed.detail());
-                return Verdict::Refused(self.refuse(RefusalReason::Unkeyed, None, default));
-            }
+            Err(unkeyed) => return self.unkeyed(unkeyed),
         };
+        let backend = &self.inner.backend;
+        if let Some(decided) = backend.decide_now(key.as_str(), call.cost, call.limit) {
+            return self.conclude(call.cost, decided);
+        }
         let decided = match call.limit {
             Some(limit) => {
-                inner
-                    .backend
+                backend
                     .decide_with_limit(key.as_str(), call.cost, limit)
                     .await
             }
-            None => inner.backend.decide(key.as_str(), call.cost).await,
+            None => backend.decide(key.as_str(), call.cost).await,
         };
+        self.conclude(call.cost, decided)
+    }
+
+    /// The verdict on `call` when the backend gives it without waiting (see
+    /// [`Backend::decide_now`]); `Err(call)`, with nothing counted, when it must be awaited.
+    ///
+    /// # Errors
+    /// The `call` back, for [`decide`](Self::decide).
+    pub fn decide_now(&self, call: Call) -> core::result::Result<Verdict, Call> {
+        let key = match &call.key {
+            Ok(key) => key,
+            Err(unkeyed) => return Ok(self.unkeyed(unkeyed)),
+        };
+        match self
+            .inner
+            .backend
+            .decide_now(key.as_str(), call.cost, call.limit)
+        {
+            Some(decided) => Ok(self.conclude(call.cost, decided)),
+            None => Err(call),
+        }
+    }
+
+    fn unkeyed(&self, unkeyed: &Unkeyed) -> Verdict {
+        let default = Rejection::problem(unkeyed.status(), unkeyed.detail());
+        Verdict::Refused(self.refuse(RefusalReason::Unkeyed, None, default))
+    }
+
+    /// The verdict for the backend's answer to a call of `cost`.
+    fn conclude(&self, cost: u64, decided: Result<Decision>) -> Verdict {
+        let inner = &*self.inner;
         let decision = match decided {
             Ok(decision) => decision,
             Err(Error::KeyTooLong { max, .. }) => {
@@ -379,9 +479,14 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
                 return Verdict::Refused(self.refuse(RefusalReason::Unavailable, None, default));
             }
         };
-        let headers = self.headers(&decision);
         let (reason, default) = match decision.status() {
-            Status::Allowed | Status::FailedOpen => return Verdict::Allowed(headers),
+            Status::Allowed | Status::FailedOpen => {
+                return Verdict::Allowed(if inner.allowed_headers {
+                    self.fields(&decision)
+                } else {
+                    HeaderFields::default()
+                });
+            }
             Status::Limited => {
                 let wait = decision.retry_after().map_or(1, ceil_secs).max(1);
                 let detail = format!(
@@ -393,8 +498,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             }
             Status::CostExceedsLimit => {
                 let detail = format!(
-                    "this request costs {}, more than the {} limit of {}",
-                    call.cost,
+                    "this request costs {cost}, more than the {} limit of {}",
                     inner.name,
                     decision.limit()
                 );
@@ -411,7 +515,11 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             ),
         };
         let mut default = default;
-        default.headers.extend(headers);
+        default.headers.extend(
+            self.fields(&decision)
+                .into_pairs()
+                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())),
+        );
         Verdict::Refused(self.refuse(reason, Some(&decision), default))
     }
 
@@ -438,46 +546,45 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
         }
     }
 
-    /// The rate-limit fields of `decision`, lower-case names.
-    fn headers(&self, decision: &Decision) -> Vec<(&'static str, String)> {
+    /// The rate-limit fields of `decision`.
+    fn fields(&self, decision: &Decision) -> HeaderFields {
         let inner = &*self.inner;
-        let mut headers = Vec::with_capacity(if inner.x_headers { 6 } else { 3 });
-        let default_window = decision.limit() == inner.backend.policy().limit()
-            && decision.window() == crate::fallback::nominal_window(inner.backend.policy());
+        let policy = inner.backend.policy();
+        let default_window = decision.limit() == policy.limit()
+            && decision.window() == crate::fallback::nominal_window(policy);
         let policy = if default_window {
             inner.policy_field.clone()
         } else {
-            format!(
+            Bytes::from(format!(
                 "{};q={};w={}",
                 inner.sf_name,
                 decision.limit(),
                 ceil_secs(decision.window())
-            )
+            ))
         };
-        headers.push(("ratelimit-policy", policy));
         if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
-            return headers;
+            return HeaderFields {
+                policy: Some(policy),
+                ..HeaderFields::default()
+            };
         }
-        headers.push((
-            "ratelimit",
-            format!(
-                "{};r={};t={}",
-                inner.sf_name,
-                decision.remaining(),
-                ceil_secs(decision.reset())
-            ),
-        ));
-        if let Some(wait) = decision.retry_after() {
-            headers.push(("retry-after", ceil_secs(wait).max(1).to_string()));
+        let mut current = Vec::with_capacity(inner.sf_name.len() + 32);
+        current.extend_from_slice(inner.sf_name.as_bytes());
+        current.extend_from_slice(b";r=");
+        push_decimal(&mut current, decision.remaining());
+        current.extend_from_slice(b";t=");
+        push_decimal(&mut current, ceil_secs(decision.reset()));
+        HeaderFields {
+            policy: Some(policy),
+            current: Some(Bytes::from(current)),
+            retry_after: decision.retry_after().map(|wait| ceil_secs(wait).max(1)),
+            x: inner.x_headers.then(|| {
+                [
+                    decision.limit(),
+                    decision.remaining(),
+                    decision.reset_at_unix_secs(),
+                ]
+            }),
         }
-        if inner.x_headers {
-            headers.push(("x-ratelimit-limit", decision.limit().to_string()));
-            headers.push(("x-ratelimit-remaining", decision.remaining().to_string()));
-            headers.push((
-                "x-ratelimit-reset",
-                decision.reset_at_unix_secs().to_string(),
-            ));
-        }
-        headers
     }
 }

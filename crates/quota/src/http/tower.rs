@@ -12,7 +12,9 @@ use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
+use pin_project_lite::pin_project;
+
+use super::{HeaderFields, KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
 use crate::backend::Backend;
 
 /// The peer address a tower request carries: axum's `ConnectInfo<SocketAddr>` (feature
@@ -59,10 +61,11 @@ impl<Body> RequestView for Request<Body> {
     }
 }
 
-/// Adds `(name, value)` pairs to `headers`, keeping fields already there.
-pub(crate) fn append_headers(headers: &mut HeaderMap, fields: Vec<(&'static str, String)>) {
-    for (name, value) in fields {
-        if let Ok(value) = HeaderValue::try_from(value) {
+/// Adds the rate-limit fields to `headers`, keeping fields already there (a second limiter's
+/// `RateLimit-Policy` is one more list member, not a replacement).
+fn append_fields(headers: &mut HeaderMap, fields: HeaderFields) {
+    for (name, value) in fields.into_pairs() {
+        if let Ok(value) = HeaderValue::from_maybe_shared(value) {
             headers.append(HeaderName::from_static(name), value);
         }
     }
@@ -77,7 +80,13 @@ pub fn http_response<ResBody: From<Bytes>>(rejection: Rejection) -> Response<Res
     if let Ok(value) = HeaderValue::try_from(rejection.content_type.into_owned()) {
         response.headers_mut().insert(CONTENT_TYPE, value);
     }
-    append_headers(response.headers_mut(), rejection.headers);
+    for (name, value) in rejection.headers {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            response
+                .headers_mut()
+                .append(HeaderName::from_static(name), value);
+        }
+    }
     response
 }
 
@@ -113,6 +122,75 @@ impl<S, B, K, ReqBody> std::fmt::Debug for RateLimitService<S, B, K, ReqBody> {
     }
 }
 
+/// A boxed answer, for backends that must be awaited (Redis).
+type Waiting<ResBody, E> = Pin<Box<dyn Future<Output = Result<Response<ResBody>, E>> + Send>>;
+
+pin_project! {
+    /// The future of a [`RateLimitService`] answer.
+    ///
+    /// A backend that decides at once (memory) costs no allocation: the inner service is called
+    /// directly. One that must be awaited (Redis) runs in a boxed future.
+    pub struct ResponseFuture<F, ResBody, E> {
+        #[pin]
+        state: State<F, ResBody, E>,
+    }
+}
+
+pin_project! {
+    #[project = Projected]
+    enum State<F, ResBody, E> {
+        // Allowed: the inner service answers, then the fields are added.
+        Inner { #[pin] future: F, fields: Option<HeaderFields> },
+        // Refused at once.
+        Refused { response: Option<Response<ResBody>> },
+        // Waiting for the backend, then for the inner service.
+        Waiting { future: Waiting<ResBody, E> },
+    }
+}
+
+impl<F, ResBody, E> ResponseFuture<F, ResBody, E> {
+    fn new(state: State<F, ResBody, E>) -> Self {
+        Self { state }
+    }
+}
+
+impl<F, ResBody, E> std::fmt::Debug for ResponseFuture<F, ResBody, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.state {
+            State::Inner { .. } => "ResponseFuture::Inner",
+            State::Refused { .. } => "ResponseFuture::Refused",
+            State::Waiting { .. } => "ResponseFuture::Waiting",
+        })
+    }
+}
+
+impl<F, ResBody, E> Future for ResponseFuture<F, ResBody, E>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<ResBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            Projected::Inner { future, fields } => match future.poll(cx) {
+                Poll::Ready(Ok(mut response)) => {
+                    if let Some(fields) = fields.take() {
+                        append_fields(response.headers_mut(), fields);
+                    }
+                    Poll::Ready(Ok(response))
+                }
+                other => other,
+            },
+            Projected::Refused { response } => match response.take() {
+                Some(response) => Poll::Ready(Ok(response)),
+                // Polled again after it answered: never, by the Future contract.
+                None => Poll::Pending,
+            },
+            Projected::Waiting { future } => future.as_mut().poll(cx),
+        }
+    }
+}
+
 impl<S, B, K, ReqBody, ResBody> Service<Request<ReqBody>> for RateLimitService<S, B, K, ReqBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -120,32 +198,48 @@ where
     B: Backend + 'static,
     K: KeyExtractor<Request<ReqBody>>,
     ReqBody: Send + 'static,
-    ResBody: From<Bytes> + 'static,
+    ResBody: From<Bytes> + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // Everything is read from the request before the first await.
+        // Everything is read from the request before anything waits.
         let call = self.limit.prepare(&req);
+        let call = match self.limit.decide_now(call) {
+            Ok(Verdict::Allowed(fields)) => {
+                return ResponseFuture::new(State::Inner {
+                    future: self.inner.call(req),
+                    fields: Some(fields),
+                });
+            }
+            Ok(Verdict::Refused(rejection)) => {
+                return ResponseFuture::new(State::Refused {
+                    response: Some(http_response(rejection)),
+                });
+            }
+            Err(call) => call,
+        };
         let limit = self.limit.clone();
         // The ready service answers this request; its clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(async move {
-            match limit.decide(call).await {
-                Verdict::Allowed(fields) => {
-                    let mut response = inner.call(req).await?;
-                    append_headers(response.headers_mut(), fields);
-                    Ok(response)
+        ResponseFuture::new(State::Waiting {
+            future: Box::pin(async move {
+                match limit.decide(call).await {
+                    Verdict::Allowed(fields) => {
+                        let mut response = inner.call(req).await?;
+                        append_fields(response.headers_mut(), fields);
+                        Ok(response)
+                    }
+                    Verdict::Refused(rejection) => Ok(http_response(rejection)),
                 }
-                Verdict::Refused(rejection) => Ok(http_response(rejection)),
-            }
+            }),
         })
     }
 }

@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderMap};
+use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, web};
+use apikey_gen::{KeyError, KeySource};
 use lru::LruCache;
 use quota::Status;
 use serde::Serialize;
@@ -27,7 +28,7 @@ use crate::state::AppState;
 use crate::store::KeyRow;
 
 /// Longest header value considered as a key; anything longer is refused unread.
-pub const MAX_KEY_LEN: usize = 256;
+pub const MAX_KEY_LEN: usize = apikey_gen::MAX_PRESENTED_LEN;
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -150,44 +151,24 @@ impl KeyCache {
     }
 }
 
-/// The presented key and how it was presented, from the request headers.
+/// The presented key and how it was presented, from the request headers, by `apikey-gen`'s
+/// rules (`X-API-Key` first, then `Authorization: <key>` or `Authorization: Bearer <key>`).
 pub fn presented_key(headers: &HeaderMap) -> Result<(String, AuthMethod), ApiError> {
-    let missing = ApiError::unauthorized(
-        "missing_key",
-        "missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
-    );
-    let (value, method) = if let Some(value) = headers.get("x-api-key") {
-        (value, AuthMethod::XApiKey)
-    } else if let Some(value) = headers.get(header::AUTHORIZATION) {
-        (value, AuthMethod::RawAuthorization)
-    } else {
-        return Err(missing);
-    };
-    if value.len() > MAX_KEY_LEN {
-        return Err(ApiError::unauthorized("malformed_key", "invalid API key"));
-    }
-    let text = value
-        .to_str()
-        .map_err(|_| ApiError::unauthorized("malformed_key", "invalid API key"))?
-        .trim();
-    // `Bearer` with nothing after it (the header value is trimmed) names no key.
-    if method == AuthMethod::RawAuthorization && text.eq_ignore_ascii_case("bearer") {
-        return Err(missing);
-    }
-    let (key, method) = match text.split_once(' ') {
-        Some((scheme, rest)) if method == AuthMethod::RawAuthorization => {
-            if scheme.eq_ignore_ascii_case("bearer") {
-                (rest.trim(), AuthMethod::Bearer)
-            } else {
-                return Err(ApiError::unauthorized("malformed_key", "invalid API key"));
-            }
+    match apikey_gen::presented_key(|name| headers.get(name).map(HeaderValue::as_bytes)) {
+        Ok(presented) => {
+            let method = match presented.source() {
+                KeySource::XApiKey => AuthMethod::XApiKey,
+                KeySource::Bearer => AuthMethod::Bearer,
+                KeySource::RawAuthorization => AuthMethod::RawAuthorization,
+            };
+            Ok((presented.expose_secret().to_owned(), method))
         }
-        _ => (text, method),
-    };
-    if key.is_empty() {
-        return Err(missing);
+        Err(KeyError::MissingKey) => Err(ApiError::unauthorized(
+            "missing_key",
+            "missing API key: send Authorization: <key>, Authorization: Bearer <key> or X-API-Key",
+        )),
+        Err(_) => Err(ApiError::unauthorized("malformed_key", "invalid API key")),
     }
-    Ok((key.to_owned(), method))
 }
 
 impl AppState {
