@@ -96,3 +96,61 @@ fn clock_nanos(clock: &FakeClock) -> u64 {
 fn clock_secs(clock: &FakeClock) -> u64 {
     clock_nanos(clock) / 1_000_000_000
 }
+
+mod forwarded {
+    //! The `X-Forwarded-For` walk behind trusted proxies.
+
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use proptest::prelude::*;
+    use quota::ForwardedIp;
+
+    /// Trusted: 10.0.0.0/8. Addresses are drawn from 10.x (trusted) and 203.0.113.x (not).
+    fn hop() -> impl Strategy<Value = IpAddr> {
+        (any::<bool>(), any::<u8>()).prop_map(|(trusted, last)| {
+            IpAddr::V4(if trusted {
+                Ipv4Addr::new(10, 0, 0, last)
+            } else {
+                Ipv4Addr::new(203, 0, 113, last)
+            })
+        })
+    }
+
+    fn is_trusted(ip: IpAddr) -> bool {
+        matches!(ip, IpAddr::V4(v4) if v4.octets()[0] == 10)
+    }
+
+    fn line(hops: &[IpAddr]) -> String {
+        hops.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    proptest! {
+        #[test]
+        fn the_client_is_the_right_most_untrusted_hop_and_never_a_proxy(
+            peer in hop(),
+            chain in prop::collection::vec(hop(), 0..8),
+            forged in prop::collection::vec("[ -~]{0,20}", 0..4),
+        ) {
+            let walk = ForwardedIp::new(["10.0.0.0/8".parse().unwrap()]);
+            let header = line(&chain);
+            let got = walk.client(peer, &[header.as_bytes()]);
+            let expected = if is_trusted(peer) {
+                chain.iter().rev().copied().find(|ip| !is_trusted(*ip))
+            } else {
+                Some(peer)
+            };
+            prop_assert_eq!(got.as_ref().ok().copied(), expected);
+            if let Ok(client) = got {
+                // A trusted peer never hands out a proxy's address.
+                prop_assert!(!is_trusted(peer) || !is_trusted(client));
+                // Whatever a client writes left of its own entry changes nothing.
+                let prefixed = format!("{}, {header}", forged.join(", "));
+                let again = walk.client(peer, &[prefixed.as_bytes()]);
+                prop_assert_eq!(again.ok(), Some(client));
+            }
+        }
+    }
+}

@@ -171,21 +171,20 @@ impl WeatherClientBuilder {
     }
 
     /// A client on reqwest (feature `reqwest`): `Send + Sync`, so one serves a whole tokio or
-    /// axum service. Redirects and proxies from the environment are not followed; with the
-    /// `rustls` feature HTTPS uses rustls with the *ring* provider and the webpki roots.
+    /// axum service. Redirects and proxies from the environment are not followed. HTTPS uses
+    /// whatever TLS backend the application enabled in reqwest (this crate enables none, so
+    /// that it never changes how the application's other reqwest clients behave); to configure
+    /// the client yourself, use [`build_with`](Self::build_with) and [`ReqwestTransport::new`].
     ///
     /// # Errors
-    /// [`Error::InvalidConfig`] when the HTTP client cannot be set up (no TLS backend).
+    /// [`Error::InvalidConfig`] when reqwest cannot set the client up.
     #[cfg(feature = "reqwest")]
     pub fn build_reqwest(&self) -> Result<WeatherClient<ReqwestTransport>> {
-        let builder = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy();
-        #[cfg(feature = "rustls")]
-        let builder = builder.tls_backend_preconfigured(crate::tls::client_config());
-        let http = builder
+            .no_proxy()
             .build()
             .map_err(|_| Error::InvalidConfig("the HTTP client could not be set up"))?;
         Ok(self.build_with(ReqwestTransport(http)))
@@ -304,6 +303,16 @@ impl Transport for AwcTransport {
 #[cfg(feature = "reqwest")]
 #[derive(Clone)]
 pub struct ReqwestTransport(reqwest::Client);
+
+#[cfg(feature = "reqwest")]
+impl ReqwestTransport {
+    /// A transport on `client`, configured by the caller (TLS, timeouts). Keep its redirects
+    /// off: the client's own timeouts and [`WeatherClientBuilder::timeout`] both apply.
+    #[must_use]
+    pub fn new(client: reqwest::Client) -> Self {
+        Self(client)
+    }
+}
 
 #[cfg(feature = "reqwest")]
 impl fmt::Debug for ReqwestTransport {

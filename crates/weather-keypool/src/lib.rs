@@ -9,8 +9,6 @@ mod env;
 mod error;
 mod key;
 mod pool;
-#[cfg(all(feature = "reqwest", feature = "rustls"))]
-mod tls;
 #[cfg(feature = "client")]
 mod weather;
 

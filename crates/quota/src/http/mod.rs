@@ -175,18 +175,7 @@ impl HeaderFields {
 
 /// Appends `n` in decimal, without `fmt`.
 fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(key::decimal_digits(n, &mut [0u8; 20]));
 }
 
 fn decimal(n: u64) -> Bytes {
