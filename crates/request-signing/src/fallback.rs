@@ -23,7 +23,7 @@ const UPLOAD_BATCH: usize = 32;
 ///   primary, a few with each successful call, so that the other instances refuse them too.
 /// - While the primary is away, each instance knows only its own entries: a request replayed
 ///   to another instance during the outage is accepted there once. Choose this over a plain
-///   [`RedisReplayCache`](crate::RedisReplayCache) (which fails closed) only where availability
+///   `RedisReplayCache` (feature `redis`, which fails closed) only where availability
 ///   matters more than that window.
 pub struct FallbackReplayCache<P> {
     primary: P,

@@ -20,8 +20,8 @@ pub const DEFAULT_BASE_URL: &str = "https://api.openweathermap.org";
 type Observer = Arc<dyn Fn(KeyFingerprint, Outcome) + Send + Sync>;
 
 /// Settings for [`WeatherClient`]s. `Clone + Send + Sync`: keep one and build a client from
-/// it: [`build`](Self::build) on awc (one per worker thread, since awc's client is not `Send`),
-/// [`build_reqwest`](Self::build_reqwest) on reqwest (one for the whole process, `Send` and
+/// it: `build` on awc (feature `awc`; one per worker thread, since awc's client is not `Send`),
+/// `build_reqwest` on reqwest (feature `reqwest`; one for the whole process, `Send` and
 /// `Sync`), or [`build_with`](Self::build_with) on any [`Transport`]. Clones share the key pool
 /// and the response cache.
 #[derive(Clone)]
@@ -237,7 +237,7 @@ pub enum TransportError {
 /// What the client needs of an HTTP client: one `GET` with `Accept: application/json`,
 /// redirects not followed, the body read (at most `max_body` bytes) only for a 200.
 ///
-/// Ready-made: [`AwcTransport`] (feature `awc`) and [`ReqwestTransport`] (feature `reqwest`).
+/// Ready-made: `AwcTransport` (feature `awc`) and `ReqwestTransport` (feature `reqwest`).
 /// The client's future is `Send` exactly when the transport's is.
 pub trait Transport {
     /// Sends the request. The URL holds the API key: never log it or put it in an error.
@@ -377,7 +377,7 @@ impl Transport for ReqwestTransport {
 ///
 /// On awc (the default type, [`WeatherClientBuilder::build`]) it is not `Send`: build one per
 /// worker thread from a shared [`WeatherClientBuilder`]. On reqwest
-/// ([`WeatherClientBuilder::build_reqwest`]) it is `Send + Sync`, and its futures are `Send`.
+/// (`WeatherClientBuilder::build_reqwest`) it is `Send + Sync`, and its futures are `Send`.
 #[cfg(feature = "awc")]
 pub struct WeatherClient<T = AwcTransport> {
     http: T,
