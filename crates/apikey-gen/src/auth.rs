@@ -14,8 +14,13 @@ use crate::hash::KeyHash;
 use crate::key::KeyConfig;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
-/// Shards of each cache: lookups on different keys rarely wait for one another.
+/// Most shards of each cache: lookups on different keys rarely wait for one another.
 const SHARDS: usize = 16;
+/// Entries per shard before a cache is split: a smaller cache is one exact LRU. Each shard
+/// evicts on its own when full, so a shard must be large for the cache as a whole to hold
+/// close to its capacity (a cache of 16 in 16 shards of one would evict a key as soon as
+/// another landed in its shard).
+const MIN_SHARD_ENTRIES: usize = 4096;
 
 /// A source of wall-clock time: key expiry and cache ages are read from it.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -120,25 +125,28 @@ pub trait KeyStore: Send + Sync {
 /// One shard of a cache: entries with the time they were fetched.
 type Shard<V> = Mutex<LruCache<[u8; 32], (u64, V)>>;
 
-/// A sharded LRU cache of fresh entries: at most `capacity` in all, evicting the least
-/// recently used, and an entry older than the TTL counts as absent.
+/// An LRU cache of fresh entries, sharded when large: at most `capacity` in all (rounded up
+/// to a multiple of the shards), evicting the least recently used of a shard, and an entry
+/// older than the TTL counts as absent. Below `MIN_SHARD_ENTRIES` entries per shard it is one
+/// shard, so it holds exactly `capacity` entries before evicting.
 struct Cache<V> {
     shards: Box<[Shard<V>]>,
 }
 
 impl<V: Clone> Cache<V> {
     fn new(capacity: NonZeroUsize) -> Self {
+        let shards = (capacity.get() / MIN_SHARD_ENTRIES).clamp(1, SHARDS);
         let per_shard =
-            NonZeroUsize::new(capacity.get().div_ceil(SHARDS)).unwrap_or(NonZeroUsize::MIN);
+            NonZeroUsize::new(capacity.get().div_ceil(shards)).unwrap_or(NonZeroUsize::MIN);
         Self {
-            shards: (0..SHARDS)
+            shards: (0..shards)
                 .map(|_| Mutex::new(LruCache::new(per_shard)))
                 .collect(),
         }
     }
 
     fn shard(&self, hash: &KeyHash) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], (u64, V)>> {
-        let index = usize::from(hash.as_bytes()[0]) % SHARDS;
+        let index = usize::from(hash.as_bytes()[0]) % self.shards.len();
         // The critical sections never leave a shard inconsistent: a poisoned lock is usable.
         self.shards[index]
             .lock()
@@ -368,5 +376,48 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
     #[must_use]
     pub fn cached(&self) -> (usize, usize) {
         (self.known.len(), self.unknown.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(first: u8, n: u8) -> KeyHash {
+        let mut bytes = [0u8; 32];
+        bytes[0] = first;
+        bytes[1] = n;
+        KeyHash::from_bytes(bytes)
+    }
+
+    #[test]
+    fn a_small_cache_holds_its_capacity_whatever_the_hashes() {
+        // Sixteen keys whose hashes would all fall in one shard of a sharded cache.
+        let cache = Cache::new(NonZeroUsize::new(16).unwrap());
+        for n in 0..16 {
+            cache.put(hash(0, n), 0, n);
+        }
+        for n in 0..16 {
+            assert_eq!(cache.get(&hash(0, n), 1, 10), Some(n), "key {n} evicted");
+        }
+        assert_eq!(cache.len(), 16);
+        // The seventeenth evicts the least recently used one only.
+        cache.put(hash(0, 16), 0, 16);
+        assert_eq!(cache.get(&hash(0, 0), 1, 10), None);
+        assert_eq!(cache.len(), 16);
+    }
+
+    #[test]
+    fn a_large_cache_is_sharded_and_holds_its_capacity_in_all() {
+        let cache: Cache<()> = Cache::new(NonZeroUsize::new(100_000).unwrap());
+        assert_eq!(cache.shards.len(), SHARDS);
+        let per_shard: usize = cache
+            .shards
+            .iter()
+            .map(|s| s.lock().unwrap().cap().get())
+            .sum();
+        assert!((100_000..100_000 + SHARDS).contains(&per_shard));
+        let cache: Cache<()> = Cache::new(NonZeroUsize::new(MIN_SHARD_ENTRIES * 2).unwrap());
+        assert_eq!(cache.shards.len(), 2);
     }
 }

@@ -17,6 +17,8 @@ use crate::error::{Error, Result};
 use crate::policy::{FixedState, Gcra, Kind, Policy, fixed_step, gcra_step};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Keys per shard, at least, when the number of shards is left to the builder.
+const MIN_SHARD_KEYS: usize = 1_024;
 /// How often, at most, a full shard sweeps out its expired keys before evicting live ones.
 const SWEEP_INTERVAL_NANOS: u64 = NANOS_PER_SEC;
 /// How many entries are sampled to choose a live key to evict from a full shard.
@@ -156,7 +158,9 @@ impl<C: Clock> MemoryBuilder<C> {
     }
 
     /// The number of shards, rounded up to a power of two (default: 16 per CPU, at most 1,024,
-    /// and never more than `max_keys`).
+    /// and at least 1,024 keys per shard, so one shard below 2,048 keys). A full shard evicts on
+    /// its own, so many small shards would evict a live key while the backend holds far fewer
+    /// than `max_keys`.
     pub const fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -191,11 +195,19 @@ impl<C: Clock> MemoryBuilder<C> {
     }
 
     fn build_unchecked(self) -> MemoryBackend<C> {
-        let shards = self.shards.unwrap_or_else(|| {
-            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-            cpus.saturating_mul(16).min(1_024).min(self.max_keys)
-        });
-        let shards = shards.max(1).next_power_of_two();
+        let shards = match self.shards {
+            Some(shards) => shards.next_power_of_two(),
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+                let shards = cpus
+                    .saturating_mul(16)
+                    .min(1_024)
+                    .min(self.max_keys / MIN_SHARD_KEYS)
+                    .max(1);
+                // Rounded down, so that every shard keeps at least `MIN_SHARD_KEYS`.
+                1 << shards.ilog2()
+            }
+        };
         let per_shard = self.max_keys.div_ceil(shards).max(1);
         MemoryBackend {
             policy: self.policy,

@@ -256,6 +256,23 @@ fn builder_rejects_zero_bounds() {
 }
 
 #[test]
+fn a_small_backend_holds_max_keys_live_keys_without_evicting_one() {
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let limiter = MemoryBackend::builder(Policy::per_day(n(5)))
+        .clock(clock.clone())
+        .max_keys(100)
+        .build()
+        .expect("valid");
+    for round in 1..=2u64 {
+        for i in 0..100 {
+            let decision = limiter.decide(&format!("key-{i}"), 1).expect("ok");
+            assert_eq!(decision.remaining(), 5 - round, "key-{i} forgot its count");
+        }
+    }
+    assert_eq!(limiter.len(), 100);
+}
+
+#[test]
 fn memory_stays_bounded_and_expired_keys_go_first() {
     let clock = FakeClock::at_unix_secs(1_700_000_000);
     let limiter = MemoryBackend::builder(Policy::per_minute(n(5)))
