@@ -1,14 +1,15 @@
-//! API keys: the server's `presented_key(headers)` and `apikey-gen`'s `KeyConfig::parse`.
+//! API keys: `apikey-gen`'s `presented_key`, as the server calls it on actix-web headers, and
+//! its `KeyConfig::parse`.
 //!
 //! Input, one field per line: the `X-API-Key` value, the `Authorization` value (an empty line
 //! is an absent header), a key prefix, a body length, a creation time (Unix seconds; 0 means
 //! no time part), a mutation seed, and text that becomes the body of a hand-built key.
 //!
 //! Properties:
-//! - `presented_key` never panics, refuses with 401 only, and returns exactly the key the
-//!   headers carry (`X-API-Key` first; `Authorization: <key>` or `Bearer <key>`), trimmed,
-//!   non-empty and at most `MAX_KEY_LEN` bytes; the server's key format parses it without
-//!   panicking;
+//! - `presented_key` never panics, refuses only with `MissingKey` or `MalformedHeader`, and
+//!   returns exactly the key the headers carry (`X-API-Key` first; `Authorization: <key>` or
+//!   `Bearer <key>`), trimmed, non-empty and at most `MAX_PRESENTED_LEN` bytes; the server's key
+//!   format parses it without panicking;
 //! - a key `KeyConfig` generates always parses, with its prefix and creation time, and so
 //!   does a key built by hand from the documented format (CRC32 of the rest in 6 base62
 //!   digits); `presented_key` finds it in each of the three header forms;
@@ -19,12 +20,12 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use apikey_gen::{CHECKSUM_LEN, KeyConfig};
+use apikey_gen::{CHECKSUM_LEN, KeyConfig, KeyError, KeySource, MAX_PRESENTED_LEN};
 use libfuzzer_sys::fuzz_target;
-use secure_api::auth::api_key::{AuthMethod, MAX_KEY_LEN, presented_key};
-use secure_api::error::ApiError;
-use secure_api::keys::KEY_PREFIX;
 use secure_api_fuzz::Fields;
+
+/// The server's key prefix (`KEY_PREFIX` in `crates/server/src/keys.rs`).
+const KEY_PREFIX: &str = "sapi";
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -36,6 +37,12 @@ fn base62_fixed(mut value: u64, width: usize) -> String {
         value /= 62;
     }
     String::from_utf8(digits).expect("ASCII")
+}
+
+/// The key the headers present, read as the server reads actix-web's headers.
+fn presented_key(headers: &HeaderMap) -> Result<(String, KeySource), KeyError> {
+    let presented = apikey_gen::presented_key(|name| headers.get(name).map(HeaderValue::as_bytes))?;
+    Ok((presented.expose_secret().to_owned(), presented.source()))
 }
 
 fn headers(pairs: &[(HeaderName, &[u8])]) -> Option<HeaderMap> {
@@ -60,10 +67,10 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
     };
     let (key, method) = match presented_key(&map) {
         Ok(found) => found,
-        Err(ApiError::Unauthorized(..)) => return,
-        Err(other) => panic!("not a 401: {other:?}"),
+        Err(KeyError::MissingKey | KeyError::MalformedHeader { .. }) => return,
+        Err(other) => panic!("an unexpected refusal: {other:?}"),
     };
-    assert!(!key.is_empty() && key.len() <= MAX_KEY_LEN);
+    assert!(!key.is_empty() && key.len() <= MAX_PRESENTED_LEN);
     assert_eq!(key.trim(), key);
     let text = |v: &[u8]| {
         std::str::from_utf8(v)
@@ -72,13 +79,13 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
             .to_owned()
     };
     match method {
-        AuthMethod::XApiKey => assert_eq!(key, text(x_api_key)),
-        AuthMethod::RawAuthorization => {
+        KeySource::XApiKey => assert_eq!(key, text(x_api_key)),
+        KeySource::RawAuthorization => {
             assert!(x_api_key.is_empty());
             assert_eq!(key, text(authorization));
             assert!(!key.contains([' ', '\t']));
         }
-        AuthMethod::Bearer => {
+        KeySource::Bearer => {
             assert!(x_api_key.is_empty());
             let value = text(authorization);
             let (scheme, rest) = value
@@ -87,7 +94,6 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
             assert!(scheme.eq_ignore_ascii_case("bearer"));
             assert_eq!(key, rest.trim());
         }
-        other => panic!("signed method from plain headers: {other:?}"),
     }
     let server = KeyConfig::new(KEY_PREFIX)
         .expect("valid")
@@ -108,10 +114,10 @@ fn check_valid_key(config: &KeyConfig, key: &str, created: Option<u64>, seed: u6
         created.map(|s| UNIX_EPOCH + Duration::from_secs(s))
     );
 
-    let forms: [(HeaderName, String, AuthMethod); 3] = [
-        (X_API_KEY, key.to_owned(), AuthMethod::XApiKey),
-        (AUTHORIZATION, key.to_owned(), AuthMethod::RawAuthorization),
-        (AUTHORIZATION, format!("Bearer {key}"), AuthMethod::Bearer),
+    let forms: [(HeaderName, String, KeySource); 3] = [
+        (X_API_KEY, key.to_owned(), KeySource::XApiKey),
+        (AUTHORIZATION, key.to_owned(), KeySource::RawAuthorization),
+        (AUTHORIZATION, format!("Bearer {key}"), KeySource::Bearer),
     ];
     for (name, value, method) in forms {
         let map = headers(&[(name, value.as_bytes())]).expect("a key is a valid header value");

@@ -37,6 +37,16 @@ pub enum Error {
         /// The configured limit.
         max_digits: usize,
     },
+    /// A negative JSON number (`JsonNumber`, feature `json`).
+    #[error("negative: only non-negative integers are accepted")]
+    Negative,
+    /// A JSON number with a fraction or an exponent (`JsonNumber`, feature `json`).
+    #[error("not an integer: write it without a fraction or an exponent")]
+    NotAnInteger,
+    /// A JSON value that is neither a number nor a string (`JsonNumber`, feature
+    /// `json`).
+    #[error("expected a non-negative integer, or a string holding one")]
+    NotANumber,
     /// The number is larger than the configured [`Limits`](crate::Limits) allow.
     #[error("number of {bits} bits exceeds the limit of {max_bits} bits")]
     TooLarge {

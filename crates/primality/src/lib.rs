@@ -8,6 +8,8 @@
 //!   of base-2 strong pseudoprimes: BPSW's by several people, the table's by its author (see
 //!   the crate README). With the table a 64-bit prime is tested about 2.4 times faster. Turn it
 //!   off (`default-features = false`) for BPSW and a 512 KiB smaller binary.
+//! - `json`: [`JsonNumber`], a number as a JSON request body carries it (a bare integer of any
+//!   size, or a string holding one), read under [`Limits`]. Adds `serde` and `serde_json`.
 //!
 //! Pure Rust, with no `unsafe`, in every configuration.
 
@@ -15,6 +17,8 @@ mod algo;
 mod arith;
 mod big;
 mod error;
+#[cfg(feature = "json")]
+mod json;
 mod parse;
 mod small;
 mod verdict;
@@ -23,6 +27,8 @@ mod witness;
 mod word;
 
 pub use error::{Error, Result};
+#[cfg(feature = "json")]
+pub use json::JsonNumber;
 pub use parse::{Limits, parse_number};
 pub use verdict::{
     Verdict, check, check_with_rounds, is_prime, miller_rabin, next_prime, prev_prime,

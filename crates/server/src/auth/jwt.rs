@@ -4,12 +4,26 @@
 //! refused), `exp` is required, and expiry is checked against the injected clock with no
 //! leeway. Every token has a random `jti`, so a single token can be revoked (logout) until it
 //! expires. Access and refresh tokens carry a `typ` claim and are not interchangeable.
+//!
+//! A leaf module: it uses no other module of the server. The fuzz crate compiles this file by
+//! path (`fuzz/fuzz_targets/jwt.rs`), so that its sanitizer build needs none of the server's
+//! other dependencies (the database drivers, TLS, Redis).
 
 use std::fmt;
 use std::time::Duration;
 
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+/// The token part of `Authorization: Bearer <token>`, if the header has that form: the
+/// scheme in any case, then one space, then the token trimmed of spaces.
+#[must_use]
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
 
 /// What a token is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +179,21 @@ mod tests {
             Duration::from_secs(900),
             Duration::from_secs(30 * 86_400),
         )
+    }
+
+    #[test]
+    fn the_bearer_token_is_the_text_after_the_scheme() {
+        use actix_web::http::header::HeaderValue;
+        let token = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, HeaderValue::from_static(value));
+            bearer_token(&headers).map(str::to_owned)
+        };
+        assert_eq!(token("Bearer abc.def.ghi").as_deref(), Some("abc.def.ghi"));
+        assert_eq!(token("bEaReR  abc ").as_deref(), Some("abc"));
+        assert_eq!(token("Basic abc"), None);
+        assert_eq!(token("abc.def.ghi"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::bearer::bearer_token;
+use crate::auth::jwt::bearer_token;
 use crate::error::{ApiError, Problem};
 use crate::keys::{CreatedKey, KeyInfo, NewKey};
 use crate::routes::OptionalJson;
@@ -26,7 +26,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req).map(str::to_owned);
+        let token = bearer_token(req.headers()).map(str::to_owned);
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
             let token = token.ok_or_else(|| {
