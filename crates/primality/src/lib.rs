@@ -8,7 +8,7 @@
 //!   of base-2 strong pseudoprimes: BPSW's by several people, the table's by its author (see
 //!   the crate README). With the table a 64-bit prime is tested about 2.4 times faster. Turn it
 //!   off (`default-features = false`) for BPSW and a 512 KiB smaller binary.
-//! - `json`: [`JsonNumber`], a number as a JSON request body carries it (a bare integer of any
+//! - `json`: `JsonNumber`, a number as a JSON request body carries it (a bare integer of any
 //!   size, or a string holding one), read under [`Limits`]. Adds `serde` and `serde_json`.
 //!
 //! Pure Rust, with no `unsafe`, in every configuration.
