@@ -171,6 +171,7 @@ async fn the_axum_service_in_memory() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn the_axum_service_on_redis() {
     let Some(url) = test_services::redis_url("the_axum_service_on_redis") else {
         return;
@@ -184,6 +185,7 @@ async fn the_actix_service_in_memory() {
 }
 
 #[actix_web::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn the_actix_service_on_redis() {
     let Some(url) = test_services::redis_url("the_actix_service_on_redis") else {
         return;

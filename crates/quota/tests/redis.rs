@@ -66,6 +66,7 @@ async fn hammer(url: &str, policy: Policy, test: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn two_instances_get_exactly_the_fixed_window_limit() {
     let Some(url) = test_services::redis_url("two_instances_get_exactly_the_fixed_window_limit")
     else {
@@ -78,6 +79,7 @@ async fn two_instances_get_exactly_the_fixed_window_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn two_instances_get_exactly_the_gcra_burst() {
     let Some(url) = test_services::redis_url("two_instances_get_exactly_the_gcra_burst") else {
         return;
@@ -87,6 +89,7 @@ async fn two_instances_get_exactly_the_gcra_burst() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn day_edge_retry_after_and_expiry_on_redis() {
     let Some(url) = test_services::redis_url("day_edge_retry_after_and_expiry_on_redis") else {
         return;
@@ -119,6 +122,7 @@ async fn day_edge_retry_after_and_expiry_on_redis() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn gcra_retry_after_is_exact_on_redis() {
     let Some(url) = test_services::redis_url("gcra_retry_after_is_exact_on_redis") else {
         return;
@@ -142,6 +146,7 @@ async fn gcra_retry_after_is_exact_on_redis() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn admin_operations_apply_to_every_instance() {
     let Some(url) = test_services::redis_url("admin_operations_apply_to_every_instance") else {
         return;
@@ -180,6 +185,7 @@ async fn admin_operations_apply_to_every_instance() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn a_batch_is_decided_in_order() {
     let Some(url) = test_services::redis_url("a_batch_is_decided_in_order") else {
         return;
@@ -221,6 +227,7 @@ async fn bad_configuration_is_an_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn redis_down_follows_the_fail_mode_within_the_timeout() {
     // Needs only the `redis-server` binary; gated like the other Redis tests.
     if test_services::redis_url("redis_down_follows_the_fail_mode_within_the_timeout").is_none() {
@@ -294,6 +301,7 @@ async fn redis_down_follows_the_fail_mode_within_the_timeout() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn a_limit_given_with_the_call_beats_the_policy_and_stored_overrides() {
     let Some(url) = test_services::redis_url("a_limit_given_with_the_call") else {
         return;
@@ -370,6 +378,7 @@ async fn fill_until_oom(url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn a_full_redis_follows_the_fail_mode_never_an_error() {
     if test_services::redis_url("a_full_redis_follows_the_fail_mode_never_an_error").is_none() {
         return;
@@ -421,6 +430,7 @@ async fn a_full_redis_follows_the_fail_mode_never_an_error() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn an_evicting_memory_policy_is_reported() {
     if test_services::redis_url("an_evicting_memory_policy_is_reported").is_none() {
         return;

@@ -24,6 +24,7 @@ async fn cache(url: &str, prefix: &str) -> RedisReplayCache {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn two_verifiers_sharing_redis_reject_the_second_use() {
     let Some(url) = test_services::redis_url("two_verifiers_sharing_redis_reject_the_second_use")
     else {
@@ -57,6 +58,7 @@ async fn two_verifiers_sharing_redis_reject_the_second_use() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn stored_entry_has_prefix_and_remaining_window_as_ttl() {
     let Some(url) = test_services::redis_url("stored_entry_has_prefix_and_remaining_window_as_ttl")
     else {
@@ -105,6 +107,7 @@ async fn stored_entry_has_prefix_and_remaining_window_as_ttl() {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn insert_once_and_prefixes_are_separate_namespaces() {
     let Some(url) = test_services::redis_url("insert_once_and_prefixes_are_separate_namespaces")
     else {
@@ -148,6 +151,7 @@ fn entry(owner: &str, n: u64, now: u64) -> ReplayEntry {
 }
 
 #[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn one_keys_nonce_flood_on_redis_is_refused_alone() {
     let Some(url) = test_services::redis_url("one_keys_nonce_flood_on_redis_is_refused_alone")
     else {
@@ -196,6 +200,7 @@ async fn one_keys_nonce_flood_on_redis_is_refused_alone() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn the_fallback_keeps_refusing_what_it_saw_during_an_outage() {
     if test_services::redis_url("the_fallback_keeps_refusing_what_it_saw_during_an_outage")
         .is_none()
@@ -272,6 +277,7 @@ async fn the_fallback_keeps_refusing_what_it_saw_during_an_outage() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn a_full_read_only_or_evicting_redis() {
     if test_services::redis_url("a_full_read_only_or_evicting_redis").is_none() {
         return;

@@ -68,6 +68,7 @@ async fn one_keys_nonce_flood_leaves_other_keys_alone_in_memory() {
 }
 
 #[actix_web::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn one_keys_nonce_flood_leaves_other_keys_alone_on_redis() {
     let Some(url) =
         test_services::redis_url("one_keys_nonce_flood_leaves_other_keys_alone_on_redis")
@@ -125,6 +126,7 @@ async fn fill(url: &str) {
 }
 
 #[actix_web::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn a_full_redis_follows_the_fail_policies_and_never_answers_500() {
     if test_services::redis_url("a_full_redis_follows_the_fail_policies_and_never_answers_500")
         .is_none()
@@ -184,6 +186,7 @@ async fn a_full_redis_follows_the_fail_policies_and_never_answers_500() {
 }
 
 #[actix_web::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
 async fn an_evicting_redis_is_named_in_readiness() {
     if test_services::redis_url("an_evicting_redis_is_named_in_readiness").is_none() {
         return;

@@ -6,6 +6,7 @@ mod common;
 use secure_api::store::{Db, KeyRow, StoreError, UserRow};
 
 #[actix_web::test]
+#[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
 async fn the_store_runs_unchanged_on_postgres() {
     let Some(url) = test_services::database_url("the_store_runs_unchanged_on_postgres") else {
         return;

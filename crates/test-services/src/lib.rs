@@ -1,7 +1,9 @@
 //! Test helper for tests that need a real PostgreSQL or Redis, or an installed program.
 //!
-//! The convention (see `docs/testing.md`): a service test asks this crate for its URL, a test
-//! that drives a program (a browser, say) asks for the program's path.
+//! The convention (see `docs/testing.md`): a service test is `#[ignore = "needs ..."]`, so that
+//! a plain `cargo test` reports it as ignored rather than passed, and `--include-ignored` runs
+//! it. It asks this crate for its URL; a test that drives a program (a browser, say) asks for
+//! the program's path.
 //!
 //! - `TEST_DATABASE_URL` / `TEST_REDIS_URL` set, or the program on `PATH`: the test gets the URL
 //!   or the path and runs.
@@ -10,6 +12,7 @@
 //!
 //! ```no_run
 //! #[test]
+//! #[ignore = "needs Redis: set TEST_REDIS_URL"]
 //! fn counts_on_redis() {
 //!     let Some(url) = test_services::redis_url("counts_on_redis") else { return };
 //!     // ... connect to `url` and test ...
