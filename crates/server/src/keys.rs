@@ -114,10 +114,58 @@ pub struct KeyManager {
     default_daily_quota: u64,
 }
 
+/// Why creating, listing, revoking or rotating a key failed. (Not `KeyError`: that is
+/// `apikey-gen`'s, for a presented key that does not authenticate.)
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyAdminError {
+    /// A request field that breaks a rule; `field` names which.
+    #[error("{field} {reason}")]
+    Invalid {
+        /// The field, as named in the request body.
+        field: &'static str,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// No key, or no active key, with this id.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// A generated key collided with a stored one (astronomically unlikely); try again.
+    #[error("key collision; try again")]
+    Collision,
+    /// The key format or generator failed.
+    #[error(transparent)]
+    Key(#[from] apikey_gen::KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl KeyAdminError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<KeyAdminError> for ApiError {
+    fn from(error: KeyAdminError) -> Self {
+        match error {
+            KeyAdminError::Invalid { field, reason } => Self::Validation { field, reason },
+            KeyAdminError::NotFound(what) => Self::NotFound(what),
+            KeyAdminError::Collision => Self::Conflict("key collision; try again"),
+            KeyAdminError::Key(e) => Self::internal(e),
+            KeyAdminError::Store(e) => e.into(),
+        }
+    }
+}
+
 /// Checks a service name: 1 to 64 of ASCII letters, digits, `_`, `.` and `-`.
-pub fn validate_service(service: &str) -> Result<(), ApiError> {
+pub fn validate_service(service: &str) -> Result<(), KeyAdminError> {
     if service.is_empty() || service.len() > SERVICE_MAX {
-        return Err(ApiError::validation(
+        return Err(KeyAdminError::invalid(
             "service",
             format!("must be 1 to {SERVICE_MAX} characters long"),
         ));
@@ -126,7 +174,7 @@ pub fn validate_service(service: &str) -> Result<(), ApiError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     {
-        return Err(ApiError::validation(
+        return Err(KeyAdminError::invalid(
             "service",
             "may contain only ASCII letters, digits, '_', '.' and '-'",
         ));
@@ -136,13 +184,14 @@ pub fn validate_service(service: &str) -> Result<(), ApiError> {
 
 impl KeyManager {
     /// A manager hashing keys with `pepper` and sealing signing secrets with `sealer`.
-    pub fn new(pepper: &[u8], sealer: Sealer, default_daily_quota: u64) -> Result<Self, ApiError> {
-        let config = KeyConfig::new(KEY_PREFIX)
-            .and_then(|c| {
-                Ok(c.with_timestamp(true)
-                    .with_hasher(KeyHasher::hmac_sha256(pepper)?))
-            })
-            .map_err(ApiError::internal)?;
+    pub fn new(
+        pepper: &[u8],
+        sealer: Sealer,
+        default_daily_quota: u64,
+    ) -> Result<Self, KeyAdminError> {
+        let config = KeyConfig::new(KEY_PREFIX)?
+            .with_timestamp(true)
+            .with_hasher(KeyHasher::hmac_sha256(pepper)?);
         Ok(Self {
             config,
             sealer,
@@ -192,12 +241,12 @@ impl KeyManager {
         }
     }
 
-    fn prepare(&self, new: &NewKey, now: i64) -> Result<(KeyRow, CreatedKey), ApiError> {
+    fn prepare(&self, new: &NewKey, now: i64) -> Result<(KeyRow, CreatedKey), KeyAdminError> {
         validate_service(&new.service)?;
         if let Some(q) = new.daily_quota
             && !(1..=DAILY_QUOTA_MAX).contains(&q)
         {
-            return Err(ApiError::validation(
+            return Err(KeyAdminError::invalid(
                 "daily_quota",
                 format!("must be between 1 and {DAILY_QUOTA_MAX}"),
             ));
@@ -205,12 +254,12 @@ impl KeyManager {
         if let Some(days) = new.expires_in_days
             && !(1..=EXPIRES_MAX_DAYS).contains(&days)
         {
-            return Err(ApiError::validation(
+            return Err(KeyAdminError::invalid(
                 "expires_in_days",
                 format!("must be between 1 and {EXPIRES_MAX_DAYS}"),
             ));
         }
-        let generated = self.config.generate().map_err(ApiError::internal)?;
+        let generated = self.config.generate()?;
         let (key, hash, id) = generated.into_parts();
         let id = id.as_str().to_owned();
         let signing_secret = new.signing.then(|| {
@@ -248,14 +297,22 @@ impl KeyManager {
     }
 
     /// Creates and stores a key.
-    pub async fn create(&self, db: &Db, new: &NewKey, now: i64) -> Result<CreatedKey, ApiError> {
+    pub async fn create(
+        &self,
+        db: &Db,
+        new: &NewKey,
+        now: i64,
+    ) -> Result<CreatedKey, KeyAdminError> {
         let (row, created) = self.prepare(new, now)?;
-        db.insert_key(&row).await?;
-        Ok(created)
+        match db.insert_key(&row).await {
+            Ok(()) => Ok(created),
+            Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Every key, as listed.
-    pub async fn list(&self, db: &Db, now: i64) -> Result<Vec<KeyInfo>, ApiError> {
+    pub async fn list(&self, db: &Db, now: i64) -> Result<Vec<KeyInfo>, KeyAdminError> {
         Ok(db
             .list_keys()
             .await?
@@ -265,11 +322,11 @@ impl KeyManager {
     }
 
     /// Revokes the key `id` now.
-    pub async fn revoke(&self, db: &Db, id: &str, now: i64) -> Result<(), ApiError> {
+    pub async fn revoke(&self, db: &Db, id: &str, now: i64) -> Result<(), KeyAdminError> {
         if db.revoke_key(id, now).await? {
             Ok(())
         } else {
-            Err(ApiError::NotFound("no key with this id"))
+            Err(KeyAdminError::NotFound("no key with this id"))
         }
     }
 
@@ -281,12 +338,12 @@ impl KeyManager {
         id: &str,
         grace_secs: i64,
         now: i64,
-    ) -> Result<CreatedKey, ApiError> {
+    ) -> Result<CreatedKey, KeyAdminError> {
         let old = db
             .find_key(id)
             .await?
             .filter(|row| row.is_active(now))
-            .ok_or(ApiError::NotFound("no active key with this id"))?;
+            .ok_or(KeyAdminError::NotFound("no active key with this id"))?;
         let remaining_days = old.expires_at.map(|t| {
             u32::try_from(((t - now) + 86_399) / 86_400)
                 .unwrap_or(EXPIRES_MAX_DAYS)
@@ -304,7 +361,7 @@ impl KeyManager {
             .await
         {
             Ok(()) => Ok(created),
-            Err(StoreError::Conflict) => Err(ApiError::Conflict("key collision; try again")),
+            Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
         }
     }
@@ -384,7 +441,7 @@ mod tests {
         );
         assert!(matches!(
             keys.rotate(&db, "sapi_nope", 0, 100).await,
-            Err(ApiError::NotFound(_))
+            Err(KeyAdminError::NotFound(_))
         ));
     }
 
@@ -425,7 +482,7 @@ mod tests {
             ),
         ] {
             match keys.create(&db, &new, 0).await {
-                Err(ApiError::Validation { field: f, .. }) => assert_eq!(f, field),
+                Err(KeyAdminError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!(
                     "expected a validation error on {field}, got {:?}",
                     other.err()

@@ -2,10 +2,67 @@
 //!
 //! Kept out of the handlers: a route turns JSON into a call here and the answer back into JSON.
 
-use crate::auth::jwt::{Issued, TokenKind, Tokens};
-use crate::auth::password::{Password, Passwords};
+use crate::auth::jwt::{Issued, TokenError, TokenKind, Tokens};
+use crate::auth::password::{Password, PasswordError, Passwords};
 use crate::error::ApiError;
 use crate::store::{Db, StoreError, UserRow};
+
+/// Why an account operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AccountError {
+    /// A username or password that breaks a rule; `field` names which.
+    #[error("{field} {reason}")]
+    Invalid {
+        /// `username` or `password`.
+        field: &'static str,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// Registration with a username that exists.
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// A login with an unknown username or a wrong password (which one is never said).
+    #[error("{BAD_CREDENTIALS}")]
+    BadCredentials,
+    /// A refresh token that is invalid, expired, revoked, or whose user is gone.
+    #[error("invalid or expired refresh token")]
+    BadRefreshToken,
+    /// The password hasher is busy or failed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A token could not be issued.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+impl AccountError {
+    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::Invalid { field, reason } => Self::Validation { field, reason },
+            AccountError::UsernameTaken => Self::Conflict("username is already taken"),
+            AccountError::BadCredentials => Self::unauthorized("bad_credentials", BAD_CREDENTIALS),
+            AccountError::BadRefreshToken => {
+                Self::unauthorized("bad_token", "invalid or expired refresh token")
+            }
+            AccountError::Password(e) => e.into(),
+            AccountError::Store(e) => e.into(),
+            AccountError::Token(e) => Self::internal(e),
+        }
+    }
+}
 
 /// Shortest accepted username, in characters.
 pub const USERNAME_MIN: usize = 3;
@@ -17,10 +74,10 @@ pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX_BYTES: usize = 256;
 
 /// Checks a username: 3 to 32 of ASCII letters, digits, `_`, `.` and `-`.
-pub fn validate_username(username: &str) -> Result<(), ApiError> {
+pub fn validate_username(username: &str) -> Result<(), AccountError> {
     let len = username.chars().count();
     if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "username",
             format!("must be {USERNAME_MIN} to {USERNAME_MAX} characters long"),
         ));
@@ -29,7 +86,7 @@ pub fn validate_username(username: &str) -> Result<(), ApiError> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
     {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "username",
             "may contain only ASCII letters, digits, '_', '.' and '-'",
         ));
@@ -39,27 +96,27 @@ pub fn validate_username(username: &str) -> Result<(), ApiError> {
 
 /// Checks a new password: at least 8 characters, at most 256 bytes, not only whitespace,
 /// and not the username.
-pub fn validate_password(password: &str, username: &str) -> Result<(), ApiError> {
+pub fn validate_password(password: &str, username: &str) -> Result<(), AccountError> {
     if password.chars().count() < PASSWORD_MIN {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "password",
             format!("must be at least {PASSWORD_MIN} characters long"),
         ));
     }
     if password.len() > PASSWORD_MAX_BYTES {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "password",
             format!("must be at most {PASSWORD_MAX_BYTES} bytes long"),
         ));
     }
     if password.trim().is_empty() {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "password",
             "must not be only whitespace",
         ));
     }
     if password.eq_ignore_ascii_case(username) {
-        return Err(ApiError::validation(
+        return Err(AccountError::invalid(
             "password",
             "must differ from the username",
         ));
@@ -97,7 +154,7 @@ impl Accounts<'_> {
         username: &str,
         password: Password,
         now: i64,
-    ) -> Result<UserRow, ApiError> {
+    ) -> Result<UserRow, AccountError> {
         validate_username(username)?;
         validate_password(&password, username)?;
         let password_hash = self.passwords.hash(password).await?;
@@ -110,8 +167,8 @@ impl Accounts<'_> {
         };
         match self.db.insert_user(&user, now).await {
             Ok(()) => Ok(user),
-            Err(StoreError::Conflict) => Err(ApiError::Conflict("username is already taken")),
-            Err(e) => Err(ApiError::internal(e)),
+            Err(StoreError::Conflict) => Err(AccountError::UsernameTaken),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -122,63 +179,40 @@ impl Accounts<'_> {
         username: &str,
         password: Password,
         now: i64,
-    ) -> Result<TokenPair, ApiError> {
-        let user = self
-            .db
-            .find_user(username)
-            .await
-            .map_err(ApiError::internal)?;
+    ) -> Result<TokenPair, AccountError> {
+        let user = self.db.find_user(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.passwords.verify(password, stored).await? {
-            return Err(ApiError::unauthorized("bad_credentials", BAD_CREDENTIALS));
+            return Err(AccountError::BadCredentials);
         }
-        let user = user.ok_or(ApiError::unauthorized("bad_credentials", BAD_CREDENTIALS))?;
+        let user = user.ok_or(AccountError::BadCredentials)?;
         self.issue_pair(&user.id, &user.username, now)
     }
 
     /// Exchanges a valid, unrevoked refresh token for a new pair, revoking the old one.
-    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<TokenPair, ApiError> {
+    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<TokenPair, AccountError> {
         let claims = self
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
-            .map_err(|_| ApiError::unauthorized("bad_token", "invalid or expired refresh token"))?;
-        if self
-            .db
-            .is_token_revoked(&claims.jti)
-            .await
-            .map_err(ApiError::internal)?
-        {
-            return Err(ApiError::unauthorized(
-                "bad_token",
-                "invalid or expired refresh token",
-            ));
+            .map_err(|_| AccountError::BadRefreshToken)?;
+        if self.db.is_token_revoked(&claims.jti).await? {
+            return Err(AccountError::BadRefreshToken);
         }
         // The user may have been deleted since the token was issued.
-        if self
-            .db
-            .find_user_by_id(&claims.sub)
-            .await
-            .map_err(ApiError::internal)?
-            .is_none()
-        {
-            return Err(ApiError::unauthorized(
-                "bad_token",
-                "invalid or expired refresh token",
-            ));
+        if self.db.find_user_by_id(&claims.sub).await?.is_none() {
+            return Err(AccountError::BadRefreshToken);
         }
-        self.db
-            .revoke_token(&claims.jti, claims.exp)
-            .await
-            .map_err(ApiError::internal)?;
+        self.db.revoke_token(&claims.jti, claims.exp).await?;
         self.issue_pair(&claims.sub, &claims.name, now)
     }
 
-    fn issue_pair(&self, user_id: &str, username: &str, now: i64) -> Result<TokenPair, ApiError> {
-        let issue = |kind| {
-            self.tokens
-                .issue(user_id, username, kind, now)
-                .map_err(ApiError::internal)
-        };
+    fn issue_pair(
+        &self,
+        user_id: &str,
+        username: &str,
+        now: i64,
+    ) -> Result<TokenPair, AccountError> {
+        let issue = |kind| self.tokens.issue(user_id, username, kind, now);
         Ok(TokenPair {
             access: issue(TokenKind::Access)?,
             refresh: issue(TokenKind::Refresh)?,
@@ -186,10 +220,10 @@ impl Accounts<'_> {
     }
 }
 
-impl From<crate::auth::password::PasswordError> for ApiError {
-    fn from(error: crate::auth::password::PasswordError) -> Self {
+impl From<PasswordError> for ApiError {
+    fn from(error: PasswordError) -> Self {
         match error {
-            crate::auth::password::PasswordError::Busy => ApiError::Unavailable {
+            PasswordError::Busy => ApiError::Unavailable {
                 detail: "the server is busy; try again shortly",
                 retry_after: Some(1),
             },
@@ -218,7 +252,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    ApiError::Validation {
+                    AccountError::Invalid {
                         field: "username",
                         ..
                     }
@@ -229,6 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn a_store_outage_is_a_counted_503_not_a_500() {
+        let outage = AccountError::from(StoreError::Database(sqlx::Error::PoolTimedOut));
+        let api = ApiError::from(outage);
+        assert!(matches!(api, ApiError::Unavailable { .. }), "{api:?}");
+        let taken = ApiError::from(AccountError::UsernameTaken);
+        assert!(matches!(taken, ApiError::Conflict(_)));
+        let wrong = ApiError::from(AccountError::BadCredentials);
+        assert!(matches!(
+            wrong,
+            ApiError::Unauthorized("bad_credentials", _)
+        ));
+    }
+
+    #[test]
     fn passwords_are_checked_for_length_blankness_and_username() {
         assert!(validate_password("correct horse", "alice").is_ok());
         for bad in ["short", "        ", "ALICE123", &"x".repeat(257)] {
@@ -236,7 +284,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    ApiError::Validation {
+                    AccountError::Invalid {
                         field: "password",
                         ..
                     }
