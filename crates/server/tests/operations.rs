@@ -289,6 +289,31 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
             .status,
         429
     );
+    // An unreadable entry left of the client is the client's own forgery and is skipped. One
+    // where the client should be is refused with 400 and counted nowhere: never against the
+    // proxy's own address, which every client behind it shares.
+    assert_eq!(
+        proxied
+            .post("/login", &from("junk, 203.0.113.3"), login)
+            .await
+            .status,
+        401
+    );
+    for _ in 0..6 {
+        let reply = proxied
+            .post("/login", &from("203.0.113.4, junk"), login)
+            .await;
+        assert_eq!(reply.status, 400, "{}", reply.body);
+        assert_eq!(reply.body["type"], "/problems/bad-request");
+    }
+    assert_eq!(
+        proxied
+            .post("/login", &from("203.0.113.5"), login)
+            .await
+            .status,
+        401,
+        "the refused chains were counted against the proxy"
+    );
 
     // Without trusted proxies the header is ignored: every attempt is the peer's.
     let direct = spawn().await;

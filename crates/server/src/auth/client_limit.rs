@@ -4,47 +4,35 @@
 //! host usually holds a whole /64. `X-Forwarded-For` is set by whoever sends the request, so it
 //! is read only when the peer is one of the configured trusted proxies (`SECURE_API_TRUSTED_PROXIES`,
 //! the load balancers): then the client is the right-most address in it that is not a trusted
-//! proxy itself. An unreadable header counts as no header: the peer is the client.
+//! proxy itself, found by `quota`'s [`ForwardedIp`]. A chain that holds an unreadable entry
+//! before that address, or names no client, is refused with 400: it is never counted against
+//! the proxy's own address, which would put every client behind it in one bucket.
 
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
 
-use crate::config::IpNet;
+use quota::ForwardedIp;
+
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The client's address: the peer, or the address a trusted proxy forwarded for.
-#[must_use]
+///
+/// # Errors
+/// 400 when a trusted proxy's chain holds an unreadable entry or names no client.
 pub fn client_ip(
     peer: Option<IpAddr>,
-    forwarded_for: &[&str],
-    trusted: &[IpNet],
-) -> Option<IpAddr> {
-    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
-    let peer = peer?;
-    if !is_trusted(peer) {
-        return Some(peer);
-    }
-    let mut hops = Vec::new();
-    for value in forwarded_for {
-        for hop in value.split(',') {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => hops.push(ip),
-                Err(_) => return Some(peer),
-            }
-        }
-    }
-    // Right to left: the first hop that is not one of ours is the client. All ours: the
-    // left-most is as far as the chain can be trusted.
-    Some(
-        hops.iter()
-            .rev()
-            .copied()
-            .find(|ip| !is_trusted(*ip))
-            .or_else(|| hops.first().copied())
-            .unwrap_or(peer),
-    )
+    forwarded_for: &[&[u8]],
+    trusted: &ForwardedIp,
+) -> Result<Option<IpAddr>, ApiError> {
+    let Some(peer) = peer else {
+        return Ok(None);
+    };
+    trusted
+        .client(peer, forwarded_for)
+        .map(Some)
+        .map_err(|refused| ApiError::BadRequest(refused.detail().to_owned()))
 }
 
 /// The rate-limit bucket of a client address.
@@ -66,19 +54,13 @@ pub fn client_bucket(ip: Option<IpAddr>) -> String {
 impl AppState {
     /// Counts one login or registration attempt from this client; 429 past the limit.
     pub async fn limit_client(&self, req: &HttpRequest) -> Result<(), ApiError> {
-        let forwarded: Vec<&str> = if self.settings.trusted_proxies.is_empty() {
-            Vec::new()
-        } else {
-            req.headers()
-                .get_all("x-forwarded-for")
-                .filter_map(|v| v.to_str().ok())
-                .collect()
-        };
-        let client = client_ip(
-            req.peer_addr().map(|a| a.ip()),
-            &forwarded,
-            &self.settings.trusted_proxies,
-        );
+        let forwarded: Vec<&[u8]> = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .map(|v| v.as_bytes())
+            .collect();
+        let trusted = ForwardedIp::new(self.settings.trusted_proxies.iter().copied());
+        let client = client_ip(req.peer_addr().map(|a| a.ip()), &forwarded, &trusted)?;
         let bucket = client_bucket(client);
         let decision = self.login_limit.decide(&bucket, 1, None).await?;
         if decision.is_allowed() {
@@ -110,33 +92,47 @@ mod tests {
 
     #[test]
     fn forwarded_for_counts_only_from_a_trusted_proxy() {
-        let lb = [IpNet::parse("10.0.0.0/8").unwrap()];
+        let lb = ForwardedIp::new(["10.0.0.0/8".parse().unwrap()]);
         let peer = Some(ip("10.0.0.2"));
+        let client = |peer, lines: &[&str]| {
+            let lines: Vec<&[u8]> = lines.iter().map(|l| l.as_bytes()).collect();
+            client_ip(peer, &lines, &lb).map_err(|e| e.to_string())
+        };
         // Behind the load balancer: the address it appended.
+        assert_eq!(client(peer, &["203.0.113.9"]), Ok(Some(ip("203.0.113.9"))));
+        // A client's own forged entries sit left of the real one and are ignored, garbage
+        // included.
         assert_eq!(
-            client_ip(peer, &["203.0.113.9"], &lb),
-            Some(ip("203.0.113.9"))
+            client(peer, &["1.1.1.1, 203.0.113.9"]),
+            Ok(Some(ip("203.0.113.9")))
         );
-        // A client's own forged entries sit left of the real one and are ignored.
         assert_eq!(
-            client_ip(peer, &["1.1.1.1, 203.0.113.9"], &lb),
-            Some(ip("203.0.113.9"))
+            client(peer, &["not-an-ip, 203.0.113.9"]),
+            Ok(Some(ip("203.0.113.9")))
         );
         // Several of our proxies in a row, and the header split over two lines.
         assert_eq!(
-            client_ip(peer, &["198.51.100.4", "10.1.1.1"], &lb),
-            Some(ip("198.51.100.4"))
+            client(peer, &["198.51.100.4", "10.1.1.1"]),
+            Ok(Some(ip("198.51.100.4")))
+        );
+        // An IPv4-mapped peer is the IPv4 proxy.
+        assert_eq!(
+            client(Some(ip("::ffff:10.0.0.2")), &["203.0.113.9"]),
+            Ok(Some(ip("203.0.113.9")))
         );
         // A peer that is not a trusted proxy is the client, whatever it claims.
         assert_eq!(
-            client_ip(Some(ip("198.51.100.7")), &["1.1.1.1"], &lb),
-            Some(ip("198.51.100.7"))
+            client(Some(ip("198.51.100.7")), &["1.1.1.1"]),
+            Ok(Some(ip("198.51.100.7")))
         );
-        // Garbage, or no header: the peer.
-        assert_eq!(client_ip(peer, &["1.1.1.1, not-an-ip"], &lb), peer);
-        assert_eq!(client_ip(peer, &[], &lb), peer);
+        // Garbage where the client should be, or no client at all: refused, never the
+        // proxy's own address.
+        assert!(client(peer, &["1.1.1.1, not-an-ip"]).is_err());
+        assert!(client(peer, &[]).is_err());
+        assert!(client(peer, &["10.9.9.9"]).is_err());
         // Nothing trusted: the header is never read.
-        assert_eq!(client_ip(peer, &["203.0.113.9"], &[]), peer);
+        let none = ForwardedIp::new([]);
+        assert_eq!(client_ip(peer, &[b"203.0.113.9"], &none).unwrap(), peer);
     }
 
     #[test]
