@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod keys;
 pub mod limits;
 pub mod observe;

@@ -24,6 +24,7 @@ use crate::auth::password::Passwords;
 use crate::auth::signed::Signing;
 use crate::config::{Mode, Settings, TlsFiles};
 use crate::error::ApiError;
+use crate::extract::{self, BodyLimit};
 use crate::keys::{CreatedKey, KeyManager, NewKey};
 use crate::limits::{Concern, Limiter};
 use crate::routes;
@@ -122,6 +123,9 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The API key format could not be set up.
+    #[error("api keys: {0}")]
+    Keys(#[from] crate::keys::KeyAdminError),
     /// A component could not be built.
     #[error("{0}")]
     Build(String),
@@ -527,17 +531,13 @@ impl Application {
             if let Some(weather) = &weather {
                 app = app.app_data(web::Data::new(weather.build()));
             }
-            app.app_data(
-                web::JsonConfig::default()
-                    .limit(json_limit)
-                    .error_handler(routes::json_error),
-            )
-            .app_data(web::PayloadConfig::new(json_limit))
-            .app_data(web::QueryConfig::default().error_handler(routes::query_error))
-            .app_data(web::PathConfig::default().error_handler(routes::path_error))
-            .wrap(from_fn(request_timeout))
-            .wrap(from_fn(crate::observe::observe_request))
-            .configure(routes::configure)
+            app.app_data(BodyLimit(json_limit))
+                .app_data(web::PayloadConfig::new(json_limit))
+                .app_data(web::QueryConfig::default().error_handler(extract::query_error))
+                .app_data(web::PathConfig::default().error_handler(extract::path_error))
+                .wrap(from_fn(request_timeout))
+                .wrap(from_fn(crate::observe::observe_request))
+                .configure(routes::configure)
         })
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))

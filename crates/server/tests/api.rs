@@ -75,6 +75,56 @@ async fn unknown_paths_and_methods_are_json_problems_with_security_headers() {
 }
 
 #[actix_web::test]
+async fn every_get_route_answers_head_with_its_status_and_headers_and_no_body() {
+    let app = spawn().await;
+    let document: Value = serde_json::from_str(&secure_api::routes::openapi_json()).unwrap();
+    let key = app.first.demo_key.key.clone();
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let mut ok = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if item.get("get").is_none() {
+            continue;
+        }
+        let path = path.replace("{id}", &app.first.demo_key.id);
+        let headers = if path.starts_with("/admin") {
+            [("authorization", admin.as_str())]
+        } else {
+            [("authorization", key.as_str())]
+        };
+        let get = app.get(&path, &headers).await;
+        let head = app.send("HEAD", &path, &headers, None).await;
+        assert_eq!(head.status, get.status, "HEAD {path}");
+        for name in ["content-type", "cache-control", "x-content-type-options"] {
+            assert_eq!(head.header(name), get.header(name), "HEAD {path}: {name}");
+        }
+        assert!(
+            head.text.is_empty(),
+            "HEAD {path} has a body: {}",
+            head.text
+        );
+        if get.status == 200 {
+            ok.push(path);
+        }
+    }
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+        "/whoami",
+        "/admin/keys",
+    ] {
+        assert!(
+            ok.iter().any(|p| p == path),
+            "GET and HEAD {path} answer 200"
+        );
+    }
+    // A route without GET still refuses HEAD.
+    let reply = app.send("HEAD", "/get-current-time", &[], None).await;
+    assert_eq!(reply.status, 405);
+}
+
+#[actix_web::test]
 async fn the_daily_quota_answers_429_with_the_original_message_until_midnight_utc() {
     let app = spawn().await;
     let key = app

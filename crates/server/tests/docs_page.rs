@@ -171,24 +171,23 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_policies() {
         assert_eq!(reply.body, unknown.body, "{path}");
     }
 
-    // Other methods get 405, as on every resource.
+    // Other methods get 405, as on every resource (`HEAD` is `GET` without the body, see
+    // api.rs).
     for (method, path) in [
         ("POST", "/docs"),
         ("DELETE", "/docs"),
-        ("HEAD", "/docs"),
+        ("PUT", "/docs"),
         ("PUT", "/docs/docs-init.js"),
         ("POST", "/docs/swagger-ui-bundle.js"),
         ("PATCH", "/docs/swagger-ui.css"),
     ] {
         let reply = fetch(&app, method, path).await;
         assert_eq!(reply.status, 405, "{method} {path}");
-        if method != "HEAD" {
-            assert_eq!(
-                reply.json()["type"],
-                "/problems/method-not-allowed",
-                "{method} {path}"
-            );
-        }
+        assert_eq!(
+            reply.json()["type"],
+            "/problems/method-not-allowed",
+            "{method} {path}"
+        );
     }
 
     // The page and its assets are in the OpenAPI document, as HTML, script and stylesheet.
@@ -211,6 +210,7 @@ async fn the_page_and_its_assets_are_served_with_their_types_and_policies() {
 const TEST: &str = "the_page_renders_every_operation_without_errors_in_chromium";
 
 #[actix_web::test]
+#[ignore = "needs Chromium (/usr/bin/chromium)"]
 async fn the_page_renders_every_operation_without_errors_in_chromium() {
     let Some(chromium) = test_services::program(
         TEST,

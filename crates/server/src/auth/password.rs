@@ -104,7 +104,8 @@ pub enum PasswordError {
     Pool,
 }
 
-/// Hashes and verifies passwords on a bounded blocking pool.
+/// Hashes and verifies passwords on a fixed number of hashing threads of its own, with a
+/// bounded wait for one.
 #[derive(Debug, Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,

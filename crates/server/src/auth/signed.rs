@@ -202,7 +202,7 @@ pub async fn authenticate(
     req: &mut ServiceRequest,
 ) -> Result<(Principal, request_signing::Verified), ApiError> {
     let limit = state.settings.json_limit;
-    let body = crate::routes::read_body(&mut req.take_payload(), limit).await?;
+    let body = crate::extract::read_body(&mut req.take_payload(), limit).await?;
     req.set_payload(actix_web::dev::Payload::from(body.clone()));
 
     let headers = req.headers();

@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use crate::auth::jwt::bearer_token;
 use crate::error::{ApiError, Problem};
+use crate::extract::{Json, OptionalJson};
 use crate::keys::{CreatedKey, KeyInfo, NewKey};
-use crate::routes::OptionalJson;
 use crate::state::AppState;
 
 /// A caller holding a valid admin token.
@@ -120,7 +120,7 @@ pub async fn list_keys(
 pub async fn create_key(
     state: web::Data<AppState>,
     _admin: Admin,
-    body: web::Json<CreateKeyRequest>,
+    body: Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let new = NewKey {

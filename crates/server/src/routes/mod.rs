@@ -9,10 +9,8 @@ pub mod users;
 pub mod weather;
 pub mod whoami;
 
-use actix_web::dev::Payload;
-use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::middleware::from_fn;
-use actix_web::{FromRequest, HttpRequest, HttpResponse, Resource, web};
+use actix_web::{HttpResponse, Resource, Route, guard, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
@@ -51,7 +49,7 @@ use crate::error::ApiError;
         docs::swagger_ui_bundle_js,
         docs::swagger_ui_css,
     ),
-    modifiers(&SecuritySchemes, &CommonResponses)
+    modifiers(&SecuritySchemes, &CommonResponses, &HeadOnGet)
 )]
 pub struct ApiDoc;
 
@@ -127,6 +125,28 @@ impl utoipa::Modify for CommonResponses {
     }
 }
 
+/// Documents `HEAD` beside every `GET` (the server answers both, see [`get`]): the same
+/// operation, with the same statuses and headers and no body.
+struct HeadOnGet;
+
+impl utoipa::Modify for HeadOnGet {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let Some(get) = &item.get else { continue };
+            let mut head = get.clone();
+            head.operation_id = get.operation_id.as_ref().map(|id| format!("{id}_head"));
+            head.summary = get.summary.as_ref().map(|s| format!("{s} (headers only)"));
+            for response in head.responses.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response.content.clear();
+                }
+            }
+            item.head = Some(head);
+        }
+    }
+}
+
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
@@ -189,32 +209,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/get-current-time").route(web::post().to(time::get_current_time).wrap(api_key())),
     )
     .service(resource("/check-prime").route(web::post().to(prime::check_prime).wrap(api_key())))
-    .service(resource("/whoami").route(web::get().to(whoami::whoami).wrap(api_key())))
-    .service(resource("/weather").route(web::get().to(weather::weather).wrap(api_key())))
+    .service(resource("/whoami").route(get().to(whoami::whoami).wrap(api_key())))
+    .service(resource("/weather").route(get().to(weather::weather).wrap(api_key())))
     .service(resource("/register").route(web::post().to(users::register)))
     .service(resource("/login").route(web::post().to(users::login)))
     .service(resource("/refresh").route(web::post().to(users::refresh)))
     .service(resource("/logout").route(web::post().to(users::logout)))
-    .service(resource("/protected").route(web::get().to(users::protected)))
+    .service(resource("/protected").route(get().to(users::protected)))
     .service(
         resource("/admin/keys")
-            .route(web::get().to(admin::list_keys))
+            .route(get().to(admin::list_keys))
             .route(web::post().to(admin::create_key)),
     )
     .service(resource("/admin/keys/{id}").route(web::delete().to(admin::revoke_key)))
     .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
-    .service(resource("/admin/keys/{id}/usage").route(web::get().to(admin::key_usage)))
-    .service(resource("/healthz").route(web::get().to(health::healthz)))
-    .service(resource("/readyz").route(web::get().to(health::readyz)))
-    .service(resource("/metrics").route(web::get().to(health::metrics)))
-    .service(resource("/openapi.json").route(web::get().to(openapi)))
-    .service(resource("/docs").route(web::get().to(docs::docs_page)))
-    .service(resource("/docs/docs-init.js").route(web::get().to(docs::docs_init_js)))
-    .service(
-        resource("/docs/swagger-ui-bundle.js").route(web::get().to(docs::swagger_ui_bundle_js)),
-    )
-    .service(resource("/docs/swagger-ui.css").route(web::get().to(docs::swagger_ui_css)))
+    .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
+    .service(resource("/healthz").route(get().to(health::healthz)))
+    .service(resource("/readyz").route(get().to(health::readyz)))
+    .service(resource("/metrics").route(get().to(health::metrics)))
+    .service(resource("/openapi.json").route(get().to(openapi)))
+    .service(resource("/docs").route(get().to(docs::docs_page)))
+    .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
+    .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
+    .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
     .default_service(web::to(not_found));
+}
+
+/// A route for `GET` that answers `HEAD` too, as load balancers' health checks send it: the same
+/// handler and headers, and no body (actix-web leaves the body of an answer to `HEAD` unsent).
+fn get() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// A resource whose other methods answer 405 with a JSON problem body.
@@ -228,82 +252,4 @@ async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such endpoint"))
-}
-
-/// Reads a whole request body of at most `limit` bytes; a larger one is a 413 problem, read no
-/// further.
-pub async fn read_body(payload: &mut Payload, limit: usize) -> Result<web::Bytes, ApiError> {
-    use futures_util::StreamExt as _;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "the body is larger than the {limit}-byte limit"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
-}
-
-/// A JSON body that may be left out. An empty body is `None`; any other body must be valid
-/// JSON of `T` (unknown fields included), or the request is refused with a 400 problem, as
-/// with `web::Json`. (actix's `Option<Json<T>>` would silently treat a bad body as no body.)
-#[derive(Debug)]
-pub struct OptionalJson<T>(pub Option<T>);
-
-impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
-    type Error = actix_web::Error;
-    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<crate::state::AppState>>()
-            .map_or(16 * 1024, |s| s.settings.json_limit);
-        let req = req.clone();
-        let mut payload = payload.take();
-        Box::pin(async move {
-            let body = read_body(&mut payload, limit).await?;
-            if body.is_empty() {
-                return Ok(Self(None));
-            }
-            serde_json::from_slice(&body)
-                .map(|value| Self(Some(value)))
-                .map_err(|e| json_error(JsonPayloadError::Deserialize(e), &req))
-        })
-    }
-}
-
-/// Turns actix's JSON body errors into problem bodies with a precise detail.
-pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
-    let api = match &error {
-        JsonPayloadError::OverflowKnownLength { limit, .. }
-        | JsonPayloadError::Overflow { limit } => {
-            ApiError::PayloadTooLarge(format!("the body is larger than the {limit}-byte limit"))
-        }
-        JsonPayloadError::ContentType => {
-            ApiError::BadRequest("expected Content-Type: application/json".to_owned())
-        }
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::BadRequest(format!("invalid request body: {e}"))
-        }
-        JsonPayloadError::Deserialize(e) if e.is_eof() => {
-            ApiError::BadRequest("the body is empty or truncated JSON".to_owned())
-        }
-        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("malformed JSON: {e}")),
-        _ => ApiError::BadRequest("the request body could not be read".to_owned()),
-    };
-    api.into()
-}
-
-/// Turns query string errors into problem bodies.
-pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid query string: {error}")).into()
-}
-
-/// Turns path parameter errors into problem bodies.
-pub fn path_error(error: PathError, _: &HttpRequest) -> actix_web::Error {
-    ApiError::BadRequest(format!("invalid path: {error}")).into()
 }

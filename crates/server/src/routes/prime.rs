@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::api_key::ApiCaller;
 use crate::error::{ApiError, Problem};
+use crate::extract::Json;
 use crate::state::AppState;
 
 /// Extra random-base Miller-Rabin rounds when the request names none (the original ran 40).
@@ -139,7 +140,7 @@ fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
 pub async fn check_prime(
     state: web::Data<AppState>,
     caller: ApiCaller,
-    body: web::Json<PrimeRequest>,
+    body: Json<PrimeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (n, rounds) = body.validate(Limits::new(state.settings.max_prime_bits))?;
     let bits = n.bits();

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::auth::accounts::{Accounts, TokenPair};
 use crate::auth::bearer::AuthenticatedUser;
 use crate::error::{ApiError, Problem};
-use crate::routes::OptionalJson;
+use crate::extract::{Json, OptionalJson};
 use crate::state::AppState;
 
 /// Credentials for `/register` and `/login`.
@@ -116,7 +116,7 @@ fn accounts(state: &AppState) -> Accounts<'_> {
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Credentials>,
+    body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
     state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
@@ -143,7 +143,7 @@ pub async fn register(
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<Credentials>,
+    body: Json<Credentials>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
@@ -164,7 +164,7 @@ pub async fn login(
 )]
 pub async fn refresh(
     state: web::Data<AppState>,
-    body: web::Json<RefreshRequest>,
+    body: Json<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let pair = accounts(&state)
         .refresh(&body.refresh_token, state.clock.now())

@@ -14,6 +14,7 @@ use weather_keypool::{Error as WeatherError, Location, Units, Weather, WeatherCl
 
 use crate::auth::api_key::ApiCaller;
 use crate::error::{ApiError, Problem};
+use crate::extract::Query;
 use crate::state::AppState;
 
 /// Where and in which units.
@@ -161,7 +162,7 @@ pub async fn weather(
     state: web::Data<AppState>,
     client: Option<web::Data<WeatherClient>>,
     caller: ApiCaller,
-    query: web::Query<WeatherQuery>,
+    query: Query<WeatherQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let WeatherQuery {
         city,
