@@ -102,3 +102,44 @@ pub trait Backend: Send + Sync {
         limit: Option<NonZeroU64>,
     ) -> impl Future<Output = Result<()>> + Send;
 }
+
+/// One of two backends, chosen at start-up: memory for a single instance, Redis behind a
+/// [`FallbackBackend`](crate::FallbackBackend) for several, say. Every call goes to the one held.
+impl<L: Backend, R: Backend> Backend for either::Either<L, R> {
+    fn policy(&self) -> Policy {
+        either::for_both!(self, b => b.policy())
+    }
+
+    async fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
+        either::for_both!(self, b => b.decide(key, cost).await)
+    }
+
+    async fn decide_with_limit(&self, key: &str, cost: u64, limit: NonZeroU64) -> Result<Decision> {
+        either::for_both!(self, b => b.decide_with_limit(key, cost, limit).await)
+    }
+
+    fn decide_now(
+        &self,
+        key: &str,
+        cost: u64,
+        limit: Option<NonZeroU64>,
+    ) -> Option<Result<Decision>> {
+        either::for_both!(self, b => b.decide_now(key, cost, limit))
+    }
+
+    async fn usage(&self, key: &str) -> Result<Usage> {
+        either::for_both!(self, b => b.usage(key).await)
+    }
+
+    async fn usage_with_limit(&self, key: &str, limit: NonZeroU64) -> Result<Usage> {
+        either::for_both!(self, b => b.usage_with_limit(key, limit).await)
+    }
+
+    async fn reset(&self, key: &str) -> Result<()> {
+        either::for_both!(self, b => b.reset(key).await)
+    }
+
+    async fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<()> {
+        either::for_both!(self, b => b.set_override(key, limit).await)
+    }
+}

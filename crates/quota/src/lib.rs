@@ -15,6 +15,8 @@ mod redis_backend;
 pub use backend::{Backend, Usage};
 pub use clock::{Clock, FakeClock, FastClock, SystemClock};
 pub use decision::{Decision, Status};
+/// Re-exported: one of two backends is a backend (see [`Backend`]).
+pub use either::Either;
 pub use error::{Error, Result};
 pub use fallback::{FailMode, FallbackBackend, FallbackBuilder};
 #[cfg(any(feature = "actix", feature = "tower"))]
@@ -23,7 +25,7 @@ pub use http::{
     RateLimit, RateLimitBuilder, Refusal, RefusalReason, Rejection, RequestView, Unkeyed, Verdict,
 };
 #[cfg(feature = "actix")]
-pub use http::{RateLimitMiddleware, actix_response};
+pub use http::{RateLimitMiddleware, actix_response, append_allowed_fields};
 #[cfg(feature = "tower")]
 pub use http::{RateLimitService, ResponseFuture, http_response};
 pub use memory::{DEFAULT_MAX_KEY_LEN, DEFAULT_MAX_KEYS, MemoryBackend, MemoryBuilder, Snapshot};

@@ -207,6 +207,71 @@ async fn actix_reads_the_key_its_limit_and_the_cost_from_the_request() {
     );
 }
 
+type EitherMemory = quota::Either<MemoryBackend<FakeClock>, MemoryBackend<FakeClock>>;
+type HandlerLimit = RateLimit<EitherMemory, FromHeader, actix_web::HttpRequest>;
+
+/// A handler that charges what the body says, once it has read it.
+async fn charge_body(
+    req: actix_web::HttpRequest,
+    limit: web::Data<HandlerLimit>,
+    body: String,
+) -> HttpResponse {
+    let cost = body.trim().parse().unwrap_or(1);
+    match limit.decide(limit.prepare(&req).with_cost(cost)).await {
+        quota::Verdict::Allowed(fields) => {
+            let mut answer = HttpResponse::Ok().body("ok");
+            quota::append_allowed_fields(&mut answer, fields);
+            answer
+        }
+        quota::Verdict::Refused(rejection) => quota::actix_response(rejection),
+    }
+}
+
+#[actix_rt::test]
+async fn a_handler_charges_a_cost_it_learns_from_the_body_on_either_backend() {
+    let clock = clock();
+    let daily = Policy::per_day(n(10));
+    for backend in [
+        quota::Either::Left(memory(daily, &clock)),
+        quota::Either::Right(memory(daily, &clock)),
+    ] {
+        let limit: HandlerLimit = RateLimit::builder(backend, FromHeader::new("x-tenant"))
+            .name("daily")
+            .on_refusal(|refusal| {
+                // The hook is told what the client would read.
+                let body = String::from_utf8_lossy(&refusal.default.body).into_owned();
+                assert!(body.contains(refusal.detail), "{}", refusal.detail);
+                refusal.default
+            })
+            .build()
+            .expect("valid");
+        let app = atest::init_service(
+            App::new()
+                .app_data(web::Data::new(limit))
+                .route("/", web::post().to(charge_body)),
+        )
+        .await;
+        let post = |cost: &str| {
+            atest::TestRequest::post()
+                .uri("/")
+                .insert_header(("x-tenant", "acme"))
+                .set_payload(cost.to_owned())
+                .to_request()
+        };
+        let res = atest::call_service(&app, post("7")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(header(&res, "ratelimit"), Some(r#""daily";r=3;t=86400"#));
+        // More than the limit can ever grant: refused, and nothing is counted.
+        let res = atest::call_service(&app, post("11")).await;
+        assert_eq!(res.status(), 429);
+        let res = atest::call_service(&app, post("3")).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(header(&res, "ratelimit"), Some(r#""daily";r=0;t=86400"#));
+        let res = atest::call_service(&app, post("1")).await;
+        assert_eq!(res.status(), 429);
+    }
+}
+
 #[actix_rt::test]
 async fn actix_never_answers_500_for_a_store_failure_and_renders_custom_bodies() {
     let clock = clock();

@@ -26,6 +26,8 @@ pub use canonical::{
     MAX_TIMESTAMP_LEN, MIN_NONCE_LEN, body_sha256_hex, canonical_string_v1,
 };
 pub use clock::{Clock, FakeClock, SystemClock};
+/// Re-exported: one of two replay caches is a replay cache (see [`ReplayCache`]).
+pub use either::Either;
 pub use error::{BoxError, Error, Result};
 pub use fallback::FallbackReplayCache;
 #[cfg(any(feature = "actix", feature = "tower"))]

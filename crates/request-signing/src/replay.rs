@@ -156,6 +156,29 @@ impl<R: ReplayCache + ?Sized> ReplayCache for &R {
     }
 }
 
+/// One of two caches, chosen at start-up: memory for a single instance, Redis for several,
+/// say. Every call goes to the one held; its error is that cache's.
+impl<L: ReplayCache, R: ReplayCache> ReplayCache for either::Either<L, R> {
+    type Error = either::Either<L::Error, R::Error>;
+
+    async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Self::Error> {
+        match self {
+            Self::Left(cache) => cache.insert_once(entry).await.map_err(either::Either::Left),
+            Self::Right(cache) => cache
+                .insert_once(entry)
+                .await
+                .map_err(either::Either::Right),
+        }
+    }
+
+    async fn release(&self, entry: &ReplayEntry) -> Result<(), Self::Error> {
+        match self {
+            Self::Left(cache) => cache.release(entry).await.map_err(either::Either::Left),
+            Self::Right(cache) => cache.release(entry).await.map_err(either::Either::Right),
+        }
+    }
+}
+
 /// The in-memory cache is full of unexpired entries; the request is refused (fail closed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("replay cache full ({capacity} unexpired entries)")]
@@ -405,6 +428,32 @@ mod tests {
     fn cache(cap: usize) -> MemoryReplayCache {
         MemoryReplayCache::new(NonZeroUsize::new(cap).unwrap())
             .with_per_key_limit(NonZeroUsize::new(cap).unwrap())
+    }
+
+    #[tokio::test]
+    async fn either_cache_is_the_one_it_holds() {
+        for either in [
+            either::Either::Left(cache(1)),
+            either::Either::Right(cache(1)),
+        ] {
+            assert_eq!(
+                either.insert_once(entry(1, 100, 200)).await,
+                Ok(Insertion::Fresh)
+            );
+            assert_eq!(
+                either.insert_once(entry(1, 101, 200)).await,
+                Ok(Insertion::Seen)
+            );
+            let full = either.insert_once(entry_of("other", 2, 101, 200)).await;
+            let held = either.as_ref().either(|c| c.len(), |c| c.len());
+            assert!(full.is_err(), "the one cache it holds is full: {full:?}");
+            assert_eq!(held, 1);
+            either.release(&entry(1, 102, 200)).await.unwrap();
+            assert_eq!(
+                either.insert_once(entry(1, 103, 200)).await,
+                Ok(Insertion::Fresh)
+            );
+        }
     }
 
     #[test]

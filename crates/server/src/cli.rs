@@ -5,10 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use quota::Snapshot;
 
+use crate::clock::Clock;
 use crate::config::{Cli, Command, KeysCommand, LogFormat, Settings};
 use crate::keys::{CreatedKey, NewKey};
-use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_state, process_env};
-use crate::state::{AppState, Clock};
+use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_services, process_env};
+use crate::state::Services;
 
 /// Runs the command line; the process exit code.
 #[must_use]
@@ -96,11 +97,18 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
 }
 
 async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
-    let state: AppState = build_state(settings, &process_env(), Clock::system())
+    let services: Services = build_services(&settings, &process_env(), Clock::system())
         .await
         .map_err(|e| e.to_string())?;
-    let now = state.clock.now();
-    let outcome = match command {
+    let outcome = keys_command(&services, command).await;
+    services.db.close().await;
+    outcome
+}
+
+/// Runs a `keys` subcommand; domain errors are printed as they are.
+async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), String> {
+    let keys = &services.keys;
+    match command {
         KeysCommand::Create {
             service,
             daily_quota,
@@ -114,19 +122,11 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
                 signing,
                 expires_in_days: expires_in,
             };
-            let created = state
-                .keys
-                .create(&state.db, &new, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            let created = keys.create(&new).await.map_err(|e| e.to_string())?;
             print_created(&created, json)
         }
         KeysCommand::List { json } => {
-            let keys = state
-                .keys
-                .list(&state.db, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            let keys = keys.list().await.map_err(|e| e.to_string())?;
             if json {
                 println!(
                     "{}",
@@ -151,11 +151,7 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
             Ok(())
         }
         KeysCommand::Revoke { id } => {
-            state
-                .keys
-                .revoke(&state.db, &id, now)
-                .await
-                .map_err(|e| e.to_string())?;
+            keys.revoke(&id).await.map_err(|e| e.to_string())?;
             println!("revoked {id}; running servers refuse it within their key cache TTL");
             Ok(())
         }
@@ -164,9 +160,8 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
             grace_hours,
             json,
         } => {
-            let created = state
-                .keys
-                .rotate(&state.db, &id, i64::from(grace_hours) * 3_600, now)
+            let created = keys
+                .rotate(&id, i64::from(grace_hours) * 3_600)
                 .await
                 .map_err(|e| e.to_string())?;
             if !json {
@@ -175,28 +170,26 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
             print_created(&created, json)
         }
         KeysCommand::Usage { id } => {
-            let row = state
-                .db
-                .find_key(&id)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("no key with id {id}"))?;
-            if let Some((_, data)) = state
+            let row = keys.find(&id).await.map_err(|e| e.to_string())?;
+            if let Some((_, data)) = services
                 .db
                 .load_snapshot(QUOTA_SNAPSHOT)
                 .await
                 .map_err(|e| e.to_string())?
             {
                 let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
-                state.quota.restore(&snapshot).map_err(|e| e.to_string())?;
+                services
+                    .quota
+                    .restore(&snapshot)
+                    .map_err(|e| e.to_string())?;
             }
-            let limit = std::num::NonZeroU64::new(state.keys.daily_quota(&row));
-            let usage = state
+            let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
+            let usage = services
                 .quota
                 .usage(&row.id, limit)
                 .await
                 .map_err(|e| e.to_string())?;
-            let source = if state.quota.is_shared() {
+            let source = if services.quota.is_shared() {
                 "live, from Redis".to_owned()
             } else {
                 format!(
@@ -214,7 +207,5 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
             );
             Ok(())
         }
-    };
-    state.db.close().await;
-    outcome
+    }
 }

@@ -84,6 +84,10 @@ pub enum ApiError {
     /// The upstream did not answer in time.
     #[error("{0}")]
     GatewayTimeout(&'static str),
+    /// A refusal a crate's limiter already rendered in the server's shape (see
+    /// [`crate::limits::KeyQuota::charge`]): sent as it is.
+    #[error("refused with {}", .0.status)]
+    Refused(Rendered),
     /// A failure the client cannot act on; its cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -126,6 +130,7 @@ impl ApiError {
             Self::Unavailable { .. } => "unavailable",
             Self::BadGateway(_) => "bad-gateway",
             Self::GatewayTimeout(_) => "gateway-timeout",
+            Self::Refused(_) => "refused",
             Self::Internal(_) => "internal",
         }
     }
@@ -146,6 +151,7 @@ impl ApiError {
             Self::Unavailable { .. } => "Service unavailable",
             Self::BadGateway(_) => "Bad gateway",
             Self::GatewayTimeout(_) => "Gateway timeout",
+            Self::Refused(_) => "Refused",
             Self::Internal(_) => "Internal server error",
         }
     }
@@ -206,10 +212,46 @@ impl ResponseError for ApiError {
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Self::Refused(rendered) => {
+                StatusCode::from_u16(rendered.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
+        let rendered = self.render();
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, PROBLEM_JSON));
+        for (name, value) in rendered.headers {
+            response.insert_header((name, value));
+        }
+        response.body(rendered.body)
+    }
+}
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An error as it is sent: status, headers (besides `Content-Type`) and the problem body.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The HTTP status code.
+    pub status: u16,
+    /// `WWW-Authenticate` on a 401, `Retry-After` and the rate-limit fields where they apply.
+    pub headers: ExtraHeaders,
+    /// The `application/problem+json` body.
+    pub body: Vec<u8>,
+}
+
+impl ApiError {
+    /// The answer for this error, logged and counted: internal causes go to the log (never
+    /// to the client), 401s to `secure_api_auth_failures_total`. The crates' middleware
+    /// answers their refusals with it too, so every error body has one shape.
+    #[must_use]
+    pub fn render(&self) -> Rendered {
+        if let Self::Refused(rendered) = self {
+            return rendered.clone();
+        }
         let status = self.status_code();
         match self {
             Self::Internal(cause) => {
@@ -231,17 +273,50 @@ impl ResponseError for ApiError {
                 _ => None,
             },
         };
-        let mut response = HttpResponse::build(status);
-        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        let mut headers = self.headers();
         if status == StatusCode::UNAUTHORIZED {
-            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            headers.push(("www-authenticate", "Bearer".to_owned()));
         }
-        for (name, value) in self.headers() {
-            response.insert_header((name, value));
+        Rendered {
+            status: status.as_u16(),
+            headers,
+            body: serde_json::to_vec(&problem).unwrap_or_default(),
         }
-        response.json(problem)
     }
 }
+
+/// The crates' middleware refusals, in the server's problem shape (`on_refusal` hooks).
+macro_rules! into_rejection {
+    ($($rejection:ty),*) => {$(
+        impl From<ApiError> for $rejection {
+            fn from(error: ApiError) -> Self {
+                let Rendered { status, headers, body } = error.render();
+                Self {
+                    status,
+                    headers,
+                    content_type: Cow::Borrowed(PROBLEM_JSON),
+                    body,
+                }
+            }
+        }
+    )*};
+}
+
+impl From<quota::Rejection> for Rendered {
+    fn from(rejection: quota::Rejection) -> Self {
+        Self {
+            status: rejection.status,
+            headers: rejection.headers,
+            body: rejection.body,
+        }
+    }
+}
+
+into_rejection!(
+    apikey_gen::Rejection,
+    request_signing::Rejection,
+    quota::Rejection
+);
 
 /// Displays an error with its sources, for logs.
 struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));

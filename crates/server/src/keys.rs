@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use apikey_gen::{KeyConfig, KeyHasher};
 
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::sealing::Sealer;
 use crate::store::{Db, KeyRow, StoreError};
@@ -106,9 +107,11 @@ pub struct NewKey {
     pub expires_in_days: Option<u32>,
 }
 
-/// Creates and manages keys.
+/// Creates and manages the keys in the database.
 #[derive(Debug, Clone)]
 pub struct KeyManager {
+    db: Db,
+    clock: Clock,
     config: KeyConfig,
     sealer: Sealer,
     default_daily_quota: u64,
@@ -183,8 +186,14 @@ pub fn validate_service(service: &str) -> Result<(), KeyAdminError> {
 }
 
 impl KeyManager {
-    /// A manager hashing keys with `pepper` and sealing signing secrets with `sealer`.
+    /// The keys in `db`, hashed with `pepper`, signing secrets sealed with `sealer`, times
+    /// read from `clock`.
+    ///
+    /// # Errors
+    /// `apikey-gen`'s, for a pepper it does not accept.
     pub fn new(
+        db: Db,
+        clock: Clock,
         pepper: &[u8],
         sealer: Sealer,
         default_daily_quota: u64,
@@ -193,6 +202,8 @@ impl KeyManager {
             .with_timestamp(true)
             .with_hasher(KeyHasher::hmac_sha256(pepper)?);
         Ok(Self {
+            db,
+            clock,
             config,
             sealer,
             default_daily_quota,
@@ -296,15 +307,30 @@ impl KeyManager {
         Ok((row, created))
     }
 
+    /// The quota every key without its own gets.
+    #[must_use]
+    pub fn default_daily_quota(&self) -> u64 {
+        self.default_daily_quota
+    }
+
+    /// The database the keys live in.
+    #[must_use]
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// The stored key `id`, active or not.
+    pub async fn find(&self, id: &str) -> Result<KeyRow, KeyAdminError> {
+        self.db
+            .find_key(id)
+            .await?
+            .ok_or(KeyAdminError::NotFound("no key with this id"))
+    }
+
     /// Creates and stores a key.
-    pub async fn create(
-        &self,
-        db: &Db,
-        new: &NewKey,
-        now: i64,
-    ) -> Result<CreatedKey, KeyAdminError> {
-        let (row, created) = self.prepare(new, now)?;
-        match db.insert_key(&row).await {
+    pub async fn create(&self, new: &NewKey) -> Result<CreatedKey, KeyAdminError> {
+        let (row, created) = self.prepare(new, self.clock.now())?;
+        match self.db.insert_key(&row).await {
             Ok(()) => Ok(created),
             Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
@@ -312,8 +338,10 @@ impl KeyManager {
     }
 
     /// Every key, as listed.
-    pub async fn list(&self, db: &Db, now: i64) -> Result<Vec<KeyInfo>, KeyAdminError> {
-        Ok(db
+    pub async fn list(&self) -> Result<Vec<KeyInfo>, KeyAdminError> {
+        let now = self.clock.now();
+        Ok(self
+            .db
             .list_keys()
             .await?
             .iter()
@@ -322,8 +350,8 @@ impl KeyManager {
     }
 
     /// Revokes the key `id` now.
-    pub async fn revoke(&self, db: &Db, id: &str, now: i64) -> Result<(), KeyAdminError> {
-        if db.revoke_key(id, now).await? {
+    pub async fn revoke(&self, id: &str) -> Result<(), KeyAdminError> {
+        if self.db.revoke_key(id, self.clock.now()).await? {
             Ok(())
         } else {
             Err(KeyAdminError::NotFound("no key with this id"))
@@ -332,14 +360,10 @@ impl KeyManager {
 
     /// Replaces the key `id` with a new one for the same service, quota, signing and expiry;
     /// the old key keeps working for `grace_secs`.
-    pub async fn rotate(
-        &self,
-        db: &Db,
-        id: &str,
-        grace_secs: i64,
-        now: i64,
-    ) -> Result<CreatedKey, KeyAdminError> {
-        let old = db
+    pub async fn rotate(&self, id: &str, grace_secs: i64) -> Result<CreatedKey, KeyAdminError> {
+        let now = self.clock.now();
+        let old = self
+            .db
             .find_key(id)
             .await?
             .filter(|row| row.is_active(now))
@@ -356,7 +380,8 @@ impl KeyManager {
             expires_in_days: remaining_days,
         };
         let (row, created) = self.prepare(&new, now)?;
-        match db
+        match self
+            .db
             .rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0)))
             .await
         {
@@ -371,21 +396,23 @@ impl KeyManager {
 mod tests {
     use super::*;
 
-    fn manager() -> KeyManager {
-        KeyManager::new(&[9u8; 32], Sealer::new(&[3u8; 32]).unwrap(), 1_000).unwrap()
+    async fn manager(clock: &Clock) -> (Db, KeyManager) {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let sealer = Sealer::new(&[3u8; 32]).unwrap();
+        let keys = KeyManager::new(db.clone(), clock.clone(), &[9u8; 32], sealer, 1_000);
+        (db, keys.unwrap())
     }
 
     #[actix_web::test]
     async fn created_keys_are_stored_only_as_hashes_and_parse_back() {
-        let db = Db::connect("sqlite::memory:").await.unwrap();
-        let keys = manager();
+        let (db, keys) = manager(&Clock::manual(1_000)).await;
         let new = NewKey {
             service: "billing".into(),
             daily_quota: Some(50),
             signing: true,
             expires_in_days: Some(30),
         };
-        let created = keys.create(&db, &new, 1_000).await.unwrap();
+        let created = keys.create(&new).await.unwrap();
         assert!(created.key.starts_with("sapi_"));
         assert!(keys.config().parse(&created.key).is_ok());
         let secret = created.signing_secret.clone().unwrap();
@@ -414,20 +441,17 @@ mod tests {
 
     #[actix_web::test]
     async fn rotation_keeps_the_old_key_for_the_grace_period() {
-        let db = Db::connect("sqlite::memory:").await.unwrap();
-        let keys = manager();
+        let clock = Clock::manual(0);
+        let (db, keys) = manager(&clock).await;
         let old = keys
-            .create(
-                &db,
-                &NewKey {
-                    service: "svc".into(),
-                    ..NewKey::default()
-                },
-                0,
-            )
+            .create(&NewKey {
+                service: "svc".into(),
+                ..NewKey::default()
+            })
             .await
             .unwrap();
-        let new = keys.rotate(&db, &old.id, 3_600, 100).await.unwrap();
+        clock.set(100);
+        let new = keys.rotate(&old.id, 3_600).await.unwrap();
         assert_ne!(new.key, old.key);
         let old_row = db.find_key(&old.id).await.unwrap().unwrap();
         assert!(old_row.is_active(3_699));
@@ -440,15 +464,14 @@ mod tests {
                 .is_active(10_000)
         );
         assert!(matches!(
-            keys.rotate(&db, "sapi_nope", 0, 100).await,
+            keys.rotate("sapi_nope", 0).await,
             Err(KeyAdminError::NotFound(_))
         ));
     }
 
     #[actix_web::test]
     async fn bad_options_are_refused_with_the_field() {
-        let db = Db::connect("sqlite::memory:").await.unwrap();
-        let keys = manager();
+        let (db, keys) = manager(&Clock::manual(0)).await;
         for (new, field) in [
             (
                 NewKey {
@@ -481,7 +504,7 @@ mod tests {
                 "expires_in_days",
             ),
         ] {
-            match keys.create(&db, &new, 0).await {
+            match keys.create(&new).await {
                 Err(KeyAdminError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!(
                     "expected a validation error on {field}, got {:?}",

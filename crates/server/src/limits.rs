@@ -1,31 +1,42 @@
-//! The two limiters the server applies, each in this process's memory or on Redis.
+//! The two limits the server applies, with `quota`'s backends and its HTTP limiter:
 //!
-//! - the per-key daily quota (a UTC-day fixed window; each key's own quota travels with each
-//!   call, so nothing is synchronised into the store beforehand);
-//! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute).
+//! - the per-key daily quota (a UTC-day fixed window). Each key's own quota travels with each
+//!   call, so nothing is synchronised into the store beforehand. It is charged by the handler,
+//!   once the request is known to be valid and its cost is known ([`KeyQuota::charge`]).
+//! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute), `quota`'s
+//!   middleware keyed by [`ForwardedIp`]: the peer, or behind trusted proxies the right-most
+//!   `X-Forwarded-For` address that is not one of them; IPv6 grouped by /64. A chain with an
+//!   unreadable entry where the client should be is refused with 400, never counted against
+//!   the proxy's own address (which every client behind it shares).
 //!
-//! On Redis every instance sees the same counters, so N instances behind a load balancer grant
-//! a key its quota once, not N times. Whenever Redis gives no decision (it does not answer
-//! within the Redis timeout, or answers with an error such as `OOM` or `READONLY`), each
-//! limiter follows its [`FailPolicy`] through `quota`'s [`FallbackBackend`]: the quota fails
-//! open (the call is allowed and not counted) or closed (503); the login limit falls back to
-//! this instance's own limiter (open) or answers 503 (closed). Never a 500. Each outage is
-//! counted in `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
+//! Without Redis both live in this process's memory (the quota is saved to the database). On
+//! Redis every instance sees the same counters, so N instances behind a load balancer grant a
+//! key its quota once, not N times. Whenever Redis gives no decision (it does not answer within
+//! the Redis timeout, or answers with an error such as `OOM` or `READONLY`), each limit
+//! follows its [`FailPolicy`] through `quota`'s [`FallbackBackend`]: the quota fails open (the
+//! call is allowed and not counted) or closed (503); the login limit falls back to this
+//! instance's own limiter (open) or answers 503 (closed). Never a 500. Each outage is counted
+//! in `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
 
-use std::fmt;
 use std::num::NonZeroU64;
 
+use actix_web::dev::ServiceRequest;
+use actix_web::{HttpRequest, HttpResponse};
 use quota::{
-    Backend as _, Decision, FailMode, FallbackBackend, MemoryBackend, Policy, RedisBackend,
-    Snapshot, Usage,
+    Backend as _, Either, FailMode, FallbackBackend, ForwardedIp, FromExtension, HeaderFields,
+    MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason, Rejection, Snapshot,
+    Usage, Verdict,
 };
+use serde::Serialize;
 
-use crate::config::{FailPolicy, RedisSettings};
-use crate::error::ApiError;
+use crate::auth::principal::Principal;
+use crate::clock::Clock;
+use crate::config::FailPolicy;
+use crate::error::{ApiError, QUOTA_EXCEEDED_MESSAGE};
 use crate::observe;
-use crate::state::Clock;
+use crate::shared::Redis;
 
-/// What a limiter is for: names its Redis keys, its log lines and its metric labels.
+/// What a limit is for: names its Redis keys, its log lines and its metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concern {
     /// Per-key daily quotas.
@@ -45,163 +56,222 @@ impl Concern {
     }
 }
 
-/// A limiter in memory or on Redis.
-pub enum Limiter {
-    /// This process's memory (a single instance; the quota is saved to the database).
-    Memory(MemoryBackend<Clock>),
-    /// Redis, shared by every instance, with what to do when it gives no decision.
-    Redis(Box<FallbackBackend<RedisBackend<Clock>, MemoryBackend<Clock>>>),
-}
+/// A limit's counters: this process's memory (`Left`), or Redis behind its fail policy
+/// (`Right`).
+pub type Counters =
+    Either<MemoryBackend<Clock>, FallbackBackend<RedisBackend<Clock>, MemoryBackend<Clock>>>;
 
-impl fmt::Debug for Limiter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Memory(memory) => f.debug_tuple("Limiter::Memory").field(memory).finish(),
-            Self::Redis(redis) => f.debug_tuple("Limiter::Redis").field(redis).finish(),
-        }
-    }
-}
-
-fn build_error(error: quota::Error) -> ApiError {
-    ApiError::internal(error)
-}
-
-impl Limiter {
-    /// A limiter in this process's memory.
-    pub fn memory(policy: Policy, clock: &Clock) -> Result<Self, ApiError> {
-        Ok(Self::Memory(memory_backend(policy, clock)?))
-    }
-
-    /// A limiter on Redis. It connects lazily, so the server starts while Redis is down.
-    pub fn redis(
-        policy: Policy,
-        clock: &Clock,
-        conn: redis::aio::ConnectionManager,
-        settings: &RedisSettings,
-        concern: Concern,
-    ) -> Result<Self, ApiError> {
-        let fail = match concern {
-            Concern::Quota => settings.fail_quota,
-            Concern::Login => settings.fail_login,
-        };
-        // Redis reports every failure, so that the fallback sees (and counts) each one.
-        let redis = RedisBackend::builder(policy)
-            .clock(clock.clone())
-            .prefix(format!("{}:{}", settings.prefix, concern.as_str()))
-            .timeout(settings.timeout)
-            .fail_mode(FailMode::Error)
-            .with_connection(conn)
-            .map_err(build_error)?;
-        let label = concern.as_str();
-        let builder = FallbackBackend::builder(redis).on_outage(move |error| {
-            let kind = match error {
-                quota::Error::Unavailable { .. } => "unavailable",
-                _ => "store",
-            };
-            tracing::debug!(concern = label, %error, "Redis gave no decision");
-            observe::redis_error(label, kind);
-            observe::redis_fallback(label, fail.as_str());
-        });
-        let builder = match (concern, fail) {
-            // The login limit goes on with this instance's own counts.
-            (Concern::Login, FailPolicy::Open) => {
-                builder.maybe_local(Some(memory_backend(policy, clock)?))
-            }
-            // The quota allows the call uncounted.
-            (Concern::Quota, FailPolicy::Open) => {
-                builder.fail_mode(FailMode::Open).maybe_local(None)
-            }
-            (_, FailPolicy::Closed) => builder.fail_mode(FailMode::Closed).maybe_local(None),
-        };
-        Ok(Self::Redis(Box::new(builder.build().map_err(build_error)?)))
-    }
-
-    /// Whether the counters live on Redis.
-    #[must_use]
-    pub fn is_shared(&self) -> bool {
-        matches!(self, Self::Redis(_))
-    }
-
-    /// Decides one call of `cost` units for `key`, whose own limit is `limit` (`None`: the
-    /// policy's). The limit travels with the call, so a Redis that restarted empty still
-    /// applies it. A decision made without Redis says so in [`Decision::status`]
-    /// (`FailedOpen`, `FailedClosed`); the outage was already counted.
-    pub async fn decide(
-        &self,
-        key: &str,
-        cost: u64,
-        limit: Option<NonZeroU64>,
-    ) -> Result<Decision, ApiError> {
-        match self {
-            Self::Memory(memory) => match limit {
-                Some(limit) => memory.decide_with_limit(key, cost, limit),
-                None => memory.decide(key, cost),
-            },
-            Self::Redis(redis) => match limit {
-                Some(limit) => redis.decide_with_limit(key, cost, limit).await,
-                None => redis.decide(key, cost).await,
-            },
-        }
-        .map_err(ApiError::internal)
-    }
-
-    /// The key's current consumption, with its own `limit` as in [`Limiter::decide`].
-    pub async fn usage(&self, key: &str, limit: Option<NonZeroU64>) -> Result<Usage, ApiError> {
-        match self {
-            Self::Memory(memory) => match limit {
-                Some(limit) => memory.usage_with_limit(key, limit),
-                None => memory.usage(key),
-            }
-            .map_err(ApiError::internal),
-            Self::Redis(redis) => match limit {
-                Some(limit) => redis.usage_with_limit(key, limit).await,
-                None => redis.usage(key).await,
-            }
-            .map_err(redis_call_error),
-        }
-    }
-
-    /// The in-memory counters, for saving to the database; `None` on Redis (Redis keeps them).
-    #[must_use]
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        match self {
-            Self::Memory(memory) => Some(memory.snapshot()),
-            Self::Redis(_) => None,
-        }
-    }
-
-    /// Restores saved in-memory counters; returns how many keys. Nothing to do on Redis.
-    pub fn restore(&self, snapshot: &Snapshot) -> Result<usize, ApiError> {
-        match self {
-            Self::Memory(memory) => memory.restore(snapshot).map_err(ApiError::internal),
-            Self::Redis(_) => Ok(0),
-        }
-    }
-}
-
-fn memory_backend(policy: Policy, clock: &Clock) -> Result<MemoryBackend<Clock>, ApiError> {
-    MemoryBackend::builder(policy)
+/// The counters of `concern` under `policy`: on `redis` when it is configured. Redis connects
+/// lazily, so the server starts while it is down.
+///
+/// # Errors
+/// `quota`'s, for a backend it cannot build.
+pub fn counters(
+    policy: Policy,
+    clock: &Clock,
+    redis: Option<&Redis>,
+    concern: Concern,
+) -> Result<Counters, quota::Error> {
+    let memory = || MemoryBackend::builder(policy).clock(clock.clone()).build();
+    let Some(redis) = redis else {
+        return Ok(Either::Left(memory()?));
+    };
+    let settings = redis.settings();
+    let fail = match concern {
+        Concern::Quota => settings.fail_quota,
+        Concern::Login => settings.fail_login,
+    };
+    // Redis reports every failure, so that the fallback sees (and counts) each one.
+    let primary = RedisBackend::builder(policy)
         .clock(clock.clone())
-        .build()
-        .map_err(build_error)
+        .prefix(format!("{}:{}", settings.prefix, concern.as_str()))
+        .timeout(settings.timeout)
+        .fail_mode(FailMode::Error)
+        .with_connection(redis.connection())?;
+    let label = concern.as_str();
+    let builder = FallbackBackend::builder(primary).on_outage(move |error| {
+        let kind = match error {
+            quota::Error::Unavailable { .. } => "unavailable",
+            _ => "store",
+        };
+        tracing::debug!(concern = label, %error, "Redis gave no decision");
+        observe::redis_error(label, kind);
+        observe::redis_fallback(label, fail.as_str());
+    });
+    let builder = match (concern, fail) {
+        // The login limit goes on with this instance's own counts.
+        (Concern::Login, FailPolicy::Open) => builder.maybe_local(Some(memory()?)),
+        // The quota allows the call uncounted.
+        (Concern::Quota, FailPolicy::Open) => builder.fail_mode(FailMode::Open).maybe_local(None),
+        (_, FailPolicy::Closed) => builder.fail_mode(FailMode::Closed).maybe_local(None),
+    };
+    Ok(Either::Right(builder.build()?))
 }
 
 /// The 503 a caller gets when a shared store it needs does not answer.
 #[must_use]
-pub fn redis_unavailable() -> ApiError {
+pub fn store_unavailable() -> ApiError {
     ApiError::Unavailable {
         detail: "a shared store is unavailable; try again shortly",
         retry_after: Some(1),
     }
 }
 
-fn redis_call_error(error: quota::Error) -> ApiError {
-    // Usage is an admin read: any failure of Redis is "unavailable" to the caller, never a 500.
-    match error {
-        quota::Error::Unavailable { .. } | quota::Error::Store { .. } => {
-            observe::redis_error("quota", "unavailable");
-            redis_unavailable()
-        }
-        other => ApiError::internal(other),
+type PrincipalKey = FromExtension<Principal, fn(&Principal) -> String>;
+
+fn key_of(principal: &Principal) -> String {
+    principal.key_id.clone()
+}
+
+/// The per-key daily quota, charged by the handlers.
+#[derive(Debug)]
+pub struct KeyQuota {
+    limit: RateLimit<Counters, PrincipalKey, HttpRequest>,
+}
+
+/// Rate-limit fields of a granted call, added to the success response.
+#[derive(Debug)]
+#[must_use = "the charge's fields belong on the response"]
+pub struct Charged(HeaderFields);
+
+impl Charged {
+    /// A 200 response with `body` and the quota's fields.
+    pub fn respond(self, body: impl Serialize) -> HttpResponse {
+        let mut response = HttpResponse::Ok().json(body);
+        quota::append_allowed_fields(&mut response, self.0);
+        response
     }
+}
+
+impl KeyQuota {
+    /// The quota over `counters`: each key's own daily quota, from its [`Principal`].
+    ///
+    /// # Errors
+    /// `quota`'s, for a limiter it cannot build.
+    pub fn new(counters: Counters) -> Result<Self, quota::Error> {
+        let limit = RateLimit::builder(counters, FromExtension::new(key_of as fn(&_) -> _))
+            .name("daily")
+            .x_ratelimit_headers(true)
+            .limit(|req: &HttpRequest| {
+                quota::RequestView::with_extension(req, |p: &Principal| {
+                    NonZeroU64::new(p.daily_quota)
+                })
+                .flatten()
+            })
+            .on_refusal(|refusal: Refusal<'_>| {
+                let reason = match refusal.reason {
+                    RefusalReason::Limited => "spent",
+                    RefusalReason::CostExceedsLimit => "cost_exceeds_limit",
+                    RefusalReason::Unavailable => "store_unavailable",
+                    _ => return refusal.default,
+                };
+                observe::quota_denied(reason);
+                if refusal.reason == RefusalReason::Unavailable {
+                    return Rejection::from(store_unavailable());
+                }
+                tracing::info!("{QUOTA_EXCEEDED_MESSAGE}");
+                Rejection::from(ApiError::QuotaExceeded {
+                    headers: refusal.default.headers,
+                })
+            })
+            .build()?;
+        Ok(Self { limit })
+    }
+
+    /// Charges `cost` calls to the daily quota of the key `req` authenticated with; 429 with
+    /// the original's message once spent, 503 while a store that fails closed is away. Allowed
+    /// uncounted while Redis is away (fail open), without quota fields.
+    ///
+    /// # Errors
+    /// The refusal, as the answer to send.
+    pub async fn charge(&self, req: &HttpRequest, cost: u64) -> Result<Charged, ApiError> {
+        let call = self.limit.prepare(req).with_cost(cost);
+        match self.limit.decide(call).await {
+            Verdict::Allowed(fields) => Ok(Charged(fields)),
+            Verdict::Refused(rejection) => Err(ApiError::Refused(rejection.into())),
+        }
+    }
+
+    /// The key's consumption today under its own `limit`.
+    ///
+    /// # Errors
+    /// 503 when Redis does not answer: usage is an admin read, never a 500.
+    pub async fn usage(&self, key_id: &str, limit: Option<NonZeroU64>) -> Result<Usage, ApiError> {
+        let backend = self.limit.backend();
+        let usage = match limit {
+            Some(limit) => backend.usage_with_limit(key_id, limit).await,
+            None => backend.usage(key_id).await,
+        };
+        usage.map_err(|error| match error {
+            quota::Error::Unavailable { .. } | quota::Error::Store { .. } => {
+                observe::redis_error("quota", "unavailable");
+                store_unavailable()
+            }
+            other => ApiError::internal(other),
+        })
+    }
+
+    /// Whether the counters live on Redis.
+    #[must_use]
+    pub fn is_shared(&self) -> bool {
+        self.limit.backend().is_right()
+    }
+
+    /// The in-memory counters, for saving to the database; `None` on Redis (Redis keeps them).
+    #[must_use]
+    pub fn snapshot(&self) -> Option<Snapshot> {
+        self.limit
+            .backend()
+            .as_ref()
+            .left()
+            .map(MemoryBackend::snapshot)
+    }
+
+    /// Restores saved in-memory counters; returns how many keys. Nothing to do on Redis.
+    ///
+    /// # Errors
+    /// `quota`'s, for a snapshot of another policy.
+    pub fn restore(&self, snapshot: &Snapshot) -> Result<usize, quota::Error> {
+        match self.limit.backend() {
+            Either::Left(memory) => memory.restore(snapshot),
+            Either::Right(_) => Ok(0),
+        }
+    }
+}
+
+/// The per-client limit on `/login` and `/register`: `quota`'s middleware.
+pub type LoginLimit = RateLimit<Counters, ForwardedIp, ServiceRequest>;
+
+/// The login limit over `counters`, finding the client behind `trusted` proxies.
+///
+/// # Errors
+/// `quota`'s, for a limiter it cannot build.
+pub fn login_limit(counters: Counters, trusted: ForwardedIp) -> Result<LoginLimit, quota::Error> {
+    RateLimit::builder(counters, trusted)
+        .name("login")
+        .x_ratelimit_headers(true)
+        .on_refusal(|refusal: Refusal<'_>| {
+            let error = match refusal.reason {
+                RefusalReason::Limited | RefusalReason::CostExceedsLimit => {
+                    observe::login_limited();
+                    tracing::info!("login rate limit reached");
+                    let retry_after = refusal
+                        .decision
+                        .and_then(quota::Decision::retry_after)
+                        .map_or(60, |d| d.as_secs_f64().ceil() as u64)
+                        .max(1);
+                    ApiError::RateLimited {
+                        retry_after,
+                        headers: refusal.default.headers,
+                    }
+                }
+                RefusalReason::Unavailable => store_unavailable(),
+                _ if refusal.default.status == 400 => {
+                    ApiError::BadRequest(refusal.detail.to_owned())
+                }
+                _ => ApiError::internal(refusal.detail.to_owned()),
+            };
+            Rejection::from(error)
+        })
+        .build()
 }

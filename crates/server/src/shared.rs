@@ -10,10 +10,7 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use request_signing::{
-    FallbackReplayCache, Insertion, MemoryReplayCache, RedisReplayCache, RedisReplayError,
-    ReplayCache, ReplayCacheFull, ReplayEntry,
-};
+use request_signing::{Either, FallbackReplayCache, MemoryReplayCache, RedisReplayCache};
 
 use weather_keypool::{Location, Units};
 
@@ -131,43 +128,6 @@ impl Redis {
         }
     }
 
-    /// The shared cached answer for `location` in `units`, if Redis has a readable one. A
-    /// miss, an unreadable entry and an unreachable Redis all count as a miss.
-    pub async fn weather_get<T: serde::de::DeserializeOwned>(
-        &self,
-        location: &Location,
-        units: Units,
-    ) -> Option<T> {
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(self.weather_key(location, units));
-        let cached = self
-            .bounded::<Option<String>>(cmd, "weather")
-            .await
-            .flatten()
-            .and_then(|text| serde_json::from_str(&text).ok());
-        observe::weather_cache(if cached.is_some() { "hit" } else { "miss" });
-        cached
-    }
-
-    /// Shares `answer` for `location` in `units` for [`SHARED_WEATHER_TTL`] (best effort: a
-    /// failure is counted and ignored).
-    pub async fn weather_put<T: serde::Serialize>(
-        &self,
-        location: &Location,
-        units: Units,
-        answer: &T,
-    ) {
-        let Ok(text) = serde_json::to_string(answer) else {
-            return;
-        };
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.weather_key(location, units))
-            .arg(text)
-            .arg("EX")
-            .arg(SHARED_WEATHER_TTL.as_secs().max(1));
-        let _: Option<()> = self.bounded(cmd, "weather").await;
-    }
-
     fn weather_key(&self, location: &Location, units: Units) -> String {
         format!(
             "{}:weather:{}:{}",
@@ -188,41 +148,31 @@ impl Redis {
     }
 }
 
-/// Where signatures already seen are remembered: this process, or Redis for all instances.
-/// Each key has its own bounded share in every one of them.
-#[derive(Debug)]
-pub enum ReplayStore {
-    /// This process only.
-    Memory(MemoryReplayCache),
-    /// Redis, refusing signed requests while it does not answer ([`FailPolicy::Closed`]).
-    Redis(RedisReplayCache),
-    /// Redis, with this process's cache while it does not answer ([`FailPolicy::Open`]); what
-    /// was accepted during an outage stays refused afterwards.
-    Fallback(FallbackReplayCache<RedisReplayCache>),
-}
+/// Where signatures already seen are remembered: this process (`Left`), or Redis for all
+/// instances (`Right`), refusing signed requests while it does not answer (`Left`, fail
+/// closed) or going on with this process's cache (`Right`, fail open; what was accepted
+/// during an outage stays refused afterwards). Each key has its own bounded share in each.
+pub type Replay =
+    Either<MemoryReplayCache, Either<RedisReplayCache, FallbackReplayCache<RedisReplayCache>>>;
 
-impl ReplayStore {
-    /// An in-memory store, `per_key` entries for each key.
-    #[must_use]
-    pub fn memory(per_key: usize) -> Self {
-        Self::Memory(memory_cache(per_key))
-    }
-
-    /// A store on Redis following `policy` while Redis does not answer.
-    #[must_use]
-    pub fn redis(redis: &Redis, policy: FailPolicy, per_key: usize) -> Self {
-        let shared = redis.replay_cache().with_per_key_limit(share(per_key));
-        match policy {
-            FailPolicy::Closed => Self::Redis(shared),
-            FailPolicy::Open => Self::Fallback(
-                FallbackReplayCache::new(shared, memory_cache(per_key)).on_outage(|e| {
-                    tracing::debug!(error = %e, "replay cache on Redis failed");
-                    observe::redis_error("replay", "unavailable");
-                    observe::redis_fallback("replay", FailPolicy::Open.as_str());
-                }),
-            ),
-        }
-    }
+/// The replay cache: on `redis` when it is configured, following its replay fail policy;
+/// `per_key` entries for each key.
+#[must_use]
+pub fn replay_cache(redis: Option<&Redis>, per_key: usize) -> Replay {
+    let Some(redis) = redis else {
+        return Either::Left(memory_cache(per_key));
+    };
+    let shared = redis.replay_cache().with_per_key_limit(share(per_key));
+    Either::Right(match redis.settings.fail_replay {
+        FailPolicy::Closed => Either::Left(shared),
+        FailPolicy::Open => Either::Right(
+            FallbackReplayCache::new(shared, memory_cache(per_key)).on_outage(|e| {
+                tracing::debug!(error = %e, "replay cache on Redis failed");
+                observe::redis_error("replay", "unavailable");
+                observe::redis_fallback("replay", FailPolicy::Open.as_str());
+            }),
+        ),
+    })
 }
 
 fn share(per_key: usize) -> NonZeroUsize {
@@ -234,38 +184,49 @@ fn memory_cache(per_key: usize) -> MemoryReplayCache {
         .with_per_key_limit(share(per_key))
 }
 
-/// Why the replay store could not answer; the request is then refused with 503.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ReplayStoreError {
-    /// The in-memory cache is full of unexpired entries.
-    #[error(transparent)]
-    Full(#[from] ReplayCacheFull),
-    /// Redis did not answer (fail closed).
-    #[error(transparent)]
-    Redis(#[from] RedisReplayError),
-}
+/// The weather answers every instance shares through Redis, when it is configured; without
+/// Redis every lookup is a miss and nothing is stored (each instance still has its own cache).
+#[derive(Debug, Clone, Default)]
+pub struct SharedWeather(Option<Redis>);
 
-impl ReplayCache for ReplayStore {
-    type Error = ReplayStoreError;
-
-    async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Self::Error> {
-        match self {
-            Self::Memory(memory) => Ok(memory.insert_once(entry).await?),
-            Self::Fallback(fallback) => Ok(fallback.insert_once(entry).await?),
-            Self::Redis(redis) => redis.insert_once(entry).await.map_err(|e| {
-                observe::redis_error("replay", "unavailable");
-                observe::redis_fallback("replay", FailPolicy::Closed.as_str());
-                e.into()
-            }),
-        }
+impl SharedWeather {
+    /// Shared through `redis`, or not shared.
+    #[must_use]
+    pub fn new(redis: Option<Redis>) -> Self {
+        Self(redis)
     }
 
-    async fn release(&self, entry: &ReplayEntry) -> Result<(), Self::Error> {
-        match self {
-            Self::Memory(memory) => Ok(memory.release(entry).await?),
-            Self::Fallback(fallback) => Ok(fallback.release(entry).await?),
-            Self::Redis(redis) => Ok(redis.release(entry).await?),
-        }
+    /// The shared cached answer for `location` in `units`, if Redis has a readable one. A
+    /// miss, an unreadable entry and an unreachable Redis all count as a miss.
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        location: &Location,
+        units: Units,
+    ) -> Option<T> {
+        let redis = self.0.as_ref()?;
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(redis.weather_key(location, units));
+        let cached = redis
+            .bounded::<Option<String>>(cmd, "weather")
+            .await
+            .flatten()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        observe::weather_cache(if cached.is_some() { "hit" } else { "miss" });
+        cached
+    }
+
+    /// Shares `answer` for `location` in `units` for [`SHARED_WEATHER_TTL`] (best effort: a
+    /// failure is counted and ignored).
+    pub async fn put<T: serde::Serialize>(&self, location: &Location, units: Units, answer: &T) {
+        let Some(redis) = &self.0 else { return };
+        let Ok(text) = serde_json::to_string(answer) else {
+            return;
+        };
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(redis.weather_key(location, units))
+            .arg(text)
+            .arg("EX")
+            .arg(SHARED_WEATHER_TTL.as_secs().max(1));
+        let _: Option<()> = redis.bounded(cmd, "weather").await;
     }
 }

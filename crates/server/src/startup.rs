@@ -14,23 +14,28 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
-use quota::{Policy, Snapshot};
+use quota::{ForwardedIp, Policy, Snapshot};
 use secret_key::{SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
-use crate::auth::api_key::KeyCache;
+use crate::auth::accounts::Accounts;
+use crate::auth::admin::AdminTokens;
+use crate::auth::api_key::{KeyTable, key_auth};
+use crate::auth::chain::ApiAuth;
 use crate::auth::jwt::Tokens;
 use crate::auth::password::Passwords;
-use crate::auth::signed::Signing;
-use crate::config::{Mode, Settings, TlsFiles};
+use crate::auth::signed::{SigningKeys, signature_auth};
+use crate::clock::Clock;
+use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
 use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
 use crate::keys::{CreatedKey, KeyManager, NewKey};
-use crate::limits::{Concern, Limiter};
+use crate::limits::{self, Concern, KeyQuota};
 use crate::routes;
+use crate::routes::health::Readiness;
 use crate::sealing::Sealer;
-use crate::shared::{Redis, ReplayStore};
-use crate::state::{AppState, Clock};
+use crate::shared::{self, Redis, SharedWeather};
+use crate::state::{RequestTimeout, Services};
 use crate::store::Db;
 
 /// The environment the server reads secrets and upstream keys from: the process's, or a
@@ -105,10 +110,6 @@ pub const QUOTA_SNAPSHOT: &str = "daily-quota";
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Refresh token lifetime.
 pub const REFRESH_TTL: Duration = Duration::from_secs(30 * 86_400);
-/// Admin tokens use the API key format with this prefix.
-pub const ADMIN_PREFIX: &str = "sadm";
-/// Key lookups kept in the cache at most.
-pub const KEY_CACHE_CAPACITY: usize = 100_000;
 
 /// Why the server could not start. Each names what to fix; none contains a secret.
 #[derive(Debug, thiserror::Error)]
@@ -139,9 +140,9 @@ pub enum StartupError {
     },
 }
 
-impl From<ApiError> for StartupError {
-    fn from(error: ApiError) -> Self {
-        Self::Build(error.to_string())
+impl From<crate::auth::admin::AdminTokenError> for StartupError {
+    fn from(error: crate::auth::admin::AdminTokenError) -> Self {
+        Self::Build(format!("admin tokens: {error}"))
     }
 }
 
@@ -181,12 +182,12 @@ impl FirstStart {
     }
 }
 
-/// Loads the secret and builds every component of the state.
-pub async fn build_state(
-    settings: Settings,
+/// Loads the secret and builds every service.
+pub async fn build_services(
+    settings: &Settings,
     env: &Env,
     clock: Clock,
-) -> Result<AppState, StartupError> {
+) -> Result<Services, StartupError> {
     let mode = match settings.mode {
         Mode::Development => secret_key::Mode::Development,
         Mode::Production => secret_key::Mode::Production,
@@ -217,87 +218,80 @@ pub async fn build_state(
     let (concurrency, queue) = (settings.hash_concurrency, settings.request_timeout);
     let passwords = web::block(move || Passwords::new(concurrency, queue))
         .await
-        .map_err(|e| StartupError::Build(e.to_string()))?
-        .map_err(|e| StartupError::Build(e.to_string()))?;
+        .map_err(build_error)?
+        .map_err(build_error)?;
     let tokens = Tokens::new(jwt_key.expose_secret(), ACCESS_TTL, REFRESH_TTL);
-    let sealer =
-        Sealer::new(seal_key.expose_secret()).map_err(|e| StartupError::Build(e.to_string()))?;
-    let keys = KeyManager::new(pepper.expose_secret(), sealer, settings.default_daily_quota)?;
-    let key_cache = Arc::new(KeyCache::new(settings.key_cache_ttl, KEY_CACHE_CAPACITY));
+    let sealer = Sealer::new(seal_key.expose_secret()).map_err(build_error)?;
+    let quota_default = settings.default_daily_quota;
+    let keys = KeyManager::new(
+        db.clone(),
+        clock.clone(),
+        pepper.expose_secret(),
+        sealer.clone(),
+        quota_default,
+    )?;
     let redis = match &settings.redis {
-        Some(redis_settings) => {
-            let redis =
-                Redis::new(redis_settings).map_err(|e| StartupError::Build(e.to_string()))?;
-            tracing::info!(
-                url = %redis_settings.url,
-                prefix = %redis_settings.prefix,
-                quota = redis_settings.fail_quota.as_str(),
-                login = redis_settings.fail_login.as_str(),
-                replay = redis_settings.fail_replay.as_str(),
-                "shared state on Redis (fail policies)"
-            );
-            if let Some(policy) = redis.evicting_policy().await {
-                tracing::warn!(
-                    %policy,
-                    "Redis evicts keys when full: quotas may be under-counted and replayed \
-                     signatures accepted; set maxmemory-policy noeviction"
-                );
-            }
-            Some(redis)
-        }
+        Some(redis_settings) => Some(connect_redis(redis_settings).await?),
         None => None,
     };
-    let replay = match &redis {
-        Some(redis) => {
-            ReplayStore::redis(redis, redis.settings().fail_replay, settings.replay_per_key)
-        }
-        None => ReplayStore::memory(settings.replay_per_key),
-    };
-    let signing = Signing::new(
+
+    let ttl = settings.key_cache_ttl;
+    let signing_keys = SigningKeys::new(
         db.clone(),
-        key_cache.clone(),
-        keys.clone(),
+        keys.config().clone(),
+        sealer,
+        quota_default,
         clock.clone(),
+        ttl,
         shared_secret,
-        settings.json_limit,
-        replay,
     );
-    let daily = NonZeroU64::new(settings.default_daily_quota)
+    let replay = shared::replay_cache(redis.as_ref(), settings.replay_per_key);
+    let fails_closed = settings
+        .redis
+        .as_ref()
+        .is_some_and(|r| r.fail_replay == FailPolicy::Closed);
+    let api_auth = ApiAuth {
+        signature: signature_auth(
+            signing_keys.clone(),
+            replay,
+            clock.clone(),
+            settings.json_limit,
+            fails_closed,
+        )
+        .map_err(build_error)?,
+        key: key_auth(
+            keys.config().clone(),
+            KeyTable::new(db.clone(), quota_default),
+            clock.clone(),
+            ttl,
+        )
+        .map_err(build_error)?,
+        signing_keys,
+    };
+
+    let daily = NonZeroU64::new(quota_default)
         .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
     let daily = Policy::per_day(daily);
     let login = Policy::gcra(
         NonZeroU64::new(LOGIN_LIMIT_PER_MINUTE).expect("nonzero"),
         Duration::from_secs(60),
     )
-    .map_err(|e| StartupError::Build(e.to_string()))?;
-    let (quota, login_limit) = match &redis {
-        Some(redis) => (
-            Limiter::redis(
-                daily,
-                &clock,
-                redis.connection(),
-                redis.settings(),
-                Concern::Quota,
-            )?,
-            Limiter::redis(
-                login,
-                &clock,
-                redis.connection(),
-                redis.settings(),
-                Concern::Login,
-            )?,
-        ),
-        None => (
-            Limiter::memory(daily, &clock)?,
-            Limiter::memory(login, &clock)?,
-        ),
-    };
+    .map_err(build_error)?;
+    let quota = KeyQuota::new(
+        limits::counters(daily, &clock, redis.as_ref(), Concern::Quota).map_err(build_error)?,
+    )
+    .map_err(build_error)?;
+    let login_limit = limits::login_limit(
+        limits::counters(login, &clock, redis.as_ref(), Concern::Login).map_err(build_error)?,
+        ForwardedIp::new(settings.trusted_proxies.iter().copied()),
+    )
+    .map_err(build_error)?;
     if !quota.is_shared()
         && let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await?
     {
         match serde_json::from_str::<Snapshot>(&data) {
             Ok(snapshot) => {
-                let restored = quota.restore(&snapshot)?;
+                let restored = quota.restore(&snapshot).map_err(build_error)?;
                 tracing::info!(keys = restored, taken_at, "quota usage restored");
             }
             Err(e) => {
@@ -306,85 +300,77 @@ pub async fn build_state(
         }
     }
 
-    Ok(AppState {
-        settings,
-        db,
-        clock,
-        passwords,
-        tokens,
-        keys,
-        key_cache,
-        signing,
-        quota,
+    Ok(Services {
+        admin_tokens: web::Data::new(AdminTokens::new(db.clone(), keys.config(), clock.clone())?),
+        accounts: web::Data::new(Accounts::new(db.clone(), passwords, tokens, clock.clone())),
+        keys: web::Data::new(keys),
+        api_auth: web::Data::new(api_auth),
+        quota: web::Data::new(quota),
         login_limit,
-        redis,
+        weather_cache: web::Data::new(SharedWeather::new(redis.clone())),
+        readiness: web::Data::new(Readiness::new(db.clone(), redis)),
+        prime_limits: web::Data::new(primality::Limits::new(settings.max_prime_bits)),
+        request_timeout: RequestTimeout(settings.request_timeout),
+        clock: web::Data::new(clock),
+        db,
     })
 }
 
-impl AppState {
-    /// The admin token config (same hasher and pepper as API keys, prefix `sadm`).
-    fn admin_config(&self) -> Result<apikey_gen::KeyConfig, ApiError> {
-        apikey_gen::KeyConfig::new(ADMIN_PREFIX)
-            .map(|c| c.with_hasher(self.keys.config().hasher().clone()))
-            .map_err(ApiError::internal)
-    }
+fn build_error(error: impl fmt::Display) -> StartupError {
+    StartupError::Build(error.to_string())
+}
 
-    /// Creates an admin token; returns it (shown once).
-    pub async fn create_admin_token(&self) -> Result<String, ApiError> {
-        let generated = self
-            .admin_config()?
-            .generate()
-            .map_err(ApiError::internal)?;
-        self.db
-            .insert_admin_token(
-                generated.id().as_str(),
-                &generated.hash().to_hex(),
-                self.clock.now(),
-            )
-            .await?;
-        Ok(generated.key().expose_secret().to_owned())
+/// The Redis client for `settings`, with its fail policies logged and a warning when Redis
+/// evicts keys.
+async fn connect_redis(settings: &RedisSettings) -> Result<Redis, StartupError> {
+    let redis = Redis::new(settings).map_err(build_error)?;
+    tracing::info!(
+        url = %settings.url,
+        prefix = %settings.prefix,
+        quota = settings.fail_quota.as_str(),
+        login = settings.fail_login.as_str(),
+        replay = settings.fail_replay.as_str(),
+        "shared state on Redis (fail policies)"
+    );
+    if let Some(policy) = redis.evicting_policy().await {
+        tracing::warn!(
+            %policy,
+            "Redis evicts keys when full: quotas may be under-counted and replayed \
+             signatures accepted; set maxmemory-policy noeviction"
+        );
     }
+    Ok(redis)
+}
 
-    /// The id of the admin token `token`, if it is valid.
-    pub async fn find_admin(&self, token: &str) -> Result<Option<String>, ApiError> {
-        let config = self.admin_config()?;
-        if config.parse(token).is_err() {
-            return Ok(None);
-        }
-        Ok(self
-            .db
-            .find_admin_token(&config.hash(token).to_hex())
-            .await?)
+/// On an empty database, creates an admin token and a demo key.
+pub async fn first_start(services: &Services) -> Result<Option<FirstStart>, StartupError> {
+    let db = &services.db;
+    if db.count_admin_tokens().await? > 0 || db.count_keys().await? > 0 {
+        return Ok(None);
     }
+    let admin_token = services.admin_tokens.create().await?;
+    let demo = NewKey {
+        service: "demo".to_owned(),
+        ..NewKey::default()
+    };
+    let demo_key = services.keys.create(&demo).await?;
+    Ok(Some(FirstStart {
+        admin_token,
+        demo_key,
+    }))
+}
 
-    /// On an empty database, creates an admin token and a demo key.
-    pub async fn first_start(&self) -> Result<Option<FirstStart>, ApiError> {
-        if self.db.count_admin_tokens().await? > 0 || self.db.count_keys().await? > 0 {
-            return Ok(None);
-        }
-        let admin_token = self.create_admin_token().await?;
-        let demo = NewKey {
-            service: "demo".to_owned(),
-            ..NewKey::default()
-        };
-        let demo_key = self.keys.create(&self.db, &demo, self.clock.now()).await?;
-        Ok(Some(FirstStart {
-            admin_token,
-            demo_key,
-        }))
-    }
-
-    /// Saves the in-memory quota counters to the database (nothing to do on Redis).
-    pub async fn save_quota(&self) -> Result<(), ApiError> {
-        let Some(snapshot) = self.quota.snapshot() else {
-            return Ok(());
-        };
-        let data = serde_json::to_string(&snapshot).map_err(ApiError::internal)?;
-        self.db
-            .save_snapshot(QUOTA_SNAPSHOT, self.clock.now(), &data)
-            .await?;
-        Ok(())
-    }
+/// Saves the in-memory quota counters to the database (nothing to do on Redis).
+pub async fn save_quota(services: &Services) -> Result<(), StartupError> {
+    let Some(snapshot) = services.quota.snapshot() else {
+        return Ok(());
+    };
+    let data = serde_json::to_string(&snapshot).map_err(build_error)?;
+    services
+        .db
+        .save_snapshot(QUOTA_SNAPSHOT, services.clock.now(), &data)
+        .await?;
+    Ok(())
 }
 
 /// The weather client settings, from the upstream keys in `env`. `None` (with one error
@@ -419,7 +405,7 @@ pub struct Application {
     server: Server,
     port: u16,
     is_tls: bool,
-    state: web::Data<AppState>,
+    services: Services,
     first_start: Option<FirstStart>,
 }
 
@@ -480,8 +466,8 @@ async fn request_timeout(
     next: Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let limit = req
-        .app_data::<web::Data<AppState>>()
-        .map_or(Duration::from_secs(30), |s| s.settings.request_timeout);
+        .app_data::<RequestTimeout>()
+        .map_or(Duration::from_secs(30), |timeout| timeout.0);
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
         Err(_) => Err(ApiError::Unavailable {
@@ -510,8 +496,8 @@ impl Application {
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
         crate::observe::recorder();
-        let state = web::Data::new(build_state(settings, &env, clock).await?);
-        let first_start = state.first_start().await?;
+        let services = build_services(&settings, &env, clock).await?;
+        let first_start = first_start(&services).await?;
 
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
@@ -524,9 +510,9 @@ impl Application {
                 source,
             })?
             .port();
-        let app_state = state.clone();
+        let shared = services.clone();
         let mut server = HttpServer::new(move || {
-            let mut app = App::new().app_data(app_state.clone());
+            let mut app = App::new().configure(|cfg| shared.register(cfg));
             // awc's client is not `Send`: one per worker, sharing the pool and the cache.
             if let Some(weather) = &weather {
                 app = app.app_data(web::Data::new(weather.build()));
@@ -537,7 +523,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
                 .wrap(from_fn(request_timeout))
                 .wrap(from_fn(crate::observe::observe_request))
-                .configure(routes::configure)
+                .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limit))
         })
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))
@@ -559,7 +545,7 @@ impl Application {
             server,
             port,
             is_tls,
-            state,
+            services,
             first_start,
         })
     }
@@ -582,10 +568,10 @@ impl Application {
         self.server.handle()
     }
 
-    /// The shared state (tests use it to reach the database and the clock).
+    /// The services (tests use them to reach the database and the clock).
     #[must_use]
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
+    pub fn services(&self) -> Services {
+        self.services.clone()
     }
 
     /// What the first start created, if this was one.
@@ -596,27 +582,27 @@ impl Application {
     /// Serves until the process is asked to stop (SIGINT, SIGTERM), then saves the quota
     /// counters. While serving, they are saved every [`SNAPSHOT_INTERVAL`].
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let state = self.state.clone();
+        let services = self.services.clone();
         let saver = actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(SNAPSHOT_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 crate::observe::upkeep();
-                if let Err(e) = state.save_quota().await {
+                if let Err(e) = save_quota(&services).await {
                     tracing::error!(error = %e, "saving quota usage failed");
                 }
-                if let Err(e) = state.db.purge_revoked_tokens(state.clock.now()).await {
+                if let Err(e) = services.db.purge_revoked_tokens(services.clock.now()).await {
                     tracing::error!(error = %e, "purging expired revocations failed");
                 }
             }
         });
         let result = self.server.await;
         saver.abort();
-        if let Err(e) = self.state.save_quota().await {
+        if let Err(e) = save_quota(&self.services).await {
             tracing::error!(error = %e, "saving quota usage at shutdown failed");
         }
-        self.state.db.close().await;
+        self.services.db.close().await;
         result
     }
 }

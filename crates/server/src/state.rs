@@ -1,101 +1,66 @@
-//! The one state every handler shares, and the server's clock.
+//! The services the server is made of, each registered as its own `web::Data`: a handler's
+//! signature shows which ones it uses.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::auth::api_key::KeyCache;
-use crate::auth::jwt::Tokens;
-use crate::auth::password::Passwords;
-use crate::auth::signed::Signing;
-use crate::config::Settings;
+use actix_web::web;
+
+use crate::auth::accounts::Accounts;
+use crate::auth::admin::AdminTokens;
+use crate::auth::chain::ApiAuth;
+use crate::clock::Clock;
 use crate::keys::KeyManager;
-use crate::limits::Limiter;
-use crate::shared::Redis;
+use crate::limits::{KeyQuota, LoginLimit};
+use crate::routes::health::Readiness;
+use crate::shared::SharedWeather;
 use crate::store::Db;
 
-/// Time since the Unix epoch: the system clock, or a settable one for tests. The same clock
-/// drives quotas, signature windows, token expiry and key expiry.
-#[derive(Debug, Clone, Default)]
-pub struct Clock(Option<Arc<AtomicU64>>);
+/// How long a request may take before it is answered 503 (`request_timeout`), read by the
+/// timeout middleware from the app data.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub Duration);
 
-const NANOS: u64 = 1_000_000_000;
-
-impl Clock {
-    /// The system clock.
-    #[must_use]
-    pub fn system() -> Self {
-        Self(None)
-    }
-
-    /// A clock that reads `unix_secs` until moved with [`Clock::set`].
-    #[must_use]
-    pub fn manual(unix_secs: u64) -> Self {
-        Self(Some(Arc::new(AtomicU64::new(
-            unix_secs.saturating_mul(NANOS),
-        ))))
-    }
-
-    /// Moves a manual clock to `unix_secs` (no effect on the system clock).
-    pub fn set(&self, unix_secs: u64) {
-        if let Some(t) = &self.0 {
-            t.store(unix_secs.saturating_mul(NANOS), Ordering::SeqCst);
-        }
-    }
-
-    /// Nanoseconds since the Unix epoch.
-    #[must_use]
-    pub fn now_nanos(&self) -> u64 {
-        match &self.0 {
-            Some(t) => t.load(Ordering::SeqCst),
-            None => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
-        }
-    }
-
-    /// Whole seconds since the Unix epoch.
-    #[must_use]
-    pub fn now(&self) -> i64 {
-        i64::try_from(self.now_nanos() / NANOS).unwrap_or(i64::MAX)
-    }
-}
-
-impl quota::Clock for Clock {
-    fn now_nanos(&self) -> u64 {
-        Clock::now_nanos(self)
-    }
-}
-
-impl request_signing::Clock for Clock {
-    fn now_unix(&self) -> u64 {
-        self.now_nanos() / NANOS
-    }
-}
-
-/// Everything the handlers need.
-#[derive(Debug)]
-pub struct AppState {
-    /// Resolved settings.
-    pub settings: Settings,
-    /// The database.
+/// Every service, built once at start-up and shared by all workers.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// The clock every service reads.
+    pub clock: web::Data<Clock>,
+    /// The database, for the background tasks (the handlers reach it through the services).
     pub db: Db,
-    /// The clock.
-    pub clock: Clock,
-    /// The argon2 hasher.
-    pub passwords: Passwords,
-    /// The JWT issuer.
-    pub tokens: Tokens,
-    /// Key creation, hashing and listing.
-    pub keys: KeyManager,
-    /// Recent key lookups.
-    pub key_cache: Arc<KeyCache>,
-    /// Signature verification for service-to-service calls.
-    pub signing: Signing,
-    /// Per-key daily quotas.
-    pub quota: Limiter,
-    /// Per-IP limit of `/login` and `/register`.
-    pub login_limit: Limiter,
-    /// Redis, when instances share state through it.
-    pub redis: Option<Redis>,
+    /// API key management (`/admin/keys`, `secure-api keys`).
+    pub keys: web::Data<KeyManager>,
+    /// Admin tokens.
+    pub admin_tokens: web::Data<AdminTokens>,
+    /// Registration, login, tokens.
+    pub accounts: web::Data<Accounts>,
+    /// The key and signature middleware of the API routes.
+    pub api_auth: web::Data<ApiAuth>,
+    /// The per-key daily quota.
+    pub quota: web::Data<KeyQuota>,
+    /// The per-client limit on `/login` and `/register` (middleware).
+    pub login_limit: LoginLimit,
+    /// Weather answers shared through Redis.
+    pub weather_cache: web::Data<SharedWeather>,
+    /// What `/readyz` checks.
+    pub readiness: web::Data<Readiness>,
+    /// The largest number `/check-prime` tests.
+    pub prime_limits: web::Data<primality::Limits>,
+    /// The request timeout.
+    pub request_timeout: RequestTimeout,
+}
+
+impl Services {
+    /// Registers every service as app data.
+    pub fn register(&self, cfg: &mut web::ServiceConfig) {
+        cfg.app_data(self.clock.clone())
+            .app_data(self.keys.clone())
+            .app_data(self.admin_tokens.clone())
+            .app_data(self.accounts.clone())
+            .app_data(self.api_auth.clone())
+            .app_data(self.quota.clone())
+            .app_data(self.weather_cache.clone())
+            .app_data(self.readiness.clone())
+            .app_data(self.prime_limits.clone())
+            .app_data(self.request_timeout);
+    }
 }

@@ -218,7 +218,7 @@ async fn unusable_tls_files_stop_start_up_with_the_file_named() {
     let error = secure_api::startup::Application::build_with(
         settings,
         secure_api::startup::Env::from_map(Default::default()),
-        secure_api::state::Clock::system(),
+        secure_api::clock::Clock::system(),
     )
     .await
     .expect_err("an unusable certificate stops start-up");
@@ -230,7 +230,7 @@ async fn unusable_tls_files_stop_start_up_with_the_file_named() {
 #[actix_web::test]
 async fn a_database_that_cannot_be_reached_is_a_503_not_a_500() {
     let app = spawn().await;
-    app.state.db.close().await;
+    app.services.db.close().await;
     let key = app.first.demo_key.key.clone();
     let call = app
         .post("/get-current-time", &[("authorization", &key)], "")

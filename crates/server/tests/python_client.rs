@@ -10,7 +10,7 @@ mod common;
 use std::process::Command;
 
 use common::{Spawn, spawn_with};
-use secure_api::state::Clock;
+use secure_api::clock::Clock;
 
 #[actix_web::test]
 #[ignore = "needs python3 with requests"]

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use common::{Spawn, spawn_with};
+use secure_api::clock::Clock;
 use secure_api::config::{Mode, Settings, SettingsArgs};
 use secure_api::startup::{Application, Env};
-use secure_api::state::Clock;
 
 fn settings(dir: &std::path::Path, mode: Mode) -> Settings {
     Settings::resolve(&SettingsArgs {

@@ -9,7 +9,7 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use actix_web::{HttpMessage as _, HttpResponse};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 
 use super::{HeaderFields, KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
 use crate::backend::Backend;
@@ -41,6 +41,44 @@ impl RequestView for ServiceRequest {
     fn path(&self) -> &str {
         ServiceRequest::path(self)
     }
+}
+
+/// A handler's request: for limits decided inside the handler, where the cost is known only
+/// once the body is read (`limit.prepare(&req).with_cost(cost)`, then
+/// [`decide`](RateLimit::decide)).
+impl RequestView for HttpRequest {
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer_addr().map(|addr| addr.ip())
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers().get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.headers()
+            .get_all(name)
+            .map(HeaderValue::as_bytes)
+            .collect()
+    }
+
+    fn with_extension<T: Send + Sync + 'static, O>(&self, f: impl FnOnce(&T) -> O) -> Option<O> {
+        self.extensions().get::<T>().map(f)
+    }
+
+    fn method(&self) -> &str {
+        HttpRequest::method(self).as_str()
+    }
+
+    fn path(&self) -> &str {
+        HttpRequest::path(self)
+    }
+}
+
+/// Adds the rate-limit fields to an answer built by hand, after a [`Verdict::Allowed`]
+/// decided inside a handler: the same fields the middleware adds.
+pub fn append_allowed_fields(response: &mut HttpResponse, fields: HeaderFields) {
+    append_fields(response.headers_mut(), fields);
 }
 
 /// Adds the rate-limit fields to `headers`, keeping fields already there (a second limiter's

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 #[cfg(feature = "actix")]
-pub use actix::{RateLimitMiddleware, actix_response};
+pub use actix::{RateLimitMiddleware, actix_response, append_allowed_fields};
 pub use extract::{ForwardedIp, FromExtension, FromHeader, KeyExtractor, PeerIp, Unkeyed};
 pub use key::QuotaKey;
 #[cfg(feature = "tower")]
@@ -98,6 +98,9 @@ impl Rejection {
     }
 }
 
+/// The detail of a refusal for want of a decision.
+const UNAVAILABLE: &str = "the quota store is unavailable; try again shortly";
+
 /// The reason phrase of the statuses a limiter sends.
 fn reason_phrase(status: u16) -> &'static str {
     match status {
@@ -139,6 +142,9 @@ pub struct Refusal<'a> {
     pub decision: Option<&'a Decision>,
     /// The name the policy is reported under.
     pub policy_name: &'a str,
+    /// The default answer's `detail`: what the client is told, e.g. `the login limit of 5 is
+    /// reached; retry in 12 s`, or why no key could be read from the request.
+    pub detail: &'a str,
     /// The answer the limiter would send: change its body, keep its headers.
     pub default: Rejection,
 }
@@ -389,6 +395,22 @@ pub struct Call {
     limit: Option<NonZeroU64>,
 }
 
+impl Call {
+    /// The same call at `cost` units instead of the builder's cost: for a cost known only once
+    /// the handler has read the body (the size of a number to test, say).
+    #[must_use]
+    pub const fn with_cost(mut self, cost: u64) -> Self {
+        self.cost = cost;
+        self
+    }
+
+    /// What the call costs.
+    #[must_use]
+    pub const fn cost(&self) -> u64 {
+        self.cost
+    }
+}
+
 impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
     /// The backend.
     pub fn backend(&self) -> &B {
@@ -448,7 +470,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
 
     fn unkeyed(&self, unkeyed: &Unkeyed) -> Verdict {
         let default = Rejection::problem(unkeyed.status(), unkeyed.detail());
-        Verdict::Refused(self.refuse(RefusalReason::Unkeyed, None, default))
+        Verdict::Refused(self.refuse(RefusalReason::Unkeyed, None, unkeyed.detail(), default))
     }
 
     /// The verdict for the backend's answer to a call of `cost`.
@@ -459,16 +481,24 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             Err(Error::KeyTooLong { max, .. }) => {
                 let detail = format!("the quota key is longer than {max} bytes");
                 let default = Rejection::problem(400, &detail);
-                return Verdict::Refused(self.refuse(RefusalReason::KeyTooLong, None, default));
+                return Verdict::Refused(self.refuse(
+                    RefusalReason::KeyTooLong,
+                    None,
+                    &detail,
+                    default,
+                ));
             }
             Err(_) => {
-                let default =
-                    Rejection::problem(503, "the quota store is unavailable; try again shortly")
-                        .with_header("retry-after", "1");
-                return Verdict::Refused(self.refuse(RefusalReason::Unavailable, None, default));
+                let default = Rejection::problem(503, UNAVAILABLE).with_header("retry-after", "1");
+                return Verdict::Refused(self.refuse(
+                    RefusalReason::Unavailable,
+                    None,
+                    UNAVAILABLE,
+                    default,
+                ));
             }
         };
-        let (reason, default) = match decision.status() {
+        let (reason, detail) = match decision.status() {
             Status::Allowed | Status::FailedOpen => {
                 return Verdict::Allowed(if inner.allowed_headers {
                     self.fields(&decision)
@@ -483,7 +513,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
                     inner.name,
                     decision.limit()
                 );
-                (RefusalReason::Limited, Rejection::problem(429, &detail))
+                (RefusalReason::Limited, detail)
             }
             Status::CostExceedsLimit => {
                 let detail = format!(
@@ -491,25 +521,22 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
                     inner.name,
                     decision.limit()
                 );
-                (
-                    RefusalReason::CostExceedsLimit,
-                    Rejection::problem(429, &detail),
-                )
+                (RefusalReason::CostExceedsLimit, detail)
             }
             // FailedClosed, and any status a later version adds: refuse, never allow by mistake.
-            _ => (
-                RefusalReason::Unavailable,
-                Rejection::problem(503, "the quota store is unavailable; try again shortly")
-                    .with_header("retry-after", "1"),
-            ),
+            _ => (RefusalReason::Unavailable, UNAVAILABLE.to_owned()),
         };
-        let mut default = default;
+        let mut default = if reason == RefusalReason::Unavailable {
+            Rejection::problem(503, &detail).with_header("retry-after", "1")
+        } else {
+            Rejection::problem(429, &detail)
+        };
         default.headers.extend(
             self.fields(&decision)
                 .into_pairs()
                 .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())),
         );
-        Verdict::Refused(self.refuse(reason, Some(&decision), default))
+        Verdict::Refused(self.refuse(reason, Some(&decision), &detail, default))
     }
 
     /// [`prepare`](Self::prepare) then [`decide`](Self::decide).
@@ -522,6 +549,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
         &self,
         reason: RefusalReason,
         decision: Option<&Decision>,
+        detail: &str,
         default: Rejection,
     ) -> Rejection {
         match &self.inner.on_refusal {
@@ -529,6 +557,7 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
                 reason,
                 decision,
                 policy_name: &self.inner.name,
+                detail,
                 default,
             }),
             None => default,

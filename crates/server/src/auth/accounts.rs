@@ -2,8 +2,11 @@
 //!
 //! Kept out of the handlers: a route turns JSON into a call here and the answer back into JSON.
 
-use crate::auth::jwt::{Issued, TokenError, TokenKind, Tokens};
+use std::sync::Arc;
+
+use crate::auth::jwt::{Claims, Issued, TokenError, TokenKind, Tokens};
 use crate::auth::password::{Password, PasswordError, Passwords};
+use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::store::{Db, StoreError, UserRow};
 
@@ -28,6 +31,9 @@ pub enum AccountError {
     /// A refresh token that is invalid, expired, revoked, or whose user is gone.
     #[error("invalid or expired refresh token")]
     BadRefreshToken,
+    /// An access token that is invalid, expired or revoked.
+    #[error("invalid or expired token")]
+    BadAccessToken,
     /// The password hasher is busy or failed.
     #[error(transparent)]
     Password(#[from] PasswordError),
@@ -56,6 +62,9 @@ impl From<AccountError> for ApiError {
             AccountError::BadCredentials => Self::unauthorized("bad_credentials", BAD_CREDENTIALS),
             AccountError::BadRefreshToken => {
                 Self::unauthorized("bad_token", "invalid or expired refresh token")
+            }
+            AccountError::BadAccessToken => {
+                Self::unauthorized("bad_token", "invalid or expired token")
             }
             AccountError::Password(e) => e.into(),
             AccountError::Store(e) => e.into(),
@@ -127,15 +136,14 @@ pub fn validate_password(password: &str, username: &str) -> Result<(), AccountEr
 /// The one message for every failed login, whether or not the user exists.
 pub const BAD_CREDENTIALS: &str = "invalid username or password";
 
-/// Registration, login and token refresh over the store, the hasher and the token issuer.
-#[derive(Debug, Clone, Copy)]
-pub struct Accounts<'a> {
-    /// Where users live.
-    pub db: &'a Db,
-    /// The argon2 hasher.
-    pub passwords: &'a Passwords,
-    /// The token issuer.
-    pub tokens: &'a Tokens,
+/// Registration, login, token refresh, access tokens and logout, over the store, the hasher
+/// and the token issuer.
+#[derive(Debug, Clone)]
+pub struct Accounts {
+    db: Db,
+    passwords: Passwords,
+    tokens: Arc<Tokens>,
+    clock: Clock,
 }
 
 /// An access and a refresh token.
@@ -147,14 +155,31 @@ pub struct TokenPair {
     pub refresh: Issued,
 }
 
-impl Accounts<'_> {
+impl Accounts {
+    /// Users in `db`, passwords hashed by `passwords`, tokens issued by `tokens`.
+    #[must_use]
+    pub fn new(db: Db, passwords: Passwords, tokens: Tokens, clock: Clock) -> Self {
+        Self {
+            db,
+            passwords,
+            tokens: Arc::new(tokens),
+            clock,
+        }
+    }
+
+    /// The password hasher (its queue is reported in the metrics).
+    #[must_use]
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
+    }
+
     /// Creates a user; `Conflict` when the username is taken.
     pub async fn register(
         &self,
         username: &str,
         password: Password,
-        now: i64,
     ) -> Result<UserRow, AccountError> {
+        let now = self.clock.now();
         validate_username(username)?;
         validate_password(&password, username)?;
         let password_hash = self.passwords.hash(password).await?;
@@ -178,8 +203,8 @@ impl Accounts<'_> {
         &self,
         username: &str,
         password: Password,
-        now: i64,
     ) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
         let user = self.db.find_user(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         if !self.passwords.verify(password, stored).await? {
@@ -190,7 +215,8 @@ impl Accounts<'_> {
     }
 
     /// Exchanges a valid, unrevoked refresh token for a new pair, revoking the old one.
-    pub async fn refresh(&self, refresh_token: &str, now: i64) -> Result<TokenPair, AccountError> {
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AccountError> {
+        let now = self.clock.now();
         let claims = self
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
@@ -204,6 +230,41 @@ impl Accounts<'_> {
         }
         self.db.revoke_token(&claims.jti, claims.exp).await?;
         self.issue_pair(&claims.sub, &claims.name, now)
+    }
+
+    /// The claims of a valid, unrevoked access token.
+    ///
+    /// # Errors
+    /// [`AccountError::BadAccessToken`] for any other token; the store's errors.
+    pub async fn authenticate(&self, access_token: &str) -> Result<Claims, AccountError> {
+        let claims = self
+            .tokens
+            .verify(access_token, TokenKind::Access, self.clock.now())
+            .map_err(|_| AccountError::BadAccessToken)?;
+        if self.db.is_token_revoked(&claims.jti).await? {
+            return Err(AccountError::BadAccessToken);
+        }
+        Ok(claims)
+    }
+
+    /// Revokes the access token of `user`, and `refresh_token` when it is theirs. A refresh
+    /// token of another user, or an invalid one, is ignored: logout never fails because of it,
+    /// and never revokes someone else's token.
+    pub async fn logout(
+        &self,
+        user: &Claims,
+        refresh_token: Option<&str>,
+    ) -> Result<(), AccountError> {
+        self.db.revoke_token(&user.jti, user.exp).await?;
+        if let Some(token) = refresh_token
+            && let Ok(claims) = self
+                .tokens
+                .verify(token, TokenKind::Refresh, self.clock.now())
+            && claims.sub == user.sub
+        {
+            self.db.revoke_token(&claims.jti, claims.exp).await?;
+        }
+        Ok(())
     }
 
     fn issue_pair(

@@ -1,4 +1,5 @@
-//! Signed service-to-service requests (`request-signing`), v1 and the original v0.
+//! Signed service-to-service requests: `request-signing`'s middleware over the key table,
+//! v1 and the original v0.
 //!
 //! - v1: `X-API-Key` is the key id (or the key itself), the signature covers the canonical
 //!   request (method, path, query, body hash, timestamp, nonce), and the secret is the key's
@@ -8,72 +9,199 @@
 //!   original used one secret for every service), and the key's own signing secret otherwise.
 //!
 //! Both schemes are replay-proof: a signature is accepted once (the replay cache), and only
-//! within 5 minutes of its timestamp (30 s of future skew).
+//! within 5 minutes of its timestamp (30 s of future skew). The middleware buffers the body up
+//! to the JSON limit, verifies it, and hands the handler exactly the bytes it verified.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use actix_web::HttpMessage as _;
-use actix_web::dev::ServiceRequest;
-use actix_web::http::header::HeaderMap;
+use lru::LruCache;
 use request_signing::{
-    Error as SignError, Request, Scheme, Secret, SecretStore, SignatureHeaders, Verifier,
-    VerifierConfig,
+    Error as SignError, Refusal, Rejection, Scheme, Secret, SecretStore, Verified, Verifier,
+    VerifierConfig, VerifySignature,
 };
 
-use crate::auth::api_key::{AuthMethod, KeyCache, Principal};
+use crate::auth::principal::{AuthMethod, KeyIdentity, Principal};
+use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::keys::KeyManager;
-use crate::shared::ReplayStore;
-use crate::state::{AppState, Clock};
-use crate::store::{Db, KeyRow};
+use crate::sealing::Sealer;
+use crate::shared::Replay;
+use crate::store::{Db, KeyRow, StoreError};
 
-/// Whether the request carries a signature (and so must verify as one).
-pub fn is_signed(headers: &HeaderMap) -> bool {
-    headers.contains_key(request_signing::HEADER_SIGNATURE)
+/// Recent lookups of signing keys by the name a request gives (the key's hash, or `id:` and
+/// its id): `Some(row)` for a known key, `None` for an unknown one.
+///
+/// Known and unknown names live in two separate caches, each bounded and evicting the least
+/// recently used entry: a flood of unknown names fills only the unknown cache and can never
+/// push a known key out. Each answer is trusted for `ttl`.
+#[derive(Debug)]
+struct RowCache {
+    ttl: Duration,
+    known: Mutex<LruCache<String, (Instant, KeyRow)>>,
+    unknown: Mutex<LruCache<String, Instant>>,
 }
 
-/// Where signing secrets come from: the database (through the key cache) and, for v0,
-/// the optional shared secret.
+fn lock<T>(cache: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Single inserts and removes cannot leave a cache inconsistent: a poisoned lock is usable.
+    cache.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl RowCache {
+    fn new(ttl: Duration, capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            ttl,
+            known: Mutex::new(LruCache::new(capacity)),
+            unknown: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<Option<KeyRow>> {
+        {
+            let mut known = lock(&self.known);
+            match known.get(name) {
+                Some((at, row)) if at.elapsed() < self.ttl => return Some(Some(row.clone())),
+                Some(_) => {
+                    known.pop(name);
+                }
+                None => {}
+            }
+        }
+        let mut unknown = lock(&self.unknown);
+        match unknown.get(name) {
+            Some(at) if at.elapsed() < self.ttl => Some(None),
+            Some(_) => {
+                unknown.pop(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, name: String, row: Option<KeyRow>) {
+        match row {
+            Some(row) => {
+                lock(&self.unknown).pop(&name);
+                lock(&self.known).put(name, (Instant::now(), row));
+            }
+            None => {
+                lock(&self.unknown).put(name, Instant::now());
+            }
+        }
+    }
+
+    fn forget_id(&self, id: &str) {
+        let mut known = lock(&self.known);
+        let stale: Vec<String> = known
+            .iter()
+            .filter(|(_, (_, row))| row.id == id)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            known.pop(&name);
+        }
+    }
+}
+
+/// Where signing secrets come from: the key table (through a cache of its own) and, for v0,
+/// the optional shared secret. Also the principal of a verified request.
 #[derive(Debug, Clone)]
-pub struct KeySecrets {
+pub struct SigningKeys {
     db: Db,
-    cache: Arc<KeyCache>,
-    keys: KeyManager,
+    config: apikey_gen::KeyConfig,
+    sealer: Sealer,
+    default_quota: u64,
     clock: Clock,
-    /// `Some` for the v0 verifier when `API_SHARED_SECRET` is set.
+    cache: Arc<RowCache>,
+    /// `API_SHARED_SECRET`, for v0, when set.
     shared: Option<Arc<Secret>>,
-    scheme: Scheme,
 }
 
-impl KeySecrets {
+impl SigningKeys {
+    /// The signing keys in `db`: keys parse and hash by `config`, secrets open with `sealer`,
+    /// answers are cached for `ttl`; `shared` is `API_SHARED_SECRET`, for v0.
+    #[must_use]
+    pub fn new(
+        db: Db,
+        config: apikey_gen::KeyConfig,
+        sealer: Sealer,
+        default_quota: u64,
+        clock: Clock,
+        ttl: Duration,
+        shared: Option<Secret>,
+    ) -> Self {
+        Self {
+            db,
+            config,
+            sealer,
+            default_quota,
+            clock,
+            cache: Arc::new(RowCache::new(ttl, KEY_CACHE_CAPACITY)),
+            shared: shared.map(Arc::new),
+        }
+    }
+
+    /// Whether v0 requests are checked against `API_SHARED_SECRET`.
+    #[must_use]
+    pub fn has_shared_secret(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Forgets what this instance cached of the key `id` (after revoking or rotating it here).
+    pub fn forget(&self, id: &str) {
+        self.cache.forget_id(id);
+    }
+
     /// The stored key a signed request names in `X-API-Key`: the key itself, or (v1) its id.
-    async fn row(&self, named: &str) -> Result<Option<KeyRow>, crate::store::StoreError> {
-        let config = self.keys.config();
-        let cache_key = if config.parse(named).is_ok() {
-            config.hash(named).to_hex()
-        } else if self.scheme == Scheme::V1 {
+    async fn row(&self, named: &str, scheme: Scheme) -> Result<Option<KeyRow>, StoreError> {
+        let name = if self.config.parse(named).is_ok() {
+            self.config.hash(named).to_hex()
+        } else if scheme == Scheme::V1 {
             format!("id:{named}")
         } else {
             return Ok(None);
         };
-        if let Some(cached) = self.cache.get(&cache_key) {
+        if let Some(cached) = self.cache.get(&name) {
             return Ok(cached);
         }
-        let row = match cache_key.strip_prefix("id:") {
+        let row = match name.strip_prefix("id:") {
             Some(id) => self.db.find_key(id).await?,
-            None => self.db.find_key_by_hash(&cache_key).await?,
+            None => self.db.find_key_by_hash(&name).await?,
         };
-        self.cache.put(cache_key, row.clone());
+        self.cache.put(name, row.clone());
         Ok(row)
+    }
+
+    /// The principal of a verified request: the active key it names.
+    ///
+    /// # Errors
+    /// 401 when the key was revoked or expired since; 503 when the database does not answer.
+    pub async fn principal(&self, verified: &Verified) -> Result<Principal, ApiError> {
+        let method = match verified.scheme() {
+            Scheme::V0 => AuthMethod::SignedV0,
+            _ => AuthMethod::SignedV1,
+        };
+        let row = self
+            .row(verified.key_id(), verified.scheme())
+            .await?
+            .ok_or(ApiError::unauthorized("unknown_key", "unknown API key"))?;
+        if !row.is_active(self.clock.now()) {
+            return Err(ApiError::unauthorized(
+                "revoked_key",
+                "API key revoked or expired",
+            ));
+        }
+        Ok(KeyIdentity::of(&row, self.default_quota).principal(method))
     }
 }
 
-impl SecretStore for KeySecrets {
-    type Error = crate::store::StoreError;
+impl SecretStore for SigningKeys {
+    type Error = StoreError;
 
-    async fn secrets(&self, key_id: &str, _scheme: Scheme) -> Result<Vec<Secret>, Self::Error> {
+    async fn secrets(&self, key_id: &str, scheme: Scheme) -> Result<Vec<Secret>, Self::Error> {
         let Some(row) = self
-            .row(key_id)
+            .row(key_id, scheme)
             .await?
             .filter(|r| r.is_active(self.clock.now()))
         else {
@@ -81,7 +209,7 @@ impl SecretStore for KeySecrets {
         };
         let mut secrets = Vec::new();
         if let Some(sealed) = &row.signing_secret {
-            match self.keys.sealer().open(&row.id, sealed) {
+            match self.sealer.open(&row.id, sealed) {
                 // Clients hold the hex text of the secret, as shown at creation.
                 Ok(secret) => secrets.push(Secret::new(secret.to_vec())),
                 Err(e) => {
@@ -89,84 +217,60 @@ impl SecretStore for KeySecrets {
                 }
             }
         }
-        if let Some(shared) = &self.shared {
+        if scheme == Scheme::V0
+            && let Some(shared) = &self.shared
+        {
             secrets.push(Secret::new(shared.expose().to_vec()));
         }
         Ok(secrets)
     }
 }
 
-/// The two verifiers: v1 with per-key secrets, v0 with the shared or per-key secret.
-#[derive(Debug)]
-pub struct Signing {
-    v1: Verifier<KeySecrets, Arc<ReplayStore>, Clock>,
-    v0: Verifier<KeySecrets, Arc<ReplayStore>, Clock>,
-    v1_keys: KeySecrets,
-    v0_keys: KeySecrets,
-    shared_v0: bool,
+/// Names of each kind (known, unknown) the signing-key cache holds at most.
+pub const KEY_CACHE_CAPACITY: usize = 100_000;
+
+/// The signature middleware as the server uses it.
+pub type SignatureAuth = VerifySignature<SigningKeys, Replay, Clock>;
+
+/// `request-signing`'s middleware: v0 and v1 over `keys`, bodies up to `max_body_bytes`,
+/// `replay` remembering signatures seen. Unsigned requests go on to the API-key middleware.
+/// A request refused after its signature verified (401 from a key revoked meanwhile, a spent
+/// quota, an overloaded dependency) did nothing: its nonce is released, so it uses none of
+/// the key's replay share and may be sent again as it is.
+///
+/// `replay_fails_closed` says a replay store outage is Redis refusing (counted as such).
+///
+/// # Errors
+/// `request-signing`'s, for a body limit it does not accept.
+pub fn signature_auth(
+    keys: SigningKeys,
+    replay: Replay,
+    clock: Clock,
+    max_body_bytes: usize,
+    replay_fails_closed: bool,
+) -> Result<SignatureAuth, SignError> {
+    let config = VerifierConfig::default()
+        .max_body_bytes(max_body_bytes)
+        .accept_v0(true);
+    let verifier = Verifier::new(keys, replay)
+        .with_clock(clock)
+        .with_config(config);
+    VerifySignature::builder(verifier)
+        .optional(true)
+        .release_on(|status| matches!(status, 401 | 429 | 503))
+        .on_refusal(move |refusal: Refusal<'_>| {
+            if replay_fails_closed && matches!(refusal.error, SignError::ReplayStoreUnavailable(_))
+            {
+                crate::observe::redis_error("replay", "unavailable");
+                crate::observe::redis_fallback("replay", "closed");
+            }
+            Rejection::from(sign_error(refusal.error))
+        })
+        .build()
 }
 
-impl Signing {
-    /// Verifiers over the given key store and replay store, accepting bodies up to
-    /// `max_body_bytes`. v0 and v1 share the replay store.
-    #[must_use]
-    pub fn new(
-        db: Db,
-        cache: Arc<KeyCache>,
-        keys: KeyManager,
-        clock: Clock,
-        shared_secret: Option<Secret>,
-        max_body_bytes: usize,
-        replay: ReplayStore,
-    ) -> Self {
-        let replay = Arc::new(replay);
-        let shared_v0 = shared_secret.is_some();
-        let store = |scheme, shared: Option<Arc<Secret>>| KeySecrets {
-            db: db.clone(),
-            cache: cache.clone(),
-            keys: keys.clone(),
-            clock: clock.clone(),
-            shared,
-            scheme,
-        };
-        let config = VerifierConfig::default().max_body_bytes(max_body_bytes);
-        let v1_keys = store(Scheme::V1, None);
-        let v0_keys = store(Scheme::V0, shared_secret.map(Arc::new));
-        let v1 = Verifier::new(v1_keys.clone(), replay.clone())
-            .with_clock(clock.clone())
-            .with_config(config.accept_v0(false));
-        let v0 = Verifier::new(v0_keys.clone(), replay)
-            .with_clock(clock.clone())
-            .with_config(config.accept_v0(true));
-        Self {
-            v1,
-            v0,
-            v1_keys,
-            v0_keys,
-            shared_v0,
-        }
-    }
-
-    /// Whether v0 requests are checked against `API_SHARED_SECRET`.
-    #[must_use]
-    pub fn has_shared_secret(&self) -> bool {
-        self.shared_v0
-    }
-
-    /// Forgets a verified request's replay record, because the server refused it afterwards.
-    /// Best effort: a record that stays only delays a retry with the same nonce.
-    pub async fn release(&self, verified: &request_signing::Verified) {
-        let verifier = match verified.scheme() {
-            Scheme::V0 => &self.v0,
-            _ => &self.v1,
-        };
-        if let Err(e) = verifier.release(verified).await {
-            tracing::debug!(error = %e, "releasing a replay record failed");
-        }
-    }
-}
-
-fn sign_error(error: SignError) -> ApiError {
+/// The server's answer to a signature that does not verify.
+fn sign_error(error: &SignError) -> ApiError {
     match error {
         SignError::BodyTooLarge { max, .. } => {
             ApiError::PayloadTooLarge(format!("the body is larger than the {max}-byte limit"))
@@ -183,67 +287,73 @@ fn sign_error(error: SignError) -> ApiError {
         }
         SignError::Replayed => ApiError::unauthorized("replayed_signature", "request replayed"),
         SignError::ReplayBudgetExceeded { retry_after_secs } => ApiError::RateLimited {
-            retry_after: retry_after_secs,
+            retry_after: *retry_after_secs,
             headers: Vec::new(),
         },
         SignError::BadSignature => ApiError::unauthorized("bad_signature", "bad signature"),
         e @ (SignError::Expired { .. } | SignError::FromFuture { .. }) => {
             ApiError::unauthorized("stale_signature", e.to_string())
         }
+        SignError::Randomness => ApiError::internal("no randomness"),
         other => ApiError::unauthorized("malformed_signature", other.to_string()),
     }
 }
 
-/// Reads the whole body (bounded), verifies the signature, and puts the body back for the
-/// handler. The principal is the key the signature names; the verification is returned too,
-/// so that its replay record can be released if the request is refused afterwards.
-pub async fn authenticate(
-    state: &AppState,
-    req: &mut ServiceRequest,
-) -> Result<(Principal, request_signing::Verified), ApiError> {
-    let limit = state.settings.json_limit;
-    let body = crate::extract::read_body(&mut req.take_payload(), limit).await?;
-    req.set_payload(actix_web::dev::Payload::from(body.clone()));
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    let headers = req.headers();
-    let signatures = SignatureHeaders::from_fn(|name| headers.get(name).map(|v| v.as_bytes()));
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path(), |pq| pq.as_str());
-    let request = Request::new(req.method().as_str(), target, &body);
-    let is_v1 = headers.contains_key(request_signing::HEADER_NONCE)
-        || headers
-            .get(request_signing::HEADER_SIGNATURE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"v1="));
-    let signing = &state.signing;
-    let verified = if is_v1 {
-        signing.v1.verify(&signatures, &request).await
-    } else {
-        signing.v0.verify(&signatures, &request).await
-    }
-    .map_err(sign_error)?;
-
-    let store = if is_v1 {
-        &signing.v1_keys
-    } else {
-        &signing.v0_keys
-    };
-    let method = match verified.scheme() {
-        Scheme::V0 => AuthMethod::SignedV0,
-        _ => AuthMethod::SignedV1,
-    };
-    let principal = match store.row(verified.key_id()).await {
-        Ok(Some(row)) => state.principal(&row, method),
-        Ok(None) => Err(ApiError::unauthorized("unknown_key", "unknown API key")),
-        Err(e) => Err(e.into()),
-    };
-    // A request refused here did nothing: its replay record goes.
-    match principal {
-        Ok(principal) => Ok((principal, verified)),
-        Err(refused) => {
-            signing.release(&verified).await;
-            Err(refused)
+    fn row(id: &str) -> KeyRow {
+        KeyRow {
+            id: id.into(),
+            key_hash: "h".into(),
+            service: "s".into(),
+            daily_quota: None,
+            signing_secret: None,
+            created_at: 0,
+            expires_at: None,
+            revoked_at: None,
         }
+    }
+
+    #[test]
+    fn the_cache_expires_bounds_itself_and_forgets_revoked_ids() {
+        let cache = RowCache::new(Duration::from_secs(60), 2);
+        cache.put("h1".into(), Some(row("k1")));
+        cache.put("h2".into(), None);
+        assert_eq!(cache.get("h2"), Some(None));
+        // A flood of unknown names fills only the unknown cache: the known key stays.
+        for i in 0..1_000 {
+            cache.put(format!("unknown-{i}"), None);
+        }
+        assert_eq!(lock(&cache.known).len(), 1);
+        assert_eq!(lock(&cache.unknown).len(), 2);
+        assert!(cache.get("h1").is_some_and(|row| row.is_some()));
+        cache.put("id:k1".into(), Some(row("k1")));
+        cache.forget_id("k1");
+        assert_eq!(cache.get("h1"), None);
+        assert_eq!(cache.get("id:k1"), None);
+
+        let expired = RowCache::new(Duration::ZERO, 8);
+        expired.put("h".into(), None);
+        assert_eq!(expired.get("h"), None);
+    }
+
+    #[test]
+    fn refusals_say_what_failed_and_never_a_secret() {
+        assert!(matches!(
+            sign_error(&SignError::Replayed),
+            ApiError::Unauthorized("replayed_signature", _)
+        ));
+        assert!(matches!(
+            sign_error(&SignError::BodyTooLarge { len: 9, max: 8 }),
+            ApiError::PayloadTooLarge(_)
+        ));
+        assert!(matches!(
+            sign_error(&SignError::ReplayBudgetExceeded {
+                retry_after_secs: 7
+            }),
+            ApiError::RateLimited { retry_after: 7, .. }
+        ));
     }
 }

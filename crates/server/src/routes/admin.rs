@@ -1,48 +1,15 @@
 //! `/admin/keys...`: key management with an admin token (`Authorization: Bearer <token>`).
 
-use std::future::Future;
-use std::pin::Pin;
-
-use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::jwt::bearer_token;
+use crate::auth::admin::Admin;
+use crate::auth::chain::ApiAuth;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson};
-use crate::keys::{CreatedKey, KeyInfo, NewKey};
-use crate::state::AppState;
-
-/// A caller holding a valid admin token.
-#[derive(Debug)]
-pub struct Admin {
-    /// The admin token's id.
-    pub token_id: String,
-}
-
-impl FromRequest for Admin {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req.headers()).map(str::to_owned);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let token = token.ok_or_else(|| {
-                ApiError::unauthorized(
-                    "missing_admin_token",
-                    "admin token required: Authorization: Bearer <admin token>",
-                )
-            })?;
-            let token_id = state
-                .find_admin(&token)
-                .await?
-                .ok_or_else(|| ApiError::unauthorized("bad_admin_token", "invalid admin token"))?;
-            Ok(Self { token_id })
-        })
-    }
-}
+use crate::keys::{CreatedKey, KeyInfo, KeyManager, NewKey};
+use crate::limits::KeyQuota;
 
 /// A key to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -98,12 +65,10 @@ pub const MAX_GRACE_HOURS: u32 = 720;
     security(("admin" = []))
 )]
 pub async fn list_keys(
-    state: web::Data<AppState>,
+    keys: web::Data<KeyManager>,
     _admin: Admin,
 ) -> Result<web::Json<Vec<KeyInfo>>, ApiError> {
-    Ok(web::Json(
-        state.keys.list(&state.db, state.clock.now()).await?,
-    ))
+    Ok(web::Json(keys.list().await?))
 }
 
 /// Create a key; the response is the only time the key is shown.
@@ -118,7 +83,7 @@ pub async fn list_keys(
     security(("admin" = []))
 )]
 pub async fn create_key(
-    state: web::Data<AppState>,
+    keys: web::Data<KeyManager>,
     _admin: Admin,
     body: Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -129,10 +94,7 @@ pub async fn create_key(
         signing: body.signing,
         expires_in_days: body.expires_in_days,
     };
-    let created = state
-        .keys
-        .create(&state.db, &new, state.clock.now())
-        .await?;
+    let created = keys.create(&new).await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
     Ok(HttpResponse::Created().json(&created))
 }
@@ -149,12 +111,13 @@ pub async fn create_key(
     security(("admin" = []))
 )]
 pub async fn revoke_key(
-    state: web::Data<AppState>,
+    keys: web::Data<KeyManager>,
+    auth: web::Data<ApiAuth>,
     _admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.keys.revoke(&state.db, &id, state.clock.now()).await?;
-    state.key_cache.forget_id(&id);
+    keys.revoke(&id).await?;
+    auth.forget(&id);
     tracing::info!(key = %id, "key revoked");
     Ok(HttpResponse::NoContent().finish())
 }
@@ -173,7 +136,8 @@ pub async fn revoke_key(
     security(("admin" = []))
 )]
 pub async fn rotate_key(
-    state: web::Data<AppState>,
+    keys: web::Data<KeyManager>,
+    auth: web::Data<ApiAuth>,
     _admin: Admin,
     id: web::Path<String>,
     body: OptionalJson<RotateRequest>,
@@ -185,16 +149,8 @@ pub async fn rotate_key(
             format!("must be at most {MAX_GRACE_HOURS}"),
         ));
     }
-    let created = state
-        .keys
-        .rotate(
-            &state.db,
-            &id,
-            i64::from(grace_hours) * 3_600,
-            state.clock.now(),
-        )
-        .await?;
-    state.key_cache.forget_id(&id);
+    let created = keys.rotate(&id, i64::from(grace_hours) * 3_600).await?;
+    auth.forget(&id);
     tracing::info!(old = %id, new = %created.id, grace_hours, "key rotated");
     Ok(HttpResponse::Created().json(&created))
 }
@@ -211,17 +167,14 @@ pub async fn rotate_key(
     security(("admin" = []))
 )]
 pub async fn key_usage(
-    state: web::Data<AppState>,
+    keys: web::Data<KeyManager>,
+    quota: web::Data<KeyQuota>,
     _admin: Admin,
     id: web::Path<String>,
 ) -> Result<web::Json<UsageResponse>, ApiError> {
-    let row = state
-        .db
-        .find_key(&id)
-        .await?
-        .ok_or(ApiError::NotFound("no key with this id"))?;
-    let limit = std::num::NonZeroU64::new(state.keys.daily_quota(&row));
-    let usage = state.quota.usage(&row.id, limit).await?;
+    let row = keys.find(&id).await?;
+    let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
+    let usage = quota.usage(&row.id, limit).await?;
     Ok(web::Json(UsageResponse {
         id: row.id,
         limit: usage.limit,

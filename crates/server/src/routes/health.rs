@@ -4,7 +4,24 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use crate::auth::accounts::Accounts;
+use crate::shared::Redis;
+use crate::store::Db;
+
+/// What `/readyz` checks: the database, and Redis when it is configured.
+#[derive(Debug, Clone)]
+pub struct Readiness {
+    db: Db,
+    redis: Option<Redis>,
+}
+
+impl Readiness {
+    /// Checks `db` and `redis`.
+    #[must_use]
+    pub fn new(db: Db, redis: Option<Redis>) -> Self {
+        Self { db, redis }
+    }
+}
 
 /// Health status.
 #[derive(Debug, Serialize, ToSchema)]
@@ -43,11 +60,11 @@ pub async fn healthz() -> web::Json<Health> {
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "A dependency does not answer", body = Health),
     ))]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let (database, redis, redis_eviction) = match &state.redis {
+pub async fn readyz(checks: web::Data<Readiness>) -> HttpResponse {
+    let (database, redis, redis_eviction) = match &checks.redis {
         Some(redis) => {
             let (database, writable, eviction) = tokio::join!(
-                state.db.ping(),
+                checks.db.ping(),
                 redis.accepts_writes(),
                 redis.evicting_policy()
             );
@@ -56,7 +73,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             });
             (database.is_ok(), Some(writable), eviction)
         }
-        None => (state.db.ping().await.is_ok(), None, None),
+        None => (checks.db.ping().await.is_ok(), None, None),
     };
     if !database {
         crate::observe::database_error();
@@ -81,9 +98,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 /// operators' network: put it behind the load balancer's access rules when the API is public.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let queued = state.passwords.queued();
-    crate::observe::argon2_load(queued, state.passwords.running());
+pub async fn metrics(accounts: web::Data<Accounts>) -> HttpResponse {
+    let passwords = accounts.passwords();
+    crate::observe::argon2_load(passwords.queued(), passwords.running());
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::observe::render())

@@ -14,8 +14,9 @@ use actix_web::{HttpResponse, Resource, Route, guard, web};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::auth::api_key::require_api_key;
+use crate::auth::chain::{ApiAuth, require_principal};
 use crate::error::ApiError;
+use crate::limits::LoginLimit;
 
 /// The OpenAPI 3.1 description of every route, generated from the handlers.
 #[derive(Debug, OpenApi)]
@@ -200,39 +201,45 @@ pub async fn openapi() -> HttpResponse {
         .body(DOCUMENT.get_or_init(openapi_json).as_str())
 }
 
-/// Registers every route. Shared by the server and the tests.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers every route: the API routes behind `auth`'s chain, `/register` and `/login`
+/// behind `login_limit`.
+pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limit: &LoginLimit) {
     // Authentication wraps the route, not the resource, so a wrong method answers 405
-    // before any credential is looked at.
-    let api_key = || from_fn(require_api_key);
-    cfg.service(
-        resource("/get-current-time").route(web::post().to(time::get_current_time).wrap(api_key())),
-    )
-    .service(resource("/check-prime").route(web::post().to(prime::check_prime).wrap(api_key())))
-    .service(resource("/whoami").route(get().to(whoami::whoami).wrap(api_key())))
-    .service(resource("/weather").route(get().to(weather::weather).wrap(api_key())))
-    .service(resource("/register").route(web::post().to(users::register)))
-    .service(resource("/login").route(web::post().to(users::login)))
-    .service(resource("/refresh").route(web::post().to(users::refresh)))
-    .service(resource("/logout").route(web::post().to(users::logout)))
-    .service(resource("/protected").route(get().to(users::protected)))
-    .service(
-        resource("/admin/keys")
-            .route(get().to(admin::list_keys))
-            .route(web::post().to(admin::create_key)),
-    )
-    .service(resource("/admin/keys/{id}").route(web::delete().to(admin::revoke_key)))
-    .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
-    .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
-    .service(resource("/healthz").route(get().to(health::healthz)))
-    .service(resource("/readyz").route(get().to(health::readyz)))
-    .service(resource("/metrics").route(get().to(health::metrics)))
-    .service(resource("/openapi.json").route(get().to(openapi)))
-    .service(resource("/docs").route(get().to(docs::docs_page)))
-    .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
-    .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
-    .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
-    .default_service(web::to(not_found));
+    // before any credential is looked at. The last `wrap` runs first: the signature check,
+    // then the key, then the principal.
+    let api = |route: Route| {
+        route
+            .wrap(from_fn(require_principal))
+            .wrap(auth.key.clone())
+            .wrap(auth.signature.clone())
+    };
+    let limited = |route: Route| route.wrap(login_limit.clone());
+    cfg.service(resource("/get-current-time").route(api(web::post().to(time::get_current_time))))
+        .service(resource("/check-prime").route(api(web::post().to(prime::check_prime))))
+        .service(resource("/whoami").route(api(get().to(whoami::whoami))))
+        .service(resource("/weather").route(api(get().to(weather::weather))))
+        .service(resource("/register").route(limited(web::post().to(users::register))))
+        .service(resource("/login").route(limited(web::post().to(users::login))))
+        .service(resource("/refresh").route(web::post().to(users::refresh)))
+        .service(resource("/logout").route(web::post().to(users::logout)))
+        .service(resource("/protected").route(get().to(users::protected)))
+        .service(
+            resource("/admin/keys")
+                .route(get().to(admin::list_keys))
+                .route(web::post().to(admin::create_key)),
+        )
+        .service(resource("/admin/keys/{id}").route(web::delete().to(admin::revoke_key)))
+        .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
+        .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
+        .service(resource("/healthz").route(get().to(health::healthz)))
+        .service(resource("/readyz").route(get().to(health::readyz)))
+        .service(resource("/metrics").route(get().to(health::metrics)))
+        .service(resource("/openapi.json").route(get().to(openapi)))
+        .service(resource("/docs").route(get().to(docs::docs_page)))
+        .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
+        .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
+        .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
+        .default_service(web::to(not_found));
 }
 
 /// A route for `GET` that answers `HEAD` too, as load balancers' health checks send it: the same

@@ -7,17 +7,16 @@
 //! Cost against the daily quota: one call per started 1,024 bits of the number, so a
 //! 4,096-bit number costs 4 and anything up to 1,024 bits costs 1.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use num_bigint::BigUint;
 use primality::{JsonNumber, Limits, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::auth::api_key::ApiCaller;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
-use crate::state::AppState;
+use crate::limits::KeyQuota;
 
 /// Extra random-base Miller-Rabin rounds when the request names none (the original ran 40).
 pub const DEFAULT_ROUNDS: u32 = 40;
@@ -138,13 +137,14 @@ fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
     security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
 )]
 pub async fn check_prime(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
+    req: HttpRequest,
+    quota: web::Data<KeyQuota>,
+    limits: web::Data<Limits>,
     body: Json<PrimeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let (n, rounds) = body.validate(Limits::new(state.settings.max_prime_bits))?;
+    let (n, rounds) = body.validate(**limits)?;
     let bits = n.bits();
-    let charged = caller.charge(&state, prime_cost(bits)).await?;
+    let charged = quota.charge(&req, prime_cost(bits)).await?;
 
     let verdict = if bits <= INLINE_MAX_BITS {
         primality::check_with_rounds(&n, rounds, &mut rand::rng())

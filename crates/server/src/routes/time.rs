@@ -1,15 +1,15 @@
 //! `POST /get-current-time`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use utoipa::ToSchema;
 
-use crate::auth::api_key::ApiCaller;
+use crate::clock::Clock;
 use crate::error::{ApiError, Problem};
-use crate::state::AppState;
+use crate::limits::KeyQuota;
 
 /// The current time, in the original's format and two unambiguous ones.
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,11 +49,12 @@ impl CurrentTime {
     security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
 )]
 pub async fn get_current_time(
-    state: web::Data<AppState>,
-    caller: ApiCaller,
+    req: HttpRequest,
+    quota: web::Data<KeyQuota>,
+    clock: web::Data<Clock>,
 ) -> Result<HttpResponse, ApiError> {
-    let charged = caller.charge(&state, 1).await?;
-    Ok(charged.respond(CurrentTime::at(state.clock.now())?))
+    let charged = quota.charge(&req, 1).await?;
+    Ok(charged.respond(CurrentTime::at(clock.now())?))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `/register`, `/login`, `/refresh`, `/logout` and `/protected`.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use zeroize::Zeroizing;
@@ -9,7 +9,6 @@ use crate::auth::accounts::{Accounts, TokenPair};
 use crate::auth::bearer::AuthenticatedUser;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson};
-use crate::state::AppState;
 
 /// Credentials for `/register` and `/login`.
 #[derive(Deserialize, ToSchema)]
@@ -94,14 +93,6 @@ pub struct ProtectedResponse {
     pub token_expires_at: i64,
 }
 
-fn accounts(state: &AppState) -> Accounts<'_> {
-    Accounts {
-        db: &state.db,
-        passwords: &state.passwords,
-        tokens: &state.tokens,
-    }
-}
-
 /// Create a user account.
 #[utoipa::path(
     post, path = "/register", tag = "users",
@@ -114,14 +105,12 @@ fn accounts(state: &AppState) -> Accounts<'_> {
     )
 )]
 pub async fn register(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    accounts: web::Data<Accounts>,
     body: Json<Credentials>,
 ) -> Result<HttpResponse, ApiError> {
-    state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
-    let user = accounts(&state)
-        .register(&username, Zeroizing::new(password), state.clock.now())
+    let user = accounts
+        .register(&username, Zeroizing::new(password))
         .await?;
     Ok(HttpResponse::Created().json(Registered {
         id: user.id,
@@ -141,15 +130,11 @@ pub async fn register(
     )
 )]
 pub async fn login(
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    accounts: web::Data<Accounts>,
     body: Json<Credentials>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    state.limit_client(&req).await?;
     let Credentials { username, password } = body.into_inner();
-    let pair = accounts(&state)
-        .login(&username, Zeroizing::new(password), state.clock.now())
-        .await?;
+    let pair = accounts.login(&username, Zeroizing::new(password)).await?;
     Ok(web::Json(pair.into()))
 }
 
@@ -163,12 +148,10 @@ pub async fn login(
     )
 )]
 pub async fn refresh(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
     body: Json<RefreshRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let pair = accounts(&state)
-        .refresh(&body.refresh_token, state.clock.now())
-        .await?;
+    let pair = accounts.refresh(&body.refresh_token).await?;
     Ok(web::Json(pair.into()))
 }
 
@@ -183,24 +166,12 @@ pub async fn refresh(
     security(("bearer" = []))
 )]
 pub async fn logout(
-    state: web::Data<AppState>,
+    accounts: web::Data<Accounts>,
     user: AuthenticatedUser,
     body: OptionalJson<RefreshRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = state.clock.now();
-    state.db.revoke_token(&user.0.jti, user.0.exp).await?;
-    if let Some(body) = body.0 {
-        // A refresh token of another user, or an invalid one, is ignored: logout never fails
-        // because of it, and never revokes someone else's token.
-        if let Ok(claims) = state.tokens.verify(
-            &body.refresh_token,
-            crate::auth::jwt::TokenKind::Refresh,
-            now,
-        ) && claims.sub == user.0.sub
-        {
-            state.db.revoke_token(&claims.jti, claims.exp).await?;
-        }
-    }
+    let refresh = body.0.as_ref().map(|body| body.refresh_token.as_str());
+    accounts.logout(&user.0, refresh).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -7,15 +7,15 @@
 // utoipa's `IntoParams` expansion for the handler names `WeatherQuery` with a path qualification.
 #![allow(unused_qualifications)]
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use weather_keypool::{Error as WeatherError, Location, Units, Weather, WeatherClient};
 
-use crate::auth::api_key::ApiCaller;
 use crate::error::{ApiError, Problem};
 use crate::extract::Query;
-use crate::state::AppState;
+use crate::limits::KeyQuota;
+use crate::shared::SharedWeather;
 
 /// Where and in which units.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -159,9 +159,10 @@ impl From<WeatherError> for ApiError {
     security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
 )]
 pub async fn weather(
-    state: web::Data<AppState>,
+    req: HttpRequest,
     client: Option<web::Data<WeatherClient>>,
-    caller: ApiCaller,
+    quota: web::Data<KeyQuota>,
+    shared: web::Data<SharedWeather>,
     query: Query<WeatherQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let WeatherQuery {
@@ -187,18 +188,14 @@ pub async fn weather(
     };
     // Without a configured key the endpoint is a server configuration error, not the caller's.
     let client = client.ok_or(ApiError::from(WeatherError::NoKeysConfigured))?;
-    let charged = caller.charge(&state, 1).await?;
-    let Some(redis) = &state.redis else {
-        let weather = client.current(&location, units).await?;
-        return Ok(charged.respond(WeatherResponse::from(weather.as_ref())));
-    };
-    // Shared by every instance: one upstream call per place and TTL for the whole deployment.
-    // A Redis failure only costs an upstream call.
-    if let Some(cached) = redis.weather_get::<WeatherResponse>(&location, units).await {
+    let charged = quota.charge(&req, 1).await?;
+    // Shared by every instance on Redis: one upstream call per place and TTL for the whole
+    // deployment. A Redis failure only costs an upstream call.
+    if let Some(cached) = shared.get::<WeatherResponse>(&location, units).await {
         return Ok(charged.respond(cached));
     }
     let weather = client.current(&location, units).await?;
     let response = WeatherResponse::from(weather.as_ref());
-    redis.weather_put(&location, units, &response).await;
+    shared.put(&location, units, &response).await;
     Ok(charged.respond(response))
 }

@@ -4,7 +4,7 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::api_key::{ApiCaller, AuthMethod};
+use crate::auth::principal::{ApiCaller, AuthMethod};
 use crate::error::{ApiError, Problem};
 
 /// The authenticated principal.

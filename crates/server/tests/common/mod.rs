@@ -11,10 +11,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use actix_web::web;
+use secure_api::clock::Clock;
 use secure_api::config::{Settings, SettingsArgs};
 use secure_api::startup::{Application, Env, FirstStart};
-use secure_api::state::{AppState, Clock};
+use secure_api::state::Services;
 use serde_json::Value;
 
 /// 2026-03-01 12:00:00 UTC.
@@ -23,7 +23,7 @@ pub const NOON: u64 = 1_772_366_400;
 /// A running test server.
 pub struct TestApp {
     pub base: String,
-    pub state: web::Data<AppState>,
+    pub services: Services,
     pub clock: Clock,
     pub first: FirstStart,
     pub dir: Arc<tempfile::TempDir>,
@@ -84,12 +84,12 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
         .expect("the app builds");
     let first = app.take_first_start();
     let base = format!("http://127.0.0.1:{}", app.port());
-    let state = app.state();
+    let services = app.services();
     let server = app.handle();
     let handle = actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         base,
-        state,
+        services,
         clock: spawn.clock,
         first: first.unwrap_or_else(|| FirstStart {
             admin_token: String::new(),

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use crate::common::spawn;
+use secure_api::clock::Clock;
 use secure_api::config::{Mode, Settings, SettingsArgs};
 use secure_api::startup::{Application, Env};
-use secure_api::state::Clock;
 
 #[actix_web::test]
 async fn placeholder_secrets_are_refused_in_production() {

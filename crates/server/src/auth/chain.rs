@@ -1,0 +1,115 @@
+//! The authentication chain of the API routes, outermost first:
+//!
+//! 1. `request-signing`'s middleware verifies a request that carries `X-API-Signature` (see
+//!    [`crate::auth::signed`]) and lets the others through;
+//! 2. `apikey-gen`'s middleware authenticates the others by their key (see
+//!    [`crate::auth::api_key`]);
+//! 3. [`require_principal`] turns what either found into the [`Principal`] the handler reads.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, web};
+use apikey_gen::KeySource;
+
+use crate::auth::api_key::KeyAuth;
+use crate::auth::principal::{AuthMethod, KeyIdentity};
+use crate::auth::signed::{SignatureAuth, SigningKeys};
+use crate::error::ApiError;
+
+/// The key and signature middleware of the API routes, and the caches behind them.
+#[derive(Debug, Clone)]
+pub struct ApiAuth {
+    /// `request-signing`'s middleware.
+    pub signature: SignatureAuth,
+    /// `apikey-gen`'s middleware.
+    pub key: KeyAuth,
+    /// The signing keys the signature middleware reads.
+    pub signing_keys: SigningKeys,
+}
+
+impl ApiAuth {
+    /// Forgets what this instance cached of the key `id`, after revoking or rotating it here:
+    /// every instance refuses a revoked key within the cache TTL, this one at once.
+    pub fn forget(&self, id: &str) {
+        self.key.authenticator().invalidate_all();
+        self.signing_keys.forget(id);
+    }
+}
+
+/// How the key was presented, by `apikey-gen`'s rules (`X-API-Key` first, then
+/// `Authorization: <key>` or `Authorization: Bearer <key>`).
+fn presented_by(headers: &HeaderMap) -> AuthMethod {
+    match apikey_gen::presented_key(|name| headers.get(name).map(HeaderValue::as_bytes))
+        .map(|presented| presented.source())
+    {
+        Ok(KeySource::XApiKey) => AuthMethod::XApiKey,
+        Ok(KeySource::Bearer) => AuthMethod::Bearer,
+        _ => AuthMethod::RawAuthorization,
+    }
+}
+
+/// The last step of authentication, inside the key and signature middleware: turns what they
+/// found into the [`Principal`] the handler reads. A key that must sign is refused unsigned.
+pub async fn require_principal(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let verified = req.extensions().get::<request_signing::Verified>().cloned();
+    let principal = match verified {
+        Some(verified) => {
+            let auth = req
+                .app_data::<web::Data<ApiAuth>>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("authentication not registered"))?;
+            auth.signing_keys.principal(&verified).await?
+        }
+        None => {
+            let identity = req
+                .extensions()
+                .get::<KeyIdentity>()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("the API-key middleware is missing"))?;
+            if identity.must_sign() {
+                return Err(ApiError::unauthorized(
+                    "signature_required",
+                    "this key must sign its requests (X-API-Timestamp, X-API-Signature)",
+                )
+                .into());
+            }
+            identity.principal(presented_by(req.headers()))
+        }
+    };
+    crate::observe::record_key(&principal.key_id);
+    tracing::debug!(key = %principal.key_id, method = ?principal.method, "authenticated");
+    req.extensions_mut().insert(principal);
+    next.call(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderName;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn the_method_names_the_form_the_key_came_in() {
+        let raw = headers(&[("authorization", "sapi_abc")]);
+        assert_eq!(presented_by(&raw), AuthMethod::RawAuthorization);
+        let bearer = headers(&[("authorization", "Bearer sapi_abc")]);
+        assert_eq!(presented_by(&bearer), AuthMethod::Bearer);
+        let x = headers(&[("x-api-key", "sapi_abc"), ("authorization", "Bearer b")]);
+        assert_eq!(presented_by(&x), AuthMethod::XApiKey);
+    }
+}

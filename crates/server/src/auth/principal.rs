@@ -1,0 +1,104 @@
+//! Who an API request is: the [`Principal`] the authentication chain leaves for the handler.
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::store::KeyRow;
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// `Authorization: <key>`, as the original clients send it.
+    RawAuthorization,
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// `X-API-Key: <key>`.
+    XApiKey,
+    /// A v0 signature (HMAC of key and timestamp).
+    SignedV0,
+    /// A v1 signature (HMAC of the canonical request).
+    SignedV1,
+}
+
+/// The authenticated key behind a request.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The key's non-secret id.
+    pub key_id: String,
+    /// The service that owns the key.
+    pub service: String,
+    /// The key's daily quota.
+    pub daily_quota: u64,
+    /// How the request authenticated.
+    pub method: AuthMethod,
+}
+
+/// What the key table says of an active key: who it is, and whether it must sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyIdentity {
+    key_id: String,
+    service: String,
+    daily_quota: u64,
+    must_sign: bool,
+}
+
+impl KeyIdentity {
+    /// The identity of a stored key, with `default_quota` for keys without their own.
+    #[must_use]
+    pub fn of(row: &KeyRow, default_quota: u64) -> Self {
+        Self {
+            key_id: row.id.clone(),
+            service: row.service.clone(),
+            daily_quota: row
+                .daily_quota
+                .and_then(|q| u64::try_from(q).ok())
+                .unwrap_or(default_quota),
+            must_sign: row.signing_secret.is_some(),
+        }
+    }
+
+    /// Whether requests with this key must be signed.
+    #[must_use]
+    pub fn must_sign(&self) -> bool {
+        self.must_sign
+    }
+
+    /// The key's daily quota.
+    #[must_use]
+    pub fn daily_quota(&self) -> u64 {
+        self.daily_quota
+    }
+
+    /// The principal of a request that authenticated with `method`.
+    #[must_use]
+    pub fn principal(&self, method: AuthMethod) -> Principal {
+        Principal {
+            key_id: self.key_id.clone(),
+            service: self.service.clone(),
+            daily_quota: self.daily_quota,
+            method,
+        }
+    }
+}
+
+/// A handler's view of the authenticated caller.
+#[derive(Debug, Clone)]
+pub struct ApiCaller(pub Principal);
+
+impl FromRequest for ApiCaller {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<Principal>()
+                .cloned()
+                .map(Self)
+                .ok_or(ApiError::unauthorized("missing_key", "missing API key")),
+        )
+    }
+}
