@@ -84,8 +84,8 @@ pub enum ApiError {
     /// The upstream did not answer in time.
     #[error("{0}")]
     GatewayTimeout(&'static str),
-    /// A refusal a crate's limiter already rendered in the server's shape (see
-    /// [`crate::limits::KeyQuota::charge`]): sent as it is.
+    /// A refusal a crate's limiter already rendered in the server's shape (the daily quota's):
+    /// sent as it is.
     #[error("refused with {}", .0.status)]
     Refused(Rendered),
     /// A failure the client cannot act on; its cause is logged, never sent.

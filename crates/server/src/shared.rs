@@ -1,5 +1,5 @@
 //! State shared by several instances through Redis: the connection, the replay-nonce cache
-//! and the weather cache. (Quotas and login limits are in [`crate::limits`].)
+//! and the weather cache. (Quotas and login limits are in `limits`.)
 //!
 //! The connection is made lazily and re-made after a failure (redis' connection manager), so
 //! the server starts while Redis is down and recovers by itself when it returns. Every call is
@@ -14,14 +14,11 @@ use request_signing::{Either, FallbackReplayCache, MemoryReplayCache, RedisRepla
 
 use weather_keypool::{Location, Units};
 
-use crate::config::{FailPolicy, RedisSettings};
+use crate::config::{FailPolicy, REPLAY_CAPACITY, RedisSettings};
 use crate::observe;
 
 /// How long a weather answer stays in the shared cache: as long as in each instance's own.
 pub const SHARED_WEATHER_TTL: Duration = weather_keypool::WeatherCache::DEFAULT_TTL;
-
-/// Capacity of an in-memory replay cache: signatures seen in the last 5 minutes.
-pub const REPLAY_CAPACITY: usize = 1_000_000;
 
 /// The Redis connection every shared concern uses.
 #[derive(Clone)]

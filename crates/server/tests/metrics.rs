@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Spawn, sample, spawn_with};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 #[actix_web::test]
 async fn metrics_count_requests_failures_and_denials_by_bounded_labels() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Spawn, spawn, spawn_with};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 #[actix_web::test]
 async fn every_response_carries_a_request_id_and_a_safe_inbound_one_is_kept() {
@@ -214,7 +214,7 @@ async fn unusable_tls_files_stop_start_up_with_the_file_named() {
         ..SettingsArgs::default()
     };
     args.secret_key_file = Some(dir.path().join("secret"));
-    let settings = secure_api::config::Settings::resolve(&args).unwrap();
+    let settings = args.resolve().unwrap();
     let error = secure_api::startup::Application::build_with(
         settings,
         secure_api::startup::Env::from_map(Default::default()),

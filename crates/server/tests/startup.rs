@@ -7,18 +7,20 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use common::{Spawn, spawn_with};
+use secure_api::cli::SettingsArgs;
 use secure_api::clock::Clock;
-use secure_api::config::{Mode, Settings, SettingsArgs};
+use secure_api::config::{Mode, Settings};
 use secure_api::startup::{Application, Env};
 
 fn settings(dir: &std::path::Path, mode: Mode) -> Settings {
-    Settings::resolve(&SettingsArgs {
+    SettingsArgs {
         bind: Some("127.0.0.1:0".parse().unwrap()),
         database_url: Some(format!("sqlite://{}", dir.join("db.sqlite").display())),
         secret_key_file: Some(dir.join("secret")),
         mode: Some(mode),
         ..SettingsArgs::default()
-    })
+    }
+    .resolve()
     .unwrap()
 }
 

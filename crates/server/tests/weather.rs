@@ -8,7 +8,7 @@ use std::pin::Pin;
 use actix_web::{HttpRequest, HttpResponse};
 use common::upstream::{self, LONDON, json};
 use common::{Spawn, spawn, spawn_with};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 /// A stand-in OpenWeather: `revoked` keys get 401, `busy` 429, Atlantis 404, the rest London.
 fn openweather(req: HttpRequest) -> Pin<Box<dyn Future<Output = HttpResponse>>> {

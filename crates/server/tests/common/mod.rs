@@ -11,8 +11,8 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use secure_api::cli::SettingsArgs;
 use secure_api::clock::Clock;
-use secure_api::config::{Settings, SettingsArgs};
 use secure_api::startup::{Application, Env, FirstStart};
 use secure_api::state::Services;
 use serde_json::Value;
@@ -71,7 +71,7 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
     args.secret_key_file
         .get_or_insert(dir.path().join("secure-api.secret"));
     args.workers.get_or_insert(2);
-    let settings = Settings::resolve(&args).expect("settings");
+    let settings = args.resolve().expect("settings");
     let env = Env::from_map(
         spawn
             .env

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 use super::{Spawn, TestApp, spawn_with};
 

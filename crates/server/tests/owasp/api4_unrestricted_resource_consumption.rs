@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::common::{Spawn, sample, spawn, spawn_with};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 #[actix_web::test]
 async fn bodies_and_numbers_over_their_limits_are_refused_unread() {

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::common::{Spawn, spawn_with};
-use secure_api::config::SettingsArgs;
+use secure_api::cli::SettingsArgs;
 
 #[actix_web::test]
 async fn one_client_registers_at_most_five_accounts_a_minute() {

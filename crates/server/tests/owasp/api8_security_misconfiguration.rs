@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use crate::common::spawn;
+use secure_api::cli::SettingsArgs;
 use secure_api::clock::Clock;
-use secure_api::config::{Mode, Settings, SettingsArgs};
+use secure_api::config::Mode;
 use secure_api::startup::{Application, Env};
 
 #[actix_web::test]
@@ -18,13 +19,14 @@ async fn placeholder_secrets_are_refused_in_production() {
         "supersecretkey",
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings::resolve(&SettingsArgs {
+        let settings = SettingsArgs {
             bind: Some("127.0.0.1:0".parse().unwrap()),
             database_url: Some(format!("sqlite://{}", dir.path().join("db").display())),
             secret_key_file: Some(dir.path().join("secret")),
             mode: Some(Mode::Production),
             ..SettingsArgs::default()
-        })
+        }
+        .resolve()
         .unwrap();
         let env = Env::from_map(HashMap::from([(
             "SECRET_KEY".to_owned(),

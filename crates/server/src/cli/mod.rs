@@ -6,7 +6,11 @@ use clap::Parser;
 use quota::Snapshot;
 
 use crate::clock::Clock;
-use crate::config::{Cli, Command, KeysCommand, LogFormat, Settings};
+pub mod args;
+
+pub use args::{Cli, Command, KeysCommand, SettingsArgs};
+
+use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, NewKey};
 use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_services, process_env};
 use crate::state::Services;
@@ -15,7 +19,7 @@ use crate::state::Services;
 #[must_use]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::resolve(&cli.settings) {
+    let settings = match cli.settings.resolve() {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("secure-api: {e}");
