@@ -20,7 +20,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use apikey_gen::{CHECKSUM_LEN, KeyConfig, KeyError, KeySource, MAX_PRESENTED_LEN};
+use apikey_gen::{CHECKSUM_LEN, KeyConfig, Error, KeySource, MAX_PRESENTED_LEN};
 use libfuzzer_sys::fuzz_target;
 use secure_api_fuzz::Fields;
 
@@ -40,7 +40,7 @@ fn base62_fixed(mut value: u64, width: usize) -> String {
 }
 
 /// The key the headers present, read as the server reads actix-web's headers.
-fn presented_key(headers: &HeaderMap) -> Result<(String, KeySource), KeyError> {
+fn presented_key(headers: &HeaderMap) -> Result<(String, KeySource), Error> {
     let presented = apikey_gen::presented_key(|name| headers.get(name).map(HeaderValue::as_bytes))?;
     Ok((presented.expose_secret().to_owned(), presented.source()))
 }
@@ -67,7 +67,7 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
     };
     let (key, method) = match presented_key(&map) {
         Ok(found) => found,
-        Err(KeyError::MissingKey | KeyError::MalformedHeader { .. }) => return,
+        Err(Error::MissingKey | Error::MalformedHeader { .. }) => return,
         Err(other) => panic!("an unexpected refusal: {other:?}"),
     };
     assert!(!key.is_empty() && key.len() <= MAX_PRESENTED_LEN);

@@ -11,7 +11,7 @@
 //! - a value over 256 bytes is never read as a key.
 #![no_main]
 
-use apikey_gen::{KeyError, KeySource, MAX_PRESENTED_LEN, presented_key};
+use apikey_gen::{Error, KeySource, MAX_PRESENTED_LEN, presented_key};
 use libfuzzer_sys::fuzz_target;
 use secure_api_fuzz::Fields;
 
@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let presented = match presented_key(header) {
         Ok(presented) => presented,
-        Err(KeyError::MissingKey | KeyError::MalformedHeader { .. }) => return,
+        Err(Error::MissingKey | Error::MalformedHeader { .. }) => return,
         Err(other) => panic!("an unexpected refusal: {other:?}"),
     };
     let key = presented.expose_secret().as_bytes();

@@ -45,7 +45,7 @@ fn verifier() -> TestVerifier {
         }
     }
     let replay = MemoryReplayCache::new(NonZeroUsize::new(1024).expect("non-zero"));
-    Verifier::new(store, replay).with_clock(FakeClock::new(NOW))
+    Verifier::new(store, replay).with_clock(FakeClock::at_unix_secs(NOW))
 }
 
 fn present(field: &[u8]) -> Option<&[u8]> {

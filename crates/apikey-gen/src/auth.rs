@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 
-use crate::error::{KeyError, Result};
+use crate::error::{Error, Result};
 use crate::hash::KeyHash;
 use crate::key::KeyConfig;
 
@@ -112,7 +112,7 @@ impl<I> KeyRecord<I> {
 pub trait KeyStore: Send + Sync {
     /// What an authenticated request carries on: a key id, its owner, its limits.
     type Identity: Clone + Send + Sync + 'static;
-    /// The store's error; authentication reports it as [`KeyError::StoreUnavailable`].
+    /// The store's error; authentication reports it as [`Error::StoreUnavailable`].
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The record stored under `hash`, active or not; `None` for an unknown key.
@@ -288,9 +288,9 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     /// The authenticator.
     ///
     /// # Errors
-    /// [`KeyError::InvalidCacheCapacity`] when a cache capacity is zero.
+    /// [`Error::InvalidCacheCapacity`] when a cache capacity is zero.
     pub fn build(self) -> Result<Authenticator<S, C>> {
-        let capacity = |entries| NonZeroUsize::new(entries).ok_or(KeyError::InvalidCacheCapacity);
+        let capacity = |entries| NonZeroUsize::new(entries).ok_or(Error::InvalidCacheCapacity);
         Ok(Authenticator {
             known: Cache::new(capacity(self.known)?),
             unknown: Cache::new(capacity(self.unknown)?),
@@ -316,19 +316,19 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
     /// The identity of the active key `presented`.
     ///
     /// # Errors
-    /// The format's errors ([`KeyError::WrongPrefix`], [`KeyError::ChecksumMismatch`], ...);
-    /// [`KeyError::UnknownKey`], [`KeyError::RevokedKey`], [`KeyError::ExpiredKey`];
-    /// [`KeyError::StoreUnavailable`] when the store fails.
+    /// The format's errors ([`Error::WrongPrefix`], [`Error::ChecksumMismatch`], ...);
+    /// [`Error::UnknownKey`], [`Error::RevokedKey`], [`Error::ExpiredKey`];
+    /// [`Error::StoreUnavailable`] when the store fails.
     pub async fn authenticate(&self, presented: &str) -> Result<S::Identity> {
         self.config.parse(presented)?;
         let hash = self.config.hash(presented);
         let record = self.record(hash).await?;
         let now_secs = self.clock.now_nanos() / NANOS_PER_SEC;
         if record.revoked {
-            return Err(KeyError::RevokedKey);
+            return Err(Error::RevokedKey);
         }
         if record.expires_at.is_some_and(|at| at <= now_secs) {
-            return Err(KeyError::ExpiredKey);
+            return Err(Error::ExpiredKey);
         }
         Ok(record.identity)
     }
@@ -339,13 +339,13 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             return Ok(record);
         }
         if self.unknown.get(&hash, now, self.ttl).is_some() {
-            return Err(KeyError::UnknownKey);
+            return Err(Error::UnknownKey);
         }
         let found = self
             .store
             .lookup(&hash)
             .await
-            .map_err(|e| KeyError::StoreUnavailable {
+            .map_err(|e| Error::StoreUnavailable {
                 reason: e.to_string(),
             })?;
         match found {
@@ -355,7 +355,7 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             }
             None => {
                 self.unknown.put(hash, now, ());
-                Err(KeyError::UnknownKey)
+                Err(Error::UnknownKey)
             }
         }
     }

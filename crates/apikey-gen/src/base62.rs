@@ -1,6 +1,6 @@
 //! Base62 in ASCII order (`0-9A-Za-z`), so fixed-width numbers sort like their values.
 
-use crate::error::{KeyError, Result};
+use crate::error::{Error, Result};
 
 /// The 62 characters, in ASCII order.
 pub(crate) const ALPHABET: &[u8; 62] =
@@ -50,7 +50,7 @@ pub(crate) fn push_random(len: usize, out: &mut String) -> Result<()> {
         // Ask for a little more than needed: about 3% of bytes are rejected.
         let take = (needed + needed / 16 + 4).min(pool.len());
         let chunk = &mut pool[..take];
-        getrandom::fill(chunk).map_err(|e| KeyError::Rng(e.to_string()))?;
+        getrandom::fill(chunk).map_err(|e| Error::Rng(e.to_string()))?;
         for &b in chunk.iter() {
             if needed == 0 {
                 break;

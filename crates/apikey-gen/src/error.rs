@@ -6,7 +6,7 @@
 /// secret, and errors end up in logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum KeyError {
+pub enum Error {
     /// The configured prefix is not 1 to 16 characters of `[a-z0-9_]` starting with a
     /// letter and not ending with `_`.
     #[error("invalid key prefix: {reason}")]
@@ -105,4 +105,4 @@ pub enum KeyError {
 }
 
 /// Result type of this crate.
-pub type Result<T> = core::result::Result<T, KeyError>;
+pub type Result<T> = core::result::Result<T, Error>;

@@ -6,7 +6,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::{KeyError, Result};
+use crate::error::{Error, Result};
 
 /// Smallest pepper accepted by [`KeyHasher::hmac_sha256`].
 pub const MIN_PEPPER_LEN: usize = 32;
@@ -38,13 +38,13 @@ impl KeyHasher {
     /// database, for example derived from the server's master secret).
     pub fn hmac_sha256(pepper: &[u8]) -> Result<Self> {
         if pepper.len() < MIN_PEPPER_LEN {
-            return Err(KeyError::PepperTooShort {
+            return Err(Error::PepperTooShort {
                 len: pepper.len(),
                 min: MIN_PEPPER_LEN,
             });
         }
         let mac = <Hmac<Sha256> as KeyInit>::new_from_slice(pepper).map_err(|_| {
-            KeyError::PepperTooShort {
+            Error::PepperTooShort {
                 len: pepper.len(),
                 min: MIN_PEPPER_LEN,
             }
@@ -130,7 +130,7 @@ impl KeyHash {
     /// Decodes 64 hex characters (either case) read from storage.
     pub fn from_hex(text: &str) -> Result<Self> {
         let mut bytes = [0_u8; 32];
-        hex::decode_to_slice(text, &mut bytes).map_err(|_| KeyError::InvalidHash)?;
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| Error::InvalidHash)?;
         Ok(Self(bytes))
     }
 }

@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::base62;
-use crate::error::{KeyError, Result};
+use crate::error::{Error, Result};
 use crate::hash::{KeyHash, KeyHasher, KeyId};
 
 /// Smallest body length: 22 base62 characters carry 130.99 bits, the first length >= 128 bits.
@@ -101,6 +101,57 @@ impl GeneratedKey {
     }
 }
 
+/// Builds a [`KeyConfig`]: setters never fail, [`build`](Self::build) checks the whole.
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct KeyConfigBuilder {
+    prefix: String,
+    body_len: usize,
+    timestamp: bool,
+    hasher: KeyHasher,
+}
+
+impl KeyConfigBuilder {
+    /// The number of random base62 characters (22..=128; default 32).
+    pub const fn body_len(mut self, len: usize) -> Self {
+        self.body_len = len;
+        self
+    }
+
+    /// Whether keys carry the 6-character creation time after the prefix (default: no).
+    pub const fn timestamp(mut self, on: bool) -> Self {
+        self.timestamp = on;
+        self
+    }
+
+    /// The hasher for stored hashes (default: plain SHA-256).
+    pub fn hasher(mut self, hasher: KeyHasher) -> Self {
+        self.hasher = hasher;
+        self
+    }
+
+    /// The configuration.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPrefix`], [`Error::InvalidBodyLength`].
+    pub fn build(self) -> Result<KeyConfig> {
+        validate_prefix(&self.prefix)?;
+        if !(MIN_BODY_LEN..=MAX_BODY_LEN).contains(&self.body_len) {
+            return Err(Error::InvalidBodyLength {
+                len: self.body_len,
+                min: MIN_BODY_LEN,
+                max: MAX_BODY_LEN,
+            });
+        }
+        Ok(KeyConfig {
+            prefix: self.prefix,
+            body_len: self.body_len,
+            timestamp: self.timestamp,
+            hasher: self.hasher,
+        })
+    }
+}
+
 /// The format of one family of keys: `<prefix>_[<time>]<body><checksum>`, and how they are hashed.
 ///
 /// Build it once at start-up and use it to [`generate`](Self::generate),
@@ -115,31 +166,26 @@ pub struct KeyConfig {
 
 impl KeyConfig {
     /// A configuration for keys starting with `<prefix>_`: 32-character body, no creation
-    /// time, plain SHA-256 hashing.
+    /// time, plain SHA-256 hashing. The same as `KeyConfig::builder(prefix).build()`.
     ///
     /// The prefix is 1 to 16 characters of `[a-z0-9_]`, starts with a letter and does not
     /// end with `_` (for example `sk_live`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidPrefix`].
     pub fn new(prefix: &str) -> Result<Self> {
-        validate_prefix(prefix)?;
-        Ok(Self {
+        Self::builder(prefix).build()
+    }
+
+    /// A builder for keys starting with `<prefix>_`, for the settings that must be checked (the
+    /// body length); its setters never fail and [`build`](KeyConfigBuilder::build) checks them.
+    pub fn builder(prefix: &str) -> KeyConfigBuilder {
+        KeyConfigBuilder {
             prefix: prefix.to_owned(),
             body_len: DEFAULT_BODY_LEN,
             timestamp: false,
             hasher: KeyHasher::sha256(),
-        })
-    }
-
-    /// Sets the number of random base62 characters (22..=128).
-    pub fn with_body_len(mut self, len: usize) -> Result<Self> {
-        if !(MIN_BODY_LEN..=MAX_BODY_LEN).contains(&len) {
-            return Err(KeyError::InvalidBodyLength {
-                len,
-                min: MIN_BODY_LEN,
-                max: MAX_BODY_LEN,
-            });
         }
-        self.body_len = len;
-        Ok(self)
     }
 
     /// Adds (or removes) the 6-character creation time (whole seconds) after the prefix, so
@@ -216,10 +262,10 @@ impl KeyConfig {
         if self.timestamp {
             let secs = created
                 .duration_since(UNIX_EPOCH)
-                .map_err(|_| KeyError::TimestampOutOfRange)?
+                .map_err(|_| Error::TimestampOutOfRange)?
                 .as_secs();
             if secs > MAX_TIMESTAMP {
-                return Err(KeyError::TimestampOutOfRange);
+                return Err(Error::TimestampOutOfRange);
             }
             base62::encode_fixed(secs, TIMESTAMP_LEN, &mut text);
         }
@@ -239,12 +285,12 @@ impl KeyConfig {
         let bytes = presented.as_bytes();
         let p = self.prefix.len();
         if bytes.len() <= p || &bytes[..p] != self.prefix.as_bytes() || bytes[p] != b'_' {
-            return Err(KeyError::WrongPrefix {
+            return Err(Error::WrongPrefix {
                 expected: self.prefix.clone(),
             });
         }
         if bytes.len() != self.key_len() {
-            return Err(KeyError::WrongLength {
+            return Err(Error::WrongLength {
                 expected: self.key_len(),
                 actual: bytes.len(),
             });
@@ -254,12 +300,12 @@ impl KeyConfig {
             .iter()
             .position(|&b| base62::digit_value(b).is_none())
         {
-            return Err(KeyError::InvalidCharacter { position: rest + i });
+            return Err(Error::InvalidCharacter { position: rest + i });
         }
         let check_at = bytes.len() - CHECKSUM_LEN;
         let expected = u64::from(crc32fast::hash(&bytes[..check_at]));
         if base62::decode(&bytes[check_at..]) != expected {
-            return Err(KeyError::ChecksumMismatch);
+            return Err(Error::ChecksumMismatch);
         }
         let created = self.timestamp.then(|| {
             UNIX_EPOCH + Duration::from_secs(base62::decode(&bytes[rest..rest + TIMESTAMP_LEN]))
@@ -296,7 +342,7 @@ fn validate_prefix(prefix: &str) -> Result<()> {
     } else {
         return Ok(());
     };
-    Err(KeyError::InvalidPrefix { reason })
+    Err(Error::InvalidPrefix { reason })
 }
 
 /// A presented key that passed [`KeyConfig::parse`]: right prefix, length, alphabet and
@@ -350,7 +396,7 @@ pub const MAX_TOKEN_LEN: usize = 1024;
 /// original's 32-character keys. `len` is 22..=1024 so a token has at least 128 bits.
 pub fn generate_token(len: usize) -> Result<ApiKey> {
     if !(MIN_TOKEN_LEN..=MAX_TOKEN_LEN).contains(&len) {
-        return Err(KeyError::InvalidTokenLength {
+        return Err(Error::InvalidTokenLength {
             len,
             min: MIN_TOKEN_LEN,
             max: MAX_TOKEN_LEN,

@@ -15,7 +15,7 @@ pub use auth::{
     Authenticator, AuthenticatorBuilder, Clock, FakeClock, KeyRecord, KeyStore, SystemClock,
 };
 
-pub use error::{KeyError, Result};
+pub use error::{Error, Result};
 pub use hash::{KeyHash, KeyHasher, KeyId, MIN_PEPPER_LEN};
 #[cfg(any(feature = "actix", feature = "tower"))]
 pub use http::{ApiKeyAuth, ApiKeyAuthBuilder, Refusal, Rejection};
@@ -24,9 +24,9 @@ pub use http::{ApiKeyAuthMiddleware, actix_response};
 #[cfg(feature = "tower")]
 pub use http::{ApiKeyAuthService, http_response};
 pub use key::{
-    ApiKey, CHECKSUM_LEN, DEFAULT_BODY_LEN, GeneratedKey, KeyConfig, MAX_BODY_LEN, MAX_PREFIX_LEN,
-    MAX_TOKEN_LEN, MIN_BODY_LEN, MIN_TOKEN_LEN, ParsedKey, TIMESTAMP_LEN, generate, generate_token,
-    parse,
+    ApiKey, CHECKSUM_LEN, DEFAULT_BODY_LEN, GeneratedKey, KeyConfig, KeyConfigBuilder,
+    MAX_BODY_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, MIN_BODY_LEN, MIN_TOKEN_LEN, ParsedKey,
+    TIMESTAMP_LEN, generate, generate_token, parse,
 };
 pub use presented::{KeySource, MAX_PRESENTED_LEN, PresentedKey, presented_key};
 pub use subtle::ConstantTimeEq;

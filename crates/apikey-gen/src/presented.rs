@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use crate::error::{KeyError, Result};
+use crate::error::{Error, Result};
 
 /// Longest header value read as a key; anything longer is refused unread.
 pub const MAX_PRESENTED_LEN: usize = 256;
@@ -69,29 +69,29 @@ impl fmt::Debug for PresentedKey<'_> {
 /// authorization scheme (`Basic ...`) is refused without being read further.
 ///
 /// ```
-/// use apikey_gen::{KeyError, KeySource, presented_key};
+/// use apikey_gen::{Error, KeySource, presented_key};
 ///
 /// let headers = [("authorization", "Bearer sk_live_abc")];
 /// let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes());
 /// let key = presented_key(get)?;
 /// assert_eq!((key.expose_secret(), key.source()), ("sk_live_abc", KeySource::Bearer));
-/// assert_eq!(presented_key(|_| None), Err(KeyError::MissingKey));
-/// # Ok::<(), KeyError>(())
+/// assert_eq!(presented_key(|_| None), Err(Error::MissingKey));
+/// # Ok::<(), Error>(())
 /// ```
 ///
 /// # Errors
-/// [`KeyError::MissingKey`] when no header carries a key (or `Bearer` carries nothing);
-/// [`KeyError::MalformedHeader`] as above.
+/// [`Error::MissingKey`] when no header carries a key (or `Bearer` carries nothing);
+/// [`Error::MalformedHeader`] as above.
 pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<PresentedKey<'a>> {
     let (value, source) = if let Some(value) = header("x-api-key") {
         (value, KeySource::XApiKey)
     } else if let Some(value) = header("authorization") {
         (value, KeySource::RawAuthorization)
     } else {
-        return Err(KeyError::MissingKey);
+        return Err(Error::MissingKey);
     };
     if value.len() > MAX_PRESENTED_LEN {
-        return Err(KeyError::MalformedHeader {
+        return Err(Error::MalformedHeader {
             reason: "longer than 256 bytes",
         });
     }
@@ -101,34 +101,34 @@ pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Pr
     let text = core::str::from_utf8(value)
         .ok()
         .filter(|_| visible)
-        .ok_or(KeyError::MalformedHeader {
+        .ok_or(Error::MalformedHeader {
             reason: "not visible ASCII",
         })?
         .trim_matches([' ', '\t']);
     let (key, source) = match (source, text.split_once([' ', '\t'])) {
         (KeySource::RawAuthorization, Some((scheme, rest))) => {
             if !scheme.eq_ignore_ascii_case("bearer") {
-                return Err(KeyError::MalformedHeader {
+                return Err(Error::MalformedHeader {
                     reason: "only the Bearer scheme carries a key",
                 });
             }
             (rest.trim_matches([' ', '\t']), KeySource::Bearer)
         }
         (KeySource::RawAuthorization, None) if text.eq_ignore_ascii_case("bearer") => {
-            return Err(KeyError::MissingKey);
+            return Err(Error::MissingKey);
         }
         (KeySource::XApiKey, Some(_)) => {
-            return Err(KeyError::MalformedHeader {
+            return Err(Error::MalformedHeader {
                 reason: "a key has no spaces",
             });
         }
         _ => (text, source),
     };
     if key.is_empty() {
-        return Err(KeyError::MissingKey);
+        return Err(Error::MissingKey);
     }
     if key.contains([' ', '\t']) {
-        return Err(KeyError::MalformedHeader {
+        return Err(Error::MalformedHeader {
             reason: "a key has no spaces",
         });
     }
@@ -179,7 +179,7 @@ mod tests {
             &[("authorization", "Bearer ")],
             &[("authorization", "bearer")],
         ] {
-            assert_eq!(read(missing), Err(KeyError::MissingKey), "{missing:?}");
+            assert_eq!(read(missing), Err(Error::MissingKey), "{missing:?}");
         }
         let long: &'static str = Box::leak("a".repeat(257).into_boxed_str());
         for bad in [
@@ -190,7 +190,7 @@ mod tests {
             &[("x-api-key", "k\u{e9}y")],
         ] {
             assert!(
-                matches!(read(bad), Err(KeyError::MalformedHeader { .. })),
+                matches!(read(bad), Err(Error::MalformedHeader { .. })),
                 "{bad:?}"
             );
         }

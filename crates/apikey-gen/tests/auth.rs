@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, test as atest, web};
 use apikey_gen::{
-    ApiKeyAuth, Authenticator, FakeClock, KeyConfig, KeyError, KeyHash, KeyHasher, KeyRecord,
-    KeyStore,
+    ApiKeyAuth, Authenticator, Error, FakeClock, KeyConfig, KeyHash, KeyHasher, KeyRecord, KeyStore,
 };
 use axum::Router;
 use axum::body::Body;
@@ -112,7 +111,7 @@ async fn keys_are_checked_offline_then_by_hash_then_cached() {
     let (store, [active, revoked, expiring]) = fixture();
     let auth = authenticator(store, &clock);
     assert_eq!(auth.authenticate(&active).await.unwrap().key_id, "k-active");
-    assert_eq!(auth.authenticate(&revoked).await, Err(KeyError::RevokedKey));
+    assert_eq!(auth.authenticate(&revoked).await, Err(Error::RevokedKey));
     assert_eq!(
         auth.authenticate(&expiring).await.unwrap().key_id,
         "k-expiring"
@@ -120,15 +119,12 @@ async fn keys_are_checked_offline_then_by_hash_then_cached() {
     // Garbage and typos never reach the store.
     assert!(matches!(
         auth.authenticate("sk_test_short").await,
-        Err(KeyError::WrongLength { .. })
+        Err(Error::WrongLength { .. })
     ));
     let mut typo = active.clone().into_bytes();
     typo[10] = if typo[10] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).unwrap();
-    assert_eq!(
-        auth.authenticate(&typo).await,
-        Err(KeyError::ChecksumMismatch)
-    );
+    assert_eq!(auth.authenticate(&typo).await, Err(Error::ChecksumMismatch));
     assert_eq!(auth.store().total.load(Ordering::SeqCst), 3);
     // Cached: no second lookup within the TTL; expiry is still checked against the clock.
     assert!(auth.authenticate(&active).await.is_ok());
@@ -136,10 +132,7 @@ async fn keys_are_checked_offline_then_by_hash_then_cached() {
     assert!(auth.authenticate(&active).await.is_ok());
     assert_eq!(auth.store().total.load(Ordering::SeqCst), 3);
     clock.advance(Duration::from_secs(56));
-    assert_eq!(
-        auth.authenticate(&expiring).await,
-        Err(KeyError::ExpiredKey)
-    );
+    assert_eq!(auth.authenticate(&expiring).await, Err(Error::ExpiredKey));
     // Past the TTL the store is asked again.
     assert!(auth.authenticate(&active).await.is_ok());
     assert_eq!(auth.store().lookups_of(&config().hash(&active)), 2);
@@ -148,7 +141,7 @@ async fn keys_are_checked_offline_then_by_hash_then_cached() {
     auth.invalidate_all();
     assert!(matches!(
         auth.authenticate(&active).await,
-        Err(KeyError::StoreUnavailable { .. })
+        Err(Error::StoreUnavailable { .. })
     ));
     assert_eq!(auth.cached(), (0, 0));
 }
@@ -165,7 +158,7 @@ async fn a_flood_of_unknown_keys_never_evicts_a_known_key() {
         .map(|_| config.generate().unwrap().key().expose_secret().to_owned())
         .collect();
     for (i, key) in unknown.iter().enumerate() {
-        assert_eq!(auth.authenticate(key).await, Err(KeyError::UnknownKey));
+        assert_eq!(auth.authenticate(key).await, Err(Error::UnknownKey));
         if i % 100 == 0 {
             assert!(auth.authenticate(&active).await.is_ok());
         }
@@ -178,7 +171,7 @@ async fn a_flood_of_unknown_keys_never_evicts_a_known_key() {
     // A repeated unknown key inside the TTL is answered from the cache.
     let before = auth.store().total.load(Ordering::SeqCst);
     let last = unknown.last().unwrap();
-    assert_eq!(auth.authenticate(last).await, Err(KeyError::UnknownKey));
+    assert_eq!(auth.authenticate(last).await, Err(Error::UnknownKey));
     assert_eq!(auth.store().total.load(Ordering::SeqCst), before);
 }
 

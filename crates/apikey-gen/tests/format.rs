@@ -2,7 +2,7 @@
 //! formatting or errors.
 
 use apikey_gen::{
-    ApiKey, KeyConfig, KeyError, KeyHash, KeyHasher, MAX_BODY_LEN, MIN_BODY_LEN, generate,
+    ApiKey, Error, KeyConfig, KeyHash, KeyHasher, MAX_BODY_LEN, MIN_BODY_LEN, generate,
     generate_token, parse,
 };
 use proptest::prelude::*;
@@ -13,11 +13,11 @@ fn prefix_strategy() -> impl Strategy<Value = String> {
 
 fn config_strategy() -> impl Strategy<Value = KeyConfig> {
     (prefix_strategy(), MIN_BODY_LEN..=64_usize, any::<bool>()).prop_map(|(p, len, ts)| {
-        KeyConfig::new(&p)
+        KeyConfig::builder(&p)
+            .body_len(len)
+            .timestamp(ts)
+            .build()
             .unwrap()
-            .with_body_len(len)
-            .unwrap()
-            .with_timestamp(ts)
     })
 }
 
@@ -84,17 +84,14 @@ fn checksum_catches_every_substitution_and_adjacent_swap_on_a_sample() {
                 let mut typo = key.clone();
                 typo[i] = c;
                 let typo = String::from_utf8(typo).unwrap();
-                assert_eq!(config.parse(&typo).unwrap_err(), KeyError::ChecksumMismatch);
+                assert_eq!(config.parse(&typo).unwrap_err(), Error::ChecksumMismatch);
                 substitutions += 1;
             }
             if i + 1 < key.len() && key[i] != key[i + 1] {
                 let mut swapped = key.clone();
                 swapped.swap(i, i + 1);
                 let swapped = String::from_utf8(swapped).unwrap();
-                assert_eq!(
-                    config.parse(&swapped).unwrap_err(),
-                    KeyError::ChecksumMismatch
-                );
+                assert_eq!(config.parse(&swapped).unwrap_err(), Error::ChecksumMismatch);
                 swaps += 1;
             }
         }
@@ -112,21 +109,21 @@ fn parse_reports_which_check_failed() {
     let wrong_prefix = text.replacen("sk_live", "sk_test", 1);
     assert_eq!(
         config.parse(&wrong_prefix).unwrap_err(),
-        KeyError::WrongPrefix {
+        Error::WrongPrefix {
             expected: "sk_live".into()
         }
     );
     assert!(matches!(
         config.parse("sk_livex").unwrap_err(),
-        KeyError::WrongPrefix { .. }
+        Error::WrongPrefix { .. }
     ));
     assert!(matches!(
         config.parse("").unwrap_err(),
-        KeyError::WrongPrefix { .. }
+        Error::WrongPrefix { .. }
     ));
     assert_eq!(
         config.parse(&text[..text.len() - 1]).unwrap_err(),
-        KeyError::WrongLength {
+        Error::WrongLength {
             expected: 46,
             actual: 45
         }
@@ -135,14 +132,14 @@ fn parse_reports_which_check_failed() {
     bad.replace_range(20..21, "-");
     assert_eq!(
         config.parse(&bad).unwrap_err(),
-        KeyError::InvalidCharacter { position: 20 }
+        Error::InvalidCharacter { position: 20 }
     );
     // A multi-byte character keeps the length check honest (bytes, not chars).
     let mut accented = text[..text.len() - 2].to_owned();
     accented.push('é');
     assert_eq!(
         config.parse(&accented).unwrap_err(),
-        KeyError::InvalidCharacter {
+        Error::InvalidCharacter {
             position: text.len() - 2
         }
     );
@@ -165,28 +162,31 @@ fn configuration_is_validated() {
         "ské",
     ] {
         assert!(
-            matches!(KeyConfig::new(bad), Err(KeyError::InvalidPrefix { .. })),
+            matches!(KeyConfig::new(bad), Err(Error::InvalidPrefix { .. })),
             "{bad:?}"
         );
     }
     for good in ["a", "sk_live", "ghp", "svc_2", "abcdefghijklmnop"] {
         assert!(KeyConfig::new(good).is_ok(), "{good:?}");
     }
-    let config = KeyConfig::new("sk").unwrap();
-    assert!(config.clone().with_body_len(MIN_BODY_LEN - 1).is_err());
-    assert!(config.clone().with_body_len(MAX_BODY_LEN + 1).is_err());
-    assert!(config.with_body_len(MAX_BODY_LEN).is_ok());
+    let config = |len| KeyConfig::builder("sk").body_len(len).build();
+    assert!(matches!(
+        config(MIN_BODY_LEN - 1),
+        Err(Error::InvalidBodyLength { .. })
+    ));
+    assert!(config(MAX_BODY_LEN + 1).is_err());
+    assert_eq!(config(MAX_BODY_LEN).unwrap().body_len(), MAX_BODY_LEN);
     assert!(matches!(
         KeyHasher::hmac_sha256(&[1; 31]),
-        Err(KeyError::PepperTooShort { len: 31, min: 32 })
+        Err(Error::PepperTooShort { len: 31, min: 32 })
     ));
     assert!(matches!(
         generate_token(21),
-        Err(KeyError::InvalidTokenLength { .. })
+        Err(Error::InvalidTokenLength { .. })
     ));
     assert!(matches!(
         generate_token(1025),
-        Err(KeyError::InvalidTokenLength { .. })
+        Err(Error::InvalidTokenLength { .. })
     ));
 }
 
@@ -226,7 +226,7 @@ fn keys_sort_by_creation_time() {
         config
             .generate_at(UNIX_EPOCH + Duration::from_secs(56_800_235_584))
             .unwrap_err(),
-        KeyError::TimestampOutOfRange
+        Error::TimestampOutOfRange
     );
 }
 
@@ -277,7 +277,7 @@ fn hashes_and_keys_compare_by_value() {
     ] {
         assert_eq!(
             KeyHash::from_hex(bad).unwrap_err(),
-            KeyError::InvalidHash,
+            Error::InvalidHash,
             "{bad}"
         );
     }

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use apikey_gen::{CHECKSUM_LEN, KeyConfig, KeyError, KeyHash, KeyHasher, KeyId, TIMESTAMP_LEN};
+use apikey_gen::{CHECKSUM_LEN, Error, KeyConfig, KeyHash, KeyHasher, KeyId, TIMESTAMP_LEN};
 
 const CHECKSUMS: &str = include_str!("data/checksum.txt");
 const HASHES: &str = include_str!("data/hash.txt");
@@ -24,11 +24,11 @@ fn config_for(key: &str, timestamp: Option<u64>) -> KeyConfig {
         0
     };
     let body_len = key.len() - sep - 1 - ts_len - CHECKSUM_LEN;
-    KeyConfig::new(prefix)
+    KeyConfig::builder(prefix)
+        .body_len(body_len)
+        .timestamp(timestamp.is_some())
+        .build()
         .unwrap()
-        .with_body_len(body_len)
-        .unwrap()
-        .with_timestamp(timestamp.is_some())
 }
 
 #[test]
@@ -51,10 +51,7 @@ fn checksum_vectors_parse_and_a_wrong_checksum_fails() {
         for c in "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz".chars() {
             if c.to_string() != last {
                 let forged = format!("{head}{c}");
-                assert_eq!(
-                    config.parse(&forged).unwrap_err(),
-                    KeyError::ChecksumMismatch
-                );
+                assert_eq!(config.parse(&forged).unwrap_err(), Error::ChecksumMismatch);
             }
         }
         count += 1;

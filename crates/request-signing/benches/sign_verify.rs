@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use request_signing::{
@@ -28,8 +29,8 @@ fn bench(c: &mut Criterion) {
     // The signer's clock moves one second per signed request; the verifier's clock is set to
     // each request's timestamp just before verifying it (criterion signs a whole batch first).
     // So old replay entries keep expiring and the cache stays at about 300 entries.
-    let clock = FakeClock::new(1_700_000_000);
-    let verifier_clock = FakeClock::new(1_700_000_000);
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let verifier_clock = FakeClock::at_unix_secs(1_700_000_000);
     let secret = Secret::from("bench-secret-0123456789abcdef0123");
     let signer = Signer::new("svc-bench", secret.clone())
         .unwrap()
@@ -55,14 +56,14 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("verify", label), &body, |b, body| {
             b.iter_batched(
                 || {
-                    clock.advance(1);
+                    clock.advance(Duration::from_secs(1));
                     (
                         signer.sign("POST", TARGET, body).unwrap(),
                         clock_now(&clock),
                     )
                 },
                 |(headers, ts)| {
-                    verifier_clock.set(ts);
+                    verifier_clock.set_unix_secs(ts);
                     let sig = SignatureHeaders::from_signed(&headers);
                     now(verifier.verify(&sig, &Request::new("POST", TARGET, body))).unwrap()
                 },
@@ -72,14 +73,14 @@ fn bench(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("verify-v0", label), &body, |b, body| {
             b.iter_batched(
                 || {
-                    clock.advance(1);
+                    clock.advance(Duration::from_secs(1));
                     (
                         sign_v0("svc-bench", &secret, clock_now(&clock)).unwrap(),
                         clock_now(&clock),
                     )
                 },
                 |(headers, ts)| {
-                    verifier_clock.set(ts);
+                    verifier_clock.set_unix_secs(ts);
                     let sig = SignatureHeaders::from_signed(&headers);
                     now(verifier.verify(&sig, &Request::new("POST", TARGET, body))).unwrap()
                 },

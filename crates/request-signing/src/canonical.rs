@@ -200,7 +200,7 @@ pub(crate) fn canonical_v1_parts(
 
 /// HMAC-SHA256 of `message` under `secret`.
 pub(crate) fn hmac_sha256(secret: &Secret, message: &[u8]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(secret.expose())
+    let mut mac = HmacSha256::new_from_slice(secret.expose_secret())
         .expect("HMAC-SHA256 accepts keys of any length");
     mac.update(message);
     mac.finalize().into_bytes().into()

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current Unix time in whole seconds.
 pub trait Clock: Send + Sync {
@@ -39,23 +39,23 @@ impl Clock for SystemClock {
 pub struct FakeClock(Arc<AtomicU64>);
 
 impl FakeClock {
-    /// A fake clock reading `unix_seconds`.
+    /// A fake clock reading `secs` seconds since the Unix epoch.
     #[must_use]
-    pub fn new(unix_seconds: u64) -> Self {
-        Self(Arc::new(AtomicU64::new(unix_seconds)))
+    pub fn at_unix_secs(secs: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(secs)))
     }
 
-    /// Sets the time to `unix_seconds`.
-    pub fn set(&self, unix_seconds: u64) {
-        self.0.store(unix_seconds, Ordering::SeqCst);
+    /// Sets the time to `secs` seconds since the Unix epoch.
+    pub fn set_unix_secs(&self, secs: u64) {
+        self.0.store(secs, Ordering::SeqCst);
     }
 
-    /// Moves the time forward by `seconds` (saturating).
-    pub fn advance(&self, seconds: u64) {
+    /// Moves the time forward by `by`, in whole seconds (saturating).
+    pub fn advance(&self, by: Duration) {
         let _ = self
             .0
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                Some(t.saturating_add(seconds))
+                Some(t.saturating_add(by.as_secs()))
             });
     }
 }
@@ -72,11 +72,11 @@ mod tests {
 
     #[test]
     fn fake_clock_clones_share_time() {
-        let a = FakeClock::new(100);
+        let a = FakeClock::at_unix_secs(100);
         let b = a.clone();
-        a.advance(5);
+        a.advance(Duration::from_secs(5));
         assert_eq!(b.now_unix(), 105);
-        b.set(7);
+        b.set_unix_secs(7);
         assert_eq!(a.now_unix(), 7);
     }
 

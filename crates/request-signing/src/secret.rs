@@ -19,7 +19,7 @@ impl Secret {
 
     /// The secret bytes, for computing a MAC.
     #[must_use]
-    pub fn expose(&self) -> &[u8] {
+    pub fn expose_secret(&self) -> &[u8] {
         &self.0
     }
 }
@@ -62,6 +62,6 @@ mod tests {
 
     #[test]
     fn exposes_bytes() {
-        assert_eq!(Secret::from("abc").expose(), b"abc");
+        assert_eq!(Secret::from("abc").expose_secret(), b"abc");
     }
 }

@@ -216,7 +216,7 @@ mod tests {
     fn sign_uses_clock_and_random_nonce() {
         let signer = Signer::new("svc", Secret::from("s"))
             .unwrap()
-            .with_clock(FakeClock::new(42));
+            .with_clock(FakeClock::at_unix_secs(42));
         let a = signer.sign("GET", "/x", b"").unwrap();
         let b = signer.sign("GET", "/x", b"").unwrap();
         assert_eq!(a.timestamp(), "42");

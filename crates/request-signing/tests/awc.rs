@@ -12,7 +12,7 @@ fn signed_awc_request_verifies() {
     const NOW: u64 = 1_700_000_000;
     let signer = Signer::new("svc", Secret::from("s"))
         .unwrap()
-        .with_clock(FakeClock::new(NOW));
+        .with_clock(FakeClock::at_unix_secs(NOW));
     let client = awc::Client::default();
     let body = br#"{"a":1}"#;
     let req = sign_awc_request(

@@ -61,7 +61,7 @@ async fn json(res: actix_web::dev::ServiceResponse<impl actix_web::body::Message
 
 #[actix_rt::test]
 async fn actix_hands_on_the_verified_body_and_identity_once() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let verify = VerifySignature::builder(verifier(&clock))
         .max_body_bytes(64)
         .build()
@@ -123,7 +123,7 @@ async fn actix_hands_on_the_verified_body_and_identity_once() {
 
 #[actix_rt::test]
 async fn a_refused_request_is_released_and_a_flood_stays_in_its_share() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
     let app = atest::init_service(
         App::new()
@@ -160,7 +160,7 @@ async fn a_refused_request_is_released_and_a_flood_stays_in_its_share() {
     let res = atest::call_service(&app, signed_actix("/echo", "", &calm).to_request()).await;
     assert_eq!(res.status(), 200);
     // Once the flood's oldest entries expire, it has room again.
-    clock.set(NOW + 301);
+    clock.set_unix_secs(NOW + 301);
     let later = flood.sign("POST", "/echo", b"").unwrap();
     let res = atest::call_service(&app, signed_actix("/echo", "", &later).to_request()).await;
     assert_eq!(res.status(), 200);
@@ -168,7 +168,7 @@ async fn a_refused_request_is_released_and_a_flood_stays_in_its_share() {
 
 #[actix_rt::test]
 async fn optional_verification_lets_unsigned_requests_through_to_the_next_layer() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let verify = VerifySignature::builder(verifier(&clock))
         .optional(true)
         .build()
@@ -216,7 +216,7 @@ async fn serve_axum(verifier: TestVerifier) -> (SocketAddr, tokio::task::JoinHan
 
 #[tokio::test]
 async fn reqwest_signs_in_place_and_axum_verifies_over_real_http() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let (addr, server) = serve_axum(verifier(&clock)).await;
     let client = reqwest::Client::new();
     let url = format!("http://{addr}/orders?dry_run=1");
@@ -249,7 +249,7 @@ async fn raw(addr: SocketAddr, request: &[u8]) -> u16 {
 
 #[tokio::test]
 async fn axum_refuses_bodies_over_the_limit_declared_or_streamed() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let (addr, server) = serve_axum(verifier(&clock)).await;
     let h = signer("calm", &clock).sign("POST", "/orders", b"").unwrap();
     let signature: String = h
@@ -278,7 +278,7 @@ async fn axum_refuses_bodies_over_the_limit_declared_or_streamed() {
 
 #[test]
 fn the_headers_a_signer_makes_are_what_the_middleware_reads() {
-    let clock = FakeClock::new(NOW);
+    let clock = FakeClock::at_unix_secs(NOW);
     let h = signer("calm", &clock).sign("GET", "/", b"").unwrap();
     let read = SignatureHeaders::from_signed(&h);
     assert_eq!(read.key, Some(&b"calm"[..]));

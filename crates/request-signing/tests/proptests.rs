@@ -57,7 +57,7 @@ fn case() -> impl Strategy<Value = Case> {
 fn sign(case: &Case) -> SignedHeaders {
     Signer::new("svc", Secret::from("prop-secret"))
         .unwrap()
-        .with_clock(FakeClock::new(NOW))
+        .with_clock(FakeClock::at_unix_secs(NOW))
         .sign_with(&case.method, &case.target(), &case.body, NOW, &case.nonce)
         .unwrap()
 }
@@ -186,7 +186,7 @@ proptest! {
             .with_secret("svc", Secret::from("prop-secret"))
             .with_secret(key.clone(), Secret::from("prop-secret"));
         let cache = request_signing::MemoryReplayCache::new(std::num::NonZeroUsize::new(4).unwrap());
-        let v = request_signing::Verifier::new(store, cache).with_clock(FakeClock::new(NOW));
+        let v = request_signing::Verifier::new(store, cache).with_clock(FakeClock::at_unix_secs(NOW));
         let target = c.target();
         prop_assert!(matches!(block_on(v.verify(&sig, &Request::new(&c.method, &target, &c.body))), Err(Error::BadSignature)), "unexpected result");
     }

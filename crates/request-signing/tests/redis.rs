@@ -34,14 +34,14 @@ async fn two_verifiers_sharing_redis_reject_the_second_use() {
     let store = StaticSecretStore::new().with_secret("svc", Secret::from("s"));
     let both = VerifierConfig::new().accept_v0(true);
     let a = Verifier::new(store.clone(), cache(&url, &prefix).await)
-        .with_clock(FakeClock::new(NOW))
+        .with_clock(FakeClock::at_unix_secs(NOW))
         .with_config(both);
     let b = Verifier::new(store, cache(&url, &prefix).await)
-        .with_clock(FakeClock::new(NOW))
+        .with_clock(FakeClock::at_unix_secs(NOW))
         .with_config(both);
     let signer = Signer::new("svc", Secret::from("s"))
         .unwrap()
-        .with_clock(FakeClock::new(NOW));
+        .with_clock(FakeClock::at_unix_secs(NOW));
     let req = Request::new("POST", "/transfer", b"{}");
 
     let h = signer.sign("POST", "/transfer", b"{}").unwrap();
@@ -67,7 +67,8 @@ async fn stored_entry_has_prefix_and_remaining_window_as_ttl() {
     let prefix = prefix("ttl");
     let store = StaticSecretStore::new().with_secret("svc", Secret::from("s"));
     // Verified at age 300 of a 300 s window: the entry is only needed for 1 more second.
-    let v = Verifier::new(store, cache(&url, &prefix).await).with_clock(FakeClock::new(NOW + 300));
+    let v = Verifier::new(store, cache(&url, &prefix).await)
+        .with_clock(FakeClock::at_unix_secs(NOW + 300));
     let h = Signer::new("svc", Secret::from("s"))
         .unwrap()
         .sign_with("GET", "/", b"", NOW, "0123456789abcdef")

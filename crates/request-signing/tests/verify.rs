@@ -15,7 +15,7 @@ const NOW: u64 = 1_700_000_000;
 fn signer(secret: &str) -> Signer<FakeClock> {
     Signer::new("svc", Secret::from(secret))
         .unwrap()
-        .with_clock(FakeClock::new(NOW))
+        .with_clock(FakeClock::at_unix_secs(NOW))
 }
 
 #[test]
@@ -25,7 +25,7 @@ fn rotation_any_active_secret_and_any_sent_value_passes() {
         .with_secret("svc", Secret::from("old"));
     let cache = MemoryReplayCache::new(NonZeroUsize::new(16).unwrap())
         .with_per_key_limit(NonZeroUsize::new(16).unwrap());
-    let v = Verifier::new(store, cache).with_clock(FakeClock::new(NOW));
+    let v = Verifier::new(store, cache).with_clock(FakeClock::at_unix_secs(NOW));
     let req = Request::new("GET", "/r", b"");
 
     let old_only = signer("old").sign("GET", "/r", b"").unwrap();
@@ -57,7 +57,7 @@ fn unknown_key_bad_signature_and_replay() {
     ));
     let other_key = Signer::new("svc2", Secret::from("right"))
         .unwrap()
-        .with_clock(FakeClock::new(NOW));
+        .with_clock(FakeClock::at_unix_secs(NOW));
     let h = other_key.sign("POST", "/x?a=1", b"data").unwrap();
     assert!(matches!(
         block_on(v.verify(&SignatureHeaders::from_signed(&h), &req)),
@@ -89,12 +89,12 @@ fn replay_is_rejected_until_the_request_would_expire_anyway() {
     let sig = SignatureHeaders::from_signed(&h);
     let req = Request::new("GET", "/", b"");
     assert!(block_on(v.verify(&sig, &req)).is_ok());
-    clock.set(NOW + 300);
+    clock.set_unix_secs(NOW + 300);
     assert!(matches!(
         block_on(v.verify(&sig, &req)),
         Err(Error::Replayed)
     ));
-    clock.set(NOW + 301);
+    clock.set_unix_secs(NOW + 301);
     assert!(matches!(
         block_on(v.verify(&sig, &req)),
         Err(Error::Expired { .. })
@@ -158,7 +158,7 @@ fn full_memory_cache_fails_closed() {
     // The key's share is larger than the cache, so that the cache itself is what fills up.
     let cache = MemoryReplayCache::new(NonZeroUsize::new(2).unwrap())
         .with_per_key_limit(NonZeroUsize::new(3).unwrap());
-    let v = Verifier::new(store, cache.clone()).with_clock(FakeClock::new(NOW));
+    let v = Verifier::new(store, cache.clone()).with_clock(FakeClock::at_unix_secs(NOW));
     let req = Request::new("GET", "/", b"");
     for _ in 0..2 {
         let h = signer("s").sign("GET", "/", b"").unwrap();
@@ -191,7 +191,7 @@ fn failing_secret_store_rejects() {
         DownStore,
         MemoryReplayCache::new(NonZeroUsize::new(4).unwrap()),
     )
-    .with_clock(FakeClock::new(NOW));
+    .with_clock(FakeClock::at_unix_secs(NOW));
     let h = signer("s").sign("GET", "/", b"").unwrap();
     let err = block_on(v.verify(
         &SignatureHeaders::from_signed(&h),
@@ -207,7 +207,7 @@ fn errors_and_debug_never_show_the_secret_key_or_expected_signature() {
     let (v, _) = verifier("raw-api-key-ABC", secret, NOW);
     let good = Signer::new("raw-api-key-ABC", Secret::from(secret))
         .unwrap()
-        .with_clock(FakeClock::new(NOW))
+        .with_clock(FakeClock::at_unix_secs(NOW))
         .sign("GET", "/p", b"")
         .unwrap();
     let expected = good.signature().trim_start_matches("v1=").to_owned();

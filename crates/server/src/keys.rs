@@ -117,8 +117,8 @@ pub struct KeyManager {
     default_daily_quota: u64,
 }
 
-/// Why creating, listing, revoking or rotating a key failed. (Not `KeyError`: that is
-/// `apikey-gen`'s, for a presented key that does not authenticate.)
+/// Why creating, listing, revoking or rotating a key failed. (Not `KeyError`: that would read
+/// as `apikey_gen::Error`, for a presented key that does not authenticate.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyAdminError {
@@ -138,7 +138,7 @@ pub enum KeyAdminError {
     Collision,
     /// The key format or generator failed.
     #[error(transparent)]
-    Key(#[from] apikey_gen::KeyError),
+    Key(#[from] apikey_gen::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -438,7 +438,7 @@ async fn signed_v1_requests_verify_once_and_signing_keys_must_sign() {
 
     let signer = Signer::new(id, Secret::from(secret))
         .unwrap()
-        .with_clock(FakeClock::new(NOON));
+        .with_clock(FakeClock::at_unix_secs(NOON));
     let body = r#"{"number": 97}"#;
     let headers = signer
         .sign("POST", &app.url("/check-prime"), body.as_bytes())

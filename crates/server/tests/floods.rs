@@ -17,7 +17,7 @@ async fn signing_key(app: &TestApp, daily_quota: u64) -> Signer<FakeClock> {
     let secret = created["signing_secret"].as_str().unwrap();
     Signer::new(id, Secret::from(secret))
         .unwrap()
-        .with_clock(FakeClock::new(NOON))
+        .with_clock(FakeClock::at_unix_secs(NOON))
 }
 
 async fn signed(app: &TestApp, signer: &Signer<FakeClock>, method: &str, path: &str) -> u16 {

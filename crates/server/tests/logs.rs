@@ -76,7 +76,7 @@ async fn no_log_line_contains_a_secret() {
         .await;
     let signer = Signer::new(id, Secret::from(secret))
         .unwrap()
-        .with_clock(FakeClock::new(NOON));
+        .with_clock(FakeClock::at_unix_secs(NOON));
     for _ in 0..3 {
         let headers = signer
             .sign("POST", &app.url("/get-current-time"), b"")

@@ -123,7 +123,7 @@ async fn upstream_calls_are_counted_by_key_fingerprint_and_outcome() {
     }
     let page = app.metrics_page().await;
     let fingerprint = |k: &str| {
-        weather_keypool::ApiKey::new(k)
+        weather_keypool::UpstreamKey::new(k)
             .unwrap()
             .fingerprint()
             .to_string()

@@ -4,10 +4,11 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use weather_keypool::{ApiKey, KeyPool, Location, Outcome, Selection, Units, WeatherCache};
+use weather_keypool::{KeyPool, Location, Outcome, Selection, Units, UpstreamKey, WeatherCache};
 
 fn pool(selection: Selection) -> KeyPool {
-    let keys = (0..4).map(|i| ApiKey::new(format!("bench-key-{i:02}-0123456789abcdef")).unwrap());
+    let keys =
+        (0..4).map(|i| UpstreamKey::new(format!("bench-key-{i:02}-0123456789abcdef")).unwrap());
     KeyPool::builder().selection(selection).build(keys).unwrap()
 }
 

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::cache::WeatherCache;
 use crate::error::{Error, Result};
 use crate::key::KeyFingerprint;
-use crate::pool::{KeyId, KeyPool, Outcome, PickedKey};
+use crate::pool::{KeyPool, Outcome, PickedKey, UpstreamKeyId};
 use crate::weather::{Location, Units, Weather, encode_query_value, parse_current};
 
 /// The variable the base URL is conventionally read from (the server does so).
@@ -448,7 +448,7 @@ impl<T: Transport> WeatherClient<T> {
 
     async fn fetch(&self, location: &Location, units: Units) -> Result<Weather> {
         let pool = &self.config.pool;
-        let mut tried: Vec<KeyId> = Vec::new();
+        let mut tried: Vec<UpstreamKeyId> = Vec::new();
         let mut failure: Option<Error> = None;
         let mut retry_pending = false;
         loop {

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A source of monotonic time, injected so that cooldowns and cache expiry can be tested
@@ -19,10 +19,10 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to, for tests.
-#[derive(Debug)]
+/// A clock that only moves when told to, for tests; clones share the same time.
+#[derive(Debug, Clone)]
 pub struct FakeClock {
-    now: Mutex<Instant>,
+    now: Arc<Mutex<Instant>>,
 }
 
 impl FakeClock {
@@ -30,7 +30,7 @@ impl FakeClock {
     #[must_use]
     pub fn new() -> Self {
         Self {
-            now: Mutex::new(Instant::now()),
+            now: Arc::new(Mutex::new(Instant::now())),
         }
     }
 
@@ -50,5 +50,19 @@ impl Default for FakeClock {
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
         *self.now.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_time() {
+        let a = FakeClock::new();
+        let b = a.clone();
+        let start = b.now();
+        a.advance(Duration::from_secs(3));
+        assert_eq!(b.now() - start, Duration::from_secs(3));
     }
 }

@@ -1,4 +1,4 @@
-use crate::key::ApiKey;
+use crate::key::UpstreamKey;
 
 /// The single-key variable, also the prefix of the numbered ones.
 pub const ENV_KEY: &str = "OPENWEATHER_API_KEY";
@@ -17,23 +17,23 @@ pub const ENV_KEYS: &str = "OPENWEATHER_API_KEYS";
 /// Values are trimmed; blank values are ignored. Duplicates are left in: the pool drops them.
 /// Any other variable, including `OPENWEATHER_API_KEY_2` or a ten-digit suffix, is ignored.
 #[must_use]
-pub fn keys_from_vars<I, N, V>(vars: I) -> Vec<ApiKey>
+pub fn keys_from_vars<I, N, V>(vars: I) -> Vec<UpstreamKey>
 where
     I: IntoIterator<Item = (N, V)>,
     N: AsRef<str>,
     V: AsRef<str>,
 {
     let mut single = Vec::new();
-    let mut numbered: Vec<(u32, ApiKey)> = Vec::new();
+    let mut numbered: Vec<(u32, UpstreamKey)> = Vec::new();
     let mut listed = Vec::new();
     for (name, value) in vars {
         let (name, value) = (name.as_ref(), value.as_ref());
         if name == ENV_KEY {
-            single.extend(ApiKey::new(value));
+            single.extend(UpstreamKey::new(value));
         } else if name == ENV_KEYS {
-            listed.extend(value.split(',').filter_map(ApiKey::new));
+            listed.extend(value.split(',').filter_map(UpstreamKey::new));
         } else if let Some(n) = name.strip_prefix(ENV_KEY).and_then(parse_suffix) {
-            numbered.extend(ApiKey::new(value).map(|key| (n, key)));
+            numbered.extend(UpstreamKey::new(value).map(|key| (n, key)));
         }
     }
     numbered.sort_by_key(|(n, _)| *n);

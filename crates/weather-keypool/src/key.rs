@@ -6,12 +6,12 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// An upstream API key. Its `Debug` prints `[redacted]` and its memory is zeroed on drop.
 ///
-/// The only way to read it is [`ApiKey::expose_secret`], meant for the moment the key is put
+/// The only way to read it is [`UpstreamKey::expose_secret`], meant for the moment the key is put
 /// into an outgoing request.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct ApiKey(String);
+pub struct UpstreamKey(String);
 
-impl ApiKey {
+impl UpstreamKey {
     /// Wraps a key, trimming surrounding whitespace. Returns `None` when nothing is left.
     #[must_use]
     pub fn new(key: impl Into<String>) -> Option<Self> {
@@ -47,9 +47,9 @@ impl ApiKey {
     }
 }
 
-impl fmt::Debug for ApiKey {
+impl fmt::Debug for UpstreamKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey([redacted])")
+        f.write_str("UpstreamKey([redacted])")
     }
 }
 
@@ -76,15 +76,15 @@ mod tests {
 
     #[test]
     fn blank_keys_are_rejected_and_keys_are_trimmed() {
-        assert!(ApiKey::new("").is_none());
-        assert!(ApiKey::new("  \t\n").is_none());
-        let key = ApiKey::new("  abc123 \n").unwrap();
+        assert!(UpstreamKey::new("").is_none());
+        assert!(UpstreamKey::new("  \t\n").is_none());
+        let key = UpstreamKey::new("  abc123 \n").unwrap();
         assert_eq!(key.expose_secret(), "abc123");
     }
 
     #[test]
     fn debug_and_fingerprint_do_not_show_the_key() {
-        let key = ApiKey::new("0123456789abcdef0123456789abcdef").unwrap();
+        let key = UpstreamKey::new("0123456789abcdef0123456789abcdef").unwrap();
         let shown = format!("{key:?} {:?} {}", key.fingerprint(), key.fingerprint());
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
         assert!(shown.contains("[redacted]"));
@@ -92,12 +92,15 @@ mod tests {
 
     #[test]
     fn fingerprints_tell_keys_apart_and_are_stable() {
-        let a = ApiKey::new("key-a").unwrap();
-        let b = ApiKey::new("key-b").unwrap();
+        let a = UpstreamKey::new("key-a").unwrap();
+        let b = UpstreamKey::new("key-b").unwrap();
         assert_ne!(a.fingerprint(), b.fingerprint());
-        assert_eq!(a.fingerprint(), ApiKey::new("key-a").unwrap().fingerprint());
+        assert_eq!(
+            a.fingerprint(),
+            UpstreamKey::new("key-a").unwrap().fingerprint()
+        );
         assert_eq!(a.fingerprint().to_string().len(), 12);
-        assert!(a.ct_eq(&ApiKey::new("key-a").unwrap()));
+        assert!(a.ct_eq(&UpstreamKey::new("key-a").unwrap()));
         assert!(!a.ct_eq(&b));
     }
 }

@@ -26,9 +26,9 @@ pub use client::{
 pub use clock::{Clock, FakeClock, SystemClock};
 pub use env::{ENV_KEY, ENV_KEYS, keys_from_vars};
 pub use error::{Error, Result};
-pub use key::{ApiKey, KeyFingerprint};
+pub use key::{KeyFingerprint, UpstreamKey};
 pub use pool::{
-    KeyHealth, KeyId, KeyPool, KeyPoolBuilder, KeyStats, Outcome, PickedKey, Selection,
+    KeyHealth, KeyPool, KeyPoolBuilder, KeyStats, Outcome, PickedKey, Selection, UpstreamKeyId,
     parse_retry_after,
 };
 #[cfg(feature = "client")]

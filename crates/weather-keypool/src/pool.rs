@@ -8,7 +8,7 @@ use rand::{RngExt, SeedableRng};
 use crate::clock::{Clock, SystemClock};
 use crate::env::keys_from_vars;
 use crate::error::{Error, Result};
-use crate::key::{ApiKey, KeyFingerprint};
+use crate::key::{KeyFingerprint, UpstreamKey};
 
 /// How the pool chooses among the keys that are in rotation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,7 +82,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 
 /// Identifies a key of a pool in [`KeyPool::report`] without exposing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct KeyId {
+pub struct UpstreamKeyId {
     generation: u64,
     index: usize,
 }
@@ -90,15 +90,15 @@ pub struct KeyId {
 /// A key handed out by [`KeyPool::pick`]: use it for one request, then report the outcome.
 #[derive(Debug, Clone)]
 pub struct PickedKey {
-    id: KeyId,
+    id: UpstreamKeyId,
     fingerprint: KeyFingerprint,
-    key: Arc<ApiKey>,
+    key: Arc<UpstreamKey>,
 }
 
 impl PickedKey {
     /// The id to report the outcome with.
     #[must_use]
-    pub fn id(&self) -> KeyId {
+    pub fn id(&self) -> UpstreamKeyId {
         self.id
     }
 
@@ -110,7 +110,7 @@ impl PickedKey {
 
     /// The key, for the outgoing request.
     #[must_use]
-    pub fn key(&self) -> &ApiKey {
+    pub fn key(&self) -> &UpstreamKey {
         &self.key
     }
 }
@@ -162,7 +162,7 @@ enum Health {
 
 #[derive(Debug)]
 struct Slot {
-    key: Arc<ApiKey>,
+    key: Arc<UpstreamKey>,
     fingerprint: KeyFingerprint,
     health: Health,
     picks: u64,
@@ -173,7 +173,7 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(key: ApiKey) -> Self {
+    fn new(key: UpstreamKey) -> Self {
         Self {
             fingerprint: key.fingerprint(),
             key: Arc::new(key),
@@ -273,7 +273,7 @@ impl KeyPoolBuilder {
 
     /// Builds a pool from these keys. Duplicates are dropped; no key at all is
     /// [`Error::NoKeysConfigured`].
-    pub fn build(self, keys: impl IntoIterator<Item = ApiKey>) -> Result<KeyPool> {
+    pub fn build(self, keys: impl IntoIterator<Item = UpstreamKey>) -> Result<KeyPool> {
         let slots = dedup(keys).into_iter().map(Slot::new).collect::<Vec<_>>();
         if slots.is_empty() {
             return Err(Error::NoKeysConfigured);
@@ -350,7 +350,7 @@ impl KeyPool {
     ///
     /// # Errors
     /// [`Error::NoKeysConfigured`] when no key is given.
-    pub fn new(keys: impl IntoIterator<Item = ApiKey>) -> Result<Self> {
+    pub fn new(keys: impl IntoIterator<Item = UpstreamKey>) -> Result<Self> {
         Self::builder().build(keys)
     }
 
@@ -394,12 +394,12 @@ impl KeyPool {
     /// [`Error::AllKeysUnavailable`] when no key outside `exclude` is in rotation; `retry_after`
     /// is the time until the first cooling key comes back (zero when none is cooling, i.e. every
     /// key in rotation was excluded).
-    pub fn pick_excluding(&self, exclude: &[KeyId]) -> Result<PickedKey> {
+    pub fn pick_excluding(&self, exclude: &[UpstreamKeyId]) -> Result<PickedKey> {
         let now = self.config.clock.now();
         let mut guard = self.lock();
         let inner = &mut *guard;
         let generation = inner.generation;
-        let excluded = |index: usize| exclude.contains(&KeyId { generation, index });
+        let excluded = |index: usize| exclude.contains(&UpstreamKeyId { generation, index });
         let len = inner.slots.len();
         let chosen = match self.config.selection {
             Selection::Random => {
@@ -433,7 +433,7 @@ impl KeyPool {
         let slot = &mut inner.slots[index];
         slot.picks += 1;
         Ok(PickedKey {
-            id: KeyId { generation, index },
+            id: UpstreamKeyId { generation, index },
             fingerprint: slot.fingerprint,
             key: Arc::clone(&slot.key),
         })
@@ -441,7 +441,7 @@ impl KeyPool {
 
     /// Records what the upstream said about a picked key. Reports for keys of an earlier
     /// generation (before a [`reload`](Self::reload)) are ignored.
-    pub fn report(&self, id: KeyId, outcome: Outcome) {
+    pub fn report(&self, id: UpstreamKeyId, outcome: Outcome) {
         let now = self.config.clock.now();
         let mut inner = self.lock();
         if id.generation != inner.generation {
@@ -474,11 +474,11 @@ impl KeyPool {
     }
 
     /// Replaces the keys: all new keys start in rotation (this is how a rejected key comes back
-    /// early). Counters of keys present before and after are kept. Outstanding [`KeyId`]s become stale.
+    /// early). Counters of keys present before and after are kept. Outstanding [`UpstreamKeyId`]s become stale.
     ///
     /// # Errors
     /// [`Error::NoKeysConfigured`] when no key is given; the pool is then left unchanged.
-    pub fn reload(&self, keys: impl IntoIterator<Item = ApiKey>) -> Result<()> {
+    pub fn reload(&self, keys: impl IntoIterator<Item = UpstreamKey>) -> Result<()> {
         let keys = dedup(keys);
         if keys.is_empty() {
             return Err(Error::NoKeysConfigured);
@@ -561,8 +561,8 @@ fn unavailable(slots: &[Slot], now: Instant) -> Error {
     }
 }
 
-fn dedup(keys: impl IntoIterator<Item = ApiKey>) -> Vec<ApiKey> {
-    let mut out: Vec<ApiKey> = Vec::new();
+fn dedup(keys: impl IntoIterator<Item = UpstreamKey>) -> Vec<UpstreamKey> {
+    let mut out: Vec<UpstreamKey> = Vec::new();
     for key in keys {
         if !out.iter().any(|k| k.ct_eq(&key)) {
             out.push(key);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{Fake, Script};
 use weather_keypool::{
-    ApiKey, Error, FakeClock, KeyHealth, KeyPool, Location, Selection, Units, WeatherCache,
+    Error, FakeClock, KeyHealth, KeyPool, Location, Selection, Units, UpstreamKey, WeatherCache,
     WeatherClient, WeatherClientBuilder,
 };
 
@@ -17,8 +17,11 @@ const C: &str = "KEY-C-good-0b5e13";
 const D: &str = "KEY-D-flaky-9c2a41";
 const ALL: [&str; 4] = [A, B, C, D];
 
-fn keys(names: &[&str]) -> Vec<ApiKey> {
-    names.iter().map(|k| ApiKey::new(*k).unwrap()).collect()
+fn keys(names: &[&str]) -> Vec<UpstreamKey> {
+    names
+        .iter()
+        .map(|k| UpstreamKey::new(*k).unwrap())
+        .collect()
 }
 
 fn pool(names: &[&str], selection: Selection, clock: &Arc<FakeClock>) -> Arc<KeyPool> {

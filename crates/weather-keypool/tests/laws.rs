@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use weather_keypool::{ApiKey, Error, FakeClock, KeyHealth, KeyPool, Outcome, Selection};
+use weather_keypool::{Error, FakeClock, KeyHealth, KeyPool, Outcome, Selection, UpstreamKey};
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -40,7 +40,7 @@ proptest! {
             .clock(clock.clone())
             .selection(if round_robin { Selection::RoundRobin } else { Selection::Random })
             .rejected_cooldown(Duration::from_secs(300))
-            .build(names.map(|n| ApiKey::new(n).unwrap()))
+            .build(names.map(|n| UpstreamKey::new(n).unwrap()))
             .unwrap();
         // Every key's id, taken while all are healthy.
         let mut ids = Vec::new();

@@ -4,11 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weather_keypool::{
-    ApiKey, Error, FakeClock, KeyHealth, KeyPool, Outcome, Selection, parse_retry_after,
+    Error, FakeClock, KeyHealth, KeyPool, Outcome, Selection, UpstreamKey, parse_retry_after,
 };
 
-fn keys(names: &[&str]) -> Vec<ApiKey> {
-    names.iter().map(|k| ApiKey::new(*k).unwrap()).collect()
+fn keys(names: &[&str]) -> Vec<UpstreamKey> {
+    names
+        .iter()
+        .map(|k| UpstreamKey::new(*k).unwrap())
+        .collect()
 }
 
 fn picked_name(pool: &KeyPool) -> String {

@@ -15,7 +15,7 @@ pub use actix::{ApiKeyAuthMiddleware, actix_response};
 pub use tower::{ApiKeyAuthService, http_response};
 
 use crate::auth::{Authenticator, Clock, KeyStore};
-use crate::error::KeyError;
+use crate::error::Error;
 use crate::presented::presented_key;
 
 /// An answer that refuses a request: status, extra headers, content type and body, in a form
@@ -76,9 +76,9 @@ impl Rejection {
     /// failed (its message is not sent), otherwise 401 with `WWW-Authenticate: Bearer` and the
     /// error's text, which never contains the key.
     #[must_use]
-    pub fn for_error(error: &KeyError) -> Self {
+    pub fn for_error(error: &Error) -> Self {
         match error {
-            KeyError::StoreUnavailable { .. } => {
+            Error::StoreUnavailable { .. } => {
                 Self::problem(503, "the key store is unavailable; try again shortly")
                     .with_header("retry-after", "1")
             }
@@ -94,7 +94,7 @@ impl Rejection {
 #[non_exhaustive]
 pub struct Refusal<'a> {
     /// Why the request is refused; it never contains the key.
-    pub error: &'a KeyError,
+    pub error: &'a Error,
     /// The answer the middleware would send: change its body, keep its headers.
     pub default: Rejection,
 }
@@ -191,7 +191,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
             .map_err(|e| self.refuse(&e))
     }
 
-    fn refuse(&self, error: &KeyError) -> Rejection {
+    fn refuse(&self, error: &Error) -> Rejection {
         let default = Rejection::for_error(error);
         match &self.inner.on_refusal {
             Some(hook) => hook(Refusal { error, default }),

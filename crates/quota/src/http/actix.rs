@@ -14,66 +14,46 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 use super::{HeaderFields, KeyExtractor, RateLimit, Rejection, RequestView, Verdict};
 use crate::backend::Backend;
 
-impl RequestView for ServiceRequest {
-    fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer_addr().map(|addr| addr.ip())
-    }
+/// The same view of a middleware's `ServiceRequest` and of a handler's `HttpRequest`, the
+/// latter for limits decided inside the handler, where the cost is known only once the body is
+/// read (`limit.prepare(&req).with_cost(cost)`, then [`decide`](RateLimit::decide)).
+macro_rules! request_view {
+    ($($request:ty),*) => {$(
+        impl RequestView for $request {
+            fn peer_ip(&self) -> Option<IpAddr> {
+                self.peer_addr().map(|addr| addr.ip())
+            }
 
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers().get(name).map(HeaderValue::as_bytes)
-    }
+            fn header(&self, name: &str) -> Option<&[u8]> {
+                self.headers().get(name).map(HeaderValue::as_bytes)
+            }
 
-    fn header_values(&self, name: &str) -> Vec<&[u8]> {
-        self.headers()
-            .get_all(name)
-            .map(HeaderValue::as_bytes)
-            .collect()
-    }
+            fn header_values(&self, name: &str) -> Vec<&[u8]> {
+                self.headers()
+                    .get_all(name)
+                    .map(HeaderValue::as_bytes)
+                    .collect()
+            }
 
-    fn with_extension<T: Send + Sync + 'static, O>(&self, f: impl FnOnce(&T) -> O) -> Option<O> {
-        self.extensions().get::<T>().map(f)
-    }
+            fn with_extension<T: Send + Sync + 'static, O>(
+                &self,
+                f: impl FnOnce(&T) -> O,
+            ) -> Option<O> {
+                self.extensions().get::<T>().map(f)
+            }
 
-    fn method(&self) -> &str {
-        ServiceRequest::method(self).as_str()
-    }
+            fn method(&self) -> &str {
+                <$request>::method(self).as_str()
+            }
 
-    fn path(&self) -> &str {
-        ServiceRequest::path(self)
-    }
+            fn path(&self) -> &str {
+                <$request>::path(self)
+            }
+        }
+    )*};
 }
 
-/// A handler's request: for limits decided inside the handler, where the cost is known only
-/// once the body is read (`limit.prepare(&req).with_cost(cost)`, then
-/// [`decide`](RateLimit::decide)).
-impl RequestView for HttpRequest {
-    fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer_addr().map(|addr| addr.ip())
-    }
-
-    fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers().get(name).map(HeaderValue::as_bytes)
-    }
-
-    fn header_values(&self, name: &str) -> Vec<&[u8]> {
-        self.headers()
-            .get_all(name)
-            .map(HeaderValue::as_bytes)
-            .collect()
-    }
-
-    fn with_extension<T: Send + Sync + 'static, O>(&self, f: impl FnOnce(&T) -> O) -> Option<O> {
-        self.extensions().get::<T>().map(f)
-    }
-
-    fn method(&self) -> &str {
-        HttpRequest::method(self).as_str()
-    }
-
-    fn path(&self) -> &str {
-        HttpRequest::path(self)
-    }
-}
+request_view!(ServiceRequest, HttpRequest);
 
 /// Adds the rate-limit fields to an answer built by hand, after a [`Verdict::Allowed`]
 /// decided inside a handler: the same fields the middleware adds.

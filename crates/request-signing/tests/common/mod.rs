@@ -26,7 +26,7 @@ pub fn verifier(
     Verifier<StaticSecretStore, MemoryReplayCache, FakeClock>,
     FakeClock,
 ) {
-    let clock = FakeClock::new(now);
+    let clock = FakeClock::at_unix_secs(now);
     let store = StaticSecretStore::new().with_secret(key_id, Secret::from(secret));
     let cache = MemoryReplayCache::new(NonZeroUsize::new(10_000).unwrap());
     (Verifier::new(store, cache).with_clock(clock.clone()), clock)

@@ -29,7 +29,7 @@ pub struct AdminTokens {
 pub enum AdminTokenError {
     /// The token format or generator failed.
     #[error(transparent)]
-    Key(#[from] apikey_gen::KeyError),
+    Key(#[from] apikey_gen::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

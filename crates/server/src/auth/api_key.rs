@@ -13,7 +13,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use apikey_gen::{
-    ApiKeyAuth, Authenticator, KeyConfig, KeyError, KeyHash, KeyRecord, KeyStore, Refusal,
+    ApiKeyAuth, Authenticator, Error as KeyError, KeyConfig, KeyHash, KeyRecord, KeyStore, Refusal,
     Rejection,
 };
 

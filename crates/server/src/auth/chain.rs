@@ -4,7 +4,7 @@
 //!    [`crate::auth::signed`]) and lets the others through;
 //! 2. `apikey-gen`'s middleware authenticates the others by their key (see
 //!    [`crate::auth::api_key`]);
-//! 3. [`require_principal`] turns what either found into the [`Principal`] the handler reads.
+//! 3. [`require_principal`] turns what either found into the [`Principal`](crate::auth::principal::Principal) the handler reads.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -51,7 +51,7 @@ fn presented_by(headers: &HeaderMap) -> AuthMethod {
 }
 
 /// The last step of authentication, inside the key and signature middleware: turns what they
-/// found into the [`Principal`] the handler reads. A key that must sign is refused unsigned.
+/// found into the [`Principal`](crate::auth::principal::Principal) the handler reads. A key that must sign is refused unsigned.
 pub async fn require_principal(
     req: ServiceRequest,
     next: Next<impl MessageBody>,

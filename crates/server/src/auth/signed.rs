@@ -220,7 +220,7 @@ impl SecretStore for SigningKeys {
         if scheme == Scheme::V0
             && let Some(shared) = &self.shared
         {
-            secrets.push(Secret::new(shared.expose().to_vec()));
+            secrets.push(Secret::new(shared.expose_secret().to_vec()));
         }
         Ok(secrets)
     }
