@@ -135,7 +135,7 @@ fn check_issued(tokens: &Tokens, username: &str, after: i64, seed: u64) {
         (TokenKind::Refresh, REFRESH_TTL),
     ] {
         let issued = tokens
-            .issue("user-1", username, kind, ISSUED_AT)
+            .issue("user-1", username, kind, "fam_fuzz", ISSUED_AT)
             .expect("HS256 issues");
         let now = ISSUED_AT + after;
         let result = tokens.verify(&issued.token, kind, now);

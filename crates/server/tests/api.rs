@@ -347,24 +347,31 @@ async fn register_login_protected_refresh_logout() {
         401
     );
 
-    // Refresh rotates: the new pair works, the old refresh token does not.
-    let renewed = app
-        .post(
-            "/refresh",
-            &[],
-            &json!({"refresh_token": refresh}).to_string(),
-        )
-        .await;
+    // Refresh rotates: the new pair works, the old refresh token is spent.
+    let renewed = app.refresh(&refresh).await;
     assert_eq!(renewed.status, 200);
-    let again = app
-        .post(
-            "/refresh",
-            &[],
-            &json!({"refresh_token": refresh}).to_string(),
-        )
+    let renewed_access = format!("Bearer {}", renewed.body["access_token"].as_str().unwrap());
+    let renewed_refresh = renewed.body["refresh_token"].as_str().unwrap().to_owned();
+    let me = app
+        .get("/protected", &[("authorization", &renewed_access)])
         .await;
-    assert_eq!(again.status, 401);
+    assert_eq!(me.status, 200);
+    // Presenting the spent token again revokes the whole family: the pair it was exchanged
+    // for stops working too.
+    assert_eq!(app.refresh(&refresh).await.status, 401);
+    let me = app
+        .get("/protected", &[("authorization", &renewed_access)])
+        .await;
+    assert_eq!(me.status, 401);
+    assert_eq!(app.refresh(&renewed_refresh).await.status, 401);
+    let me = app.get("/protected", &[("authorization", &bearer)]).await;
+    assert_eq!(me.status, 401);
 
+    // Logout revokes the family: the access token, and the refresh token though the client
+    // did not send it. Another login's tokens are untouched.
+    let first = app.post("/login", &[], creds).await;
+    let second = app.post("/login", &[], creds).await;
+    let bearer = format!("Bearer {}", first.body["access_token"].as_str().unwrap());
     let out = app.post("/logout", &[("authorization", &bearer)], "").await;
     assert_eq!(out.status, 204);
     assert_eq!(
@@ -373,9 +380,11 @@ async fn register_login_protected_refresh_logout() {
             .status,
         401
     );
+    let spent = first.body["refresh_token"].as_str().unwrap();
+    assert_eq!(app.refresh(spent).await.status, 401);
 
     // Access tokens expire after 15 minutes.
-    let fresh = format!("Bearer {}", renewed.body["access_token"].as_str().unwrap());
+    let fresh = format!("Bearer {}", second.body["access_token"].as_str().unwrap());
     assert_eq!(
         app.get("/protected", &[("authorization", &fresh)])
             .await
@@ -389,6 +398,19 @@ async fn register_login_protected_refresh_logout() {
             .status,
         401
     );
+    // The refresh token of that login still works after its access token expired.
+    let second_refresh = second.body["refresh_token"].as_str().unwrap();
+    assert_eq!(app.refresh(second_refresh).await.status, 200);
+}
+
+#[actix_web::test]
+async fn fifty_concurrent_refreshes_of_one_token_give_exactly_one_success() {
+    let app = spawn().await;
+    for round in 0..3 {
+        // A minute apart: each round registers and logs in, within the login limit.
+        app.clock.set(NOON + 60 * round);
+        app.check_refresh_race(&format!("racer_{round}"), 50).await;
+    }
 }
 
 #[actix_web::test]

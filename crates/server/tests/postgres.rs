@@ -54,9 +54,29 @@ async fn the_store_runs_unchanged_on_postgres() {
         db.load_snapshot("daily-quota").await.unwrap(),
         Some((6, "{\"x\":1}".into()))
     );
-    db.revoke_token("j", 100).await.unwrap();
-    assert!(db.is_token_revoked("j").await.unwrap());
+    assert!(db.revoke_token("j", 100).await.unwrap());
+    assert!(!db.revoke_token("j", 100).await.unwrap());
+    assert!(db.is_token_revoked("j", "fam").await.unwrap());
     db.close().await;
 
+    schema.drop_schema().await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
+async fn fifty_concurrent_refreshes_on_postgres_give_exactly_one_success() {
+    let Some(url) = test_services::database_url("fifty_concurrent_refreshes_on_postgres") else {
+        return;
+    };
+    let schema = common::PgSchema::create(&url, "secure_api_refresh").await;
+    let mut spawn = common::Spawn::default();
+    spawn.args.database_url = Some(schema.url.clone());
+    let app = common::spawn_with(spawn).await;
+    for round in 0..3 {
+        // A minute apart: each round registers and logs in, within the login limit.
+        app.clock.set(common::NOON + 60 * round);
+        app.check_refresh_race(&format!("racer_{round}"), 50).await;
+    }
+    app.stop().await;
     schema.drop_schema().await;
 }

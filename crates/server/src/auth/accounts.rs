@@ -211,28 +211,38 @@ impl Accounts {
             return Err(AccountError::BadCredentials);
         }
         let user = user.ok_or(AccountError::BadCredentials)?;
-        self.issue_pair(&user.id, &user.username, now)
+        self.issue_pair(&user.id, &user.username, &Tokens::new_family(), now)
     }
 
-    /// Exchanges a valid, unrevoked refresh token for a new pair, revoking the old one.
+    /// Exchanges a valid, unspent refresh token for a new pair in the same family.
+    ///
+    /// A refresh token is single use: of any number of concurrent exchanges, only the one that
+    /// records it as spent succeeds. A spent token presented again (a replay, or a stolen copy
+    /// racing its owner) revokes its whole family: the successors issued from it stop working
+    /// too, and the user must log in again.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, AccountError> {
         let now = self.clock.now();
         let claims = self
             .tokens
             .verify(refresh_token, TokenKind::Refresh, now)
             .map_err(|_| AccountError::BadRefreshToken)?;
-        if self.db.is_token_revoked(&claims.jti).await? {
+        let family = claims.family();
+        if self.db.is_token_revoked(&claims.jti, family).await?
+            || !self.db.revoke_token(&claims.jti, claims.exp).await?
+        {
+            self.revoke_family(family, now).await?;
             return Err(AccountError::BadRefreshToken);
         }
         // The user may have been deleted since the token was issued.
         if self.db.find_user_by_id(&claims.sub).await?.is_none() {
             return Err(AccountError::BadRefreshToken);
         }
-        self.db.revoke_token(&claims.jti, claims.exp).await?;
-        self.issue_pair(&claims.sub, &claims.name, now)
+        self.issue_pair(&claims.sub, &claims.name, family, now)
     }
 
-    /// The claims of a valid, unrevoked access token.
+    /// The claims of a valid access token whose family is not revoked. Revocation is read from
+    /// the store on every call, so a logout or a reused refresh token takes effect at once, on
+    /// every instance.
     ///
     /// # Errors
     /// [`AccountError::BadAccessToken`] for any other token; the store's errors.
@@ -241,29 +251,43 @@ impl Accounts {
             .tokens
             .verify(access_token, TokenKind::Access, self.clock.now())
             .map_err(|_| AccountError::BadAccessToken)?;
-        if self.db.is_token_revoked(&claims.jti).await? {
+        if self
+            .db
+            .is_token_revoked(&claims.jti, claims.family())
+            .await?
+        {
             return Err(AccountError::BadAccessToken);
         }
         Ok(claims)
     }
 
-    /// Revokes the access token of `user`, and `refresh_token` when it is theirs. A refresh
-    /// token of another user, or an invalid one, is ignored: logout never fails because of it,
-    /// and never revokes someone else's token.
+    /// Revokes the family of `user`'s access token: that token and every refresh token issued
+    /// with it. `refresh_token`, when it is the same user's, has its family revoked too. A
+    /// refresh token of another user, or an invalid one, is ignored: logout never fails because
+    /// of it, and never revokes someone else's tokens.
     pub async fn logout(
         &self,
         user: &Claims,
         refresh_token: Option<&str>,
     ) -> Result<(), AccountError> {
-        self.db.revoke_token(&user.jti, user.exp).await?;
+        let now = self.clock.now();
+        self.revoke_family(user.family(), now).await?;
         if let Some(token) = refresh_token
-            && let Ok(claims) = self
-                .tokens
-                .verify(token, TokenKind::Refresh, self.clock.now())
+            && let Ok(claims) = self.tokens.verify(token, TokenKind::Refresh, now)
             && claims.sub == user.sub
         {
-            self.db.revoke_token(&claims.jti, claims.exp).await?;
+            self.revoke_family(claims.family(), now).await?;
         }
+        Ok(())
+    }
+
+    /// Revokes every token of `family`: none of them outlives the last refresh token issued in
+    /// it, which expires at most one refresh lifetime from `now`.
+    async fn revoke_family(&self, family: &str, now: i64) -> Result<(), AccountError> {
+        let ttl = i64::try_from(self.tokens.refresh_ttl().as_secs()).unwrap_or(i64::MAX);
+        self.db
+            .revoke_token(family, now.saturating_add(ttl))
+            .await?;
         Ok(())
     }
 
@@ -271,9 +295,10 @@ impl Accounts {
         &self,
         user_id: &str,
         username: &str,
+        family: &str,
         now: i64,
     ) -> Result<TokenPair, AccountError> {
-        let issue = |kind| self.tokens.issue(user_id, username, kind, now);
+        let issue = |kind| self.tokens.issue(user_id, username, kind, family, now);
         Ok(TokenPair {
             access: issue(TokenKind::Access)?,
             refresh: issue(TokenKind::Refresh)?,

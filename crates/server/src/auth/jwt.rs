@@ -50,6 +50,23 @@ pub struct Claims {
     pub jti: String,
     /// Access or refresh.
     pub typ: TokenKind,
+    /// The token family: every token issued from one login, through its refreshes, shares it,
+    /// so that logout or a reused refresh token revokes them all. Tokens issued before families
+    /// existed have none and are their own family.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fam: String,
+}
+
+impl Claims {
+    /// The handle that revokes this token's whole family.
+    #[must_use]
+    pub fn family(&self) -> &str {
+        if self.fam.is_empty() {
+            &self.jti
+        } else {
+            &self.fam
+        }
+    }
 }
 
 /// Why a token was refused. All of them answer 401; the reason is for logs and metrics.
@@ -123,27 +140,39 @@ impl Tokens {
         self.access_ttl
     }
 
-    /// Issues a token of `kind` for the user, valid from `now`.
+    /// How long refresh tokens live, and so a token family after its last refresh.
+    #[must_use]
+    pub fn refresh_ttl(&self) -> Duration {
+        self.refresh_ttl
+    }
+
+    /// A new, random family id, for the tokens of one login.
+    #[must_use]
+    pub fn new_family() -> String {
+        random_id("fam_")
+    }
+
+    /// Issues a token of `kind` in `family` for the user, valid from `now`.
     pub fn issue(
         &self,
         user_id: &str,
         username: &str,
         kind: TokenKind,
+        family: &str,
         now: i64,
     ) -> Result<Issued, TokenError> {
         let ttl = match kind {
             TokenKind::Access => self.access_ttl,
             TokenKind::Refresh => self.refresh_ttl,
         };
-        let mut jti = [0u8; 16];
-        rand::fill(&mut jti);
         let claims = Claims {
             sub: user_id.to_owned(),
             name: username.to_owned(),
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
-            jti: hex::encode(jti),
+            jti: random_id(""),
             typ: kind,
+            fam: family.to_owned(),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|_| TokenError::Issue)?;
@@ -163,6 +192,13 @@ impl Tokens {
         }
         Ok(claims)
     }
+}
+
+/// `prefix` and 128 random bits in hex.
+fn random_id(prefix: &str) -> String {
+    let mut id = [0u8; 16];
+    rand::fill(&mut id);
+    format!("{prefix}{}", hex::encode(id))
 }
 
 #[cfg(test)]
@@ -199,7 +235,9 @@ mod tests {
     #[test]
     fn an_issued_token_verifies_until_it_expires() {
         let t = tokens();
-        let issued = t.issue("u1", "alice", TokenKind::Access, 1_000).unwrap();
+        let issued = t
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 1_000)
+            .unwrap();
         assert_eq!(issued.claims.exp, 1_900);
         let claims = t.verify(&issued.token, TokenKind::Access, 1_899).unwrap();
         assert_eq!(claims, issued.claims);
@@ -210,9 +248,32 @@ mod tests {
     }
 
     #[test]
+    fn tokens_carry_their_family_and_old_tokens_are_their_own() {
+        let t = tokens();
+        let issued = t
+            .issue("u1", "alice", TokenKind::Refresh, "fam_1", 0)
+            .unwrap();
+        let claims = t.verify(&issued.token, TokenKind::Refresh, 1).unwrap();
+        assert_eq!(claims.family(), "fam_1");
+
+        // Signed before tokens had a `fam` claim.
+        let old = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub":"u1","name":"a","iat":0,"exp":99,"jti":"j1","typ":"refresh"}),
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        let claims = t.verify(&old, TokenKind::Refresh, 1).unwrap();
+        assert_eq!(claims.family(), "j1");
+        assert_ne!(Tokens::new_family(), Tokens::new_family());
+    }
+
+    #[test]
     fn refresh_and_access_tokens_are_not_interchangeable() {
         let t = tokens();
-        let refresh = t.issue("u1", "alice", TokenKind::Refresh, 0).unwrap();
+        let refresh = t
+            .issue("u1", "alice", TokenKind::Refresh, "fam_1", 0)
+            .unwrap();
         assert_eq!(refresh.claims.exp, 30 * 86_400);
         assert_eq!(
             t.verify(&refresh.token, TokenKind::Access, 1),
@@ -223,7 +284,10 @@ mod tests {
     #[test]
     fn tampered_tokens_and_other_keys_are_refused() {
         let t = tokens();
-        let token = t.issue("u1", "alice", TokenKind::Access, 0).unwrap().token;
+        let token = t
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 0)
+            .unwrap()
+            .token;
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         let mut claims: serde_json::Value =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
@@ -285,8 +349,12 @@ mod tests {
     #[test]
     fn every_token_has_its_own_jti_and_debug_hides_the_key() {
         let t = tokens();
-        let a = t.issue("u1", "alice", TokenKind::Access, 0).unwrap();
-        let b = t.issue("u1", "alice", TokenKind::Access, 0).unwrap();
+        let a = t
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 0)
+            .unwrap();
+        let b = t
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 0)
+            .unwrap();
         assert_ne!(a.claims.jti, b.claims.jti);
         assert!(!format!("{t:?}").contains("0123456789abcdef"));
     }

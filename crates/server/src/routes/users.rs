@@ -138,7 +138,8 @@ pub async fn login(
     Ok(web::Json(pair.into()))
 }
 
-/// Exchange a refresh token for a new token pair; the old refresh token stops working.
+/// Exchange a refresh token for a new token pair. A refresh token is single use: presenting a
+/// spent one again revokes every token of its login (its family).
 #[utoipa::path(
     post, path = "/refresh", tag = "users",
     request_body = RefreshRequest,
@@ -155,7 +156,8 @@ pub async fn refresh(
     Ok(web::Json(pair.into()))
 }
 
-/// Revoke the access token (and the refresh token, if given in the body).
+/// Revoke every token of this login (its family), and the family of the refresh token given in
+/// the body, if it is the same user's.
 #[utoipa::path(
     post, path = "/logout", tag = "users",
     request_body(content = Option<RefreshRequest>, description = "Optional refresh token to revoke too"),

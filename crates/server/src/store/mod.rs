@@ -211,9 +211,11 @@ impl Db {
 
     // ---- revoked tokens ----
 
-    /// Records that the token `jti` is revoked until `expires_at`.
-    pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> StoreResult<()> {
-        sqlx::query(
+    /// Records that the token or token family `jti` is revoked until `expires_at`. True for
+    /// the one call that revoked it, false if it already was: a refresh token is spent by the
+    /// call that gets true, however many race for it.
+    pub async fn revoke_token(&self, jti: &str, expires_at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
             "INSERT INTO revoked_tokens (jti, expires_at) VALUES ($1, $2) \
              ON CONFLICT (jti) DO NOTHING",
         )
@@ -221,13 +223,14 @@ impl Db {
         .bind(expires_at)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
-    /// Whether the token `jti` was revoked.
-    pub async fn is_token_revoked(&self, jti: &str) -> StoreResult<bool> {
-        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1")
+    /// Whether the token `jti` or its `family` was revoked.
+    pub async fn is_token_revoked(&self, jti: &str, family: &str) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT 1 FROM revoked_tokens WHERE jti = $1 OR jti = $2 LIMIT 1")
             .bind(jti)
+            .bind(family)
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
@@ -569,10 +572,12 @@ mod tests {
             Some((20, "{\"a\":2}".to_owned()))
         );
 
-        db.revoke_token("j1", 50).await.unwrap();
-        db.revoke_token("j1", 50).await.unwrap();
-        assert!(db.is_token_revoked("j1").await.unwrap());
+        assert!(db.revoke_token("j1", 50).await.unwrap());
+        assert!(!db.revoke_token("j1", 50).await.unwrap());
+        assert!(db.is_token_revoked("j1", "fam_a").await.unwrap());
+        assert!(db.is_token_revoked("j2", "j1").await.unwrap());
+        assert!(!db.is_token_revoked("j2", "fam_a").await.unwrap());
         assert_eq!(db.purge_revoked_tokens(60).await.unwrap(), 1);
-        assert!(!db.is_token_revoked("j1").await.unwrap());
+        assert!(!db.is_token_revoked("j1", "fam_a").await.unwrap());
     }
 }

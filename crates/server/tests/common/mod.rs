@@ -15,7 +15,7 @@ use secure_api::cli::SettingsArgs;
 use secure_api::clock::Clock;
 use secure_api::startup::{Application, Env, FirstStart};
 use secure_api::state::Services;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// 2026-03-01 12:00:00 UTC.
 pub const NOON: u64 = 1_772_366_400;
@@ -203,6 +203,47 @@ impl TestApp {
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
         self.send("GET", path, headers, None).await
+    }
+
+    /// Registers `username` and logs in; the access and refresh tokens.
+    pub async fn user_tokens(&self, username: &str) -> (String, String) {
+        let creds =
+            json!({"username": username, "password": "a long enough password 1"}).to_string();
+        let registered = self.post("/register", &[], &creds).await;
+        assert_eq!(registered.status, 201, "{}", registered.body);
+        let login = self.post("/login", &[], &creds).await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        (
+            login.body["access_token"].as_str().unwrap().to_owned(),
+            login.body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// `/refresh` with `refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        let body = json!({ "refresh_token": refresh_token }).to_string();
+        self.post("/refresh", &[], &body).await
+    }
+
+    /// Sends `n` `/refresh` calls with one refresh token at once, and checks that exactly one
+    /// succeeds, and that the losers, which presented a spent token, revoked the winner's
+    /// new pair with the rest of the family.
+    pub async fn check_refresh_race(&self, username: &str, n: usize) {
+        let (_, refresh) = self.user_tokens(username).await;
+        let replies = futures_util::future::join_all((0..n).map(|_| self.refresh(&refresh))).await;
+        let mut statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+        statuses.sort_unstable();
+        let mut expected = vec![200];
+        expected.resize(n, 401);
+        assert_eq!(statuses, expected);
+        let winner = replies.iter().find(|r| r.status == 200).unwrap();
+        let access = format!("Bearer {}", winner.body["access_token"].as_str().unwrap());
+        let me = self.get("/protected", &[("authorization", &access)]).await;
+        assert_eq!(me.status, 401, "{}", me.body);
+        let next = self
+            .refresh(winner.body["refresh_token"].as_str().unwrap())
+            .await;
+        assert_eq!(next.status, 401, "{}", next.body);
     }
 
     /// Creates a key through the admin API.

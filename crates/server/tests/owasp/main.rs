@@ -34,19 +34,11 @@ mod api8_security_misconfiguration;
 mod api9_improper_inventory_management;
 mod upstream;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Registers `username` and logs in; the access and refresh tokens.
 pub(crate) async fn user_tokens(app: &common::TestApp, username: &str) -> (String, String) {
-    let creds = json!({"username": username, "password": "a long enough password 1"}).to_string();
-    let registered = app.post("/register", &[], &creds).await;
-    assert_eq!(registered.status, 201, "{}", registered.body);
-    let login = app.post("/login", &[], &creds).await;
-    assert_eq!(login.status, 200, "{}", login.body);
-    (
-        login.body["access_token"].as_str().unwrap().to_owned(),
-        login.body["refresh_token"].as_str().unwrap().to_owned(),
-    )
+    app.user_tokens(username).await
 }
 
 /// The `Authorization` value of the first-start admin token.
