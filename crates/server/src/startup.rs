@@ -215,6 +215,15 @@ pub async fn build_services(
     };
 
     let db = Db::connect(settings.database_url.expose()).await?;
+    let colliding = db.colliding_usernames().await?;
+    if !colliding.is_empty() {
+        tracing::warn!(
+            usernames = ?colliding,
+            "these accounts were registered before usernames were case-insensitive and differ \
+             only in case: each logs in with its exact username, and no new account can take \
+             any spelling of it; rename or delete all but one (docs/operations.md)"
+        );
+    }
     let (concurrency, queue) = (settings.hash_concurrency, settings.request_timeout);
     let passwords = web::block(move || Passwords::new(concurrency, queue))
         .await

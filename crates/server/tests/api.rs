@@ -404,6 +404,24 @@ async fn register_login_protected_refresh_logout() {
 }
 
 #[actix_web::test]
+async fn usernames_are_one_account_in_any_case_and_keep_their_spelling() {
+    let app = spawn().await;
+    let creds = |name: &str| json!({"username": name, "password": "correct horse battery"});
+    let reply = app.post("/register", &[], &creds("Dave").to_string()).await;
+    assert_eq!(
+        (reply.status, reply.body["username"].clone()),
+        (201, json!("Dave"))
+    );
+    let again = app.post("/register", &[], &creds("dAVE").to_string()).await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let login = app.post("/login", &[], &creds("DAVE").to_string()).await;
+    assert_eq!(login.status, 200, "{}", login.body);
+    let bearer = format!("Bearer {}", login.body["access_token"].as_str().unwrap());
+    let me = app.get("/protected", &[("authorization", &bearer)]).await;
+    assert_eq!(me.body["logged_in_as"], "Dave");
+}
+
+#[actix_web::test]
 async fn fifty_concurrent_refreshes_of_one_token_give_exactly_one_success() {
     let app = spawn().await;
     for round in 0..3 {

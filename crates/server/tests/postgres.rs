@@ -26,6 +26,17 @@ async fn the_store_runs_unchanged_on_postgres() {
         Err(StoreError::Conflict)
     ));
     assert_eq!(db.find_user("alice").await.unwrap().unwrap().id, "u1");
+    assert_eq!(db.find_user("ALICE").await.unwrap().unwrap().id, "u1");
+    let shouting = UserRow {
+        id: "u2".into(),
+        username: "Alice".into(),
+        ..user.clone()
+    };
+    assert!(matches!(
+        db.insert_user(&shouting, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(db.colliding_usernames().await.unwrap().is_empty());
     let key = KeyRow {
         id: "sapi_...000000000001".into(),
         key_hash: "ab".repeat(32),

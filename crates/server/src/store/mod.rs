@@ -18,14 +18,31 @@ use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
 /// and description from the file name, the SQL as is, and sqlx's checksum of it (SHA-384), so a
 /// database migrated by either keeps working.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
+
+/// Each migration's version, description (as in its file name) and SQL, in order.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "case insensitive usernames",
+        include_str!("../../migrations/0002_case_insensitive_usernames.sql"),
+    ),
+];
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -168,32 +185,56 @@ impl Db {
 
     // ---- users ----
 
-    /// Stores a new user; `Conflict` if the username is taken.
+    /// Stores a new user; `Conflict` if the username is taken in any case.
     pub async fn insert_user(&self, user: &UserRow, now: i64) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO users (id, username, password_hash, created_at) VALUES ($1, $2, $3, $4)",
+        // The unique index on the canonical form settles races; the `NOT EXISTS` also refuses
+        // the spellings of names that collided before usernames were case-insensitive.
+        let done = sqlx::query(
+            "INSERT INTO users (id, username, username_canonical, password_hash, created_at) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE NOT EXISTS (SELECT 1 FROM users WHERE LOWER(username) = $3)",
         )
         .bind(&user.id)
         .bind(&user.username)
+        .bind(canonical_username(&user.username))
         .bind(&user.password_hash)
         .bind(now)
         .execute(&self.pool)
         .await
         .map_err(conflict_or_database)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict);
+        }
         Ok(())
     }
 
-    /// The user with this username, if any.
+    /// The user with this username in any case; or, for names that collided before usernames
+    /// were case-insensitive, with exactly this username.
     pub async fn find_user(&self, username: &str) -> StoreResult<Option<UserRow>> {
-        let row = sqlx::query("SELECT id, username, password_hash FROM users WHERE username = $1")
-            .bind(username)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, username, password_hash FROM users \
+             WHERE username_canonical = $1 OR (username_canonical IS NULL AND username = $2)",
+        )
+        .bind(canonical_username(username))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| UserRow {
             id: row.get(0),
             username: row.get(1),
             password_hash: row.get(2),
         }))
+    }
+
+    /// The usernames that collided, ignoring case, when usernames became case-insensitive.
+    /// Each logs in with its exact name until an operator renames or deletes all but one.
+    pub async fn colliding_usernames(&self) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT username FROM users WHERE username_canonical IS NULL ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|row| row.get(0)).collect())
     }
 
     /// The user with this id, if any.
@@ -419,6 +460,13 @@ fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
     }
 }
 
+/// The form of a username that is unique and looked up: usernames are ASCII, compared without
+/// case.
+#[must_use]
+pub fn canonical_username(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
 fn conflict_or_database(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
@@ -520,6 +568,55 @@ mod tests {
         k.revoked_at = None;
         k.expires_at = Some(500);
         assert!(!k.is_active(500));
+    }
+
+    /// Users registered before usernames were case-insensitive: names that collide keep both
+    /// rows, each logging in with its exact name; the others become case-insensitive.
+    #[actix_web::test]
+    async fn the_username_migration_keeps_colliding_rows_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+        sqlx::any::install_default_drivers();
+        let pool = AnyPool::connect(&url).await.unwrap();
+        let mut first = migrator();
+        first.migrations = vec![first.migrations[0].clone()].into();
+        first.run(&pool).await.unwrap();
+        for (id, name) in [("u1", "alice"), ("u2", "Alice"), ("u3", "Bob")] {
+            sqlx::query(
+                "INSERT INTO users (id, username, password_hash, created_at) \
+                 VALUES ($1, $2, 'h', 1)",
+            )
+            .bind(id)
+            .bind(name)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let db = Db::connect(&url).await.unwrap();
+        assert_eq!(db.colliding_usernames().await.unwrap(), ["Alice", "alice"]);
+        let found = async |name: &str| db.find_user(name).await.unwrap().map(|u| u.id);
+        assert_eq!(found("alice").await.as_deref(), Some("u1"));
+        assert_eq!(found("Alice").await.as_deref(), Some("u2"));
+        assert_eq!(found("ALICE").await, None);
+        assert_eq!(found("bob").await.as_deref(), Some("u3"));
+        assert_eq!(found("BOB").await.as_deref(), Some("u3"));
+        let user = |id: &str, name: &str| UserRow {
+            id: id.into(),
+            username: name.into(),
+            password_hash: "h".into(),
+        };
+        for taken in ["ALICE", "bob"] {
+            assert!(matches!(
+                db.insert_user(&user("u9", taken), 2).await,
+                Err(StoreError::Conflict)
+            ));
+        }
+        db.insert_user(&user("u4", "Carol"), 2).await.unwrap();
+        assert_eq!(found("cAROL").await.as_deref(), Some("u4"));
+        let carol = db.find_user("carol").await.unwrap().unwrap();
+        assert_eq!(carol.username, "Carol");
     }
 
     #[actix_web::test]
