@@ -295,6 +295,7 @@ impl KeyManager {
             created_at: now,
             expires_at,
             revoked_at: None,
+            quota_id: None,
         };
         let created = CreatedKey {
             id,
@@ -359,7 +360,8 @@ impl KeyManager {
     }
 
     /// Replaces the key `id` with a new one for the same service, quota, signing and expiry;
-    /// the old key keeps working for `grace_secs`.
+    /// the old key keeps working for `grace_secs`. Both spend one daily quota, the one the
+    /// first key of the chain started.
     pub async fn rotate(&self, id: &str, grace_secs: i64) -> Result<CreatedKey, KeyAdminError> {
         let now = self.clock.now();
         let old = self
@@ -379,7 +381,9 @@ impl KeyManager {
             signing: old.signing_secret.is_some(),
             expires_in_days: remaining_days,
         };
-        let (row, created) = self.prepare(&new, now)?;
+        let (mut row, created) = self.prepare(&new, now)?;
+        // The successor continues its predecessor's day: one quota for the whole chain.
+        row.quota_id = Some(old.quota_subject().to_owned());
         match self
             .db
             .rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0)))

@@ -120,7 +120,7 @@ pub fn store_unavailable() -> ApiError {
 type PrincipalKey = FromExtension<Principal, fn(&Principal) -> String>;
 
 fn key_of(principal: &Principal) -> String {
-    principal.key_id.clone()
+    principal.quota_id.clone()
 }
 
 /// The per-key daily quota, charged by the handlers.

@@ -631,6 +631,50 @@ async fn admin_routes_create_revoke_rotate_and_report_usage() {
 }
 
 #[actix_web::test]
+async fn a_key_and_its_rotations_share_one_daily_quota() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let created = app
+        .create_key(json!({"service": "rotating", "daily_quota": 3}))
+        .await;
+    let call = async |key: &str| {
+        let headers = [("authorization", key)];
+        app.post("/get-current-time", &headers, "").await.status
+    };
+    let first = created["key"].as_str().unwrap().to_owned();
+    assert_eq!(call(&first).await, 200);
+    let mut keys = vec![(created["id"].as_str().unwrap().to_owned(), first)];
+    for _ in 0..2 {
+        let (id, _) = keys.last().unwrap();
+        let rotated = app
+            .post(
+                &format!("/admin/keys/{id}/rotate"),
+                &ah,
+                r#"{"grace_hours": 1}"#,
+            )
+            .await;
+        assert_eq!(rotated.status, 201, "{}", rotated.body);
+        let key = rotated.body["key"].as_str().unwrap().to_owned();
+        assert_eq!(call(&key).await, 200);
+        keys.push((rotated.body["id"].as_str().unwrap().to_owned(), key));
+    }
+    // Three calls in all spent the day: every key of the chain is refused, and each reports
+    // the same usage.
+    for (id, key) in &keys {
+        assert_eq!(call(key).await, 429);
+        let usage = app.get(&format!("/admin/keys/{id}/usage"), &ah).await;
+        assert_eq!(
+            (usage.body["used"].clone(), usage.body["remaining"].clone()),
+            (json!(3), json!(0))
+        );
+    }
+    // The next UTC day is a fresh quota for the chain.
+    app.clock.set(NOON + 43_200);
+    assert_eq!(call(&keys[2].1).await, 200);
+}
+
+#[actix_web::test]
 async fn keys_users_and_quota_usage_survive_a_restart() {
     let first = spawn().await;
     let dir = first.dir.clone();

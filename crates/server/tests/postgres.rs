@@ -46,6 +46,7 @@ async fn the_store_runs_unchanged_on_postgres() {
         created_at: 10,
         expires_at: None,
         revoked_at: None,
+        quota_id: None,
     };
     db.insert_key(&key).await.unwrap();
     assert_eq!(

@@ -157,6 +157,7 @@ mod tests {
             created_at: 0,
             expires_at,
             revoked_at,
+            quota_id: None,
         };
         let table = KeyTable::new(db.clone(), 7);
         for (stored, ends) in [

@@ -28,6 +28,8 @@ pub enum AuthMethod {
 pub struct Principal {
     /// The key's non-secret id.
     pub key_id: String,
+    /// The id its daily quota is counted under: shared by a key and its rotations.
+    pub quota_id: String,
     /// The service that owns the key.
     pub service: String,
     /// The key's daily quota.
@@ -40,6 +42,7 @@ pub struct Principal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIdentity {
     key_id: String,
+    quota_id: String,
     service: String,
     daily_quota: u64,
     must_sign: bool,
@@ -51,6 +54,7 @@ impl KeyIdentity {
     pub fn of(row: &KeyRow, default_quota: u64) -> Self {
         Self {
             key_id: row.id.clone(),
+            quota_id: row.quota_subject().to_owned(),
             service: row.service.clone(),
             daily_quota: row
                 .daily_quota
@@ -77,6 +81,7 @@ impl KeyIdentity {
     pub fn principal(&self, method: AuthMethod) -> Principal {
         Principal {
             key_id: self.key_id.clone(),
+            quota_id: self.quota_id.clone(),
             service: self.service.clone(),
             daily_quota: self.daily_quota,
             method,

@@ -313,6 +313,7 @@ mod tests {
             created_at: 0,
             expires_at: None,
             revoked_at: None,
+            quota_id: None,
         }
     }
 

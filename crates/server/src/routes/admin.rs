@@ -155,7 +155,7 @@ pub async fn rotate_key(
     Ok(HttpResponse::Created().json(&created))
 }
 
-/// Today's usage of a key.
+/// Today's usage of a key: the daily quota it shares with the keys it was rotated from or into.
 #[utoipa::path(
     get, path = "/admin/keys/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "The key id")),
@@ -174,7 +174,7 @@ pub async fn key_usage(
 ) -> Result<web::Json<UsageResponse>, ApiError> {
     let row = keys.find(&id).await?;
     let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
-    let usage = quota.usage(&row.id, limit).await?;
+    let usage = quota.usage(row.quota_subject(), limit).await?;
     Ok(web::Json(UsageResponse {
         id: row.id,
         limit: usage.limit,

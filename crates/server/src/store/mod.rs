@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "case insensitive usernames",
         include_str!("../../migrations/0002_case_insensitive_usernames.sql"),
     ),
+    (
+        3,
+        "key quota id",
+        include_str!("../../migrations/0003_key_quota_id.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -104,9 +109,18 @@ pub struct KeyRow {
     pub expires_at: Option<i64>,
     /// Revocation time, if revoked.
     pub revoked_at: Option<i64>,
+    /// The key whose daily quota this one spends, when it was rotated from it; `None` for
+    /// its own.
+    pub quota_id: Option<String>,
 }
 
 impl KeyRow {
+    /// The id the daily quota is counted under: the first key of this key's rotation chain.
+    #[must_use]
+    pub fn quota_subject(&self) -> &str {
+        self.quota_id.as_deref().unwrap_or(&self.id)
+    }
+
     /// Whether the key may be used at `now`.
     #[must_use]
     pub fn is_active(&self, now: i64) -> bool {
@@ -126,7 +140,7 @@ macro_rules! select_keys {
     ($rest:literal) => {
         concat!(
             "SELECT id, key_hash, service, daily_quota, signing_secret, created_at, expires_at, \
-             revoked_at FROM api_keys ",
+             revoked_at, quota_id FROM api_keys ",
             $rest
         )
     };
@@ -435,7 +449,8 @@ fn insert_key_query(
 ) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-         created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         created_at, expires_at, revoked_at, quota_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&key.id)
     .bind(&key.key_hash)
@@ -445,6 +460,7 @@ fn insert_key_query(
     .bind(key.created_at)
     .bind(key.expires_at)
     .bind(key.revoked_at)
+    .bind(&key.quota_id)
 }
 
 fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
@@ -457,6 +473,7 @@ fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
         created_at: row.get(5),
         expires_at: row.get(6),
         revoked_at: row.get(7),
+        quota_id: row.get(8),
     }
 }
 
@@ -507,6 +524,7 @@ mod tests {
             created_at: 100,
             expires_at: None,
             revoked_at: None,
+            quota_id: None,
         }
     }
 
