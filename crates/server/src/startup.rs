@@ -118,9 +118,9 @@ pub enum StartupError {
     /// The server secret is missing or weak.
     #[error("server secret: {0}")]
     Secret(#[from] secret_key::Error),
-    /// `API_SHARED_SECRET` is set but weak.
-    #[error("API_SHARED_SECRET: {0}")]
-    SharedSecret(secret_key::Error),
+    /// `API_SHARED_SECRET` or one of its fallbacks (named) is weak.
+    #[error("{0}: {1}")]
+    SharedSecret(&'static str, secret_key::Error),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Store(#[from] crate::store::StoreError),
@@ -182,6 +182,45 @@ impl FirstStart {
     }
 }
 
+/// `API_SHARED_SECRET`, then each of `API_SHARED_SECRET_FALLBACKS` (comma-separated), as v0
+/// signing secrets: v0 signatures verify with any of them, so clients move to a new shared
+/// secret one by one. Each is judged like the server secret and used as its text, as the
+/// original did. Fallbacks without a current secret are refused.
+fn shared_secrets(env: &Env) -> Result<Vec<request_signing::Secret>, StartupError> {
+    let text = |name: &str| {
+        env.get(name)
+            .map(|value| {
+                value
+                    .into_string()
+                    .map_err(|_| StartupError::Build(format!("{name} is not valid UTF-8")))
+            })
+            .transpose()
+    };
+    let current = text("API_SHARED_SECRET")?;
+    let fallbacks = text("API_SHARED_SECRET_FALLBACKS")?;
+    let fallbacks = fallbacks
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let Some(current) = current else {
+        return match fallbacks.count() {
+            0 => Ok(Vec::new()),
+            _ => Err(StartupError::Build(
+                "API_SHARED_SECRET_FALLBACKS is set without API_SHARED_SECRET".to_owned(),
+            )),
+        };
+    };
+    let mut secrets = Vec::new();
+    for (name, text) in std::iter::once(("API_SHARED_SECRET", current.as_str()))
+        .chain(fallbacks.map(|text| ("API_SHARED_SECRET_FALLBACKS", text)))
+    {
+        SecretKey::from_text(text).map_err(|error| StartupError::SharedSecret(name, error))?;
+        secrets.push(request_signing::Secret::new(text.as_bytes().to_vec()));
+    }
+    Ok(secrets)
+}
+
 /// Loads the secret and builds every service.
 pub async fn build_services(
     settings: &Settings,
@@ -202,17 +241,7 @@ pub async fn build_services(
     let pepper = subkey("secure-api/apikey-pepper/v1")?;
     let seal_key = subkey("secure-api/signing-secret-seal/v1")?;
 
-    let shared_secret = match env.get("API_SHARED_SECRET") {
-        Some(value) => {
-            let text = value.into_string().map_err(|_| {
-                StartupError::Build("API_SHARED_SECRET is not valid UTF-8".to_owned())
-            })?;
-            // Judge it like the server secret, but sign with its text, as the original did.
-            SecretKey::from_text(&text).map_err(StartupError::SharedSecret)?;
-            Some(request_signing::Secret::new(text.into_bytes()))
-        }
-        None => None,
-    };
+    let shared_secrets = shared_secrets(env)?;
 
     let db = Db::connect(settings.database_url.expose()).await?;
     let colliding = db.colliding_usernames().await?;
@@ -252,7 +281,7 @@ pub async fn build_services(
         quota_default,
         clock.clone(),
         ttl,
-        shared_secret,
+        shared_secrets,
     );
     let replay = shared::replay_cache(redis.as_ref(), settings.replay_per_key);
     let fails_closed = settings

@@ -1,6 +1,7 @@
 //! A Python client built on `requests`, written as a user of the original service would write
 //! it, passes against the server: raw `Authorization` key, big JSON numbers, v0 signing with
-//! `hmac`, and the register, login and protected flow.
+//! `hmac`, and the register, login and protected flow; and, after the shared secret was
+//! rotated, a client still on the previous one (`API_SHARED_SECRET_FALLBACKS`).
 //!
 //! Needs `python3` with `requests` (`pip install requests`; `.ci/run` installs it). Without
 //! `requests` the test says so and skips, and fails under `REQUIRE_SERVICES=1`.
@@ -10,6 +11,7 @@ mod common;
 use std::process::Command;
 
 use common::{Spawn, spawn_with};
+use request_signing::{Secret, sign_v0};
 use secure_api::clock::Clock;
 
 #[actix_web::test]
@@ -29,7 +31,9 @@ async fn a_client_of_the_original_service_keeps_working() {
         );
         return;
     }
+    // The shared secret was rotated: clients on the old one keep working until they move.
     let shared = "the shared secret of the original service, 2026";
+    let previous = "the shared secret the original service used in 2025";
     let mut options = Spawn {
         clock: Clock::system(),
         ..Spawn::default()
@@ -37,22 +41,39 @@ async fn a_client_of_the_original_service_keeps_working() {
     options
         .env
         .insert("API_SHARED_SECRET".into(), shared.into());
+    options
+        .env
+        .insert("API_SHARED_SECRET_FALLBACKS".into(), previous.into());
     let app = spawn_with(options).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/original_client.py");
-    let base = app.base.clone();
     let key = app.first.demo_key.key.clone();
-    let output = actix_web::web::block(move || {
-        Command::new("python3")
-            .args([script, &base, &key, shared])
-            .output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs");
+    run_client(&app.base, &key, &[shared]).await;
+    run_client(&app.base, &key, &[previous, "--signing-only"]).await;
+
+    // A secret that is neither is refused.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let other = Secret::from("a shared secret this server never had, 2026");
+    let headers = sign_v0(&key, &other, now).unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().collect();
+    assert_eq!(app.post("/get-current-time", &pairs, "").await.status, 401);
+}
+
+/// Runs `tests/data/original_client.py` against `base` with `key` and `args` (the shared
+/// secret, then options), and checks that every check passed.
+async fn run_client(base: &str, key: &str, args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/original_client.py");
+    let mut command = Command::new("python3");
+    command.arg(script).arg(base).arg(key).args(args);
+    let output = actix_web::web::block(move || command.output())
+        .await
+        .unwrap()
+        .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "the Python client failed:\n{stdout}\n{}",
+        "the Python client failed ({args:?}):\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(stdout.contains("all checks passed"), "{stdout}");

@@ -76,6 +76,33 @@ async fn production_refuses_a_missing_or_weak_secret_naming_what_to_set() {
         weak_shared.starts_with("API_SHARED_SECRET:"),
         "{weak_shared}"
     );
+    let good_shared = "the shared secret of the original service, 2026";
+    let weak_fallback = start_error(
+        Mode::Production,
+        &[
+            ("SECRET_KEY", &strong),
+            ("API_SHARED_SECRET", good_shared),
+            (
+                "API_SHARED_SECRET_FALLBACKS",
+                "the one from 2025 and a lot more, ok, secret",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        weak_fallback.starts_with("API_SHARED_SECRET_FALLBACKS:"),
+        "{weak_fallback}"
+    );
+    let orphan = start_error(
+        Mode::Production,
+        &[
+            ("SECRET_KEY", &strong),
+            ("API_SHARED_SECRET_FALLBACKS", good_shared),
+        ],
+    )
+    .await;
+    assert!(orphan.contains("without API_SHARED_SECRET"), "{orphan}");
+    assert!(!orphan.contains(good_shared), "{orphan}");
 }
 
 #[actix_web::test]

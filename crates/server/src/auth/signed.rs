@@ -114,13 +114,14 @@ pub struct SigningKeys {
     default_quota: u64,
     clock: Clock,
     cache: Arc<RowCache>,
-    /// `API_SHARED_SECRET`, for v0, when set.
-    shared: Option<Arc<Secret>>,
+    /// `API_SHARED_SECRET` then `API_SHARED_SECRET_FALLBACKS`, for v0; empty when unset.
+    shared: Arc<[Secret]>,
 }
 
 impl SigningKeys {
     /// The signing keys in `db`: keys parse and hash by `config`, secrets open with `sealer`,
-    /// answers are cached for `ttl`; `shared` is `API_SHARED_SECRET`, for v0.
+    /// answers are cached for `ttl`; `shared` is `API_SHARED_SECRET` and its fallbacks, for
+    /// v0: a v0 signature made with any of them verifies.
     #[must_use]
     pub fn new(
         db: Db,
@@ -129,7 +130,7 @@ impl SigningKeys {
         default_quota: u64,
         clock: Clock,
         ttl: Duration,
-        shared: Option<Secret>,
+        shared: Vec<Secret>,
     ) -> Self {
         Self {
             db,
@@ -138,14 +139,8 @@ impl SigningKeys {
             default_quota,
             clock,
             cache: Arc::new(RowCache::new(ttl, KEY_CACHE_CAPACITY)),
-            shared: shared.map(Arc::new),
+            shared: shared.into(),
         }
-    }
-
-    /// Whether v0 requests are checked against `API_SHARED_SECRET`.
-    #[must_use]
-    pub fn has_shared_secret(&self) -> bool {
-        self.shared.is_some()
     }
 
     /// Forgets what this instance cached of the key `id` (after revoking or rotating it here).
@@ -217,10 +212,12 @@ impl SecretStore for SigningKeys {
                 }
             }
         }
-        if scheme == Scheme::V0
-            && let Some(shared) = &self.shared
-        {
-            secrets.push(Secret::new(shared.expose_secret().to_vec()));
+        if scheme == Scheme::V0 {
+            secrets.extend(
+                self.shared
+                    .iter()
+                    .map(|shared| Secret::new(shared.expose_secret().to_vec())),
+            );
         }
         Ok(secrets)
     }

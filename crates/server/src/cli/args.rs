@@ -27,6 +27,7 @@ use crate::config::{
         SECRET_KEY              the server secret (hex or base64, at least 32 bytes)\n  \
         SECRET_KEY_FILE         a file holding it (must not be readable by group or others)\n  \
         API_SHARED_SECRET       the shared v0 signing secret of the original service (optional)\n  \
+        API_SHARED_SECRET_FALLBACKS  earlier shared secrets, comma-separated, still accepted\n  \
         OPENWEATHER_API_KEY, OPENWEATHER_API_KEY1, ...  upstream weather keys (optional)"
 )]
 pub struct Cli {
