@@ -5,9 +5,11 @@
 //!   once the request is known to be valid and its cost is known ([`KeyQuota::charge`]).
 //! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute), `quota`'s
 //!   middleware keyed by [`ForwardedIp`]: the peer, or behind trusted proxies the right-most
-//!   `X-Forwarded-For` address that is not one of them; IPv6 grouped by /64. A chain with an
-//!   unreadable entry where the client should be is refused with 400, never counted against
-//!   the proxy's own address (which every client behind it shares).
+//!   `X-Forwarded-For` address that is not one of them; IPv6 grouped by /64, and each /48 as a
+//!   whole at ten times that. A chain with an unreadable entry where the client should be is
+//!   refused with 400, never counted against the proxy's own address (which every client
+//!   behind it shares).
+//! - the per-username limit on `/login` ([`UsernameLimit`]), whatever the address.
 //!
 //! Without Redis both live in this process's memory (the quota is saved to the database). On
 //! Redis every instance sees the same counters, so N instances behind a load balancer grant a
@@ -19,6 +21,7 @@
 //! in `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
 
 use std::num::NonZeroU64;
+use std::time::Duration;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::{HttpRequest, HttpResponse};
@@ -29,12 +32,14 @@ use quota::{
 };
 use serde::Serialize;
 
+use crate::auth::accounts::validate_username;
 use crate::auth::principal::Principal;
 use crate::clock::Clock;
 use crate::config::FailPolicy;
 use crate::error::{ApiError, QUOTA_EXCEEDED_MESSAGE};
 use crate::observe;
 use crate::shared::Redis;
+use crate::store::canonical_username;
 
 /// What a limit is for: names its Redis keys, its log lines and its metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +48,10 @@ pub enum Concern {
     Quota,
     /// Per-client login and registration attempts.
     Login,
+    /// Per-network (IPv6 /48) login and registration attempts.
+    LoginNetwork,
+    /// Per-username login attempts.
+    LoginUser,
 }
 
 impl Concern {
@@ -52,6 +61,8 @@ impl Concern {
         match self {
             Self::Quota => "quota",
             Self::Login => "login",
+            Self::LoginNetwork => "login_network",
+            Self::LoginUser => "login_user",
         }
     }
 }
@@ -72,6 +83,17 @@ pub fn counters(
     redis: Option<&Redis>,
     concern: Concern,
 ) -> Result<Counters, quota::Error> {
+    tier_counters(policy, clock, redis, concern, "")
+}
+
+/// [`counters`] for one of several policies of `concern`: `tier` keeps their Redis keys apart.
+fn tier_counters(
+    policy: Policy,
+    clock: &Clock,
+    redis: Option<&Redis>,
+    concern: Concern,
+    tier: &str,
+) -> Result<Counters, quota::Error> {
     let memory = || MemoryBackend::builder(policy).clock(clock.clone()).build();
     let Some(redis) = redis else {
         return Ok(Either::Left(memory()?));
@@ -79,12 +101,12 @@ pub fn counters(
     let settings = redis.settings();
     let fail = match concern {
         Concern::Quota => settings.fail_quota,
-        Concern::Login => settings.fail_login,
+        Concern::Login | Concern::LoginNetwork | Concern::LoginUser => settings.fail_login,
     };
     // Redis reports every failure, so that the fallback sees (and counts) each one.
     let primary = RedisBackend::builder(policy)
         .clock(clock.clone())
-        .prefix(format!("{}:{}", settings.prefix, concern.as_str()))
+        .prefix(format!("{}:{}{tier}", settings.prefix, concern.as_str()))
         .timeout(settings.timeout)
         .fail_mode(FailMode::Error)
         .with_connection(redis.connection())?;
@@ -100,7 +122,9 @@ pub fn counters(
     });
     let builder = match (concern, fail) {
         // The login limit goes on with this instance's own counts.
-        (Concern::Login, FailPolicy::Open) => builder.maybe_local(Some(memory()?)),
+        (Concern::Login | Concern::LoginNetwork | Concern::LoginUser, FailPolicy::Open) => {
+            builder.maybe_local(Some(memory()?))
+        }
         // The quota allows the call uncounted.
         (Concern::Quota, FailPolicy::Open) => builder.fail_mode(FailMode::Open).maybe_local(None),
         (_, FailPolicy::Closed) => builder.fail_mode(FailMode::Closed).maybe_local(None),
@@ -242,14 +266,50 @@ impl KeyQuota {
 /// The per-client limit on `/login` and `/register`: `quota`'s middleware.
 pub type LoginLimit = RateLimit<Counters, ForwardedIp, ServiceRequest>;
 
-/// The login limit over `counters`, finding the client behind `trusted` proxies.
+/// How many times the per-client login limit a whole IPv6 /48 gets: a site with many hosts
+/// shares it, and an attacker holding the /48 cannot spread guesses over its 65,536 /64s.
+pub const NETWORK_FACTOR: u64 = 10;
+
+/// The per-client limits on `/login` and `/register`: each client (an IPv4 address or an IPv6
+/// /64) at `per_minute`, and each IPv6 /48 as a whole at [`NETWORK_FACTOR`] times that.
 ///
 /// # Errors
 /// `quota`'s, for a limiter it cannot build.
-pub fn login_limit(counters: Counters, trusted: ForwardedIp) -> Result<LoginLimit, quota::Error> {
+pub fn login_limits(
+    per_minute: u64,
+    clock: &Clock,
+    redis: Option<&Redis>,
+    trusted: &ForwardedIp,
+) -> Result<[LoginLimit; 2], quota::Error> {
+    let policy = |n: u64| {
+        Policy::gcra(
+            NonZeroU64::new(n.max(1)).expect("at least 1"),
+            Duration::from_secs(60),
+        )
+    };
+    let client = counters(policy(per_minute)?, clock, redis, Concern::Login)?;
+    let network = counters(
+        policy(per_minute.saturating_mul(NETWORK_FACTOR))?,
+        clock,
+        redis,
+        Concern::LoginNetwork,
+    )?;
+    Ok([
+        login_limit(client, trusted.clone(), true)?,
+        login_limit(network, trusted.clone().ipv6_prefix(48), false)?,
+    ])
+}
+
+/// A login limit over `counters`, finding the client behind `trusted` proxies; with the
+/// `X-RateLimit-*` headers when `headers`.
+fn login_limit(
+    counters: Counters,
+    trusted: ForwardedIp,
+    headers: bool,
+) -> Result<LoginLimit, quota::Error> {
     RateLimit::builder(counters, trusted)
         .name("login")
-        .x_ratelimit_headers(true)
+        .x_ratelimit_headers(headers)
         .on_refusal(|refusal: Refusal<'_>| {
             let error = match refusal.reason {
                 RefusalReason::Limited | RefusalReason::CostExceedsLimit => {
@@ -274,4 +334,77 @@ pub fn login_limit(counters: Counters, trusted: ForwardedIp) -> Result<LoginLimi
             Rejection::from(error)
         })
         .build()
+}
+
+/// The per-username limit on `/login`, on top of the per-client one, with a backoff that
+/// grows with the attempts: each tier is a limit of its own, and an attempt must pass all of
+/// them. With [`USERNAME_TIERS`], a name can be tried 5 times in a minute, 20 times in an
+/// hour and 100 times in a day, whatever the addresses the attempts come from.
+///
+/// Every attempt counts, before the password is checked, and the name is counted whether or
+/// not an account has it: a locked-out name answers 429 with `Retry-After` alike for an
+/// existing and an unknown user, and a guess costs no argon2 work once the name is locked.
+#[derive(Debug)]
+pub struct UsernameLimit {
+    tiers: Vec<Counters>,
+}
+
+/// The tiers of [`UsernameLimit`]: their Redis key suffix, and the attempts per name in a
+/// sliding minute, hour and day (GCRA).
+pub const USERNAME_TIERS: [(&str, u64, Duration); 3] = [
+    (":minute", 5, Duration::from_secs(60)),
+    (":hour", 20, Duration::from_secs(3_600)),
+    (":day", 100, Duration::from_secs(86_400)),
+];
+
+impl UsernameLimit {
+    /// The limit with [`USERNAME_TIERS`], its counters on `redis` when configured.
+    ///
+    /// # Errors
+    /// `quota`'s, for a backend it cannot build.
+    pub fn new(clock: &Clock, redis: Option<&Redis>) -> Result<Self, quota::Error> {
+        let tiers = USERNAME_TIERS
+            .iter()
+            .map(|&(tier, limit, period)| {
+                let limit = NonZeroU64::new(limit).expect("nonzero tiers");
+                let policy = Policy::gcra(limit, period)?;
+                tier_counters(policy, clock, redis, Concern::LoginUser, tier)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { tiers })
+    }
+
+    /// Counts one login attempt for `username` (in any case); 429 once a tier is spent.
+    ///
+    /// # Errors
+    /// [`ApiError::RateLimited`] past a tier; 503 when Redis fails under the closed policy.
+    pub async fn attempt(&self, username: &str) -> Result<(), ApiError> {
+        // At most 32 ASCII characters; every name no account can have shares one bucket, in
+        // which nothing can succeed anyway.
+        let key = match validate_username(username) {
+            Ok(()) => canonical_username(username),
+            Err(_) => "~invalid".to_owned(),
+        };
+        for tier in &self.tiers {
+            let decision = tier.decide(&key, 1).await.map_err(|error| match error {
+                quota::Error::Unavailable { .. } | quota::Error::Store { .. } => {
+                    store_unavailable()
+                }
+                other => ApiError::internal(other),
+            })?;
+            if !decision.is_allowed() {
+                observe::login_limited();
+                tracing::info!("per-username login limit reached");
+                let retry_after = decision
+                    .retry_after()
+                    .map_or(60, |d| d.as_secs_f64().ceil() as u64)
+                    .max(1);
+                return Err(ApiError::RateLimited {
+                    retry_after,
+                    headers: Vec::new(),
+                });
+            }
+        }
+        Ok(())
+    }
 }

@@ -19,7 +19,7 @@ use secret_key::{SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
 use crate::auth::accounts::Accounts;
-use crate::auth::admin::AdminTokens;
+use crate::auth::admin::{AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::api_key::{KeyTable, key_auth};
 use crate::auth::chain::ApiAuth;
 use crate::auth::jwt::Tokens;
@@ -30,7 +30,7 @@ use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
 use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
 use crate::keys::{CreatedKey, KeyManager, NewKey};
-use crate::limits::{self, Concern, KeyQuota};
+use crate::limits::{self, Concern, KeyQuota, UsernameLimit};
 use crate::routes;
 use crate::routes::health::Readiness;
 use crate::sealing::Sealer;
@@ -146,39 +146,55 @@ impl From<crate::auth::admin::AdminTokenError> for StartupError {
     }
 }
 
-/// What the first start on an empty database created: printed once, never stored in clear.
+/// What a start created because it was missing: an admin token when none was active, and a
+/// demo key on a database that never had a key. Printed once, never stored in clear.
 pub struct FirstStart {
-    /// The admin token for `/admin/keys`.
-    pub admin_token: String,
-    /// A demo API key.
-    pub demo_key: CreatedKey,
+    /// An admin token for `/admin/...`, when no admin token was active.
+    pub admin_token: Option<CreatedAdminToken>,
+    /// A demo API key, when the database had no key.
+    pub demo_key: Option<CreatedKey>,
 }
 
 impl fmt::Debug for FirstStart {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FirstStart")
-            .field("admin_token", &"[redacted]")
+            .field("admin_token", &self.admin_token)
             .field("demo_key", &self.demo_key)
             .finish()
     }
 }
 
 impl FirstStart {
-    /// The banner printed on first start: the only time these are shown.
+    /// The banner printed on start: the only time these are shown.
     #[must_use]
     pub fn banner(&self, addr: std::net::SocketAddr) -> String {
-        format!(
-            "==================== secure-api: first start ====================\n\
-             Save these now: they are shown once and stored only as hashes.\n\n\
-             Admin token (for /admin/keys):  {admin}\n\
-             Demo API key (service {service}, {quota} calls/day):  {key}\n\n\
-             Try:  curl -X POST -H 'Authorization: {key}' http://{addr}/get-current-time\n\
-             =================================================================",
-            admin = self.admin_token,
-            service = self.demo_key.service,
-            quota = self.demo_key.daily_quota,
-            key = self.demo_key.key,
-        )
+        let mut lines = vec![
+            "==================== secure-api: first start ====================".to_owned(),
+            "Save these now: they are shown once and stored only as hashes.".to_owned(),
+            String::new(),
+        ];
+        if let Some(admin) = &self.admin_token {
+            lines.push(format!("Admin token (for /admin/keys):  {}", admin.token));
+            if self.demo_key.is_none() {
+                lines.push(
+                    "(made because no admin token was active; `secure-api admin-token list`)"
+                        .to_owned(),
+                );
+            }
+        }
+        if let Some(demo) = &self.demo_key {
+            lines.push(format!(
+                "Demo API key (service {}, {} calls/day):  {}",
+                demo.service, demo.daily_quota, demo.key
+            ));
+            lines.push(String::new());
+            lines.push(format!(
+                "Try:  curl -X POST -H 'Authorization: {}' http://{addr}/get-current-time",
+                demo.key
+            ));
+        }
+        lines.push("=================================================================".to_owned());
+        lines.join("\n")
     }
 }
 
@@ -310,20 +326,18 @@ pub async fn build_services(
     let daily = NonZeroU64::new(quota_default)
         .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
     let daily = Policy::per_day(daily);
-    let login = Policy::gcra(
-        NonZeroU64::new(LOGIN_LIMIT_PER_MINUTE).expect("nonzero"),
-        Duration::from_secs(60),
-    )
-    .map_err(build_error)?;
     let quota = KeyQuota::new(
         limits::counters(daily, &clock, redis.as_ref(), Concern::Quota).map_err(build_error)?,
     )
     .map_err(build_error)?;
-    let login_limit = limits::login_limit(
-        limits::counters(login, &clock, redis.as_ref(), Concern::Login).map_err(build_error)?,
-        ForwardedIp::new(settings.trusted_proxies.iter().copied()),
+    let login_limits = limits::login_limits(
+        LOGIN_LIMIT_PER_MINUTE,
+        &clock,
+        redis.as_ref(),
+        &ForwardedIp::new(settings.trusted_proxies.iter().copied()),
     )
     .map_err(build_error)?;
+    let username_limit = UsernameLimit::new(&clock, redis.as_ref()).map_err(build_error)?;
     if !quota.is_shared()
         && let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await?
     {
@@ -344,7 +358,8 @@ pub async fn build_services(
         keys: web::Data::new(keys),
         api_auth: web::Data::new(api_auth),
         quota: web::Data::new(quota),
-        login_limit,
+        login_limits,
+        username_limit: web::Data::new(username_limit),
         weather_cache: web::Data::new(SharedWeather::new(redis.clone())),
         readiness: web::Data::new(Readiness::new(db.clone(), redis)),
         prime_limits: web::Data::new(primality::Limits::new(settings.max_prime_bits)),
@@ -380,18 +395,30 @@ async fn connect_redis(settings: &RedisSettings) -> Result<Redis, StartupError> 
     Ok(redis)
 }
 
-/// On an empty database, creates an admin token and a demo key.
+/// Creates an admin token whenever none is active (whatever else the database holds), and a
+/// demo key on a database that never had a key; `None` when neither was needed.
 pub async fn first_start(services: &Services) -> Result<Option<FirstStart>, StartupError> {
-    let db = &services.db;
-    if db.count_admin_tokens().await? > 0 || db.count_keys().await? > 0 {
+    let admin_token = if services.admin_tokens.any_active().await? {
+        None
+    } else {
+        let new = NewAdminToken {
+            label: Some("first start".to_owned()),
+            expires_in_days: None,
+        };
+        Some(services.admin_tokens.create(&new).await?)
+    };
+    let demo_key = if services.db.count_keys().await? == 0 {
+        let demo = NewKey {
+            service: "demo".to_owned(),
+            ..NewKey::default()
+        };
+        Some(services.keys.create(&demo).await?)
+    } else {
+        None
+    };
+    if admin_token.is_none() && demo_key.is_none() {
         return Ok(None);
     }
-    let admin_token = services.admin_tokens.create().await?;
-    let demo = NewKey {
-        service: "demo".to_owned(),
-        ..NewKey::default()
-    };
-    let demo_key = services.keys.create(&demo).await?;
     Ok(Some(FirstStart {
         admin_token,
         demo_key,
@@ -561,7 +588,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
                 .wrap(from_fn(request_timeout))
                 .wrap(from_fn(crate::observe::observe_request))
-                .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limit))
+                .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limits))
         })
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))

@@ -10,7 +10,7 @@ use crate::auth::admin::AdminTokens;
 use crate::auth::chain::ApiAuth;
 use crate::clock::Clock;
 use crate::keys::KeyManager;
-use crate::limits::{KeyQuota, LoginLimit};
+use crate::limits::{KeyQuota, LoginLimit, UsernameLimit};
 use crate::routes::health::Readiness;
 use crate::shared::SharedWeather;
 use crate::store::Db;
@@ -37,8 +37,11 @@ pub struct Services {
     pub api_auth: web::Data<ApiAuth>,
     /// The per-key daily quota.
     pub quota: web::Data<KeyQuota>,
-    /// The per-client limit on `/login` and `/register` (middleware).
-    pub login_limit: LoginLimit,
+    /// The per-client limits on `/login` and `/register` (middleware): per address or IPv6
+    /// /64, and per IPv6 /48.
+    pub login_limits: [LoginLimit; 2],
+    /// The per-username limit on `/login`.
+    pub username_limit: web::Data<UsernameLimit>,
     /// Weather answers shared through Redis.
     pub weather_cache: web::Data<SharedWeather>,
     /// What `/readyz` checks.
@@ -58,6 +61,7 @@ impl Services {
             .app_data(self.accounts.clone())
             .app_data(self.api_auth.clone())
             .app_data(self.quota.clone())
+            .app_data(self.username_limit.clone())
             .app_data(self.weather_cache.clone())
             .app_data(self.readiness.clone())
             .app_data(self.prime_limits.clone())

@@ -675,6 +675,59 @@ async fn a_key_and_its_rotations_share_one_daily_quota() {
 }
 
 #[actix_web::test]
+async fn admin_tokens_expire_and_refuse_bad_options() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let made = app
+        .post(
+            "/admin/tokens",
+            &ah,
+            r#"{"label": "one day", "expires_in_days": 1}"#,
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    assert_eq!(made.body["expires_at"], NOON + 86_400);
+    let short = format!("Bearer {}", made.body["token"].as_str().unwrap());
+    let sh = [("authorization", short.as_str())];
+    assert_eq!(app.get("/admin/keys", &sh).await.status, 200);
+    // Without a body: no label, no expiry.
+    let plain = app.send("POST", "/admin/tokens", &ah, None).await;
+    assert_eq!(plain.status, 201, "{}", plain.body);
+    assert!(plain.body.get("expires_at").is_none());
+
+    app.clock.set(NOON + 86_400);
+    assert_eq!(app.get("/admin/keys", &sh).await.status, 401);
+    let listed = app.get("/admin/tokens", &ah).await;
+    let status_of = |id: &Value| {
+        let all = listed.body.as_array().unwrap();
+        all.iter().find(|t| &t["id"] == id).unwrap()["status"].clone()
+    };
+    assert_eq!(status_of(&made.body["id"]), "expired");
+    assert_eq!(status_of(&plain.body["id"]), "active");
+    assert_eq!(listed.body.as_array().unwrap().len(), 3);
+
+    for (body, field) in [
+        (r#"{"label": ""}"#, "label"),
+        (r#"{"label": "tab\there"}"#, "label"),
+        (r#"{"expires_in_days": 0}"#, "expires_in_days"),
+        (r#"{"expires_in_days": 40000}"#, "expires_in_days"),
+    ] {
+        let reply = app.post("/admin/tokens", &ah, body).await;
+        assert_eq!(
+            (reply.status, reply.body["field"].clone()),
+            (400, json!(field)),
+            "{body}"
+        );
+    }
+    let user_key = format!("Bearer {}", app.first.demo_key.key);
+    let refused = app
+        .get("/admin/tokens", &[("authorization", &user_key)])
+        .await;
+    assert_eq!(refused.status, 401);
+}
+
+#[actix_web::test]
 async fn keys_users_and_quota_usage_survive_a_restart() {
     let first = spawn().await;
     let dir = first.dir.clone();

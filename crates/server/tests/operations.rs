@@ -6,8 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Spawn, spawn, spawn_with};
+use common::{NOON, Spawn, spawn, spawn_with};
 use secure_api::cli::SettingsArgs;
+use serde_json::json;
 
 #[actix_web::test]
 async fn every_response_carries_a_request_id_and_a_safe_inbound_one_is_kept() {
@@ -253,7 +254,13 @@ async fn a_database_that_cannot_be_reached_is_a_503_not_a_500() {
 
 #[actix_web::test]
 async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
-    let login = r#"{"username": "nobody_here", "password": "not the password at all"}"#;
+    // A new name for every attempt, so that only the per-address limit is in play.
+    let names = std::cell::Cell::new(0);
+    let login = || {
+        names.set(names.get() + 1);
+        json!({"username": format!("nobody_{}", names.get()), "password": "not the password at all"})
+            .to_string()
+    };
     let proxied = spawn_with(Spawn {
         args: SettingsArgs {
             trusted_proxies: Some(vec!["127.0.0.0/8".to_owned()]),
@@ -267,7 +274,7 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
     for _ in 0..6 {
         statuses.push(
             proxied
-                .post("/login", &from("203.0.113.1"), login)
+                .post("/login", &from("203.0.113.1"), &login())
                 .await
                 .status,
         );
@@ -277,14 +284,14 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
     // does not move a client to another bucket.
     assert_eq!(
         proxied
-            .post("/login", &from("203.0.113.2"), login)
+            .post("/login", &from("203.0.113.2"), &login())
             .await
             .status,
         401
     );
     assert_eq!(
         proxied
-            .post("/login", &from("198.51.100.9, 203.0.113.1"), login)
+            .post("/login", &from("198.51.100.9, 203.0.113.1"), &login())
             .await
             .status,
         429
@@ -294,21 +301,21 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
     // proxy's own address, which every client behind it shares.
     assert_eq!(
         proxied
-            .post("/login", &from("junk, 203.0.113.3"), login)
+            .post("/login", &from("junk, 203.0.113.3"), &login())
             .await
             .status,
         401
     );
     for _ in 0..6 {
         let reply = proxied
-            .post("/login", &from("203.0.113.4, junk"), login)
+            .post("/login", &from("203.0.113.4, junk"), &login())
             .await;
         assert_eq!(reply.status, 400, "{}", reply.body);
         assert_eq!(reply.body["type"], "/problems/bad-request");
     }
     assert_eq!(
         proxied
-            .post("/login", &from("203.0.113.5"), login)
+            .post("/login", &from("203.0.113.5"), &login())
             .await
             .status,
         401,
@@ -320,7 +327,144 @@ async fn behind_a_trusted_proxy_the_login_limit_is_per_forwarded_client() {
     let mut statuses = Vec::new();
     for i in 0..6 {
         let ip = ["203.0.113.1", "203.0.113.2", "203.0.113.3"][i % 3];
-        statuses.push(direct.post("/login", &from(ip), login).await.status);
+        statuses.push(direct.post("/login", &from(ip), &login()).await.status);
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429]);
+}
+
+/// Spawns the app behind a trusted proxy on 127.0.0.0/8, so each request names its client in
+/// `X-Forwarded-For`.
+async fn behind_proxy() -> common::TestApp {
+    spawn_with(Spawn {
+        args: SettingsArgs {
+            trusted_proxies: Some(vec!["127.0.0.0/8".to_owned()]),
+            ..SettingsArgs::default()
+        },
+        ..Spawn::default()
+    })
+    .await
+}
+
+#[actix_web::test]
+async fn one_username_is_limited_whatever_the_addresses_and_alike_for_unknown_names() {
+    let app = behind_proxy().await;
+    let creds = json!({"username": "Victim", "password": "a long enough password 1"});
+    let register = app
+        .post(
+            "/register",
+            &[("x-forwarded-for", "198.51.100.1")],
+            &creds.to_string(),
+        )
+        .await;
+    assert_eq!(register.status, 201, "{}", register.body);
+    let guess =
+        |name: &str| json!({"username": name, "password": "a wrong guess, again"}).to_string();
+    // Five guesses in a minute per name, each from another address.
+    let mut address = 0;
+    let mut from = || {
+        address += 1;
+        format!("203.0.113.{address}")
+    };
+    for name in ["victim", "ghost_user"] {
+        for _ in 0..5 {
+            let ip = from();
+            let reply = app
+                .post("/login", &[("x-forwarded-for", &ip)], &guess(name))
+                .await;
+            assert_eq!(reply.status, 401, "{name}: {}", reply.body);
+        }
+    }
+    let ip = from();
+    let locked = app
+        .post("/login", &[("x-forwarded-for", &ip)], &guess("VICTIM"))
+        .await;
+    let ip = from();
+    let unknown = app
+        .post("/login", &[("x-forwarded-for", &ip)], &guess("ghost_user"))
+        .await;
+    for reply in [&locked, &unknown] {
+        assert_eq!(reply.status, 429, "{}", reply.body);
+        assert_eq!(reply.body["type"], "/problems/rate-limited");
+        assert!(reply.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
+    }
+    assert_eq!(locked.body["detail"], unknown.body["detail"]);
+    // Even the right password waits: the name is locked, not the guesser.
+    let ip = from();
+    let right = app
+        .post("/login", &[("x-forwarded-for", &ip)], &creds.to_string())
+        .await;
+    assert_eq!(right.status, 429);
+    // Another name is not affected.
+    let ip = from();
+    let other = app
+        .post(
+            "/login",
+            &[("x-forwarded-for", &ip)],
+            &guess("someone_else"),
+        )
+        .await;
+    assert_eq!(other.status, 401);
+
+    // The backoff grows: a minute later five more, but past 20 in the hour the wait is long.
+    let mut now = NOON;
+    for _ in 0..5 {
+        now += 61;
+        app.clock.set(now);
+        let ip = from();
+        let reply = app
+            .post("/login", &[("x-forwarded-for", &ip)], &creds.to_string())
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    // Ten attempts on "victim" passed the minute tier so far (the refused ones count nowhere
+    // further); the hour allows 20.
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        now += 13;
+        app.clock.set(now);
+        let ip = from();
+        statuses.push(
+            app.post("/login", &[("x-forwarded-for", &ip)], &guess("victim"))
+                .await,
+        );
+    }
+    let refused = statuses
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the hour tier refuses");
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!(
+        wait > 60,
+        "the hourly tier waits longer than the minute: {wait} s"
+    );
+}
+
+#[actix_web::test]
+async fn an_ipv6_48_shares_a_budget_across_its_64s() {
+    let app = behind_proxy().await;
+    let names = std::cell::Cell::new(0);
+    let attempt = async |ip: String| {
+        names.set(names.get() + 1);
+        let body =
+            json!({"username": format!("user_{}", names.get()), "password": "no such password"});
+        app.post("/login", &[("x-forwarded-for", &ip)], &body.to_string())
+            .await
+            .status
+    };
+    // 5 per /64, 50 per /48: ten /64s spend the /48's budget, the eleventh is refused.
+    for net in 0..10 {
+        for host in 1..=5 {
+            let status = attempt(format!("2001:db8:1:{net:x}::{host}")).await;
+            assert_eq!(status, 401, "2001:db8:1:{net:x}::{host}");
+        }
+    }
+    assert_eq!(attempt("2001:db8:1:a::1".to_owned()).await, 429);
+    // Within one /64 every address shares the 5.
+    assert_eq!(attempt("2001:db8:2:0::1".to_owned()).await, 401);
+    for host in 2..=5 {
+        assert_eq!(attempt(format!("2001:db8:2:0::{host}")).await, 401);
+    }
+    assert_eq!(attempt("2001:db8:2:0:ffff::9".to_owned()).await, 429);
+    // Another /48 has its own budget.
+    assert_eq!(attempt("2001:db8:3::1".to_owned()).await, 401);
 }

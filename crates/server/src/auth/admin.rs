@@ -1,21 +1,25 @@
-//! Admin tokens for `/admin/keys...`: the API key format with the prefix `sadm`, hashed with
-//! the same pepper, stored only as hashes, presented as `Authorization: Bearer <token>`.
+//! Admin tokens for `/admin/...`: the API key format with the prefix `sadm`, hashed with the
+//! same pepper, stored only as hashes, presented as `Authorization: Bearer <token>`. Each has
+//! an optional label and expiry, and is revoked by id.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use apikey_gen::KeyConfig;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::jwt::bearer_token;
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::store::{Db, StoreError};
+use crate::keys::EXPIRES_MAX_DAYS;
+use crate::store::{AdminTokenRow, Db, StoreError};
 
 /// Admin tokens use the API key format with this prefix.
 pub const ADMIN_PREFIX: &str = "sadm";
 
-/// Creates and checks admin tokens.
+/// Creates, lists, revokes and checks admin tokens.
 #[derive(Debug, Clone)]
 pub struct AdminTokens {
     db: Db,
@@ -23,10 +27,21 @@ pub struct AdminTokens {
     clock: Clock,
 }
 
-/// Why an admin token could not be made or checked.
+/// Why an admin token could not be made, found or checked.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdminTokenError {
+    /// A request field that breaks a rule; `field` names which.
+    #[error("{field} {reason}")]
+    Invalid {
+        /// The field, as named in the request body.
+        field: &'static str,
+        /// The rule it breaks.
+        reason: String,
+    },
+    /// No admin token, or no unrevoked one, with this id.
+    #[error("no active admin token with this id")]
+    NotFound,
     /// The token format or generator failed.
     #[error(transparent)]
     Key(#[from] apikey_gen::Error),
@@ -38,10 +53,82 @@ pub enum AdminTokenError {
 impl From<AdminTokenError> for ApiError {
     fn from(error: AdminTokenError) -> Self {
         match error {
+            AdminTokenError::Invalid { field, reason } => Self::Validation { field, reason },
+            AdminTokenError::NotFound => Self::NotFound("no active admin token with this id"),
             AdminTokenError::Key(e) => Self::internal(e),
             AdminTokenError::Store(e) => e.into(),
         }
     }
+}
+
+/// Longest accepted label, in bytes.
+pub const LABEL_MAX: usize = 64;
+
+/// Options for a new admin token.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAdminToken {
+    /// Who or what holds it (1 to 64 bytes, no control characters), shown in listings.
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 64, example = "ci deploy")]
+    pub label: Option<String>,
+    /// Days until it expires (1 to 36,500); without it, it lasts until revoked.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 36_500)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// An admin token just created: the only moment it exists in clear.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CreatedAdminToken {
+    /// Non-secret token id, for listing and revoking.
+    pub id: String,
+    /// The admin token. Shown once; only its hash is stored.
+    pub token: String,
+    /// Its label, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Expiry (unix seconds), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+impl fmt::Debug for CreatedAdminToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreatedAdminToken")
+            .field("id", &self.id)
+            .field("token", &"[redacted]")
+            .field("label", &self.label)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl Drop for CreatedAdminToken {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.token.zeroize();
+    }
+}
+
+/// An admin token as listed: never the token.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AdminTokenInfo {
+    /// Non-secret token id.
+    pub id: String,
+    /// Its label, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Expiry (unix seconds), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    /// Revocation time (unix seconds), if revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<i64>,
+    /// `active`, `expired` or `revoked` at the time of listing.
+    pub status: &'static str,
 }
 
 impl AdminTokens {
@@ -55,27 +142,90 @@ impl AdminTokens {
     }
 
     /// Creates an admin token; returns it (shown once).
-    pub async fn create(&self) -> Result<String, AdminTokenError> {
-        let generated = self.config.generate()?;
-        self.db
-            .insert_admin_token(
-                generated.id().as_str(),
-                &generated.hash().to_hex(),
-                self.clock.now(),
-            )
-            .await?;
-        Ok(generated.key().expose_secret().to_owned())
+    pub async fn create(&self, new: &NewAdminToken) -> Result<CreatedAdminToken, AdminTokenError> {
+        let invalid = |field, reason: String| AdminTokenError::Invalid { field, reason };
+        if let Some(label) = &new.label
+            && (label.is_empty() || label.len() > LABEL_MAX || label.chars().any(char::is_control))
+        {
+            return Err(invalid(
+                "label",
+                format!("must be 1 to {LABEL_MAX} bytes with no control characters"),
+            ));
+        }
+        if let Some(days) = new.expires_in_days
+            && !(1..=EXPIRES_MAX_DAYS).contains(&days)
+        {
+            return Err(invalid(
+                "expires_in_days",
+                format!("must be between 1 and {EXPIRES_MAX_DAYS}"),
+            ));
+        }
+        let now = self.clock.now();
+        let (token, hash, id) = self.config.generate()?.into_parts();
+        let row = AdminTokenRow {
+            id: id.as_str().to_owned(),
+            token_hash: hash.to_hex(),
+            label: new.label.clone(),
+            created_at: now,
+            expires_at: new
+                .expires_in_days
+                .map(|days| now.saturating_add(i64::from(days) * 86_400)),
+            revoked_at: None,
+        };
+        self.db.insert_admin_token(&row).await?;
+        Ok(CreatedAdminToken {
+            id: row.id,
+            token: token.expose_secret().to_owned(),
+            label: row.label,
+            expires_at: row.expires_at,
+        })
     }
 
-    /// The id of the admin token `token`, if it is valid.
+    /// Every admin token, oldest first.
+    pub async fn list(&self) -> Result<Vec<AdminTokenInfo>, AdminTokenError> {
+        let now = self.clock.now();
+        let rows = self.db.list_admin_tokens().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AdminTokenInfo {
+                status: if row.revoked_at.is_some() {
+                    "revoked"
+                } else if row.expires_at.is_some_and(|t| t <= now) {
+                    "expired"
+                } else {
+                    "active"
+                },
+                id: row.id,
+                label: row.label,
+                created_at: row.created_at,
+                expires_at: row.expires_at,
+                revoked_at: row.revoked_at,
+            })
+            .collect())
+    }
+
+    /// Revokes the admin token `id` now. Every instance refuses it from its next request: admin
+    /// tokens are looked up in the database on every call.
+    pub async fn revoke(&self, id: &str) -> Result<(), AdminTokenError> {
+        if self.db.revoke_admin_token(id, self.clock.now()).await? {
+            Ok(())
+        } else {
+            Err(AdminTokenError::NotFound)
+        }
+    }
+
+    /// Whether any admin token is active.
+    pub async fn any_active(&self) -> Result<bool, AdminTokenError> {
+        Ok(self.db.count_active_admin_tokens(self.clock.now()).await? > 0)
+    }
+
+    /// The id of the admin token `token`, if it is active.
     pub async fn find(&self, token: &str) -> Result<Option<String>, AdminTokenError> {
         if self.config.parse(token).is_err() {
             return Ok(None);
         }
-        Ok(self
-            .db
-            .find_admin_token(&self.config.hash(token).to_hex())
-            .await?)
+        let hash = self.config.hash(token).to_hex();
+        Ok(self.db.find_admin_token(&hash, self.clock.now()).await?)
     }
 }
 

@@ -47,6 +47,37 @@ pub enum Command {
     /// Manage API keys in the database.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage admin tokens in the database.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+/// `secure-api admin-token ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create an admin token and print it once.
+    Create {
+        /// Who or what holds it, shown in listings.
+        #[arg(long)]
+        label: Option<String>,
+        /// Days until it expires (default: until revoked).
+        #[arg(long, value_name = "DAYS")]
+        expires_in: Option<u32>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List admin tokens (never the tokens themselves).
+    List {
+        /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an admin token now.
+    Revoke {
+        /// The admin token id.
+        id: String,
+    },
 }
 
 /// `secure-api keys ...`

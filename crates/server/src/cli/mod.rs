@@ -1,4 +1,4 @@
-//! The `secure-api` command: serve, or manage keys in the database.
+//! The `secure-api` command: serve, or manage keys and admin tokens in the database.
 
 use std::process::ExitCode;
 
@@ -8,8 +8,9 @@ use quota::Snapshot;
 use crate::clock::Clock;
 pub mod args;
 
-pub use args::{Cli, Command, KeysCommand, SettingsArgs};
+pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SettingsArgs};
 
+use crate::auth::admin::NewAdminToken;
 use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, NewKey};
 use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_services, process_env};
@@ -31,6 +32,7 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(serve(settings)),
         Some(Command::Keys(command)) => runtime.block_on(keys(settings, command)),
+        Some(Command::AdminToken(command)) => runtime.block_on(admin_tokens(settings, command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,6 +109,75 @@ async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
     let outcome = keys_command(&services, command).await;
     services.db.close().await;
     outcome
+}
+
+async fn admin_tokens(settings: Settings, command: AdminTokenCommand) -> Result<(), String> {
+    let services: Services = build_services(&settings, &process_env(), Clock::system())
+        .await
+        .map_err(|e| e.to_string())?;
+    let outcome = admin_token_command(&services, command).await;
+    services.db.close().await;
+    outcome
+}
+
+fn to_json(value: &impl serde::Serialize) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| e.to_string())
+}
+
+/// Runs an `admin-token` subcommand; domain errors are printed as they are.
+async fn admin_token_command(
+    services: &Services,
+    command: AdminTokenCommand,
+) -> Result<(), String> {
+    let tokens = &services.admin_tokens;
+    match command {
+        AdminTokenCommand::Create {
+            label,
+            expires_in,
+            json: as_json,
+        } => {
+            let new = NewAdminToken {
+                label,
+                expires_in_days: expires_in,
+            };
+            let created = tokens.create(&new).await.map_err(|e| e.to_string())?;
+            if as_json {
+                println!("{}", to_json(&created)?);
+            } else {
+                println!("id:          {}", created.id);
+                println!("token:       {}", created.token);
+                if let Some(at) = created.expires_at {
+                    println!("expires at:  {at}");
+                }
+                println!("Save the token now: it is shown once and stored only as a hash.");
+            }
+            Ok(())
+        }
+        AdminTokenCommand::List { json: as_json } => {
+            let list = tokens.list().await.map_err(|e| e.to_string())?;
+            if as_json {
+                println!("{}", to_json(&list)?);
+            } else {
+                println!("{:<26} {:<24} {:>12} STATUS", "ID", "LABEL", "EXPIRES AT");
+                for t in list {
+                    println!(
+                        "{:<26} {:<24} {:>12} {}",
+                        t.id,
+                        t.label.as_deref().unwrap_or("-"),
+                        t.expires_at
+                            .map_or_else(|| "never".to_owned(), |t| t.to_string()),
+                        t.status
+                    );
+                }
+            }
+            Ok(())
+        }
+        AdminTokenCommand::Revoke { id } => {
+            tokens.revoke(&id).await.map_err(|e| e.to_string())?;
+            println!("revoked {id}; running servers refuse it from their next request");
+            Ok(())
+        }
+    }
 }
 
 /// Runs a `keys` subcommand; domain errors are printed as they are.

@@ -1,10 +1,11 @@
-//! `/admin/keys...`: key management with an admin token (`Authorization: Bearer <token>`).
+//! `/admin/keys...` and `/admin/tokens...`: key and admin token management with an admin
+//! token (`Authorization: Bearer <token>`).
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::admin::Admin;
+use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::chain::ApiAuth;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson};
@@ -182,4 +183,62 @@ pub async fn key_usage(
         remaining: usage.remaining,
         reset_secs: usage.reset.as_secs(),
     }))
+}
+
+/// List admin tokens (never the tokens themselves).
+#[utoipa::path(
+    get, path = "/admin/tokens", tag = "admin",
+    responses(
+        (status = 200, description = "Every admin token", body = Vec<AdminTokenInfo>),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn list_admin_tokens(
+    tokens: web::Data<AdminTokens>,
+    _admin: Admin,
+) -> Result<web::Json<Vec<AdminTokenInfo>>, ApiError> {
+    Ok(web::Json(tokens.list().await?))
+}
+
+/// Create an admin token; the response is the only time it is shown.
+#[utoipa::path(
+    post, path = "/admin/tokens", tag = "admin",
+    request_body(content = Option<NewAdminToken>, description = "Optional label and expiry"),
+    responses(
+        (status = 201, description = "Created", body = CreatedAdminToken),
+        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn create_admin_token(
+    tokens: web::Data<AdminTokens>,
+    admin: Admin,
+    body: OptionalJson<NewAdminToken>,
+) -> Result<HttpResponse, ApiError> {
+    let created = tokens.create(&body.0.unwrap_or_default()).await?;
+    tracing::info!(token = %created.id, by = %admin.token_id, "admin token created");
+    Ok(HttpResponse::Created().json(&created))
+}
+
+/// Revoke an admin token now; every instance refuses it from its next request.
+#[utoipa::path(
+    delete, path = "/admin/tokens/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The admin token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such active admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn revoke_admin_token(
+    tokens: web::Data<AdminTokens>,
+    admin: Admin,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    tokens.revoke(&id).await?;
+    tracing::info!(token = %id, by = %admin.token_id, "admin token revoked");
+    Ok(HttpResponse::NoContent().finish())
 }

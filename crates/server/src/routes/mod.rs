@@ -41,6 +41,9 @@ use crate::limits::LoginLimit;
         admin::revoke_key,
         admin::rotate_key,
         admin::key_usage,
+        admin::list_admin_tokens,
+        admin::create_admin_token,
+        admin::revoke_admin_token,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -202,8 +205,8 @@ pub async fn openapi() -> HttpResponse {
 }
 
 /// Registers every route: the API routes behind `auth`'s chain, `/register` and `/login`
-/// behind `login_limit`.
-pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limit: &LoginLimit) {
+/// behind `login_limits`.
+pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[LoginLimit; 2]) {
     // Authentication wraps the route, not the resource, so a wrong method answers 405
     // before any credential is looked at. The last `wrap` runs first: the signature check,
     // then the key, then the principal.
@@ -213,7 +216,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limit: &Log
             .wrap(auth.key.clone())
             .wrap(auth.signature.clone())
     };
-    let limited = |route: Route| route.wrap(login_limit.clone());
+    let [per_client, per_network] = login_limits;
+    let limited = |route: Route| route.wrap(per_client.clone()).wrap(per_network.clone());
     cfg.service(resource("/get-current-time").route(api(web::post().to(time::get_current_time))))
         .service(resource("/check-prime").route(api(web::post().to(prime::check_prime))))
         .service(resource("/whoami").route(api(get().to(whoami::whoami))))
@@ -231,6 +235,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limit: &Log
         .service(resource("/admin/keys/{id}").route(web::delete().to(admin::revoke_key)))
         .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
         .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
+        .service(
+            resource("/admin/tokens")
+                .route(get().to(admin::list_admin_tokens))
+                .route(web::post().to(admin::create_admin_token)),
+        )
+        .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
         .service(resource("/healthz").route(get().to(health::healthz)))
         .service(resource("/readyz").route(get().to(health::readyz)))
         .service(resource("/metrics").route(get().to(health::metrics)))

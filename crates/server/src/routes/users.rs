@@ -9,6 +9,7 @@ use crate::auth::accounts::{Accounts, TokenPair};
 use crate::auth::bearer::AuthenticatedUser;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson};
+use crate::limits::UsernameLimit;
 
 /// Credentials for `/register` and `/login`.
 #[derive(Deserialize, ToSchema)]
@@ -126,14 +127,16 @@ pub async fn register(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 400, description = "Malformed request", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Wrong username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many attempts from this address", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address, or for this username", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn login(
     accounts: web::Data<Accounts>,
+    username_limit: web::Data<UsernameLimit>,
     body: Json<Credentials>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let Credentials { username, password } = body.into_inner();
+    username_limit.attempt(&username).await?;
     let pair = accounts.login(&username, Zeroizing::new(password)).await?;
     Ok(web::Json(pair.into()))
 }

@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key quota id",
         include_str!("../../migrations/0003_key_quota_id.sql"),
     ),
+    (
+        4,
+        "admin token lifecycle",
+        include_str!("../../migrations/0004_admin_token_lifecycle.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -126,6 +131,23 @@ impl KeyRow {
     pub fn is_active(&self, now: i64) -> bool {
         self.revoked_at.is_none_or(|t| t > now) && self.expires_at.is_none_or(|t| t > now)
     }
+}
+
+/// An admin token as stored: never the token itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminTokenRow {
+    /// Non-secret token id.
+    pub id: String,
+    /// Hex hash of the token.
+    pub token_hash: String,
+    /// Who or what holds it, if given.
+    pub label: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry time, if any.
+    pub expires_at: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at: Option<i64>,
 }
 
 /// The database pool and the queries the server runs.
@@ -382,38 +404,83 @@ impl Db {
 
     // ---- admin tokens ----
 
-    /// Stores an admin token's hash.
-    pub async fn insert_admin_token(
-        &self,
-        id: &str,
-        token_hash: &str,
-        now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
-            .bind(id)
-            .bind(token_hash)
-            .bind(now)
-            .execute(&self.pool)
-            .await
-            .map_err(conflict_or_database)?;
+    /// Stores an admin token (its hash, never the token).
+    pub async fn insert_admin_token(&self, token: &AdminTokenRow) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO admin_tokens (id, token_hash, label, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&token.id)
+        .bind(&token.token_hash)
+        .bind(&token.label)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(&self.pool)
+        .await
+        .map_err(conflict_or_database)?;
         Ok(())
     }
 
-    /// The id of the active admin token with this hash, if any.
-    pub async fn find_admin_token(&self, token_hash: &str) -> StoreResult<Option<String>> {
-        let row =
-            sqlx::query("SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+    /// The id of the admin token with this hash if it is active at `now`.
+    pub async fn find_admin_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> StoreResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT id FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.map(|row| row.get(0)))
     }
 
-    /// How many admin tokens exist (any state).
-    pub async fn count_admin_tokens(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM admin_tokens")
-            .fetch_one(&self.pool)
-            .await?;
+    /// Every admin token, oldest first.
+    pub async fn list_admin_tokens(&self) -> StoreResult<Vec<AdminTokenRow>> {
+        let rows = sqlx::query(
+            "SELECT id, token_hash, label, created_at, expires_at, revoked_at FROM admin_tokens \
+             ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| AdminTokenRow {
+                id: row.get(0),
+                token_hash: row.get(1),
+                label: row.get(2),
+                created_at: row.get(3),
+                expires_at: row.get(4),
+                revoked_at: row.get(5),
+            })
+            .collect())
+    }
+
+    /// Revokes the admin token `id` at `at`; false if there is none, or it already was.
+    pub async fn revoke_admin_token(&self, id: &str, at: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many admin tokens are active at `now`.
+    pub async fn count_active_admin_tokens(&self, now: i64) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) FROM admin_tokens WHERE revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $1)",
+        )
+        .bind(now)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.get(0))
     }
 

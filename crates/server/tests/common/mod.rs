@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use secure_api::cli::SettingsArgs;
 use secure_api::clock::Clock;
-use secure_api::startup::{Application, Env, FirstStart};
+use secure_api::keys::CreatedKey;
+use secure_api::startup::{Application, Env};
 use secure_api::state::Services;
 use serde_json::{Value, json};
 
@@ -25,7 +26,7 @@ pub struct TestApp {
     pub base: String,
     pub services: Services,
     pub clock: Clock,
-    pub first: FirstStart,
+    pub first: First,
     pub dir: Arc<tempfile::TempDir>,
     pub env: HashMap<String, String>,
     pub client: awc::Client,
@@ -82,7 +83,7 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
     let mut app = Application::build_with(settings, env, spawn.clock.clone())
         .await
         .expect("the app builds");
-    let first = app.take_first_start();
+    let mut first = app.take_first_start();
     let base = format!("http://127.0.0.1:{}", app.port());
     let services = app.services();
     let server = app.handle();
@@ -91,10 +92,16 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
         base,
         services,
         clock: spawn.clock,
-        first: first.unwrap_or_else(|| FirstStart {
-            admin_token: String::new(),
-            demo_key: empty_key(),
-        }),
+        first: First {
+            admin_token: first
+                .as_mut()
+                .and_then(|f| f.admin_token.take())
+                .map(|t| t.token.clone())
+                .unwrap_or_default(),
+            demo_key: first
+                .and_then(|mut f| f.demo_key.take())
+                .unwrap_or_else(empty_key),
+        },
         dir,
         env: spawn.env,
         server,
@@ -105,8 +112,15 @@ pub async fn spawn_with(spawn: Spawn) -> TestApp {
     }
 }
 
-fn empty_key() -> secure_api::keys::CreatedKey {
-    secure_api::keys::CreatedKey {
+/// What the start created: the admin token (empty when none was made) and the demo key (with
+/// an empty key when none was made).
+pub struct First {
+    pub admin_token: String,
+    pub demo_key: CreatedKey,
+}
+
+fn empty_key() -> CreatedKey {
+    CreatedKey {
         id: String::new(),
         key: String::new(),
         service: String::new(),

@@ -145,6 +145,27 @@ pub async fn start_instance(
     (instance, banner)
 }
 
+/// Runs `secure-api ARGS` (an admin command) with `env` in `dir`; its stdout, after checking
+/// that it succeeded.
+pub fn run_cli(env: &[(String, String)], dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(binary())
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("secure-api runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "secure-api {args:?} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 pub struct Reply {
     pub status: u16,
     pub headers: awc::http::header::HeaderMap,

@@ -1,0 +1,139 @@
+//! Admin tokens have a lifecycle: created, listed and revoked from the command line and the
+//! admin API, with an optional expiry; and a start makes one whenever none is active, whatever
+//! else the database holds. Real processes: the CLI and the server share one SQLite file.
+
+mod common;
+
+use common::process::{random_hex, run_cli, send, start_instance};
+use serde_json::{Value, json};
+
+#[actix_web::test]
+async fn admin_tokens_are_created_listed_and_revoked_by_cli_and_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("SECRET_KEY".to_owned(), random_hex(48)),
+        ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
+    ];
+    // A key made before the first `serve`: the start still makes an admin token.
+    run_cli(&env, dir.path(), &["keys", "create", "--service", "early"]);
+    let (server, banner) = start_instance("admin-tokens", &env, dir.path()).await;
+    let first = common::process::admin_token(&banner);
+    assert!(!banner.contains("Demo API key"), "{banner}");
+    let client = awc::Client::default();
+    let call = async |method: &str, path: &str, token: &str, body: Option<Value>| {
+        let auth = format!("Bearer {token}");
+        let body = body.map(|b| b.to_string());
+        let headers = [("authorization", auth.as_str())];
+        send(
+            &client,
+            method,
+            &server.url(path),
+            &headers,
+            body.as_deref(),
+        )
+        .await
+    };
+    assert_eq!(call("GET", "/admin/keys", &first, None).await.status, 200);
+
+    // Made through the API, with a label and an expiry; shown once, listed without the token.
+    let made = call(
+        "POST",
+        "/admin/tokens",
+        &first,
+        Some(json!({"label": "ci deploy", "expires_in_days": 30})),
+    )
+    .await;
+    assert_eq!(made.status, 201, "{}", made.body);
+    let (api_id, api_token) = (
+        made.body["id"].as_str().unwrap().to_owned(),
+        made.body["token"].as_str().unwrap().to_owned(),
+    );
+    assert!(made.body["expires_at"].is_i64());
+    assert_eq!(
+        call("GET", "/admin/keys", &api_token, None).await.status,
+        200
+    );
+
+    // Made on the command line while the server runs: it works at once.
+    let created: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["admin-token", "create", "--label", "ops", "--json"],
+    ))
+    .unwrap();
+    let cli_token = created["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        call("GET", "/admin/keys", &cli_token, None).await.status,
+        200
+    );
+
+    let listed = call("GET", "/admin/tokens", &cli_token, None).await;
+    let mut labels: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["label"].as_str().unwrap())
+        .collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["ci deploy", "first start", "ops"]);
+    for secret in [&first, &api_token, &cli_token] {
+        assert!(!listed.body.to_string().contains(secret.as_str()));
+    }
+
+    // Revoked through the API: refused from the next request, on this instance and any other.
+    let revoked = call("DELETE", &format!("/admin/tokens/{api_id}"), &first, None).await;
+    assert_eq!(revoked.status, 204);
+    assert_eq!(
+        call("GET", "/admin/keys", &api_token, None).await.status,
+        401
+    );
+    let again = call("DELETE", &format!("/admin/tokens/{api_id}"), &first, None).await;
+    assert_eq!(again.status, 404);
+
+    // Revoked on the command line, including the first one: the server refuses both.
+    let cli_id = created["id"].as_str().unwrap();
+    run_cli(&env, dir.path(), &["admin-token", "revoke", cli_id]);
+    assert_eq!(
+        call("GET", "/admin/keys", &cli_token, None).await.status,
+        401
+    );
+    let list: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["admin-token", "list", "--json"],
+    ))
+    .unwrap();
+    let by_label = |label: &str| {
+        let all = list.as_array().unwrap();
+        all.iter().find(|t| t["label"] == label).unwrap().clone()
+    };
+    assert_eq!(by_label("first start")["status"], "active");
+    assert_eq!(by_label("ci deploy")["status"], "revoked");
+    assert_eq!(by_label("ops")["status"], "revoked");
+    let first_id = by_label("first start")["id"].as_str().unwrap().to_owned();
+    run_cli(&env, dir.path(), &["admin-token", "revoke", &first_id]);
+    assert_eq!(call("GET", "/admin/keys", &first, None).await.status, 401);
+    server.process.terminate();
+
+    // No admin token is active now: the next start makes one, and no second demo key.
+    let (server, banner) = start_instance("admin-tokens-again", &env, dir.path()).await;
+    let fresh = common::process::admin_token(&banner);
+    assert!(!banner.contains("Demo API key"), "{banner}");
+    let auth = format!("Bearer {fresh}");
+    let keys = send(
+        &client,
+        "GET",
+        &server.url("/admin/keys"),
+        &[("authorization", &auth)],
+        None,
+    )
+    .await;
+    assert_eq!(keys.status, 200);
+    assert_eq!(
+        keys.body.as_array().unwrap().len(),
+        1,
+        "only the key made before serve"
+    );
+    server.process.terminate();
+}
