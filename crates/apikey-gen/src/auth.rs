@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use lru::LruCache;
 
 use crate::error::{Error, Result};
-use crate::hash::KeyHash;
+use crate::hash::{KeyHash, KeyHasher};
 use crate::key::KeyConfig;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
@@ -120,6 +120,21 @@ pub trait KeyStore: Send + Sync {
         &self,
         hash: &KeyHash,
     ) -> impl Future<Output = core::result::Result<Option<KeyRecord<Self::Identity>>, Self::Error>> + Send;
+
+    /// Stores the key found under `old` (a hash by a
+    /// [fallback hasher](AuthenticatorBuilder::fallback_hashers)) under `new` (its hash by the
+    /// current hasher) instead, so that the fallback can be dropped once every key was used.
+    /// Called after such a key authenticated; its error is not the caller's (the key
+    /// authenticated either way, and the next use tries again). The default keeps the old hash,
+    /// so the key authenticates only as long as the fallback hasher is configured.
+    fn rehash(
+        &self,
+        old: &KeyHash,
+        new: &KeyHash,
+    ) -> impl Future<Output = core::result::Result<(), Self::Error>> + Send {
+        let _ = (old, new);
+        async { Ok(()) }
+    }
 }
 
 /// One shard of a cache: entries with the time they were fetched.
@@ -200,6 +215,7 @@ impl<V: Clone> Cache<V> {
 /// Both caches hold 100,000 entries by default, split over 16 shards.
 pub struct Authenticator<S: KeyStore, C = SystemClock> {
     config: KeyConfig,
+    fallbacks: Vec<KeyHasher>,
     store: S,
     clock: C,
     ttl: u64,
@@ -213,6 +229,7 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for Authenticator<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
             .field("config", &self.config)
+            .field("fallback_hashers", &self.fallbacks.len())
             .field("clock", &self.clock)
             .field("ttl_nanos", &self.ttl)
             .finish_non_exhaustive()
@@ -223,6 +240,7 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for Authenticator<S, C> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct AuthenticatorBuilder<S, C = SystemClock> {
     config: KeyConfig,
+    fallbacks: Vec<KeyHasher>,
     store: S,
     clock: C,
     ttl: Duration,
@@ -245,6 +263,7 @@ impl<S: KeyStore> Authenticator<S, SystemClock> {
     pub fn builder(config: KeyConfig, store: S) -> AuthenticatorBuilder<S, SystemClock> {
         AuthenticatorBuilder {
             config,
+            fallbacks: Vec::new(),
             store,
             clock: SystemClock,
             ttl: Duration::from_secs(5),
@@ -259,12 +278,21 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     pub fn clock<D: Clock>(self, clock: D) -> AuthenticatorBuilder<S, D> {
         AuthenticatorBuilder {
             config: self.config,
+            fallbacks: self.fallbacks,
             store: self.store,
             clock,
             ttl: self.ttl,
             known: self.known,
             unknown: self.unknown,
         }
+    }
+
+    /// Hashers that stored keys may still be hashed with (an earlier pepper, after it was
+    /// rotated), tried in order when the current hasher's hash is unknown. A key found under
+    /// one is moved to its current hash with [`KeyStore::rehash`].
+    pub fn fallback_hashers(mut self, hashers: impl IntoIterator<Item = KeyHasher>) -> Self {
+        self.fallbacks = hashers.into_iter().collect();
+        self
     }
 
     /// How long a lookup is trusted (default 5 s; zero turns the caches off).
@@ -295,6 +323,7 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
             known: Cache::new(capacity(self.known)?),
             unknown: Cache::new(capacity(self.unknown)?),
             config: self.config,
+            fallbacks: self.fallbacks,
             store: self.store,
             clock: self.clock,
             ttl: u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX),
@@ -322,7 +351,12 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
     pub async fn authenticate(&self, presented: &str) -> Result<S::Identity> {
         self.config.parse(presented)?;
         let hash = self.config.hash(presented);
-        let record = self.record(hash).await?;
+        let record = match self.record(hash).await {
+            Err(Error::UnknownKey) if !self.fallbacks.is_empty() => {
+                self.record_by_fallback(presented, &hash).await?
+            }
+            other => other?,
+        };
         let now_secs = self.clock.now_nanos() / NANOS_PER_SEC;
         if record.revoked {
             return Err(Error::RevokedKey);
@@ -331,6 +365,31 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             return Err(Error::ExpiredKey);
         }
         Ok(record.identity)
+    }
+
+    /// The record of `presented` under a fallback hasher's hash, moved to `current`.
+    async fn record_by_fallback(
+        &self,
+        presented: &str,
+        current: &KeyHash,
+    ) -> Result<KeyRecordOf<S>> {
+        for hasher in &self.fallbacks {
+            let old = hasher.hash(presented);
+            match self.record(old).await {
+                Ok(record) => {
+                    if self.store.rehash(&old, current).await.is_ok() {
+                        self.known.remove(&old);
+                        self.unknown.remove(current);
+                        self.known
+                            .put(*current, self.clock.now_nanos(), record.clone());
+                    }
+                    return Ok(record);
+                }
+                Err(Error::UnknownKey) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        Err(Error::UnknownKey)
     }
 
     async fn record(&self, hash: KeyHash) -> Result<KeyRecordOf<S>> {

@@ -294,3 +294,120 @@ async fn axum_puts_the_identity_into_the_request_and_refuses_with_problems() {
     let body: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(body["detail"], "unknown API key");
 }
+
+/// Keys by hash that can be moved to another hash: what a database with a `key_hash` column
+/// does in [`KeyStore::rehash`].
+#[derive(Debug, Default)]
+struct MovableStore {
+    keys: Mutex<HashMap<[u8; 32], KeyRecord<Caller>>>,
+}
+
+impl KeyStore for MovableStore {
+    type Identity = Caller;
+    type Error = Down;
+
+    async fn lookup(&self, hash: &KeyHash) -> Result<Option<KeyRecord<Caller>>, Down> {
+        Ok(self.keys.lock().unwrap().get(hash.as_bytes()).cloned())
+    }
+
+    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<(), Down> {
+        let mut keys = self.keys.lock().unwrap();
+        if let Some(record) = keys.remove(old.as_bytes()) {
+            keys.insert(*new.as_bytes(), record);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn keys_hashed_with_a_fallback_pepper_authenticate_and_move_to_the_current_one() {
+    let old_config = KeyConfig::new("sk_test")
+        .unwrap()
+        .with_hasher(KeyHasher::hmac_sha256(&[1; 32]).unwrap());
+    let old_hasher = old_config.hasher().clone();
+    let store = MovableStore::default();
+    let mut keys = Vec::new();
+    for id in ["k-used", "k-idle"] {
+        let generated = old_config.generate().unwrap();
+        let caller = Caller {
+            key_id: id.to_owned(),
+            service: "billing".to_owned(),
+        };
+        store
+            .keys
+            .lock()
+            .unwrap()
+            .insert(*generated.hash().as_bytes(), KeyRecord::active(caller));
+        keys.push(generated.key().expose_secret().to_owned());
+    }
+    let clock = FakeClock::at_unix_secs(NOW);
+    let rotated = Authenticator::builder(config(), store)
+        .clock(clock.clone())
+        .fallback_hashers([old_hasher.clone()])
+        .build()
+        .unwrap();
+    assert_eq!(
+        rotated.authenticate(&keys[0]).await.unwrap().key_id,
+        "k-used"
+    );
+    // The used key is now stored under the current pepper only.
+    let current = config().hash(&keys[0]);
+    {
+        let stored = rotated.store().keys.lock().unwrap();
+        assert!(stored.contains_key(current.as_bytes()));
+        assert!(!stored.contains_key(old_hasher.hash(&keys[0]).as_bytes()));
+    }
+    // Cached under its current hash, and still found after the cache is gone.
+    assert_eq!(
+        rotated.authenticate(&keys[0]).await.unwrap().key_id,
+        "k-used"
+    );
+    rotated.invalidate_all();
+    assert_eq!(
+        rotated.authenticate(&keys[0]).await.unwrap().key_id,
+        "k-used"
+    );
+
+    // With the fallback dropped, the used key works and the idle one is unknown.
+    let store = MovableStore {
+        keys: Mutex::new(std::mem::take(&mut *rotated.store().keys.lock().unwrap())),
+    };
+    let dropped = Authenticator::builder(config(), store)
+        .clock(clock)
+        .build()
+        .unwrap();
+    assert_eq!(
+        dropped.authenticate(&keys[0]).await.unwrap().key_id,
+        "k-used"
+    );
+    assert_eq!(dropped.authenticate(&keys[1]).await, Err(Error::UnknownKey));
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_rehash_keeps_authenticating_through_the_fallback() {
+    let old = KeyHasher::hmac_sha256(&[1; 32]).unwrap();
+    let old_config = KeyConfig::new("sk_test").unwrap().with_hasher(old.clone());
+    let generated = old_config.generate().unwrap();
+    let mut store = Store::default();
+    let caller = Caller {
+        key_id: "k-old".to_owned(),
+        service: "billing".to_owned(),
+    };
+    store
+        .keys
+        .insert(*generated.hash().as_bytes(), KeyRecord::active(caller));
+    let key = generated.key().expose_secret().to_owned();
+    let clock = FakeClock::at_unix_secs(NOW);
+    let auth = Authenticator::builder(config(), store)
+        .clock(clock.clone())
+        .cache_ttl(Duration::ZERO)
+        .fallback_hashers([old])
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        assert_eq!(auth.authenticate(&key).await.unwrap().key_id, "k-old");
+    }
+    // Each call looked up the current hash, then the fallback's.
+    assert_eq!(auth.store().lookups_of(&config().hash(&key)), 2);
+    assert_eq!(auth.store().lookups_of(generated.hash()), 2);
+}
