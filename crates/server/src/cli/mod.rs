@@ -31,8 +31,14 @@ pub fn main() -> ExitCode {
     let runtime = actix_web::rt::System::new();
     let outcome = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(serve(settings)),
-        Some(Command::Keys(command)) => runtime.block_on(keys(settings, command)),
-        Some(Command::AdminToken(command)) => runtime.block_on(admin_tokens(settings, command)),
+        Some(Command::Keys(command)) => runtime
+            .block_on(admin_command(settings, async |services| {
+                keys_command(services, command).await
+            })),
+        Some(Command::AdminToken(command)) => runtime
+            .block_on(admin_command(settings, async |services| {
+                admin_token_command(services, command).await
+            })),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,20 +108,16 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
     Ok(())
 }
 
-async fn keys(settings: Settings, command: KeysCommand) -> Result<(), String> {
+/// Builds the services (the database, the secret) for an admin command, runs it, and closes
+/// the database.
+async fn admin_command(
+    settings: Settings,
+    run: impl AsyncFnOnce(&Services) -> Result<(), String>,
+) -> Result<(), String> {
     let services: Services = build_services(&settings, &process_env(), Clock::system())
         .await
         .map_err(|e| e.to_string())?;
-    let outcome = keys_command(&services, command).await;
-    services.db.close().await;
-    outcome
-}
-
-async fn admin_tokens(settings: Settings, command: AdminTokenCommand) -> Result<(), String> {
-    let services: Services = build_services(&settings, &process_env(), Clock::system())
-        .await
-        .map_err(|e| e.to_string())?;
-    let outcome = admin_token_command(&services, command).await;
+    let outcome = run(&services).await;
     services.db.close().await;
     outcome
 }
