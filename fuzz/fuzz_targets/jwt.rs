@@ -46,7 +46,7 @@ const ACCESS_TTL: Duration = Duration::from_secs(900);
 const REFRESH_TTL: Duration = Duration::from_secs(30 * 86_400);
 
 fn tokens() -> Tokens {
-    Tokens::new(KEY, ACCESS_TTL, REFRESH_TTL)
+    Tokens::new("fuzz", KEY, ACCESS_TTL, REFRESH_TTL)
 }
 
 /// A token either verifies as one `Tokens` issued, or not at all.

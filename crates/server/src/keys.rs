@@ -359,6 +359,29 @@ impl KeyManager {
         }
     }
 
+    /// Seals every stored signing secret that is sealed under a fallback server secret again
+    /// under the current one (`secure-api secrets rotate`); returns how many were sealed again,
+    /// and how many opened with no key the server has (and were left as they are).
+    pub async fn reseal_all(&self) -> Result<(usize, usize), KeyAdminError> {
+        let (mut resealed, mut unopenable) = (0, 0);
+        for row in self.db.list_keys().await? {
+            let Some(sealed) = &row.signing_secret else {
+                continue;
+            };
+            match self.sealer.open(&row.id, sealed) {
+                Ok(opened) if opened.stale => {
+                    let again = self.sealer.seal(&row.id, &opened.secret);
+                    if self.db.reseal_signing_secret(&row.id, &again).await? {
+                        resealed += 1;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => unopenable += 1,
+            }
+        }
+        Ok((resealed, unopenable))
+    }
+
     /// Replaces the key `id` with a new one for the same service, quota, signing and expiry;
     /// the old key keeps working for `grace_secs`. Both spend one daily quota, the one the
     /// first key of the chain started.
@@ -428,7 +451,7 @@ mod tests {
         let sealed = row.signing_secret.clone().unwrap();
         assert!(!sealed.contains(&secret));
         assert_eq!(
-            &keys.sealer().open(&row.id, &sealed).unwrap()[..],
+            &keys.sealer().open(&row.id, &sealed).unwrap().secret[..],
             secret.as_bytes()
         );
         assert_eq!(row.expires_at, Some(1_000 + 30 * 86_400));

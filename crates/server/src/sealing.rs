@@ -28,10 +28,21 @@ pub enum SealError {
     KeyLength,
 }
 
-/// Seals and opens signing secrets.
+/// Seals and opens signing secrets: seals with the current key, opens with it or any
+/// fallback (after `SECRET_KEY` was rotated).
 #[derive(Clone)]
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    fallbacks: Vec<ChaCha20Poly1305>,
+}
+
+/// A secret opened by [`Sealer::open`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// The secret.
+    pub secret: Zeroizing<Vec<u8>>,
+    /// Whether it was sealed under a fallback key, and should be sealed again.
+    pub stale: bool,
 }
 
 impl fmt::Debug for Sealer {
@@ -44,7 +55,17 @@ impl Sealer {
     /// A sealer with a 32-byte subkey.
     pub fn new(key: &[u8]) -> Result<Self, SealError> {
         let cipher = ChaCha20Poly1305::new_from_slice(key).map_err(|_| SealError::KeyLength)?;
-        Ok(Self { cipher })
+        Ok(Self {
+            cipher,
+            fallbacks: Vec::new(),
+        })
+    }
+
+    /// Also opens secrets sealed under `key` (a subkey of a fallback server secret).
+    pub fn with_fallback(mut self, key: &[u8]) -> Result<Self, SealError> {
+        let cipher = ChaCha20Poly1305::new_from_slice(key).map_err(|_| SealError::KeyLength)?;
+        self.fallbacks.push(cipher);
+        Ok(self)
     }
 
     /// `secret` sealed for the key `key_id`, as hex of nonce and ciphertext.
@@ -68,24 +89,29 @@ impl Sealer {
         hex::encode(out)
     }
 
-    /// The secret sealed for `key_id` in `sealed`.
-    pub fn open(&self, key_id: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    /// The secret sealed for `key_id` in `sealed`, under the current key or a fallback.
+    pub fn open(&self, key_id: &str, sealed: &str) -> Result<Opened, SealError> {
         let bytes = hex::decode(sealed).map_err(|_| SealError::Malformed)?;
         if bytes.len() <= NONCE_LEN {
             return Err(SealError::Malformed);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| SealError::Malformed)?;
-        self.cipher
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: key_id.as_bytes(),
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| SealError::Open)
+        let payload = || Payload {
+            msg: ciphertext,
+            aad: key_id.as_bytes(),
+        };
+        std::iter::once(&self.cipher)
+            .chain(&self.fallbacks)
+            .enumerate()
+            .find_map(|(i, cipher)| {
+                let secret = cipher.decrypt(&Nonce::from(nonce), payload()).ok()?;
+                Some(Opened {
+                    secret: Zeroizing::new(secret),
+                    stale: i > 0,
+                })
+            })
+            .ok_or(SealError::Open)
     }
 }
 
@@ -98,13 +124,32 @@ mod tests {
         let sealer = Sealer::new(&[7u8; 32]).unwrap();
         let sealed = sealer.seal("key_abc", b"signing secret");
         assert!(!sealed.contains(&hex::encode(b"signing secret")));
+        let opened = sealer.open("key_abc", &sealed).unwrap();
         assert_eq!(
-            &sealer.open("key_abc", &sealed).unwrap()[..],
-            b"signing secret"
+            (&opened.secret[..], opened.stale),
+            (&b"signing secret"[..], false)
         );
         assert_eq!(sealer.open("key_xyz", &sealed), Err(SealError::Open));
         let other = Sealer::new(&[8u8; 32]).unwrap();
         assert_eq!(other.open("key_abc", &sealed), Err(SealError::Open));
+    }
+
+    #[test]
+    fn a_secret_sealed_under_a_fallback_opens_and_says_it_is_stale() {
+        let old = Sealer::new(&[7u8; 32]).unwrap();
+        let sealed = old.seal("key_abc", b"signing secret");
+        let rotated = Sealer::new(&[8u8; 32])
+            .unwrap()
+            .with_fallback(&[7u8; 32])
+            .unwrap();
+        let opened = rotated.open("key_abc", &sealed).unwrap();
+        assert_eq!(
+            (&opened.secret[..], opened.stale),
+            (&b"signing secret"[..], true)
+        );
+        let resealed = rotated.seal("key_abc", &opened.secret);
+        assert!(!rotated.open("key_abc", &resealed).unwrap().stale);
+        assert_eq!(old.open("key_abc", &resealed), Err(SealError::Open));
     }
 
     #[test]

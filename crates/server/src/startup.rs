@@ -14,8 +14,9 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpServer, web};
+use apikey_gen::KeyHasher;
 use quota::{ForwardedIp, Policy, Snapshot};
-use secret_key::{SecretKey, SecretLoader};
+use secret_key::{Keyring, SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
 use crate::auth::accounts::Accounts;
@@ -237,6 +238,61 @@ fn shared_secrets(env: &Env) -> Result<Vec<request_signing::Secret>, StartupErro
     Ok(secrets)
 }
 
+/// The keys derived from the server secret and its fallbacks (`SECRET_KEY_FALLBACKS`): each
+/// purpose has a subkey of its own, so that signing with the current secret and accepting the
+/// fallbacks works for every use.
+struct DerivedKeys {
+    /// JWTs: signed with the current subkey, verified with any.
+    tokens: Tokens,
+    /// The API key pepper of the current secret.
+    pepper: SecretKey,
+    /// The API key hashers of the fallbacks' peppers, for keys not re-hashed yet.
+    fallback_hashers: Vec<KeyHasher>,
+    /// Signing secrets: sealed with the current subkey, opened with any.
+    sealer: Sealer,
+}
+
+impl DerivedKeys {
+    fn of(ring: &Keyring) -> Result<Self, StartupError> {
+        let jwt = ring.derive("secure-api/jwt-hs256/v1")?;
+        // A JWT's `kid`: 6 bytes of yet another subkey, naming the key without revealing it.
+        let kid = |key: &SecretKey| -> Result<String, StartupError> {
+            Ok(hex::encode(
+                &key.derive("secure-api/jwt-kid/v1")?.expose_secret()[..6],
+            ))
+        };
+        let mut tokens = Tokens::new(
+            &kid(jwt.current())?,
+            jwt.current().expose_secret(),
+            ACCESS_TTL,
+            REFRESH_TTL,
+        );
+        for key in jwt.fallbacks() {
+            tokens = tokens.with_fallback(&kid(key)?, key.expose_secret());
+        }
+        let pepper = ring.derive("secure-api/apikey-pepper/v1")?;
+        let fallback_hashers = pepper
+            .fallbacks()
+            .iter()
+            .map(|key| KeyHasher::hmac_sha256(key.expose_secret()))
+            .collect::<Result<_, _>>()
+            .map_err(build_error)?;
+        let seal = ring.derive("secure-api/signing-secret-seal/v1")?;
+        let mut sealer = Sealer::new(seal.current().expose_secret()).map_err(build_error)?;
+        for key in seal.fallbacks() {
+            sealer = sealer
+                .with_fallback(key.expose_secret())
+                .map_err(build_error)?;
+        }
+        Ok(Self {
+            tokens,
+            pepper: pepper.current().clone(),
+            fallback_hashers,
+            sealer,
+        })
+    }
+}
+
 /// Loads the secret and builds every service.
 pub async fn build_services(
     settings: &Settings,
@@ -247,15 +303,15 @@ pub async fn build_services(
         Mode::Development => secret_key::Mode::Development,
         Mode::Production => secret_key::Mode::Production,
     };
-    let loaded = SecretLoader::new(mode)
+    let (ring, source) = SecretLoader::new(mode)
         .file(&settings.secret_key_file)
-        .load_with_env(|name| env.get(name))?;
-    tracing::info!(source = %loaded.source(), "server secret loaded");
-    let master = loaded.key();
-    let subkey = |purpose: &str| master.derive(purpose);
-    let jwt_key = subkey("secure-api/jwt-hs256/v1")?;
-    let pepper = subkey("secure-api/apikey-pepper/v1")?;
-    let seal_key = subkey("secure-api/signing-secret-seal/v1")?;
+        .load_keyring_with_env(|name| env.get(name))?;
+    tracing::info!(
+        source = %source,
+        fallbacks = ring.fallbacks().len(),
+        "server secret loaded"
+    );
+    let derived = DerivedKeys::of(&ring)?;
 
     let shared_secrets = shared_secrets(env)?;
 
@@ -274,8 +330,12 @@ pub async fn build_services(
         .await
         .map_err(build_error)?
         .map_err(build_error)?;
-    let tokens = Tokens::new(jwt_key.expose_secret(), ACCESS_TTL, REFRESH_TTL);
-    let sealer = Sealer::new(seal_key.expose_secret()).map_err(build_error)?;
+    let DerivedKeys {
+        tokens,
+        pepper,
+        fallback_hashers,
+        sealer,
+    } = derived;
     let quota_default = settings.default_daily_quota;
     let keys = KeyManager::new(
         db.clone(),
@@ -298,7 +358,8 @@ pub async fn build_services(
         clock.clone(),
         ttl,
         shared_secrets,
-    );
+    )
+    .with_fallback_hashers(fallback_hashers.clone());
     let replay = shared::replay_cache(redis.as_ref(), settings.replay_per_key);
     let fails_closed = settings
         .redis
@@ -315,6 +376,7 @@ pub async fn build_services(
         .map_err(build_error)?,
         key: key_auth(
             keys.config().clone(),
+            fallback_hashers.clone(),
             KeyTable::new(db.clone(), quota_default),
             clock.clone(),
             ttl,
@@ -353,7 +415,10 @@ pub async fn build_services(
     }
 
     Ok(Services {
-        admin_tokens: web::Data::new(AdminTokens::new(db.clone(), keys.config(), clock.clone())?),
+        admin_tokens: web::Data::new(
+            AdminTokens::new(db.clone(), keys.config(), clock.clone())?
+                .with_fallback_hashers(fallback_hashers),
+        ),
         accounts: web::Data::new(Accounts::new(db.clone(), passwords, tokens, clock.clone())),
         keys: web::Data::new(keys),
         api_auth: web::Data::new(api_auth),

@@ -102,6 +102,23 @@ async fn production_refuses_a_missing_or_weak_secret_naming_what_to_set() {
     )
     .await;
     assert!(orphan.contains("without API_SHARED_SECRET"), "{orphan}");
+    // A weak fallback for the server secret stops start-up too, naming it, never echoing it.
+    let weak_fallback = start_error(
+        Mode::Production,
+        &[
+            ("SECRET_KEY", &strong),
+            ("SECRET_KEY_FALLBACKS", "short-but-private"),
+        ],
+    )
+    .await;
+    assert!(
+        weak_fallback.contains("SECRET_KEY_FALLBACKS"),
+        "{weak_fallback}"
+    );
+    assert!(
+        !weak_fallback.contains("short-but-private"),
+        "{weak_fallback}"
+    );
     assert!(!orphan.contains(good_shared), "{orphan}");
 }
 

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use apikey_gen::KeyConfig;
+use apikey_gen::{KeyConfig, KeyHasher};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jwt::bearer_token;
@@ -24,6 +24,7 @@ pub const ADMIN_PREFIX: &str = "sadm";
 pub struct AdminTokens {
     db: Db,
     config: KeyConfig,
+    fallbacks: Vec<KeyHasher>,
     clock: Clock,
 }
 
@@ -138,7 +139,20 @@ impl AdminTokens {
     /// `apikey-gen`'s, for a format it does not accept.
     pub fn new(db: Db, keys: &KeyConfig, clock: Clock) -> Result<Self, AdminTokenError> {
         let config = KeyConfig::new(ADMIN_PREFIX)?.with_hasher(keys.hasher().clone());
-        Ok(Self { db, config, clock })
+        Ok(Self {
+            db,
+            config,
+            fallbacks: Vec::new(),
+            clock,
+        })
+    }
+
+    /// Also accepts tokens hashed under these peppers (of rotated-out server secrets), and
+    /// re-hashes them under the current one when used.
+    #[must_use]
+    pub fn with_fallback_hashers(mut self, hashers: Vec<KeyHasher>) -> Self {
+        self.fallbacks = hashers;
+        self
     }
 
     /// Creates an admin token; returns it (shown once).
@@ -224,8 +238,20 @@ impl AdminTokens {
         if self.config.parse(token).is_err() {
             return Ok(None);
         }
+        let now = self.clock.now();
         let hash = self.config.hash(token).to_hex();
-        Ok(self.db.find_admin_token(&hash, self.clock.now()).await?)
+        if let Some(id) = self.db.find_admin_token(&hash, now).await? {
+            return Ok(Some(id));
+        }
+        for hasher in &self.fallbacks {
+            let old = hasher.hash(token).to_hex();
+            if let Some(id) = self.db.find_admin_token(&old, now).await? {
+                self.db.rehash_admin_token(&old, &hash).await?;
+                tracing::info!(token = %id, "admin token re-hashed under the current server secret");
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 }
 

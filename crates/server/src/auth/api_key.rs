@@ -13,8 +13,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use apikey_gen::{
-    ApiKeyAuth, Authenticator, Error as KeyError, KeyConfig, KeyHash, KeyRecord, KeyStore, Refusal,
-    Rejection,
+    ApiKeyAuth, Authenticator, Error as KeyError, KeyConfig, KeyHash, KeyHasher, KeyRecord,
+    KeyStore, Refusal, Rejection,
 };
 
 use crate::auth::principal::KeyIdentity;
@@ -68,23 +68,39 @@ impl KeyStore for KeyTable {
             }))
         }
     }
+
+    fn rehash(
+        &self,
+        old: &KeyHash,
+        new: &KeyHash,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let (old, new) = (old.to_hex(), new.to_hex());
+        async move {
+            self.db.rehash_key(&old, &new).await?;
+            tracing::info!("API key re-hashed under the current server secret");
+            Ok(())
+        }
+    }
 }
 
 /// The API-key middleware as the server uses it.
 pub type KeyAuth = ApiKeyAuth<KeyTable, Clock>;
 
 /// `apikey-gen`'s middleware over `table`: requests that carry `X-API-Signature` go on to the
-/// signature check instead. Refusals answer in the server's problem shape.
+/// signature check instead. Keys hashed under a `fallbacks` pepper (a rotated-out server
+/// secret) authenticate and are re-hashed under the current one. Refusals answer in the server's problem shape.
 ///
 /// # Errors
 /// `apikey-gen`'s, for an invalid cache capacity.
 pub fn key_auth(
     config: KeyConfig,
+    fallbacks: Vec<KeyHasher>,
     table: KeyTable,
     clock: Clock,
     ttl: Duration,
 ) -> Result<KeyAuth, KeyError> {
     let authenticator = Authenticator::builder(config, table)
+        .fallback_hashers(fallbacks)
         .clock(clock)
         .cache_ttl(ttl)
         .known_capacity(KEY_CACHE_CAPACITY)

@@ -3,7 +3,9 @@
 //! The algorithm is pinned (a token whose header says `none`, `HS512` or an RSA algorithm is
 //! refused), `exp` is required, and expiry is checked against the injected clock with no
 //! leeway. Every token has a random `jti`, so a single token can be revoked (logout) until it
-//! expires. Access and refresh tokens carry a `typ` claim and are not interchangeable.
+//! expires, and a `fam`, the login it belongs to, so a family is revoked at once. Access and
+//! refresh tokens carry a `typ` claim and are not interchangeable. The header's `kid` names the
+//! key that signed, current or fallback.
 //!
 //! A leaf module: it uses no other module of the server. The fuzz crate compiles this file by
 //! path (`fuzz/fuzz_targets/jwt.rs`), so that its sanitizer build needs none of the server's
@@ -87,10 +89,15 @@ pub enum TokenError {
     Issue,
 }
 
-/// Issues and checks tokens.
+/// Issues and checks tokens: signs with the current key, naming it in the header's `kid`, and
+/// verifies with the key the `kid` names, the current one or a fallback (after the server
+/// secret was rotated). A token without a `kid` (issued before tokens had one) is tried
+/// against every key.
 pub struct Tokens {
+    kid: String,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The current key first, then the fallbacks, each with its `kid`.
+    decoding: Vec<(String, DecodingKey)>,
     validation: Validation,
     access_ttl: Duration,
     refresh_ttl: Duration,
@@ -99,7 +106,9 @@ pub struct Tokens {
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
+            .field("kid", &self.kid)
             .field("key", &"[redacted]")
+            .field("fallbacks", &(self.decoding.len() - 1))
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .finish()
@@ -116,9 +125,10 @@ pub struct Issued {
 }
 
 impl Tokens {
-    /// Tokens signed with `key` (at least 32 bytes: a derived subkey, never the master secret).
+    /// Tokens signed with `key` (at least 32 bytes: a derived subkey, never the master secret),
+    /// named `kid` in their header.
     #[must_use]
-    pub fn new(key: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
+    pub fn new(kid: &str, key: &[u8], access_ttl: Duration, refresh_ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         // Expiry is checked against the injected clock in `verify`, with no leeway.
         validation.validate_exp = false;
@@ -126,12 +136,21 @@ impl Tokens {
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "sub", "jti"]);
         Self {
+            kid: kid.to_owned(),
             encoding: EncodingKey::from_secret(key),
-            decoding: DecodingKey::from_secret(key),
+            decoding: vec![(kid.to_owned(), DecodingKey::from_secret(key))],
             validation,
             access_ttl,
             refresh_ttl,
         }
+    }
+
+    /// Also verifies tokens signed with `key` (of a rotated-out server secret), named `kid`.
+    #[must_use]
+    pub fn with_fallback(mut self, kid: &str, key: &[u8]) -> Self {
+        self.decoding
+            .push((kid.to_owned(), DecodingKey::from_secret(key)));
+        self
     }
 
     /// How long access tokens live.
@@ -174,15 +193,24 @@ impl Tokens {
             typ: kind,
             fam: family.to_owned(),
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
             .map_err(|_| TokenError::Issue)?;
         Ok(Issued { token, claims })
     }
 
     /// The claims of `token` if it is ours, unexpired at `now`, and of `kind`.
     pub fn verify(&self, token: &str, kind: TokenKind, now: i64) -> Result<Claims, TokenError> {
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let kid = jsonwebtoken::decode_header(token)
             .map_err(|_| TokenError::Invalid)?
+            .kid;
+        let claims = self
+            .decoding
+            .iter()
+            .filter(|(id, _)| kid.as_ref().is_none_or(|kid| kid == id))
+            .find_map(|(_, key)| jsonwebtoken::decode::<Claims>(token, key, &self.validation).ok())
+            .ok_or(TokenError::Invalid)?
             .claims;
         if claims.exp <= now {
             return Err(TokenError::Expired);
@@ -211,6 +239,7 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens::new(
+            "k1",
             KEY,
             Duration::from_secs(900),
             Duration::from_secs(30 * 86_400),
@@ -269,6 +298,43 @@ mod tests {
     }
 
     #[test]
+    fn tokens_name_their_key_and_verify_after_a_rotation_until_the_fallback_goes() {
+        let old = tokens();
+        let issued = old
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 0)
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&issued.token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("k1"));
+        let new_key = b"the key after the rotation, 32 bytes or more";
+        let ttl = (Duration::from_secs(900), Duration::from_secs(86_400));
+        let rotated = Tokens::new("k2", new_key, ttl.0, ttl.1).with_fallback("k1", KEY);
+        assert_eq!(
+            rotated.verify(&issued.token, TokenKind::Access, 1),
+            Ok(issued.claims)
+        );
+        let fresh = rotated
+            .issue("u1", "alice", TokenKind::Access, "fam_1", 0)
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&fresh.token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some("k2"));
+        let dropped = Tokens::new("k2", new_key, ttl.0, ttl.1);
+        assert_eq!(
+            dropped.verify(&issued.token, TokenKind::Access, 1),
+            Err(TokenError::Invalid)
+        );
+        assert!(dropped.verify(&fresh.token, TokenKind::Access, 1).is_ok());
+        // A token without a kid (issued before tokens had one) is tried against every key.
+        let no_kid = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &serde_json::json!({"sub":"u1","name":"a","iat":0,"exp":99,"jti":"j","typ":"access"}),
+            &EncodingKey::from_secret(KEY),
+        )
+        .unwrap();
+        assert!(rotated.verify(&no_kid, TokenKind::Access, 1).is_ok());
+        assert!(dropped.verify(&no_kid, TokenKind::Access, 1).is_err());
+    }
+
+    #[test]
     fn refresh_and_access_tokens_are_not_interchangeable() {
         let t = tokens();
         let refresh = t
@@ -299,6 +365,7 @@ mod tests {
         );
 
         let other = Tokens::new(
+            "k1",
             b"another key of at least thirty-two bytes!",
             Duration::ZERO,
             Duration::ZERO,

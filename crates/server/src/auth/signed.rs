@@ -16,6 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use apikey_gen::KeyHasher;
 use lru::LruCache;
 use request_signing::{
     Error as SignError, Refusal, Rejection, Scheme, Secret, SecretStore, Verified, Verifier,
@@ -114,6 +115,8 @@ pub struct SigningKeys {
     default_quota: u64,
     clock: Clock,
     cache: Arc<RowCache>,
+    /// The peppers of rotated-out server secrets, for keys not re-hashed yet.
+    fallback_hashers: Arc<[KeyHasher]>,
     /// `API_SHARED_SECRET` then `API_SHARED_SECRET_FALLBACKS`, for v0; empty when unset.
     shared: Arc<[Secret]>,
 }
@@ -139,8 +142,17 @@ impl SigningKeys {
             default_quota,
             clock,
             cache: Arc::new(RowCache::new(ttl, KEY_CACHE_CAPACITY)),
+            fallback_hashers: Arc::new([]),
             shared: shared.into(),
         }
+    }
+
+    /// Also finds keys hashed under these peppers (of rotated-out server secrets), and
+    /// re-hashes them under the current one.
+    #[must_use]
+    pub fn with_fallback_hashers(mut self, hashers: Vec<KeyHasher>) -> Self {
+        self.fallback_hashers = hashers.into();
+        self
     }
 
     /// Forgets what this instance cached of the key `id` (after revoking or rotating it here).
@@ -162,10 +174,28 @@ impl SigningKeys {
         }
         let row = match name.strip_prefix("id:") {
             Some(id) => self.db.find_key(id).await?,
-            None => self.db.find_key_by_hash(&name).await?,
+            None => self.find_by_hash(named, &name).await?,
         };
         self.cache.put(name, row.clone());
         Ok(row)
+    }
+
+    /// The key `named` whose current hash is `hash`; or, hashed under a fallback pepper (a
+    /// rotated-out server secret), moved to `hash`.
+    async fn find_by_hash(&self, named: &str, hash: &str) -> Result<Option<KeyRow>, StoreError> {
+        if let Some(row) = self.db.find_key_by_hash(hash).await? {
+            return Ok(Some(row));
+        }
+        for hasher in self.fallback_hashers.iter() {
+            let old = hasher.hash(named).to_hex();
+            if let Some(mut row) = self.db.find_key_by_hash(&old).await? {
+                self.db.rehash_key(&old, hash).await?;
+                tracing::info!(key = %row.id, "API key re-hashed under the current server secret");
+                row.key_hash = hash.to_owned();
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
     }
 
     /// The principal of a verified request: the active key it names.
@@ -206,7 +236,16 @@ impl SecretStore for SigningKeys {
         if let Some(sealed) = &row.signing_secret {
             match self.sealer.open(&row.id, sealed) {
                 // Clients hold the hex text of the secret, as shown at creation.
-                Ok(secret) => secrets.push(Secret::new(secret.to_vec())),
+                Ok(opened) => {
+                    if opened.stale {
+                        // Sealed under a rotated-out server secret: seal it again now.
+                        let resealed = self.sealer.seal(&row.id, &opened.secret);
+                        self.db.reseal_signing_secret(&row.id, &resealed).await?;
+                        self.cache.forget_id(&row.id);
+                        tracing::info!(key = %row.id, "signing secret sealed under the current server secret");
+                    }
+                    secrets.push(Secret::new(opened.secret.to_vec()));
+                }
                 Err(e) => {
                     tracing::error!(key = %row.id, error = %e, "stored signing secret does not open")
                 }

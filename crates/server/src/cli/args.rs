@@ -26,6 +26,7 @@ use crate::config::{
     after_help = "SECRETS (environment only, never flags):\n  \
         SECRET_KEY              the server secret (hex or base64, at least 32 bytes)\n  \
         SECRET_KEY_FILE         a file holding it (must not be readable by group or others)\n  \
+        SECRET_KEY_FALLBACKS    earlier server secrets, comma-separated, still accepted\n  \
         API_SHARED_SECRET       the shared v0 signing secret of the original service (optional)\n  \
         API_SHARED_SECRET_FALLBACKS  earlier shared secrets, comma-separated, still accepted\n  \
         OPENWEATHER_API_KEY, OPENWEATHER_API_KEY1, ...  upstream weather keys (optional)"
@@ -50,6 +51,17 @@ pub enum Command {
     /// Manage admin tokens in the database.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+    /// Work on what the server secret protects.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// `secure-api secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// After `SECRET_KEY` was rotated (the old one in `SECRET_KEY_FALLBACKS`): seal every
+    /// stored signing secret again under the current secret.
+    Rotate,
 }
 
 /// `secure-api admin-token ...`

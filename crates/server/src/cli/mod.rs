@@ -8,7 +8,7 @@ use quota::Snapshot;
 use crate::clock::Clock;
 pub mod args;
 
-pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SettingsArgs};
+pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
 
 use crate::auth::admin::NewAdminToken;
 use crate::config::{LogFormat, Settings};
@@ -38,6 +38,10 @@ pub fn main() -> ExitCode {
         Some(Command::AdminToken(command)) => runtime
             .block_on(admin_command(settings, async |services| {
                 admin_token_command(services, command).await
+            })),
+        Some(Command::Secrets(SecretsCommand::Rotate)) => runtime
+            .block_on(admin_command(settings, async |services| {
+                rotate_secrets(services).await
             })),
     };
     match outcome {
@@ -120,6 +124,27 @@ async fn admin_command(
     let outcome = run(&services).await;
     services.db.close().await;
     outcome
+}
+
+/// `secure-api secrets rotate`: signing secrets sealed again under the current server secret.
+async fn rotate_secrets(services: &Services) -> Result<(), String> {
+    let (resealed, unopenable) = services
+        .keys
+        .reseal_all()
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{resealed} signing secrets sealed again under the current server secret");
+    if unopenable > 0 {
+        println!(
+            "{unopenable} signing secrets open with no configured secret: \
+             put the secret they were sealed under in SECRET_KEY_FALLBACKS"
+        );
+    }
+    println!(
+        "API keys and admin tokens are re-hashed when next used; keep SECRET_KEY_FALLBACKS \
+         until every key in use has been used once (docs/operations.md)"
+    );
+    Ok(())
 }
 
 fn to_json(value: &impl serde::Serialize) -> Result<String, String> {

@@ -402,6 +402,31 @@ impl Db {
         Ok(row.get(0))
     }
 
+    /// Moves the key stored under `old_hash` to `new_hash` (after the server secret was
+    /// rotated: the key hashed under a fallback pepper, re-hashed under the current one).
+    pub async fn rehash_key(&self, old_hash: &str, new_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_keys SET key_hash = $2 WHERE key_hash = $1")
+            .bind(old_hash)
+            .bind(new_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the sealed signing secret of the key `id` (sealed again under the current
+    /// server secret).
+    pub async fn reseal_signing_secret(&self, id: &str, sealed: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET signing_secret = $2 WHERE id = $1 AND signing_secret IS NOT NULL",
+        )
+        .bind(id)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     // ---- admin tokens ----
 
     /// Stores an admin token (its hash, never the token).
@@ -437,6 +462,17 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|row| row.get(0)))
+    }
+
+    /// Moves the admin token stored under `old_hash` to `new_hash` (see [`Self::rehash_key`]).
+    pub async fn rehash_admin_token(&self, old_hash: &str, new_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE admin_tokens SET token_hash = $2 WHERE token_hash = $1")
+            .bind(old_hash)
+            .bind(new_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Every admin token, oldest first.
