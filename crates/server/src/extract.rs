@@ -139,11 +139,19 @@ fn declared_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
 }
 
 /// `body` as JSON of `T`, every refusal a 400 that says where and what, in JSON's terms.
+/// Every body this server reads is a JSON object: serde would read a struct from an array of
+/// its fields' values in order (`[null, null]`), which the documents do not allow, so an array
+/// is refused before it is read.
 ///
 /// # Errors
-/// [`ApiError::BadRequest`] for an empty or truncated body, malformed JSON, or JSON of the wrong
-/// shape.
+/// [`ApiError::BadRequest`] for an empty or truncated body, malformed JSON, an array, or JSON
+/// of the wrong shape.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.trim_ascii_start().starts_with(b"[") {
+        return Err(ApiError::BadRequest(
+            "the body: expected an object, not an array".to_owned(),
+        ));
+    }
     let mut reader = serde_json::Deserializer::from_slice(body);
     let value = serde_path_to_error::deserialize(&mut reader).map_err(|error| {
         let path = error.path().to_string();
@@ -352,6 +360,11 @@ mod tests {
             "number: expected an integer from 0 to 18446744073709551615"
         );
         assert_eq!(detail("[1]"), "the body: expected an object, not an array");
+        // An array as long as the struct has fields is refused too, not read field by field.
+        assert_eq!(
+            detail(" [97, 2, null, null]"),
+            "the body: expected an object, not an array"
+        );
         assert_eq!(detail("7"), "the body: expected an object, not an integer");
         assert_eq!(
             detail(r#"{"number": 1, "name": 5}"#),
