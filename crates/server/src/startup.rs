@@ -415,10 +415,12 @@ pub async fn build_services(
     }
 
     Ok(Services {
-        admin_tokens: web::Data::new(
-            AdminTokens::new(db.clone(), keys.config(), clock.clone())?
-                .with_fallback_hashers(fallback_hashers),
-        ),
+        admin_tokens: web::Data::new(AdminTokens::new(
+            db.clone(),
+            keys.config(),
+            fallback_hashers,
+            clock.clone(),
+        )?),
         accounts: web::Data::new(Accounts::new(db.clone(), passwords, tokens, clock.clone())),
         keys: web::Data::new(keys),
         api_auth: web::Data::new(api_auth),

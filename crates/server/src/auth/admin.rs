@@ -5,9 +5,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
-use apikey_gen::{KeyConfig, KeyHasher};
+use apikey_gen::{Authenticator, KeyConfig, KeyHash, KeyHasher, KeyRecord, KeyStore};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::jwt::bearer_token;
@@ -24,8 +26,38 @@ pub const ADMIN_PREFIX: &str = "sadm";
 pub struct AdminTokens {
     db: Db,
     config: KeyConfig,
-    fallbacks: Vec<KeyHasher>,
+    /// `apikey-gen`'s check over the admin token table, without a cache (a revocation counts
+    /// from the next request), with the fallback peppers of a rotated server secret.
+    auth: Arc<Authenticator<AdminTable, Clock>>,
     clock: Clock,
+}
+
+/// The admin token table as `apikey-gen` reads it: the active token with a hash.
+#[derive(Debug, Clone)]
+struct AdminTable {
+    db: Db,
+    clock: Clock,
+}
+
+impl KeyStore for AdminTable {
+    type Identity = String;
+    type Error = StoreError;
+
+    async fn lookup(&self, hash: &KeyHash) -> Result<Option<KeyRecord<String>>, StoreError> {
+        let id = self
+            .db
+            .find_admin_token(&hash.to_hex(), self.clock.now())
+            .await?;
+        Ok(id.map(KeyRecord::active))
+    }
+
+    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<(), StoreError> {
+        self.db
+            .rehash_admin_token(&old.to_hex(), &new.to_hex())
+            .await?;
+        tracing::info!("admin token re-hashed under the current server secret");
+        Ok(())
+    }
 }
 
 /// Why an admin token could not be made, found or checked.
@@ -49,6 +81,9 @@ pub enum AdminTokenError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store failed while a token was checked.
+    #[error("admin token lookup failed: {0}")]
+    Unavailable(String),
 }
 
 impl From<AdminTokenError> for ApiError {
@@ -58,6 +93,14 @@ impl From<AdminTokenError> for ApiError {
             AdminTokenError::NotFound => Self::NotFound("no active admin token with this id"),
             AdminTokenError::Key(e) => Self::internal(e),
             AdminTokenError::Store(e) => e.into(),
+            AdminTokenError::Unavailable(reason) => {
+                crate::observe::database_error();
+                tracing::error!(%reason, "admin token lookup failed");
+                Self::Unavailable {
+                    detail: "the database is unavailable; try again shortly",
+                    retry_after: Some(1),
+                }
+            }
         }
     }
 }
@@ -133,26 +176,33 @@ pub struct AdminTokenInfo {
 }
 
 impl AdminTokens {
-    /// Tokens in `db`, hashed like the API keys `keys` (same hasher and pepper).
+    /// Tokens in `db`, hashed like the API keys `keys` (same hasher and pepper), and found
+    /// under the `fallbacks` peppers too.
     ///
     /// # Errors
     /// `apikey-gen`'s, for a format it does not accept.
-    pub fn new(db: Db, keys: &KeyConfig, clock: Clock) -> Result<Self, AdminTokenError> {
+    pub fn new(
+        db: Db,
+        keys: &KeyConfig,
+        fallbacks: Vec<KeyHasher>,
+        clock: Clock,
+    ) -> Result<Self, AdminTokenError> {
         let config = KeyConfig::new(ADMIN_PREFIX)?.with_hasher(keys.hasher().clone());
+        let table = AdminTable {
+            db: db.clone(),
+            clock: clock.clone(),
+        };
+        let auth = Authenticator::builder(config.clone(), table)
+            .fallback_hashers(fallbacks)
+            .clock(clock.clone())
+            .cache_ttl(Duration::ZERO)
+            .build()?;
         Ok(Self {
             db,
             config,
-            fallbacks: Vec::new(),
+            auth: Arc::new(auth),
             clock,
         })
-    }
-
-    /// Also accepts tokens hashed under these peppers (of rotated-out server secrets), and
-    /// re-hashes them under the current one when used.
-    #[must_use]
-    pub fn with_fallback_hashers(mut self, hashers: Vec<KeyHasher>) -> Self {
-        self.fallbacks = hashers;
-        self
     }
 
     /// Creates an admin token; returns it (shown once).
@@ -233,25 +283,16 @@ impl AdminTokens {
         Ok(self.db.count_active_admin_tokens(self.clock.now()).await? > 0)
     }
 
-    /// The id of the admin token `token`, if it is active.
+    /// The id of the admin token `token`, if it is active. One hashed under a fallback pepper
+    /// (a rotated-out server secret) is re-hashed under the current one.
     pub async fn find(&self, token: &str) -> Result<Option<String>, AdminTokenError> {
-        if self.config.parse(token).is_err() {
-            return Ok(None);
-        }
-        let now = self.clock.now();
-        let hash = self.config.hash(token).to_hex();
-        if let Some(id) = self.db.find_admin_token(&hash, now).await? {
-            return Ok(Some(id));
-        }
-        for hasher in &self.fallbacks {
-            let old = hasher.hash(token).to_hex();
-            if let Some(id) = self.db.find_admin_token(&old, now).await? {
-                self.db.rehash_admin_token(&old, &hash).await?;
-                tracing::info!(token = %id, "admin token re-hashed under the current server secret");
-                return Ok(Some(id));
+        match self.auth.authenticate(token).await {
+            Ok(id) => Ok(Some(id)),
+            Err(apikey_gen::Error::StoreUnavailable { reason }) => {
+                Err(AdminTokenError::Unavailable(reason))
             }
+            Err(_) => Ok(None),
         }
-        Ok(None)
     }
 }
 
