@@ -35,6 +35,27 @@ pub enum Error {
     /// The request is signed with scheme v0, which this verifier does not accept.
     #[error("signature scheme v0 is not accepted")]
     V0NotAccepted,
+    /// An RFC 9421 signature covers less than the verifier's policy requires.
+    #[error("the signature does not cover {missing}")]
+    CoverageTooNarrow {
+        /// What is missing, e.g. `@method` or `content-digest`.
+        missing: &'static str,
+    },
+    /// An RFC 9421 signature covers a header field the request does not have.
+    #[error("a covered header field is absent from the request")]
+    ComponentAbsent,
+    /// `Content-Digest` does not match the body.
+    #[error("Content-Digest does not match the body")]
+    DigestMismatch,
+    /// An RFC 9421 signature's `expires` time has passed.
+    #[error("signature expired {secs_ago} s ago")]
+    PastExpiry {
+        /// How long ago it expired.
+        secs_ago: u64,
+    },
+    /// An RFC 9421 signature names an `alg` this verifier does not accept.
+    #[error("signature algorithm not supported")]
+    UnsupportedAlgorithm,
     /// The secret store knows no active secret for the key id.
     #[error("unknown key")]
     UnknownKey,

@@ -14,13 +14,14 @@ mod redis_cache;
 mod replay;
 #[cfg(feature = "reqwest")]
 mod reqwest_helper;
+pub mod rfc9421;
 mod secret;
 mod signer;
 mod store;
 mod verifier;
 
 #[cfg(feature = "awc")]
-pub use awc_helper::sign_awc_request;
+pub use awc_helper::{sign_awc_message, sign_awc_request};
 pub use canonical::{
     MAX_KEY_ID_LEN, MAX_METHOD_LEN, MAX_NONCE_LEN, MAX_SIGNATURE_HEADER_LEN, MAX_SIGNATURES,
     MAX_TIMESTAMP_LEN, MIN_NONCE_LEN, body_sha256_hex, canonical_string_v1,
@@ -42,7 +43,7 @@ pub use replay::{
     Insertion, MemoryReplayCache, ReplayCache, ReplayCacheFull, ReplayEntry, ReplayKey,
 };
 #[cfg(feature = "reqwest")]
-pub use reqwest_helper::sign_reqwest_request;
+pub use reqwest_helper::{sign_reqwest_message, sign_reqwest_request};
 pub use secret::Secret;
 pub use signer::{
     HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders, Signer,

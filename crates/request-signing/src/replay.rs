@@ -23,6 +23,17 @@ impl ReplayKey {
         Self::from_parts(&[b"v1", key_id.as_bytes(), nonce.as_bytes()])
     }
 
+    /// The key of an RFC 9421 request: key id and nonce.
+    #[must_use]
+    pub fn rfc9421(key_id: &str, nonce: &str) -> Self {
+        Self::from_parts(&[b"rfc9421", key_id.as_bytes(), nonce.as_bytes()])
+    }
+
+    /// The key of an RFC 9421 request without a nonce: key id and the signature bytes.
+    pub(crate) fn rfc9421_signature(key_id: &str, signature: &[u8]) -> Self {
+        Self::from_parts(&[b"rfc9421-signature", key_id.as_bytes(), signature])
+    }
+
     /// The key of a v0 request: key id, timestamp and the 32 signature bytes.
     #[must_use]
     pub fn v0(key_id: &str, timestamp: u64, signature: &[u8]) -> Self {

@@ -23,6 +23,9 @@ pub enum Scheme {
     V0,
     /// The default: HMAC-SHA256 over the canonical request (see the crate docs).
     V1,
+    /// HTTP Message Signatures (RFC 9421): `Signature-Input` and `Signature`, `hmac-sha256`
+    /// or `ed25519` (see [`rfc9421`](crate::rfc9421)).
+    Rfc9421,
 }
 
 /// The headers to add to a signed request.

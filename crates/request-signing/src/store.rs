@@ -28,6 +28,16 @@ pub trait SecretStore: Send + Sync {
         key_id: &str,
         scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send;
+
+    /// The active `ed25519` public keys of `key_id`, for RFC 9421 signatures made with its
+    /// private key (none by default).
+    fn ed25519_keys(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, Self::Error>> + Send {
+        let _ = key_id;
+        core::future::ready(Ok(Vec::new()))
+    }
 }
 
 impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
@@ -39,6 +49,13 @@ impl<S: SecretStore + ?Sized> SecretStore for Arc<S> {
         scheme: Scheme,
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         (**self).secrets(key_id, scheme)
+    }
+
+    fn ed25519_keys(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, Self::Error>> + Send {
+        (**self).ed25519_keys(key_id)
     }
 }
 
@@ -52,14 +69,23 @@ impl<S: SecretStore + ?Sized> SecretStore for &S {
     ) -> impl Future<Output = Result<Vec<Secret>, Self::Error>> + Send {
         (**self).secrets(key_id, scheme)
     }
+
+    fn ed25519_keys(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, Self::Error>> + Send {
+        (**self).ed25519_keys(key_id)
+    }
 }
 
-/// A fixed in-memory map from key id to its active secrets, the same for both schemes.
+/// A fixed in-memory map from key id to its active secrets, the same for every scheme, and
+/// to its `ed25519` public keys.
 ///
 /// `Debug` shows only the number of keys (a v0 key id is a raw API key).
 #[derive(Clone, Default)]
 pub struct StaticSecretStore {
     keys: HashMap<String, Vec<Secret>>,
+    ed25519: HashMap<String, Vec<[u8; 32]>>,
 }
 
 impl StaticSecretStore {
@@ -81,9 +107,20 @@ impl StaticSecretStore {
         self.keys.entry(key_id.into()).or_default().push(secret);
     }
 
-    /// Removes every secret of `key_id`; returns whether it had any.
+    /// Adds `public_key` as an active `ed25519` key of `key_id`, for RFC 9421.
+    #[must_use]
+    pub fn with_ed25519_key(mut self, key_id: impl Into<String>, public_key: [u8; 32]) -> Self {
+        self.ed25519
+            .entry(key_id.into())
+            .or_default()
+            .push(public_key);
+        self
+    }
+
+    /// Removes every secret and public key of `key_id`; returns whether it had any.
     pub fn remove(&mut self, key_id: &str) -> bool {
-        self.keys.remove(key_id).is_some()
+        let secrets = self.keys.remove(key_id).is_some();
+        self.ed25519.remove(key_id).is_some() || secrets
     }
 }
 
@@ -91,6 +128,7 @@ impl core::fmt::Debug for StaticSecretStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("StaticSecretStore")
             .field("keys", &self.keys.len())
+            .field("ed25519_keys", &self.ed25519.len())
             .finish()
     }
 }
@@ -106,6 +144,14 @@ impl SecretStore for StaticSecretStore {
         let found = self.keys.get(key_id).cloned().unwrap_or_default();
         core::future::ready(Ok(found))
     }
+
+    fn ed25519_keys(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<Vec<[u8; 32]>, Self::Error>> + Send {
+        let found = self.ed25519.get(key_id).cloned().unwrap_or_default();
+        core::future::ready(Ok(found))
+    }
 }
 
 #[cfg(test)]
@@ -115,7 +161,10 @@ mod tests {
     #[test]
     fn debug_shows_neither_key_ids_nor_secrets() {
         let store = StaticSecretStore::new().with_secret("raw-api-key-1", Secret::from("pw"));
-        assert_eq!(format!("{store:?}"), "StaticSecretStore { keys: 1 }");
+        assert_eq!(
+            format!("{store:?}"),
+            "StaticSecretStore { keys: 1, ed25519_keys: 0 }"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::canonical::{
 use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::replay::{Insertion, ReplayCache, ReplayEntry, ReplayKey};
+use crate::rfc9421::{self, Algorithm, Message, MessagePolicy, SignatureParams};
 use crate::secret::Secret;
 use crate::signer::{
     HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, Scheme, SignedHeaders,
@@ -173,9 +174,16 @@ pub struct Verified {
     timestamp: u64,
     secret_index: usize,
     recorded: ReplayEntry,
+    label: Option<String>,
 }
 
 impl Verified {
+    /// The label of the RFC 9421 signature that verified (`None` for v0 and v1).
+    #[must_use]
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
     /// The `X-API-Key` value (for v0 clients, their raw API key).
     #[must_use]
     pub fn key_id(&self) -> &str {
@@ -214,6 +222,7 @@ impl fmt::Debug for Verified {
             .field("scheme", &self.scheme)
             .field("timestamp", &self.timestamp)
             .field("secret_index", &self.secret_index)
+            .field("label", &self.label)
             .finish()
     }
 }
@@ -225,6 +234,7 @@ pub struct Verifier<S, R, C = SystemClock> {
     replay: R,
     clock: C,
     config: VerifierConfig,
+    policy: MessagePolicy,
 }
 
 impl<S: SecretStore, R: ReplayCache> Verifier<S, R, SystemClock> {
@@ -236,6 +246,7 @@ impl<S: SecretStore, R: ReplayCache> Verifier<S, R, SystemClock> {
             replay,
             clock: SystemClock,
             config: VerifierConfig::default(),
+            policy: MessagePolicy::default(),
         }
     }
 }
@@ -249,6 +260,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             replay: self.replay,
             clock,
             config: self.config,
+            policy: self.policy,
         }
     }
 
@@ -259,10 +271,204 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         self
     }
 
+    /// The same verifier requiring `policy` of RFC 9421 signatures.
+    #[must_use]
+    pub fn with_message_policy(mut self, policy: MessagePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
     /// The settings in use.
     #[must_use]
     pub fn config(&self) -> &VerifierConfig {
         &self.config
+    }
+
+    /// What RFC 9421 signatures must cover.
+    #[must_use]
+    pub fn message_policy(&self) -> &MessagePolicy {
+        &self.policy
+    }
+
+    /// Verifies one RFC 9421 request (`Signature-Input` and `Signature` among its headers);
+    /// `Ok` only once per signed request.
+    ///
+    /// Looks at the signature the policy names by label, or else at each signature in turn
+    /// until one verifies (the error is the first signature's). For each: the policy's
+    /// coverage and nonce, the time window (`created`, then `expires`), `Content-Digest`
+    /// against the body whenever the field is present, the key's secrets (`hmac-sha256`) or
+    /// `ed25519` public keys, then the replay cache (the nonce; the signature bytes when
+    /// the policy allows no nonce), within the key's share, as [`verify`](Self::verify) does.
+    ///
+    /// # Errors
+    /// [`Error::MissingHeader`] when either field is absent, and as [`verify`](Self::verify)
+    /// plus [`Error::CoverageTooNarrow`], [`Error::ComponentAbsent`],
+    /// [`Error::DigestMismatch`], [`Error::PastExpiry`] and [`Error::UnsupportedAlgorithm`].
+    pub async fn verify_message(&self, message: &Message<'_>) -> Result<Verified> {
+        let input = message
+            .header("signature-input")
+            .ok_or(Error::MissingHeader {
+                header: rfc9421::HEADER_SIGNATURE_INPUT,
+            })?;
+        let signature = message.header("signature").ok_or(Error::MissingHeader {
+            header: rfc9421::HEADER_SIGNATURE,
+        })?;
+        if message.body().len() > self.config.max_body_bytes {
+            return Err(Error::BodyTooLarge {
+                len: message.body().len(),
+                max: self.config.max_body_bytes,
+            });
+        }
+        let mut candidates = rfc9421::parse_signatures(&input, &signature)?;
+        if let Some(label) = self.policy.label() {
+            candidates.retain(|c| c.label() == label);
+            if candidates.is_empty() {
+                return Err(Error::MalformedHeader {
+                    header: rfc9421::HEADER_SIGNATURE_INPUT,
+                    reason: "no signature with the label this server requires",
+                });
+            }
+        }
+        if let Some(digest) = message.header("content-digest") {
+            rfc9421::verify_content_digest(&digest, message.body())?;
+        }
+        let now = self.clock.now_unix();
+        let mut first_error = None;
+        for candidate in &candidates {
+            match self.check_message_signature(message, candidate, now).await {
+                Ok(secret_index) => return self.record_message(candidate, secret_index, now).await,
+                Err(e @ (Error::SecretStoreUnavailable(_) | Error::ReplayStoreUnavailable(_))) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(Error::BadSignature))
+    }
+
+    /// Checks one RFC 9421 signature up to (not including) the replay cache; returns the
+    /// index of the key that verified it.
+    async fn check_message_signature(
+        &self,
+        message: &Message<'_>,
+        params: &SignatureParams,
+        now: u64,
+    ) -> Result<usize> {
+        const INPUT: &str = rfc9421::HEADER_SIGNATURE_INPUT;
+        self.policy.check(params, !message.body().is_empty())?;
+        let created = params.created().ok_or(Error::MalformedHeader {
+            header: INPUT,
+            reason: "no created parameter",
+        })?;
+        check_time(created, now, &self.config)?;
+        if let Some(expires) = params.expires() {
+            if expires < created {
+                return Err(Error::MalformedHeader {
+                    header: INPUT,
+                    reason: "expires before created",
+                });
+            }
+            if now > expires {
+                return Err(Error::PastExpiry {
+                    secs_ago: now - expires,
+                });
+            }
+        }
+        let key_id = params.keyid().ok_or(Error::MalformedHeader {
+            header: INPUT,
+            reason: "no keyid parameter",
+        })?;
+        check_key_id(key_id.as_bytes()).map_err(|reason| Error::MalformedHeader {
+            header: INPUT,
+            reason,
+        })?;
+        let algorithm = match params.alg() {
+            None => None,
+            Some(name) => Some(Algorithm::from_name(name).ok_or(Error::UnsupportedAlgorithm)?),
+        };
+        if cfg!(not(feature = "ed25519")) && algorithm == Some(Algorithm::Ed25519) {
+            return Err(Error::UnsupportedAlgorithm);
+        }
+        let base = rfc9421::signature_base(message, params)?;
+        let unavailable = |e| Error::SecretStoreUnavailable(Box::new(e));
+        let mut known = false;
+        if matches!(algorithm, None | Some(Algorithm::HmacSha256)) {
+            let secrets = self
+                .store
+                .secrets(key_id, Scheme::Rfc9421)
+                .await
+                .map_err(unavailable)?;
+            known |= !secrets.is_empty();
+            if let Ok(mac) = <[u8; 32]>::try_from(params.signature()) {
+                if let Some(index) = find_match(&secrets, &base, &[mac]) {
+                    return Ok(index);
+                }
+            }
+        }
+        if matches!(algorithm, None | Some(Algorithm::Ed25519)) {
+            let keys = self.store.ed25519_keys(key_id).await.map_err(unavailable)?;
+            known |= !keys.is_empty();
+            if let Some(index) = keys
+                .iter()
+                .position(|key| verify_ed25519(key, &base, params.signature()))
+            {
+                return Ok(index);
+            }
+        }
+        Err(if known {
+            Error::BadSignature
+        } else {
+            Error::UnknownKey
+        })
+    }
+
+    async fn record_message(
+        &self,
+        params: &SignatureParams,
+        secret_index: usize,
+        now: u64,
+    ) -> Result<Verified> {
+        let key_id = params.keyid().unwrap_or_default();
+        let created = params.created().unwrap_or_default();
+        let mut expires_at = created
+            .saturating_add(self.config.max_age_secs)
+            .saturating_add(1);
+        if let Some(expires) = params.expires() {
+            expires_at = expires_at.min(expires.saturating_add(1));
+        }
+        let entry = ReplayEntry {
+            key: match params.nonce() {
+                Some(nonce) => ReplayKey::rfc9421(key_id, nonce),
+                None => ReplayKey::rfc9421_signature(key_id, params.signature()),
+            },
+            owner: ReplayKey::owner(key_id),
+            now,
+            expires_at,
+        };
+        let verified = Verified {
+            key_id: key_id.to_owned(),
+            scheme: Scheme::Rfc9421,
+            timestamp: created,
+            secret_index,
+            recorded: entry,
+            label: Some(params.label().to_owned()),
+        };
+        self.insert(entry, verified).await
+    }
+
+    /// Records `entry` in the replay cache; `verified` when it was fresh.
+    async fn insert(&self, entry: ReplayEntry, verified: Verified) -> Result<Verified> {
+        match self.replay.insert_once(entry).await {
+            Ok(Insertion::Fresh) => Ok(verified),
+            Ok(Insertion::OverBudget { retry_after_secs }) => {
+                Err(Error::ReplayBudgetExceeded { retry_after_secs })
+            }
+            // Seen, and any answer a later version adds: never accept by mistake.
+            Ok(_) => Err(Error::Replayed),
+            Err(e) => Err(Error::ReplayStoreUnavailable(Box::new(e))),
+        }
     }
 
     /// Verifies one request; `Ok` only once per signed request.
@@ -313,15 +519,8 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
                 .saturating_add(self.config.max_age_secs)
                 .saturating_add(1),
         };
-        match self.replay.insert_once(entry).await {
-            Ok(Insertion::Fresh) => Ok(parsed.into_verified(secret_index, entry)),
-            Ok(Insertion::OverBudget { retry_after_secs }) => {
-                Err(Error::ReplayBudgetExceeded { retry_after_secs })
-            }
-            // Seen, and any answer a later version adds: never accept by mistake.
-            Ok(_) => Err(Error::Replayed),
-            Err(e) => Err(Error::ReplayStoreUnavailable(Box::new(e))),
-        }
+        self.insert(entry, parsed.into_verified(secret_index, entry))
+            .await
     }
 
     /// Forgets `verified`'s record in the replay cache, because a later check refused the
@@ -415,8 +614,28 @@ impl Parsed<'_> {
             timestamp: self.timestamp,
             secret_index,
             recorded,
+            label: None,
         }
     }
+}
+
+/// Whether `signature` is `public_key`'s `ed25519` signature of `message` (RFC 8032, strict:
+/// no malleable or small-order forms).
+#[cfg(feature = "ed25519")]
+fn verify_ed25519(public_key: &[u8; 32], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(public_key) else {
+        return false;
+    };
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return false;
+    };
+    key.verify_strict(message, &signature).is_ok()
+}
+
+/// Without the `ed25519` feature no `ed25519` signature verifies.
+#[cfg(not(feature = "ed25519"))]
+fn verify_ed25519(_public_key: &[u8; 32], _message: &[u8], _signature: &[u8]) -> bool {
+    false
 }
 
 /// Index of the first secret whose MAC equals one of `signatures`, compared in constant time

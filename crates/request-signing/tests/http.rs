@@ -10,9 +10,11 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::Extension;
 use axum::routing::post;
+use request_signing::rfc9421::{MessageSigner, SigningKey};
 use request_signing::{
     FakeClock, MemoryReplayCache, Secret, SignatureHeaders, SignedHeaders, Signer,
-    StaticSecretStore, Verified, Verifier, VerifySignature, sign_reqwest_request,
+    StaticSecretStore, Verified, Verifier, VerifySignature, sign_awc_message, sign_reqwest_message,
+    sign_reqwest_request,
 };
 use serde_json::Value;
 
@@ -282,4 +284,92 @@ fn the_headers_a_signer_makes_are_what_the_middleware_reads() {
     let h = signer("calm", &clock).sign("GET", "/", b"").unwrap();
     let read = SignatureHeaders::from_signed(&h);
     assert_eq!(read.key, Some(&b"calm"[..]));
+}
+
+fn message_signer(key: &str, clock: &FakeClock) -> MessageSigner<FakeClock> {
+    let secret = Secret::from(format!("{key}-secret").as_str());
+    MessageSigner::builder(key, SigningKey::hmac_sha256(secret))
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn rfc9421_reqwest_signs_in_place_and_axum_verifies_over_real_http() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let (addr, server) = serve_axum(verifier(&clock)).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/orders?dry_run=1");
+    let mut request = client.post(&url).body(r#"{"qty":2}"#).build().unwrap();
+    sign_reqwest_message(&message_signer("calm", &clock), &mut request).unwrap();
+    assert!(request.headers().contains_key("content-digest"));
+    let replay = request.try_clone().expect("a buffered body clones");
+    let mut tampered = request.try_clone().unwrap();
+    *tampered.body_mut() = Some(r#"{"qty":9}"#.into());
+
+    let answer = client.execute(request).await.unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), r#"calm:{"qty":2}"#);
+    let again = client.execute(replay).await.unwrap();
+    assert_eq!(again.status(), 401);
+    let problem: Value = serde_json::from_str(&again.text().await.unwrap()).unwrap();
+    assert_eq!(problem["detail"], "request replayed");
+    let tampered = client.execute(tampered).await.unwrap();
+    assert_eq!(tampered.status(), 401);
+    let problem: Value = serde_json::from_str(&tampered.text().await.unwrap()).unwrap();
+    assert_eq!(problem["detail"], "Content-Digest does not match the body");
+
+    server.abort();
+}
+
+#[actix_rt::test]
+async fn rfc9421_on_actix_with_awc_signed_headers_and_a_narrow_signature_refused() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let app = atest::init_service(
+        App::new()
+            .wrap(verify)
+            .route("/orders", web::post().to(echo)),
+    )
+    .await;
+    let body = r#"{"qty":1}"#;
+    let to_actix = |request: &awc::ClientRequest| {
+        let mut req = atest::TestRequest::post()
+            .uri("/orders?x=1")
+            .insert_header(("host", "api.example"));
+        for (name, value) in request.headers() {
+            req = req.insert_header((name.clone(), value.clone()));
+        }
+        req.set_payload(body)
+    };
+    let client = awc::Client::default();
+    let signed = sign_awc_message(
+        &message_signer("calm", &clock),
+        client.post("http://api.example/orders?x=1"),
+        body.as_bytes(),
+    )
+    .unwrap();
+    let res = atest::call_service(&app, to_actix(&signed).to_request()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(json(res).await["key"], "calm");
+
+    // A signature over the method alone covers neither the target nor the body.
+    let narrow =
+        MessageSigner::builder("calm", SigningKey::hmac_sha256(Secret::from("calm-secret")))
+            .components(["@method"])
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+    let signed = sign_awc_message(
+        &narrow,
+        client.post("http://api.example/orders?x=1"),
+        body.as_bytes(),
+    )
+    .unwrap();
+    let res = atest::call_service(&app, to_actix(&signed).to_request()).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        json(res).await["detail"],
+        "the signature does not cover @target-uri (or @authority, @path and @query)"
+    );
 }

@@ -12,11 +12,10 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpMessage as _, HttpResponse};
 use futures_util::StreamExt as _;
 
-use super::{Rejection, SIGNATURE, VerifySignature, unreadable_body};
+use super::{Received, Rejection, VerifySignature, unreadable_body};
 use crate::clock::Clock;
 use crate::replay::ReplayCache;
 use crate::store::SecretStore;
-use crate::verifier::SignatureHeaders;
 
 /// The actix-web response for a [`Rejection`].
 #[must_use]
@@ -117,7 +116,7 @@ where
                     .map_into_right_body())
             };
             let headers = req.headers();
-            if verify.passes_unsigned(headers.get(SIGNATURE).map(HeaderValue::as_bytes)) {
+            if verify.passes_unsigned(|name| headers.contains_key(name)) {
                 return Ok(service.call(req).await?.map_into_left_body());
             }
             if let Some(rejection) =
@@ -131,16 +130,22 @@ where
                 Err(Overflow::Unreadable) => return refuse(req, unreadable_body()),
             };
             let verified = {
-                let headers = req.headers();
-                let signature =
-                    SignatureHeaders::from_fn(|name| headers.get(name).map(HeaderValue::as_bytes));
-                let target = req
-                    .uri()
-                    .path_and_query()
-                    .map_or_else(|| req.path(), |pq| pq.as_str());
-                verify
-                    .verify(&signature, req.method().as_str(), target, &body)
-                    .await
+                let connection = req.connection_info().clone();
+                let received = Received {
+                    method: req.method().as_str(),
+                    target: req
+                        .uri()
+                        .path_and_query()
+                        .map_or_else(|| req.path(), |pq| pq.as_str()),
+                    scheme: connection.scheme(),
+                    authority: req.uri().authority().map(|a| a.as_str()),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                        .collect(),
+                };
+                verify.verify(&received, &body).await
             };
             let verified = match verified {
                 Ok(verified) => verified,

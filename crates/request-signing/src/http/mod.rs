@@ -19,6 +19,7 @@ pub use tower::{VerifySignatureService, http_response};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::replay::ReplayCache;
+use crate::rfc9421::Message;
 use crate::signer::HEADER_SIGNATURE;
 use crate::store::SecretStore;
 use crate::verifier::{Request, SignatureHeaders, Verified, Verifier};
@@ -259,9 +260,11 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
 }
 
 impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
-    /// Whether a request with this `X-API-Signature` (present or not) is let through as it is.
-    fn passes_unsigned(&self, signature: Option<&[u8]>) -> bool {
-        self.inner.optional && signature.is_none()
+    /// Whether a request is let through as it is: an optional layer and no signature header
+    /// (`X-API-Signature`, `Signature-Input` or `Signature`); `has` says whether the request
+    /// has a header of that lower-case name.
+    fn passes_unsigned(&self, has: impl Fn(&'static str) -> bool) -> bool {
+        self.inner.optional && !has(SIGNATURE) && !has(SIGNATURE_INPUT) && !has(RFC9421_SIGNATURE)
     }
 
     /// The refusal for a body whose `Content-Length` is over the limit, before reading it.
@@ -278,18 +281,42 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
         })
     }
 
+    /// Verifies `request` with `body`: RFC 9421 when it has `Signature-Input` or
+    /// `Signature`, v1 (or v0) otherwise.
     async fn verify(
         &self,
-        headers: &SignatureHeaders<'_>,
-        method: &str,
-        target: &str,
+        request: &Received<'_>,
         body: &[u8],
     ) -> core::result::Result<Verified, Rejection> {
-        self.inner
-            .verifier
-            .verify(headers, &Request::new(method, target, body))
-            .await
-            .map_err(|e| self.refuse(&e))
+        let find = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| *v)
+        };
+        let verifier = &self.inner.verifier;
+        let result = if find(SIGNATURE_INPUT).is_some() || find(RFC9421_SIGNATURE).is_some() {
+            match Message::new(request.method, request.target, &request.headers, body) {
+                Ok(message) => {
+                    let mut message = message.with_scheme(request.scheme);
+                    if let Some(authority) = request.authority {
+                        message = message.with_authority(authority);
+                    }
+                    verifier.verify_message(&message).await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            let headers = SignatureHeaders::from_fn(find);
+            verifier
+                .verify(
+                    &headers,
+                    &Request::new(request.method, request.target, body),
+                )
+                .await
+        };
+        result.map_err(|e| self.refuse(&e))
     }
 
     /// Releases `verified`'s record when the answer's `status` says nothing was done.
@@ -319,6 +346,23 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
 
 /// The lower-case name of `X-API-Signature`, as frameworks store it.
 const SIGNATURE: &str = "x-api-signature";
+/// RFC 9421's `Signature-Input`, lower case.
+const SIGNATURE_INPUT: &str = "signature-input";
+/// RFC 9421's `Signature`, lower case.
+const RFC9421_SIGNATURE: &str = "signature";
+
+/// What the layers read off a request before verifying it, framework-free.
+struct Received<'a> {
+    method: &'a str,
+    /// The request target as received (`/path?query`).
+    target: &'a str,
+    /// `http` or `https`, as the framework knows it.
+    scheme: &'a str,
+    /// The authority of the request URI (HTTP/2's `:authority`), when it has one; else the
+    /// `Host` header's is used.
+    authority: Option<&'a str>,
+    headers: Vec<(&'a str, &'a [u8])>,
+}
 
 const _: () = assert!(SIGNATURE.len() == HEADER_SIGNATURE.len());
 

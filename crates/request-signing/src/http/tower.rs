@@ -12,11 +12,10 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Rejection, SIGNATURE, VerifySignature, unreadable_body};
+use super::{Received, Rejection, VerifySignature, unreadable_body};
 use crate::clock::Clock;
 use crate::replay::ReplayCache;
 use crate::store::SecretStore;
-use crate::verifier::SignatureHeaders;
 
 /// The `http` response for a [`Rejection`], with any body type made from bytes (axum's
 /// `Body`, `http_body_util::Full<Bytes>`).
@@ -100,7 +99,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
             let headers = req.headers();
-            if verify.passes_unsigned(headers.get(SIGNATURE).map(HeaderValue::as_bytes)) {
+            if verify.passes_unsigned(|name| headers.contains_key(name)) {
                 return inner.call(req).await;
             }
             if let Some(rejection) =
@@ -118,16 +117,21 @@ where
                 Err(_) => return Ok(http_response(unreadable_body())),
             };
             let verified = {
-                let headers = &parts.headers;
-                let signature =
-                    SignatureHeaders::from_fn(|name| headers.get(name).map(HeaderValue::as_bytes));
-                let target = parts
-                    .uri
-                    .path_and_query()
-                    .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
-                verify
-                    .verify(&signature, parts.method.as_str(), target, &body)
-                    .await
+                let received = Received {
+                    method: parts.method.as_str(),
+                    target: parts
+                        .uri
+                        .path_and_query()
+                        .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
+                    scheme: parts.uri.scheme_str().unwrap_or("http"),
+                    authority: parts.uri.authority().map(|a| a.as_str()),
+                    headers: parts
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                        .collect(),
+                };
+                verify.verify(&received, &body).await
             };
             let verified = match verified {
                 Ok(verified) => verified,
