@@ -185,6 +185,7 @@ async fn actix_puts_the_identity_into_the_request_and_refuses_with_problems() {
     let (store, [active, revoked, _]) = fixture();
     let auth = ApiKeyAuth::builder(authenticator(store, &clock))
         .skip_when_header("X-API-Signature")
+        .skip_when_header("Signature-Input")
         .build();
     let app = atest::init_service(
         App::new()
@@ -244,6 +245,11 @@ async fn actix_puts_the_identity_into_the_request_and_refuses_with_problems() {
     // A signed request goes on for the signature layer to check.
     let signed = call(Some(("x-api-signature", "v1=00".to_owned())), "/open");
     assert_eq!(atest::call_service(&app, signed).await.status(), 200);
+    let rfc9421 = call(Some(("signature-input", "sig1=()".to_owned())), "/open");
+    assert_eq!(atest::call_service(&app, rfc9421).await.status(), 200);
+    // Any other header is no reason to skip.
+    let other = call(Some(("signature", "sig1=:AA==:".to_owned())), "/open");
+    assert_eq!(atest::call_service(&app, other).await.status(), 401);
 
     auth.authenticator()
         .store()

@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{NOON, Spawn, spawn, spawn_with};
+use common::{NOON, Spawn, TestApp, spawn, spawn_with};
+use request_signing::rfc9421::{Message, MessageSigner, SigningKey};
 use request_signing::{FakeClock, Secret, Signer, sign_v0};
 use serde_json::{Value, json};
 
@@ -514,6 +515,95 @@ async fn signed_v1_requests_verify_once_and_signing_keys_must_sign() {
     let old = signer.sign("GET", &app.url("/whoami"), b"").unwrap();
     app.clock.set(NOON + 301);
     let pairs: Vec<(&str, &str)> = old.iter().collect();
+    let reply = app.get("/whoami", &pairs).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.body["detail"].as_str().unwrap().contains("expired"));
+}
+
+/// The three fields an RFC 9421 signer adds for `method` `path` with `body`, as header pairs.
+fn rfc9421_headers(
+    signer: &MessageSigner<FakeClock>,
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Vec<(&'static str, String)> {
+    let url = app.url(path);
+    let message = Message::new(method, &url, &[], body.as_bytes()).unwrap();
+    let signed = signer.sign(&message).unwrap();
+    signed.iter().map(|(n, v)| (n, v.to_owned())).collect()
+}
+
+#[actix_web::test]
+async fn rfc9421_signatures_verify_once_must_cover_enough_and_report_their_method() {
+    let app = spawn().await;
+    let created = app
+        .create_key(json!({"service": "orders", "signing": true}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let secret = created["signing_secret"].as_str().unwrap();
+    let clock = FakeClock::at_unix_secs(NOON);
+    let key = || SigningKey::hmac_sha256(Secret::from(secret));
+    let signer = MessageSigner::builder(id, key())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let body = r#"{"number": 97}"#;
+
+    let headers = rfc9421_headers(&signer, &app, "POST", "/check-prime", body);
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["isPrime"], true);
+    let replay = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(replay.status, 401);
+    assert_eq!(replay.body["detail"], "request replayed");
+
+    let headers = rfc9421_headers(&signer, &app, "POST", "/check-prime", body);
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let changed = app.post("/check-prime", &pairs, r#"{"number": 98}"#).await;
+    assert_eq!(changed.status, 401);
+    assert_eq!(
+        changed.body["detail"],
+        "Content-Digest does not match the body"
+    );
+
+    // A signature over the method and the body alone could be sent to any route.
+    let narrow = MessageSigner::builder(id, key())
+        .components(["@method"])
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let headers = rfc9421_headers(&narrow, &app, "POST", "/check-prime", body);
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.body["detail"],
+        "the signature does not cover @target-uri (or @authority, @path and @query)"
+    );
+
+    let who = rfc9421_headers(&signer, &app, "GET", "/whoami", "");
+    let pairs: Vec<(&str, &str)> = who.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let reply = app.get("/whoami", &pairs).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["auth_method"], "signed_rfc9421");
+    assert_eq!(reply.body["key_id"], id);
+
+    // Another key's secret under this key id; then five minutes and a second later.
+    let other = MessageSigner::builder(id, SigningKey::hmac_sha256(Secret::from("not it")))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let headers = rfc9421_headers(&other, &app, "GET", "/whoami", "");
+    let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(
+        app.get("/whoami", &pairs).await.body["detail"],
+        "bad signature"
+    );
+    let old = rfc9421_headers(&signer, &app, "GET", "/whoami", "");
+    app.clock.set(NOON + 301);
+    let pairs: Vec<(&str, &str)> = old.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let reply = app.get("/whoami", &pairs).await;
     assert_eq!(reply.status, 401);
     assert!(reply.body["detail"].as_str().unwrap().contains("expired"));

@@ -3,8 +3,12 @@
 //! `hmac`, and the register, login and protected flow; and, after the shared secret was
 //! rotated, a client still on the previous one (`API_SHARED_SECRET_FALLBACKS`).
 //!
-//! Needs `python3` with `requests` (`pip install requests`; `.ci/run` installs it). Without
-//! `requests` the test says so and skips, and fails under `REQUIRE_SERVICES=1`.
+//! A second client signs with RFC 9421 through the PyPI package `http-message-signatures`, as
+//! `docs/api.md` shows.
+//!
+//! Needs `python3` with `requests` and `http-message-signatures` (`pip install requests
+//! http-message-signatures`; `.ci/run` installs them). Without them a test says so and skips,
+//! and fails under `REQUIRE_SERVICES=1`.
 
 mod common;
 
@@ -58,6 +62,47 @@ async fn a_client_of_the_original_service_keeps_working() {
     let headers = sign_v0(&key, &other, now).unwrap();
     let pairs: Vec<(&str, &str)> = headers.iter().collect();
     assert_eq!(app.post("/get-current-time", &pairs, "").await.status, 401);
+}
+
+#[actix_web::test]
+#[ignore = "needs python3 with requests and http-message-signatures"]
+async fn a_client_signing_with_a_third_party_rfc9421_library_is_served() {
+    let found = Command::new("python3")
+        .args(["-c", "import requests, http_message_signatures"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            !test_services::services_required(),
+            "REQUIRE_SERVICES=1: pip install requests http-message-signatures"
+        );
+        eprintln!("skipped: needs python3 with requests and http-message-signatures");
+        return;
+    }
+    let app = spawn_with(Spawn {
+        clock: Clock::system(),
+        ..Spawn::default()
+    })
+    .await;
+    let created = app
+        .create_key(serde_json::json!({"service": "orders", "signing": true}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let secret = created["signing_secret"].as_str().unwrap().to_owned();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rfc9421_client.py");
+    let mut command = Command::new("python3");
+    command.arg(script).arg(&app.base).arg(&id).arg(&secret);
+    let output = actix_web::web::block(move || command.output())
+        .await
+        .unwrap()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the RFC 9421 client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("all checks passed"), "{stdout}");
 }
 
 /// Runs `tests/data/original_client.py` against `base` with `key` and `args` (the shared

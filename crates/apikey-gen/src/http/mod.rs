@@ -114,7 +114,7 @@ pub struct ApiKeyAuth<S: KeyStore, C> {
 
 struct Inner<S: KeyStore, C> {
     authenticator: Authenticator<S, C>,
-    skip_header: Option<String>,
+    skip_headers: Vec<String>,
     on_refusal: Option<RefusalFn>,
 }
 
@@ -130,7 +130,7 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for ApiKeyAuth<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyAuth")
             .field("authenticator", &self.inner.authenticator)
-            .field("skip_header", &self.inner.skip_header)
+            .field("skip_headers", &self.inner.skip_headers)
             .finish_non_exhaustive()
     }
 }
@@ -139,14 +139,14 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for ApiKeyAuth<S, C> {
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct ApiKeyAuthBuilder<S: KeyStore, C> {
     authenticator: Authenticator<S, C>,
-    skip_header: Option<String>,
+    skip_headers: Vec<String>,
     on_refusal: Option<RefusalFn>,
 }
 
 impl<S: KeyStore, C: fmt::Debug> fmt::Debug for ApiKeyAuthBuilder<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApiKeyAuthBuilder")
-            .field("skip_header", &self.skip_header)
+            .field("skip_headers", &self.skip_headers)
             .finish_non_exhaustive()
     }
 }
@@ -161,7 +161,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
     pub fn builder(authenticator: Authenticator<S, C>) -> ApiKeyAuthBuilder<S, C> {
         ApiKeyAuthBuilder {
             authenticator,
-            skip_header: None,
+            skip_headers: Vec::new(),
             on_refusal: None,
         }
     }
@@ -172,13 +172,16 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
     }
 
     /// The identity of the request whose headers `header` reads, or the refusal to send;
-    /// `Ok(None)` when the request carries the skip header and goes on unauthenticated.
+    /// `Ok(None)` when the request carries a skip header and goes on unauthenticated.
     async fn check<'a>(
         &self,
         header: impl Fn(&str) -> Option<&'a [u8]>,
     ) -> Result<Option<S::Identity>, Rejection> {
-        if let Some(skip) = &self.inner.skip_header
-            && header(skip).is_some()
+        if self
+            .inner
+            .skip_headers
+            .iter()
+            .any(|skip| header(skip).is_some())
         {
             return Ok(None);
         }
@@ -202,9 +205,10 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
 
 impl<S: KeyStore, C: Clock> ApiKeyAuthBuilder<S, C> {
     /// Lets requests that carry the header `name` through unauthenticated, for another layer
-    /// to check: `x-api-signature`, when signed requests are verified by `request-signing`.
+    /// to check: `x-api-signature`, `signature-input` and `signature` when signed requests
+    /// are verified by `request-signing`. Call once per header; any one of them skips.
     pub fn skip_when_header(mut self, name: impl Into<String>) -> Self {
-        self.skip_header = Some(name.into().to_ascii_lowercase());
+        self.skip_headers.push(name.into().to_ascii_lowercase());
         self
     }
 
@@ -222,7 +226,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuthBuilder<S, C> {
         ApiKeyAuth {
             inner: Arc::new(Inner {
                 authenticator: self.authenticator,
-                skip_header: self.skip_header,
+                skip_headers: self.skip_headers,
                 on_refusal: self.on_refusal,
             }),
         }

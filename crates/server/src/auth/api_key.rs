@@ -86,9 +86,10 @@ impl KeyStore for KeyTable {
 /// The API-key middleware as the server uses it.
 pub type KeyAuth = ApiKeyAuth<KeyTable, Clock>;
 
-/// `apikey-gen`'s middleware over `table`: requests that carry `X-API-Signature` go on to the
-/// signature check instead. Keys hashed under a `fallbacks` pepper (a rotated-out server
-/// secret) authenticate and are re-hashed under the current one. Refusals answer in the server's problem shape.
+/// `apikey-gen`'s middleware over `table`: requests that carry `X-API-Signature`, or RFC
+/// 9421's `Signature-Input` or `Signature`, go on to the signature check instead. Keys hashed
+/// under a `fallbacks` pepper (a rotated-out server secret) authenticate and are re-hashed
+/// under the current one. Refusals answer in the server's problem shape.
 ///
 /// # Errors
 /// `apikey-gen`'s, for an invalid cache capacity.
@@ -108,6 +109,8 @@ pub fn key_auth(
         .build()?;
     Ok(ApiKeyAuth::builder(authenticator)
         .skip_when_header(request_signing::HEADER_SIGNATURE)
+        .skip_when_header(request_signing::rfc9421::HEADER_SIGNATURE_INPUT)
+        .skip_when_header(request_signing::rfc9421::HEADER_SIGNATURE)
         .on_refusal(|refusal: Refusal<'_>| Rejection::from(key_error(refusal.error)))
         .build())
 }

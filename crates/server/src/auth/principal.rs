@@ -21,6 +21,8 @@ pub enum AuthMethod {
     SignedV0,
     /// A v1 signature (HMAC of the canonical request).
     SignedV1,
+    /// An RFC 9421 HTTP Message Signature (`Signature-Input`, `Signature`).
+    SignedRfc9421,
 }
 
 /// The authenticated key behind a request.

@@ -4,6 +4,10 @@
 //! - v1: `X-API-Key` is the key id (or the key itself), the signature covers the canonical
 //!   request (method, path, query, body hash, timestamp, nonce), and the secret is the key's
 //!   own signing secret, created with `keys create --signing`.
+//! - RFC 9421 (HTTP Message Signatures): `Signature-Input` names the covered components and
+//!   `keyid` (the key id, or the key itself), `Signature` carries an `hmac-sha256` signature
+//!   made with the key's signing secret. It must cover `@method`, the target and, for a body,
+//!   `content-digest`, and carry a `nonce`.
 //! - v0 (the original's): `X-API-Key` is the key itself and the signature is
 //!   `HMAC-SHA256(secret, key + timestamp)`. The secret is `API_SHARED_SECRET` when set (as the
 //!   original used one secret for every service), and the key's own signing secret otherwise.
@@ -164,7 +168,7 @@ impl SigningKeys {
     async fn row(&self, named: &str, scheme: Scheme) -> Result<Option<KeyRow>, StoreError> {
         let name = if self.config.parse(named).is_ok() {
             self.config.hash(named).to_hex()
-        } else if scheme == Scheme::V1 {
+        } else if scheme != Scheme::V0 {
             format!("id:{named}")
         } else {
             return Ok(None);
@@ -205,7 +209,8 @@ impl SigningKeys {
     pub async fn principal(&self, verified: &Verified) -> Result<Principal, ApiError> {
         let method = match verified.scheme() {
             Scheme::V0 => AuthMethod::SignedV0,
-            _ => AuthMethod::SignedV1,
+            Scheme::Rfc9421 => AuthMethod::SignedRfc9421,
+            Scheme::V1 => AuthMethod::SignedV1,
         };
         let row = self
             .row(verified.key_id(), verified.scheme())
@@ -268,7 +273,7 @@ pub const KEY_CACHE_CAPACITY: usize = 100_000;
 /// The signature middleware as the server uses it.
 pub type SignatureAuth = VerifySignature<SigningKeys, Replay, Clock>;
 
-/// `request-signing`'s middleware: v0 and v1 over `keys`, bodies up to `max_body_bytes`,
+/// `request-signing`'s middleware: v0, v1 and RFC 9421 over `keys`, bodies up to `max_body_bytes`,
 /// `replay` remembering signatures seen. Unsigned requests go on to the API-key middleware.
 /// A request refused after its signature verified (401 from a key revoked meanwhile, a spent
 /// quota, an overloaded dependency) did nothing: its nonce is released, so it uses none of
@@ -327,9 +332,19 @@ fn sign_error(error: &SignError) -> ApiError {
             headers: Vec::new(),
         },
         SignError::BadSignature => ApiError::unauthorized("bad_signature", "bad signature"),
-        e @ (SignError::Expired { .. } | SignError::FromFuture { .. }) => {
-            ApiError::unauthorized("stale_signature", e.to_string())
+        e @ (SignError::Expired { .. }
+        | SignError::FromFuture { .. }
+        | SignError::PastExpiry { .. }) => ApiError::unauthorized("stale_signature", e.to_string()),
+        e @ SignError::CoverageTooNarrow { .. } => {
+            ApiError::unauthorized("insufficient_coverage", e.to_string())
         }
+        SignError::DigestMismatch => {
+            ApiError::unauthorized("digest_mismatch", "Content-Digest does not match the body")
+        }
+        SignError::UnsupportedAlgorithm => ApiError::unauthorized(
+            "unsupported_algorithm",
+            "signature algorithm not supported: use hmac-sha256",
+        ),
         SignError::Randomness => ApiError::internal("no randomness"),
         other => ApiError::unauthorized("malformed_signature", other.to_string()),
     }

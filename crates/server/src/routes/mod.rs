@@ -172,6 +172,17 @@ impl utoipa::Modify for SecuritySchemes {
                 "A v1 or v0 HMAC-SHA256 signature, with X-API-Key and X-API-Timestamp (and X-API-Nonce for v1).",
             ),
         );
+        components.add_security_scheme(
+            "signed_rfc9421",
+            header(
+                "Signature",
+                "An RFC 9421 HTTP Message Signature, with Signature-Input: alg \"hmac-sha256\", \
+                 keyid the key id, the key's signing secret (its hex text, from `keys create \
+                 --signing`); it must cover @method, the target (@target-uri, or @authority, @path \
+                 and @query) and, with a body, content-digest (RFC 9530, sha-256 or sha-512), and \
+                 carry created (within 5 minutes) and a nonce (used once).",
+            ),
+        );
         let bearer = |what: &str| {
             SecurityScheme::Http(
                 HttpBuilder::new()

@@ -134,7 +134,7 @@ fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
         (status = 413, description = "Body or number too large", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
+    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
 )]
 pub async fn check_prime(
     req: HttpRequest,

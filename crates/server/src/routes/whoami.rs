@@ -27,7 +27,7 @@ pub struct WhoAmI {
         (status = 200, description = "The caller", body = WhoAmI),
         (status = 401, description = "Missing, unknown, revoked or expired API key, or a bad signature", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []))
+    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
 )]
 pub async fn whoami(caller: ApiCaller) -> Result<web::Json<WhoAmI>, ApiError> {
     let p = caller.0;
