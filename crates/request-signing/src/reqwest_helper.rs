@@ -20,15 +20,20 @@ pub fn sign_reqwest_request<C: Clock>(
     signer: &Signer<C>,
     request: &mut reqwest::Request,
 ) -> Result<()> {
-    let body = match request.body() {
-        None => &[][..],
+    let body = buffered_body(request)?;
+    let signed = signer.sign(request.method().as_str(), request.url().as_str(), body)?;
+    insert(request.headers_mut(), signed.iter())
+}
+
+/// The body `request` will send, when it is in memory.
+fn buffered_body(request: &reqwest::Request) -> Result<&[u8]> {
+    match request.body() {
+        None => Ok(&[]),
         Some(body) => body.as_bytes().ok_or(Error::InvalidRequest {
             part: "body",
             reason: "a streaming body cannot be signed; buffer it into bytes first",
-        })?,
-    };
-    let signed = signer.sign(request.method().as_str(), request.url().as_str(), body)?;
-    insert(request.headers_mut(), signed.iter())
+        }),
+    }
 }
 
 /// Signs `request` with RFC 9421 (its method, URL, headers and body as they will be sent) and
@@ -42,13 +47,7 @@ pub fn sign_reqwest_message<C: Clock>(
     signer: &MessageSigner<C>,
     request: &mut reqwest::Request,
 ) -> Result<()> {
-    let body = match request.body() {
-        None => &[][..],
-        Some(body) => body.as_bytes().ok_or(Error::InvalidRequest {
-            part: "body",
-            reason: "a streaming body cannot be signed; buffer it into bytes first",
-        })?,
-    };
+    let body = buffered_body(request)?;
     let url = request.url();
     let host = url.host_str().ok_or(Error::InvalidRequest {
         part: "target",

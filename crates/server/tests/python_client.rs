@@ -21,18 +21,7 @@ use secure_api::clock::Clock;
 #[actix_web::test]
 #[ignore = "needs python3 with requests"]
 async fn a_client_of_the_original_service_keeps_working() {
-    let has_requests = Command::new("python3")
-        .args(["-c", "import requests"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !has_requests {
-        assert!(
-            !test_services::services_required(),
-            "python3 with `requests` is required (REQUIRE_SERVICES=1): pip install requests"
-        );
-        eprintln!(
-            "skipped a_client_of_the_original_service_keeps_working: needs python3 with requests"
-        );
+    if !python_has(&["requests"]) {
         return;
     }
     // The shared secret was rotated: clients on the old one keep working until they move.
@@ -67,16 +56,7 @@ async fn a_client_of_the_original_service_keeps_working() {
 #[actix_web::test]
 #[ignore = "needs python3 with requests and http-message-signatures"]
 async fn a_client_signing_with_a_third_party_rfc9421_library_is_served() {
-    let found = Command::new("python3")
-        .args(["-c", "import requests, http_message_signatures"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            !test_services::services_required(),
-            "REQUIRE_SERVICES=1: pip install requests http-message-signatures"
-        );
-        eprintln!("skipped: needs python3 with requests and http-message-signatures");
+    if !python_has(&["requests", "http_message_signatures"]) {
         return;
     }
     let app = spawn_with(Spawn {
@@ -89,28 +69,40 @@ async fn a_client_signing_with_a_third_party_rfc9421_library_is_served() {
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let secret = created["signing_secret"].as_str().unwrap().to_owned();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rfc9421_client.py");
-    let mut command = Command::new("python3");
-    command.arg(script).arg(&app.base).arg(&id).arg(&secret);
-    let output = actix_web::web::block(move || command.output())
-        .await
-        .unwrap()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the RFC 9421 client failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    run_script("rfc9421_client.py", &[&app.base, &id, &secret]).await;
 }
 
 /// Runs `tests/data/original_client.py` against `base` with `key` and `args` (the shared
-/// secret, then options), and checks that every check passed.
+/// secret, then options).
 async fn run_client(base: &str, key: &str, args: &[&str]) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/original_client.py");
+    let mut all = vec![base, key];
+    all.extend_from_slice(args);
+    run_script("original_client.py", &all).await;
+}
+
+/// Whether python3 can import every one of `modules`; when it cannot, says so (and fails under
+/// `REQUIRE_SERVICES=1`).
+fn python_has(modules: &[&str]) -> bool {
+    let found = Command::new("python3")
+        .args(["-c", &format!("import {}", modules.join(", "))])
+        .status()
+        .is_ok_and(|s| s.success());
+    let install = format!("pip install {}", modules.join(" ").replace('_', "-"));
+    assert!(
+        found || !test_services::services_required(),
+        "REQUIRE_SERVICES=1 but python3 lacks {modules:?}: {install}"
+    );
+    if !found {
+        eprintln!("skipped: python3 lacks {modules:?}; {install}");
+    }
+    found
+}
+
+/// Runs `tests/data/<script>` with `args` and checks that it printed "all checks passed".
+async fn run_script(script: &str, args: &[&str]) {
+    let path = format!("{}/tests/data/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut command = Command::new("python3");
-    command.arg(script).arg(base).arg(key).args(args);
+    command.arg(path).args(args);
     let output = actix_web::web::block(move || command.output())
         .await
         .unwrap()
@@ -118,8 +110,8 @@ async fn run_client(base: &str, key: &str, args: &[&str]) {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "the Python client failed ({args:?}):\n{stdout}\n{}",
+        "{script} failed ({args:?}):\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("all checks passed"), "{stdout}");
+    assert!(stdout.contains("all checks passed"), "{script}: {stdout}");
 }
