@@ -76,24 +76,29 @@ impl Job for Bases<'_> {
     }
 }
 
-/// `rounds` strong probable-prime tests to random bases in `[2, n - 2]` (`n >= 5`).
-pub(crate) struct RandomBases<'a, R: ?Sized> {
+/// `rounds` strong probable-prime tests to random bases in `[2, n - 2]` (`n >= 5`), asking
+/// `go_on` before each: `None` when it said stop, else whether every round passed.
+pub(crate) struct RandomBases<'a, R: ?Sized, G> {
     pub(crate) rounds: u32,
     pub(crate) rng: &'a mut R,
+    pub(crate) go_on: G,
 }
 
-impl<R: Rng + ?Sized> Job for RandomBases<'_, R> {
-    type Out = bool;
-    fn run<A: Arith>(self, ar: &A, n: &BigUint) -> bool {
+impl<R: Rng + ?Sized, G: FnMut() -> bool> Job for RandomBases<'_, R, G> {
+    type Out = Option<bool>;
+    fn run<A: Arith>(mut self, ar: &A, n: &BigUint) -> Option<bool> {
         let (d, s) = split(&(n - 1u32));
         let span = n - 4u32; // bases are 2 + [0, span]
         for _ in 0..self.rounds {
+            if !(self.go_on)() {
+                return None;
+            }
             let base = BigUint::from(2u32) + uniform_up_to(&span, self.rng);
             if !strong_tail(ar, pow(ar, &ar.residue(&base), &d), s) {
-                return false;
+                return Some(false);
             }
         }
-        true
+        Some(true)
     }
 }
 

@@ -31,6 +31,7 @@ pub use error::{Error, Result};
 pub use json::JsonNumber;
 pub use parse::{Limits, parse_number};
 pub use verdict::{
-    Verdict, check, check_with_rounds, is_prime, miller_rabin, next_prime, prev_prime,
+    BPSW_ROUNDS, Verdict, check, check_with_rounds, check_with_rounds_while, is_prime,
+    miller_rabin, next_prime, prev_prime, work,
 };
 pub use word::{is_prime_u64, next_prime_u64, prev_prime_u64};

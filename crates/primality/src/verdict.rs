@@ -102,16 +102,81 @@ pub fn check(n: &BigUint) -> Verdict {
 /// assert_eq!(check_with_rounds(&m521, 8, &mut rng), Verdict::ProbablePrime);
 /// ```
 pub fn check_with_rounds<R: Rng + ?Sized>(n: &BigUint, rounds: u32, rng: &mut R) -> Verdict {
+    check_with_rounds_while(n, rounds, rng, || true).expect("never asked to stop")
+}
+
+/// [`check_with_rounds`] that asks `go_on` before each extra round and gives up with `None`
+/// as soon as it answers `false`: for a caller whose client went away or whose deadline
+/// passed. The test before the rounds (trial division, BPSW) runs whole.
+///
+/// ```
+/// use primality::{Verdict, check_with_rounds_while};
+/// use num_bigint::BigUint;
+/// let m521 = (BigUint::from(1u32) << 521u32) - 1u32;
+/// let mut rng = rand::rng();
+/// let mut budget = 3;
+/// let stopped = check_with_rounds_while(&m521, 64, &mut rng, || {
+///     budget -= 1;
+///     budget >= 0
+/// });
+/// assert_eq!(stopped, None);
+/// // A composite found before the rounds is answered whatever `go_on` says.
+/// let verdict = check_with_rounds_while(&BigUint::from(91u32), 64, &mut rng, || false);
+/// assert_eq!(verdict, Some(Verdict::Composite { factor: Some(7) }));
+/// ```
+pub fn check_with_rounds_while<R, G>(
+    n: &BigUint,
+    rounds: u32,
+    rng: &mut R,
+    go_on: G,
+) -> Option<Verdict>
+where
+    R: Rng + ?Sized,
+    G: FnMut() -> bool,
+{
     let v = check(n);
     if v != Verdict::ProbablePrime || rounds == 0 {
-        return v;
+        return Some(v);
     }
-    if dispatch(n, RandomBases { rounds, rng }) {
+    Some(if dispatch(n, RandomBases { rounds, rng, go_on })? {
         Verdict::ProbablePrime
     } else {
         Verdict::Composite { factor: None }
-    }
+    })
 }
+
+/// Modelled work of [`check_with_rounds`] on a number of `bits` bits with `rounds` extra
+/// rounds, in units of about one 64-bit multiply-accumulate.
+///
+/// A strong probable-prime test of a `b`-bit number is `b` modular squarings of `w = b / 64`
+/// words, each about `w²` word products, so a round costs about `b·w²`; BPSW (a strong test to
+/// base 2 and a strong Lucas test) costs about [`BPSW_ROUNDS`] rounds. The model grows with
+/// the cube of the size, as the measured times do (`cargo bench -p primality`: each doubling of
+/// the bits from 512 to 4096 multiplies them by 6.6 to 10). Numbers below 2^64 are a constant:
+/// they take well under a microsecond.
+///
+/// ```
+/// use primality::work;
+/// assert_eq!(work(64, 40), work(1, 0));
+/// assert_eq!(work(1024, 0), 1024 * 16 * 16 * 3);
+/// assert!(work(4096, 0) > 60 * work(1024, 0));
+/// assert!(work(1024, 40) > 14 * work(1024, 0));
+/// ```
+#[must_use]
+pub fn work(bits: u64, rounds: u32) -> u64 {
+    if bits <= 64 {
+        return 64;
+    }
+    let words = bits.div_ceil(64);
+    bits.saturating_mul(words)
+        .saturating_mul(words)
+        .saturating_mul(BPSW_ROUNDS + u64::from(rounds))
+}
+
+/// What BPSW costs in strong probable-prime rounds, in [`work`]'s model. Measured: 2.3 to 4
+/// times a random-base round from 128 to 4096 bits (`primality::check` against
+/// `primality::miller_rabin_40 / 40` in the crate's benchmark).
+pub const BPSW_ROUNDS: u64 = 3;
 
 /// Whether `n` is prime ([`check`] says [`Verdict::Prime`] or [`Verdict::ProbablePrime`]).
 ///
@@ -148,7 +213,15 @@ pub fn miller_rabin<R: Rng + ?Sized>(n: &BigUint, rounds: u32, rng: &mut R) -> b
     if !n.bit(0) {
         return false;
     }
-    dispatch(n, RandomBases { rounds, rng })
+    dispatch(
+        n,
+        RandomBases {
+            rounds,
+            rng,
+            go_on: || true,
+        },
+    )
+    .expect("never asked to stop")
 }
 
 /// The smallest prime (or, above 2^64, BPSW probable prime) greater than `n`.
@@ -208,6 +281,45 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    #[test]
+    fn go_on_is_asked_before_each_extra_round_and_stops_them() {
+        let m521 = (BigUint::from(1u32) << 521u32) - 1u32;
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut asked = 0;
+        let whole = check_with_rounds_while(&m521, 5, &mut rng, || {
+            asked += 1;
+            true
+        });
+        assert_eq!((whole, asked), (Some(Verdict::ProbablePrime), 5));
+        let mut asked = 0;
+        let stopped = check_with_rounds_while(&m521, 5, &mut rng, || {
+            asked += 1;
+            asked <= 2
+        });
+        assert_eq!((stopped, asked), (None, 3));
+        // Proven verdicts and zero rounds never ask.
+        for n in [BigUint::from(97u32), BigUint::from(91u32)] {
+            let verdict = check_with_rounds_while(&n, 5, &mut rng, || panic!("asked"));
+            assert_eq!(verdict, Some(check(&n)));
+        }
+        assert_eq!(
+            check_with_rounds_while(&m521, 0, &mut rng, || panic!("asked")),
+            Some(Verdict::ProbablePrime)
+        );
+    }
+
+    #[test]
+    fn work_grows_with_the_cube_of_the_size_and_with_the_rounds() {
+        assert_eq!(work(0, 0), work(64, 64));
+        assert!(work(65, 0) > work(64, 0));
+        for bits in [128u64, 512, 1024, 2048] {
+            let ratio = work(2 * bits, 0) as f64 / work(bits, 0) as f64;
+            assert!((7.9..=8.1).contains(&ratio), "{bits}: {ratio}");
+            assert_eq!(work(bits, 3), 2 * work(bits, 0));
+        }
+        assert!(work(u64::MAX, u32::MAX) == u64::MAX);
+    }
 
     #[test]
     fn verdicts_around_two_pow_64() {

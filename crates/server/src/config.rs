@@ -165,6 +165,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Concurrent password hashes.
     pub hash_concurrency: usize,
+    /// Threads testing big numbers.
+    pub prime_threads: usize,
     /// Worker threads.
     pub workers: Option<usize>,
     /// Log format.
@@ -241,6 +243,9 @@ impl Settings {
         }
         if self.hash_concurrency == 0 {
             return invalid("hash_concurrency", "must be at least 1");
+        }
+        if self.prime_threads == 0 {
+            return invalid("prime_threads", "must be at least 1");
         }
         if !(1..=REPLAY_CAPACITY).contains(&self.replay_per_key) {
             return invalid("replay_per_key", "must be between 1 and 1000000");

@@ -255,7 +255,7 @@ impl ApiError {
         let status = self.status_code();
         match self {
             Self::Internal(cause) => {
-                tracing::error!(error = %ErrorChain(cause.as_ref()), "internal error")
+                crate::observe::throttled_error("internal error", &ErrorChain(cause.as_ref()));
             }
             Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
             Self::Unauthorized(reason, _) => crate::observe::auth_failure(reason),
@@ -353,7 +353,7 @@ impl From<sqlx::Error> for ApiError {
         crate::observe::database_error();
         match error {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::error!(error = %error, "database unavailable");
+                crate::observe::throttled_error("database unavailable", &error);
                 Self::Unavailable {
                     detail: "the database is unavailable; try again shortly",
                     retry_after: Some(1),

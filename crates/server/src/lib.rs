@@ -15,3 +15,4 @@ pub mod shared;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod work;

@@ -216,6 +216,20 @@ impl KeyQuota {
         }
     }
 
+    /// How much the key `req` authenticated with can still spend today, counting nothing;
+    /// `None` when that cannot be read now (Redis is away).
+    pub async fn remaining(&self, req: &HttpRequest) -> Option<u64> {
+        let (key, limit) = quota::RequestView::with_extension(req, |p: &Principal| {
+            (key_of(p), NonZeroU64::new(p.daily_quota))
+        })?;
+        let backend = self.limit.backend();
+        let usage = match limit {
+            Some(limit) => backend.usage_with_limit(&key, limit).await,
+            None => backend.usage(&key).await,
+        };
+        usage.ok().map(|usage| usage.remaining)
+    }
+
     /// The key's consumption today under its own `limit`.
     ///
     /// # Errors

@@ -12,7 +12,6 @@
 //! hash, never the key). The id is echoed in the `X-Request-Id` response header.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
@@ -40,6 +39,10 @@ pub const WEATHER_CACHE: &str = "secure_api_weather_cache_total";
 pub const ARGON2_QUEUE: &str = "secure_api_argon2_queue_depth";
 /// Password hashes running.
 pub const ARGON2_RUNNING: &str = "secure_api_argon2_running";
+/// Prime tests waiting for a thread of the prime pool.
+pub const PRIME_QUEUE: &str = "secure_api_prime_queue_depth";
+/// Prime tests running on the prime pool.
+pub const PRIME_RUNNING: &str = "secure_api_prime_running";
 /// Redis calls that failed, by concern and kind (`unavailable`, `store`).
 pub const REDIS_ERRORS: &str = "secure_api_redis_errors_total";
 /// Decisions taken without Redis by the fail policy, by concern and policy.
@@ -107,6 +110,8 @@ fn describe() {
     );
     describe_gauge!(ARGON2_QUEUE, "Password hashes waiting for a slot.");
     describe_gauge!(ARGON2_RUNNING, "Password hashes running.");
+    describe_gauge!(PRIME_QUEUE, "Prime tests waiting for a thread.");
+    describe_gauge!(PRIME_RUNNING, "Prime tests running on the prime pool.");
     describe_counter!(REDIS_ERRORS, "Failed Redis calls, by concern and kind.");
     describe_counter!(
         REDIS_FALLBACKS,
@@ -158,31 +163,83 @@ pub fn argon2_load(queued: usize, running: usize) {
     metrics::gauge!(ARGON2_RUNNING).set(running as f64);
 }
 
+/// Sets the number of prime tests waiting and running on the prime pool.
+pub fn prime_load(queued: usize, running: usize) {
+    metrics::gauge!(PRIME_QUEUE).set(queued as f64);
+    metrics::gauge!(PRIME_RUNNING).set(running as f64);
+}
+
 /// Counts a failed Redis call.
 pub fn redis_error(concern: &'static str, kind: &'static str) {
     metrics::counter!(REDIS_ERRORS, "concern" => concern, "kind" => kind).increment(1);
 }
 
 /// Counts a decision taken by the fail policy while Redis was unavailable, and logs it at
-/// most once a second per concern, so that an outage under load does not flood the log.
+/// most once a second per concern (see [`Throttle`]), so that an outage under load does not
+/// flood the log.
 pub fn redis_fallback(concern: &'static str, policy: &'static str) {
     metrics::counter!(REDIS_FALLBACKS, "concern" => concern, "policy" => policy).increment(1);
-    static LAST: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
-    let slot = match concern {
-        "quota" => 0,
-        "login" => 1,
-        "replay" => 2,
-        _ => 3,
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if LAST[slot].swap(now, Ordering::Relaxed) != now {
+    if let Some(suppressed) = LOG_THROTTLE.admit(concern, Instant::now()) {
         tracing::warn!(
             concern,
             policy,
+            suppressed,
             "Redis unavailable: following the fail policy"
         );
+    }
+}
+
+/// Logs `error` at ERROR under `cause` (a fixed phrase such as `"database unavailable"`), at
+/// most once a second per cause. Each line carries `suppressed`: how many errors of that cause
+/// were not logged since the previous line. A failing store under load fails thousands of
+/// requests a second with the same error; every one of them is still counted in the metrics.
+pub fn throttled_error(cause: &'static str, error: &dyn std::fmt::Display) {
+    if let Some(suppressed) = LOG_THROTTLE.admit(cause, Instant::now()) {
+        tracing::error!(error = %error, suppressed, "{cause}");
+    }
+}
+
+static LOG_THROTTLE: Throttle = Throttle::new(Duration::from_secs(1));
+
+/// At most one log line per cause and interval, counting the lines it held back.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    // Causes are a handful of fixed phrases: a short list, read only on error paths.
+    seen: std::sync::Mutex<Vec<(&'static str, Instant, u64)>>,
+}
+
+impl Throttle {
+    /// A throttle letting one line per cause through each `interval`.
+    #[must_use]
+    pub const fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            seen: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// `Some(held back)` when a line for `cause` may be written at `now`, with how many were
+    /// held back since the last one; `None` (and one more held back) otherwise.
+    pub fn admit(&self, cause: &'static str, now: Instant) -> Option<u64> {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.iter_mut().find(|(c, ..)| *c == cause) {
+            Some((_, last, held)) if now.saturating_duration_since(*last) < self.interval => {
+                *held += 1;
+                None
+            }
+            Some((_, last, held)) => {
+                *last = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                seen.push((cause, now, 0));
+                Some(0)
+            }
+        }
     }
 }
 
@@ -341,4 +398,34 @@ fn record_request(route: String, method: &'static str, status: u16, elapsed: Dur
 /// Records the authenticated key's id on the current request span.
 pub fn record_key(key_id: &str) {
     tracing::Span::current().record("key", tracing::field::display(key_id));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_is_logged_once_an_interval_with_the_count_held_back() {
+        let throttle = Throttle::new(Duration::from_secs(1));
+        let t0 = Instant::now();
+        assert_eq!(throttle.admit("database unavailable", t0), Some(0));
+        for ms in [1, 500, 999] {
+            let at = t0 + Duration::from_millis(ms);
+            assert_eq!(throttle.admit("database unavailable", at), None);
+        }
+        // Another cause has its own interval.
+        assert_eq!(throttle.admit("key lookup failed", t0), Some(0));
+        assert_eq!(
+            throttle.admit("database unavailable", t0 + Duration::from_secs(1)),
+            Some(3)
+        );
+        assert_eq!(
+            throttle.admit("database unavailable", t0 + Duration::from_millis(1_500)),
+            None
+        );
+        assert_eq!(
+            throttle.admit("database unavailable", t0 + Duration::from_secs(5)),
+            Some(1)
+        );
+    }
 }

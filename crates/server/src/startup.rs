@@ -34,6 +34,7 @@ use crate::keys::{CreatedKey, KeyManager, NewKey};
 use crate::limits::{self, Concern, KeyQuota, UsernameLimit};
 use crate::routes;
 use crate::routes::health::Readiness;
+use crate::routes::prime::{PRIME_QUEUE_TIMEOUT, PrimePool};
 use crate::sealing::Sealer;
 use crate::shared::{self, Redis, SharedWeather};
 use crate::state::{RequestTimeout, Services};
@@ -430,6 +431,9 @@ pub async fn build_services(
         weather_cache: web::Data::new(SharedWeather::new(redis.clone())),
         readiness: web::Data::new(Readiness::new(db.clone(), redis)),
         prime_limits: web::Data::new(primality::Limits::new(settings.max_prime_bits)),
+        primes: web::Data::new(
+            PrimePool::new(settings.prime_threads, PRIME_QUEUE_TIMEOUT).map_err(build_error)?,
+        ),
         request_timeout: RequestTimeout(settings.request_timeout),
         clock: web::Data::new(clock),
         db,

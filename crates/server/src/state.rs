@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::keys::KeyManager;
 use crate::limits::{KeyQuota, LoginLimit, UsernameLimit};
 use crate::routes::health::Readiness;
+use crate::routes::prime::PrimePool;
 use crate::shared::SharedWeather;
 use crate::store::Db;
 
@@ -48,6 +49,8 @@ pub struct Services {
     pub readiness: web::Data<Readiness>,
     /// The largest number `/check-prime` tests.
     pub prime_limits: web::Data<primality::Limits>,
+    /// The threads big numbers are tested on.
+    pub primes: web::Data<PrimePool>,
     /// The request timeout.
     pub request_timeout: RequestTimeout,
 }
@@ -65,6 +68,7 @@ impl Services {
             .app_data(self.weather_cache.clone())
             .app_data(self.readiness.clone())
             .app_data(self.prime_limits.clone())
+            .app_data(self.primes.clone())
             .app_data(self.request_timeout);
     }
 }

@@ -257,11 +257,11 @@ async fn check_prime_refuses_bad_input_with_precise_4xx() {
 async fn a_big_number_costs_more_quota() {
     let app = spawn().await;
     let key = app
-        .create_key(json!({"service": "math", "daily_quota": 3}))
+        .create_key(json!({"service": "math", "daily_quota": 20}))
         .await;
     let key = key["key"].as_str().unwrap();
     let h = [("authorization", key)];
-    // 2^2048 - 1 has 2048 bits: it costs 2 of the 3 calls.
+    // 2^2048 - 1 has 2048 bits: BPSW at 2048 bits costs 8 of the 20 calls (docs/api.md).
     let n = format!("0x{}", "f".repeat(512));
     let reply = app
         .post("/check-prime", &h, &json!({ "number": n }).to_string())
@@ -273,11 +273,28 @@ async fn a_big_number_costs_more_quota() {
         reply.text
     );
     assert_eq!(reply.raw_number().len(), 617, "2^2048 - 1 has 617 digits");
-    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "1");
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "12");
+    // 64 extra rounds cost 179: more than the whole quota, refused before any work and
+    // charged nothing (the next call leaves 4).
+    let reply = app
+        .post(
+            "/check-prime",
+            &h,
+            &json!({ "number": n, "rounds": 64 }).to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    let reply = app
+        .post("/check-prime", &h, &json!({ "number": n }).to_string())
+        .await;
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "4");
     let reply = app
         .post("/check-prime", &h, &json!({ "number": n }).to_string())
         .await;
     assert_eq!(reply.status, 429);
+    // A u64 still costs 1.
+    let reply = app.post("/check-prime", &h, r#"{"number": 97}"#).await;
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "3");
 }
 
 #[actix_web::test]
@@ -941,4 +958,50 @@ async fn optional_bodies_may_be_left_out_but_never_be_malformed() {
     assert_eq!(reply.status, 400, "{}", reply.body);
     let reply = app.post("/logout", &[("authorization", &access)], "").await;
     assert_eq!(reply.status, 204);
+}
+
+#[actix_web::test]
+async fn a_key_over_its_share_of_the_prime_threads_gets_503_and_pays_nothing() {
+    let mut spawn = Spawn::default();
+    spawn.args.prime_threads = Some(1);
+    let app = std::rc::Rc::new(spawn_with(spawn).await);
+    let key = app
+        .create_key(json!({"service": "math", "daily_quota": 100_000}))
+        .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    // 2^3217 - 1 is a Mersenne prime: with 64 extra rounds it holds the only thread for about
+    // a second, and costs 713.
+    let long = json!({"number": format!("0x1{}", "f".repeat(804)), "rounds": 64}).to_string();
+    let first = {
+        let (app, key, long) = (app.clone(), key.clone(), long.clone());
+        actix_web::rt::spawn(async move {
+            app.post("/check-prime", &[("authorization", &key)], &long)
+                .await
+        })
+    };
+    loop {
+        let page = app.metrics_page().await;
+        if common::sample(&page, "secure_api_prime_running", "") == Some(1.0) {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let second = app
+        .post("/check-prime", &[("authorization", &key)], &long)
+        .await;
+    assert_eq!(second.status, 503, "{}", second.body);
+    assert_eq!(second.header("retry-after").as_deref(), Some("1"));
+    assert!(second.body["detail"].as_str().unwrap().contains("this key"));
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{}", first.text);
+    assert!(
+        first.text.contains(r#""verdict":"probable_prime""#),
+        "{}",
+        first.text
+    );
+    assert_eq!(
+        first.header("x-ratelimit-remaining").as_deref(),
+        Some("99287"),
+        "only the answered test was charged"
+    );
 }

@@ -95,7 +95,7 @@ impl From<AdminTokenError> for ApiError {
             AdminTokenError::Store(e) => e.into(),
             AdminTokenError::Unavailable(reason) => {
                 crate::observe::database_error();
-                tracing::error!(%reason, "admin token lookup failed");
+                crate::observe::throttled_error("admin token lookup failed", &reason);
                 Self::Unavailable {
                     detail: "the database is unavailable; try again shortly",
                     retry_after: Some(1),

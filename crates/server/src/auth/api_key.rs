@@ -130,7 +130,7 @@ fn key_error(error: &KeyError) -> ApiError {
         }
         KeyError::StoreUnavailable { .. } => {
             crate::observe::database_error();
-            tracing::error!(error = %error, "key lookup failed");
+            crate::observe::throttled_error("key lookup failed", &error);
             ApiError::Unavailable {
                 detail: "the database is unavailable; try again shortly",
                 retry_after: Some(1),

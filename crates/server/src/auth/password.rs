@@ -1,7 +1,7 @@
 //! Password hashing with argon2id, off the async workers and with bounded concurrency.
 //!
 //! Each hash takes 19 MiB and tens of milliseconds of CPU (OWASP parameters: m = 19 MiB,
-//! t = 2, p = 1). Hashes run on `max_concurrent` threads of their own, never on the async
+//! t = 2, p = 1). Hashes run on `max_concurrent` threads of their own ([`crate::work`]), never on the async
 //! workers, so a login flood queues instead of exhausting memory; a caller that waits longer
 //! than `queue_timeout` gets `Busy`.
 //!
@@ -14,77 +14,16 @@
 //! Logins for unknown users verify against a dummy hash, so the time taken does not tell
 //! whether a username exists.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
-
 use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-/// Counts a caller waiting for a hashing slot, until dropped (also when the wait is cancelled).
-struct QueueSlot<'a>(&'a AtomicUsize);
-
-impl<'a> QueueSlot<'a> {
-    fn enter(queued: &'a AtomicUsize) -> Self {
-        queued.fetch_add(1, Ordering::Relaxed);
-        Self(queued)
-    }
-}
-
-impl Drop for QueueSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// `size` threads that run hashing jobs, one at a time each. They end when the last clone of
-/// the pool is dropped.
-#[derive(Clone)]
-struct HashPool {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for HashPool {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HashPool")
-    }
-}
-
-impl HashPool {
-    fn new(size: usize) -> Result<Self, PasswordError> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
-        for i in 0..size {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
-                .name(format!("argon2-{i}"))
-                .spawn(move || {
-                    loop {
-                        // A job that panicked cannot leave the receiver inconsistent.
-                        let next = queue
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .recv();
-                        let Ok(job) = next else { return };
-                        job();
-                    }
-                })
-                .map_err(|_| PasswordError::Pool)?;
-        }
-        Ok(Self { jobs })
-    }
-
-    fn submit(&self, job: Job) -> Result<(), PasswordError> {
-        self.jobs.send(job).map_err(|_| PasswordError::Pool)
-    }
-}
+use crate::work::{WorkError, WorkPool};
 
 /// A password as received: zeroized on drop, never printed.
 pub type Password = Zeroizing<String>;
@@ -108,11 +47,7 @@ pub enum PasswordError {
 /// bounded wait for one.
 #[derive(Debug, Clone)]
 pub struct Passwords {
-    permits: Arc<Semaphore>,
-    max_concurrent: usize,
-    queued: Arc<AtomicUsize>,
-    pool: HashPool,
-    queue_timeout: Duration,
+    pool: WorkPool,
     dummy_hash: Arc<str>,
 }
 
@@ -195,67 +130,49 @@ fn verify_blocking(password: &[u8], stored: &str) -> Result<bool, PasswordError>
     Ok(bool::from(out.ct_eq(expected.as_bytes())))
 }
 
+impl From<WorkError> for PasswordError {
+    fn from(error: WorkError) -> Self {
+        match error {
+            WorkError::Busy => Self::Busy,
+            _ => Self::Pool,
+        }
+    }
+}
+
 impl Passwords {
     /// A hasher allowing `max_concurrent` hashes at once (at least 1). Computes the dummy
     /// hash for unknown users, so call it off the async workers (start-up does).
     pub fn new(max_concurrent: usize, queue_timeout: Duration) -> Result<Self, PasswordError> {
-        let max_concurrent = max_concurrent.max(1);
-        let pool = HashPool::new(max_concurrent)?;
+        let pool = WorkPool::new("argon2", max_concurrent, queue_timeout)?;
         // On a hashing thread, so that the caller's thread keeps no argon2 memory.
-        let (done, answer) = std::sync::mpsc::channel();
-        pool.submit(Box::new(move || {
+        let dummy_hash = pool.run_blocking(|| {
             let mut random = Zeroizing::new([0u8; 32]);
             rand::fill(&mut random[..]);
-            let _ = done.send(hash_blocking(&random[..]));
-        }))?;
-        let dummy_hash = answer.recv().map_err(|_| PasswordError::Pool)??;
+            hash_blocking(&random[..])
+        })??;
         Ok(Self {
-            permits: Arc::new(Semaphore::new(max_concurrent)),
-            max_concurrent,
-            queued: Arc::new(AtomicUsize::new(0)),
             pool,
-            queue_timeout,
             dummy_hash: dummy_hash.into(),
         })
-    }
-
-    /// How many more hashes may start right now (for metrics).
-    #[must_use]
-    pub fn available_permits(&self) -> usize {
-        self.permits.available_permits()
     }
 
     /// How many hashes are running now.
     #[must_use]
     pub fn running(&self) -> usize {
-        self.max_concurrent
-            .saturating_sub(self.permits.available_permits())
+        self.pool.running()
     }
 
     /// How many hashes wait for a slot now.
     #[must_use]
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.pool.queued()
     }
 
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let waiting = QueueSlot::enter(&self.queued);
-        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| PasswordError::Busy)?
-            .map_err(|_| PasswordError::Pool)?;
-        drop(waiting);
-        let (done, answer) = tokio::sync::oneshot::channel();
-        self.pool.submit(Box::new(move || {
-            let result = job();
-            drop(permit);
-            // The caller may have gone (a client that hung up): then nobody needs the answer.
-            let _ = done.send(result);
-        }))?;
-        answer.await.map_err(|_| PasswordError::Pool)?
+        self.pool.run(job).await?
     }
 
     /// The argon2id PHC string of `password`, with a fresh random salt.
@@ -282,6 +199,7 @@ impl Passwords {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn pw(s: &str) -> Password {
         Zeroizing::new(s.to_owned())
@@ -397,12 +315,18 @@ mod tests {
     #[actix_web::test]
     async fn a_full_queue_answers_busy() {
         let passwords = Passwords::new(1, Duration::from_millis(10)).unwrap();
-        let held = passwords.permits.clone().acquire_owned().await.unwrap();
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let pool = passwords.pool.clone();
+        let blocker = actix_web::rt::spawn(async move { pool.run(move || hold.recv()).await });
+        while passwords.running() == 0 {
+            actix_web::rt::task::yield_now().await;
+        }
         assert!(matches!(
             passwords.hash(pw("x")).await,
             Err(PasswordError::Busy)
         ));
-        drop(held);
+        release.send(()).unwrap();
+        assert!(blocker.await.unwrap().is_ok());
         assert!(passwords.hash(pw("x")).await.is_ok());
     }
 }

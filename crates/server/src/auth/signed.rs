@@ -317,7 +317,7 @@ fn sign_error(error: &SignError) -> ApiError {
             ApiError::PayloadTooLarge(format!("the body is larger than the {max}-byte limit"))
         }
         SignError::SecretStoreUnavailable(e) | SignError::ReplayStoreUnavailable(e) => {
-            tracing::error!(error = %e, "signature verification store unavailable");
+            crate::observe::throttled_error("signature verification store unavailable", e);
             ApiError::Unavailable {
                 detail: "signature verification is unavailable; try again shortly",
                 retry_after: Some(1),

@@ -185,6 +185,9 @@ pub struct SettingsArgs {
     /// Password hashes running at once (each needs 19 MiB).
     #[arg(long, env = "SECURE_API_HASH_CONCURRENCY", value_name = "N")]
     pub hash_concurrency: Option<usize>,
+    /// Threads that test big numbers for `/check-prime` (default: one per core).
+    #[arg(long, env = "SECURE_API_PRIME_THREADS", value_name = "N")]
+    pub prime_threads: Option<usize>,
     /// Worker threads (default: one per core).
     #[arg(long, env = "SECURE_API_WORKERS", value_name = "N")]
     pub workers: Option<usize>,
@@ -283,6 +286,10 @@ impl SettingsArgs {
             replay_per_key: pick!(replay_per_key, 100_000),
             request_timeout: Duration::from_secs(pick!(request_timeout, 30)),
             hash_concurrency: pick!(hash_concurrency, 4),
+            prime_threads: pick!(
+                prime_threads,
+                std::thread::available_parallelism().map_or(1, usize::from)
+            ),
             workers: args.workers.or(file.workers),
             log_format: pick!(log_format, LogFormat::Text),
             openweather_base_url: pick!(

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::accounts::Accounts;
+use crate::routes::prime::PrimePool;
 use crate::shared::Redis;
 use crate::store::Db;
 
@@ -94,13 +95,15 @@ pub async fn readyz(checks: web::Data<Readiness>) -> HttpResponse {
 
 /// Metrics in the Prometheus text format: requests by route and status, latency histograms,
 /// authentication failures by reason, quota denials, upstream weather calls by key fingerprint
-/// and outcome, the argon2 queue, Redis and database errors. Meant for a scraper on the
+/// and outcome, the argon2 and prime queues, Redis and database errors. Meant for a scraper on the
 /// operators' network: put it behind the load balancer's access rules when the API is public.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format 0.0.4", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn metrics(accounts: web::Data<Accounts>) -> HttpResponse {
+pub async fn metrics(accounts: web::Data<Accounts>, primes: web::Data<PrimePool>) -> HttpResponse {
     let passwords = accounts.passwords();
     crate::observe::argon2_load(passwords.queued(), passwords.running());
+    let (running, queued) = primes.load();
+    crate::observe::prime_load(queued, running);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::observe::render())

@@ -4,26 +4,44 @@
 //! (as the original clients send it), or a string holding a decimal or `0x` hex integer. It
 //! never passes through `f64` or `u64`.
 //!
-//! Cost against the daily quota: one call per started 1,024 bits of the number, so a
-//! 4,096-bit number costs 4 and anything up to 1,024 bits costs 1.
+//! Cost against the daily quota: the test's modelled work ([`primality::work`]: bits times
+//! words squared times BPSW plus the rounds) in units of one BPSW test of a 1,024-bit number,
+//! at least 1 (the table is in `docs/api.md`). A test that takes a few microseconds runs on the
+//! async worker that received it. A longer one runs on the [`PrimePool`]: it is charged only
+//! once its verdict is known, so a test that never answers (the pool stayed full, the request
+//! timed out, the client went away) costs nothing, and it stops between rounds as soon as
+//! nobody waits for it.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse, web};
 use num_bigint::BigUint;
 use primality::{JsonNumber, Limits, Verdict};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::auth::principal::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::limits::KeyQuota;
+use crate::work::{WorkError, WorkPool};
 
-/// Extra random-base Miller-Rabin rounds when the request names none (the original ran 40).
-pub const DEFAULT_ROUNDS: u32 = 40;
+/// Extra random-base Miller-Rabin rounds when the request names none: none, BPSW alone (the
+/// error bounds and costs of each choice are in `docs/api.md`).
+pub const DEFAULT_ROUNDS: u32 = 0;
 /// Most extra rounds a request may ask for.
 pub const MAX_ROUNDS: u32 = 64;
-/// Numbers above this many bits are tested on the blocking pool, off the async workers.
-pub const INLINE_MAX_BITS: u64 = 128;
+/// Tests of at most this much modelled work run inline on the async worker: a BPSW test of a
+/// 192-bit number, about 12 µs.
+pub const INLINE_MAX_WORK: u64 = 192 * 3 * 3 * primality::BPSW_ROUNDS;
+/// The work one quota unit pays for: a BPSW test of a 1,024-bit number, about 2 ms.
+pub const WORK_PER_UNIT: u64 = 1024 * 16 * 16 * primality::BPSW_ROUNDS;
+/// How long a test waits for a free prime thread before the answer is 503.
+pub const PRIME_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What to test.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -34,7 +52,7 @@ pub struct PrimeRequest {
     #[schema(schema_with = number_in_request, example = json!(172983479832623897492387592384682937659382477_u128))]
     pub number: JsonNumber,
     /// Extra random-base Miller-Rabin rounds after BPSW for numbers of 2^64 and above
-    /// (default 40, at most 64).
+    /// (default 0, at most 64): each one at least quarters the chance that a composite passes.
     #[schema(maximum = 64)]
     pub rounds: Option<u32>,
 }
@@ -107,10 +125,116 @@ fn number_in_response() -> utoipa::openapi::schema::Object {
         .build()
 }
 
-/// The quota cost of testing a number of `bits` bits: one per started 1,024 bits.
+/// The quota cost of a test of `work` ([`primality::work`]): one unit per started
+/// [`WORK_PER_UNIT`], at least 1.
 #[must_use]
-pub fn prime_cost(bits: u64) -> u64 {
-    bits.max(1).div_ceil(1024)
+pub fn prime_cost(work: u64) -> u64 {
+    work.div_ceil(WORK_PER_UNIT).max(1)
+}
+
+/// The threads big numbers are tested on, shared fairly: one key holds at most half of them
+/// (rounded up), so with two threads or more a key flooding big tests leaves threads for the
+/// other keys. A key over its share is answered 503 at once; a test that finds every thread
+/// busy waits at most [`PRIME_QUEUE_TIMEOUT`], then 503.
+#[derive(Debug)]
+pub struct PrimePool {
+    pool: WorkPool,
+    per_key: usize,
+    running: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// A key's place among the running tests, given back when dropped.
+struct Share {
+    running: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = running.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Tells a running test to stop when dropped: when the handler's future is dropped because the
+/// request timed out or the client went away.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+impl PrimePool {
+    /// A pool of `threads` threads (at least 1).
+    ///
+    /// # Errors
+    /// When a thread cannot be spawned.
+    pub fn new(threads: usize, queue_timeout: Duration) -> Result<Self, WorkError> {
+        let pool = WorkPool::new("primes", threads, queue_timeout)?;
+        Ok(Self {
+            per_key: pool.threads().div_ceil(2),
+            pool,
+            running: Arc::default(),
+        })
+    }
+
+    /// How many tests run now, and how many wait for a thread.
+    #[must_use]
+    pub fn load(&self) -> (usize, usize) {
+        (self.pool.running(), self.pool.queued())
+    }
+
+    fn enter(&self, key: &str) -> Result<Share, ApiError> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = running.entry(key.to_owned()).or_insert(0);
+        if *n >= self.per_key {
+            return Err(ApiError::Unavailable {
+                detail: "this key already has as many prime tests running as it may; try again shortly",
+                retry_after: Some(1),
+            });
+        }
+        *n += 1;
+        Ok(Share {
+            running: Arc::clone(&self.running),
+            key: key.to_owned(),
+        })
+    }
+
+    /// The verdict on `n` with `rounds` extra rounds, tested on a pool thread for `key`.
+    ///
+    /// # Errors
+    /// 503 with `Retry-After` when the key holds its share or no thread frees up in time.
+    pub async fn test(&self, key: &str, n: BigUint, rounds: u32) -> Result<Verdict, ApiError> {
+        let share = self.enter(key)?;
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let stopped = Arc::clone(&stop.0);
+        let verdict = self
+            .pool
+            .run(move || {
+                let _share = share;
+                primality::check_with_rounds_while(&n, rounds, &mut rand::rng(), || {
+                    !stopped.load(Ordering::Relaxed)
+                })
+            })
+            .await
+            .map_err(|error| match error {
+                WorkError::Busy => ApiError::Unavailable {
+                    detail: "every prime thread is busy; try again shortly",
+                    retry_after: Some(1),
+                },
+                other => ApiError::internal(other),
+            })?;
+        drop(stop);
+        // `None` only once `stop` was dropped, and then nobody awaits this future any more.
+        verdict.ok_or_else(|| ApiError::internal("a prime test stopped while awaited"))
+    }
 }
 
 fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
@@ -140,17 +264,38 @@ pub async fn check_prime(
     req: HttpRequest,
     quota: web::Data<KeyQuota>,
     limits: web::Data<Limits>,
+    primes: web::Data<PrimePool>,
     body: Json<PrimeRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (n, rounds) = body.validate(**limits)?;
     let bits = n.bits();
-    let charged = quota.charge(&req, prime_cost(bits)).await?;
-
-    let verdict = if bits <= INLINE_MAX_BITS {
-        primality::check_with_rounds(&n, rounds, &mut rand::rng())
+    let work = primality::work(bits, rounds);
+    let cost = prime_cost(work);
+    let (verdict, charged) = if work <= INLINE_MAX_WORK {
+        let charged = quota.charge(&req, cost).await?;
+        (
+            primality::check_with_rounds(&n, rounds, &mut rand::rng()),
+            charged,
+        )
     } else {
-        let n = n.clone();
-        web::block(move || primality::check_with_rounds(&n, rounds, &mut rand::rng())).await?
+        // A key that cannot pay is refused before any work. When the quota cannot be read
+        // (a Redis outage), the charge comes first and follows the quota's fail policy; it does
+        // too when the day rolled over between the two reads.
+        let paid = match quota.remaining(&req).await {
+            Some(remaining) if remaining >= cost => None,
+            _ => Some(quota.charge(&req, cost).await?),
+        };
+        let key = req
+            .extensions()
+            .get::<Principal>()
+            .map(|p| p.quota_id.clone())
+            .unwrap_or_default();
+        let verdict = primes.test(&key, n.clone(), rounds).await?;
+        let charged = match paid {
+            Some(charged) => charged,
+            None => quota.charge(&req, cost).await?,
+        };
+        (verdict, charged)
     };
     let (verdict, is_prime, factor) = verdict_name(&verdict);
     let number = RawValue::from_string(n.to_str_radix(10)).map_err(ApiError::internal)?;
@@ -177,12 +322,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_cost_grows_with_each_started_1024_bits() {
-        assert_eq!(prime_cost(0), 1);
-        assert_eq!(prime_cost(1), 1);
-        assert_eq!(prime_cost(1024), 1);
-        assert_eq!(prime_cost(1025), 2);
-        assert_eq!(prime_cost(4096), 4);
+    fn the_cost_follows_the_modelled_work() {
+        let cost = |bits, rounds| prime_cost(primality::work(bits, rounds));
+        assert_eq!(cost(0, 0), 1);
+        assert_eq!(cost(64, 64), 1);
+        assert_eq!(cost(1024, 0), 1);
+        assert_eq!(cost(1025, 0), 2, "1025 bits is 17 words");
+        assert_eq!(cost(1024, 40), 15);
+        assert_eq!(cost(1024, 64), 23);
+        assert_eq!(cost(2048, 0), 8);
+        assert_eq!(cost(2048, 64), 179);
+        assert_eq!(cost(4096, 0), 64);
+        assert_eq!(cost(4096, 64), 1_430);
+        // The original's 45-digit number is tested inline; a 256-bit one is not.
+        assert!(primality::work(147, DEFAULT_ROUNDS) <= INLINE_MAX_WORK);
+        assert!(primality::work(256, DEFAULT_ROUNDS) > INLINE_MAX_WORK);
     }
 
     #[test]

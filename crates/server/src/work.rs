@@ -1,0 +1,191 @@
+//! Pools of dedicated threads for CPU-heavy work (argon2 hashes, big prime tests), never run on
+//! the async workers.
+//!
+//! A [`WorkPool`] runs at most `threads` jobs at once. A caller waits at most `queue_timeout`
+//! for one to start and then gets [`WorkError::Busy`], so a flood queues for a bounded time
+//! instead of piling up. A caller that gives up while waiting leaves the queue at once. The
+//! threads are the pool's own rather than the shared blocking pool's, so that the jobs of one
+//! kind cannot take the threads another kind needs, and so that a job may keep per-thread state
+//! (argon2's working memory).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkError {
+    /// No thread became free within the queue timeout.
+    #[error("every worker thread stayed busy for the queue timeout")]
+    Busy,
+    /// The threads could not be started, or are gone.
+    #[error("the worker threads are unavailable")]
+    Gone,
+}
+
+/// `threads` threads of their own, a bounded wait for one, and counts of what runs and waits.
+/// Clones share the threads, which end when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct WorkPool {
+    jobs: mpsc::Sender<Job>,
+    permits: Arc<Semaphore>,
+    threads: usize,
+    queued: Arc<AtomicUsize>,
+    queue_timeout: Duration,
+}
+
+/// Counts a caller waiting for a thread, until dropped (also when the wait is cancelled).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(queued: &'a AtomicUsize) -> Self {
+        queued.fetch_add(1, Ordering::Relaxed);
+        Self(queued)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl WorkPool {
+    /// A pool of `threads` threads (at least 1) named `name-0`, `name-1`, ...
+    ///
+    /// # Errors
+    /// [`WorkError::Gone`] when a thread cannot be spawned.
+    pub fn new(name: &str, threads: usize, queue_timeout: Duration) -> Result<Self, WorkError> {
+        let threads = threads.max(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..threads {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        // A job that panicked cannot leave the receiver inconsistent.
+                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = next else { return };
+                        job();
+                    }
+                })
+                .map_err(|_| WorkError::Gone)?;
+        }
+        Ok(Self {
+            jobs,
+            permits: Arc::new(Semaphore::new(threads)),
+            threads,
+            queued: Arc::new(AtomicUsize::new(0)),
+            queue_timeout,
+        })
+    }
+
+    /// How many threads the pool has.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// How many jobs run now.
+    #[must_use]
+    pub fn running(&self) -> usize {
+        self.threads
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    /// How many callers wait for a thread now.
+    #[must_use]
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on a pool thread once one is free, waiting at most the queue timeout.
+    ///
+    /// Dropping the returned future while the job runs does not stop it: the job ends on its
+    /// own (a job that can stop early checks a flag its caller sets, as `/check-prime` does).
+    ///
+    /// # Errors
+    /// [`WorkError::Busy`] after the queue timeout, [`WorkError::Gone`] without threads.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, WorkError> {
+        let waiting = Waiting::enter(&self.queued);
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| WorkError::Busy)?
+            .map_err(|_| WorkError::Gone)?;
+        drop(waiting);
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let result = job();
+                drop(permit);
+                // The caller may have gone (a client that hung up): then nobody needs the answer.
+                let _ = done.send(result);
+            }))
+            .map_err(|_| WorkError::Gone)?;
+        answer.await.map_err(|_| WorkError::Gone)
+    }
+
+    /// Runs `job` on a pool thread and blocks the calling thread until it is done, bypassing
+    /// the queue: for start-up, before any request is served.
+    ///
+    /// # Errors
+    /// [`WorkError::Gone`] without threads.
+    pub fn run_blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, WorkError> {
+        let (done, answer) = mpsc::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = done.send(job());
+            }))
+            .map_err(|_| WorkError::Gone)?;
+        answer.recv().map_err(|_| WorkError::Gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn at_most_threads_jobs_run_and_a_full_pool_answers_busy_after_the_timeout() {
+        let pool = WorkPool::new("test", 1, Duration::from_millis(50)).unwrap();
+        let (release, hold) = mpsc::channel::<()>();
+        let first = {
+            let pool = pool.clone();
+            actix_web::rt::spawn(async move { pool.run(move || hold.recv().is_ok()).await })
+        };
+        while pool.running() == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(pool.run(|| ()).await, Err(WorkError::Busy));
+        assert_eq!(pool.queued(), 0, "a caller that gave up left the queue");
+        release.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(true));
+        assert_eq!(pool.run(|| 7).await, Ok(7));
+        assert_eq!(pool.run_blocking(|| 8), Ok(8));
+        assert_eq!(pool.running(), 0);
+    }
+
+    #[actix_web::test]
+    async fn jobs_run_on_the_pools_own_threads() {
+        let pool = WorkPool::new("primes", 2, Duration::from_secs(1)).unwrap();
+        let name = pool
+            .run(|| std::thread::current().name().map(str::to_owned))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(name.starts_with("primes-"), "{name}");
+    }
+}
