@@ -353,13 +353,13 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         assert_eq!(accepted.status, 200, "{}", accepted.body);
     }
 
-    // SIGTERM while A tests a 2048-bit prime with 64 extra rounds (hundreds of milliseconds):
-    // A answers it, then exits cleanly.
+    // SIGTERM while A tests a 2048-bit prime with 64 extra rounds (hundreds of milliseconds,
+    // costing 179): A answers it, then exits cleanly.
     let slow = create_key(
         &client,
         &a,
         &admin,
-        json!({"service": "mi-slow", "daily_quota": 10}),
+        json!({"service": "mi-slow", "daily_quota": 1000}),
     )
     .await;
     let slow = slow["key"].as_str().unwrap().to_owned();
