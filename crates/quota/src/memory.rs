@@ -700,6 +700,16 @@ impl Snapshot {
     pub fn overrides(&self) -> usize {
         self.overrides.len()
     }
+
+    /// The saved counters of a fixed-window policy: each key, the start of its window (Unix
+    /// seconds on the backend's clock) and the calls used in that window. For moving the
+    /// counts into a store of their own; GCRA states are not listed.
+    pub fn fixed_windows(&self) -> impl Iterator<Item = (&str, u64, u64)> + '_ {
+        self.entries.iter().filter_map(|e| match e.state {
+            SavedState::Fixed { window_start, used } => Some((e.key.as_str(), window_start, used)),
+            SavedState::Gcra { .. } => None,
+        })
+    }
 }
 
 impl fmt::Debug for Snapshot {

@@ -321,6 +321,10 @@ fn snapshot_round_trips_and_counting_continues() {
         format!("{snapshot:?}"),
         "Snapshot { entries: 2, overrides: 1 }"
     );
+    let mut windows: Vec<_> = snapshot.fixed_windows().collect();
+    windows.sort_unstable();
+    let day_start = 1_700_000_000 / 86_400 * 86_400;
+    assert_eq!(windows, [("a", day_start, 4), ("b", day_start, 10)]);
 
     // A restart an hour later, same day.
     clock.advance(Duration::from_secs(3_600));

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod journal;
 pub mod keys;
 pub mod limits;
 pub mod observe;

@@ -11,7 +11,8 @@
 //!   behind it shares).
 //! - the per-username limit on `/login` ([`UsernameLimit`]), whatever the address.
 //!
-//! Without Redis both live in this process's memory (the quota is saved to the database). On
+//! Without Redis both live in this process's memory, and each quota charge is written to the
+//! database before its call is answered ([`crate::journal`]). On
 //! Redis every instance sees the same counters, so N instances behind a load balancer grant a
 //! key its quota once, not N times. Whenever Redis gives no decision (it does not answer within
 //! the Redis timeout, or answers with an error such as `OOM` or `READONLY`), each limit
@@ -27,8 +28,8 @@ use actix_web::dev::ServiceRequest;
 use actix_web::{HttpRequest, HttpResponse};
 use quota::{
     Backend as _, Either, FailMode, FallbackBackend, ForwardedIp, FromExtension, HeaderFields,
-    MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason, Rejection, Snapshot,
-    Usage, Verdict,
+    MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason, Rejection, Usage,
+    Verdict,
 };
 use serde::Serialize;
 
@@ -37,6 +38,7 @@ use crate::auth::principal::Principal;
 use crate::clock::Clock;
 use crate::config::FailPolicy;
 use crate::error::{ApiError, QUOTA_EXCEEDED_MESSAGE};
+use crate::journal::Journal;
 use crate::observe;
 use crate::shared::Redis;
 use crate::store::canonical_username;
@@ -151,6 +153,8 @@ fn key_of(principal: &Principal) -> String {
 #[derive(Debug)]
 pub struct KeyQuota {
     limit: RateLimit<Counters, PrincipalKey, HttpRequest>,
+    /// Where the in-memory counters' charges are made durable; `None` on Redis.
+    journal: Option<Journal>,
 }
 
 /// Rate-limit fields of a granted call, added to the success response.
@@ -168,11 +172,13 @@ impl Charged {
 }
 
 impl KeyQuota {
-    /// The quota over `counters`: each key's own daily quota, from its [`Principal`].
+    /// The quota over `counters`: each key's own daily quota, from its [`Principal`]. Each
+    /// charge is written to `journal` before the call is answered, when there is one (for
+    /// counters in memory).
     ///
     /// # Errors
     /// `quota`'s, for a limiter it cannot build.
-    pub fn new(counters: Counters) -> Result<Self, quota::Error> {
+    pub fn new(counters: Counters, journal: Option<Journal>) -> Result<Self, quota::Error> {
         let limit = RateLimit::builder(counters, FromExtension::new(key_of as fn(&_) -> _))
             .name("daily")
             .x_ratelimit_headers(true)
@@ -199,21 +205,52 @@ impl KeyQuota {
                 })
             })
             .build()?;
-        Ok(Self { limit })
+        Ok(Self { limit, journal })
     }
 
     /// Charges `cost` calls to the daily quota of the key `req` authenticated with; 429 with
     /// the original's message once spent, 503 while a store that fails closed is away. Allowed
-    /// uncounted while Redis is away (fail open), without quota fields.
+    /// uncounted while Redis is away (fail open), without quota fields. In memory, the charge
+    /// is in the journal when this returns `Ok`.
     ///
     /// # Errors
-    /// The refusal, as the answer to send.
+    /// The refusal, as the answer to send; 503 when the journal could not write the charge
+    /// (which stays counted in memory: a refused call may cost, an answered one is never lost).
     pub async fn charge(&self, req: &HttpRequest, cost: u64) -> Result<Charged, ApiError> {
         let call = self.limit.prepare(req).with_cost(cost);
-        match self.limit.decide(call).await {
-            Verdict::Allowed(fields) => Ok(Charged(fields)),
-            Verdict::Refused(rejection) => Err(ApiError::Refused(rejection.into())),
+        let fields = match self.limit.decide(call).await {
+            Verdict::Allowed(fields) => fields,
+            Verdict::Refused(rejection) => return Err(ApiError::Refused(rejection.into())),
+        };
+        if let Some(journal) = &self.journal
+            && cost > 0
+            && let Some(subject) = quota::RequestView::with_extension(req, key_of)
+        {
+            journal
+                .record(&subject, cost)
+                .await
+                .map_err(|_| ApiError::Unavailable {
+                    detail: "the database is unavailable; try again shortly",
+                    retry_after: Some(1),
+                })?;
         }
+        Ok(Charged(fields))
+    }
+
+    /// Adds `used` calls stored by the journal to the in-memory count of `subject` (today's),
+    /// at start-up; nothing to do on Redis.
+    ///
+    /// # Errors
+    /// `quota`'s, for a subject too long to count.
+    pub fn replay(&self, subject: &str, used: u64) -> Result<(), quota::Error> {
+        if let Either::Left(memory) = self.limit.backend()
+            && used > 0
+        {
+            // Under the largest limit the day's window takes whatever is added; the key's own
+            // limit applies to the calls that follow.
+            let _added = memory.decide_with_limit(subject, used, NonZeroU64::MAX)?;
+        }
+        Ok(())
     }
 
     /// How much the key `req` authenticated with can still spend today, counting nothing;
@@ -253,27 +290,6 @@ impl KeyQuota {
     #[must_use]
     pub fn is_shared(&self) -> bool {
         self.limit.backend().is_right()
-    }
-
-    /// The in-memory counters, for saving to the database; `None` on Redis (Redis keeps them).
-    #[must_use]
-    pub fn snapshot(&self) -> Option<Snapshot> {
-        self.limit
-            .backend()
-            .as_ref()
-            .left()
-            .map(MemoryBackend::snapshot)
-    }
-
-    /// Restores saved in-memory counters; returns how many keys. Nothing to do on Redis.
-    ///
-    /// # Errors
-    /// `quota`'s, for a snapshot of another policy.
-    pub fn restore(&self, snapshot: &Snapshot) -> Result<usize, quota::Error> {
-        match self.limit.backend() {
-            Either::Left(memory) => memory.restore(snapshot),
-            Either::Right(_) => Ok(0),
-        }
     }
 }
 

@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
 use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
+use crate::journal::{self, Journal};
 use crate::keys::{CreatedKey, KeyManager, NewKey};
 use crate::limits::{self, Concern, KeyQuota, UsernameLimit};
 use crate::routes;
@@ -103,11 +104,14 @@ pub fn process_env() -> Env {
 
 /// Logins and registrations allowed per minute per client address.
 pub const LOGIN_LIMIT_PER_MINUTE: u64 = 5;
-/// How often quota usage is saved to the database. At most this much usage is lost when the
-/// process is killed without a graceful shutdown.
-pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(5);
-/// The name of the quota snapshot row.
+/// How often the server's upkeep runs: metrics of the process, and purging expired token
+/// revocations.
+pub const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The name of the quota snapshot row that servers saved before the usage table (moved into it
+/// at the first start).
 pub const QUOTA_SNAPSHOT: &str = "daily-quota";
+/// How many days of quota usage the database keeps.
+pub const USAGE_DAYS: i64 = 90;
 /// Access token lifetime.
 pub const ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Refresh token lifetime.
@@ -294,11 +298,23 @@ impl DerivedKeys {
     }
 }
 
+/// What the services are built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Serving requests: quota charges are journaled, and the charge logs a crash left are
+    /// folded first.
+    Serve,
+    /// An admin command beside a running server: nothing is charged, and the server's charge
+    /// log is left to it.
+    Manage,
+}
+
 /// Loads the secret and builds every service.
 pub async fn build_services(
     settings: &Settings,
     env: &Env,
     clock: Clock,
+    purpose: Purpose,
 ) -> Result<Services, StartupError> {
     let mode = match settings.mode {
         Mode::Development => secret_key::Mode::Development,
@@ -389,8 +405,14 @@ pub async fn build_services(
     let daily = NonZeroU64::new(quota_default)
         .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
     let daily = Policy::per_day(daily);
+    // In memory, every charge is written to the database before its call is answered.
+    let journal = (redis.is_none() && purpose == Purpose::Serve)
+        .then(|| Journal::start(db.clone(), clock.clone()))
+        .transpose()
+        .map_err(build_error)?;
     let quota = KeyQuota::new(
         limits::counters(daily, &clock, redis.as_ref(), Concern::Quota).map_err(build_error)?,
+        journal,
     )
     .map_err(build_error)?;
     let login_limits = limits::login_limits(
@@ -401,18 +423,8 @@ pub async fn build_services(
     )
     .map_err(build_error)?;
     let username_limit = UsernameLimit::new(&clock, redis.as_ref()).map_err(build_error)?;
-    if !quota.is_shared()
-        && let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await?
-    {
-        match serde_json::from_str::<Snapshot>(&data) {
-            Ok(snapshot) => {
-                let restored = quota.restore(&snapshot).map_err(build_error)?;
-                tracing::info!(keys = restored, taken_at, "quota usage restored");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero")
-            }
-        }
+    if !quota.is_shared() {
+        restore_quota(&db, &quota, &clock).await?;
     }
 
     Ok(Services {
@@ -496,16 +508,47 @@ pub async fn first_start(services: &Services) -> Result<Option<FirstStart>, Star
     }))
 }
 
-/// Saves the in-memory quota counters to the database (nothing to do on Redis).
-pub async fn save_quota(services: &Services) -> Result<(), StartupError> {
-    let Some(snapshot) = services.quota.snapshot() else {
-        return Ok(());
-    };
-    let data = serde_json::to_string(&snapshot).map_err(build_error)?;
-    services
-        .db
-        .save_snapshot(QUOTA_SNAPSHOT, services.clock.now(), &data)
-        .await?;
+/// Counts today's stored quota usage into the in-memory counters, and deletes the usage of
+/// days older than [`USAGE_DAYS`]. A snapshot saved by a server from before the usage table is
+/// first moved into it.
+async fn restore_quota(db: &Db, quota: &KeyQuota, clock: &Clock) -> Result<(), StartupError> {
+    if let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await? {
+        let rows: Vec<_> = match serde_json::from_str::<Snapshot>(&data) {
+            Ok(snapshot) => snapshot
+                .fixed_windows()
+                .map(|(subject, start, used)| {
+                    let day = i64::try_from(start / 86_400).unwrap_or(i64::MAX);
+                    (subject.to_owned(), day, used)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero");
+                Vec::new()
+            }
+        };
+        db.carry_over_snapshot(QUOTA_SNAPSHOT, &rows).await?;
+        tracing::info!(
+            keys = rows.len(),
+            taken_at,
+            "saved quota usage moved to the usage table"
+        );
+    }
+    let today = journal::today(clock);
+    let usage = db.quota_usage_on(today).await?;
+    for (subject, used) in &usage {
+        if let Err(e) = quota.replay(subject, *used) {
+            tracing::error!(error = %e, "a stored quota usage was not restored");
+        }
+    }
+    tracing::info!(keys = usage.len(), "quota usage restored");
+    let purged = db.purge_quota_usage(today - USAGE_DAYS).await?;
+    if purged > 0 {
+        tracing::info!(
+            rows = purged,
+            days = USAGE_DAYS,
+            "older quota usage deleted"
+        );
+    }
     Ok(())
 }
 
@@ -632,7 +675,7 @@ impl Application {
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
         crate::observe::recorder();
-        let services = build_services(&settings, &env, clock).await?;
+        let services = build_services(&settings, &env, clock, Purpose::Serve).await?;
         let first_start = first_start(&services).await?;
 
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
@@ -715,28 +758,26 @@ impl Application {
         self.first_start.take()
     }
 
-    /// Serves until the process is asked to stop (SIGINT, SIGTERM), then saves the quota
-    /// counters. While serving, they are saved every [`SNAPSHOT_INTERVAL`].
+    /// Serves until the process is asked to stop (SIGINT, SIGTERM), with the upkeep every
+    /// [`UPKEEP_INTERVAL`]. Quota charges need no saving: each is in the database before its
+    /// call is answered.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let services = self.services.clone();
-        let saver = actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(SNAPSHOT_INTERVAL);
+        let upkeep = actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 crate::observe::upkeep();
-                if let Err(e) = save_quota(&services).await {
-                    tracing::error!(error = %e, "saving quota usage failed");
-                }
                 if let Err(e) = services.db.purge_revoked_tokens(services.clock.now()).await {
                     tracing::error!(error = %e, "purging expired revocations failed");
                 }
             }
         });
         let result = self.server.await;
-        saver.abort();
-        if let Err(e) = save_quota(&self.services).await {
-            tracing::error!(error = %e, "saving quota usage at shutdown failed");
+        upkeep.abort();
+        if let Err(e) = self.services.db.checkpoint().await {
+            tracing::error!(error = %e, "syncing the database at shutdown failed");
         }
         self.services.db.close().await;
         result

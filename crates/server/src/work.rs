@@ -7,6 +7,10 @@
 //! threads are the pool's own rather than the shared blocking pool's, so that the jobs of one
 //! kind cannot take the threads another kind needs, and so that a job may keep per-thread state
 //! (argon2's working memory).
+//!
+//! On Linux the threads run at a lower scheduling priority than the async workers (nice
+//! [`NICENESS`]): when both want a core, the workers get about nine tenths of it, so a flood of
+//! expensive calls slows those calls rather than every cheap call beside them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
@@ -15,6 +19,25 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// How much lower the pool threads' priority is than the rest of the process's (a nice value:
+/// 10 gives a thread about a tenth of the CPU share of one at 0).
+pub const NICENESS: i32 = 10;
+
+/// Lowers the calling thread's priority by [`NICENESS`] (Linux, where nice is per thread). A
+/// failure leaves it as it was: lowering needs no privilege, and the work runs either way.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = rustix::thread::gettid();
+        let current = rustix::process::getpriority_process(Some(thread)).unwrap_or(0);
+        if let Err(error) =
+            rustix::process::setpriority_process(Some(thread), current.saturating_add(NICENESS))
+        {
+            tracing::debug!(%error, "the work thread keeps its priority");
+        }
+    }
+}
 
 /// Why a job did not run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +92,7 @@ impl WorkPool {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
+                    lower_priority();
                     loop {
                         // A job that panicked cannot leave the receiver inconsistent.
                         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
@@ -157,6 +181,18 @@ impl WorkPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[actix_web::test]
+    async fn jobs_run_at_a_lower_priority_than_the_caller() {
+        fn own() -> i32 {
+            rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap()
+        }
+        let caller = own();
+        let pool = WorkPool::new("nice", 1, Duration::from_secs(5)).unwrap();
+        let job = pool.run(own).await.unwrap();
+        assert_eq!(job, (caller + NICENESS).min(19));
+    }
 
     #[actix_web::test]
     async fn at_most_threads_jobs_run_and_a_full_pool_answers_busy_after_the_timeout() {

@@ -876,6 +876,49 @@ async fn keys_users_and_quota_usage_survive_a_restart() {
 }
 
 #[actix_web::test]
+async fn quota_usage_saved_by_an_older_server_is_carried_over_once() {
+    let first = spawn().await;
+    let (dir, env) = (first.dir.clone(), first.env.clone());
+    let key = first
+        .create_key(json!({"service": "upgraded", "daily_quota": 6}))
+        .await;
+    let (id, key) = (key["id"].as_str().unwrap(), key["key"].as_str().unwrap());
+    first.stop().await;
+    // What servers before the usage table saved every 5 s: 4 calls today.
+    let url = format!("sqlite://{}", dir.path().join("secure-api.db").display());
+    let db = secure_api::store::Db::connect(&url).await.unwrap();
+    let day_start = NOON / 86_400 * 86_400;
+    let snapshot = json!({
+        "entries": [{"key": id, "kind": "fixed", "window_start": day_start, "used": 4}],
+        "overrides": [],
+    });
+    db.save_snapshot("daily-quota", 1, &snapshot.to_string())
+        .await
+        .unwrap();
+    db.close().await;
+
+    let restart = || {
+        spawn_with(Spawn {
+            env: env.clone(),
+            dir: Some(dir.clone()),
+            ..Spawn::default()
+        })
+    };
+    let second = restart().await;
+    let reply = second
+        .post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "1");
+    second.stop().await;
+    // Moved, not copied: a second restart counts the 4 once.
+    let third = restart().await;
+    let reply = third
+        .post("/get-current-time", &[("authorization", key)], "")
+        .await;
+    assert_eq!(reply.header("x-ratelimit-remaining").unwrap(), "0");
+}
+
+#[actix_web::test]
 async fn health_and_openapi_are_served() {
     let app = spawn().await;
     assert_eq!(app.get("/healthz", &[]).await.body["status"], "ok");

@@ -66,6 +66,17 @@ async fn the_store_runs_unchanged_on_postgres() {
         db.load_snapshot("daily-quota").await.unwrap(),
         Some((6, "{\"x\":1}".into()))
     );
+    // Quota usage adds up per subject and day, and a snapshot moves into it.
+    let row = |s: &str, day, calls| (s.to_owned(), day, calls);
+    db.add_quota_usage(&[row("a", 7, 2), row("a", 6, 1)])
+        .await
+        .unwrap();
+    db.carry_over_snapshot("daily-quota", &[row("a", 7, 3)])
+        .await
+        .unwrap();
+    assert!(db.load_snapshot("daily-quota").await.unwrap().is_none());
+    assert_eq!(db.quota_usage_on(7).await.unwrap(), [("a".to_owned(), 5)]);
+    assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
     assert!(db.revoke_token("j", 100).await.unwrap());
     assert!(!db.revoke_token("j", 100).await.unwrap());
     assert!(db.is_token_revoked("j", "fam").await.unwrap());

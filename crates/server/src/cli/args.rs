@@ -182,7 +182,7 @@ pub struct SettingsArgs {
     /// `r` requests per second needs `330 × r`).
     #[arg(long, env = "SECURE_API_REPLAY_PER_KEY", value_name = "N")]
     pub replay_per_key: Option<usize>,
-    /// Password hashes running at once (each needs 19 MiB).
+    /// Password hashes running at once (each needs 19 MiB; default: one per core).
     #[arg(long, env = "SECURE_API_HASH_CONCURRENCY", value_name = "N")]
     pub hash_concurrency: Option<usize>,
     /// Threads that test big numbers for `/check-prime` (default: one per core).
@@ -285,7 +285,10 @@ impl SettingsArgs {
             key_cache_ttl: Duration::from_secs(pick!(key_cache_ttl, 5)),
             replay_per_key: pick!(replay_per_key, 100_000),
             request_timeout: Duration::from_secs(pick!(request_timeout, 30)),
-            hash_concurrency: pick!(hash_concurrency, 4),
+            hash_concurrency: pick!(
+                hash_concurrency,
+                std::thread::available_parallelism().map_or(1, usize::from)
+            ),
             prime_threads: pick!(
                 prime_threads,
                 std::thread::available_parallelism().map_or(1, usize::from)

@@ -3,7 +3,6 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use quota::Snapshot;
 
 use crate::clock::Clock;
 pub mod args;
@@ -13,7 +12,7 @@ pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, Set
 use crate::auth::admin::NewAdminToken;
 use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, NewKey};
-use crate::startup::{Application, QUOTA_SNAPSHOT, StartupError, build_services, process_env};
+use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
 use crate::state::Services;
 
 /// Runs the command line; the process exit code.
@@ -118,9 +117,10 @@ async fn admin_command(
     settings: Settings,
     run: impl AsyncFnOnce(&Services) -> Result<(), String>,
 ) -> Result<(), String> {
-    let services: Services = build_services(&settings, &process_env(), Clock::system())
-        .await
-        .map_err(|e| e.to_string())?;
+    let services: Services =
+        build_services(&settings, &process_env(), Clock::system(), Purpose::Manage)
+            .await
+            .map_err(|e| e.to_string())?;
     let outcome = run(&services).await;
     services.db.close().await;
     outcome
@@ -272,32 +272,18 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             print_created(&created, json)
         }
         KeysCommand::Usage { id } => {
+            // Building the services counted today's stored usage in.
             let row = keys.find(&id).await.map_err(|e| e.to_string())?;
-            if let Some((_, data)) = services
-                .db
-                .load_snapshot(QUOTA_SNAPSHOT)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                let snapshot: Snapshot = serde_json::from_str(&data).map_err(|e| e.to_string())?;
-                services
-                    .quota
-                    .restore(&snapshot)
-                    .map_err(|e| e.to_string())?;
-            }
             let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
             let usage = services
                 .quota
-                .usage(&row.id, limit)
+                .usage(row.quota_subject(), limit)
                 .await
                 .map_err(|e| e.to_string())?;
             let source = if services.quota.is_shared() {
-                "live, from Redis".to_owned()
+                "live, from Redis"
             } else {
-                format!(
-                    "as saved by the server, at most {} s old",
-                    crate::startup::SNAPSHOT_INTERVAL.as_secs()
-                )
+                "as the server last folded it into the database, at most about 1 s ago"
             };
             println!(
                 "{}: {} of {} used today, {} left, resets in {} s ({source})",

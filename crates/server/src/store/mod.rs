@@ -4,11 +4,14 @@
 //! by the scheme of `DATABASE_URL`: sqlx's `Any` driver, `$n` placeholders, and only the SQL
 //! both accept. Times are unix seconds in `BIGINT` columns.
 
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use rusqlite::OptionalExtension as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor, Row, SqlSafeStr};
 
 /// The schema's migrations, embedded in the binary.
@@ -51,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "admin token lifecycle",
         include_str!("../../migrations/0004_admin_token_lifecycle.sql"),
+    ),
+    (
+        5,
+        "quota usage",
+        include_str!("../../migrations/0005_quota_usage.sql"),
     ),
 ];
 
@@ -154,6 +162,8 @@ pub struct AdminTokenRow {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// The SQLite file, when the database is one (not in memory).
+    file: Option<PathBuf>,
     engine: Engine,
 }
 
@@ -176,6 +186,7 @@ impl Db {
         let (engine, url) = normalize_url(url)?;
         let options = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
+        let file = engine == Engine::Sqlite && !url.contains(":memory:");
         if engine == Engine::Sqlite {
             // An in-memory database exists per connection: keep exactly one.
             let max = if url.contains(":memory:") { 1 } else { 8 };
@@ -197,9 +208,18 @@ impl Db {
         } else {
             pool = pool.max_connections(16);
         }
-        let pool = pool.connect_with(options).await?;
+        let pool = pool.connect_with(options.clone()).await?;
         migrator().run(&pool).await?;
-        Ok(Self { pool, engine })
+        let file = if file {
+            Some(
+                SqliteConnectOptions::from_str(&url)?
+                    .get_filename()
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
+        Ok(Self { pool, file, engine })
     }
 
     /// The engine behind this store.
@@ -520,7 +540,94 @@ impl Db {
         Ok(row.get(0))
     }
 
-    // ---- quota snapshots ----
+    // ---- quota usage ----
+
+    /// The SQLite file behind this store; `None` for PostgreSQL and in-memory SQLite.
+    #[must_use]
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.file.as_deref()
+    }
+
+    /// Adds each `(subject, day, calls)` to the usage stored for that subject on that day (days
+    /// since the Unix epoch), in one transaction: all of them or, on an error, none.
+    ///
+    /// Up to [`USAGE_ROWS_PER_STATEMENT`] rows are one statement, which is its own transaction:
+    /// one round trip to the database. More take a transaction of several statements. Each
+    /// `(subject, day)` may appear once.
+    pub async fn add_quota_usage(&self, rows: &[UsageRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        if rows.len() <= USAGE_ROWS_PER_STATEMENT {
+            add_usage_query(rows).execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
+            add_usage_query(chunk).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Writes the committed transactions of the SQLite WAL into the file and syncs it to the
+    /// disk (nothing to do on PostgreSQL, whose commits are on disk already).
+    pub async fn checkpoint(&self) -> StoreResult<()> {
+        if self.engine == Engine::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every subject's stored usage on `day`.
+    pub async fn quota_usage_on(&self, day: i64) -> StoreResult<Vec<(String, u64)>> {
+        let rows = sqlx::query("SELECT subject, used FROM quota_usage WHERE day = $1")
+            .bind(day)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), u64::try_from(row.get::<i64, _>(1)).unwrap_or(0)))
+            .collect())
+    }
+
+    /// The stored usage of `subject` on `day`: 0 when nothing was charged.
+    pub async fn quota_used(&self, subject: &str, day: i64) -> StoreResult<u64> {
+        let row = sqlx::query("SELECT used FROM quota_usage WHERE subject = $1 AND day = $2")
+            .bind(subject)
+            .bind(day)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |row| u64::try_from(row.get::<i64, _>(0)).unwrap_or(0)))
+    }
+
+    /// Deletes the usage of the days before `day`; returns how many rows.
+    pub async fn purge_quota_usage(&self, before_day: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM quota_usage WHERE day < $1")
+            .bind(before_day)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Moves the snapshot `name` into the usage table, in one transaction: adds each
+    /// `(subject, day, calls)` of it and deletes the snapshot.
+    pub async fn carry_over_snapshot(&self, name: &str, rows: &[UsageRow]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(USAGE_ROWS_PER_STATEMENT) {
+            add_usage_query(chunk).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM quota_snapshots WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- quota snapshots (before the usage table) ----
 
     /// Saves the snapshot `name` (replacing the previous one).
     pub async fn save_snapshot(&self, name: &str, taken_at: i64, data: &str) -> StoreResult<()> {
@@ -544,6 +651,113 @@ impl Db {
             .await?;
         Ok(row.map(|row| (row.get(0), row.get(1))))
     }
+}
+
+/// Calls charged to a subject on a day: `(subject, day since the Unix epoch, calls)`.
+pub type UsageRow = (String, i64, u64);
+
+/// A connection of its own to a SQLite file, for the quota journal's thread, which folds the
+/// charge logs into `quota_usage`. Blocking: use it off the async workers.
+#[derive(Debug)]
+pub struct UsageFile(rusqlite::Connection);
+
+impl UsageFile {
+    /// Opens `path`, whose schema [`Db::connect`] has migrated.
+    ///
+    /// # Errors
+    /// SQLite's, when the file cannot be opened or configured.
+    pub fn open(path: &Path) -> Result<Self, rusqlite::Error> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")?;
+        Ok(Self(conn))
+    }
+
+    /// The sequence number of the last charge log folded (0 before the first).
+    ///
+    /// # Errors
+    /// SQLite's.
+    pub fn folded(&self) -> Result<u64, rusqlite::Error> {
+        let folded: Option<i64> = self
+            .0
+            .query_row("SELECT folded FROM quota_log WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        Ok(folded.map_or(0, |n| u64::try_from(n).unwrap_or(0)))
+    }
+
+    /// Adds the charges of the log `seq` (each `(subject, day)` once) and records `seq` as
+    /// folded, in one transaction, synced to the disk before it returns. Returns `false`, adding
+    /// nothing, when `seq` was folded already (by another connection).
+    ///
+    /// # Errors
+    /// SQLite's; nothing is added then.
+    pub fn fold(&mut self, seq: u64, rows: &[UsageRow]) -> Result<bool, rusqlite::Error> {
+        // IMMEDIATE takes the write lock first: the check and the writes see the same state.
+        let tx = self
+            .0
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let folded: Option<i64> = tx
+            .query_row("SELECT folded FROM quota_log WHERE id = 1", [], |row| {
+                row.get(0)
+            })
+            .optional()?;
+        if folded.is_some_and(|folded| u64::try_from(folded).is_ok_and(|f| f >= seq)) {
+            return Ok(false);
+        }
+        {
+            let mut add = tx.prepare(
+                "INSERT INTO quota_usage (subject, day, used) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (subject, day) DO UPDATE SET used = quota_usage.used + excluded.used",
+            )?;
+            for (subject, day, calls) in rows {
+                add.execute((subject, day, i64::try_from(*calls).unwrap_or(i64::MAX)))?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO quota_log (id, folded) VALUES (1, ?1) \
+             ON CONFLICT (id) DO UPDATE SET folded = excluded.folded",
+            [i64::try_from(seq).unwrap_or(i64::MAX)],
+        )?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+/// The most `(subject, day, calls)` rows one statement of [`Db::add_quota_usage`] adds.
+pub const USAGE_ROWS_PER_STATEMENT: usize = 64;
+
+/// Adds each row's `calls` to the usage of its `subject` on its `day`: one statement, with
+/// each `(subject, day)` at most once (PostgreSQL refuses a statement updating a row twice).
+fn add_usage_query(
+    rows: &[UsageRow],
+) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
+    use std::fmt::Write as _;
+    let mut sql = String::from("INSERT INTO quota_usage (subject, day, used) VALUES ");
+    for i in 0..rows.len() {
+        let n = 3 * i;
+        let _ = write!(
+            sql,
+            "{}(${}, ${}, ${})",
+            if i == 0 { "" } else { ", " },
+            n + 1,
+            n + 2,
+            n + 3
+        );
+    }
+    sql.push_str(
+        " ON CONFLICT (subject, day) DO UPDATE SET used = quota_usage.used + excluded.used",
+    );
+    rows.iter().fold(
+        sqlx::query(sqlx::AssertSqlSafe(sql)),
+        |query, (subject, day, calls)| {
+            query
+                .bind(subject.as_str())
+                .bind(*day)
+                .bind(i64::try_from(*calls).unwrap_or(i64::MAX))
+        },
+    )
 }
 
 /// The `INSERT` of one key row, for the pool or a transaction.
@@ -656,7 +870,7 @@ mod tests {
     /// `sqlx::migrate!` (before the list) or by `sqlx migrate run` matches.
     #[actix_web::test]
     async fn the_embedded_migrations_are_the_migration_files() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
         let from_files = Migrator::new(dir).await.unwrap();
         let embedded = migrator();
         let summary = |m: &Migrator| {
@@ -789,6 +1003,7 @@ mod tests {
             db.load_snapshot("quota").await.unwrap(),
             Some((20, "{\"a\":2}".to_owned()))
         );
+        quota_usage_adds_up_and_carries_a_snapshot_over(&db).await;
 
         assert!(db.revoke_token("j1", 50).await.unwrap());
         assert!(!db.revoke_token("j1", 50).await.unwrap());
@@ -797,5 +1012,38 @@ mod tests {
         assert!(!db.is_token_revoked("j2", "fam_a").await.unwrap());
         assert_eq!(db.purge_revoked_tokens(60).await.unwrap(), 1);
         assert!(!db.is_token_revoked("j1", "fam_a").await.unwrap());
+    }
+    /// The quota usage queries, on either engine: `db` holds the snapshot `quota`.
+    async fn quota_usage_adds_up_and_carries_a_snapshot_over(db: &Db) {
+        let row = |s: &str, day, calls| (s.to_owned(), day, calls);
+        assert_eq!(db.quota_used("a", 7).await.unwrap(), 0);
+        db.add_quota_usage(&[row("a", 7, 2), row("b", 7, 1), row("a", 6, 9)])
+            .await
+            .unwrap();
+        db.add_quota_usage(&[row("a", 7, 3)]).await.unwrap();
+        assert_eq!(db.quota_used("a", 7).await.unwrap(), 5);
+        let mut day = db.quota_usage_on(7).await.unwrap();
+        day.sort();
+        assert_eq!(day, [("a".to_owned(), 5), ("b".to_owned(), 1)]);
+        db.checkpoint().await.unwrap();
+        // More rows than one statement takes: one transaction of several.
+        let many: Vec<_> = (0..150).map(|i| row(&format!("m{i}"), 9, i)).collect();
+        db.add_quota_usage(&many).await.unwrap();
+        db.add_quota_usage(&many).await.unwrap();
+        db.add_quota_usage(&[]).await.unwrap();
+        let day = db.quota_usage_on(9).await.unwrap();
+        assert_eq!(day.len(), 150);
+        assert!(day.iter().all(|(s, used)| *s == format!("m{}", used / 2)));
+
+        db.carry_over_snapshot("quota", &[row("a", 7, 10), row("c", 7, 4)])
+            .await
+            .unwrap();
+        assert!(db.load_snapshot("quota").await.unwrap().is_none());
+        assert_eq!(db.quota_used("a", 7).await.unwrap(), 15);
+        assert_eq!(db.quota_used("c", 7).await.unwrap(), 4);
+
+        assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
+        assert_eq!(db.quota_used("a", 6).await.unwrap(), 0);
+        assert_eq!(db.quota_used("a", 7).await.unwrap(), 15);
     }
 }

@@ -285,7 +285,7 @@ impl TestApp {
         page.text
     }
 
-    /// Stops the server gracefully (saving quota usage) and waits for it.
+    /// Stops the server gracefully and waits for it.
     pub async fn stop(self) {
         self.server.stop(true).await;
         self.handle
