@@ -20,7 +20,7 @@ start_server() {
 }
 
 # write_post_lua FILE: one wrk script for every request kind. Method POST, the body and key from
-# the environment (BODY, KEY) and, with SPREAD=1, a different client address per request (the
+# the environment (BODY, KEY, or KEYS for a key per wrk thread) and, with SPREAD=1, a different client address per request (the
 # server trusts 127.0.0.1 to say so), and with USERS=random a different username per request (the
 # body's `USER` replaced by a random name), so that neither the per-client nor the per-username
 # login limit turns the benchmark into a 429 benchmark: every such login costs one argon2
@@ -33,6 +33,20 @@ wrk.body = os.getenv("BODY") or ""
 wrk.headers["Content-Type"] = "application/json"
 local key = os.getenv("KEY")
 if key and key ~= "" then wrk.headers["Authorization"] = key end
+-- KEYS=k1,k2,...: wrk thread i sends key i instead (a key per thread, as separate clients).
+local threads = 0
+setup = function(thread)
+  local keys = os.getenv("KEYS")
+  if keys and keys ~= "" then
+    local list = {}
+    for k in string.gmatch(keys, "[^,]+") do table.insert(list, k) end
+    threads = threads + 1
+    thread:set("thread_key", list[(threads - 1) % #list + 1])
+  end
+end
+init = function(args)
+  if thread_key then wrk.headers["Authorization"] = thread_key end
+end
 local spread = os.getenv("SPREAD") == "1"
 local random_users = os.getenv("USERS") == "random"
 request = function()

@@ -2,7 +2,7 @@
 # The load benchmark: secure-api (release) against a bare actix-web baseline, side by side, in
 # one run. Needs wrk (installed from Debian's packages if missing).
 #
-#   bash benches/load/run.sh [SECONDS]        # default 10 s per measurement
+#   bash benches/load/run.sh [SECONDS] [BINARY]  # default 10 s, target/release/secure-api
 #
 # Prints a Markdown table: requests/s, p50 and p99 at 32 and 256 connections, and the ratio of
 # each to the baseline's requests/s at the same connection count. Only loopback is used.
@@ -11,6 +11,7 @@ cd "$(dirname "$0")/../.."
 # shellcheck source=benches/load/common.sh
 source benches/load/common.sh
 duration=${1:-10}
+binary=${2:-$PWD/target/release/secure-api}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --locked -p secure-api -p secure-api-load >&2
 
@@ -26,15 +27,20 @@ baseline_port=$(free_port)
 target/release/baseline "127.0.0.1:$baseline_port" 2 &
 pids+=($!)
 server_port=$(free_port)
-start_server "$work" "$server_port" "$PWD/target/release/secure-api"
+start_server "$work" "$server_port" "$binary"
 pids+=("$server_pid")
 wait_up "http://127.0.0.1:$baseline_port/"
 wait_up "http://127.0.0.1:$server_port/healthz"
 base="http://127.0.0.1:$server_port"
 admin=$(sed -n 's/^Admin token (for \/admin\/keys): *//p' "$work/banner.txt")
-key=$(curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
-  -d '{"service": "load", "daily_quota": 1000000000}' "$base/admin/keys" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+new_key() {
+  curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+    -d "{\"service\": \"$1\", \"daily_quota\": 1000000000}" "$base/admin/keys" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+}
+key=$(new_key load)
+# A second client: a key holds at most half the prime threads (docs/api.md).
+key2=$(new_key load2)
 # Logins of a new unknown user each time, from a new address each time: each costs one argon2
 # verification, and neither login limit refuses it (a 401, as a credential-stuffing flood gets).
 flood='{"username": "USER", "password": "a long enough password for load"}'
@@ -48,7 +54,7 @@ write_post_lua "$work/post.lua"
 measure() {
   drain "$base"
   local out
-  out=$(KEY="${4:-}" BODY="${5:-}" SPREAD="${6:-0}" USERS=$([ "${6:-0}" = 1 ] && echo random) \
+  out=$(KEY="${4:-}" KEYS="${KEYS:-}" BODY="${5:-}" SPREAD="${6:-0}" USERS=$([ "${6:-0}" = 1 ] && echo random) \
     wrk -t2 -c"$3" -d"${duration}s" --timeout 10s -s "$work/post.lua" "$2" | grep '^RESULT')
   echo "${out#RESULT }"
 }
@@ -58,9 +64,12 @@ for c in 32 256; do
   echo "baseline $c $(measure baseline "http://127.0.0.1:$baseline_port/get-current-time" "$c")" >> "$results"
   echo "time $c $(measure time "$base/get-current-time" "$c" "$key")" >> "$results"
   echo "prime_u64 $c $(measure prime "$base/check-prime" "$c" "$key" '{"number": 18446744073709551557}')" >> "$results"
-  echo "prime_1024 $c $(measure prime "$base/check-prime" "$c" "$key" "{\"number\": $prime_1024}")" >> "$results"
   echo "login $c $(measure login "$base/login" "$c" "" "$flood" 1)" >> "$results"
 done
+# A 1024-bit prime: two clients, each with its own key on one connection, so that together
+# they may use both prime threads.
+echo "prime_1024 2 $(KEYS="$key,$key2" measure prime "$base/check-prime" 2 "" "{\"number\": $prime_1024}")" >> "$results"
+
 # /get-current-time at 32 connections with one wrk thread, alone and then while another wrk
 # thread floods /login with 32 connections.
 one_thread() {
@@ -87,7 +96,7 @@ labels = {
     "baseline": "baseline (bare actix-web, same JSON)",
     "time": "`POST /get-current-time` (key + quota)",
     "prime_u64": "`POST /check-prime`, u64 prime",
-    "prime_1024": "`POST /check-prime`, 1024-bit prime",
+    "prime_1024": "`POST /check-prime`, 1024-bit prime, default rounds, two keys",
     "login": "`POST /login` (argon2id, a new unknown user each time: 401)",
     "time_alone_1_thread": "`POST /get-current-time`, 1 wrk thread",
     "time_under_login_flood": "`POST /get-current-time` during a `/login` flood, 1 wrk thread",
@@ -98,9 +107,9 @@ print()
 print("| endpoint | connections | requests/s | p50 | p99 | ratio to baseline | errors |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for name, c, rps, p50, p99, total, errors in rows:
-    ratio = float(rps) / base[c] if c in base else float("nan")
+    ratio = f"{float(rps) / base[c]:.2f}" if c in base else "(no baseline)"
     print(f"| {labels[name]} | {c} | {float(rps):,.0f} | {float(p50):.2f} ms | {float(p99):.2f} ms | "
-          f"{ratio:.2f} | {errors} |")
+          f"{ratio} | {errors} |")
 alone = next(float(r[4]) for r in rows if r[0] == "time_alone_1_thread")
 flood = next(float(r[4]) for r in rows if r[0] == "time_under_login_flood")
 print()
