@@ -163,6 +163,12 @@ pub struct Settings {
     pub replay_per_key: usize,
     /// Request timeout.
     pub request_timeout: Duration,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
+    /// Connections accepted at once; `None` for the open-file limit less a reserve.
+    pub max_connections: Option<usize>,
+    /// Connections one client address may have open.
+    pub max_connections_per_address: usize,
     /// Concurrent password hashes.
     pub hash_concurrency: usize,
     /// Threads testing big numbers.
@@ -252,6 +258,15 @@ impl Settings {
         }
         if self.request_timeout.is_zero() {
             return invalid("request_timeout", "must be at least 1 second");
+        }
+        if self.body_timeout.is_zero() {
+            return invalid("body_timeout", "must be at least 1 second");
+        }
+        if self.max_connections == Some(0) {
+            return invalid("max_connections", "must be at least 1");
+        }
+        if self.max_connections_per_address == 0 {
+            return invalid("max_connections_per_address", "must be at least 1");
         }
         if self.workers == Some(0) {
             return invalid("workers", "must be at least 1");

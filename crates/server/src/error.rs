@@ -67,6 +67,17 @@ pub enum ApiError {
         /// Rate-limit headers.
         headers: ExtraHeaders,
     },
+    /// The client's address has as many connections open as it may (`Retry-After: 1`).
+    #[error(
+        "this address has {limit} connections open, the most it may; close one or retry in 1 s"
+    )]
+    TooManyConnections {
+        /// Connections one address may have open.
+        limit: usize,
+    },
+    /// The request body did not arrive in time.
+    #[error("the request body did not arrive within {0} s")]
+    BodyTimeout(u64),
     /// The server is missing configuration it needs for this endpoint.
     #[error("Server configuration error: {0}")]
     ServerConfiguration(&'static str),
@@ -126,6 +137,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::QuotaExceeded { .. } => "quota-exceeded",
             Self::RateLimited { .. } => "rate-limited",
+            Self::TooManyConnections { .. } => "too-many-connections",
+            Self::BodyTimeout(_) => "body-timeout",
             Self::ServerConfiguration(_) => "server-configuration",
             Self::Unavailable { .. } => "unavailable",
             Self::BadGateway(_) => "bad-gateway",
@@ -147,6 +160,8 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::QuotaExceeded { .. } => "Quota exceeded",
             Self::RateLimited { .. } => "Too many requests",
+            Self::TooManyConnections { .. } => "Too many connections",
+            Self::BodyTimeout(_) => "Request timeout",
             Self::ServerConfiguration(_) => "Server configuration error",
             Self::Unavailable { .. } => "Service unavailable",
             Self::BadGateway(_) => "Bad gateway",
@@ -173,6 +188,7 @@ impl ApiError {
                 retry_after: Some(secs),
                 ..
             } => vec![("retry-after", secs.to_string())],
+            Self::TooManyConnections { .. } => vec![("retry-after", "1".to_owned())],
             _ => Vec::new(),
         }
     }
@@ -207,7 +223,10 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::QuotaExceeded { .. } | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::QuotaExceeded { .. }
+            | Self::RateLimited { .. }
+            | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::ServerConfiguration(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,

@@ -49,6 +49,10 @@ pub const REDIS_ERRORS: &str = "secure_api_redis_errors_total";
 pub const REDIS_FALLBACKS: &str = "secure_api_redis_fallbacks_total";
 /// Database calls that failed.
 pub const DATABASE_ERRORS: &str = "secure_api_database_errors_total";
+/// Connections closed by the server's limits, by reason (`per_address`, `body_timeout`).
+pub const CONNECTIONS_REFUSED: &str = "secure_api_connections_refused_total";
+/// Client connections open that have sent a request, counted against their address's cap.
+pub const CONNECTIONS_OPEN: &str = "secure_api_client_connections";
 
 /// The response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -118,6 +122,24 @@ fn describe() {
         "Decisions taken by the fail policy while Redis was unavailable."
     );
     describe_counter!(DATABASE_ERRORS, "Failed database calls.");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections answered and closed by a connection limit, by reason."
+    );
+    describe_gauge!(
+        CONNECTIONS_OPEN,
+        "Client connections open that have sent a request."
+    );
+}
+
+/// Counts a connection closed by a limit (`per_address`, `body_timeout`).
+pub fn connection_refused(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Sets the number of client connections counted against their addresses' caps.
+pub fn client_connections(open: usize) {
+    metrics::gauge!(CONNECTIONS_OPEN).set(open as f64);
 }
 
 /// The metrics page, Prometheus text format 0.0.4.

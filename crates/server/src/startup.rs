@@ -28,6 +28,7 @@ use crate::auth::password::Passwords;
 use crate::auth::signed::{SigningKeys, signature_auth};
 use crate::clock::Clock;
 use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
+use crate::connections::{self, BodyTimeout, PerAddress};
 use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
@@ -671,6 +672,24 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let addr = settings.bind;
         let workers = settings.workers;
+        let fd_limit = connections::raise_fd_limit();
+        let max_connections = connections::connection_cap(settings.max_connections, fd_limit);
+        let per_worker = (max_connections
+            / workers
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)))
+        .max(1);
+        let per_address = PerAddress::new(
+            settings.max_connections_per_address,
+            &settings.trusted_proxies,
+        );
+        let body_timeout = BodyTimeout(settings.body_timeout);
+        tracing::info!(
+            open_file_limit = fd_limit,
+            max_connections,
+            per_address = settings.max_connections_per_address,
+            body_timeout_s = settings.body_timeout.as_secs(),
+            "connection limits"
+        );
         let json_limit = settings.json_limit;
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
@@ -697,13 +716,19 @@ impl Application {
                 app = app.app_data(web::Data::new(weather.build()));
             }
             app.app_data(BodyLimit(json_limit))
+                .app_data(per_address.clone())
+                .app_data(body_timeout)
                 .app_data(web::PayloadConfig::new(json_limit))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
+                .wrap(from_fn(connections::body_timeout))
                 .wrap(from_fn(request_timeout))
+                .wrap(from_fn(connections::limit_per_address))
                 .wrap(from_fn(crate::observe::observe_request))
                 .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limits))
         })
+        .on_connect(connections::on_connect)
+        .max_connections(per_worker)
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))
         .shutdown_timeout(30);

@@ -178,6 +178,16 @@ pub struct SettingsArgs {
     /// Seconds a request may take before the server answers 503 with a problem body.
     #[arg(long, env = "SECURE_API_REQUEST_TIMEOUT", value_name = "SECS")]
     pub request_timeout: Option<u64>,
+    /// Seconds a request body may take to arrive before the server answers 408.
+    #[arg(long, env = "SECURE_API_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Connections accepted at once (default: the open-file limit less 512).
+    #[arg(long, env = "SECURE_API_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Connections one client address (IPv4, or IPv6 /64) may have open; trusted proxies are
+    /// exempt.
+    #[arg(long, env = "SECURE_API_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
+    pub max_connections_per_address: Option<usize>,
     /// Signed requests one key may have in the replay cache at once (its share; a key signing
     /// `r` requests per second needs `330 × r`).
     #[arg(long, env = "SECURE_API_REPLAY_PER_KEY", value_name = "N")]
@@ -285,6 +295,9 @@ impl SettingsArgs {
             key_cache_ttl: Duration::from_secs(pick!(key_cache_ttl, 5)),
             replay_per_key: pick!(replay_per_key, 100_000),
             request_timeout: Duration::from_secs(pick!(request_timeout, 30)),
+            body_timeout: Duration::from_secs(pick!(body_timeout, 10)),
+            max_connections: args.max_connections.or(file.max_connections),
+            max_connections_per_address: pick!(max_connections_per_address, 256),
             hash_concurrency: pick!(
                 hash_concurrency,
                 std::thread::available_parallelism().map_or(1, usize::from)

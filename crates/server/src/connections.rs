@@ -1,0 +1,313 @@
+//! Connections: the file-descriptor limit, the caps on connections in all and per client
+//! address, and the body timeout.
+//!
+//! - At start the soft limit on open files is raised to the hard one where the system allows,
+//!   and the server accepts at most that many connections less [`RESERVED_FDS`]: past the cap
+//!   it stops accepting for a while instead of failing `accept` with `EMFILE`.
+//! - A client address (an IPv4 address, or an IPv6 /64) may have at most
+//!   `max_connections_per_address` connections that have sent a request. The request of one
+//!   more is answered 429 with `Retry-After: 1`, and its connection closed, before any of its
+//!   body is read. Trusted proxies are exempt: their clients are behind them. A connection is
+//!   counted from its first request to its close; one that sends nothing is closed after the
+//!   5 s head timeout.
+//! - A body that does not arrive within `body_timeout` (10 s by default) is answered 408, and
+//!   the connection closed.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Extensions, Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
+use actix_web::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage as _, ResponseError as _};
+use ipnet::{IpNet, Ipv6Net};
+
+use crate::error::ApiError;
+
+/// File descriptors kept for everything but client connections: the listener, the database
+/// pool, the charge log, Redis, the log files and the weather client's connections.
+pub const RESERVED_FDS: u64 = 512;
+
+/// Raises the soft limit on open files to the hard limit, where the system allows it, and
+/// returns the soft limit then in force (`None` where it cannot be read).
+#[must_use]
+pub fn raise_fd_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut limit = getrlimit(Resource::Nofile);
+        if limit.current != limit.maximum {
+            let raised = rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => limit = getrlimit(Resource::Nofile),
+                Err(error) => tracing::warn!(%error, "the open-file limit could not be raised"),
+            }
+        }
+        limit.current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// How many connections the server accepts at once: `setting` when given, but never more than
+/// the open-file limit less [`RESERVED_FDS`]; without a setting, that much.
+#[must_use]
+pub fn connection_cap(setting: Option<usize>, fd_limit: Option<u64>) -> usize {
+    let room = fd_limit.map(|limit| {
+        usize::try_from(limit.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX)
+    });
+    match (setting, room) {
+        (Some(setting), Some(room)) if setting > room => {
+            tracing::warn!(
+                max_connections = setting,
+                allowed = room,
+                "max_connections is above the open-file limit less the reserve; lowered"
+            );
+            room
+        }
+        (Some(setting), _) => setting,
+        (None, Some(room)) => room,
+        // actix-web's own default per worker, on a system that does not say.
+        (None, None) => 25_000,
+    }
+}
+
+/// The per-address cap, registered as app data and shared by every worker.
+#[derive(Debug, Clone)]
+pub struct PerAddress {
+    limit: usize,
+    trusted: Arc<[IpNet]>,
+    open: Arc<Mutex<Open>>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    by_address: HashMap<IpAddr, usize>,
+    total: usize,
+}
+
+impl PerAddress {
+    /// At most `limit` connections per address, none for the `trusted` proxies.
+    #[must_use]
+    pub fn new(limit: usize, trusted: &[IpNet]) -> Self {
+        Self {
+            limit,
+            trusted: trusted.into(),
+            open: Arc::default(),
+        }
+    }
+
+    /// A place on the address of `ip`, until the returned guard is dropped; `None` at the cap.
+    fn admit(&self, ip: IpAddr) -> Option<Held> {
+        let address = group(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.by_address.entry(address).or_default();
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        open.total += 1;
+        crate::observe::client_connections(open.total);
+        Some(Held {
+            address,
+            open: Arc::clone(&self.open),
+        })
+    }
+
+    /// How many connections `ip`'s address has open.
+    #[must_use]
+    pub fn open(&self, ip: IpAddr) -> usize {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.by_address.get(&group(ip)).copied().unwrap_or(0)
+    }
+}
+
+/// The address a connection counts under: IPv6 by its /64, which one host or site gets.
+fn group(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Net::new(v6, 64).map_or(v6, |net| net.network())),
+        },
+    }
+}
+
+/// A connection's place on its address, given back when the connection closes.
+#[derive(Debug)]
+struct Held {
+    address: IpAddr,
+    open: Arc<Mutex<Open>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.by_address.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.by_address.remove(&self.address);
+            }
+        }
+        open.total = open.total.saturating_sub(1);
+        crate::observe::client_connections(open.total);
+    }
+}
+
+/// The connection's place, once its first request took one; lives as long as the connection.
+#[derive(Debug, Default)]
+struct Slot(RefCell<Option<Held>>);
+
+/// For `HttpServer::on_connect`: gives each connection its (empty) slot.
+pub fn on_connect(_: &dyn Any, data: &mut Extensions) {
+    data.insert(Slot::default());
+}
+
+/// Middleware: the first request of a connection takes a place on its address, or is
+/// answered 429 and its connection closed at the cap.
+pub async fn limit_per_address(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let refused = match (req.app_data::<PerAddress>(), req.peer_addr()) {
+        (Some(caps), Some(peer)) if !caps.trusted.iter().any(|net| net.contains(&peer.ip())) => {
+            match req.conn_data::<Slot>() {
+                Some(slot) if slot.0.borrow().is_none() => match caps.admit(peer.ip()) {
+                    Some(held) => {
+                        *slot.0.borrow_mut() = Some(held);
+                        None
+                    }
+                    None => Some(caps.limit),
+                },
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match refused {
+        Some(limit) => {
+            crate::observe::connection_refused("per_address");
+            Ok(closing(req, &ApiError::TooManyConnections { limit }))
+        }
+        None => next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body),
+    }
+}
+
+/// How long a request body may take to arrive, registered as app data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
+
+/// Middleware: a request whose body has not arrived whole within [`BodyTimeout`] is answered
+/// 408 and its connection closed. Once the body is in, the handler takes as long as the request
+/// timeout allows.
+pub async fn body_timeout(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(&BodyTimeout(limit)) = req.app_data::<BodyTimeout>() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    };
+    let headers = req.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0");
+    if !has_body {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
+    }
+    // The body counts as arrived once its stream has ended (or failed).
+    let arrived = std::rc::Rc::new(std::cell::Cell::new(false));
+    let mut inner = req.take_payload();
+    let flag = std::rc::Rc::clone(&arrived);
+    let watched = futures_util::stream::poll_fn(move |cx| {
+        let item = futures_util::Stream::poll_next(std::pin::Pin::new(&mut inner), cx);
+        if matches!(item, std::task::Poll::Ready(None | Some(Err(_)))) {
+            flag.set(true);
+        }
+        item
+    });
+    req.set_payload(Payload::Stream {
+        payload: Box::pin(watched),
+    });
+    let mut call = std::pin::pin!(next.call(req));
+    tokio::select! {
+        response = &mut call => response.map(ServiceResponse::map_into_boxed_body),
+        () = tokio::time::sleep(limit) => {
+            if arrived.get() {
+                call.await.map(ServiceResponse::map_into_boxed_body)
+            } else {
+                crate::observe::connection_refused("body_timeout");
+                // actix-http closes a connection whose request body was not read whole.
+                Err(ApiError::BodyTimeout(limit.as_secs()).into())
+            }
+        }
+    }
+}
+
+/// `error`'s answer to `req`, closing the connection after it.
+fn closing(req: ServiceRequest, error: &ApiError) -> ServiceResponse<BoxBody> {
+    let mut response = error.error_response();
+    response
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    req.into_response(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_cap_and_a_place_comes_back_on_close() {
+        let caps = PerAddress::new(2, &[]);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        let first = caps.admit(ip).unwrap();
+        let _second = caps.admit(ip).unwrap();
+        assert!(caps.admit(ip).is_none());
+        assert!(caps.admit("192.0.2.8".parse().unwrap()).is_some());
+        drop(first);
+        assert_eq!(caps.open(ip), 1);
+        assert!(caps.admit(ip).is_some());
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let caps = PerAddress::new(1, &[]);
+        let _a = caps.admit("2001:db8:1:2::1".parse().unwrap()).unwrap();
+        assert!(
+            caps.admit("2001:db8:1:2:ffff::9".parse().unwrap())
+                .is_none()
+        );
+        assert!(caps.admit("2001:db8:1:3::1".parse().unwrap()).is_some());
+        let _v4 = caps.admit("192.0.2.1".parse().unwrap()).unwrap();
+        assert!(caps.admit("::ffff:192.0.2.1".parse().unwrap()).is_none());
+    }
+
+    #[test]
+    fn the_cap_stays_below_the_open_file_limit() {
+        assert_eq!(connection_cap(None, Some(20_000)), 19_488);
+        assert_eq!(connection_cap(Some(100), Some(20_000)), 100);
+        assert_eq!(connection_cap(Some(50_000), Some(20_000)), 19_488);
+        assert_eq!(connection_cap(None, Some(100)), 1);
+    }
+}
