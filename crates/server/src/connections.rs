@@ -14,10 +14,13 @@
 //!   the connection closed.
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
@@ -165,42 +168,67 @@ impl Drop for Held {
     }
 }
 
-/// The connection's place, once its first request took one; lives as long as the connection.
-#[derive(Debug, Default)]
-struct Slot(RefCell<Option<Held>>);
+/// What the server keeps per connection, as long as the connection lives.
+#[derive(Default)]
+struct Slot {
+    /// The connection's place on its address, once its first request took one.
+    held: RefCell<Option<Held>>,
+    /// The unread body of a refused request. Kept until the connection closes, so that
+    /// actix-http closes the connection after the answer: for a chunked body that nobody reads
+    /// any more it would otherwise keep reading it, for as long as the client sends.
+    parked: RefCell<Option<Payload>>,
+}
+
+impl Slot {
+    /// Keeps `payload` unread until the connection closes.
+    fn park(&self, payload: Payload) {
+        *self.parked.borrow_mut() = Some(payload);
+    }
+}
 
 /// For `HttpServer::on_connect`: gives each connection its (empty) slot.
 pub fn on_connect(_: &dyn Any, data: &mut Extensions) {
-    data.insert(Slot::default());
+    data.insert(Rc::new(Slot::default()));
+}
+
+fn slot(req: &ServiceRequest) -> Option<Rc<Slot>> {
+    req.conn_data::<Rc<Slot>>().cloned()
 }
 
 /// Middleware: the first request of a connection takes a place on its address, or is
 /// answered 429 and its connection closed at the cap.
 pub async fn limit_per_address(
-    req: ServiceRequest,
+    mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let refused = match (req.app_data::<PerAddress>(), req.peer_addr()) {
-        (Some(caps), Some(peer)) if !caps.trusted.iter().any(|net| net.contains(&peer.ip())) => {
-            match req.conn_data::<Slot>() {
-                Some(slot) if slot.0.borrow().is_none() => match caps.admit(peer.ip()) {
-                    Some(held) => {
-                        *slot.0.borrow_mut() = Some(held);
-                        None
-                    }
-                    None => Some(caps.limit),
-                },
-                _ => None,
+    let slot = slot(&req);
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+    let peer = req.peer_addr().map(|peer| peer.ip().to_canonical());
+    let refused = match (req.app_data::<PerAddress>(), peer, &slot) {
+        (Some(caps), Some(ip), Some(slot))
+            if slot.held.borrow().is_none() && !caps.trusted.iter().any(|n| n.contains(&ip)) =>
+        {
+            match caps.admit(ip) {
+                Some(held) => {
+                    *slot.held.borrow_mut() = Some(held);
+                    None
+                }
+                None => Some(caps.limit),
             }
         }
         _ => None,
     };
-    match refused {
-        Some(limit) => {
+    match (refused, slot) {
+        (Some(limit), Some(slot)) => {
             crate::observe::connection_refused("per_address");
-            Ok(closing(req, &ApiError::TooManyConnections { limit }))
+            slot.park(req.take_payload());
+            let mut response = ApiError::TooManyConnections { limit }.error_response();
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            Ok(req.into_response(response))
         }
-        None => next
+        _ => next
             .call(req)
             .await
             .map(ServiceResponse::map_into_boxed_body),
@@ -235,13 +263,19 @@ pub async fn body_timeout(
             .await
             .map(ServiceResponse::map_into_boxed_body);
     }
-    // The body counts as arrived once its stream has ended (or failed).
-    let arrived = std::rc::Rc::new(std::cell::Cell::new(false));
-    let mut inner = req.take_payload();
-    let flag = std::rc::Rc::clone(&arrived);
+    let slot = slot(&req);
+    // The body counts as arrived once its stream has ended (or failed). The stream stays
+    // reachable from here, to be parked unread on a timeout.
+    let arrived = Rc::new(Cell::new(false));
+    let inner = Rc::new(RefCell::new(Some(req.take_payload())));
+    let (flag, stream) = (Rc::clone(&arrived), Rc::clone(&inner));
     let watched = futures_util::stream::poll_fn(move |cx| {
-        let item = futures_util::Stream::poll_next(std::pin::Pin::new(&mut inner), cx);
-        if matches!(item, std::task::Poll::Ready(None | Some(Err(_)))) {
+        let mut stream = stream.borrow_mut();
+        let Some(payload) = stream.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let item = futures_util::Stream::poll_next(Pin::new(payload), cx);
+        if matches!(item, Poll::Ready(None | Some(Err(_)))) {
             flag.set(true);
         }
         item
@@ -257,20 +291,14 @@ pub async fn body_timeout(
                 call.await.map(ServiceResponse::map_into_boxed_body)
             } else {
                 crate::observe::connection_refused("body_timeout");
-                // actix-http closes a connection whose request body was not read whole.
+                // A body left unread makes actix-http close the connection after the answer.
+                if let (Some(slot), Some(payload)) = (slot, inner.borrow_mut().take()) {
+                    slot.park(payload);
+                }
                 Err(ApiError::BodyTimeout(limit.as_secs()).into())
             }
         }
     }
-}
-
-/// `error`'s answer to `req`, closing the connection after it.
-fn closing(req: ServiceRequest, error: &ApiError) -> ServiceResponse<BoxBody> {
-    let mut response = error.error_response();
-    response
-        .head_mut()
-        .set_connection_type(ConnectionType::Close);
-    req.into_response(response)
 }
 
 #[cfg(test)]

@@ -8,9 +8,10 @@
 //! thread starts a new log, adds the previous one's charges up per key and day, and commits them
 //! into `quota_usage` in one transaction, synced to the disk (`synchronous = FULL`), with the
 //! log's sequence number, so that a log is never counted twice; then it deletes that log. At
-//! start the logs left by a crash are folded in the same way. A power loss can lose the lines
-//! of the last second or so, which were in no file on the disk yet; a crash of the process
-//! loses none.
+//! start the logs left by a crash are folded in the same way, and a graceful stop folds the last
+//! one. A power loss can lose the lines of the last second or so, which were in no file on the
+//! disk yet; a crash of the process loses none. One process at a time writes a file's logs: it
+//! holds `<file>-quota.lock` while it runs.
 //!
 //! On PostgreSQL (and an in-memory SQLite) the thread group-commits instead: it takes every
 //! charge waiting, adds them up, commits them in one transaction, and then lets those calls
@@ -35,6 +36,9 @@ pub const FOLD_INTERVAL: Duration = Duration::from_secs(1);
 
 /// At most this many charges go into one transaction (PostgreSQL).
 const BATCH: usize = 4_096;
+
+/// The longest a group commit may take (PostgreSQL); its calls are refused after it.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Seconds per UTC day.
 const DAY: i64 = 86_400;
@@ -144,6 +148,8 @@ pub fn today(clock: &Clock) -> i64 {
 /// The charge logs of one SQLite file: `<file>-quota.<seq>`, the newest being written.
 #[derive(Debug)]
 struct ChargeLog {
+    /// `<file>-quota.lock`, locked for as long as this process writes the logs.
+    _lock: File,
     base: PathBuf,
     /// The log being written and its sequence number. Appends hold the read lock, so once the
     /// rotation holds the write lock, no append to the old log is under way.
@@ -152,13 +158,16 @@ struct ChargeLog {
 }
 
 impl ChargeLog {
-    /// Folds every log on disk (left by a crash), then opens the next one.
+    /// Takes the lock of `db_file`'s logs, folds every log on disk (left by a crash), then
+    /// opens the next one.
     fn open(db_file: &Path) -> Result<Self, Error> {
+        let lock = lock_logs(db_file, LOCK_WAIT)?;
         let mut usage = UsageFile::open(db_file)?;
         let last = fold_logs(db_file, &mut usage, u64::MAX)?;
         let seq = last.max(usage.folded()?) + 1;
         let file = open_log(db_file, seq)?;
         Ok(Self {
+            _lock: lock,
             base: db_file.to_owned(),
             current: RwLock::new((seq, file)),
             usage: Mutex::new(usage),
@@ -185,11 +194,47 @@ impl ChargeLog {
                 drop(current);
                 let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
                 current.0 += 1;
-                current.1 = next;
-                current.0
+                let old = std::mem::replace(&mut current.1, next);
+                let seq = current.0;
+                drop(current);
+                // Closed outside the lock, which the workers wait for.
+                drop(old);
+                seq
             }
         };
         fold_logs(&self.base, &mut usage, seq).map(|_| ())
+    }
+}
+
+/// How long a start waits for another process to let go of the charge logs (a restart that
+/// overlaps the stop of the process before).
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Locks the charge logs of `base` for this process: one process at a time writes and folds
+/// them, since each folds every log it finds at start.
+fn lock_logs(base: &Path, wait: Duration) -> Result<File, Error> {
+    let path = base.with_file_name(format!("{}lock", log_prefix(base)));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < wait => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "{} is locked: another secure-api process serves this database file",
+                    path.display()
+                )
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(error)) => return Err(error.into()),
+        }
     }
 }
 
@@ -280,10 +325,11 @@ fn read_log(path: &Path) -> std::io::Result<(Vec<UsageRow>, usize)> {
             None => skipped += 1,
         }
     }
-    let rows = sums
+    let mut rows: Vec<UsageRow> = sums
         .into_iter()
         .map(|((subject, day), calls)| (subject, day, calls))
         .collect();
+    rows.sort_unstable();
     Ok((rows, skipped))
 }
 
@@ -310,6 +356,8 @@ fn fold_every_interval(journal: &Weak<Writer>) {
         if let Writer::Log(log) = &*writer
             && let Err(error) = log.rotate_and_fold()
         {
+            // The logs stay, to be folded at the next interval or start.
+            crate::observe::database_error();
             crate::observe::throttled_error("quota journal fold failed", &*error);
         }
     }
@@ -330,11 +378,19 @@ fn group_commit(db: &Db, runtime: &tokio::runtime::Handle, charges: &mpsc::Recei
     while let Ok(first) = charges.recv() {
         batch.push(first);
         batch.extend(charges.try_iter().take(BATCH - 1));
-        let written = match runtime.block_on(db.add_quota_usage(&sums(&batch))) {
-            Ok(()) => true,
-            Err(error) => {
+        // Bounded: a database that hangs fails these calls rather than the journal.
+        let rows = sums(&batch);
+        let write = async { tokio::time::timeout(WRITE_TIMEOUT, db.add_quota_usage(&rows)).await };
+        let written = match runtime.block_on(write) {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
                 crate::observe::database_error();
                 crate::observe::throttled_error("quota journal write failed", &error);
+                false
+            }
+            Err(elapsed) => {
+                crate::observe::database_error();
+                crate::observe::throttled_error("quota journal write failed", &elapsed);
                 false
             }
         };
@@ -352,9 +408,13 @@ fn sums(batch: &[Charge]) -> Vec<UsageRow> {
         let sum = sums.entry((&charge.subject, charge.day)).or_default();
         *sum = sum.saturating_add(charge.calls);
     }
-    sums.into_iter()
+    let mut rows: Vec<UsageRow> = sums
+        .into_iter()
         .map(|((subject, day), calls)| (subject.to_owned(), day, calls))
-        .collect()
+        .collect();
+    // In one order everywhere, so that concurrent transactions lock rows in the same order.
+    rows.sort_unstable();
+    rows
 }
 
 #[cfg(test)]
@@ -405,7 +465,7 @@ mod tests {
         let mut names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.contains("-quota."))
+            .filter(|n| n.contains("-quota.") && !n.ends_with(".lock"))
             .collect();
         names.sort();
         names
@@ -470,6 +530,31 @@ mod tests {
         assert!(other.fold(2, &rows).unwrap());
         assert_eq!(db.quota_used("a", 1).await.unwrap(), 6);
         assert_eq!(one.folded().unwrap(), 2);
+    }
+
+    #[actix_web::test]
+    async fn one_process_at_a_time_writes_the_logs() {
+        let (_dir, db) = file_db().await;
+        let path = db.sqlite_file().unwrap();
+        let held = lock_logs(path, Duration::ZERO).unwrap();
+        let error = lock_logs(path, Duration::from_millis(100)).unwrap_err();
+        assert!(
+            error.to_string().contains("another secure-api process"),
+            "{error}"
+        );
+        drop(held);
+        let journal = Journal::start(db.clone(), Clock::manual(0)).unwrap();
+        assert!(
+            lock_logs(path, Duration::ZERO).is_err(),
+            "the journal holds it"
+        );
+        drop(journal);
+        // The folding thread lets go of its reference within an interval.
+        let started = std::time::Instant::now();
+        while lock_logs(path, Duration::ZERO).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     #[test]

@@ -237,6 +237,12 @@ impl KeyQuota {
         Ok(Charged(fields))
     }
 
+    /// The journal of the in-memory counters; `None` on Redis.
+    #[must_use]
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
     /// Adds `used` calls stored by the journal to the in-memory count of `subject` (today's),
     /// at start-up; nothing to do on Redis.
     ///

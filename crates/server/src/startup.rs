@@ -448,6 +448,11 @@ pub async fn build_services(
             PrimePool::new(settings.prime_threads, PRIME_QUEUE_TIMEOUT).map_err(build_error)?,
         ),
         request_timeout: RequestTimeout(settings.request_timeout),
+        per_address: PerAddress::new(
+            settings.max_connections_per_address,
+            &settings.trusted_proxies,
+        ),
+        body_timeout: BodyTimeout(settings.body_timeout),
         clock: web::Data::new(clock),
         db,
     })
@@ -514,25 +519,28 @@ pub async fn first_start(services: &Services) -> Result<Option<FirstStart>, Star
 /// first moved into it.
 async fn restore_quota(db: &Db, quota: &KeyQuota, clock: &Clock) -> Result<(), StartupError> {
     if let Some((taken_at, data)) = db.load_snapshot(QUOTA_SNAPSHOT).await? {
-        let rows: Vec<_> = match serde_json::from_str::<Snapshot>(&data) {
-            Ok(snapshot) => snapshot
-                .fixed_windows()
-                .map(|(subject, start, used)| {
-                    let day = i64::try_from(start / 86_400).unwrap_or(i64::MAX);
-                    (subject.to_owned(), day, used)
-                })
-                .collect(),
-            Err(e) => {
-                tracing::error!(error = %e, "saved quota usage is unreadable; starting from zero");
-                Vec::new()
+        match serde_json::from_str::<Snapshot>(&data) {
+            Ok(snapshot) => {
+                let rows: Vec<_> = snapshot
+                    .fixed_windows()
+                    .map(|(subject, start, used)| {
+                        let day = i64::try_from(start / 86_400).unwrap_or(i64::MAX);
+                        (subject.to_owned(), day, used)
+                    })
+                    .collect();
+                db.carry_over_snapshot(QUOTA_SNAPSHOT, &rows).await?;
+                tracing::info!(
+                    keys = rows.len(),
+                    taken_at,
+                    "saved quota usage moved to the usage table"
+                );
             }
-        };
-        db.carry_over_snapshot(QUOTA_SNAPSHOT, &rows).await?;
-        tracing::info!(
-            keys = rows.len(),
-            taken_at,
-            "saved quota usage moved to the usage table"
-        );
+            // Kept, for whoever can read it.
+            Err(e) => tracing::error!(
+                error = %e,
+                "the saved quota snapshot is unreadable: not counted, and kept"
+            ),
+        }
     }
     let today = journal::today(clock);
     let usage = db.quota_usage_on(today).await?;
@@ -678,11 +686,6 @@ impl Application {
             / workers
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)))
         .max(1);
-        let per_address = PerAddress::new(
-            settings.max_connections_per_address,
-            &settings.trusted_proxies,
-        );
-        let body_timeout = BodyTimeout(settings.body_timeout);
         tracing::info!(
             open_file_limit = fd_limit,
             max_connections,
@@ -694,9 +697,8 @@ impl Application {
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
         crate::observe::recorder();
-        let services = build_services(&settings, &env, clock, Purpose::Serve).await?;
-        let first_start = first_start(&services).await?;
-
+        // Bound first: a second server on the same address fails before it touches the
+        // database (and its charge log).
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {
             addr: addr.to_string(),
             source,
@@ -708,6 +710,9 @@ impl Application {
                 source,
             })?
             .port();
+        let services = build_services(&settings, &env, clock, Purpose::Serve).await?;
+        let first_start = first_start(&services).await?;
+
         let shared = services.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new().configure(|cfg| shared.register(cfg));
@@ -716,8 +721,6 @@ impl Application {
                 app = app.app_data(web::Data::new(weather.build()));
             }
             app.app_data(BodyLimit(json_limit))
-                .app_data(per_address.clone())
-                .app_data(body_timeout)
                 .app_data(web::PayloadConfig::new(json_limit))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
@@ -801,6 +804,18 @@ impl Application {
         });
         let result = self.server.await;
         upkeep.abort();
+        // The last charges into the table, so that a copy of the database file alone has them.
+        if let Some(journal) = self.services.quota.journal().cloned() {
+            match web::block(move || journal.fold()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "folding the quota charges at shutdown failed")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "folding the quota charges at shutdown failed")
+                }
+            }
+        }
         if let Err(e) = self.services.db.checkpoint().await {
             tracing::error!(error = %e, "syncing the database at shutdown failed");
         }

@@ -9,6 +9,7 @@ use crate::auth::accounts::Accounts;
 use crate::auth::admin::AdminTokens;
 use crate::auth::chain::ApiAuth;
 use crate::clock::Clock;
+use crate::connections::{BodyTimeout, PerAddress};
 use crate::keys::KeyManager;
 use crate::limits::{KeyQuota, LoginLimit, UsernameLimit};
 use crate::routes::health::Readiness;
@@ -53,6 +54,10 @@ pub struct Services {
     pub primes: web::Data<PrimePool>,
     /// The request timeout.
     pub request_timeout: RequestTimeout,
+    /// The connections each client address has open, against its cap.
+    pub per_address: PerAddress,
+    /// How long a request body may take to arrive.
+    pub body_timeout: BodyTimeout,
 }
 
 impl Services {
@@ -69,6 +74,8 @@ impl Services {
             .app_data(self.readiness.clone())
             .app_data(self.prime_limits.clone())
             .app_data(self.primes.clone())
-            .app_data(self.request_timeout);
+            .app_data(self.request_timeout)
+            .app_data(self.per_address.clone())
+            .app_data(self.body_timeout);
     }
 }

@@ -38,23 +38,22 @@ struct Acknowledged {
 async fn a_sigkill_under_load_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
-    let env: Vec<(String, String)> = [
-        ("SECRET_KEY", random_hex(48)),
-        ("DATABASE_URL", format!("sqlite://{}", db.display())),
-        ("SECURE_API_WORKERS", "2".to_owned()),
+    let Victim {
+        server,
+        env,
+        admin,
+        client,
+    } = start_victim(
+        dir.path(),
+        &db,
+        "crash-victim",
         // Registrations come "from" many clients, so the login limit stays out of the way.
-        ("SECURE_API_TRUSTED_PROXIES", "127.0.0.1".to_owned()),
-        ("SECURE_API_HASH_CONCURRENCY", "2".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-
-    let (server, banner) = start_instance("crash-victim", &env, dir.path()).await;
-    let admin = admin_token(&banner);
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
+        &[
+            ("SECURE_API_TRUSTED_PROXIES", "127.0.0.1"),
+            ("SECURE_API_HASH_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
     let metered = create_key(
         &client,
         &server,
@@ -251,19 +250,12 @@ const BURST_CALLERS: usize = 16;
 async fn a_sigkill_mid_burst_forgets_no_answered_call() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("burst.db");
-    let env: Vec<(String, String)> = [
-        ("SECRET_KEY", random_hex(48)),
-        ("DATABASE_URL", format!("sqlite://{}", db.display())),
-        ("SECURE_API_WORKERS", "2".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let (server, banner) = start_instance("burst-victim", &env, dir.path()).await;
-    let admin = admin_token(&banner);
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
+    let Victim {
+        server,
+        env,
+        admin,
+        client,
+    } = start_victim(dir.path(), &db, "burst-victim", &[]).await;
     let key = create_key(
         &client,
         &server,
@@ -357,6 +349,42 @@ async fn a_sigkill_mid_burst_forgets_no_answered_call() {
         answered + after + unanswered >= BURST_QUOTA,
         "{answered} + {after} + {unanswered} < {BURST_QUOTA}: more was charged than was called"
     );
+}
+
+/// A server started on a SQLite file, with what the test needs to call and restart it.
+struct Victim {
+    server: Instance,
+    /// Its environment, to restart it with.
+    env: Vec<(String, String)>,
+    admin: String,
+    client: awc::Client,
+}
+
+/// The server `name` on the SQLite file `db` in `dir`, 2 workers, with `extra` settings.
+async fn start_victim(
+    dir: &std::path::Path,
+    db: &std::path::Path,
+    name: &'static str,
+    extra: &[(&str, &str)],
+) -> Victim {
+    let mut env = vec![
+        ("SECRET_KEY".to_owned(), random_hex(48)),
+        (
+            "DATABASE_URL".to_owned(),
+            format!("sqlite://{}", db.display()),
+        ),
+        ("SECURE_API_WORKERS".to_owned(), "2".to_owned()),
+    ];
+    env.extend(extra.iter().map(|&(k, v)| (k.to_owned(), v.to_owned())));
+    let (server, banner) = start_instance(name, &env, dir).await;
+    Victim {
+        server,
+        env,
+        admin: admin_token(&banner),
+        client: awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish(),
+    }
 }
 
 /// The database at `url`, after `PRAGMA integrity_check` answered `ok`.

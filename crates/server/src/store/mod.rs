@@ -186,7 +186,8 @@ impl Db {
         let (engine, url) = normalize_url(url)?;
         let options = AnyConnectOptions::from_str(&url)?;
         let mut pool = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(5));
-        let file = engine == Engine::Sqlite && !url.contains(":memory:");
+        let file =
+            engine == Engine::Sqlite && !url.contains(":memory:") && !url.contains("mode=memory");
         if engine == Engine::Sqlite {
             // An in-memory database exists per connection: keep exactly one.
             let max = if url.contains(":memory:") { 1 } else { 8 };
