@@ -11,8 +11,9 @@
 //!   behind it shares).
 //! - the per-username limit on `/login` ([`UsernameLimit`]), whatever the address.
 //!
-//! Without Redis both live in this process's memory, and each quota charge is written to the
-//! database before its call is answered ([`crate::journal`]). On
+//! Without Redis both live in this process's memory, and each quota charge is on record (the
+//! charge log of a SQLite file, or a PostgreSQL commit) before its call is answered
+//! ([`crate::journal`]). On
 //! Redis every instance sees the same counters, so N instances behind a load balancer grant a
 //! key its quota once, not N times. Whenever Redis gives no decision (it does not answer within
 //! the Redis timeout, or answers with an error such as `OOM` or `READONLY`), each limit

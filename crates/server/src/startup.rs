@@ -406,7 +406,7 @@ pub async fn build_services(
     let daily = NonZeroU64::new(quota_default)
         .ok_or_else(|| StartupError::Build("default_daily_quota must be at least 1".to_owned()))?;
     let daily = Policy::per_day(daily);
-    // In memory, every charge is written to the database before its call is answered.
+    // In memory, every charge is on record (`journal`) before its call is answered.
     let journal = (redis.is_none() && purpose == Purpose::Serve)
         .then(|| Journal::start(db.clone(), clock.clone()))
         .transpose()
