@@ -32,6 +32,7 @@ use actix_web::{HttpMessage as _, ResponseError as _};
 use ipnet::{IpNet, Ipv6Net};
 
 use crate::error::ApiError;
+use crate::state::RequestTimeout;
 
 /// File descriptors kept for everything but client connections: the listener, the database
 /// pool, the charge log, Redis, the log files and the weather client's connections.
@@ -195,75 +196,43 @@ fn slot(req: &ServiceRequest) -> Option<Rc<Slot>> {
     req.conn_data::<Rc<Slot>>().cloned()
 }
 
-/// Middleware: the first request of a connection takes a place on its address, or is
-/// answered 429 and its connection closed at the cap.
-pub async fn limit_per_address(
+/// Middleware around every request: the connection limits and the deadlines.
+///
+/// - The first request of a connection takes a place on its address, or is answered 429 and
+///   its connection closed at the cap.
+/// - A request not answered within the request timeout ([`RequestTimeout`]) is answered 503.
+/// - A body that has not arrived whole within the body timeout ([`BodyTimeout`]) is answered
+///   408, and the connection closed.
+///
+/// One middleware rather than three: each layer costs a boxed future and a call per request.
+pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let slot = slot(&req);
-    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
-    let peer = req.peer_addr().map(|peer| peer.ip().to_canonical());
-    let refused = match (req.app_data::<PerAddress>(), peer, &slot) {
-        (Some(caps), Some(ip), Some(slot))
-            if slot.held.borrow().is_none() && !caps.trusted.iter().any(|n| n.contains(&ip)) =>
-        {
-            match caps.admit(ip) {
-                Some(held) => {
-                    *slot.held.borrow_mut() = Some(held);
-                    None
-                }
-                None => Some(caps.limit),
-            }
-        }
-        _ => None,
-    };
-    match (refused, slot) {
-        (Some(limit), Some(slot)) => {
-            crate::observe::connection_refused("per_address");
-            slot.park(req.take_payload());
-            let mut response = ApiError::TooManyConnections { limit }.error_response();
-            response
-                .head_mut()
-                .set_connection_type(ConnectionType::Close);
-            Ok(req.into_response(response))
-        }
-        _ => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body),
+    if let Some(refused) = refuse_over_cap(&mut req, slot.as_ref()) {
+        return Ok(req.into_response(refused));
     }
-}
-
-/// How long a request body may take to arrive, registered as app data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BodyTimeout(pub Duration);
-
-/// Middleware: a request whose body has not arrived whole within [`BodyTimeout`] is answered
-/// 408 and its connection closed. Once the body is in, the handler takes as long as the request
-/// timeout allows.
-pub async fn body_timeout(
-    mut req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let Some(&BodyTimeout(limit)) = req.app_data::<BodyTimeout>() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
+    let request_limit = req
+        .app_data::<RequestTimeout>()
+        .map_or(Duration::from_secs(30), |timeout| timeout.0);
+    let body_limit = req
+        .app_data::<BodyTimeout>()
+        .map(|timeout| timeout.0)
+        .filter(|_| has_body(&req));
+    let too_long = || -> actix_web::Error {
+        ApiError::Unavailable {
+            detail: "the request took too long",
+            retry_after: None,
+        }
+        .into()
     };
-    let headers = req.headers();
-    let has_body = headers.contains_key(TRANSFER_ENCODING)
-        || headers
-            .get(CONTENT_LENGTH)
-            .is_some_and(|length| length.as_bytes() != b"0");
-    if !has_body {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_boxed_body);
-    }
-    let slot = slot(&req);
+    let Some(body_limit) = body_limit else {
+        return match tokio::time::timeout(request_limit, next.call(req)).await {
+            Ok(response) => response.map(ServiceResponse::map_into_boxed_body),
+            Err(_) => Err(too_long()),
+        };
+    };
     // The body counts as arrived once its stream has ended (or failed). The stream stays
     // reachable from here, to be parked unread on a timeout.
     let arrived = Rc::new(Cell::new(false));
@@ -284,22 +253,71 @@ pub async fn body_timeout(
         payload: Box::pin(watched),
     });
     let mut call = std::pin::pin!(next.call(req));
+    let mut request_deadline = std::pin::pin!(tokio::time::sleep(request_limit));
     tokio::select! {
-        response = &mut call => response.map(ServiceResponse::map_into_boxed_body),
-        () = tokio::time::sleep(limit) => {
-            if arrived.get() {
-                call.await.map(ServiceResponse::map_into_boxed_body)
-            } else {
+        response = &mut call => return response.map(ServiceResponse::map_into_boxed_body),
+        () = &mut request_deadline => return Err(too_long()),
+        () = tokio::time::sleep(body_limit) => {
+            if !arrived.get() {
                 crate::observe::connection_refused("body_timeout");
                 // A body left unread makes actix-http close the connection after the answer.
                 if let (Some(slot), Some(payload)) = (slot, inner.borrow_mut().take()) {
                     slot.park(payload);
                 }
-                Err(ApiError::BodyTimeout(limit.as_secs()).into())
+                return Err(ApiError::BodyTimeout(body_limit.as_secs()).into());
             }
         }
     }
+    // The body arrived in time: only the request deadline is left.
+    tokio::select! {
+        response = call => response.map(ServiceResponse::map_into_boxed_body),
+        () = request_deadline => Err(too_long()),
+    }
 }
+
+/// The 429 answer for the first request of a connection over its address's cap; `None` when it
+/// takes a place (or needs none: trusted proxies, later requests of a connection).
+fn refuse_over_cap(
+    req: &mut ServiceRequest,
+    slot: Option<&Rc<Slot>>,
+) -> Option<actix_web::HttpResponse> {
+    let slot = slot?;
+    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+    let ip = req.peer_addr()?.ip().to_canonical();
+    let caps = req.app_data::<PerAddress>()?;
+    if slot.held.borrow().is_some() || caps.trusted.iter().any(|n| n.contains(&ip)) {
+        return None;
+    }
+    match caps.admit(ip) {
+        Some(held) => {
+            *slot.held.borrow_mut() = Some(held);
+            None
+        }
+        None => {
+            let limit = caps.limit;
+            crate::observe::connection_refused("per_address");
+            slot.park(req.take_payload());
+            let mut response = ApiError::TooManyConnections { limit }.error_response();
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+            Some(response)
+        }
+    }
+}
+
+/// Whether the request has a body to wait for.
+fn has_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// How long a request body may take to arrive, registered as app data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyTimeout(pub Duration);
 
 #[cfg(test)]
 mod tests {

@@ -1,10 +1,11 @@
 //! The charge journal of the in-memory daily quota: each charge is on record before its call is
 //! answered, so a call answered 2xx is never forgotten, not even on `SIGKILL`.
 //!
-//! On a SQLite file (the embedded default) a charge is one line appended to a log file beside
-//! the database, by the worker that answers the call: one `write` of about 60 bytes, with no
-//! thread to wait for. Once it returns, the line is in the operating system's page cache, where
-//! it survives the process being killed. About once a second ([`FOLD_INTERVAL`]) the journal's
+//! On a SQLite file (the embedded default) a charge is one line (about 60 bytes) appended to a
+//! log file beside the database, by the worker that answers the call, with no other thread to
+//! wait for. The charges a worker makes in one turn of its event loop go out together in one
+//! `write`. Once it returns, the lines are in the operating system's page cache, where they
+//! survive the process being killed, and only then are their calls answered. About once a second ([`FOLD_INTERVAL`]) the journal's
 //! thread starts a new log, adds the previous one's charges up per key and day, and commits them
 //! into `quota_usage` in one transaction, synced to the disk (`synchronous = FULL`), with the
 //! log's sequence number, so that a log is never counted twice; then it deletes that log. At
@@ -19,10 +20,13 @@
 //!
 //! With Redis the counters live there, and no journal runs.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak, mpsc};
 use std::time::Duration;
 
@@ -56,7 +60,7 @@ pub struct Journal {
 #[derive(Debug)]
 enum Writer {
     /// A SQLite file: the charge log beside it.
-    Log(ChargeLog),
+    Log(Arc<ChargeLog>),
     /// PostgreSQL or an in-memory SQLite: the group-commit thread. Unbounded, yet bounded by
     /// the calls in flight: each waits for its charge to be written.
     Pool(mpsc::Sender<Charge>),
@@ -78,7 +82,7 @@ impl Journal {
     pub fn start(db: Db, clock: Clock) -> Result<Self, Error> {
         let writer = match db.sqlite_file() {
             Some(path) => {
-                let writer = Arc::new(Writer::Log(ChargeLog::open(path)?));
+                let writer = Arc::new(Writer::Log(Arc::new(ChargeLog::open(path)?)));
                 let weak = Arc::downgrade(&writer);
                 std::thread::Builder::new()
                     .name("quota-journal".to_owned())
@@ -104,7 +108,7 @@ impl Journal {
     pub async fn record(&self, subject: &str, calls: u64) -> Result<(), NotWritten> {
         let day = today(&self.clock);
         match &*self.writer {
-            Writer::Log(log) => log.append(subject, day, calls).map_err(|error| {
+            Writer::Log(log) => log.append(subject, day, calls).await.map_err(|error| {
                 crate::observe::database_error();
                 crate::observe::throttled_error("quota journal write failed", &error);
                 NotWritten
@@ -148,6 +152,8 @@ pub fn today(clock: &Clock) -> i64 {
 /// The charge logs of one SQLite file: `<file>-quota.<seq>`, the newest being written.
 #[derive(Debug)]
 struct ChargeLog {
+    /// Tells this log's batches from another's (tests run several servers in one process).
+    id: u64,
     /// `<file>-quota.lock`, locked for as long as this process writes the logs.
     _lock: File,
     base: PathBuf,
@@ -166,7 +172,9 @@ impl ChargeLog {
         let last = fold_logs(db_file, &mut usage, u64::MAX)?;
         let seq = last.max(usage.folded()?) + 1;
         let file = open_log(db_file, seq)?;
+        static IDS: AtomicU64 = AtomicU64::new(0);
         Ok(Self {
+            id: IDS.fetch_add(1, Ordering::Relaxed),
             _lock: lock,
             base: db_file.to_owned(),
             current: RwLock::new((seq, file)),
@@ -174,11 +182,59 @@ impl ChargeLog {
         })
     }
 
-    /// Appends one charge: a single `write` of one line.
-    fn append(&self, subject: &str, day: i64, calls: u64) -> std::io::Result<()> {
+    /// Appends one charge, and returns once it is in the log. The charges a worker thread makes
+    /// in one turn of its event loop go out in one `write`: the first of them spawns a task
+    /// that writes the batch, which runs after the other requests ready on that thread have
+    /// added their lines, and wakes their calls. Each call still waits for its own line; the
+    /// batch only saves system calls (one per request cost more than the rest of a cheap call).
+    /// Needs a local task set (actix-web's workers and tests have one).
+    async fn append(self: &Arc<Self>, subject: &str, day: i64, calls: u64) -> std::io::Result<()> {
         let line = record(subject, day, calls);
+        let batch = BATCHES.with_borrow_mut(|batches| {
+            if let Some(batch) = batches.get(&self.id) {
+                batch.borrow_mut().lines.push_str(&line);
+                return Rc::clone(batch);
+            }
+            let batch = Rc::new(RefCell::new(Batch {
+                lines: line,
+                waiting: Vec::new(),
+                outcome: None,
+            }));
+            batches.insert(self.id, Rc::clone(&batch));
+            let (log, to_write) = (Arc::clone(self), Rc::clone(&batch));
+            actix_web::rt::spawn(async move { log.write_batch(&to_write) });
+            batch
+        });
+        std::future::poll_fn(|cx| {
+            let mut batch = batch.borrow_mut();
+            if let Some(outcome) = batch.outcome {
+                return std::task::Poll::Ready(outcome.map_err(std::io::Error::from));
+            }
+            if !batch.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                batch.waiting.push(cx.waker().clone());
+            }
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes `batch` (the next charge on this thread starts another), writes it, and wakes
+    /// its calls.
+    fn write_batch(&self, batch: &RefCell<Batch>) {
+        BATCHES.with_borrow_mut(|batches| batches.remove(&self.id));
+        let lines = std::mem::take(&mut batch.borrow_mut().lines);
+        let written = self.write(lines.as_bytes());
+        let mut batch = batch.borrow_mut();
+        batch.outcome = Some(written.map_err(|e| e.kind()));
+        for waker in batch.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Writes `lines` to the current log in one `write` (unless the kernel splits it).
+    fn write(&self, lines: &[u8]) -> std::io::Result<()> {
         let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-        (&current.1).write_all(line.as_bytes())
+        (&current.1).write_all(lines)
     }
 
     /// Starts a new log when the current one holds charges, and folds the older ones in order.
@@ -204,6 +260,22 @@ impl ChargeLog {
         };
         fold_logs(&self.base, &mut usage, seq).map(|_| ())
     }
+}
+
+thread_local! {
+    /// The batch of charges being gathered on this thread, per log: present from a batch's
+    /// first line until its leader writes it.
+    static BATCHES: RefCell<HashMap<u64, Rc<RefCell<Batch>>>> = RefCell::new(HashMap::new());
+}
+
+/// Charges of one thread waiting to be written together.
+#[derive(Debug)]
+struct Batch {
+    lines: String,
+    /// The calls whose lines these are.
+    waiting: Vec<std::task::Waker>,
+    /// Set once written.
+    outcome: Option<Result<(), std::io::ErrorKind>>,
 }
 
 /// How long a start waits for another process to let go of the charge logs (a restart that
@@ -490,6 +562,43 @@ mod tests {
         journal.record("a", 1).await.unwrap();
         journal.fold().unwrap();
         assert_eq!(db.quota_used("a", 2).await.unwrap(), 6);
+    }
+
+    #[actix_web::test]
+    async fn charges_of_one_turn_share_a_write_and_each_returns_once_its_line_is_in_the_log() {
+        let (dir, db) = file_db().await;
+        let journal = Journal::start(db.clone(), Clock::manual(86_400 * 2)).unwrap();
+        let log = dir.path().join("j.db-quota.1");
+        let lines = || {
+            let text = std::fs::read_to_string(&log).unwrap();
+            text.lines().filter(|l| !l.is_empty()).count()
+        };
+        // 300 calls ready at once, then one more on its own.
+        let calls = (0..300).map(|i| {
+            let journal = journal.clone();
+            async move {
+                journal.record(["a", "b", "c"][i % 3], 1).await.unwrap();
+                // They went out together: whichever returns, all 300 lines are in the file.
+                assert_eq!(lines(), 300);
+            }
+        });
+        futures_util::future::join_all(calls).await;
+        assert_eq!(lines(), 300);
+        journal.record("a", 5).await.unwrap();
+        assert_eq!(lines(), 301);
+        // A call dropped once its line is in a batch (its client went away) leaves the batch to
+        // be written all the same, with the calls that joined it.
+        let mut abandoned = Box::pin(journal.record("b", 1));
+        let first_poll =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(abandoned.as_mut().poll(cx))).await;
+        assert!(first_poll.is_pending());
+        drop(abandoned);
+        journal.record("c", 1).await.unwrap();
+        assert_eq!(lines(), 303);
+        journal.fold().unwrap();
+        assert_eq!(db.quota_used("a", 2).await.unwrap(), 105);
+        assert_eq!(db.quota_used("b", 2).await.unwrap(), 101);
+        assert_eq!(db.quota_used("c", 2).await.unwrap(), 101);
     }
 
     #[actix_web::test]

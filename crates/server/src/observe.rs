@@ -339,10 +339,9 @@ fn finish_headers(headers: &mut HeaderMap, id: &str) {
     if let Ok(value) = HeaderValue::from_str(id) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    for (name, value) in SECURITY_HEADERS {
-        let name = HeaderName::from_static(name);
+    for (name, value) in SECURITY_HEADER_VALUES {
         if !headers.contains_key(&name) {
-            headers.insert(name, HeaderValue::from_static(value));
+            headers.insert(name, value);
         }
     }
 }
@@ -358,6 +357,29 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("referrer-policy", "no-referrer"),
     ("cache-control", "no-store"),
 ];
+
+/// [`SECURITY_HEADERS`] as header names and values, built at compile time (a name built at run
+/// time is validated byte by byte, on every response).
+const SECURITY_HEADER_VALUES: [(HeaderName, HeaderValue); 5] = [
+    security_header(0),
+    security_header(1),
+    security_header(2),
+    security_header(3),
+    security_header(4),
+];
+
+const _: () = assert!(
+    SECURITY_HEADERS.len() == 5,
+    "one `security_header` per entry"
+);
+
+const fn security_header(i: usize) -> (HeaderName, HeaderValue) {
+    let (name, value) = SECURITY_HEADERS[i];
+    (
+        HeaderName::from_static(name),
+        HeaderValue::from_static(value),
+    )
+}
 
 /// A middleware's error with the request id, answered with the usual headers.
 struct Answered {
@@ -405,16 +427,37 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// The request metrics' handles, by route, method and status.
+type RequestHandles =
+    std::collections::HashMap<(String, &'static str, u16), (metrics::Counter, metrics::Histogram)>;
+
 fn record_request(route: String, method: &'static str, status: u16, elapsed: Duration) {
-    metrics::counter!(
-        HTTP_REQUESTS,
-        "route" => route.clone(),
-        "method" => method,
-        "status" => status.to_string()
-    )
-    .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route, "method" => method)
-        .record(elapsed.as_secs_f64());
+    thread_local! {
+        /// Looking a handle up in the recorder's registry builds and hashes its labels, which
+        /// costs more than the count itself. The labels are bounded (route patterns, standard
+        /// methods, statuses), and so is this map.
+        static HANDLES: std::cell::RefCell<RequestHandles> = std::cell::RefCell::default();
+    }
+    HANDLES.with_borrow_mut(|handles| {
+        let key = (route, method, status);
+        if let Some((counter, histogram)) = handles.get(&key) {
+            counter.increment(1);
+            histogram.record(elapsed.as_secs_f64());
+            return;
+        }
+        let (route, method, status) = key;
+        let counter = metrics::counter!(
+            HTTP_REQUESTS,
+            "route" => route.clone(),
+            "method" => method,
+            "status" => status.to_string()
+        );
+        let histogram =
+            metrics::histogram!(HTTP_DURATION, "route" => route.clone(), "method" => method);
+        counter.increment(1);
+        histogram.record(elapsed.as_secs_f64());
+        handles.insert((route, method, status), (counter, histogram));
+    });
 }
 
 /// Records the authenticated key's id on the current request span.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use apikey_gen::KeyHasher;
 use quota::{ForwardedIp, Policy, Snapshot};
@@ -29,7 +29,6 @@ use crate::auth::signed::{SigningKeys, signature_auth};
 use crate::clock::Clock;
 use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
 use crate::connections::{self, BodyTimeout, PerAddress};
-use crate::error::ApiError;
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
 use crate::keys::{CreatedKey, KeyManager, NewKey};
@@ -648,24 +647,6 @@ fn warn_if_readable_by_others(path: &std::path::Path) {
 #[cfg(not(unix))]
 fn warn_if_readable_by_others(_: &std::path::Path) {}
 
-/// Answers 503 when a request takes longer than the configured timeout.
-async fn request_timeout(
-    req: actix_web::dev::ServiceRequest,
-    next: Next<impl actix_web::body::MessageBody + 'static>,
-) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    let limit = req
-        .app_data::<RequestTimeout>()
-        .map_or(Duration::from_secs(30), |timeout| timeout.0);
-    match tokio::time::timeout(limit, next.call(req)).await {
-        Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
-        Err(_) => Err(ApiError::Unavailable {
-            detail: "the request took too long",
-            retry_after: None,
-        }
-        .into()),
-    }
-}
-
 impl Application {
     /// Builds the server from settings, the process environment and the system clock.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
@@ -724,9 +705,7 @@ impl Application {
                 .app_data(web::PayloadConfig::new(json_limit))
                 .app_data(web::QueryConfig::default().error_handler(extract::query_error))
                 .app_data(web::PathConfig::default().error_handler(extract::path_error))
-                .wrap(from_fn(connections::body_timeout))
-                .wrap(from_fn(request_timeout))
-                .wrap(from_fn(connections::limit_per_address))
+                .wrap(from_fn(connections::guard))
                 .wrap(from_fn(crate::observe::observe_request))
                 .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limits))
         })

@@ -66,9 +66,26 @@ pub fn append_allowed_fields(response: &mut HttpResponse, fields: HeaderFields) 
 fn append_fields(headers: &mut HeaderMap, fields: HeaderFields) {
     for (name, value) in fields.into_pairs() {
         if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-            headers.append(HeaderName::from_static(name), value);
+            headers.append(header_name(name), value);
         }
     }
+}
+
+/// The name of a rate-limit field: the usual ones built at compile time, since a name built at
+/// run time is validated byte by byte, on every answer.
+fn header_name(name: &'static str) -> HeaderName {
+    const KNOWN: [HeaderName; 6] = [
+        HeaderName::from_static("ratelimit-policy"),
+        HeaderName::from_static("ratelimit"),
+        HeaderName::from_static("retry-after"),
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderName::from_static("x-ratelimit-reset"),
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| known.as_str() == name)
+        .unwrap_or_else(|| HeaderName::from_static(name))
 }
 
 /// The actix-web response for a [`Rejection`].

@@ -6,6 +6,7 @@ use clap::Parser;
 
 use crate::clock::Clock;
 pub mod args;
+mod log_writer;
 
 pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
 
@@ -53,26 +54,31 @@ pub fn main() -> ExitCode {
 }
 
 /// Installs the log subscriber. Lines are formatted on the thread that logs and written to
-/// stderr by a thread of their own, so a request never waits on the write; the buffer applies
-/// back-pressure when full rather than dropping lines. The guard flushes what is left when the
-/// process ends: keep it alive until then.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
+/// stderr in batches by a thread of their own ([`log_writer`]), so a request never waits on the
+/// write; a full buffer applies back-pressure rather than dropping lines. The guard writes what
+/// is left when the process ends: keep it alive until then.
+fn init_logging(format: LogFormat) -> Option<log_writer::Guard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::stderr());
     // Colours only for a terminal: a log file or a collector gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(writer);
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let Ok((writer, guard)) = log_writer::spawn(std::io::stderr()) else {
+        // No thread for the writer: every line is written where it is logged.
+        match format {
+            LogFormat::Text => builder.with_writer(std::io::stderr).init(),
+            LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
+        }
+        return None;
+    };
+    let builder = builder.with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    guard
+    Some(guard)
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
