@@ -6,6 +6,7 @@ use clap::Parser;
 
 use crate::clock::Clock;
 pub mod args;
+mod log_format;
 mod log_writer;
 
 pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
@@ -27,7 +28,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_writer = init_logging(settings.log_format);
+    let _log_writer = match init_logging(settings.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("secure-api: the log writer could not be started: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = actix_web::rt::System::new();
     let outcome = match cli.command {
         None | Some(Command::Serve) => runtime.block_on(serve(settings)),
@@ -57,28 +64,26 @@ pub fn main() -> ExitCode {
 /// stderr in batches by a thread of their own ([`log_writer`]), so a request never waits on the
 /// write; a full buffer applies back-pressure rather than dropping lines. The guard writes what
 /// is left when the process ends: keep it alive until then.
-fn init_logging(format: LogFormat) -> Option<log_writer::Guard> {
+fn init_logging(format: LogFormat) -> std::io::Result<log_writer::Guard> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,actix_server=warn"));
+    let (writer, guard) = log_writer::spawn(std::io::stderr())?;
     // Colours only for a terminal: a log file or a collector gets plain text.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let Ok((writer, guard)) = log_writer::spawn(std::io::stderr()) else {
-        // No thread for the writer: every line is written where it is logged.
-        match format {
-            LogFormat::Text => builder.with_writer(std::io::stderr).init(),
-            LogFormat::Json => builder.with_writer(std::io::stderr).json().init(),
-        }
-        return None;
-    };
-    let builder = builder.with_writer(writer);
+        .with_ansi(terminal)
+        .with_timer(log_format::Timestamp)
+        .with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text if terminal => builder.init(),
+        LogFormat::Text => builder
+            .event_format(log_format::PlainText::<log_format::Timestamp>::default())
+            .init(),
         LogFormat::Json => builder.json().init(),
     }
-    Some(guard)
+    Ok(guard)
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
