@@ -1,5 +1,5 @@
 //! Connections: the file-descriptor limit, the caps on connections in all and per client
-//! address, and the body timeout.
+//! address, the request timeout and the body timeout.
 //!
 //! - At start the soft limit on open files is raised to the hard one where the system allows,
 //!   and the server accepts at most that many connections less [`RESERVED_FDS`]: past the cap
@@ -12,6 +12,7 @@
 //!   5 s head timeout.
 //! - A body that does not arrive within `body_timeout` (10 s by default) is answered 408, and
 //!   the connection closed.
+//! - A request not answered within `request_timeout` (30 s by default) is answered 503.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -255,8 +256,9 @@ pub async fn guard(
     let mut call = std::pin::pin!(next.call(req));
     let mut request_deadline = std::pin::pin!(tokio::time::sleep(request_limit));
     tokio::select! {
+        // In this order: an answer, then a missing body (408), then the request deadline.
+        biased;
         response = &mut call => return response.map(ServiceResponse::map_into_boxed_body),
-        () = &mut request_deadline => return Err(too_long()),
         () = tokio::time::sleep(body_limit) => {
             if !arrived.get() {
                 crate::observe::connection_refused("body_timeout");
@@ -267,6 +269,7 @@ pub async fn guard(
                 return Err(ApiError::BodyTimeout(body_limit.as_secs()).into());
             }
         }
+        () = &mut request_deadline => return Err(too_long()),
     }
     // The body arrived in time: only the request deadline is left.
     tokio::select! {

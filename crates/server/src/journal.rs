@@ -1,18 +1,18 @@
 //! The charge journal of the in-memory daily quota: each charge is on record before its call is
 //! answered, so a call answered 2xx is never forgotten, not even on `SIGKILL`.
 //!
-//! On a SQLite file (the embedded default) a charge is one line (about 60 bytes) appended to a
-//! log file beside the database, by the worker that answers the call, with no other thread to
-//! wait for. The charges a worker makes in one turn of its event loop go out together in one
-//! `write`. Once it returns, the lines are in the operating system's page cache, where they
-//! survive the process being killed, and only then are their calls answered. About once a second ([`FOLD_INTERVAL`]) the journal's
-//! thread starts a new log, adds the previous one's charges up per key and day, and commits them
-//! into `quota_usage` in one transaction, synced to the disk (`synchronous = FULL`), with the
-//! log's sequence number, so that a log is never counted twice; then it deletes that log. At
-//! start the logs left by a crash are folded in the same way, and a graceful stop folds the last
-//! one. A power loss can lose the lines of the last second or so, which were in no file on the
-//! disk yet; a crash of the process loses none. One process at a time writes a file's logs: it
-//! holds `<file>-quota.lock` while it runs.
+//! On a SQLite file (the embedded default) a charge is one line (about 60 bytes) appended to a log
+//! file beside the database, by the worker that answers the call, with no other thread to wait for.
+//! The charges a worker makes in one turn of its event loop go out together in one `write`. Once it
+//! returns, the lines are in the operating system's page cache, where they survive the process
+//! being killed, and only then are their calls answered. About once a second ([`FOLD_INTERVAL`])
+//! the journal's thread starts a new log, adds the previous one's charges up per key and day, and
+//! commits them into `quota_usage` in one transaction, synced to the disk (`synchronous = FULL`),
+//! with the log's sequence number, so that a log is never counted twice; then it deletes that log.
+//! At start the logs left by a crash are folded in the same way, and a graceful stop folds the last
+//! one. A power loss can lose the lines of the last second or so, which were in no file on the disk
+//! yet; a crash of the process loses none. One process at a time writes a file's logs: it holds
+//! `<file>-quota.lock` while it runs.
 //!
 //! On PostgreSQL (and an in-memory SQLite) the thread group-commits instead: it takes every
 //! charge waiting, adds them up, commits them in one transaction, and then lets those calls
@@ -157,8 +157,9 @@ struct ChargeLog {
     /// `<file>-quota.lock`, locked for as long as this process writes the logs.
     _lock: File,
     base: PathBuf,
-    /// The log being written and its sequence number. Appends hold the read lock, so once the
-    /// rotation holds the write lock, no append to the old log is under way.
+    /// The log being written and its sequence number. Appends hold the write lock (one batch
+    /// at a time, never interleaved), so once the rotation holds it, no append to the old log
+    /// is under way.
     current: RwLock<(u64, File)>,
     usage: Mutex<UsageFile>,
 }
@@ -189,26 +190,34 @@ impl ChargeLog {
     /// batch only saves system calls (one per request cost more than the rest of a cheap call).
     /// Needs a local task set (actix-web's workers and tests have one).
     async fn append(self: &Arc<Self>, subject: &str, day: i64, calls: u64) -> std::io::Result<()> {
-        let line = record(subject, day, calls);
         let batch = BATCHES.with_borrow_mut(|batches| {
             if let Some(batch) = batches.get(&self.id) {
-                batch.borrow_mut().lines.push_str(&line);
+                push_record(&mut batch.borrow_mut().lines, subject, day, calls);
                 return Rc::clone(batch);
             }
+            let mut lines = String::with_capacity(1024);
+            push_record(&mut lines, subject, day, calls);
             let batch = Rc::new(RefCell::new(Batch {
-                lines: line,
+                lines,
                 waiting: Vec::new(),
                 outcome: None,
             }));
+            let flush = Flush {
+                log: Arc::clone(self),
+                batch: Rc::clone(&batch),
+            };
+            actix_web::rt::spawn(async move { flush.write() });
             batches.insert(self.id, Rc::clone(&batch));
-            let (log, to_write) = (Arc::clone(self), Rc::clone(&batch));
-            actix_web::rt::spawn(async move { log.write_batch(&to_write) });
             batch
         });
         std::future::poll_fn(|cx| {
             let mut batch = batch.borrow_mut();
-            if let Some(outcome) = batch.outcome {
-                return std::task::Poll::Ready(outcome.map_err(std::io::Error::from));
+            if let Some(outcome) = &batch.outcome {
+                return std::task::Poll::Ready(
+                    outcome
+                        .clone()
+                        .map_err(|e| std::io::Error::new(e.kind(), e.to_string())),
+                );
             }
             if !batch.waiting.iter().any(|w| w.will_wake(cx.waker())) {
                 batch.waiting.push(cx.waker().clone());
@@ -218,22 +227,11 @@ impl ChargeLog {
         .await
     }
 
-    /// Closes `batch` (the next charge on this thread starts another), writes it, and wakes
-    /// its calls.
-    fn write_batch(&self, batch: &RefCell<Batch>) {
-        BATCHES.with_borrow_mut(|batches| batches.remove(&self.id));
-        let lines = std::mem::take(&mut batch.borrow_mut().lines);
-        let written = self.write(lines.as_bytes());
-        let mut batch = batch.borrow_mut();
-        batch.outcome = Some(written.map_err(|e| e.kind()));
-        for waker in batch.waiting.drain(..) {
-            waker.wake();
-        }
-    }
-
-    /// Writes `lines` to the current log in one `write` (unless the kernel splits it).
+    /// Writes `lines` to the current log. Appends are exclusive, so that a write the kernel
+    /// splits (a short write on a full disk, then the rest) is never interleaved with another
+    /// thread's batch.
     fn write(&self, lines: &[u8]) -> std::io::Result<()> {
-        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let current = self.current.write().unwrap_or_else(PoisonError::into_inner);
         (&current.1).write_all(lines)
     }
 
@@ -275,7 +273,45 @@ struct Batch {
     /// The calls whose lines these are.
     waiting: Vec<std::task::Waker>,
     /// Set once written.
-    outcome: Option<Result<(), std::io::ErrorKind>>,
+    outcome: Option<Result<(), Rc<std::io::Error>>>,
+}
+
+/// The task that writes a batch. Dropped without having run (its runtime shut down first), it
+/// fails the batch's calls rather than leave them waiting.
+struct Flush {
+    log: Arc<ChargeLog>,
+    batch: Rc<RefCell<Batch>>,
+}
+
+impl Flush {
+    /// Writes the batch and wakes its calls.
+    fn write(&self) {
+        let lines = std::mem::take(&mut self.batch.borrow_mut().lines);
+        let written = self.log.write(lines.as_bytes());
+        self.finish(written.map_err(Rc::new));
+    }
+
+    /// Closes the batch (the next charge on this thread starts another) with `outcome`, and
+    /// wakes its calls.
+    fn finish(&self, outcome: Result<(), Rc<std::io::Error>>) {
+        // Absent only while the thread itself is ending.
+        let _ = BATCHES.try_with(|batches| batches.borrow_mut().remove(&self.log.id));
+        let mut batch = self.batch.borrow_mut();
+        batch.outcome = Some(outcome);
+        for waker in batch.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        if self.batch.borrow().outcome.is_none() {
+            self.finish(Err(Rc::new(std::io::Error::from(
+                std::io::ErrorKind::Interrupted,
+            ))));
+        }
+    }
 }
 
 /// How long a start waits for another process to let go of the charge logs (a restart that
@@ -377,9 +413,28 @@ fn open_log(base: &Path, seq: u64) -> std::io::Result<File> {
 
 /// One charge as a log line: `\n<crc32 of the rest, hex> <day> <calls> <subject>`. The line
 /// starts with its newline, so that a line torn by a failed write never runs into the next.
+fn push_record(out: &mut String, subject: &str, day: i64, calls: u64) {
+    use std::fmt::Write as _;
+    out.push('\n');
+    let crc_at = out.len();
+    out.push_str("00000000 ");
+    let rest_at = out.len();
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{day} {calls} {subject}");
+    let crc = crc32fast::hash(&out.as_bytes()[rest_at..]).to_be_bytes();
+    let mut hex = [0u8; 8];
+    if hex::encode_to_slice(crc, &mut hex).is_ok()
+        && let Ok(hex) = std::str::from_utf8(&hex)
+    {
+        out.replace_range(crc_at..crc_at + 8, hex);
+    }
+}
+
+#[cfg(test)]
 fn record(subject: &str, day: i64, calls: u64) -> String {
-    let rest = format!("{day} {calls} {subject}");
-    format!("\n{:08x} {rest}", crc32fast::hash(rest.as_bytes()))
+    let mut line = String::new();
+    push_record(&mut line, subject, day, calls);
+    line
 }
 
 /// The charges of the log at `path` added up per subject and day, and how many lines were
@@ -664,6 +719,27 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    #[test]
+    fn a_line_is_the_crc_then_day_calls_and_subject() {
+        // The format logs written by earlier versions have too: a start after an upgrade folds
+        // them.
+        let expected = format!(
+            "\n{:08x} 20790 1 sapi_...2d0570",
+            crc32fast::hash(b"20790 1 sapi_...2d0570")
+        );
+        assert_eq!(record("sapi_...2d0570", 20_790, 1), expected);
+        let mut two = record("a", 1, 2);
+        push_record(&mut two, "b", -3, u64::MAX);
+        assert_eq!(
+            two,
+            format!("{}{}", record("a", 1, 2), record("b", -3, u64::MAX))
+        );
+        assert_eq!(
+            parse(two.lines().nth(2).unwrap().as_bytes()),
+            Some(("b", -3, u64::MAX))
+        );
     }
 
     #[test]

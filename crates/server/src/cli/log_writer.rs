@@ -1,12 +1,14 @@
 //! The log's writer: lines are appended to a buffer in memory by the thread that logs, and a
 //! thread of their own writes the buffer out every [`FLUSH_INTERVAL`], in one `write`.
 //!
-//! A request thus never waits on the disk or a pipe, and never wakes another thread: under load,
-//! thousands of lines leave in one system call. (A channel to a writer thread, as
-//! `tracing-appender` has, wakes that thread and writes once per line: the two system calls cost
-//! more than the rest of a cheap request.) When the buffer holds [`CAPACITY`] bytes, a line
-//! waits until the writer has taken them: back-pressure, never a dropped line. A line reaches
-//! the output within about [`FLUSH_INTERVAL`]; the guard writes what is left when it is dropped.
+//! A request thus never waits on the disk or a pipe, and under load never wakes another thread
+//! (only the first line after an idle spell wakes the writer): thousands of lines leave in one
+//! system call. (A channel to a writer thread, as `tracing-appender` has, wakes that thread and
+//! writes once per line: the two system calls cost more than the rest of a cheap request.) When
+//! the buffer holds [`CAPACITY`] bytes, a line waits until the writer has taken them:
+//! back-pressure, never a dropped line. A line reaches the output within about
+//! [`FLUSH_INTERVAL`]; the guard writes what is left when it is dropped, waiting at most
+//! [`STOP_WAIT`] for a blocked output.
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -18,6 +20,10 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The most the buffer holds before a line waits for the writer.
 pub const CAPACITY: usize = 4 << 20;
+
+/// How long dropping the guard waits for the last lines to be written: an output that blocks
+/// (a stalled log collector on the other end of a pipe) must not keep the process from ending.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
 
 /// The `MakeWriter` of the log subscriber: a cheap handle on the shared buffer.
 #[derive(Debug, Clone)]
@@ -143,7 +149,13 @@ impl Drop for Guard {
         self.shared.state().closed = true;
         self.shared.more.notify_one();
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let deadline = std::time::Instant::now() + STOP_WAIT;
+            while !thread.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -220,6 +232,27 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(sink.0.lock().unwrap().0, b"started\n");
+    }
+
+    #[test]
+    fn dropping_the_guard_gives_up_on_an_output_that_blocks() {
+        /// An output that never returns from a write.
+        struct Stuck;
+        impl Write for Stuck {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                loop {
+                    std::thread::park();
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (writer, guard) = spawn(Stuck).unwrap();
+        (&writer).write_all(b"a line that never leaves\n").unwrap();
+        let started = std::time::Instant::now();
+        drop(guard);
+        assert!(started.elapsed() >= STOP_WAIT);
     }
 
     #[test]
