@@ -33,7 +33,6 @@ use actix_web::{HttpMessage as _, ResponseError as _};
 use ipnet::{IpNet, Ipv6Net};
 
 use crate::error::ApiError;
-use crate::state::RequestTimeout;
 
 /// File descriptors kept for everything but client connections: the listener, the database
 /// pool, the charge log, Redis, the log files and the weather client's connections.
@@ -317,6 +316,11 @@ fn has_body(req: &ServiceRequest) -> bool {
             .get(CONTENT_LENGTH)
             .is_some_and(|length| length.as_bytes() != b"0")
 }
+
+/// How long a request may take before it is answered 503 (`request_timeout`), registered as
+/// app data.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestTimeout(pub Duration);
 
 /// How long a request body may take to arrive, registered as app data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -339,47 +339,37 @@ fn finish_headers(headers: &mut HeaderMap, id: &str) {
     if let Ok(value) = HeaderValue::from_str(id) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    for (name, value) in SECURITY_HEADER_VALUES {
+    for (name, value) in SECURITY_HEADERS {
         if !headers.contains_key(&name) {
             headers.insert(name, value);
         }
     }
 }
 
-/// The security headers every response carries unless its handler set them (lower-case names).
-pub const SECURITY_HEADERS: &[(&str, &str)] = &[
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
+/// The security headers every response carries unless its handler set them, built at compile
+/// time (a header name built at run time is validated byte by byte, on every response).
+pub const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
     (
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
     ),
-    ("referrer-policy", "no-referrer"),
-    ("cache-control", "no-store"),
-];
-
-/// [`SECURITY_HEADERS`] as header names and values, built at compile time (a name built at run
-/// time is validated byte by byte, on every response).
-const SECURITY_HEADER_VALUES: [(HeaderName, HeaderValue); 5] = [
-    security_header(0),
-    security_header(1),
-    security_header(2),
-    security_header(3),
-    security_header(4),
-];
-
-const _: () = assert!(
-    SECURITY_HEADERS.len() == 5,
-    "one `security_header` per entry"
-);
-
-const fn security_header(i: usize) -> (HeaderName, HeaderValue) {
-    let (name, value) = SECURITY_HEADERS[i];
     (
-        HeaderName::from_static(name),
-        HeaderValue::from_static(value),
-    )
-}
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    ),
+    (
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    ),
+    (
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        HeaderName::from_static("cache-control"),
+        HeaderValue::from_static("no-store"),
+    ),
+];
 
 /// A middleware's error with the request id, answered with the usual headers.
 struct Answered {

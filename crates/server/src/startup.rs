@@ -28,6 +28,7 @@ use crate::auth::password::Passwords;
 use crate::auth::signed::{SigningKeys, signature_auth};
 use crate::clock::Clock;
 use crate::config::{FailPolicy, Mode, RedisSettings, Settings, TlsFiles};
+use crate::connections::RequestTimeout;
 use crate::connections::{self, BodyTimeout, PerAddress};
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
@@ -38,7 +39,7 @@ use crate::routes::health::Readiness;
 use crate::routes::prime::{PRIME_QUEUE_TIMEOUT, PrimePool};
 use crate::sealing::Sealer;
 use crate::shared::{self, Redis, SharedWeather};
-use crate::state::{RequestTimeout, Services};
+use crate::state::Services;
 use crate::store::Db;
 
 /// The environment the server reads secrets and upstream keys from: the process's, or a

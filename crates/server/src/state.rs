@@ -1,26 +1,19 @@
 //! The services the server is made of, each registered as its own `web::Data`: a handler's
 //! signature shows which ones it uses.
 
-use std::time::Duration;
-
 use actix_web::web;
 
 use crate::auth::accounts::Accounts;
 use crate::auth::admin::AdminTokens;
 use crate::auth::chain::ApiAuth;
 use crate::clock::Clock;
-use crate::connections::{BodyTimeout, PerAddress};
+use crate::connections::{BodyTimeout, PerAddress, RequestTimeout};
 use crate::keys::KeyManager;
 use crate::limits::{KeyQuota, LoginLimit, UsernameLimit};
 use crate::routes::health::Readiness;
 use crate::routes::prime::PrimePool;
 use crate::shared::SharedWeather;
 use crate::store::Db;
-
-/// How long a request may take before it is answered 503 (`request_timeout`), read by the
-/// timeout middleware from the app data.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTimeout(pub Duration);
 
 /// Every service, built once at start-up and shared by all workers.
 #[derive(Debug, Clone)]
