@@ -10,6 +10,8 @@ use clap::ValueEnum;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::auth::scope::Scopes;
+
 /// Whether missing configuration may be filled in for convenience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -153,6 +155,8 @@ pub struct Settings {
     pub mode: Mode,
     /// Default calls per UTC day per key.
     pub default_daily_quota: u64,
+    /// Default scopes of a new key.
+    pub default_scopes: Scopes,
     /// Largest JSON body, bytes.
     pub json_limit: usize,
     /// Largest prime candidate, bits.

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The caller is authenticated but may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The API key is valid but lacks the scope the route requires.
+    #[error("this API key lacks the scope {0}, which this endpoint requires")]
+    InsufficientScope(crate::auth::scope::Scope),
     /// Nothing answers at this path, or the object does not exist for this caller.
     #[error("{0}")]
     NotFound(&'static str),
@@ -131,6 +134,7 @@ impl ApiError {
             Self::Validation { .. } => "validation",
             Self::Unauthorized(..) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::InsufficientScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
@@ -154,6 +158,7 @@ impl ApiError {
             Self::Validation { .. } => "Invalid input",
             Self::Unauthorized(..) => "Unauthorized",
             Self::Forbidden(_) => "Forbidden",
+            Self::InsufficientScope(_) => "Insufficient scope",
             Self::NotFound(_) => "Not found",
             Self::MethodNotAllowed => "Method not allowed",
             Self::Conflict(_) => "Conflict",
@@ -211,6 +216,10 @@ pub struct Problem {
     /// For validation problems, the field that was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'static str>,
+    /// For an insufficient scope (403), the scope the endpoint requires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "prime:check")]
+    pub required_scope: Option<&'static str>,
 }
 
 impl ResponseError for ApiError {
@@ -218,7 +227,7 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) | Self::Validation { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(..) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -278,6 +287,7 @@ impl ApiError {
             }
             Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
             Self::Unauthorized(reason, _) => crate::observe::auth_failure(reason),
+            Self::InsufficientScope(scope) => crate::observe::scope_denied(scope.name()),
             _ => {}
         }
         let detail = self.to_string();
@@ -289,6 +299,10 @@ impl ApiError {
             detail,
             field: match self {
                 Self::Validation { field, .. } => Some(field),
+                _ => None,
+            },
+            required_scope: match self {
+                Self::InsufficientScope(scope) => Some(scope.name()),
                 _ => None,
             },
         };

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use apikey_gen::{KeyConfig, KeyHasher};
 
+use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::sealing::Sealer;
@@ -37,6 +38,8 @@ pub struct CreatedKey {
     pub service: String,
     /// Calls per UTC day.
     pub daily_quota: u64,
+    /// What the key may call.
+    pub scopes: Scopes,
     /// For signing keys, the HMAC secret (hex). Shown once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
@@ -52,6 +55,7 @@ impl std::fmt::Debug for CreatedKey {
             .field("key", &"[redacted]")
             .field("service", &self.service)
             .field("daily_quota", &self.daily_quota)
+            .field("scopes", &self.scopes)
             .field(
                 "signing_secret",
                 &self.signing_secret.as_ref().map(|_| "[redacted]"),
@@ -80,6 +84,8 @@ pub struct KeyInfo {
     pub service: String,
     /// Calls per UTC day.
     pub daily_quota: u64,
+    /// What the key may call.
+    pub scopes: Scopes,
     /// Whether requests with this key must be signed.
     pub signing: bool,
     /// Creation time (unix seconds).
@@ -101,10 +107,28 @@ pub struct NewKey {
     pub service: String,
     /// Calls per UTC day, or the default.
     pub daily_quota: Option<u64>,
+    /// What the key may call, or the default.
+    pub scopes: Option<Scopes>,
     /// Whether to create a signing secret.
     pub signing: bool,
     /// Days until expiry.
     pub expires_in_days: Option<u32>,
+}
+
+/// Changes to a stored key: each field that is `Some` is set, the others are left as they are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyUpdate {
+    /// What the key may call.
+    pub scopes: Option<Scopes>,
+}
+
+/// What a key created without its own gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDefaults {
+    /// Calls per UTC day.
+    pub daily_quota: u64,
+    /// Scopes (`*` unless the server is configured otherwise).
+    pub scopes: Scopes,
 }
 
 /// Creates and manages the keys in the database.
@@ -115,6 +139,7 @@ pub struct KeyManager {
     config: KeyConfig,
     sealer: Sealer,
     default_daily_quota: u64,
+    default_scopes: Scopes,
 }
 
 /// Why creating, listing, revoking or rotating a key failed. (Not `KeyError`: that would read
@@ -187,7 +212,7 @@ pub fn validate_service(service: &str) -> Result<(), KeyAdminError> {
 
 impl KeyManager {
     /// The keys in `db`, hashed with `pepper`, signing secrets sealed with `sealer`, times
-    /// read from `clock`.
+    /// read from `clock`. A key created without a quota or scopes of its own gets the defaults.
     ///
     /// # Errors
     /// `apikey-gen`'s, for a pepper it does not accept.
@@ -196,7 +221,7 @@ impl KeyManager {
         clock: Clock,
         pepper: &[u8],
         sealer: Sealer,
-        default_daily_quota: u64,
+        defaults: KeyDefaults,
     ) -> Result<Self, KeyAdminError> {
         let config = KeyConfig::new(KEY_PREFIX)?
             .with_timestamp(true)
@@ -206,7 +231,8 @@ impl KeyManager {
             clock,
             config,
             sealer,
-            default_daily_quota,
+            default_daily_quota: defaults.daily_quota,
+            default_scopes: defaults.scopes,
         })
     }
 
@@ -244,6 +270,7 @@ impl KeyManager {
             id: row.id.clone(),
             service: row.service.clone(),
             daily_quota: self.daily_quota(row),
+            scopes: Scopes::from_stored(row.scopes.as_deref()),
             signing: row.signing_secret.is_some(),
             created_at: row.created_at,
             expires_at: row.expires_at,
@@ -282,6 +309,7 @@ impl KeyManager {
             .expires_in_days
             .map(|days| now.saturating_add(i64::from(days) * 86_400));
         let daily_quota = new.daily_quota.unwrap_or(self.default_daily_quota);
+        let scopes = new.scopes.unwrap_or(self.default_scopes);
         let row = KeyRow {
             id: id.clone(),
             key_hash: hash.to_hex(),
@@ -296,12 +324,14 @@ impl KeyManager {
             expires_at,
             revoked_at: None,
             quota_id: None,
+            scopes: Some(scopes.to_stored()),
         };
         let created = CreatedKey {
             id,
             key: key.expose_secret().to_owned(),
             service: new.service.clone(),
             daily_quota,
+            scopes,
             signing_secret: signing_secret.map(|s| s.to_string()),
             expires_at,
         };
@@ -382,7 +412,28 @@ impl KeyManager {
         Ok((resealed, unopenable))
     }
 
-    /// Replaces the key `id` with a new one for the same service, quota, signing and expiry;
+    /// Changes the key `id` as `update` says, and returns it as it is now. Every instance
+    /// applies the change within the key cache TTL.
+    pub async fn update(&self, id: &str, update: KeyUpdate) -> Result<KeyInfo, KeyAdminError> {
+        let now = self.clock.now();
+        let active = match update.scopes {
+            Some(scopes) => self.db.set_key_scopes(id, &scopes.to_stored(), now).await?,
+            None => self
+                .db
+                .find_key(id)
+                .await?
+                .is_some_and(|row| row.is_active(now)),
+        };
+        if !active {
+            return Err(KeyAdminError::invalid(
+                "id",
+                "names no active key (unknown, revoked or expired)",
+            ));
+        }
+        Ok(self.info(&self.find(id).await?, now))
+    }
+
+    /// Replaces the key `id` with a new one for the same service, quota, scopes, signing and expiry;
     /// the old key keeps working for `grace_secs`. Both spend one daily quota, the one the
     /// first key of the chain started.
     pub async fn rotate(&self, id: &str, grace_secs: i64) -> Result<CreatedKey, KeyAdminError> {
@@ -401,6 +452,7 @@ impl KeyManager {
         let new = NewKey {
             service: old.service.clone(),
             daily_quota: old.daily_quota.and_then(|q| u64::try_from(q).ok()),
+            scopes: Some(Scopes::from_stored(old.scopes.as_deref())),
             signing: old.signing_secret.is_some(),
             expires_in_days: remaining_days,
         };
@@ -426,7 +478,11 @@ mod tests {
     async fn manager(clock: &Clock) -> (Db, KeyManager) {
         let db = Db::connect("sqlite::memory:").await.unwrap();
         let sealer = Sealer::new(&[3u8; 32]).unwrap();
-        let keys = KeyManager::new(db.clone(), clock.clone(), &[9u8; 32], sealer, 1_000);
+        let defaults = KeyDefaults {
+            daily_quota: 1_000,
+            scopes: Scopes::ANY,
+        };
+        let keys = KeyManager::new(db.clone(), clock.clone(), &[9u8; 32], sealer, defaults);
         (db, keys.unwrap())
     }
 
@@ -436,10 +492,12 @@ mod tests {
         let new = NewKey {
             service: "billing".into(),
             daily_quota: Some(50),
+            scopes: None,
             signing: true,
             expires_in_days: Some(30),
         };
         let created = keys.create(&new).await.unwrap();
+        assert_eq!(created.scopes, Scopes::ANY);
         assert!(created.key.starts_with("sapi_"));
         assert!(keys.config().parse(&created.key).is_ok());
         let secret = created.signing_secret.clone().unwrap();
@@ -470,9 +528,11 @@ mod tests {
     async fn rotation_keeps_the_old_key_for_the_grace_period() {
         let clock = Clock::manual(0);
         let (db, keys) = manager(&clock).await;
+        let time_only = Scopes::parse(["time:read"]).unwrap();
         let old = keys
             .create(&NewKey {
                 service: "svc".into(),
+                scopes: Some(time_only),
                 ..NewKey::default()
             })
             .await
@@ -480,6 +540,7 @@ mod tests {
         clock.set(100);
         let new = keys.rotate(&old.id, 3_600).await.unwrap();
         assert_ne!(new.key, old.key);
+        assert_eq!(new.scopes, time_only, "a rotation keeps the scopes");
         let old_row = db.find_key(&old.id).await.unwrap().unwrap();
         assert!(old_row.is_active(3_699));
         assert!(!old_row.is_active(3_700));
@@ -494,6 +555,48 @@ mod tests {
             keys.rotate("sapi_nope", 0).await,
             Err(KeyAdminError::NotFound(_))
         ));
+    }
+
+    #[actix_web::test]
+    async fn scopes_default_to_the_servers_and_change_later() {
+        let clock = Clock::manual(0);
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let time_only = Scopes::parse(["time:read"]).unwrap();
+        let defaults = KeyDefaults {
+            daily_quota: 10,
+            scopes: time_only,
+        };
+        let sealer = Sealer::new(&[3u8; 32]).unwrap();
+        let keys = KeyManager::new(db.clone(), clock, &[9u8; 32], sealer, defaults).unwrap();
+        let new = NewKey {
+            service: "svc".into(),
+            ..NewKey::default()
+        };
+        let created = keys.create(&new).await.unwrap();
+        assert_eq!(created.scopes, time_only);
+        let stored = db.find_key(&created.id).await.unwrap().unwrap();
+        assert_eq!(stored.scopes.as_deref(), Some("time:read"));
+
+        let any = KeyUpdate {
+            scopes: Some(Scopes::ANY),
+        };
+        let changed = keys.update(&created.id, any).await.unwrap();
+        assert_eq!(changed.scopes, Scopes::ANY);
+        assert_eq!(keys.list().await.unwrap()[0].scopes, Scopes::ANY);
+        let unchanged = keys.update(&created.id, KeyUpdate::default()).await;
+        assert_eq!(unchanged.unwrap().scopes, Scopes::ANY);
+        keys.revoke(&created.id).await.unwrap();
+        for id in ["sapi_nope", created.id.as_str()] {
+            for update in [any, KeyUpdate::default()] {
+                assert!(matches!(
+                    keys.update(id, update).await,
+                    Err(KeyAdminError::Invalid { field: "id", .. })
+                ));
+            }
+        }
+        // The refused change stored nothing.
+        let stored = db.find_key(&created.id).await.unwrap().unwrap();
+        assert_eq!(stored.scopes.as_deref(), Some("*"));
     }
 
     #[actix_web::test]

@@ -27,6 +27,8 @@ pub const HTTP_REQUESTS: &str = "secure_api_http_requests_total";
 pub const HTTP_DURATION: &str = "secure_api_http_request_duration_seconds";
 /// Refused credentials, by reason.
 pub const AUTH_FAILURES: &str = "secure_api_auth_failures_total";
+/// Valid keys refused for lacking a route's scope, by the scope required.
+pub const SCOPE_DENIALS: &str = "secure_api_scope_denials_total";
 /// Calls refused by the daily quota, by reason.
 pub const QUOTA_DENIALS: &str = "secure_api_quota_denials_total";
 /// Logins and registrations refused by the per-client limit.
@@ -157,6 +159,11 @@ pub fn upkeep() {
 /// Counts a refused credential.
 pub fn auth_failure(reason: &'static str) {
     metrics::counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Counts a valid key refused for lacking `scope`.
+pub fn scope_denied(scope: &'static str) {
+    metrics::counter!(SCOPE_DENIALS, "scope" => scope).increment(1);
 }
 
 /// Counts a call refused by the daily quota.

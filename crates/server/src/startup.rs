@@ -32,7 +32,7 @@ use crate::connections::RequestTimeout;
 use crate::connections::{self, BodyTimeout, PerAddress};
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
-use crate::keys::{CreatedKey, KeyManager, NewKey};
+use crate::keys::{CreatedKey, KeyDefaults, KeyManager, NewKey};
 use crate::limits::{self, Concern, KeyQuota, UsernameLimit};
 use crate::routes;
 use crate::routes::health::Readiness;
@@ -360,7 +360,10 @@ pub async fn build_services(
         clock.clone(),
         pepper.expose_secret(),
         sealer.clone(),
-        quota_default,
+        KeyDefaults {
+            daily_quota: quota_default,
+            scopes: settings.default_scopes,
+        },
     )?;
     let redis = match &settings.redis {
         Some(redis_settings) => Some(connect_redis(redis_settings).await?),

@@ -137,3 +137,66 @@ async fn admin_tokens_are_created_listed_and_revoked_by_cli_and_api() {
     );
     server.process.terminate();
 }
+
+#[test]
+fn key_scopes_are_set_and_changed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("SECRET_KEY".to_owned(), random_hex(48)),
+        (
+            "SECURE_API_DEFAULT_SCOPES".to_owned(),
+            "whoami:read".to_owned(),
+        ),
+    ];
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_str(&run_cli(&env, dir.path(), args)).unwrap()
+    };
+
+    let defaulted = json(&["keys", "create", "--service", "a", "--json"]);
+    assert_eq!(defaulted["scopes"], json!(["whoami:read"]));
+    let created = json(&[
+        "keys",
+        "create",
+        "--service",
+        "b",
+        "--scope",
+        "time:read",
+        "--scope",
+        "prime:check,weather:read",
+        "--json",
+    ]);
+    assert_eq!(
+        created["scopes"],
+        json!(["time:read", "prime:check", "weather:read"])
+    );
+    let id = created["id"].as_str().unwrap();
+    let updated = json(&["keys", "update", id, "--scope", "*", "--json"]);
+    assert_eq!(updated["scopes"], json!(["*"]));
+    let listed = run_cli(&env, dir.path(), &["keys", "list"]);
+    let line = listed.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(line.ends_with(" *"), "{listed}");
+
+    // An unknown scope fails the command, names the flag and changes nothing.
+    let refused = std::process::Command::new(common::process::binary())
+        .current_dir(dir.path())
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(["keys", "update", id, "--scope", "time:write"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--scope: unknown scope `time:write`"),
+        "{stderr}"
+    );
+    let listed: Value =
+        serde_json::from_str(&run_cli(&env, dir.path(), &["keys", "list", "--json"])).unwrap();
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .unwrap();
+    assert_eq!(mine["scopes"], json!(["*"]));
+}

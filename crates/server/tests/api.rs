@@ -1048,3 +1048,293 @@ async fn a_key_over_its_share_of_the_prime_threads_gets_503_and_pays_nothing() {
         "only the answered test was charged"
     );
 }
+
+#[actix_web::test]
+async fn a_key_calls_only_the_routes_of_its_scopes_and_a_refusal_is_a_free_403() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    assert_eq!(app.first.demo_key.scopes.names(), ["*"]);
+    let created = app
+        .create_key(json!({"service": "clock", "daily_quota": 5, "scopes": ["time:read"]}))
+        .await;
+    assert_eq!(created["scopes"], json!(["time:read"]));
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let kh = [("authorization", key.as_str())];
+    let before = app.metrics_page().await;
+    let denials = |page: &str| {
+        common::sample(
+            page,
+            "secure_api_scope_denials_total",
+            r#"scope="prime:check""#,
+        )
+        .unwrap_or(0.0)
+    };
+
+    let time = app.post("/get-current-time", &kh, "").await;
+    assert_eq!(time.status, 200, "{}", time.body);
+    let prime = app.post("/check-prime", &kh, r#"{"number": 97}"#).await;
+    assert_eq!(prime.status, 403, "{}", prime.body);
+    assert_eq!(
+        prime.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    assert_eq!(prime.body["type"], "/problems/insufficient-scope");
+    assert_eq!(prime.body["required_scope"], "prime:check");
+    assert!(prime.header("www-authenticate").is_none(), "not a 401");
+    assert!(!prime.text.contains(&key));
+    // Refused before its body is read: a malformed body gets the same 403.
+    let bad_body = app.post("/check-prime", &kh, "{").await;
+    assert_eq!(bad_body.status, 403, "{}", bad_body.body);
+    for (method, path, scope) in [
+        ("GET", "/whoami", "whoami:read"),
+        ("GET", "/weather?q=Oslo", "weather:read"),
+    ] {
+        let reply = app.send(method, path, &kh, None).await;
+        assert_eq!(reply.status, 403, "{path}: {}", reply.body);
+        assert_eq!(reply.body["required_scope"], scope);
+    }
+    let usage = app.get(&format!("/admin/keys/{id}/usage"), &ah).await;
+    assert_eq!(
+        usage.body["used"], 1,
+        "refusals cost nothing: {}",
+        usage.body
+    );
+    let after = app.metrics_page().await;
+    assert!(denials(&after) >= denials(&before) + 2.0);
+
+    // Scopes change later, and this instance applies the change at once.
+    let patched = app
+        .patch(
+            &format!("/admin/keys/{id}"),
+            &ah,
+            r#"{"scopes": ["time:read", "prime:check"]}"#,
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["scopes"], json!(["time:read", "prime:check"]));
+    assert_eq!(patched.body["id"], id.as_str());
+    let prime = app.post("/check-prime", &kh, r#"{"number": 97}"#).await;
+    assert_eq!(prime.status, 200, "{}", prime.body);
+    let listed = app.get("/admin/keys", &ah).await;
+    let listed = listed.body.as_array().unwrap();
+    let mine = listed.iter().find(|k| k["id"] == id.as_str()).unwrap();
+    assert_eq!(mine["scopes"], json!(["time:read", "prime:check"]));
+    let demo = listed
+        .iter()
+        .find(|k| k["id"] == app.first.demo_key.id.as_str())
+        .unwrap();
+    assert_eq!(demo["scopes"], json!(["*"]));
+
+    // An empty change leaves the key as it is; bad scopes are refused and change nothing.
+    let same = app.patch(&format!("/admin/keys/{id}"), &ah, "{}").await;
+    assert_eq!(same.body["scopes"], json!(["time:read", "prime:check"]));
+    for body in [
+        r#"{"scopes": []}"#,
+        r#"{"scopes": ["time:write"]}"#,
+        r#"{"scopes": "time:read"}"#,
+        r#"{"scopes": ["time:read"], "daily": 3}"#,
+    ] {
+        let reply = app.patch(&format!("/admin/keys/{id}"), &ah, body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert!(
+            !reply.text.contains("Scopes") && !reply.text.contains("Vec"),
+            "no Rust type in {}",
+            reply.text
+        );
+    }
+    let unknown = app
+        .post(
+            "/admin/keys",
+            &ah,
+            r#"{"service": "s", "scopes": ["admin"]}"#,
+        )
+        .await;
+    assert_eq!(unknown.status, 400);
+    assert!(
+        unknown.body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("scopes: unknown scope `admin`"),
+        "{}",
+        unknown.body
+    );
+    let missing = app
+        .patch(
+            "/admin/keys/sapi_...000000000000",
+            &ah,
+            r#"{"scopes": ["*"]}"#,
+        )
+        .await;
+    assert_eq!(missing.status, 400, "{}", missing.body);
+    assert_eq!(missing.body["field"], "id");
+    let unauthorized = app
+        .patch(&format!("/admin/keys/{id}"), &kh, r#"{"scopes": ["*"]}"#)
+        .await;
+    assert_eq!(unauthorized.status, 401);
+    assert_eq!(
+        app.post("/check-prime", &kh, r#"{"number": 97}"#)
+            .await
+            .status,
+        200
+    );
+
+    // A rotation keeps the scopes.
+    let rotated = app.post(&format!("/admin/keys/{id}/rotate"), &ah, "").await;
+    assert_eq!(rotated.body["scopes"], json!(["time:read", "prime:check"]));
+    let who = app
+        .get(
+            "/whoami",
+            &[("authorization", rotated.body["key"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(who.status, 403);
+
+    // A revoked key cannot be changed: 400, and it stays as it was.
+    let new_id = rotated.body["id"].as_str().unwrap();
+    let revoked = app
+        .send("DELETE", &format!("/admin/keys/{new_id}"), &ah, None)
+        .await;
+    assert_eq!(revoked.status, 204);
+    let refused = app
+        .patch(
+            &format!("/admin/keys/{new_id}"),
+            &ah,
+            r#"{"scopes": ["*"]}"#,
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let listed = app.get("/admin/keys", &ah).await;
+    let after = listed.body.as_array().unwrap();
+    let after = after.iter().find(|k| k["id"] == new_id).unwrap();
+    assert_eq!(after["scopes"], json!(["time:read", "prime:check"]));
+}
+
+#[actix_web::test]
+async fn signed_requests_are_held_to_the_scopes_of_their_key() {
+    let app = spawn().await;
+    let created = app
+        .create_key(json!({"service": "orders", "signing": true, "scopes": ["whoami:read"]}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let secret = created["signing_secret"].as_str().unwrap();
+    let signer = Signer::new(id, Secret::from(secret))
+        .unwrap()
+        .with_clock(FakeClock::at_unix_secs(NOON));
+    let who = signer.sign("GET", &app.url("/whoami"), b"").unwrap();
+    let pairs: Vec<(&str, &str)> = who.iter().collect();
+    let reply = app.get("/whoami", &pairs).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["scopes"], json!(["whoami:read"]));
+    let body = r#"{"number": 97}"#;
+    let headers = signer
+        .sign("POST", &app.url("/check-prime"), body.as_bytes())
+        .unwrap();
+    let pairs: Vec<(&str, &str)> = headers.iter().collect();
+    let reply = app.post("/check-prime", &pairs, body).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert_eq!(reply.body["required_scope"], "prime:check");
+}
+
+#[actix_web::test]
+async fn new_keys_get_the_configured_default_scopes() {
+    let mut spawn = Spawn::default();
+    spawn.args.default_scopes = Some("time:read,whoami:read".parse().unwrap());
+    let app = spawn_with(spawn).await;
+    let demo = app.first.demo_key.key.clone();
+    let who = app.get("/whoami", &[("authorization", &demo)]).await;
+    assert_eq!(who.status, 200, "{}", who.body);
+    assert_eq!(who.body["scopes"], json!(["time:read", "whoami:read"]));
+    let prime = app
+        .post(
+            "/check-prime",
+            &[("authorization", &demo)],
+            r#"{"number": 7}"#,
+        )
+        .await;
+    assert_eq!(prime.status, 403);
+    let all = app
+        .create_key(json!({"service": "full", "scopes": ["*"]}))
+        .await;
+    let prime = app
+        .post(
+            "/check-prime",
+            &[("authorization", all["key"].as_str().unwrap())],
+            r#"{"number": 7}"#,
+        )
+        .await;
+    assert_eq!(prime.status, 200, "{}", prime.body);
+}
+
+/// The OpenAPI document names each API route's scope, and it is the scope the server enforces:
+/// a key with every other scope is refused with exactly that one, and a key with only it passes.
+#[actix_web::test]
+async fn each_api_route_requires_the_scope_its_openapi_operation_names() {
+    use utoipa::OpenApi as _;
+    let document = serde_json::to_value(secure_api::routes::ApiDoc::openapi()).unwrap();
+    let app = spawn().await;
+    let mut checked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(requirements) = operation["security"].as_array() else {
+                continue;
+            };
+            let scopes: Vec<&str> = requirements
+                .iter()
+                .filter_map(|r| r.get("api_key"))
+                .flat_map(|s| s.as_array().unwrap())
+                .map(|s| s.as_str().unwrap())
+                .collect();
+            if requirements.iter().all(|r| r.get("api_key").is_none()) {
+                continue;
+            }
+            assert_eq!(scopes.len(), 1, "{method} {path} names one scope");
+            let scope = scopes[0];
+            let responses = &operation["responses"];
+            assert!(
+                responses.get("403").is_some(),
+                "{method} {path} documents 403"
+            );
+            let others: Vec<&str> = secure_api::auth::scope::Scope::ALL
+                .iter()
+                .map(|s| s.name())
+                .filter(|s| *s != scope)
+                .collect();
+            let without = app
+                .create_key(json!({"service": "s", "scopes": others}))
+                .await;
+            let with = app
+                .create_key(json!({"service": "s", "scopes": [scope]}))
+                .await;
+            let body = (method == "post").then_some(r#"{"number": 7}"#);
+            let call = async |key: &Value| {
+                let key = key["key"].as_str().unwrap();
+                app.send(
+                    &method.to_uppercase(),
+                    &format!("{path}?q=Oslo"),
+                    &[("authorization", key)],
+                    body,
+                )
+                .await
+            };
+            let refused = call(&without).await;
+            assert_eq!(refused.status, 403, "{method} {path}: {}", refused.body);
+            if method != "head" {
+                assert_eq!(refused.body["required_scope"], scope, "{method} {path}");
+            }
+            let passed = call(&with).await;
+            assert!(
+                ![401, 403].contains(&passed.status),
+                "{method} {path} with {scope}: {} {}",
+                passed.status,
+                passed.body
+            );
+            checked += 1;
+        }
+    }
+    // get and head of /whoami and /weather, and the two POST routes.
+    assert_eq!(checked, 6);
+}

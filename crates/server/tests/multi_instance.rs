@@ -234,24 +234,38 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     )
     .await;
     assert_eq!(revoke.status, 204);
-    let revoked_at = Instant::now();
-    let refused_after = loop {
-        let status = time_call(&client, &b, &doomed).await;
-        if status == 401 {
-            break revoked_at.elapsed();
-        }
-        assert_eq!(status, 200);
-        assert!(
-            revoked_at.elapsed() < Duration::from_secs(KEY_CACHE_TTL_SECS + 2),
-            "B still accepts a key revoked {:?} ago",
-            revoked_at.elapsed()
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    };
+    let refused_after = wait_for_status(&client, &b, &doomed, 401, "revoked through A").await;
     eprintln!(
         "figure: revocation through A refused by B after {:.0} ms (cache TTL {KEY_CACHE_TTL_SECS} s)",
         refused_after.as_secs_f64() * 1000.0
     );
+
+    // 4b. A key's scopes changed through A hold on B within the key cache TTL.
+    let scoped = create_key(&client, &a, &admin, json!({"service": "mi-scoped"})).await;
+    let (scoped_id, scoped) = (
+        scoped["id"].as_str().unwrap().to_owned(),
+        scoped["key"].as_str().unwrap().to_owned(),
+    );
+    assert_eq!(
+        time_call(&client, &b, &scoped).await,
+        200,
+        "B has it cached"
+    );
+    let patch = send(
+        &client,
+        "PATCH",
+        &a.url(&format!("/admin/keys/{scoped_id}")),
+        &[("authorization", &auth)],
+        Some(r#"{"scopes": ["whoami:read"]}"#),
+    )
+    .await;
+    assert_eq!(patch.status, 200, "{}", patch.body);
+    assert_eq!(
+        time_call(&client, &a, &scoped).await,
+        403,
+        "A applies it at once"
+    );
+    wait_for_status(&client, &b, &scoped, 403, "scopes changed through A").await;
 
     // 5. Redis stops: the documented outcome on both, and no request hangs.
     let fresh = create_key(
@@ -403,4 +417,29 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     assert!(b.process.terminate().success(), "{log_b}");
     drop(redis);
     schema.drop_schema().await;
+}
+
+/// Calls `/get-current-time` on `instance` with `key` until it answers `want` instead of 200,
+/// which it must within the key cache TTL (and a margin); how long that took.
+async fn wait_for_status(
+    client: &awc::Client,
+    instance: &Instance,
+    key: &str,
+    want: u16,
+    change: &str,
+) -> Duration {
+    let changed_at = Instant::now();
+    loop {
+        let status = time_call(client, instance, key).await;
+        if status == want {
+            return changed_at.elapsed();
+        }
+        assert_eq!(status, 200);
+        assert!(
+            changed_at.elapsed() < Duration::from_secs(KEY_CACHE_TTL_SECS + 2),
+            "{change}: the other instance still answers 200 {:?} later",
+            changed_at.elapsed()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -47,11 +47,26 @@ async fn the_store_runs_unchanged_on_postgres() {
         expires_at: None,
         revoked_at: None,
         quota_id: None,
+        scopes: None,
     };
     db.insert_key(&key).await.unwrap();
     assert_eq!(
         db.find_key_by_hash(&key.key_hash).await.unwrap(),
         Some(key.clone())
+    );
+    assert!(
+        db.set_key_scopes(&key.id, "time:read prime:check", 0)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.find_key(&key.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .scopes
+            .as_deref(),
+        Some("time:read prime:check")
     );
     assert!(db.revoke_key(&key.id, 20).await.unwrap());
     assert_eq!(

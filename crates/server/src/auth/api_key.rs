@@ -177,6 +177,7 @@ mod tests {
             expires_at,
             revoked_at,
             quota_id: None,
+            scopes: None,
         };
         let table = KeyTable::new(db.clone(), 7);
         for (stored, ends) in [

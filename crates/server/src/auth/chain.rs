@@ -4,7 +4,8 @@
 //!    [`crate::auth::signed`]) and lets the others through;
 //! 2. `apikey-gen`'s middleware authenticates the others by their key (see
 //!    [`crate::auth::api_key`]);
-//! 3. [`require_principal`] turns what either found into the [`Principal`](crate::auth::principal::Principal) the handler reads.
+//! 3. [`require_principal`] turns what either found into the [`Principal`](crate::auth::principal::Principal) the handler reads,
+//!    and refuses a key without the route's [`Scope`] with 403.
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -15,6 +16,7 @@ use apikey_gen::KeySource;
 
 use crate::auth::api_key::KeyAuth;
 use crate::auth::principal::{AuthMethod, KeyIdentity};
+use crate::auth::scope::Scope;
 use crate::auth::signed::{SignatureAuth, SigningKeys};
 use crate::error::ApiError;
 
@@ -51,8 +53,10 @@ fn presented_by(headers: &HeaderMap) -> AuthMethod {
 }
 
 /// The last step of authentication, inside the key and signature middleware: turns what they
-/// found into the [`Principal`](crate::auth::principal::Principal) the handler reads. A key that must sign is refused unsigned.
+/// found into the [`Principal`](crate::auth::principal::Principal) the handler reads. A key that
+/// must sign is refused unsigned (401), and a key without `scope`, the route's, with 403.
 pub async fn require_principal(
+    scope: Scope,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -83,6 +87,7 @@ pub async fn require_principal(
     };
     crate::observe::record_key(&principal.key_id);
     tracing::debug!(key = %principal.key_id, method = ?principal.method, "authenticated");
+    principal.require(scope)?;
     req.extensions_mut().insert(principal);
     next.call(req).await
 }

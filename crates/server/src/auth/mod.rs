@@ -8,4 +8,5 @@ pub mod chain;
 pub mod jwt;
 pub mod password;
 pub mod principal;
+pub mod scope;
 pub mod signed;

@@ -4,6 +4,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
+use crate::auth::scope::{Scope, Scopes};
 use crate::error::ApiError;
 use crate::store::KeyRow;
 
@@ -36,8 +37,24 @@ pub struct Principal {
     pub service: String,
     /// The key's daily quota.
     pub daily_quota: u64,
+    /// What the key may call.
+    pub scopes: Scopes,
     /// How the request authenticated.
     pub method: AuthMethod,
+}
+
+impl Principal {
+    /// Refuses a key without `scope` with 403: it is authenticated, but may not call this.
+    ///
+    /// # Errors
+    /// [`ApiError::InsufficientScope`].
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientScope(scope))
+        }
+    }
 }
 
 /// What the key table says of an active key: who it is, and whether it must sign.
@@ -47,6 +64,7 @@ pub struct KeyIdentity {
     quota_id: String,
     service: String,
     daily_quota: u64,
+    scopes: Scopes,
     must_sign: bool,
 }
 
@@ -62,6 +80,7 @@ impl KeyIdentity {
                 .daily_quota
                 .and_then(|q| u64::try_from(q).ok())
                 .unwrap_or(default_quota),
+            scopes: Scopes::from_stored(row.scopes.as_deref()),
             must_sign: row.signing_secret.is_some(),
         }
     }
@@ -86,6 +105,7 @@ impl KeyIdentity {
             quota_id: self.quota_id.clone(),
             service: self.service.clone(),
             daily_quota: self.daily_quota,
+            scopes: self.scopes,
             method,
         }
     }

@@ -365,6 +365,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             quota_id: None,
+            scopes: None,
         }
     }
 

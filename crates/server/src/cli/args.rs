@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 
+use crate::auth::scope::Scopes;
 use crate::config::{
     ConfigError, ConnectionUrl, FailPolicy, LogFormat, Mode, RedisSettings, Settings, TlsFiles,
     parse_net,
@@ -103,6 +104,10 @@ pub enum KeysCommand {
         /// Calls per UTC day (default: the server's default quota).
         #[arg(long)]
         daily_quota: Option<u64>,
+        /// A scope the key holds (repeatable, or separated by commas): `*`, `time:read`,
+        /// `prime:check`, `weather:read` or `whoami:read`. Default: the server's default scopes.
+        #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',')]
+        scopes: Vec<String>,
         /// Also create a signing secret; requests with this key must then be signed.
         #[arg(long)]
         signing: bool,
@@ -116,6 +121,22 @@ pub enum KeysCommand {
     /// List keys (never the keys themselves).
     List {
         /// Print a JSON array instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a key: its scopes. Running servers apply the change within their key cache TTL.
+    Update {
+        /// The key id.
+        id: String,
+        /// The scopes the key holds from now on (repeatable, or separated by commas).
+        #[arg(
+            long = "scope",
+            value_name = "SCOPE",
+            value_delimiter = ',',
+            required = true
+        )]
+        scopes: Vec<String>,
+        /// Print the key as listed, in JSON, instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -166,6 +187,10 @@ pub struct SettingsArgs {
     /// Calls per UTC day for keys created without their own quota.
     #[arg(long, env = "SECURE_API_DAILY_QUOTA", value_name = "N")]
     pub default_daily_quota: Option<u64>,
+    /// Scopes of keys created without their own, separated by commas (default `*`: every
+    /// scope). In the file, an array.
+    #[arg(long, env = "SECURE_API_DEFAULT_SCOPES", value_name = "SCOPES")]
+    pub default_scopes: Option<Scopes>,
     /// Largest JSON body accepted, in bytes.
     #[arg(long, env = "SECURE_API_JSON_LIMIT", value_name = "BYTES")]
     pub json_limit: Option<usize>,
@@ -290,6 +315,7 @@ impl SettingsArgs {
             ),
             mode: pick!(mode, Mode::Development),
             default_daily_quota: pick!(default_daily_quota, 1_000),
+            default_scopes: pick!(default_scopes, Scopes::ANY),
             json_limit: pick!(json_limit, 16 * 1024),
             max_prime_bits: pick!(max_prime_bits, 4_096),
             key_cache_ttl: Duration::from_secs(pick!(key_cache_ttl, 5)),

@@ -12,8 +12,9 @@ mod log_writer;
 pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
 
 use crate::auth::admin::NewAdminToken;
+use crate::auth::scope::Scopes;
 use crate::config::{LogFormat, Settings};
-use crate::keys::{CreatedKey, NewKey};
+use crate::keys::{CreatedKey, KeyUpdate, NewKey};
 use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
 use crate::state::Services;
 
@@ -111,6 +112,7 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
         println!("key:          {}", created.key);
         println!("service:      {}", created.service);
         println!("daily quota:  {}", created.daily_quota);
+        println!("scopes:       {}", created.scopes);
         if let Some(secret) = &created.signing_secret {
             println!("signing secret: {secret}");
         }
@@ -120,6 +122,11 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
         println!("Save the key now: it is shown once and stored only as a hash.");
     }
     Ok(())
+}
+
+/// The scopes given with `--scope`, refused as the admin API refuses them.
+fn parse_scopes(names: &[String]) -> Result<Scopes, String> {
+    Scopes::parse(names).map_err(|e| format!("--scope: {e}"))
 }
 
 /// Builds the services (the database, the secret) for an admin command, runs it, and closes
@@ -225,13 +232,20 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
         KeysCommand::Create {
             service,
             daily_quota,
+            scopes,
             signing,
             expires_in,
             json,
         } => {
+            let scopes = if scopes.is_empty() {
+                None
+            } else {
+                Some(parse_scopes(&scopes)?)
+            };
             let new = NewKey {
                 service,
                 daily_quota,
+                scopes,
                 signing,
                 expires_in_days: expires_in,
             };
@@ -247,19 +261,36 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 );
             } else {
                 println!(
-                    "{:<26} {:<20} {:>12} {:<8} STATUS",
-                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING"
+                    "{:<26} {:<20} {:>12} {:<8} {:<8} SCOPES",
+                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS"
                 );
                 for k in keys {
                     println!(
-                        "{:<26} {:<20} {:>12} {:<8} {}",
+                        "{:<26} {:<20} {:>12} {:<8} {:<8} {}",
                         k.id,
                         k.service,
                         k.daily_quota,
                         if k.signing { "yes" } else { "no" },
-                        k.status
+                        k.status,
+                        k.scopes,
                     );
                 }
+            }
+            Ok(())
+        }
+        KeysCommand::Update { id, scopes, json } => {
+            let update = KeyUpdate {
+                scopes: Some(parse_scopes(&scopes)?),
+            };
+            let info = keys.update(&id, update).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", to_json(&info)?);
+            } else {
+                println!(
+                    "{id} now holds the scopes {}; running servers apply them within their key \
+                     cache TTL",
+                    info.scopes
+                );
             }
             Ok(())
         }

@@ -7,9 +7,10 @@ use utoipa::ToSchema;
 
 use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::chain::ApiAuth;
+use crate::auth::scope::Scopes;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson};
-use crate::keys::{CreatedKey, KeyInfo, KeyManager, NewKey};
+use crate::keys::{CreatedKey, KeyInfo, KeyManager, KeyUpdate, NewKey};
 use crate::limits::KeyQuota;
 
 /// A key to create.
@@ -22,12 +23,23 @@ pub struct CreateKeyRequest {
     /// Calls per UTC day (default: the server's default).
     #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub daily_quota: Option<u64>,
+    /// What the key may call (default: the server's default scopes, `*` unless configured
+    /// otherwise).
+    pub scopes: Option<Scopes>,
     /// Also create a signing secret; requests must then be signed.
     #[serde(default)]
     pub signing: bool,
     /// Days until expiry.
     #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
+}
+
+/// Changes to a key: each field given is changed, the others are left as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateKeyRequest {
+    /// What the key may call from now on.
+    pub scopes: Option<Scopes>,
 }
 
 /// Rotation options.
@@ -92,6 +104,7 @@ pub async fn create_key(
     let new = NewKey {
         service: body.service,
         daily_quota: body.daily_quota,
+        scopes: body.scopes,
         signing: body.signing,
         expires_in_days: body.expires_in_days,
     };
@@ -121,6 +134,35 @@ pub async fn revoke_key(
     auth.forget(&id);
     tracing::info!(key = %id, "key revoked");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Change a key's scopes. This instance applies the change at once, every other instance within
+/// the key cache TTL. An unknown, revoked or expired key is refused with 400 and stays as it is.
+#[utoipa::path(
+    patch, path = "/admin/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The key id")),
+    request_body = UpdateKeyRequest,
+    responses(
+        (status = 200, description = "The key as it is now", body = KeyInfo),
+        (status = 400, description = "Invalid input, or no active key with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn update_key(
+    keys: web::Data<KeyManager>,
+    auth: web::Data<ApiAuth>,
+    admin: Admin,
+    id: web::Path<String>,
+    body: Json<UpdateKeyRequest>,
+) -> Result<web::Json<KeyInfo>, ApiError> {
+    let UpdateKeyRequest { scopes } = body.into_inner();
+    let info = keys.update(&id, KeyUpdate { scopes }).await?;
+    auth.forget(&id);
+    if let Some(scopes) = scopes {
+        tracing::info!(key = %id, %scopes, by = %admin.token_id, "key scopes changed");
+    }
+    Ok(web::Json(info))
 }
 
 /// Replace a key; the old one keeps working for the grace period.

@@ -15,6 +15,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::auth::chain::{ApiAuth, require_principal};
+use crate::auth::scope::Scope;
 use crate::error::ApiError;
 use crate::limits::LoginLimit;
 
@@ -38,6 +39,7 @@ use crate::limits::LoginLimit;
         users::protected,
         admin::list_keys,
         admin::create_key,
+        admin::update_key,
         admin::revoke_key,
         admin::rotate_key,
         admin::key_usage,
@@ -102,21 +104,32 @@ impl utoipa::Modify for CommonResponses {
                 item.patch.as_mut(),
             ];
             for operation in operations.into_iter().flatten() {
+                let scope = required_scope(operation);
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     responses
                         .entry(status.to_owned())
                         .or_insert_with(|| problem(description));
                 };
-                if operation.request_body.is_some() {
+                if has_body {
                     add(
                         "400",
                         "Malformed body: not JSON, wrong content type, wrong types",
                     );
                     add("413", "Body larger than the limit (16 KiB by default)");
                 }
-                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                if secured {
                     add("401", "Missing or invalid credentials");
+                }
+                if let Some(scope) = scope {
+                    add(
+                        "403",
+                        &format!(
+                            "The key is valid but lacks the scope `{scope}` (named in `required_scope`)"
+                        ),
+                    );
                 }
                 if !STATIC_OPERATIONS.contains(&path.as_str()) {
                     add(
@@ -127,6 +140,19 @@ impl utoipa::Modify for CommonResponses {
             }
         }
     }
+}
+
+/// The scope an operation's security requirements name (each names the same one), if any.
+fn required_scope(operation: &utoipa::openapi::path::Operation) -> Option<String> {
+    let value = serde_json::to_value(operation.security.as_ref()?).ok()?;
+    value
+        .as_array()?
+        .iter()
+        .filter_map(|requirement| requirement.as_object())
+        .flat_map(|requirement| requirement.values())
+        .filter_map(|scopes| scopes.as_array()?.first()?.as_str())
+        .map(str::to_owned)
+        .next()
 }
 
 /// Documents `HEAD` beside every `GET` (the server answers both, see [`get`]): the same
@@ -220,47 +246,58 @@ pub async fn openapi() -> HttpResponse {
 pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[LoginLimit; 2]) {
     // Authentication wraps the route, not the resource, so a wrong method answers 405
     // before any credential is looked at. The last `wrap` runs first: the signature check,
-    // then the key, then the principal.
-    let api = |route: Route| {
+    // then the key, then the principal and the route's scope.
+    let api = |scope: Scope, route: Route| {
         route
-            .wrap(from_fn(require_principal))
+            .wrap(from_fn(move |req, next| {
+                require_principal(scope, req, next)
+            }))
             .wrap(auth.key.clone())
             .wrap(auth.signature.clone())
     };
     let [per_client, per_network] = login_limits;
     let limited = |route: Route| route.wrap(per_client.clone()).wrap(per_network.clone());
-    cfg.service(resource("/get-current-time").route(api(web::post().to(time::get_current_time))))
-        .service(resource("/check-prime").route(api(web::post().to(prime::check_prime))))
-        .service(resource("/whoami").route(api(get().to(whoami::whoami))))
-        .service(resource("/weather").route(api(get().to(weather::weather))))
-        .service(resource("/register").route(limited(web::post().to(users::register))))
-        .service(resource("/login").route(limited(web::post().to(users::login))))
-        .service(resource("/refresh").route(web::post().to(users::refresh)))
-        .service(resource("/logout").route(web::post().to(users::logout)))
-        .service(resource("/protected").route(get().to(users::protected)))
-        .service(
-            resource("/admin/keys")
-                .route(get().to(admin::list_keys))
-                .route(web::post().to(admin::create_key)),
-        )
-        .service(resource("/admin/keys/{id}").route(web::delete().to(admin::revoke_key)))
-        .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
-        .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
-        .service(
-            resource("/admin/tokens")
-                .route(get().to(admin::list_admin_tokens))
-                .route(web::post().to(admin::create_admin_token)),
-        )
-        .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
-        .service(resource("/healthz").route(get().to(health::healthz)))
-        .service(resource("/readyz").route(get().to(health::readyz)))
-        .service(resource("/metrics").route(get().to(health::metrics)))
-        .service(resource("/openapi.json").route(get().to(openapi)))
-        .service(resource("/docs").route(get().to(docs::docs_page)))
-        .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
-        .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
-        .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
-        .default_service(web::to(not_found));
+    cfg.service(
+        resource("/get-current-time")
+            .route(api(Scope::TimeRead, web::post().to(time::get_current_time))),
+    )
+    .service(
+        resource("/check-prime").route(api(Scope::PrimeCheck, web::post().to(prime::check_prime))),
+    )
+    .service(resource("/whoami").route(api(Scope::WhoamiRead, get().to(whoami::whoami))))
+    .service(resource("/weather").route(api(Scope::WeatherRead, get().to(weather::weather))))
+    .service(resource("/register").route(limited(web::post().to(users::register))))
+    .service(resource("/login").route(limited(web::post().to(users::login))))
+    .service(resource("/refresh").route(web::post().to(users::refresh)))
+    .service(resource("/logout").route(web::post().to(users::logout)))
+    .service(resource("/protected").route(get().to(users::protected)))
+    .service(
+        resource("/admin/keys")
+            .route(get().to(admin::list_keys))
+            .route(web::post().to(admin::create_key)),
+    )
+    .service(
+        resource("/admin/keys/{id}")
+            .route(web::patch().to(admin::update_key))
+            .route(web::delete().to(admin::revoke_key)),
+    )
+    .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
+    .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
+    .service(
+        resource("/admin/tokens")
+            .route(get().to(admin::list_admin_tokens))
+            .route(web::post().to(admin::create_admin_token)),
+    )
+    .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
+    .service(resource("/healthz").route(get().to(health::healthz)))
+    .service(resource("/readyz").route(get().to(health::readyz)))
+    .service(resource("/metrics").route(get().to(health::metrics)))
+    .service(resource("/openapi.json").route(get().to(openapi)))
+    .service(resource("/docs").route(get().to(docs::docs_page)))
+    .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
+    .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
+    .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
+    .default_service(web::to(not_found));
 }
 
 /// A route for `GET` that answers `HEAD` too, as load balancers' health checks send it: the same

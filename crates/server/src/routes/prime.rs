@@ -258,7 +258,7 @@ fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
         (status = 413, description = "Body or number too large", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
+    security(("api_key" = ["prime:check"]), ("api_key_header" = ["prime:check"]), ("signed" = ["prime:check"]), ("signed_rfc9421" = ["prime:check"]))
 )]
 pub async fn check_prime(
     req: HttpRequest,

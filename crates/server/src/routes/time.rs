@@ -46,7 +46,7 @@ impl CurrentTime {
         (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
+    security(("api_key" = ["time:read"]), ("api_key_header" = ["time:read"]), ("signed" = ["time:read"]), ("signed_rfc9421" = ["time:read"]))
 )]
 pub async fn get_current_time(
     req: HttpRequest,

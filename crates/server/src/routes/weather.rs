@@ -156,7 +156,7 @@ impl From<WeatherError> for ApiError {
         (status = 503, description = "Every upstream key is cooling down", body = Problem, content_type = "application/problem+json"),
         (status = 504, description = "The upstream timed out", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
+    security(("api_key" = ["weather:read"]), ("api_key_header" = ["weather:read"]), ("signed" = ["weather:read"]), ("signed_rfc9421" = ["weather:read"]))
 )]
 pub async fn weather(
     req: HttpRequest,

@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::principal::{ApiCaller, AuthMethod};
+use crate::auth::scope::Scopes;
 use crate::error::{ApiError, Problem};
 
 /// The authenticated principal.
@@ -18,16 +19,18 @@ pub struct WhoAmI {
     pub auth_method: AuthMethod,
     /// The key's daily quota.
     pub daily_quota: u64,
+    /// What the key may call.
+    pub scopes: Scopes,
 }
 
-/// The authenticated key, its service and how it authenticated. Costs no quota.
+/// The authenticated key, its service, its scopes and how it authenticated. Costs no quota.
 #[utoipa::path(
     get, path = "/whoami", tag = "api",
     responses(
         (status = 200, description = "The caller", body = WhoAmI),
         (status = 401, description = "Missing, unknown, revoked or expired API key, or a bad signature", body = Problem, content_type = "application/problem+json"),
     ),
-    security(("api_key" = []), ("api_key_header" = []), ("signed" = []), ("signed_rfc9421" = []))
+    security(("api_key" = ["whoami:read"]), ("api_key_header" = ["whoami:read"]), ("signed" = ["whoami:read"]), ("signed_rfc9421" = ["whoami:read"]))
 )]
 pub async fn whoami(caller: ApiCaller) -> Result<web::Json<WhoAmI>, ApiError> {
     let p = caller.0;
@@ -36,5 +39,6 @@ pub async fn whoami(caller: ApiCaller) -> Result<web::Json<WhoAmI>, ApiError> {
         service: p.service,
         auth_method: p.method,
         daily_quota: p.daily_quota,
+        scopes: p.scopes,
     }))
 }

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "quota usage",
         include_str!("../../migrations/0005_quota_usage.sql"),
     ),
+    (
+        6,
+        "key scopes",
+        include_str!("../../migrations/0006_key_scopes.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -125,6 +130,9 @@ pub struct KeyRow {
     /// The key whose daily quota this one spends, when it was rotated from it; `None` for
     /// its own.
     pub quota_id: Option<String>,
+    /// What the key may call: `*`, or scope names separated by spaces; `None` (a key from
+    /// before scopes) for every scope. See [`crate::auth::scope::Scopes::from_stored`].
+    pub scopes: Option<String>,
 }
 
 impl KeyRow {
@@ -172,7 +180,7 @@ macro_rules! select_keys {
     ($rest:literal) => {
         concat!(
             "SELECT id, key_hash, service, daily_quota, signing_secret, created_at, expires_at, \
-             revoked_at, quota_id FROM api_keys ",
+             revoked_at, quota_id, scopes FROM api_keys ",
             $rest
         )
     };
@@ -413,6 +421,22 @@ impl Db {
             .map_err(conflict_or_database)?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Sets the scopes of the key `id` (in [`KeyRow::scopes`]'s form) if it is active at `now`.
+    /// Returns whether it was: an unknown, revoked or expired key is left as it is.
+    pub async fn set_key_scopes(&self, id: &str, scopes: &str, now: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET scopes = $2 WHERE id = $1 \
+             AND (revoked_at IS NULL OR revoked_at > $3) \
+             AND (expires_at IS NULL OR expires_at > $3)",
+        )
+        .bind(id)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// How many keys exist (any state).
@@ -767,8 +791,8 @@ fn insert_key_query(
 ) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-         created_at, expires_at, revoked_at, quota_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         created_at, expires_at, revoked_at, quota_id, scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(&key.id)
     .bind(&key.key_hash)
@@ -779,6 +803,7 @@ fn insert_key_query(
     .bind(key.expires_at)
     .bind(key.revoked_at)
     .bind(&key.quota_id)
+    .bind(&key.scopes)
 }
 
 fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
@@ -792,6 +817,7 @@ fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
         expires_at: row.get(6),
         revoked_at: row.get(7),
         quota_id: row.get(8),
+        scopes: row.get(9),
     }
 }
 
@@ -843,6 +869,7 @@ mod tests {
             expires_at: None,
             revoked_at: None,
             quota_id: None,
+            scopes: None,
         }
     }
 
@@ -996,6 +1023,13 @@ mod tests {
         );
         assert!(!db.revoke_key("nope", 400).await.unwrap());
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
+        assert_eq!(db.find_key("k3").await.unwrap().unwrap().scopes, None);
+        assert!(db.set_key_scopes("k3", "time:read", 0).await.unwrap());
+        assert_eq!(
+            db.find_key("k3").await.unwrap().unwrap().scopes.as_deref(),
+            Some("time:read")
+        );
+        assert!(!db.set_key_scopes("nope", "*", 0).await.unwrap());
 
         assert!(db.load_snapshot("quota").await.unwrap().is_none());
         db.save_snapshot("quota", 10, "{\"a\":1}").await.unwrap();

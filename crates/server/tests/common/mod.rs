@@ -125,6 +125,7 @@ fn empty_key() -> CreatedKey {
         key: String::new(),
         service: String::new(),
         daily_quota: 0,
+        scopes: secure_api::auth::scope::Scopes::ANY,
         signing_secret: None,
         expires_at: None,
     }
@@ -213,6 +214,10 @@ impl TestApp {
 
     pub async fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
         self.send("POST", path, headers, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+        self.send("PATCH", path, headers, Some(body)).await
     }
 
     pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
