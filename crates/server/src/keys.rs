@@ -5,6 +5,7 @@
 //! stored sealed (see [`crate::sealing`]).
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use apikey_gen::{KeyConfig, KeyHasher};
@@ -13,7 +14,7 @@ use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::sealing::Sealer;
-use crate::store::{Db, KeyRow, StoreError};
+use crate::store::{Db, KeyChange, KeyRow, StoreError};
 
 /// The prefix of every key this server issues.
 pub const KEY_PREFIX: &str = "sapi";
@@ -25,6 +26,39 @@ pub const EXPIRES_MAX_DAYS: u32 = 36_500;
 pub const DAILY_QUOTA_MAX: u64 = 1_000_000_000;
 /// Bytes of a signing secret.
 pub const SIGNING_SECRET_LEN: usize = 32;
+/// Longest accepted key name and owner, in characters.
+pub const LABEL_MAX: usize = 128;
+/// Largest accepted `meta` object, in bytes of its compact JSON.
+pub const META_MAX_BYTES: usize = 4_096;
+
+/// What an operator records about a key, none of it secret: it is shown wherever the key is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct KeyMetadata {
+    /// A display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Who the key belongs to, as an id in the operator's systems (a customer or user id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Anything else, as a JSON object of at most 4 KiB.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Map<String, Value>>,
+}
+
+impl KeyMetadata {
+    fn of(row: &KeyRow) -> Self {
+        Self {
+            name: row.name.clone(),
+            owner: row.owner.clone(),
+            // Only this module writes the column, always an object; anything else reads as none.
+            meta: row
+                .meta
+                .as_deref()
+                .and_then(|text| serde_json::from_str(text).ok()),
+        }
+    }
+}
 
 /// A key just created: the only moment the key (and signing secret) exist in clear. It is the
 /// body of `POST /admin/keys` and the output of `keys create --json`.
@@ -46,6 +80,9 @@ pub struct CreatedKey {
     /// Expiry (unix seconds), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// Name, owner and meta, where given.
+    #[serde(flatten)]
+    pub metadata: KeyMetadata,
 }
 
 impl std::fmt::Debug for CreatedKey {
@@ -61,6 +98,7 @@ impl std::fmt::Debug for CreatedKey {
                 &self.signing_secret.as_ref().map(|_| "[redacted]"),
             )
             .field("expires_at", &self.expires_at)
+            .field("metadata", &self.metadata)
             .finish()
     }
 }
@@ -98,6 +136,9 @@ pub struct KeyInfo {
     pub revoked_at: Option<i64>,
     /// `active`, `expired` or `revoked` at the time of listing.
     pub status: &'static str,
+    /// Name, owner and meta, where given.
+    #[serde(flatten)]
+    pub metadata: KeyMetadata,
 }
 
 /// Options for a new key.
@@ -113,13 +154,49 @@ pub struct NewKey {
     pub signing: bool,
     /// Days until expiry.
     pub expires_in_days: Option<u32>,
+    /// A display name: 1 to 128 characters, no control characters.
+    pub name: Option<String>,
+    /// The owner's id in the operator's systems: 1 to 128 characters, no control characters.
+    pub owner: Option<String>,
+    /// A JSON object of at most 4 KiB (compact).
+    pub meta: Option<Value>,
 }
 
-/// Changes to a stored key: each field that is `Some` is set, the others are left as they are.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Changes to a stored key: each field that is `Some` is set, `Some(None)` clearing it, and the
+/// others are left as they are. Values follow [`NewKey`]'s rules.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyUpdate {
     /// What the key may call.
     pub scopes: Option<Scopes>,
+    /// Calls per UTC day; `Some(None)` for the server's default.
+    pub daily_quota: Option<Option<u64>>,
+    /// Days from now until the key expires; `Some(None)` for never.
+    pub expires_in_days: Option<Option<u32>>,
+    /// A display name.
+    pub name: Option<Option<String>>,
+    /// The owner's id.
+    pub owner: Option<Option<String>>,
+    /// A JSON object.
+    pub meta: Option<Option<Value>>,
+}
+
+impl KeyUpdate {
+    /// The names of the fields it changes, as in the request body; for logs (values may be
+    /// personal data, so they are not logged).
+    #[must_use]
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            ("scopes", self.scopes.is_some()),
+            ("daily_quota", self.daily_quota.is_some()),
+            ("expires_in_days", self.expires_in_days.is_some()),
+            ("name", self.name.is_some()),
+            ("owner", self.owner.is_some()),
+            ("meta", self.meta.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+        .collect()
+    }
 }
 
 /// What a key created without its own gets.
@@ -210,6 +287,73 @@ pub fn validate_service(service: &str) -> Result<(), KeyAdminError> {
     Ok(())
 }
 
+/// Checks a daily quota and returns its stored form.
+fn stored_quota(quota: u64) -> Result<i64, KeyAdminError> {
+    if !(1..=DAILY_QUOTA_MAX).contains(&quota) {
+        return Err(KeyAdminError::invalid(
+            "daily_quota",
+            format!("must be between 1 and {DAILY_QUOTA_MAX}"),
+        ));
+    }
+    Ok(i64::try_from(quota).unwrap_or(i64::MAX))
+}
+
+/// Checks an expiry in days and returns the time it ends, counted from `now`.
+fn expiry(days: u32, now: i64) -> Result<i64, KeyAdminError> {
+    if !(1..=EXPIRES_MAX_DAYS).contains(&days) {
+        return Err(KeyAdminError::invalid(
+            "expires_in_days",
+            format!("must be between 1 and {EXPIRES_MAX_DAYS}"),
+        ));
+    }
+    Ok(now.saturating_add(i64::from(days) * 86_400))
+}
+
+/// Checks a name or owner: 1 to [`LABEL_MAX`] characters, none of them a control character.
+fn checked_label(field: &'static str, label: &str) -> Result<String, KeyAdminError> {
+    if !(1..=LABEL_MAX).contains(&label.chars().count()) {
+        return Err(KeyAdminError::invalid(
+            field,
+            format!("must be 1 to {LABEL_MAX} characters long"),
+        ));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(KeyAdminError::invalid(
+            field,
+            "may not contain control characters",
+        ));
+    }
+    Ok(label.to_owned())
+}
+
+/// Checks `meta` and returns its stored form, its compact JSON.
+fn stored_meta(meta: &Value) -> Result<String, KeyAdminError> {
+    if !meta.is_object() {
+        return Err(KeyAdminError::invalid("meta", "must be a JSON object"));
+    }
+    let text = meta.to_string();
+    if text.len() > META_MAX_BYTES {
+        return Err(KeyAdminError::invalid(
+            "meta",
+            format!(
+                "must be at most {META_MAX_BYTES} bytes as compact JSON, not {}",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// Applies `check` to the value of a field that is given (`Some`), set or cleared.
+fn checked_change<T, U>(
+    field: Option<&Option<T>>,
+    check: impl FnOnce(&T) -> Result<U, KeyAdminError>,
+) -> Result<Option<Option<U>>, KeyAdminError> {
+    field
+        .map(|value| value.as_ref().map(check).transpose())
+        .transpose()
+}
+
 impl KeyManager {
     /// The keys in `db`, hashed with `pepper`, signing secrets sealed with `sealer`, times
     /// read from `clock`. A key created without a quota or scopes of its own gets the defaults.
@@ -276,27 +420,28 @@ impl KeyManager {
             expires_at: row.expires_at,
             revoked_at: row.revoked_at,
             status,
+            metadata: KeyMetadata::of(row),
         }
     }
 
     fn prepare(&self, new: &NewKey, now: i64) -> Result<(KeyRow, CreatedKey), KeyAdminError> {
         validate_service(&new.service)?;
-        if let Some(q) = new.daily_quota
-            && !(1..=DAILY_QUOTA_MAX).contains(&q)
-        {
-            return Err(KeyAdminError::invalid(
-                "daily_quota",
-                format!("must be between 1 and {DAILY_QUOTA_MAX}"),
-            ));
-        }
-        if let Some(days) = new.expires_in_days
-            && !(1..=EXPIRES_MAX_DAYS).contains(&days)
-        {
-            return Err(KeyAdminError::invalid(
-                "expires_in_days",
-                format!("must be between 1 and {EXPIRES_MAX_DAYS}"),
-            ));
-        }
+        let stored_daily_quota = new.daily_quota.map(stored_quota).transpose()?;
+        let expires_at = new
+            .expires_in_days
+            .map(|days| expiry(days, now))
+            .transpose()?;
+        let name = new
+            .name
+            .as_deref()
+            .map(|name| checked_label("name", name))
+            .transpose()?;
+        let owner = new
+            .owner
+            .as_deref()
+            .map(|owner| checked_label("owner", owner))
+            .transpose()?;
+        let meta = new.meta.as_ref().map(stored_meta).transpose()?;
         let generated = self.config.generate()?;
         let (key, hash, id) = generated.into_parts();
         let id = id.as_str().to_owned();
@@ -305,18 +450,13 @@ impl KeyManager {
             rand::fill(&mut bytes[..]);
             Zeroizing::new(hex::encode(&bytes[..]))
         });
-        let expires_at = new
-            .expires_in_days
-            .map(|days| now.saturating_add(i64::from(days) * 86_400));
         let daily_quota = new.daily_quota.unwrap_or(self.default_daily_quota);
         let scopes = new.scopes.unwrap_or(self.default_scopes);
         let row = KeyRow {
             id: id.clone(),
             key_hash: hash.to_hex(),
             service: new.service.clone(),
-            daily_quota: new
-                .daily_quota
-                .map(|q| i64::try_from(q).unwrap_or(i64::MAX)),
+            daily_quota: stored_daily_quota,
             signing_secret: signing_secret
                 .as_ref()
                 .map(|s| self.sealer.seal(&id, s.as_bytes())),
@@ -325,6 +465,9 @@ impl KeyManager {
             revoked_at: None,
             quota_id: None,
             scopes: Some(scopes.to_stored()),
+            name,
+            owner,
+            meta,
         };
         let created = CreatedKey {
             id,
@@ -334,6 +477,7 @@ impl KeyManager {
             scopes,
             signing_secret: signing_secret.map(|s| s.to_string()),
             expires_at,
+            metadata: KeyMetadata::of(&row),
         };
         Ok((row, created))
     }
@@ -412,19 +556,20 @@ impl KeyManager {
         Ok((resealed, unopenable))
     }
 
-    /// Changes the key `id` as `update` says, and returns it as it is now. Every instance
-    /// applies the change within the key cache TTL.
-    pub async fn update(&self, id: &str, update: KeyUpdate) -> Result<KeyInfo, KeyAdminError> {
+    /// Changes the key `id` as `update` says, in one write after every field is checked, and
+    /// returns it as it is now. An unknown, revoked or expired key is refused as the invalid
+    /// `id`. Every instance applies the change within the key cache TTL.
+    pub async fn update(&self, id: &str, update: &KeyUpdate) -> Result<KeyInfo, KeyAdminError> {
         let now = self.clock.now();
-        let active = match update.scopes {
-            Some(scopes) => self.db.set_key_scopes(id, &scopes.to_stored(), now).await?,
-            None => self
-                .db
-                .find_key(id)
-                .await?
-                .is_some_and(|row| row.is_active(now)),
+        let change = KeyChange {
+            scopes: update.scopes.map(|scopes| scopes.to_stored()),
+            daily_quota: checked_change(update.daily_quota.as_ref(), |&q| stored_quota(q))?,
+            expires_at: checked_change(update.expires_in_days.as_ref(), |&d| expiry(d, now))?,
+            name: checked_change(update.name.as_ref(), |name| checked_label("name", name))?,
+            owner: checked_change(update.owner.as_ref(), |o| checked_label("owner", o))?,
+            meta: checked_change(update.meta.as_ref(), stored_meta)?,
         };
-        if !active {
+        if !self.db.update_key(id, &change, now).await? {
             return Err(KeyAdminError::invalid(
                 "id",
                 "names no active key (unknown, revoked or expired)",
@@ -433,9 +578,9 @@ impl KeyManager {
         Ok(self.info(&self.find(id).await?, now))
     }
 
-    /// Replaces the key `id` with a new one for the same service, quota, scopes, signing and expiry;
-    /// the old key keeps working for `grace_secs`. Both spend one daily quota, the one the
-    /// first key of the chain started.
+    /// Replaces the key `id` with a new one for the same service, quota, scopes, signing, expiry
+    /// and metadata; the old key keeps working for `grace_secs`. Both spend one daily quota, the
+    /// one the first key of the chain started.
     pub async fn rotate(&self, id: &str, grace_secs: i64) -> Result<CreatedKey, KeyAdminError> {
         let now = self.clock.now();
         let old = self
@@ -455,6 +600,9 @@ impl KeyManager {
             scopes: Some(Scopes::from_stored(old.scopes.as_deref())),
             signing: old.signing_secret.is_some(),
             expires_in_days: remaining_days,
+            name: old.name.clone(),
+            owner: old.owner.clone(),
+            meta: KeyMetadata::of(&old).meta.map(Value::Object),
         };
         let (mut row, created) = self.prepare(&new, now)?;
         // The successor continues its predecessor's day: one quota for the whole chain.
@@ -495,6 +643,7 @@ mod tests {
             scopes: None,
             signing: true,
             expires_in_days: Some(30),
+            ..NewKey::default()
         };
         let created = keys.create(&new).await.unwrap();
         assert_eq!(created.scopes, Scopes::ANY);
@@ -579,15 +728,16 @@ mod tests {
 
         let any = KeyUpdate {
             scopes: Some(Scopes::ANY),
+            ..KeyUpdate::default()
         };
-        let changed = keys.update(&created.id, any).await.unwrap();
+        let changed = keys.update(&created.id, &any).await.unwrap();
         assert_eq!(changed.scopes, Scopes::ANY);
         assert_eq!(keys.list().await.unwrap()[0].scopes, Scopes::ANY);
-        let unchanged = keys.update(&created.id, KeyUpdate::default()).await;
+        let unchanged = keys.update(&created.id, &KeyUpdate::default()).await;
         assert_eq!(unchanged.unwrap().scopes, Scopes::ANY);
         keys.revoke(&created.id).await.unwrap();
         for id in ["sapi_nope", created.id.as_str()] {
-            for update in [any, KeyUpdate::default()] {
+            for update in [&any, &KeyUpdate::default()] {
                 assert!(matches!(
                     keys.update(id, update).await,
                     Err(KeyAdminError::Invalid { field: "id", .. })
@@ -597,6 +747,107 @@ mod tests {
         // The refused change stored nothing.
         let stored = db.find_key(&created.id).await.unwrap().unwrap();
         assert_eq!(stored.scopes.as_deref(), Some("*"));
+    }
+
+    #[actix_web::test]
+    async fn metadata_quota_and_expiry_are_set_changed_cleared_and_kept_by_rotation() {
+        let clock = Clock::manual(1_000);
+        let (db, keys) = manager(&clock).await;
+        let created = keys
+            .create(&NewKey {
+                service: "shop".into(),
+                name: Some("Checkout, EU".into()),
+                owner: Some("cus_42".into()),
+                meta: Some(serde_json::json!({"plan": "pro", "seats": 3})),
+                ..NewKey::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(created.metadata.name.as_deref(), Some("Checkout, EU"));
+        let stored = db.find_key(&created.id).await.unwrap().unwrap();
+        assert_eq!(stored.meta.as_deref(), Some(r#"{"plan":"pro","seats":3}"#));
+
+        let change = KeyUpdate {
+            daily_quota: Some(Some(7)),
+            expires_in_days: Some(Some(2)),
+            owner: Some(Some("cus_43".into())),
+            meta: Some(None),
+            ..KeyUpdate::default()
+        };
+        let info = keys.update(&created.id, &change).await.unwrap();
+        assert_eq!(info.daily_quota, 7);
+        assert_eq!(info.expires_at, Some(1_000 + 2 * 86_400));
+        assert_eq!(info.metadata.name.as_deref(), Some("Checkout, EU"), "kept");
+        assert_eq!(info.metadata.owner.as_deref(), Some("cus_43"));
+        assert_eq!(info.metadata.meta, None);
+        let back = KeyUpdate {
+            daily_quota: Some(None),
+            expires_in_days: Some(None),
+            ..KeyUpdate::default()
+        };
+        let info = keys.update(&created.id, &back).await.unwrap();
+        assert_eq!((info.daily_quota, info.expires_at), (1_000, None));
+
+        // One bad field refuses the whole change: nothing is written.
+        let before = db.find_key(&created.id).await.unwrap().unwrap();
+        let big = serde_json::json!({"blob": "x".repeat(META_MAX_BYTES)});
+        for (bad, field) in [
+            (Some(Some(serde_json::json!([1, 2]))), "meta"),
+            (Some(Some(big)), "meta"),
+        ] {
+            let update = KeyUpdate {
+                name: Some(Some("renamed".into())),
+                meta: bad,
+                ..KeyUpdate::default()
+            };
+            let refused = keys.update(&created.id, &update).await;
+            assert!(
+                matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
+                "{refused:?}"
+            );
+        }
+        for (update, field) in [
+            (
+                KeyUpdate {
+                    name: Some(Some(String::new())),
+                    ..KeyUpdate::default()
+                },
+                "name",
+            ),
+            (
+                KeyUpdate {
+                    owner: Some(Some("a\nb".into())),
+                    ..KeyUpdate::default()
+                },
+                "owner",
+            ),
+            (
+                KeyUpdate {
+                    scopes: Some(Scopes::ANY),
+                    daily_quota: Some(Some(0)),
+                    ..KeyUpdate::default()
+                },
+                "daily_quota",
+            ),
+            (
+                KeyUpdate {
+                    expires_in_days: Some(Some(EXPIRES_MAX_DAYS + 1)),
+                    ..KeyUpdate::default()
+                },
+                "expires_in_days",
+            ),
+        ] {
+            let refused = keys.update(&created.id, &update).await;
+            assert!(
+                matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(db.find_key(&created.id).await.unwrap().unwrap(), before);
+
+        let rotated = keys.rotate(&created.id, 0).await.unwrap();
+        assert_eq!(rotated.metadata, KeyMetadata::of(&before));
+        assert_eq!(rotated.daily_quota, 1_000);
     }
 
     #[actix_web::test]

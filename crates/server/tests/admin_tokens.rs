@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::process::{random_hex, run_cli, send, start_instance};
+use common::process::{random_hex, run_cli, run_cli_refused, send, start_instance};
 use serde_json::{Value, json};
 
 #[actix_web::test]
@@ -177,26 +177,94 @@ fn key_scopes_are_set_and_changed_from_the_command_line() {
     assert!(line.ends_with(" *"), "{listed}");
 
     // An unknown scope fails the command, names the flag and changes nothing.
-    let refused = std::process::Command::new(common::process::binary())
-        .current_dir(dir.path())
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(["keys", "update", id, "--scope", "time:write"])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let stderr = run_cli_refused(
+        &env,
+        dir.path(),
+        &["keys", "update", id, "--scope", "time:write"],
+    );
     assert!(
         stderr.contains("--scope: unknown scope `time:write`"),
         "{stderr}"
     );
-    let listed: Value =
-        serde_json::from_str(&run_cli(&env, dir.path(), &["keys", "list", "--json"])).unwrap();
-    let mine = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["id"] == id)
-        .unwrap();
+    let mine = listed_key(&env, dir.path(), id);
     assert_eq!(mine["scopes"], json!(["*"]));
+}
+
+#[test]
+fn a_keys_metadata_quota_and_expiry_are_set_and_changed_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("SECRET_KEY".to_owned(), random_hex(48))];
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_str(&run_cli(&env, dir.path(), args)).unwrap()
+    };
+    let created = json(&[
+        "keys",
+        "create",
+        "--service",
+        "shop",
+        "--name",
+        "Checkout",
+        "--owner",
+        "cus_42",
+        "--meta",
+        r#"{"plan": "pro"}"#,
+        "--json",
+    ]);
+    assert_eq!(created["meta"], json!({"plan": "pro"}));
+    let id = created["id"].as_str().unwrap();
+    let listed = run_cli(&env, dir.path(), &["keys", "list"]);
+    let line = listed.lines().find(|l| l.starts_with(id)).unwrap();
+    assert!(line.contains(" Checkout "), "{listed}");
+
+    let updated = json(&[
+        "keys",
+        "update",
+        id,
+        "--daily-quota",
+        "5",
+        "--expires-in",
+        "3",
+        "--clear",
+        "meta,name",
+        "--json",
+    ]);
+    assert_eq!(updated["daily_quota"], 5);
+    assert!(updated["expires_at"].as_i64().is_some());
+    assert!(updated.get("meta").is_none() && updated.get("name").is_none());
+    assert_eq!(updated["owner"], "cus_42");
+    let text = run_cli(
+        &env,
+        dir.path(),
+        &["keys", "update", id, "--clear", "expiry"],
+    );
+    assert!(text.contains("changed (expires_in_days)"), "{text}");
+
+    // Refused: nothing to change, a contradiction, a meta that is no object. Nothing changes.
+    for (args, says) in [
+        (vec!["keys", "update", id], "nothing to change"),
+        (
+            vec!["keys", "update", id, "--name", "n", "--clear", "name"],
+            "--name and --clear name contradict each other",
+        ),
+        (
+            vec!["keys", "update", id, "--owner", "o", "--meta", "[1]"],
+            "meta must be a JSON object",
+        ),
+        (vec!["keys", "update", id, "--meta", "{"], "--meta"),
+    ] {
+        let stderr = run_cli_refused(&env, dir.path(), &args);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let mine = listed_key(&env, dir.path(), id);
+    assert_eq!(mine["owner"], "cus_42");
+    assert_eq!(mine["daily_quota"], 5);
+    assert!(mine.get("expires_at").is_none());
+}
+
+/// The key `id` as `keys list --json` shows it.
+fn listed_key(env: &[(String, String)], dir: &std::path::Path, id: &str) -> Value {
+    let listed: Value =
+        serde_json::from_str(&run_cli(env, dir, &["keys", "list", "--json"])).unwrap();
+    let mine = listed.as_array().unwrap().iter().find(|k| k["id"] == id);
+    mine.unwrap().clone()
 }

@@ -1338,3 +1338,133 @@ async fn each_api_route_requires_the_scope_its_openapi_operation_names() {
     // get and head of /whoami and /weather, and the two POST routes.
     assert_eq!(checked, 6);
 }
+
+#[actix_web::test]
+async fn a_keys_name_owner_meta_quota_and_expiry_change_with_patch_and_bad_input_changes_nothing() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let created = app
+        .create_key(json!({
+            "service": "shop",
+            "daily_quota": 3,
+            "name": "Checkout, EU",
+            "owner": "cus_42",
+            "meta": {"plan": "pro", "seats": 3}
+        }))
+        .await;
+    assert_eq!(created["name"], "Checkout, EU");
+    assert_eq!(created["meta"], json!({"plan": "pro", "seats": 3}));
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let path = format!("/admin/keys/{id}");
+    let listed = |body: &Value| {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == id.as_str())
+            .cloned()
+            .unwrap()
+    };
+    let before = listed(&app.get("/admin/keys", &ah).await.body);
+    assert_eq!(before["owner"], "cus_42");
+    assert!(
+        listed(&app.get("/admin/keys", &ah).await.body)
+            .get("expires_at")
+            .is_none()
+    );
+
+    // The quota and expiry change for this key at once; the metadata is kept unless named.
+    let patched = app
+        .patch(
+            &path,
+            &ah,
+            r#"{"daily_quota": 10, "expires_in_days": 7, "owner": "cus_43", "meta": null}"#,
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["daily_quota"], 10);
+    assert!(patched.body["expires_at"].as_i64().is_some());
+    assert_eq!(patched.body["name"], "Checkout, EU");
+    assert_eq!(patched.body["owner"], "cus_43");
+    assert!(patched.body.get("meta").is_none(), "{}", patched.body);
+    let call = app
+        .post("/get-current-time", &[("authorization", &key)], "")
+        .await;
+    assert_eq!(call.status, 200);
+    assert_eq!(call.header("x-ratelimit-limit").as_deref(), Some("10"));
+    let now = listed(&app.get("/admin/keys", &ah).await.body);
+
+    // Each of these is refused whole with a 400 naming the field, and the key stays as it is.
+    let big_meta = json!({"name": "Renamed", "meta": {"blob": "x".repeat(4_096)}}).to_string();
+    for (body, field) in [
+        (r#"{"name": "Renamed", "meta": [1, 2]}"#, Some("meta")),
+        (r#"{"name": "Renamed", "meta": "plan=pro"}"#, Some("meta")),
+        (big_meta.as_str(), Some("meta")),
+        (r#"{"name": "", "owner": "cus_44"}"#, Some("name")),
+        (r#"{"owner": "cus\u000a44"}"#, Some("owner")),
+        (
+            r#"{"name": "Renamed", "daily_quota": 0}"#,
+            Some("daily_quota"),
+        ),
+        (r#"{"expires_in_days": 0}"#, Some("expires_in_days")),
+        (r#"{"expires_in_days": -1}"#, None),
+        (r#"{"daily_quota": "ten"}"#, None),
+    ] {
+        let reply = app.patch(&path, &ah, body).await;
+        assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+        assert_eq!(
+            reply.header("content-type").as_deref(),
+            Some("application/problem+json")
+        );
+        if let Some(field) = field {
+            assert_eq!(reply.body["field"], field, "{body}: {}", reply.body);
+        }
+        assert!(
+            !reply.text.contains("Option"),
+            "no Rust type in {}",
+            reply.text
+        );
+    }
+    let refused_create = app
+        .post(
+            "/admin/keys",
+            &ah,
+            r#"{"service": "shop", "meta": {"blob": 1}, "name": "x\u0007"}"#,
+        )
+        .await;
+    assert_eq!(refused_create.status, 400, "{}", refused_create.body);
+    assert_eq!(listed(&app.get("/admin/keys", &ah).await.body), now);
+    assert_eq!(
+        app.get("/admin/keys", &ah)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // null clears: the server's default quota, no expiry, no name.
+    let cleared = app
+        .patch(
+            &path,
+            &ah,
+            r#"{"daily_quota": null, "expires_in_days": null, "name": null}"#,
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    assert!(cleared.body.get("expires_at").is_none());
+    assert!(cleared.body.get("name").is_none());
+    assert_eq!(cleared.body["owner"], "cus_43");
+    assert_eq!(
+        cleared.body["daily_quota"], app.first.demo_key.daily_quota,
+        "the server's default"
+    );
+
+    // A rotation carries the metadata over.
+    let rotated = app.post(&format!("{path}/rotate"), &ah, "").await;
+    assert_eq!(rotated.body["owner"], "cus_43");
+}

@@ -3,7 +3,7 @@
 
 mod common;
 
-use secure_api::store::{Db, KeyRow, StoreError, UserRow};
+use secure_api::store::{Db, KeyChange, KeyRow, StoreError, UserRow};
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
@@ -48,6 +48,9 @@ async fn the_store_runs_unchanged_on_postgres() {
         revoked_at: None,
         quota_id: None,
         scopes: None,
+        name: Some("Billing".into()),
+        owner: Some("team-7".into()),
+        meta: Some(r#"{"tier":"gold"}"#.into()),
     };
     db.insert_key(&key).await.unwrap();
     assert_eq!(
@@ -55,18 +58,30 @@ async fn the_store_runs_unchanged_on_postgres() {
         Some(key.clone())
     );
     assert!(
-        db.set_key_scopes(&key.id, "time:read prime:check", 0)
-            .await
-            .unwrap()
+        db.update_key(
+            &key.id,
+            &KeyChange {
+                scopes: Some("time:read prime:check".into()),
+                daily_quota: Some(None),
+                meta: Some(None),
+                name: Some(Some("Billing v2".into())),
+                ..KeyChange::default()
+            },
+            0
+        )
+        .await
+        .unwrap()
     );
+    let changed = db.find_key(&key.id).await.unwrap().unwrap();
     assert_eq!(
-        db.find_key(&key.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .scopes
-            .as_deref(),
-        Some("time:read prime:check")
+        changed,
+        KeyRow {
+            scopes: Some("time:read prime:check".into()),
+            daily_quota: None,
+            meta: None,
+            name: Some("Billing v2".into()),
+            ..key.clone()
+        }
     );
     assert!(db.revoke_key(&key.id, 20).await.unwrap());
     assert_eq!(

@@ -178,6 +178,9 @@ mod tests {
             revoked_at,
             quota_id: None,
             scopes: None,
+            name: None,
+            owner: None,
+            meta: None,
         };
         let table = KeyTable::new(db.clone(), 7);
         for (stored, ends) in [

@@ -366,6 +366,9 @@ mod tests {
             revoked_at: None,
             quota_id: None,
             scopes: None,
+            name: None,
+            owner: None,
+            meta: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Deserialize;
 
 use crate::auth::scope::Scopes;
@@ -114,6 +114,9 @@ pub enum KeysCommand {
         /// Days until the key expires.
         #[arg(long, value_name = "DAYS")]
         expires_in: Option<u32>,
+        /// Name, owner and meta.
+        #[command(flatten)]
+        metadata: MetadataArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -124,18 +127,27 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a key: its scopes. Running servers apply the change within their key cache TTL.
+    /// Change a key: its scopes, quota, expiry, name, owner or meta, checked whole and written
+    /// at once. Running servers apply the change within their key cache TTL.
     Update {
         /// The key id.
         id: String,
         /// The scopes the key holds from now on (repeatable, or separated by commas).
-        #[arg(
-            long = "scope",
-            value_name = "SCOPE",
-            value_delimiter = ',',
-            required = true
-        )]
+        #[arg(long = "scope", value_name = "SCOPE", value_delimiter = ',')]
         scopes: Vec<String>,
+        /// Calls per UTC day from now on.
+        #[arg(long)]
+        daily_quota: Option<u64>,
+        /// Days from now until the key expires.
+        #[arg(long, value_name = "DAYS")]
+        expires_in: Option<u32>,
+        /// Name, owner and meta.
+        #[command(flatten)]
+        metadata: MetadataArgs,
+        /// Clear a setting (repeatable): the name, owner or meta, the quota (back to the
+        /// server's default) or the expiry (never expires).
+        #[arg(long, value_name = "FIELD", value_delimiter = ',')]
+        clear: Vec<Clearable>,
         /// Print the key as listed, in JSON, instead of text.
         #[arg(long)]
         json: bool,
@@ -161,6 +173,39 @@ pub enum KeysCommand {
         /// The key id.
         id: String,
     },
+}
+
+/// What an operator records about a key, as `keys create` and `keys update` take it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetadataArgs {
+    /// A display name (1 to 128 characters).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Who the key belongs to, as an id in your systems (1 to 128 characters).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// A JSON object of at most 4 KiB, such as '{"plan":"pro"}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_json)]
+    pub meta: Option<serde_json::Value>,
+}
+
+/// A setting `keys update --clear` clears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Clearable {
+    /// The display name.
+    Name,
+    /// The owner.
+    Owner,
+    /// The meta object.
+    Meta,
+    /// The key's own quota: it gets the server's default.
+    DailyQuota,
+    /// The expiry: the key never expires.
+    Expiry,
+}
+
+fn parse_json(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }
 
 /// Settings as given by flags and environment variables; unset ones come from the file.

@@ -2,17 +2,19 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, ValueEnum as _};
 
-use crate::clock::Clock;
 pub mod args;
 mod log_format;
 mod log_writer;
 
 pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
 
+use args::Clearable;
+
 use crate::auth::admin::NewAdminToken;
 use crate::auth::scope::Scopes;
+use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, KeyUpdate, NewKey};
 use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
@@ -119,14 +121,53 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
         if let Some(at) = created.expires_at {
             println!("expires at:   {at}");
         }
+        let metadata = &created.metadata;
+        if let Some(name) = &metadata.name {
+            println!("name:         {name}");
+        }
+        if let Some(owner) = &metadata.owner {
+            println!("owner:        {owner}");
+        }
+        if let Some(meta) = &metadata.meta {
+            println!("meta:         {}", serde_json::Value::Object(meta.clone()));
+        }
         println!("Save the key now: it is shown once and stored only as a hash.");
     }
     Ok(())
 }
 
-/// The scopes given with `--scope`, refused as the admin API refuses them.
-fn parse_scopes(names: &[String]) -> Result<Scopes, String> {
-    Scopes::parse(names).map_err(|e| format!("--scope: {e}"))
+/// A setting of `keys update`: `Some(Some(value))` when `flag` gives one, `Some(None)` when
+/// `--clear` names it, `None` when neither does; both is refused.
+fn set_or_clear<T>(
+    flag: &str,
+    value: Option<T>,
+    clear: &[Clearable],
+    field: Clearable,
+) -> Result<Option<Option<T>>, String> {
+    match (value, clear.contains(&field)) {
+        (Some(_), true) => {
+            let cleared = field
+                .to_possible_value()
+                .map(|value| value.get_name().to_owned())
+                .unwrap_or_default();
+            Err(format!(
+                "{flag} and --clear {cleared} contradict each other"
+            ))
+        }
+        (Some(value), false) => Ok(Some(Some(value))),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
+}
+
+/// The scopes given with `--scope`, if any, refused as the admin API refuses them.
+fn parse_scopes(names: &[String]) -> Result<Option<Scopes>, String> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    Scopes::parse(names)
+        .map(Some)
+        .map_err(|e| format!("--scope: {e}"))
 }
 
 /// Builds the services (the database, the secret) for an admin command, runs it, and closes
@@ -235,19 +276,19 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             scopes,
             signing,
             expires_in,
+            metadata,
             json,
         } => {
-            let scopes = if scopes.is_empty() {
-                None
-            } else {
-                Some(parse_scopes(&scopes)?)
-            };
+            let scopes = parse_scopes(&scopes)?;
             let new = NewKey {
                 service,
                 daily_quota,
                 scopes,
                 signing,
                 expires_in_days: expires_in,
+                name: metadata.name,
+                owner: metadata.owner,
+                meta: metadata.meta,
             };
             let created = keys.create(&new).await.map_err(|e| e.to_string())?;
             print_created(&created, json)
@@ -261,14 +302,15 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 );
             } else {
                 println!(
-                    "{:<26} {:<20} {:>12} {:<8} {:<8} SCOPES",
-                    "ID", "SERVICE", "DAILY QUOTA", "SIGNING", "STATUS"
+                    "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} SCOPES",
+                    "ID", "SERVICE", "NAME", "DAILY QUOTA", "SIGNING", "STATUS"
                 );
                 for k in keys {
                     println!(
-                        "{:<26} {:<20} {:>12} {:<8} {:<8} {}",
+                        "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} {}",
                         k.id,
                         k.service,
+                        k.metadata.name.as_deref().unwrap_or("-"),
                         k.daily_quota,
                         if k.signing { "yes" } else { "no" },
                         k.status,
@@ -278,18 +320,48 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             }
             Ok(())
         }
-        KeysCommand::Update { id, scopes, json } => {
+        KeysCommand::Update {
+            id,
+            scopes,
+            daily_quota,
+            expires_in,
+            metadata,
+            clear,
+            json,
+        } => {
+            let scopes = parse_scopes(&scopes)?;
             let update = KeyUpdate {
-                scopes: Some(parse_scopes(&scopes)?),
+                scopes,
+                daily_quota: set_or_clear(
+                    "--daily-quota",
+                    daily_quota,
+                    &clear,
+                    Clearable::DailyQuota,
+                )?,
+                expires_in_days: set_or_clear(
+                    "--expires-in",
+                    expires_in,
+                    &clear,
+                    Clearable::Expiry,
+                )?,
+                name: set_or_clear("--name", metadata.name, &clear, Clearable::Name)?,
+                owner: set_or_clear("--owner", metadata.owner, &clear, Clearable::Owner)?,
+                meta: set_or_clear("--meta", metadata.meta, &clear, Clearable::Meta)?,
             };
-            let info = keys.update(&id, update).await.map_err(|e| e.to_string())?;
+            if update == KeyUpdate::default() {
+                return Err(
+                    "keys update: nothing to change; give --scope, --daily-quota, \
+                     --expires-in, --name, --owner, --meta or --clear"
+                        .to_owned(),
+                );
+            }
+            let info = keys.update(&id, &update).await.map_err(|e| e.to_string())?;
             if json {
                 println!("{}", to_json(&info)?);
             } else {
                 println!(
-                    "{id} now holds the scopes {}; running servers apply them within their key \
-                     cache TTL",
-                    info.scopes
+                    "{id} changed ({}); running servers apply it within their key cache TTL",
+                    update.fields().join(", ")
                 );
             }
             Ok(())

@@ -2,7 +2,8 @@
 //! token (`Authorization: Bearer <token>`).
 
 use actix_web::{HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
@@ -32,14 +33,56 @@ pub struct CreateKeyRequest {
     /// Days until expiry.
     #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
+    /// A display name: 1 to 128 characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, example = "Checkout, EU")]
+    pub name: Option<String>,
+    /// Who the key belongs to, as an id in your systems (a customer or user id): 1 to 128
+    /// characters, no control characters.
+    #[schema(min_length = 1, max_length = 128, example = "cus_42")]
+    pub owner: Option<String>,
+    /// Anything else: a JSON object of at most 4 KiB as compact JSON.
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Value>,
 }
 
-/// Changes to a key: each field given is changed, the others are left as they are.
+/// Changes to a key: each field given is changed, `null` clearing it (the server's default
+/// quota, no expiry, no name, owner or meta), and the others are left as they are. Values
+/// follow the rules of [`CreateKeyRequest`].
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
     /// What the key may call from now on.
     pub scopes: Option<Scopes>,
+    /// Calls per UTC day; `null` for the server's default.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000_000)]
+    pub daily_quota: Option<Option<u64>>,
+    /// Days from now until the key expires; `null` for never.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 36_500)]
+    pub expires_in_days: Option<Option<u32>>,
+    /// A display name; `null` for none.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128)]
+    pub name: Option<Option<String>>,
+    /// The owner's id; `null` for none.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 128)]
+    pub owner: Option<Option<String>>,
+    /// A JSON object of at most 4 KiB; `null` for none.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<Object>)]
+    pub meta: Option<Option<Value>>,
+}
+
+/// Reads a field that is present, `null` included: absent stays `None` (by `default`), `null`
+/// is `Some(None)`.
+fn given<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// Rotation options.
@@ -107,6 +150,9 @@ pub async fn create_key(
         scopes: body.scopes,
         signing: body.signing,
         expires_in_days: body.expires_in_days,
+        name: body.name,
+        owner: body.owner,
+        meta: body.meta,
     };
     let created = keys.create(&new).await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
@@ -136,8 +182,10 @@ pub async fn revoke_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Change a key's scopes. This instance applies the change at once, every other instance within
-/// the key cache TTL. An unknown, revoked or expired key is refused with 400 and stays as it is.
+/// Change a key's scopes, quota, expiry, name, owner or meta. This instance applies the change at
+/// once, every other instance within the key cache TTL. The change is checked whole and written
+/// in one statement: a bad field, or an unknown, revoked or expired key, is refused with 400 and
+/// nothing is changed.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
     params(("id" = String, Path, description = "The key id")),
@@ -156,12 +204,18 @@ pub async fn update_key(
     id: web::Path<String>,
     body: Json<UpdateKeyRequest>,
 ) -> Result<web::Json<KeyInfo>, ApiError> {
-    let UpdateKeyRequest { scopes } = body.into_inner();
-    let info = keys.update(&id, KeyUpdate { scopes }).await?;
+    let body = body.into_inner();
+    let update = KeyUpdate {
+        scopes: body.scopes,
+        daily_quota: body.daily_quota,
+        expires_in_days: body.expires_in_days,
+        name: body.name,
+        owner: body.owner,
+        meta: body.meta,
+    };
+    let info = keys.update(&id, &update).await?;
     auth.forget(&id);
-    if let Some(scopes) = scopes {
-        tracing::info!(key = %id, %scopes, by = %admin.token_id, "key scopes changed");
-    }
+    tracing::info!(key = %id, changed = ?update.fields(), by = %admin.token_id, "key changed");
     Ok(web::Json(info))
 }
 

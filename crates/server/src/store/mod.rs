@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key scopes",
         include_str!("../../migrations/0006_key_scopes.sql"),
     ),
+    (
+        7,
+        "key metadata",
+        include_str!("../../migrations/0007_key_metadata.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -133,6 +138,30 @@ pub struct KeyRow {
     /// What the key may call: `*`, or scope names separated by spaces; `None` (a key from
     /// before scopes) for every scope. See [`crate::auth::scope::Scopes::from_stored`].
     pub scopes: Option<String>,
+    /// A display name, if given.
+    pub name: Option<String>,
+    /// Who the key belongs to, as an id in the operator's systems, if given.
+    pub owner: Option<String>,
+    /// A JSON object (compact text), if given.
+    pub meta: Option<String>,
+}
+
+/// A change to a stored key: each field that is `Some` is written, `Some(None)` clearing a
+/// column, and the others are left as they are. Values are in [`KeyRow`]'s form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyChange {
+    /// [`KeyRow::scopes`].
+    pub scopes: Option<String>,
+    /// [`KeyRow::daily_quota`].
+    pub daily_quota: Option<Option<i64>>,
+    /// [`KeyRow::expires_at`].
+    pub expires_at: Option<Option<i64>>,
+    /// [`KeyRow::name`].
+    pub name: Option<Option<String>>,
+    /// [`KeyRow::owner`].
+    pub owner: Option<Option<String>>,
+    /// [`KeyRow::meta`].
+    pub meta: Option<Option<String>>,
 }
 
 impl KeyRow {
@@ -180,7 +209,7 @@ macro_rules! select_keys {
     ($rest:literal) => {
         concat!(
             "SELECT id, key_hash, service, daily_quota, signing_secret, created_at, expires_at, \
-             revoked_at, quota_id, scopes FROM api_keys ",
+             revoked_at, quota_id, scopes, name, owner, meta FROM api_keys ",
             $rest
         )
     };
@@ -423,17 +452,43 @@ impl Db {
         Ok(())
     }
 
-    /// Sets the scopes of the key `id` (in [`KeyRow::scopes`]'s form) if it is active at `now`.
-    /// Returns whether it was: an unknown, revoked or expired key is left as it is.
-    pub async fn set_key_scopes(&self, id: &str, scopes: &str, now: i64) -> StoreResult<bool> {
+    /// Applies `change` to the key `id` in one statement if the key is active at `now`, and
+    /// returns whether it was: an unknown, revoked or expired key is left as it is. An empty
+    /// change writes nothing and only tells whether the key is active.
+    pub async fn update_key(&self, id: &str, change: &KeyChange, now: i64) -> StoreResult<bool> {
+        if *change == KeyChange::default() {
+            return Ok(self
+                .find_key(id)
+                .await?
+                .is_some_and(|row| row.is_active(now)));
+        }
+        // One fixed statement: each column takes its new value where its flag is set.
         let done = sqlx::query(
-            "UPDATE api_keys SET scopes = $2 WHERE id = $1 \
-             AND (revoked_at IS NULL OR revoked_at > $3) \
-             AND (expires_at IS NULL OR expires_at > $3)",
+            "UPDATE api_keys SET \
+             scopes = CASE WHEN $3 THEN $4 ELSE scopes END, \
+             daily_quota = CASE WHEN $5 THEN $6 ELSE daily_quota END, \
+             expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END, \
+             name = CASE WHEN $9 THEN $10 ELSE name END, \
+             owner = CASE WHEN $11 THEN $12 ELSE owner END, \
+             meta = CASE WHEN $13 THEN $14 ELSE meta END \
+             WHERE id = $1 \
+             AND (revoked_at IS NULL OR revoked_at > $2) \
+             AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(id)
-        .bind(scopes)
         .bind(now)
+        .bind(change.scopes.is_some())
+        .bind(change.scopes.clone())
+        .bind(change.daily_quota.is_some())
+        .bind(change.daily_quota.flatten())
+        .bind(change.expires_at.is_some())
+        .bind(change.expires_at.flatten())
+        .bind(change.name.is_some())
+        .bind(change.name.clone().flatten())
+        .bind(change.owner.is_some())
+        .bind(change.owner.clone().flatten())
+        .bind(change.meta.is_some())
+        .bind(change.meta.clone().flatten())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
@@ -791,8 +846,8 @@ fn insert_key_query(
 ) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-         created_at, expires_at, revoked_at, quota_id, scopes) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         created_at, expires_at, revoked_at, quota_id, scopes, name, owner, meta) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&key.id)
     .bind(&key.key_hash)
@@ -804,6 +859,9 @@ fn insert_key_query(
     .bind(key.revoked_at)
     .bind(&key.quota_id)
     .bind(&key.scopes)
+    .bind(&key.name)
+    .bind(&key.owner)
+    .bind(&key.meta)
 }
 
 fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
@@ -818,6 +876,9 @@ fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
         revoked_at: row.get(7),
         quota_id: row.get(8),
         scopes: row.get(9),
+        name: row.get(10),
+        owner: row.get(11),
+        meta: row.get(12),
     }
 }
 
@@ -870,7 +931,64 @@ mod tests {
             revoked_at: None,
             quota_id: None,
             scopes: None,
+            name: None,
+            owner: None,
+            meta: None,
         }
+    }
+
+    /// Changes every settable column of the active key `id` (with no expiry), clears some,
+    /// then finds it refused once it has expired; an unknown key is refused too.
+    async fn key_changes_apply_to_active_keys_only(db: &Db, id: &str) {
+        let every = KeyChange {
+            scopes: Some("time:read".into()),
+            daily_quota: Some(Some(9)),
+            expires_at: Some(Some(5_000)),
+            name: Some(Some("Checkout".into())),
+            owner: Some(Some("cus_42".into())),
+            meta: Some(Some(r#"{"plan":"pro"}"#.into())),
+        };
+        assert!(db.update_key(id, &every, 0).await.unwrap());
+        let row = db.find_key(id).await.unwrap().unwrap();
+        let columns = |row: &KeyRow| {
+            (
+                row.scopes.clone(),
+                row.daily_quota,
+                row.expires_at,
+                row.name.clone(),
+                row.owner.clone(),
+                row.meta.clone(),
+            )
+        };
+        let changed = (
+            Some("time:read".to_owned()),
+            Some(9),
+            Some(5_000),
+            Some("Checkout".to_owned()),
+            Some("cus_42".to_owned()),
+            Some(r#"{"plan":"pro"}"#.to_owned()),
+        );
+        assert_eq!(columns(&row), changed);
+        let clear = KeyChange {
+            daily_quota: Some(None),
+            name: Some(None),
+            meta: Some(None),
+            ..KeyChange::default()
+        };
+        assert!(db.update_key(id, &clear, 0).await.unwrap());
+        let row = db.find_key(id).await.unwrap().unwrap();
+        let cleared = (changed.0, None, changed.2, None, changed.4, None);
+        assert_eq!(columns(&row), cleared);
+        assert!(db.update_key(id, &KeyChange::default(), 0).await.unwrap());
+        // Expired at 5000: nothing is written, and the empty change says so too.
+        assert!(!db.update_key(id, &every, 5_000).await.unwrap());
+        assert!(
+            !db.update_key(id, &KeyChange::default(), 5_000)
+                .await
+                .unwrap()
+        );
+        assert_eq!(columns(&db.find_key(id).await.unwrap().unwrap()), cleared);
+        assert!(!db.update_key("nope", &every, 0).await.unwrap());
     }
 
     #[test]
@@ -1024,12 +1142,7 @@ mod tests {
         assert!(!db.revoke_key("nope", 400).await.unwrap());
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
         assert_eq!(db.find_key("k3").await.unwrap().unwrap().scopes, None);
-        assert!(db.set_key_scopes("k3", "time:read", 0).await.unwrap());
-        assert_eq!(
-            db.find_key("k3").await.unwrap().unwrap().scopes.as_deref(),
-            Some("time:read")
-        );
-        assert!(!db.set_key_scopes("nope", "*", 0).await.unwrap());
+        key_changes_apply_to_active_keys_only(&db, "k3").await;
 
         assert!(db.load_snapshot("quota").await.unwrap().is_none());
         db.save_snapshot("quota", 10, "{\"a\":1}").await.unwrap();

@@ -128,6 +128,7 @@ fn empty_key() -> CreatedKey {
         scopes: secure_api::auth::scope::Scopes::ANY,
         signing_secret: None,
         expires_at: None,
+        metadata: secure_api::keys::KeyMetadata::default(),
     }
 }
 

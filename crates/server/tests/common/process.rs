@@ -148,15 +148,7 @@ pub async fn start_instance(
 /// Runs `secure-api ARGS` (an admin command) with `env` in `dir`; its stdout, after checking
 /// that it succeeded.
 pub fn run_cli(env: &[(String, String)], dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(binary())
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("secure-api runs");
+    let output = cli_output(env, dir, args);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -164,6 +156,29 @@ pub fn run_cli(env: &[(String, String)], dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     stdout
+}
+
+/// Runs `secure-api args...` as [`run_cli`] does, expecting it to fail; its stderr.
+pub fn run_cli_refused(env: &[(String, String)], dir: &Path, args: &[&str]) -> String {
+    let output = cli_output(env, dir, args);
+    assert!(
+        !output.status.success(),
+        "secure-api {args:?} succeeded:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn cli_output(env: &[(String, String)], dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("secure-api runs")
 }
 
 pub struct Reply {
