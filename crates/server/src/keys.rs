@@ -5,16 +5,17 @@
 //! stored sealed (see [`crate::sealing`]).
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use apikey_gen::{KeyConfig, KeyHasher};
 
+use crate::audit::{Action, Actor, AuditLog, Refusal};
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::sealing::Sealer;
-use crate::store::{Db, KeyChange, KeyRow, StoreError};
+use crate::store::{AuditRow, Db, KeyChange, KeyRow, StoreError};
 
 /// The prefix of every key this server issues.
 pub const KEY_PREFIX: &str = "sapi";
@@ -30,6 +31,8 @@ pub const SIGNING_SECRET_LEN: usize = 32;
 pub const LABEL_MAX: usize = 128;
 /// Largest accepted `meta` object, in bytes of its compact JSON.
 pub const META_MAX_BYTES: usize = 4_096;
+/// Most hours a rotated key keeps working.
+pub const MAX_GRACE_HOURS: u32 = 720;
 
 /// What an operator records about a key, none of it secret: it is shown wherever the key is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
@@ -213,6 +216,7 @@ pub struct KeyDefaults {
 pub struct KeyManager {
     db: Db,
     clock: Clock,
+    audit: AuditLog,
     config: KeyConfig,
     sealer: Sealer,
     default_daily_quota: u64,
@@ -252,6 +256,12 @@ impl KeyAdminError {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+impl Refusal for KeyAdminError {
+    fn is_refusal(&self) -> bool {
+        matches!(self, Self::Invalid { .. } | Self::NotFound(_))
     }
 }
 
@@ -363,6 +373,7 @@ impl KeyManager {
     pub fn new(
         db: Db,
         clock: Clock,
+        audit: AuditLog,
         pepper: &[u8],
         sealer: Sealer,
         defaults: KeyDefaults,
@@ -373,6 +384,7 @@ impl KeyManager {
         Ok(Self {
             db,
             clock,
+            audit,
             config,
             sealer,
             default_daily_quota: defaults.daily_quota,
@@ -502,10 +514,24 @@ impl KeyManager {
             .ok_or(KeyAdminError::NotFound("no key with this id"))
     }
 
-    /// Creates and stores a key.
-    pub async fn create(&self, new: &NewKey) -> Result<CreatedKey, KeyAdminError> {
+    /// Creates and stores a key, recorded in the audit log as done by `actor`.
+    pub async fn create(&self, new: &NewKey, actor: &Actor) -> Result<CreatedKey, KeyAdminError> {
+        let mut entry = self.audit.entry(actor, Action::KeyCreate, None);
+        let result = self.create_recorded(new, &mut entry).await;
+        self.audit.finish(entry, result).await
+    }
+
+    async fn create_recorded(
+        &self,
+        new: &NewKey,
+        entry: &mut AuditRow,
+    ) -> Result<CreatedKey, KeyAdminError> {
         let (row, created) = self.prepare(new, self.clock.now())?;
-        match self.db.insert_key(&row).await {
+        entry.target = Some(row.id.clone());
+        let detail =
+            json!({ "service": row.service, "scopes": created.scopes, "signing": new.signing });
+        entry.detail = Some(detail.to_string());
+        match self.db.insert_key(&row, entry).await {
             Ok(()) => Ok(created),
             Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
@@ -524,13 +550,15 @@ impl KeyManager {
             .collect())
     }
 
-    /// Revokes the key `id` now.
-    pub async fn revoke(&self, id: &str) -> Result<(), KeyAdminError> {
-        if self.db.revoke_key(id, self.clock.now()).await? {
-            Ok(())
-        } else {
-            Err(KeyAdminError::NotFound("no key with this id"))
-        }
+    /// Revokes the key `id` now, recorded in the audit log as done by `actor`.
+    pub async fn revoke(&self, id: &str, actor: &Actor) -> Result<(), KeyAdminError> {
+        let entry = self.audit.entry(actor, Action::KeyRevoke, Some(id));
+        let result = match self.db.revoke_key(id, self.clock.now(), &entry).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(KeyAdminError::NotFound("no key with this id")),
+            Err(e) => Err(e.into()),
+        };
+        self.audit.finish(entry, result).await
     }
 
     /// Seals every stored signing secret that is sealed under a fallback server secret again
@@ -558,8 +586,26 @@ impl KeyManager {
 
     /// Changes the key `id` as `update` says, in one write after every field is checked, and
     /// returns it as it is now. An unknown, revoked or expired key is refused as the invalid
-    /// `id`. Every instance applies the change within the key cache TTL.
-    pub async fn update(&self, id: &str, update: &KeyUpdate) -> Result<KeyInfo, KeyAdminError> {
+    /// `id`. Every instance applies the change within the key cache TTL. Recorded in the audit
+    /// log as done by `actor`, with the names of the fields changed (never their values).
+    pub async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        actor: &Actor,
+    ) -> Result<KeyInfo, KeyAdminError> {
+        let mut entry = self.audit.entry(actor, Action::KeyUpdate, Some(id));
+        entry.detail = Some(json!({ "changed": update.fields() }).to_string());
+        let result = self.update_recorded(id, update, &entry).await;
+        self.audit.finish(entry, result).await
+    }
+
+    async fn update_recorded(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        entry: &AuditRow,
+    ) -> Result<KeyInfo, KeyAdminError> {
         let now = self.clock.now();
         let change = KeyChange {
             scopes: update.scopes.map(|scopes| scopes.to_stored()),
@@ -569,7 +615,7 @@ impl KeyManager {
             owner: checked_change(update.owner.as_ref(), |o| checked_label("owner", o))?,
             meta: checked_change(update.meta.as_ref(), stored_meta)?,
         };
-        if !self.db.update_key(id, &change, now).await? {
+        if !self.db.update_key(id, &change, now, entry).await? {
             return Err(KeyAdminError::invalid(
                 "id",
                 "names no active key (unknown, revoked or expired)",
@@ -579,9 +625,33 @@ impl KeyManager {
     }
 
     /// Replaces the key `id` with a new one for the same service, quota, scopes, signing, expiry
-    /// and metadata; the old key keeps working for `grace_secs`. Both spend one daily quota, the
-    /// one the first key of the chain started.
-    pub async fn rotate(&self, id: &str, grace_secs: i64) -> Result<CreatedKey, KeyAdminError> {
+    /// and metadata; the old key keeps working for `grace_hours` (at most [`MAX_GRACE_HOURS`]).
+    /// Both spend one daily quota, the one the first key of the chain started. Recorded in the
+    /// audit log as done by `actor`, with the successor's id.
+    pub async fn rotate(
+        &self,
+        id: &str,
+        grace_hours: u32,
+        actor: &Actor,
+    ) -> Result<CreatedKey, KeyAdminError> {
+        let mut entry = self.audit.entry(actor, Action::KeyRotate, Some(id));
+        let result = self.rotate_recorded(id, grace_hours, &mut entry).await;
+        self.audit.finish(entry, result).await
+    }
+
+    async fn rotate_recorded(
+        &self,
+        id: &str,
+        grace_hours: u32,
+        entry: &mut AuditRow,
+    ) -> Result<CreatedKey, KeyAdminError> {
+        if grace_hours > MAX_GRACE_HOURS {
+            return Err(KeyAdminError::invalid(
+                "grace_hours",
+                format!("must be at most {MAX_GRACE_HOURS}"),
+            ));
+        }
+        let grace_secs = i64::from(grace_hours) * 3_600;
         let now = self.clock.now();
         let old = self
             .db
@@ -607,9 +677,10 @@ impl KeyManager {
         let (mut row, created) = self.prepare(&new, now)?;
         // The successor continues its predecessor's day: one quota for the whole chain.
         row.quota_id = Some(old.quota_subject().to_owned());
+        entry.detail = Some(json!({ "successor": row.id, "grace_hours": grace_hours }).to_string());
         match self
             .db
-            .rotate_key(&old.id, &row, now.saturating_add(grace_secs.max(0)))
+            .rotate_key(&old.id, &row, now.saturating_add(grace_secs), entry)
             .await
         {
             Ok(()) => Ok(created),
@@ -630,7 +701,14 @@ mod tests {
             daily_quota: 1_000,
             scopes: Scopes::ANY,
         };
-        let keys = KeyManager::new(db.clone(), clock.clone(), &[9u8; 32], sealer, defaults);
+        let keys = KeyManager::new(
+            db.clone(),
+            clock.clone(),
+            AuditLog::new(db.clone(), clock.clone()),
+            &[9u8; 32],
+            sealer,
+            defaults,
+        );
         (db, keys.unwrap())
     }
 
@@ -645,7 +723,7 @@ mod tests {
             expires_in_days: Some(30),
             ..NewKey::default()
         };
-        let created = keys.create(&new).await.unwrap();
+        let created = keys.create(&new, &Actor::cli()).await.unwrap();
         assert_eq!(created.scopes, Scopes::ANY);
         assert!(created.key.starts_with("sapi_"));
         assert!(keys.config().parse(&created.key).is_ok());
@@ -679,15 +757,18 @@ mod tests {
         let (db, keys) = manager(&clock).await;
         let time_only = Scopes::parse(["time:read"]).unwrap();
         let old = keys
-            .create(&NewKey {
-                service: "svc".into(),
-                scopes: Some(time_only),
-                ..NewKey::default()
-            })
+            .create(
+                &NewKey {
+                    service: "svc".into(),
+                    scopes: Some(time_only),
+                    ..NewKey::default()
+                },
+                &Actor::cli(),
+            )
             .await
             .unwrap();
         clock.set(100);
-        let new = keys.rotate(&old.id, 3_600).await.unwrap();
+        let new = keys.rotate(&old.id, 1, &Actor::cli()).await.unwrap();
         assert_ne!(new.key, old.key);
         assert_eq!(new.scopes, time_only, "a rotation keeps the scopes");
         let old_row = db.find_key(&old.id).await.unwrap().unwrap();
@@ -701,7 +782,7 @@ mod tests {
                 .is_active(10_000)
         );
         assert!(matches!(
-            keys.rotate("sapi_nope", 0).await,
+            keys.rotate("sapi_nope", 0, &Actor::cli()).await,
             Err(KeyAdminError::NotFound(_))
         ));
     }
@@ -716,12 +797,20 @@ mod tests {
             scopes: time_only,
         };
         let sealer = Sealer::new(&[3u8; 32]).unwrap();
-        let keys = KeyManager::new(db.clone(), clock, &[9u8; 32], sealer, defaults).unwrap();
+        let keys = KeyManager::new(
+            db.clone(),
+            clock.clone(),
+            AuditLog::new(db.clone(), clock),
+            &[9u8; 32],
+            sealer,
+            defaults,
+        )
+        .unwrap();
         let new = NewKey {
             service: "svc".into(),
             ..NewKey::default()
         };
-        let created = keys.create(&new).await.unwrap();
+        let created = keys.create(&new, &Actor::cli()).await.unwrap();
         assert_eq!(created.scopes, time_only);
         let stored = db.find_key(&created.id).await.unwrap().unwrap();
         assert_eq!(stored.scopes.as_deref(), Some("time:read"));
@@ -730,16 +819,18 @@ mod tests {
             scopes: Some(Scopes::ANY),
             ..KeyUpdate::default()
         };
-        let changed = keys.update(&created.id, &any).await.unwrap();
+        let changed = keys.update(&created.id, &any, &Actor::cli()).await.unwrap();
         assert_eq!(changed.scopes, Scopes::ANY);
         assert_eq!(keys.list().await.unwrap()[0].scopes, Scopes::ANY);
-        let unchanged = keys.update(&created.id, &KeyUpdate::default()).await;
+        let unchanged = keys
+            .update(&created.id, &KeyUpdate::default(), &Actor::cli())
+            .await;
         assert_eq!(unchanged.unwrap().scopes, Scopes::ANY);
-        keys.revoke(&created.id).await.unwrap();
+        keys.revoke(&created.id, &Actor::cli()).await.unwrap();
         for id in ["sapi_nope", created.id.as_str()] {
             for update in [&any, &KeyUpdate::default()] {
                 assert!(matches!(
-                    keys.update(id, update).await,
+                    keys.update(id, update, &Actor::cli()).await,
                     Err(KeyAdminError::Invalid { field: "id", .. })
                 ));
             }
@@ -754,13 +845,16 @@ mod tests {
         let clock = Clock::manual(1_000);
         let (db, keys) = manager(&clock).await;
         let created = keys
-            .create(&NewKey {
-                service: "shop".into(),
-                name: Some("Checkout, EU".into()),
-                owner: Some("cus_42".into()),
-                meta: Some(serde_json::json!({"plan": "pro", "seats": 3})),
-                ..NewKey::default()
-            })
+            .create(
+                &NewKey {
+                    service: "shop".into(),
+                    name: Some("Checkout, EU".into()),
+                    owner: Some("cus_42".into()),
+                    meta: Some(serde_json::json!({"plan": "pro", "seats": 3})),
+                    ..NewKey::default()
+                },
+                &Actor::cli(),
+            )
             .await
             .unwrap();
         assert_eq!(created.metadata.name.as_deref(), Some("Checkout, EU"));
@@ -774,7 +868,10 @@ mod tests {
             meta: Some(None),
             ..KeyUpdate::default()
         };
-        let info = keys.update(&created.id, &change).await.unwrap();
+        let info = keys
+            .update(&created.id, &change, &Actor::cli())
+            .await
+            .unwrap();
         assert_eq!(info.daily_quota, 7);
         assert_eq!(info.expires_at, Some(1_000 + 2 * 86_400));
         assert_eq!(info.metadata.name.as_deref(), Some("Checkout, EU"), "kept");
@@ -785,7 +882,10 @@ mod tests {
             expires_in_days: Some(None),
             ..KeyUpdate::default()
         };
-        let info = keys.update(&created.id, &back).await.unwrap();
+        let info = keys
+            .update(&created.id, &back, &Actor::cli())
+            .await
+            .unwrap();
         assert_eq!((info.daily_quota, info.expires_at), (1_000, None));
 
         // One bad field refuses the whole change: nothing is written.
@@ -800,7 +900,7 @@ mod tests {
                 meta: bad,
                 ..KeyUpdate::default()
             };
-            let refused = keys.update(&created.id, &update).await;
+            let refused = keys.update(&created.id, &update, &Actor::cli()).await;
             assert!(
                 matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
                 "{refused:?}"
@@ -837,7 +937,7 @@ mod tests {
                 "expires_in_days",
             ),
         ] {
-            let refused = keys.update(&created.id, &update).await;
+            let refused = keys.update(&created.id, &update, &Actor::cli()).await;
             assert!(
                 matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
                 "{refused:?}"
@@ -845,7 +945,7 @@ mod tests {
         }
         assert_eq!(db.find_key(&created.id).await.unwrap().unwrap(), before);
 
-        let rotated = keys.rotate(&created.id, 0).await.unwrap();
+        let rotated = keys.rotate(&created.id, 0, &Actor::cli()).await.unwrap();
         assert_eq!(rotated.metadata, KeyMetadata::of(&before));
         assert_eq!(rotated.daily_quota, 1_000);
     }
@@ -885,7 +985,7 @@ mod tests {
                 "expires_in_days",
             ),
         ] {
-            match keys.create(&new).await {
+            match keys.create(&new, &Actor::cli()).await {
                 Err(KeyAdminError::Invalid { field: f, .. }) => assert_eq!(f, field),
                 other => panic!(
                     "expected a validation error on {field}, got {:?}",

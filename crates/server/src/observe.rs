@@ -14,6 +14,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use actix_web::HttpMessage as _;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -51,6 +52,8 @@ pub const REDIS_ERRORS: &str = "secure_api_redis_errors_total";
 pub const REDIS_FALLBACKS: &str = "secure_api_redis_fallbacks_total";
 /// Database calls that failed.
 pub const DATABASE_ERRORS: &str = "secure_api_database_errors_total";
+/// Audit log entries of refusals that could not be written.
+pub const AUDIT_WRITE_FAILURES: &str = "secure_api_audit_write_failures_total";
 /// Connections closed by the server's limits, by reason (`per_address`, `body_timeout`).
 pub const CONNECTIONS_REFUSED: &str = "secure_api_connections_refused_total";
 /// Client connections open that have sent a request, counted against their address's cap.
@@ -124,6 +127,10 @@ fn describe() {
         "Decisions taken by the fail policy while Redis was unavailable."
     );
     describe_counter!(DATABASE_ERRORS, "Failed database calls.");
+    describe_counter!(
+        AUDIT_WRITE_FAILURES,
+        "Audit entries of refused admin actions that could not be written."
+    );
     describe_counter!(
         CONNECTIONS_REFUSED,
         "Connections answered and closed by a connection limit, by reason."
@@ -294,6 +301,16 @@ fn new_request_id() -> String {
     hex::encode(bytes)
 }
 
+/// The id of the request being served, in its extensions: the audit log records it.
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// The id of `req` (its `X-Request-Id`), set by [`observe_request`].
+#[must_use]
+pub fn request_id(req: &actix_web::HttpRequest) -> Option<String> {
+    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+}
+
 /// Middleware around every request: the request span and id, the access log line (method,
 /// route, status, duration; never the query string) and the request metrics.
 pub async fn observe_request(
@@ -315,6 +332,7 @@ pub async fn observe_request(
         path = %req.path(),
         key = tracing::field::Empty,
     );
+    req.extensions_mut().insert(RequestId(id.clone()));
     let result = next.call(req).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     let status = match &result {

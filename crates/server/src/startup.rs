@@ -19,6 +19,7 @@ use quota::{ForwardedIp, Policy, Snapshot};
 use secret_key::{Keyring, SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
+use crate::audit::{Actor, AuditLog};
 use crate::auth::accounts::Accounts;
 use crate::auth::admin::{AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::api_key::{KeyTable, key_auth};
@@ -355,9 +356,11 @@ pub async fn build_services(
         sealer,
     } = derived;
     let quota_default = settings.default_daily_quota;
+    let audit = AuditLog::new(db.clone(), clock.clone());
     let keys = KeyManager::new(
         db.clone(),
         clock.clone(),
+        audit.clone(),
         pepper.expose_secret(),
         sealer.clone(),
         KeyDefaults {
@@ -437,7 +440,9 @@ pub async fn build_services(
             keys.config(),
             fallback_hashers,
             clock.clone(),
+            audit.clone(),
         )?),
+        audit: web::Data::new(audit),
         accounts: web::Data::new(Accounts::new(db.clone(), passwords, tokens, clock.clone())),
         keys: web::Data::new(keys),
         api_auth: web::Data::new(api_auth),
@@ -497,14 +502,19 @@ pub async fn first_start(services: &Services) -> Result<Option<FirstStart>, Star
             label: Some("first start".to_owned()),
             expires_in_days: None,
         };
-        Some(services.admin_tokens.create(&new).await?)
+        Some(
+            services
+                .admin_tokens
+                .create(&new, &Actor::first_start())
+                .await?,
+        )
     };
     let demo_key = if services.db.count_keys().await? == 0 {
         let demo = NewKey {
             service: "demo".to_owned(),
             ..NewKey::default()
         };
-        Some(services.keys.create(&demo).await?)
+        Some(services.keys.create(&demo, &Actor::first_start()).await?)
     } else {
         None
     };

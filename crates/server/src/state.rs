@@ -3,6 +3,7 @@
 
 use actix_web::web;
 
+use crate::audit::AuditLog;
 use crate::auth::accounts::Accounts;
 use crate::auth::admin::AdminTokens;
 use crate::auth::chain::ApiAuth;
@@ -26,6 +27,8 @@ pub struct Services {
     pub keys: web::Data<KeyManager>,
     /// Admin tokens.
     pub admin_tokens: web::Data<AdminTokens>,
+    /// The audit log of admin actions.
+    pub audit: web::Data<AuditLog>,
     /// Registration, login, tokens.
     pub accounts: web::Data<Accounts>,
     /// The key and signature middleware of the API routes.
@@ -59,6 +62,7 @@ impl Services {
         cfg.app_data(self.clock.clone())
             .app_data(self.keys.clone())
             .app_data(self.admin_tokens.clone())
+            .app_data(self.audit.clone())
             .app_data(self.accounts.clone())
             .app_data(self.api_auth.clone())
             .app_data(self.quota.clone())

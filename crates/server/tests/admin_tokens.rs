@@ -268,3 +268,76 @@ fn listed_key(env: &[(String, String)], dir: &std::path::Path, id: &str) -> Valu
     let mine = listed.as_array().unwrap().iter().find(|k| k["id"] == id);
     mine.unwrap().clone()
 }
+
+#[test]
+fn the_command_line_records_its_actions_in_the_audit_log_and_pages_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("SECRET_KEY".to_owned(), random_hex(48))];
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_str(&run_cli(&env, dir.path(), args)).unwrap()
+    };
+    let created = json(&["keys", "create", "--service", "shop", "--json"]);
+    let id = created["id"].as_str().unwrap();
+    let stderr = run_cli_refused(
+        &env,
+        dir.path(),
+        &["keys", "update", id, "--daily-quota", "0"],
+    );
+    assert!(stderr.contains("daily_quota"), "{stderr}");
+    run_cli(&env, dir.path(), &["keys", "revoke", id]);
+    let token = json(&["admin-token", "create", "--label", "ops", "--json"]);
+
+    let page = json(&["audit", "--json"]);
+    let entries = page["entries"].as_array().unwrap();
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let token_id = token["id"].as_str().unwrap();
+    assert_eq!(
+        summary,
+        [
+            ("cli", "admin_token.create", token_id, "ok"),
+            ("cli", "key.revoke", id, "ok"),
+            ("cli", "key.update", id, "refused"),
+            ("cli", "key.create", id, "ok"),
+        ]
+    );
+    assert!(
+        entries[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("daily_quota")
+    );
+    assert_eq!(entries[2]["detail"], json!({"changed": ["daily_quota"]}));
+    assert!(page.get("next").is_none());
+    let all = page.to_string();
+    for secret in [&created["key"], &token["token"]] {
+        assert!(!all.contains(secret.as_str().unwrap()), "{all}");
+    }
+
+    // Two at a time: the text ends with the command for the older ones.
+    let text = run_cli(&env, dir.path(), &["audit", "--limit", "2"]);
+    let older = text
+        .lines()
+        .find_map(|l| l.strip_prefix("older entries: secure-api audit --before "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        text.contains("admin_token.create") && !text.contains("key.create"),
+        "{text}"
+    );
+    let rest = json(&["audit", "--before", older, "--json"]);
+    assert_eq!(rest["entries"].as_array().unwrap()[..], entries[2..]);
+    let stderr = run_cli_refused(&env, dir.path(), &["audit", "--limit", "0"]);
+    assert!(
+        stderr.contains("limit must be between 1 and 500"),
+        "{stderr}"
+    );
+}

@@ -1468,3 +1468,164 @@ async fn a_keys_name_owner_meta_quota_and_expiry_change_with_patch_and_bad_input
     let rotated = app.post(&format!("{path}/rotate"), &ah, "").await;
     assert_eq!(rotated.body["owner"], "cus_43");
 }
+
+#[actix_web::test]
+async fn every_admin_action_is_in_the_audit_log_with_its_token_request_and_outcome() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let tokens = app.get("/admin/tokens", &ah).await;
+    let token_id = tokens.body[0]["id"].as_str().unwrap().to_owned();
+    // Refused before any action: no admin token, a body of the wrong shape. Not recorded.
+    assert_eq!(app.get("/admin/audit", &[]).await.status, 401);
+    let anonymous = app.post("/admin/keys", &[], r#"{"service": "x"}"#).await;
+    assert_eq!(anonymous.status, 401);
+    let misshaped = app.post("/admin/keys", &ah, r#"{"service": 7}"#).await;
+    assert_eq!(misshaped.status, 400);
+
+    let with_id = |id: &'static str| [("authorization", admin.as_str()), ("x-request-id", id)];
+    let created = app
+        .post(
+            "/admin/keys",
+            &with_id("req-create"),
+            r#"{"service": "shop"}"#,
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let key_path = format!("/admin/keys/{id}");
+    let patch = |body: &'static str| app.send("PATCH", &key_path, &ah, Some(body));
+    assert_eq!(
+        patch(r#"{"meta": {"plan": "secret-plan"}, "name": "Shop"}"#)
+            .await
+            .status,
+        200
+    );
+    let zero = patch(r#"{"daily_quota": 0}"#).await;
+    assert_eq!(
+        (zero.status, zero.body["field"].clone()),
+        (400, json!("daily_quota"))
+    );
+    let rotate = format!("{key_path}/rotate");
+    let long = app.post(&rotate, &ah, r#"{"grace_hours": 721}"#).await;
+    assert_eq!(
+        (long.status, long.body["field"].clone()),
+        (400, json!("grace_hours"))
+    );
+    let rotated = app
+        .post(&rotate, &with_id("req-rotate"), r#"{"grace_hours": 0}"#)
+        .await;
+    assert_eq!(rotated.status, 201);
+    let successor = rotated.body["id"].as_str().unwrap().to_owned();
+    let revoked = app
+        .send("DELETE", &format!("/admin/keys/{successor}"), &ah, None)
+        .await;
+    assert_eq!(revoked.status, 204);
+    let unknown = app.send("DELETE", "/admin/keys/sapi_nope", &ah, None).await;
+    assert_eq!(unknown.status, 404);
+    let made = app.post("/admin/tokens", &ah, r#"{"label": "ci"}"#).await;
+    let made_id = made.body["id"].as_str().unwrap().to_owned();
+    let gone = app
+        .send("DELETE", &format!("/admin/tokens/{made_id}"), &ah, None)
+        .await;
+    assert_eq!(gone.status, 204);
+
+    let log = app.get("/admin/audit?limit=100", &ah).await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    let entries = log.body["entries"].as_array().unwrap().clone();
+    let summary: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap().to_owned(),
+                e["action"].as_str().unwrap(),
+                e["target"].as_str().unwrap_or("-").to_owned(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let by = |actor: &str, action, target: &str, outcome| {
+        (actor.to_owned(), action, target.to_owned(), outcome)
+    };
+    let first = "first-start";
+    assert_eq!(
+        summary,
+        [
+            by(&token_id, "admin_token.revoke", &made_id, "ok"),
+            by(&token_id, "admin_token.create", &made_id, "ok"),
+            by(&token_id, "key.revoke", "sapi_nope", "refused"),
+            by(&token_id, "key.revoke", &successor, "ok"),
+            by(&token_id, "key.rotate", &id, "ok"),
+            by(&token_id, "key.rotate", &id, "refused"),
+            by(&token_id, "key.update", &id, "refused"),
+            by(&token_id, "key.update", &id, "ok"),
+            by(&token_id, "key.create", &id, "ok"),
+            by(first, "key.create", &app.first.demo_key.id, "ok"),
+            by(first, "admin_token.create", &token_id, "ok"),
+        ]
+    );
+    // The request ids are the callers' own, or the ones the server answered with.
+    assert_eq!(entries[4]["request_id"], "req-rotate");
+    assert_eq!(entries[8]["request_id"], "req-create");
+    assert_eq!(
+        entries[0]["request_id"].as_str(),
+        gone.header("x-request-id").as_deref()
+    );
+    assert!(entries[9].get("request_id").is_none());
+    assert_eq!(
+        entries[4]["detail"],
+        json!({"successor": successor, "grace_hours": 0})
+    );
+    assert_eq!(entries[7]["detail"], json!({"changed": ["name", "meta"]}));
+    assert_eq!(
+        entries[6]["reason"],
+        "daily_quota must be between 1 and 1000000000"
+    );
+    assert_eq!(entries[2]["reason"], "no key with this id");
+    let text = log.body.to_string();
+    for secret in [
+        created.body["key"].as_str().unwrap(),
+        rotated.body["key"].as_str().unwrap(),
+        made.body["token"].as_str().unwrap(),
+        &app.first.admin_token,
+        "secret-plan",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "the audit log shows no secret or value: {text}"
+        );
+    }
+    let at = entries[0]["at"].as_i64().unwrap();
+    assert_eq!(
+        u64::try_from(at).unwrap(),
+        app.clock.now_nanos() / 1_000_000_000
+    );
+
+    // Page by page, newest first, the same entries.
+    let mut paged = Vec::new();
+    let mut path = "/admin/audit?limit=4".to_owned();
+    loop {
+        let page = app.get(&path, &ah).await;
+        assert_eq!(page.status, 200);
+        paged.extend(page.body["entries"].as_array().unwrap().iter().cloned());
+        let Some(next) = page.body["next"].as_str() else {
+            break;
+        };
+        path = format!("/admin/audit?limit=4&before={next}");
+    }
+    assert_eq!(paged, entries);
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("before=k1", "before"),
+    ] {
+        let bad = app.get(&format!("/admin/audit?{query}"), &ah).await;
+        assert_eq!(
+            (bad.status, bad.body["field"].clone()),
+            (400, json!(field)),
+            "{query}"
+        );
+    }
+    let extra = app.get("/admin/audit?offset=3", &ah).await;
+    assert_eq!(extra.status, 400);
+}

@@ -3,7 +3,22 @@
 
 mod common;
 
-use secure_api::store::{Db, KeyChange, KeyRow, StoreError, UserRow};
+use secure_api::store::{AuditRow, Db, KeyChange, KeyRow, StoreError, UserRow};
+
+/// The audit entry of `action` at the microsecond `micros`, as the server writes ids.
+fn entry(micros: u64, action: &str) -> AuditRow {
+    AuditRow {
+        id: format!("aud_{micros:016x}{:08x}", 0xabcd_ef01_u32),
+        at: 1,
+        actor: "sadm_pg".into(),
+        action: action.into(),
+        target: Some("sapi_...000000000001".into()),
+        request_id: Some("req-pg".into()),
+        outcome: "ok".into(),
+        reason: None,
+        detail: Some(r#"{"changed":["scopes","meta"]}"#.into()),
+    }
+}
 
 #[actix_web::test]
 #[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
@@ -52,7 +67,10 @@ async fn the_store_runs_unchanged_on_postgres() {
         owner: Some("team-7".into()),
         meta: Some(r#"{"tier":"gold"}"#.into()),
     };
-    db.insert_key(&key).await.unwrap();
+    // Ids whose hex digits sort differently as text than as letters-before-digits would.
+    db.insert_key(&key, &entry(0x0a, "key.create"))
+        .await
+        .unwrap();
     assert_eq!(
         db.find_key_by_hash(&key.key_hash).await.unwrap(),
         Some(key.clone())
@@ -67,7 +85,8 @@ async fn the_store_runs_unchanged_on_postgres() {
                 name: Some(Some("Billing v2".into())),
                 ..KeyChange::default()
             },
-            0
+            0,
+            &entry(0x1f, "key.update"),
         )
         .await
         .unwrap()
@@ -83,7 +102,22 @@ async fn the_store_runs_unchanged_on_postgres() {
             ..key.clone()
         }
     );
-    assert!(db.revoke_key(&key.id, 20).await.unwrap());
+    assert!(
+        db.revoke_key(&key.id, 20, &entry(0xa0, "key.revoke"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.revoke_key("sapi_nope", 20, &entry(0xa1, "key.revoke"))
+            .await
+            .unwrap()
+    );
+    let actions = |rows: Vec<AuditRow>| rows.into_iter().map(|r| r.action).collect::<Vec<_>>();
+    let newest = db.list_audit(None, 2).await.unwrap();
+    assert_eq!(newest[0], entry(0xa0, "key.revoke"));
+    assert_eq!(actions(newest.clone()), ["key.revoke", "key.update"]);
+    let older = db.list_audit(Some(&newest[1].id), 10).await.unwrap();
+    assert_eq!(actions(older), ["key.create"]);
     assert_eq!(
         db.find_key(&key.id).await.unwrap().unwrap().revoked_at,
         Some(20)

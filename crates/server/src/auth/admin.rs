@@ -12,11 +12,12 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use apikey_gen::{Authenticator, KeyConfig, KeyHash, KeyHasher, KeyRecord, KeyStore};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Action, Actor, AuditLog, Refusal};
 use crate::auth::jwt::bearer_token;
 use crate::clock::Clock;
 use crate::error::ApiError;
 use crate::keys::EXPIRES_MAX_DAYS;
-use crate::store::{AdminTokenRow, Db, StoreError};
+use crate::store::{AdminTokenRow, AuditRow, Db, StoreError};
 
 /// Admin tokens use the API key format with this prefix.
 pub const ADMIN_PREFIX: &str = "sadm";
@@ -30,6 +31,7 @@ pub struct AdminTokens {
     /// from the next request), with the fallback peppers of a rotated server secret.
     auth: Arc<Authenticator<AdminTable, Clock>>,
     clock: Clock,
+    audit: AuditLog,
 }
 
 /// The admin token table as `apikey-gen` reads it: the active token with a hash.
@@ -84,6 +86,12 @@ pub enum AdminTokenError {
     /// The store failed while a token was checked.
     #[error("admin token lookup failed: {0}")]
     Unavailable(String),
+}
+
+impl Refusal for AdminTokenError {
+    fn is_refusal(&self) -> bool {
+        matches!(self, Self::Invalid { .. } | Self::NotFound)
+    }
 }
 
 impl From<AdminTokenError> for ApiError {
@@ -177,7 +185,7 @@ pub struct AdminTokenInfo {
 
 impl AdminTokens {
     /// Tokens in `db`, hashed like the API keys `keys` (same hasher and pepper), and found
-    /// under the `fallbacks` peppers too.
+    /// under the `fallbacks` peppers too; their creation and revocation recorded in `audit`.
     ///
     /// # Errors
     /// `apikey-gen`'s, for a format it does not accept.
@@ -186,6 +194,7 @@ impl AdminTokens {
         keys: &KeyConfig,
         fallbacks: Vec<KeyHasher>,
         clock: Clock,
+        audit: AuditLog,
     ) -> Result<Self, AdminTokenError> {
         let config = KeyConfig::new(ADMIN_PREFIX)?.with_hasher(keys.hasher().clone());
         let table = AdminTable {
@@ -202,11 +211,27 @@ impl AdminTokens {
             config,
             auth: Arc::new(auth),
             clock,
+            audit,
         })
     }
 
-    /// Creates an admin token; returns it (shown once).
-    pub async fn create(&self, new: &NewAdminToken) -> Result<CreatedAdminToken, AdminTokenError> {
+    /// Creates an admin token; returns it (shown once). Recorded in the audit log as done by
+    /// `actor`.
+    pub async fn create(
+        &self,
+        new: &NewAdminToken,
+        actor: &Actor,
+    ) -> Result<CreatedAdminToken, AdminTokenError> {
+        let mut entry = self.audit.entry(actor, Action::AdminTokenCreate, None);
+        let result = self.create_recorded(new, &mut entry).await;
+        self.audit.finish(entry, result).await
+    }
+
+    async fn create_recorded(
+        &self,
+        new: &NewAdminToken,
+        entry: &mut AuditRow,
+    ) -> Result<CreatedAdminToken, AdminTokenError> {
         let invalid = |field, reason: String| AdminTokenError::Invalid { field, reason };
         if let Some(label) = &new.label
             && (label.is_empty() || label.len() > LABEL_MAX || label.chars().any(char::is_control))
@@ -236,7 +261,11 @@ impl AdminTokens {
                 .map(|days| now.saturating_add(i64::from(days) * 86_400)),
             revoked_at: None,
         };
-        self.db.insert_admin_token(&row).await?;
+        entry.target = Some(row.id.clone());
+        entry.detail = Some(
+            serde_json::json!({ "label": row.label, "expires_at": row.expires_at }).to_string(),
+        );
+        self.db.insert_admin_token(&row, entry).await?;
         Ok(CreatedAdminToken {
             id: row.id,
             token: token.expose_secret().to_owned(),
@@ -269,13 +298,20 @@ impl AdminTokens {
     }
 
     /// Revokes the admin token `id` now. Every instance refuses it from its next request: admin
-    /// tokens are looked up in the database on every call.
-    pub async fn revoke(&self, id: &str) -> Result<(), AdminTokenError> {
-        if self.db.revoke_admin_token(id, self.clock.now()).await? {
-            Ok(())
-        } else {
-            Err(AdminTokenError::NotFound)
-        }
+    /// tokens are looked up in the database on every call. Recorded in the audit log as done by
+    /// `actor`.
+    pub async fn revoke(&self, id: &str, actor: &Actor) -> Result<(), AdminTokenError> {
+        let entry = self.audit.entry(actor, Action::AdminTokenRevoke, Some(id));
+        let result = match self
+            .db
+            .revoke_admin_token(id, self.clock.now(), &entry)
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AdminTokenError::NotFound),
+            Err(e) => Err(e.into()),
+        };
+        self.audit.finish(entry, result).await
     }
 
     /// Whether any admin token is active.
@@ -301,6 +337,8 @@ impl AdminTokens {
 pub struct Admin {
     /// The admin token's id.
     pub token_id: String,
+    /// Who acts, for the audit log: the token id and the request's id.
+    pub actor: Actor,
 }
 
 impl FromRequest for Admin {
@@ -310,6 +348,7 @@ impl FromRequest for Admin {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let tokens = req.app_data::<web::Data<AdminTokens>>().cloned();
         let token = bearer_token(req.headers()).map(str::to_owned);
+        let request_id = crate::observe::request_id(req);
         Box::pin(async move {
             let tokens = tokens.ok_or_else(|| ApiError::internal("admin tokens not registered"))?;
             let token = token.ok_or_else(|| {
@@ -322,7 +361,10 @@ impl FromRequest for Admin {
                 .find(&token)
                 .await?
                 .ok_or_else(|| ApiError::unauthorized("bad_admin_token", "invalid admin token"))?;
-            Ok(Self { token_id })
+            Ok(Self {
+                actor: Actor::admin(token_id.clone(), request_id),
+                token_id,
+            })
         })
     }
 }

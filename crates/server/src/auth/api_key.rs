@@ -144,6 +144,7 @@ fn key_error(error: &KeyError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::{Action, Actor, AuditLog};
     use crate::store::KeyRow;
     #[test]
     fn refusals_name_the_reason_and_never_the_key() {
@@ -188,7 +189,9 @@ mod tests {
             (row("kk", Some(500), Some(300)), Some(300)),
             (row("kkk", None, Some(900)), Some(900)),
         ] {
-            db.insert_key(&stored).await.unwrap();
+            let audit = AuditLog::new(db.clone(), Clock::manual(0));
+            let entry = audit.entry(&Actor::cli(), Action::KeyCreate, Some(&stored.id));
+            db.insert_key(&stored, &entry).await.unwrap();
             let hash = KeyHash::from_hex(&stored.key_hash).unwrap();
             let found = table.lookup(&hash).await.unwrap().unwrap();
             let identity = KeyIdentity::of(&stored, 7);

@@ -55,6 +55,22 @@ pub enum Command {
     /// Work on what the server secret protects.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Show the audit log of admin actions, newest first.
+    Audit(AuditArgs),
+}
+
+/// `secure-api audit ...`
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Entries to show (1 to 500).
+    #[arg(long, default_value_t = crate::audit::PAGE_DEFAULT)]
+    pub limit: u32,
+    /// Only entries older than this one (the cursor a page ends with).
+    #[arg(long, value_name = "ID")]
+    pub before: Option<String>,
+    /// Print one JSON object (`entries` and `next`) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `secure-api secrets ...`

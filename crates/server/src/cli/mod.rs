@@ -8,10 +8,13 @@ pub mod args;
 mod log_format;
 mod log_writer;
 
-pub use args::{AdminTokenCommand, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs};
+pub use args::{
+    AdminTokenCommand, AuditArgs, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs,
+};
 
 use args::Clearable;
 
+use crate::audit::Actor;
 use crate::auth::admin::NewAdminToken;
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
@@ -53,6 +56,9 @@ pub fn main() -> ExitCode {
             .block_on(admin_command(settings, async |services| {
                 rotate_secrets(services).await
             })),
+        Some(Command::Audit(args)) => runtime.block_on(admin_command(settings, async |services| {
+            audit_command(services, args).await
+        })),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,7 +232,10 @@ async fn admin_token_command(
                 label,
                 expires_in_days: expires_in,
             };
-            let created = tokens.create(&new).await.map_err(|e| e.to_string())?;
+            let created = tokens
+                .create(&new, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             if as_json {
                 println!("{}", to_json(&created)?);
             } else {
@@ -259,11 +268,47 @@ async fn admin_token_command(
             Ok(())
         }
         AdminTokenCommand::Revoke { id } => {
-            tokens.revoke(&id).await.map_err(|e| e.to_string())?;
+            tokens
+                .revoke(&id, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("revoked {id}; running servers refuse it from their next request");
             Ok(())
         }
     }
+}
+
+/// `secure-api audit`: a page of the audit log, newest first, as a table or JSON.
+async fn audit_command(services: &Services, args: AuditArgs) -> Result<(), String> {
+    let page = services
+        .audit
+        .page(args.before.as_deref(), args.limit)
+        .await
+        .map_err(|e| e.to_string())?;
+    if args.json {
+        println!("{}", to_json(&page)?);
+        return Ok(());
+    }
+    println!(
+        "{:<28} {:>10} {:<26} {:<18} {:<26} {:<8} REASON",
+        "ID", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME"
+    );
+    for entry in &page.entries {
+        println!(
+            "{:<28} {:>10} {:<26} {:<18} {:<26} {:<8} {}",
+            entry.id,
+            entry.at,
+            entry.actor,
+            entry.action,
+            entry.target.as_deref().unwrap_or("-"),
+            entry.outcome,
+            entry.reason.as_deref().unwrap_or("-"),
+        );
+    }
+    if let Some(next) = &page.next {
+        println!("older entries: secure-api audit --before {next}");
+    }
+    Ok(())
 }
 
 /// Runs a `keys` subcommand; domain errors are printed as they are.
@@ -290,7 +335,10 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 owner: metadata.owner,
                 meta: metadata.meta,
             };
-            let created = keys.create(&new).await.map_err(|e| e.to_string())?;
+            let created = keys
+                .create(&new, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             print_created(&created, json)
         }
         KeysCommand::List { json } => {
@@ -355,7 +403,10 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                         .to_owned(),
                 );
             }
-            let info = keys.update(&id, &update).await.map_err(|e| e.to_string())?;
+            let info = keys
+                .update(&id, &update, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
                 println!("{}", to_json(&info)?);
             } else {
@@ -367,7 +418,9 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             Ok(())
         }
         KeysCommand::Revoke { id } => {
-            keys.revoke(&id).await.map_err(|e| e.to_string())?;
+            keys.revoke(&id, &Actor::cli())
+                .await
+                .map_err(|e| e.to_string())?;
             println!("revoked {id}; running servers refuse it within their key cache TTL");
             Ok(())
         }
@@ -377,7 +430,7 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             json,
         } => {
             let created = keys
-                .rotate(&id, i64::from(grace_hours) * 3_600)
+                .rotate(&id, grace_hours, &Actor::cli())
                 .await
                 .map_err(|e| e.to_string())?;
             if !json {

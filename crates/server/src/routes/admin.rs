@@ -6,11 +6,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use crate::audit::{AuditLog, AuditPage, PAGE_DEFAULT};
 use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::chain::ApiAuth;
 use crate::auth::scope::Scopes;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Json, OptionalJson};
+use crate::extract::{Json, OptionalJson, Query};
 use crate::keys::{CreatedKey, KeyInfo, KeyManager, KeyUpdate, NewKey};
 use crate::limits::KeyQuota;
 
@@ -108,8 +109,18 @@ pub struct UsageResponse {
     pub reset_secs: u64,
 }
 
-/// Most hours a rotated key keeps working.
-pub const MAX_GRACE_HOURS: u32 = 720;
+/// Paging of `GET /admin/audit`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Entries per page (default 50, at most 500).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the page before: only older entries.
+    #[param(pattern = "^aud_[0-9a-f]{24}$")]
+    pub before: Option<String>,
+}
 
 /// List keys (never the keys themselves).
 #[utoipa::path(
@@ -140,7 +151,7 @@ pub async fn list_keys(
 )]
 pub async fn create_key(
     keys: web::Data<KeyManager>,
-    _admin: Admin,
+    admin: Admin,
     body: Json<CreateKeyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -154,7 +165,7 @@ pub async fn create_key(
         owner: body.owner,
         meta: body.meta,
     };
-    let created = keys.create(&new).await?;
+    let created = keys.create(&new, &admin.actor).await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
     Ok(HttpResponse::Created().json(&created))
 }
@@ -173,10 +184,10 @@ pub async fn create_key(
 pub async fn revoke_key(
     keys: web::Data<KeyManager>,
     auth: web::Data<ApiAuth>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    keys.revoke(&id).await?;
+    keys.revoke(&id, &admin.actor).await?;
     auth.forget(&id);
     tracing::info!(key = %id, "key revoked");
     Ok(HttpResponse::NoContent().finish())
@@ -213,7 +224,7 @@ pub async fn update_key(
         owner: body.owner,
         meta: body.meta,
     };
-    let info = keys.update(&id, &update).await?;
+    let info = keys.update(&id, &update, &admin.actor).await?;
     auth.forget(&id);
     tracing::info!(key = %id, changed = ?update.fields(), by = %admin.token_id, "key changed");
     Ok(web::Json(info))
@@ -235,18 +246,12 @@ pub async fn update_key(
 pub async fn rotate_key(
     keys: web::Data<KeyManager>,
     auth: web::Data<ApiAuth>,
-    _admin: Admin,
+    admin: Admin,
     id: web::Path<String>,
     body: OptionalJson<RotateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let grace_hours = body.0.and_then(|b| b.grace_hours).unwrap_or(24);
-    if grace_hours > MAX_GRACE_HOURS {
-        return Err(ApiError::validation(
-            "grace_hours",
-            format!("must be at most {MAX_GRACE_HOURS}"),
-        ));
-    }
-    let created = keys.rotate(&id, i64::from(grace_hours) * 3_600).await?;
+    let created = keys.rotate(&id, grace_hours, &admin.actor).await?;
     auth.forget(&id);
     tracing::info!(old = %id, new = %created.id, grace_hours, "key rotated");
     Ok(HttpResponse::Created().json(&created))
@@ -313,7 +318,9 @@ pub async fn create_admin_token(
     admin: Admin,
     body: OptionalJson<NewAdminToken>,
 ) -> Result<HttpResponse, ApiError> {
-    let created = tokens.create(&body.0.unwrap_or_default()).await?;
+    let created = tokens
+        .create(&body.0.unwrap_or_default(), &admin.actor)
+        .await?;
     tracing::info!(token = %created.id, by = %admin.token_id, "admin token created");
     Ok(HttpResponse::Created().json(&created))
 }
@@ -334,7 +341,30 @@ pub async fn revoke_admin_token(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    tokens.revoke(&id).await?;
+    tokens.revoke(&id, &admin.actor).await?;
     tracing::info!(token = %id, by = %admin.token_id, "admin token revoked");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The audit log, newest first: every admin action on keys and admin tokens, over HTTP or from
+/// the command line, with who did it (the admin token id, `cli` or `first-start`), the target,
+/// the time, the request id and the outcome (`ok`, `refused` or `failed`).
+#[utoipa::path(
+    get, path = "/admin/audit", tag = "admin",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries and the cursor of the next", body = AuditPage),
+        (status = 400, description = "Invalid paging", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn audit_log(
+    audit: web::Data<AuditLog>,
+    _admin: Admin,
+    query: Query<AuditQuery>,
+) -> Result<web::Json<AuditPage>, ApiError> {
+    let query = query.into_inner();
+    let limit = query.limit.unwrap_or(PAGE_DEFAULT);
+    Ok(web::Json(audit.page(query.before.as_deref(), limit).await?))
 }

@@ -46,6 +46,7 @@ use crate::limits::LoginLimit;
         admin::list_admin_tokens,
         admin::create_admin_token,
         admin::revoke_admin_token,
+        admin::audit_log,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -289,6 +290,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[L
             .route(web::post().to(admin::create_admin_token)),
     )
     .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
+    .service(resource("/admin/audit").route(get().to(admin::audit_log)))
     .service(resource("/healthz").route(get().to(health::healthz)))
     .service(resource("/readyz").route(get().to(health::readyz)))
     .service(resource("/metrics").route(get().to(health::metrics)))

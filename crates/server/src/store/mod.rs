@@ -70,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key metadata",
         include_str!("../../migrations/0007_key_metadata.sql"),
     ),
+    (
+        8,
+        "audit log",
+        include_str!("../../migrations/0008_audit_log.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -195,6 +200,29 @@ pub struct AdminTokenRow {
     pub revoked_at: Option<i64>,
 }
 
+/// One audit log entry as stored ([`crate::audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Sortable id: `aud_`, 16 hex digits of microseconds, 8 random hex digits.
+    pub id: String,
+    /// When (unix seconds).
+    pub at: i64,
+    /// Who: an admin token id, `cli` or `first-start`.
+    pub actor: String,
+    /// What, such as `key.create`.
+    pub action: String,
+    /// The key or admin token acted on, when known.
+    pub target: Option<String>,
+    /// The request's id (`X-Request-Id`), for an action over HTTP.
+    pub request_id: Option<String>,
+    /// `ok`, `refused` or `failed`.
+    pub outcome: String,
+    /// Why it was refused or failed.
+    pub reason: Option<String>,
+    /// A small JSON object about the action, as compact text.
+    pub detail: Option<String>,
+}
+
 /// The database pool and the queries the server runs.
 #[derive(Debug, Clone)]
 pub struct Db {
@@ -202,6 +230,17 @@ pub struct Db {
     /// The SQLite file, when the database is one (not in memory).
     file: Option<PathBuf>,
     engine: Engine,
+}
+
+/// `SELECT` of every audit log column, then `$rest`: a fixed statement, as sqlx wants.
+macro_rules! select_audit {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, at, actor, action, target, request_id, outcome, reason, detail \
+             FROM audit_log ",
+            $rest
+        )
+    };
 }
 
 /// `SELECT` of every key column, in the order `key_row` reads them, then `$rest`.
@@ -382,12 +421,16 @@ impl Db {
 
     // ---- API keys ----
 
-    /// Stores a new key; `Conflict` if its id or hash exists.
-    pub async fn insert_key(&self, key: &KeyRow) -> StoreResult<()> {
+    /// Stores a new key and the audit entry `audit`, in one transaction; `Conflict` if its id
+    /// or hash exists.
+    pub async fn insert_key(&self, key: &KeyRow, audit: &AuditRow) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         insert_key_query(key)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(conflict_or_database)?;
+        insert_audit_query(audit).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -417,24 +460,39 @@ impl Db {
         Ok(rows.into_iter().map(key_row).collect())
     }
 
-    /// Revokes the key `id` at `at`, unless it was revoked earlier. Returns whether it exists.
-    pub async fn revoke_key(&self, id: &str, at: i64) -> StoreResult<bool> {
-        let done = sqlx::query(
+    /// Revokes the key `id` at `at`, unless it was revoked earlier, and records `audit`, in one
+    /// transaction. Returns whether the key exists (nothing is written when it does not).
+    pub async fn revoke_key(&self, id: &str, at: i64, audit: &AuditRow) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 \
              WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
         )
         .bind(id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        if done.rows_affected() > 0 {
-            return Ok(true);
+        let exists = sqlx::query("SELECT 1 FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            insert_audit_query(audit).execute(&mut *tx).await?;
+            tx.commit().await?;
         }
-        Ok(self.find_key(id).await?.is_some())
+        Ok(exists)
     }
 
-    /// Stores `new` and schedules the revocation of `old_id` at `old_until`, in one transaction.
-    pub async fn rotate_key(&self, old_id: &str, new: &KeyRow, old_until: i64) -> StoreResult<()> {
+    /// Stores `new`, schedules the revocation of `old_id` at `old_until` and records `audit`, in
+    /// one transaction.
+    pub async fn rotate_key(
+        &self,
+        old_id: &str,
+        new: &KeyRow,
+        old_until: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 \
@@ -448,20 +506,33 @@ impl Db {
             .execute(&mut *tx)
             .await
             .map_err(conflict_or_database)?;
+        insert_audit_query(audit).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Applies `change` to the key `id` in one statement if the key is active at `now`, and
-    /// returns whether it was: an unknown, revoked or expired key is left as it is. An empty
-    /// change writes nothing and only tells whether the key is active.
-    pub async fn update_key(&self, id: &str, change: &KeyChange, now: i64) -> StoreResult<bool> {
+    /// Applies `change` to the key `id` in one statement if the key is active at `now`, with the
+    /// audit entry `audit` in the same transaction, and returns whether it was: an unknown,
+    /// revoked or expired key is left as it is, and nothing is recorded. An empty change of an
+    /// active key writes only its audit entry.
+    pub async fn update_key(
+        &self,
+        id: &str,
+        change: &KeyChange,
+        now: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<bool> {
         if *change == KeyChange::default() {
-            return Ok(self
+            let active = self
                 .find_key(id)
                 .await?
-                .is_some_and(|row| row.is_active(now)));
+                .is_some_and(|row| row.is_active(now));
+            if active {
+                self.insert_audit(audit).await?;
+            }
+            return Ok(active);
         }
+        let mut tx = self.pool.begin().await?;
         // One fixed statement: each column takes its new value where its flag is set.
         let done = sqlx::query(
             "UPDATE api_keys SET \
@@ -489,9 +560,14 @@ impl Db {
         .bind(change.owner.clone().flatten())
         .bind(change.meta.is_some())
         .bind(change.meta.clone().flatten())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() > 0)
+        let changed = done.rows_affected() > 0;
+        if changed {
+            insert_audit_query(audit).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
     }
 
     /// How many keys exist (any state).
@@ -529,8 +605,14 @@ impl Db {
 
     // ---- admin tokens ----
 
-    /// Stores an admin token (its hash, never the token).
-    pub async fn insert_admin_token(&self, token: &AdminTokenRow) -> StoreResult<()> {
+    /// Stores an admin token (its hash, never the token) and the audit entry `audit`, in one
+    /// transaction.
+    pub async fn insert_admin_token(
+        &self,
+        token: &AdminTokenRow,
+        audit: &AuditRow,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO admin_tokens (id, token_hash, label, created_at, expires_at, revoked_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -541,9 +623,11 @@ impl Db {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(token.revoked_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(conflict_or_database)?;
+        insert_audit_query(audit).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -596,16 +680,73 @@ impl Db {
             .collect())
     }
 
-    /// Revokes the admin token `id` at `at`; false if there is none, or it already was.
-    pub async fn revoke_admin_token(&self, id: &str, at: i64) -> StoreResult<bool> {
+    /// Revokes the admin token `id` at `at` and records `audit`, in one transaction; false (and
+    /// nothing written) if there is none, or it already was.
+    pub async fn revoke_admin_token(
+        &self,
+        id: &str,
+        at: i64,
+        audit: &AuditRow,
+    ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE admin_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        let revoked = done.rows_affected() == 1;
+        if revoked {
+            insert_audit_query(audit).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(revoked)
+    }
+
+    // ---- audit log ----
+
+    /// Appends one audit entry on its own (a refusal, which changed nothing).
+    pub async fn insert_audit(&self, audit: &AuditRow) -> StoreResult<()> {
+        insert_audit_query(audit)
+            .execute(&self.pool)
+            .await
+            .map_err(conflict_or_database)?;
+        Ok(())
+    }
+
+    /// Up to `limit` audit entries, newest first; only those older than the entry `before` when
+    /// it is given.
+    pub async fn list_audit(&self, before: Option<&str>, limit: i64) -> StoreResult<Vec<AuditRow>> {
+        let rows = match before {
+            Some(before) => {
+                sqlx::query(select_audit!("WHERE id < $1 ORDER BY id DESC LIMIT $2"))
+                    .bind(before)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(select_audit!("ORDER BY id DESC LIMIT $1"))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|row| AuditRow {
+                id: row.get(0),
+                at: row.get(1),
+                actor: row.get(2),
+                action: row.get(3),
+                target: row.get(4),
+                request_id: row.get(5),
+                outcome: row.get(6),
+                reason: row.get(7),
+                detail: row.get(8),
+            })
+            .collect())
     }
 
     /// How many admin tokens are active at `now`.
@@ -840,6 +981,25 @@ fn add_usage_query(
     )
 }
 
+/// The `INSERT` of one audit entry, for the pool or a transaction.
+fn insert_audit_query(
+    row: &AuditRow,
+) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, at, actor, action, target, request_id, outcome, reason, \
+         detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&row.id)
+    .bind(row.at)
+    .bind(&row.actor)
+    .bind(&row.action)
+    .bind(&row.target)
+    .bind(&row.request_id)
+    .bind(&row.outcome)
+    .bind(&row.reason)
+    .bind(&row.detail)
+}
+
 /// The `INSERT` of one key row, for the pool or a transaction.
 fn insert_key_query(
     key: &KeyRow,
@@ -919,6 +1079,27 @@ fn normalize_url(url: &str) -> StoreResult<(Engine, String)> {
 mod tests {
     use super::*;
 
+    /// The audit entry numbered `n` (ids sort by `n`), for `action`.
+    fn entry(n: u32, action: &str) -> AuditRow {
+        AuditRow {
+            id: format!("aud_{n:024x}"),
+            at: i64::from(n),
+            actor: "sadm_test".into(),
+            action: action.into(),
+            target: None,
+            request_id: Some(format!("req-{n}")),
+            outcome: "ok".into(),
+            reason: None,
+            detail: Some(r#"{"changed":["scopes"]}"#.into()),
+        }
+    }
+
+    /// The actions of the audit log, newest first.
+    async fn audited(db: &Db) -> Vec<String> {
+        let rows = db.list_audit(None, 100).await.unwrap();
+        rows.into_iter().map(|row| row.action).collect()
+    }
+
     fn key(id: &str, hash: &str) -> KeyRow {
         KeyRow {
             id: id.into(),
@@ -948,7 +1129,11 @@ mod tests {
             owner: Some(Some("cus_42".into())),
             meta: Some(Some(r#"{"plan":"pro"}"#.into())),
         };
-        assert!(db.update_key(id, &every, 0).await.unwrap());
+        assert!(
+            db.update_key(id, &every, 0, &entry(10, "u1"))
+                .await
+                .unwrap()
+        );
         let row = db.find_key(id).await.unwrap().unwrap();
         let columns = |row: &KeyRow| {
             (
@@ -975,20 +1160,44 @@ mod tests {
             meta: Some(None),
             ..KeyChange::default()
         };
-        assert!(db.update_key(id, &clear, 0).await.unwrap());
+        assert!(
+            db.update_key(id, &clear, 0, &entry(11, "u2"))
+                .await
+                .unwrap()
+        );
         let row = db.find_key(id).await.unwrap().unwrap();
         let cleared = (changed.0, None, changed.2, None, changed.4, None);
         assert_eq!(columns(&row), cleared);
-        assert!(db.update_key(id, &KeyChange::default(), 0).await.unwrap());
-        // Expired at 5000: nothing is written, and the empty change says so too.
-        assert!(!db.update_key(id, &every, 5_000).await.unwrap());
         assert!(
-            !db.update_key(id, &KeyChange::default(), 5_000)
+            db.update_key(id, &KeyChange::default(), 0, &entry(12, "u3"))
+                .await
+                .unwrap()
+        );
+        // Expired at 5000: nothing is written, and the empty change says so too.
+        assert!(
+            !db.update_key(id, &every, 5_000, &entry(13, "u4"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.update_key(id, &KeyChange::default(), 5_000, &entry(14, "u5"))
                 .await
                 .unwrap()
         );
         assert_eq!(columns(&db.find_key(id).await.unwrap().unwrap()), cleared);
-        assert!(!db.update_key("nope", &every, 0).await.unwrap());
+        assert!(
+            !db.update_key("nope", &every, 0, &entry(15, "u6"))
+                .await
+                .unwrap()
+        );
+        // Only the changes made are on record, an empty one included.
+        assert_eq!(audited(db).await[..3], ["u3", "u2", "u1"]);
+        assert!(
+            !audited(db)
+                .await
+                .iter()
+                .any(|a| ["u4", "u5", "u6"].contains(&a.as_str()))
+        );
     }
 
     #[test]
@@ -1123,26 +1332,42 @@ mod tests {
         assert_eq!(db.find_user("alice").await.unwrap().unwrap().id, "u1");
         assert!(db.find_user("bob").await.unwrap().is_none());
 
-        db.insert_key(&key("k1", "h1")).await.unwrap();
+        db.insert_key(&key("k1", "h1"), &entry(1, "create k1"))
+            .await
+            .unwrap();
         assert!(matches!(
-            db.insert_key(&key("k2", "h1")).await,
+            db.insert_key(&key("k2", "h1"), &entry(2, "create k2"))
+                .await,
             Err(StoreError::Conflict)
         ));
         assert_eq!(db.find_key_by_hash("h1").await.unwrap().unwrap().id, "k1");
-        db.rotate_key("k1", &key("k3", "h3"), 500).await.unwrap();
+        db.rotate_key("k1", &key("k3", "h3"), 500, &entry(3, "rotate k1"))
+            .await
+            .unwrap();
         assert_eq!(
             db.find_key("k1").await.unwrap().unwrap().revoked_at,
             Some(500)
         );
-        assert!(db.revoke_key("k1", 400).await.unwrap());
+        assert!(
+            db.revoke_key("k1", 400, &entry(4, "revoke k1"))
+                .await
+                .unwrap()
+        );
         assert_eq!(
             db.find_key("k1").await.unwrap().unwrap().revoked_at,
             Some(400)
         );
-        assert!(!db.revoke_key("nope", 400).await.unwrap());
+        assert!(
+            !db.revoke_key("nope", 400, &entry(5, "revoke nope"))
+                .await
+                .unwrap()
+        );
+        // A change and its audit entry are one transaction: a refused one leaves neither.
+        assert_eq!(audited(&db).await, ["revoke k1", "rotate k1", "create k1"]);
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
         assert_eq!(db.find_key("k3").await.unwrap().unwrap().scopes, None);
         key_changes_apply_to_active_keys_only(&db, "k3").await;
+        audit_entries_page_and_round_trip(&db).await;
 
         assert!(db.load_snapshot("quota").await.unwrap().is_none());
         db.save_snapshot("quota", 10, "{\"a\":1}").await.unwrap();
@@ -1193,5 +1418,45 @@ mod tests {
         assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
         assert_eq!(db.quota_used("a", 6).await.unwrap(), 0);
         assert_eq!(db.quota_used("a", 7).await.unwrap(), 15);
+    }
+
+    /// Admin token changes are on record with their change, and the log reads back page by
+    /// page, newest first, every column as written.
+    async fn audit_entries_page_and_round_trip(db: &Db) {
+        let token = AdminTokenRow {
+            id: "sadm_1".into(),
+            token_hash: "th".into(),
+            label: None,
+            created_at: 1,
+            expires_at: None,
+            revoked_at: None,
+        };
+        db.insert_admin_token(&token, &entry(20, "token create"))
+            .await
+            .unwrap();
+        assert!(
+            db.revoke_admin_token("sadm_1", 2, &entry(21, "token revoke"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !db.revoke_admin_token("sadm_1", 3, &entry(22, "again"))
+                .await
+                .unwrap()
+        );
+        let mut refusal = entry(23, "key.update");
+        refusal.outcome = "refused".into();
+        refusal.reason = Some("id names no active key".into());
+        refusal.target = Some("k9".into());
+        refusal.detail = None;
+        db.insert_audit(&refusal).await.unwrap();
+        assert!(matches!(
+            db.insert_audit(&refusal).await,
+            Err(StoreError::Conflict)
+        ));
+        let newest = db.list_audit(None, 2).await.unwrap();
+        assert_eq!(newest, [refusal, entry(21, "token revoke")]);
+        let older = db.list_audit(Some(&newest[1].id), 1).await.unwrap();
+        assert_eq!(older, [entry(20, "token create")]);
     }
 }
