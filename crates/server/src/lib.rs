@@ -18,4 +18,5 @@ pub mod shared;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod usage;
 pub mod work;

@@ -43,6 +43,7 @@ use crate::journal::Journal;
 use crate::observe;
 use crate::shared::Redis;
 use crate::store::canonical_username;
+use crate::usage::{Outcome, UsageHistory};
 
 /// What a limit is for: names its Redis keys, its log lines and its metric labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,6 +157,8 @@ pub struct KeyQuota {
     limit: RateLimit<Counters, PrincipalKey, HttpRequest>,
     /// Where the in-memory counters' charges are made durable; `None` on Redis.
     journal: Option<Journal>,
+    /// Where each charge and each spent-quota refusal is counted, per key and day.
+    history: UsageHistory,
 }
 
 /// Rate-limit fields of a granted call, added to the success response.
@@ -175,11 +178,15 @@ impl Charged {
 impl KeyQuota {
     /// The quota over `counters`: each key's own daily quota, from its [`Principal`]. Each
     /// charge is written to `journal` before the call is answered, when there is one (for
-    /// counters in memory).
+    /// counters in memory), and counted in `history` with each refusal for a spent quota.
     ///
     /// # Errors
     /// `quota`'s, for a limiter it cannot build.
-    pub fn new(counters: Counters, journal: Option<Journal>) -> Result<Self, quota::Error> {
+    pub fn new(
+        counters: Counters,
+        journal: Option<Journal>,
+        history: UsageHistory,
+    ) -> Result<Self, quota::Error> {
         let limit = RateLimit::builder(counters, FromExtension::new(key_of as fn(&_) -> _))
             .name("daily")
             .x_ratelimit_headers(true)
@@ -206,7 +213,11 @@ impl KeyQuota {
                 })
             })
             .build()?;
-        Ok(Self { limit, journal })
+        Ok(Self {
+            limit,
+            journal,
+            history,
+        })
     }
 
     /// Charges `cost` calls to the daily quota of the key `req` authenticated with; 429 with
@@ -221,7 +232,12 @@ impl KeyQuota {
         let call = self.limit.prepare(req).with_cost(cost);
         let fields = match self.limit.decide(call).await {
             Verdict::Allowed(fields) => fields,
-            Verdict::Refused(rejection) => return Err(ApiError::Refused(rejection.into())),
+            Verdict::Refused(rejection) => {
+                if rejection.status == 429 {
+                    self.count(req, Outcome::Quota);
+                }
+                return Err(ApiError::Refused(rejection.into()));
+            }
         };
         if let Some(journal) = &self.journal
             && cost > 0
@@ -235,7 +251,15 @@ impl KeyQuota {
                     retry_after: Some(1),
                 })?;
         }
+        self.count(req, Outcome::Accepted);
         Ok(Charged(fields))
+    }
+
+    /// Counts the call `req` in the usage history of its key.
+    fn count(&self, req: &HttpRequest, outcome: Outcome) {
+        quota::RequestView::with_extension(req, |p: &Principal| {
+            self.history.record(&p.key_id, outcome);
+        });
     }
 
     /// The journal of the in-memory counters; `None` on Redis.

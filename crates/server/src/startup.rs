@@ -42,6 +42,7 @@ use crate::sealing::Sealer;
 use crate::shared::{self, Redis, SharedWeather};
 use crate::state::Services;
 use crate::store::Db;
+use crate::usage::UsageHistory;
 
 /// The environment the server reads secrets and upstream keys from: the process's, or a
 /// map that tests inject instead of mutating the process environment.
@@ -183,6 +184,9 @@ impl FirstStart {
         ];
         if let Some(admin) = &self.admin_token {
             lines.push(format!("Admin token (for /admin/keys):  {}", admin.token));
+            lines.push(format!(
+                "Admin page (sign in with it):   http://{addr}/admin/ui"
+            ));
             if self.demo_key.is_none() {
                 lines.push(
                     "(made because no admin token was active; `secure-api admin-token list`)"
@@ -417,9 +421,11 @@ pub async fn build_services(
         .then(|| Journal::start(db.clone(), clock.clone()))
         .transpose()
         .map_err(build_error)?;
+    let usage = UsageHistory::new(db.clone(), clock.clone());
     let quota = KeyQuota::new(
         limits::counters(daily, &clock, redis.as_ref(), Concern::Quota).map_err(build_error)?,
         journal,
+        usage.clone(),
     )
     .map_err(build_error)?;
     let login_limits = limits::login_limits(
@@ -447,6 +453,7 @@ pub async fn build_services(
         keys: web::Data::new(keys),
         api_auth: web::Data::new(api_auth),
         quota: web::Data::new(quota),
+        usage: web::Data::new(usage),
         login_limits,
         username_limit: web::Data::new(username_limit),
         weather_cache: web::Data::new(SharedWeather::new(redis.clone())),
@@ -793,6 +800,10 @@ impl Application {
                 if let Err(e) = services.db.purge_revoked_tokens(services.clock.now()).await {
                     tracing::error!(error = %e, "purging expired revocations failed");
                 }
+                if let Err(e) = services.usage.flush().await {
+                    crate::observe::database_error();
+                    crate::observe::throttled_error("writing the usage history failed", &e);
+                }
             }
         });
         let result = self.server.await;
@@ -808,6 +819,9 @@ impl Application {
                     tracing::error!(error = %e, "folding the quota charges at shutdown failed")
                 }
             }
+        }
+        if let Err(e) = self.services.usage.flush().await {
+            tracing::error!(error = %e, "writing the usage history at shutdown failed");
         }
         if let Err(e) = self.services.db.checkpoint().await {
             tracing::error!(error = %e, "syncing the database at shutdown failed");

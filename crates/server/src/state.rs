@@ -15,6 +15,7 @@ use crate::routes::health::Readiness;
 use crate::routes::prime::PrimePool;
 use crate::shared::SharedWeather;
 use crate::store::Db;
+use crate::usage::UsageHistory;
 
 /// Every service, built once at start-up and shared by all workers.
 #[derive(Debug, Clone)]
@@ -35,6 +36,8 @@ pub struct Services {
     pub api_auth: web::Data<ApiAuth>,
     /// The per-key daily quota.
     pub quota: web::Data<KeyQuota>,
+    /// The usage history of every key.
+    pub usage: web::Data<UsageHistory>,
     /// The per-client limits on `/login` and `/register` (middleware): per address or IPv6
     /// /64, and per IPv6 /48.
     pub login_limits: [LoginLimit; 2],
@@ -66,6 +69,7 @@ impl Services {
             .app_data(self.accounts.clone())
             .app_data(self.api_auth.clone())
             .app_data(self.quota.clone())
+            .app_data(self.usage.clone())
             .app_data(self.username_limit.clone())
             .app_data(self.weather_cache.clone())
             .app_data(self.readiness.clone())

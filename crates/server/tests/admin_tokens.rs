@@ -341,3 +341,68 @@ fn the_command_line_records_its_actions_in_the_audit_log_and_pages_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn keys_usage_shows_the_history_of_the_days_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("SECRET_KEY".to_owned(), random_hex(48))];
+    let created: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["keys", "create", "--service", "shop", "--json"],
+    ))
+    .unwrap();
+    let id = created["id"].as_str().unwrap();
+    let report: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["keys", "usage", id, "--days", "2", "--json"],
+    ))
+    .unwrap();
+    assert_eq!(report["id"], id);
+    let history = report["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    for day in history {
+        assert_eq!(day["accepted"], 0);
+        assert_eq!(day["refused"], json!({"quota": 0, "scope": 0}));
+    }
+    let text = run_cli(
+        &env,
+        dir.path(),
+        &[
+            "keys",
+            "usage",
+            id,
+            "--from",
+            "2026-01-30",
+            "--to",
+            "2026-02-02",
+        ],
+    );
+    let dates: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.starts_with("2026-"))
+        .collect();
+    assert_eq!(
+        dates,
+        ["2026-01-30", "2026-01-31", "2026-02-01", "2026-02-02"],
+        "{text}"
+    );
+    for (args, says) in [
+        (vec!["--days", "0"], "--days must be between 1 and 400"),
+        (
+            vec!["--from", "2026-13-01"],
+            "--from must be a date, YYYY-MM-DD",
+        ),
+        (
+            vec!["--days", "3", "--to", "2026-01-01"],
+            "cannot be used with",
+        ),
+    ] {
+        let mut all = vec!["keys", "usage", id];
+        all.extend(args);
+        let stderr = run_cli_refused(&env, dir.path(), &all);
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+    }
+}

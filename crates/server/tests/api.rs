@@ -854,6 +854,15 @@ async fn keys_users_and_quota_usage_survive_a_restart() {
     }
     let creds = r#"{"username": "carol", "password": "persistent password"}"#;
     assert_eq!(first.post("/register", &[], creds).await.status, 201);
+    let admin = format!("Bearer {}", first.first.admin_token);
+    let keys = first.get("/admin/keys", &[("authorization", &admin)]).await;
+    let durable = keys
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["service"] == "durable");
+    let id = durable.unwrap()["id"].as_str().unwrap().to_owned();
     first.stop().await;
 
     let second = spawn_with(Spawn {
@@ -873,6 +882,14 @@ async fn keys_users_and_quota_usage_survive_a_restart() {
         "3 of 5 used before the restart"
     );
     assert_eq!(second.post("/login", &[], creds).await.status, 200);
+    // The history of the calls before the stop was written by it; today's call is counted too.
+    let usage = second
+        .get(
+            &format!("/admin/keys/{id}/usage?days=1"),
+            &[("authorization", &admin)],
+        )
+        .await;
+    assert_eq!(usage.body["history"][0]["accepted"], 4, "{}", usage.body);
 }
 
 #[actix_web::test]
@@ -1628,4 +1645,96 @@ async fn every_admin_action_is_in_the_audit_log_with_its_token_request_and_outco
     }
     let extra = app.get("/admin/audit?offset=3", &ah).await;
     assert_eq!(extra.status, 400);
+}
+
+#[actix_web::test]
+async fn a_keys_usage_history_counts_its_calls_per_day_accepted_and_refused_by_reason() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let created = app
+        .create_key(json!({"service": "hist", "daily_quota": 2, "scopes": ["time:read"]}))
+        .await;
+    let (id, key) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["key"].as_str().unwrap().to_owned(),
+    );
+    let call = async |path: &str| {
+        let reply = app.post(path, &[("authorization", &key)], "").await;
+        reply.status
+    };
+    // 2026-03-01: two answered, one over the quota, one outside the key's scopes.
+    assert_eq!(call("/get-current-time").await, 200);
+    assert_eq!(call("/get-current-time").await, 200);
+    assert_eq!(call("/get-current-time").await, 429);
+    let whoami = app.get("/whoami", &[("authorization", &key)]).await;
+    assert_eq!(whoami.status, 403);
+    // A call of another key, and a failed authentication, are not this key's.
+    let demo = app.first.demo_key.key.clone();
+    let other = app
+        .post("/get-current-time", &[("authorization", &demo)], "")
+        .await;
+    assert_eq!(other.status, 200);
+    assert_eq!(call_with_bad_key(&app).await, 401);
+    // 2026-03-02: one more.
+    app.clock.set(NOON + 86_400);
+    assert_eq!(call("/get-current-time").await, 200);
+
+    let usage = app
+        .get(&format!("/admin/keys/{id}/usage?days=3"), &ah)
+        .await;
+    assert_eq!(usage.status, 200, "{}", usage.body);
+    let day = |date: &str, accepted: u64, quota: u64, scope: u64| json!({"date": date, "accepted": accepted, "refused": {"quota": quota, "scope": scope}});
+    let three_days = json!([
+        day("2026-02-28", 0, 0, 0),
+        day("2026-03-01", 2, 1, 1),
+        day("2026-03-02", 1, 0, 0),
+    ]);
+    assert_eq!(usage.body["history"], three_days);
+    assert_eq!(
+        (usage.body["used"].clone(), usage.body["limit"].clone()),
+        (json!(1), json!(2))
+    );
+    // Thirty days by default, ending today; or the days between two dates.
+    let default = app.get(&format!("/admin/keys/{id}/usage"), &ah).await;
+    let history = default.body["history"].as_array().unwrap();
+    assert_eq!(history.len(), 30);
+    assert_eq!(history[29], three_days[2]);
+    assert_eq!(history[0]["date"], "2026-02-01");
+    let between = app
+        .get(
+            &format!("/admin/keys/{id}/usage?from=2026-03-01&to=2026-03-01"),
+            &ah,
+        )
+        .await;
+    assert_eq!(between.body["history"], json!([three_days[1]]));
+
+    for (query, field) in [
+        ("days=0", "days"),
+        ("days=401", "days"),
+        ("days=3&from=2026-03-01", "days"),
+        ("from=2026-03-02&to=2026-03-01", "from"),
+        ("from=2025-01-01", "from"),
+        ("from=2026-02-30", "from"),
+        ("to=tomorrow", "to"),
+    ] {
+        let bad = app
+            .get(&format!("/admin/keys/{id}/usage?{query}"), &ah)
+            .await;
+        assert_eq!(
+            (bad.status, bad.body["field"].clone()),
+            (400, json!(field)),
+            "{query}"
+        );
+    }
+    let unknown = app.get("/admin/keys/sapi_nope/usage", &ah).await;
+    assert_eq!(unknown.status, 404);
+}
+
+/// A call with a key that does not exist: 401, counted for no key.
+async fn call_with_bad_key(app: &TestApp) -> u16 {
+    let bad = "sapi_00000000000000000000000000000000000000000000";
+    app.post("/get-current-time", &[("authorization", bad)], "")
+        .await
+        .status
 }

@@ -13,10 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::process::{
-    Instance, Reply, admin_token, create_key, random_hex, send, start_instance, time_call,
+    Instance, Reply, admin_token, create_key, random_hex, run_cli, send, start_instance, time_call,
 };
 use request_signing::{Secret, Signer, sign_v0};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Key lookups are cached this long on each instance; a revocation must reach the other
 /// instance within it.
@@ -116,6 +116,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         json!({"service": "mi", "daily_quota": 50}),
     )
     .await;
+    let quota_key_id = key["id"].as_str().unwrap().to_owned();
     let key = key["key"].as_str().unwrap().to_owned();
     let started = Instant::now();
     let calls = (0..200).map(|i| {
@@ -415,6 +416,20 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     let (log_a, log_b) = (a.log(), b.log());
     assert!(a.process.terminate().success(), "{log_a}");
     assert!(b.process.terminate().success(), "{log_b}");
+    // Each instance wrote its part of the usage history (at the latest when it stopped): the
+    // sum is every call of test 1, exactly.
+    let usage: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["keys", "usage", &quota_key_id, "--days", "1", "--json"],
+    ))
+    .unwrap();
+    let today = &usage["history"][0];
+    assert_eq!(
+        (today["accepted"].clone(), today["refused"]["quota"].clone()),
+        (json!(50), json!(151)),
+        "{usage}"
+    );
     drop(redis);
     schema.drop_schema().await;
 }

@@ -141,6 +141,27 @@ async fn the_store_runs_unchanged_on_postgres() {
     assert!(db.load_snapshot("daily-quota").await.unwrap().is_none());
     assert_eq!(db.quota_usage_on(7).await.unwrap(), [("a".to_owned(), 5)]);
     assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
+    // The usage history adds up per key, day and outcome, across batches.
+    let calls = |key: &str, day, outcome, n| (key.to_owned(), day, outcome, n);
+    let batch = [
+        calls("k", 7, "accepted", 2),
+        calls("k", 7, "scope", 1),
+        calls("k", 3, "quota", 4),
+    ];
+    db.add_key_usage(&batch).await.unwrap();
+    db.add_key_usage(&[
+        calls("k", 7, "accepted", 3),
+        calls("other", 7, "accepted", 9),
+    ])
+    .await
+    .unwrap();
+    let history = db.key_usage("k", 5, 7).await.unwrap();
+    assert_eq!(
+        history,
+        [(7, "accepted".to_owned(), 5), (7, "scope".to_owned(), 1)]
+    );
+    assert_eq!(db.purge_key_usage(5).await.unwrap(), 1);
+    assert!(db.key_usage("k", 0, 4).await.unwrap().is_empty());
     assert!(db.revoke_token("j", 100).await.unwrap());
     assert!(!db.revoke_token("j", 100).await.unwrap());
     assert!(db.is_token_revoked("j", "fam").await.unwrap());

@@ -19,6 +19,7 @@ use crate::auth::principal::{AuthMethod, KeyIdentity};
 use crate::auth::scope::Scope;
 use crate::auth::signed::{SignatureAuth, SigningKeys};
 use crate::error::ApiError;
+use crate::usage::{Outcome, UsageHistory};
 
 /// The key and signature middleware of the API routes, and the caches behind them.
 #[derive(Debug, Clone)]
@@ -87,7 +88,12 @@ pub async fn require_principal(
     };
     crate::observe::record_key(&principal.key_id);
     tracing::debug!(key = %principal.key_id, method = ?principal.method, "authenticated");
-    principal.require(scope)?;
+    if let Err(refused) = principal.require(scope) {
+        if let Some(history) = req.app_data::<web::Data<UsageHistory>>() {
+            history.record(&principal.key_id, Outcome::Scope);
+        }
+        return Err(refused.into());
+    }
     req.extensions_mut().insert(principal);
     next.call(req).await
 }

@@ -184,10 +184,23 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show today's usage of a key.
+    /// Show a key's usage: today's quota, and its calls per day (the last 30 days unless
+    /// --days or --from/--to say otherwise).
     Usage {
         /// The key id.
         id: String,
+        /// The last N UTC days, today included (1 to 400).
+        #[arg(long, value_name = "N", conflicts_with_all = ["from", "to"])]
+        days: Option<u32>,
+        /// The first day, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// The last day, YYYY-MM-DD (default: today).
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Print one JSON object, as `GET /admin/keys/{id}/usage` answers, instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -20,8 +20,10 @@ use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, KeyUpdate, NewKey};
+use crate::routes::admin::UsageResponse;
 use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
 use crate::state::Services;
+use crate::usage::DayRange;
 
 /// Runs the command line; the process exit code.
 #[must_use]
@@ -438,7 +440,16 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             }
             print_created(&created, json)
         }
-        KeysCommand::Usage { id } => {
+        KeysCommand::Usage {
+            id,
+            days,
+            from,
+            to,
+            json,
+        } => {
+            let today = crate::journal::today(&services.clock);
+            let range = DayRange::parse(days, from.as_deref(), to.as_deref(), today)
+                .map_err(|e| format!("--{e}"))?;
             // Building the services counted today's stored usage in.
             let row = keys.find(&id).await.map_err(|e| e.to_string())?;
             let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
@@ -447,6 +458,23 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 .usage(row.quota_subject(), limit)
                 .await
                 .map_err(|e| e.to_string())?;
+            let history = services
+                .usage
+                .history(&row.id, range)
+                .await
+                .map_err(|e| e.to_string())?;
+            if json {
+                let report = UsageResponse {
+                    id: row.id,
+                    limit: usage.limit,
+                    used: usage.used,
+                    remaining: usage.remaining,
+                    reset_secs: usage.reset.as_secs(),
+                    history,
+                };
+                println!("{}", to_json(&report)?);
+                return Ok(());
+            }
             let source = if services.quota.is_shared() {
                 "live, from Redis"
             } else {
@@ -460,6 +488,16 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 usage.remaining,
                 usage.reset.as_secs(),
             );
+            println!(
+                "{:<10} {:>10} {:>14} {:>14}   (calls of this key; up to 5 s behind the servers)",
+                "DATE", "ACCEPTED", "REFUSED QUOTA", "REFUSED SCOPE"
+            );
+            for day in &history {
+                println!(
+                    "{:<10} {:>10} {:>14} {:>14}",
+                    day.date, day.accepted, day.refused.quota, day.refused.scope
+                );
+            }
             Ok(())
         }
     }

@@ -10,10 +10,12 @@ use crate::audit::{AuditLog, AuditPage, PAGE_DEFAULT};
 use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::chain::ApiAuth;
 use crate::auth::scope::Scopes;
+use crate::clock::Clock;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson, Query};
 use crate::keys::{CreatedKey, KeyInfo, KeyManager, KeyUpdate, NewKey};
 use crate::limits::KeyQuota;
+use crate::usage::{DayRange, DayUsage, UsageHistory};
 
 /// A key to create.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -94,7 +96,23 @@ pub struct RotateRequest {
     pub grace_hours: Option<u32>,
 }
 
-/// Today's usage of a key.
+/// The days `GET /admin/keys/{id}/usage` covers: the last `days`, or `from` to `to`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// The last N UTC days, today included (1 to 400; default 30). Not with `from` or `to`.
+    #[param(minimum = 1, maximum = 400)]
+    pub days: Option<u32>,
+    /// The first day, `YYYY-MM-DD` (default: 30 days up to `to`).
+    #[param(example = "2026-11-01")]
+    pub from: Option<String>,
+    /// The last day, `YYYY-MM-DD`, at most 400 days after `from` (default: today).
+    #[param(example = "2026-11-30")]
+    pub to: Option<String>,
+}
+
+/// A key's usage: today's quota, and its calls per day.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UsageResponse {
     /// The key id.
@@ -107,6 +125,9 @@ pub struct UsageResponse {
     pub remaining: u64,
     /// Seconds until the quota resets (00:00 UTC).
     pub reset_secs: u64,
+    /// This key's calls per UTC day over the days asked for, oldest first, days without calls
+    /// included: accepted, and refused by reason. Another instance's calls show within 5 s.
+    pub history: Vec<DayUsage>,
 }
 
 /// Paging of `GET /admin/audit`.
@@ -257,12 +278,14 @@ pub async fn rotate_key(
     Ok(HttpResponse::Created().json(&created))
 }
 
-/// Today's usage of a key: the daily quota it shares with the keys it was rotated from or into.
+/// A key's usage: today's daily quota, which it shares with the keys it was rotated from or
+/// into, and its own calls per day (30 days unless `days` or `from`/`to` say otherwise).
 #[utoipa::path(
     get, path = "/admin/keys/{id}/usage", tag = "admin",
-    params(("id" = String, Path, description = "The key id")),
+    params(("id" = String, Path, description = "The key id"), UsageQuery),
     responses(
         (status = 200, description = "Usage", body = UsageResponse),
+        (status = 400, description = "Invalid days, from or to", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -271,13 +294,25 @@ pub async fn rotate_key(
 pub async fn key_usage(
     keys: web::Data<KeyManager>,
     quota: web::Data<KeyQuota>,
+    history: web::Data<UsageHistory>,
+    clock: web::Data<Clock>,
     _admin: Admin,
     id: web::Path<String>,
+    query: Query<UsageQuery>,
 ) -> Result<web::Json<UsageResponse>, ApiError> {
+    let query = query.into_inner();
+    let range = DayRange::parse(
+        query.days,
+        query.from.as_deref(),
+        query.to.as_deref(),
+        crate::journal::today(&clock),
+    )?;
     let row = keys.find(&id).await?;
     let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
     let usage = quota.usage(row.quota_subject(), limit).await?;
+    let history = history.history(&row.id, range).await?;
     Ok(web::Json(UsageResponse {
+        history,
         id: row.id,
         limit: usage.limit,
         used: usage.used,

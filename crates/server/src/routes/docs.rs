@@ -24,8 +24,10 @@ const INIT_JS: &str = include_str!("../../assets/docs-init.js");
 const BUNDLE_JS: &str = include_str!("../../assets/swagger-ui/swagger-ui-bundle.js");
 const CSS: &str = include_str!("../../assets/swagger-ui/swagger-ui.css");
 
-const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
-const STYLESHEET: &str = "text/css; charset=utf-8";
+/// The content type of a script.
+pub(super) const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+/// The content type of a stylesheet.
+pub(super) const STYLESHEET: &str = "text/css; charset=utf-8";
 
 /// The interactive API reference.
 #[utoipa::path(get, path = "/docs", tag = "operations",
@@ -62,7 +64,8 @@ pub async fn swagger_ui_css() -> HttpResponse {
     asset(STYLESHEET, CSS)
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+/// A static asset compiled into the binary, cacheable for a day.
+pub(super) fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(content_type)
         .insert_header((CACHE_CONTROL, ASSET_CACHE))

@@ -1,6 +1,7 @@
 //! HTTP routes: each handler turns a request into a library call and the answer into JSON.
 
 pub mod admin;
+pub mod admin_ui;
 pub mod docs;
 pub mod health;
 pub mod prime;
@@ -47,6 +48,9 @@ use crate::limits::LoginLimit;
         admin::create_admin_token,
         admin::revoke_admin_token,
         admin::audit_log,
+        admin_ui::admin_page,
+        admin_ui::admin_js,
+        admin_ui::admin_css,
         health::healthz,
         health::readyz,
         health::metrics,
@@ -291,6 +295,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[L
     )
     .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
     .service(resource("/admin/audit").route(get().to(admin::audit_log)))
+    .service(resource("/admin/ui").route(get().to(admin_ui::admin_page)))
+    .service(resource("/admin/ui/admin.js").route(get().to(admin_ui::admin_js)))
+    .service(resource("/admin/ui/admin.css").route(get().to(admin_ui::admin_css)))
     .service(resource("/healthz").route(get().to(health::healthz)))
     .service(resource("/readyz").route(get().to(health::readyz)))
     .service(resource("/metrics").route(get().to(health::metrics)))

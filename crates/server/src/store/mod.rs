@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit log",
         include_str!("../../migrations/0008_audit_log.sql"),
     ),
+    (
+        9,
+        "key usage",
+        include_str!("../../migrations/0009_key_usage.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -704,6 +709,56 @@ impl Db {
         Ok(revoked)
     }
 
+    // ---- usage history ----
+
+    /// Adds each row's calls to the history of its key, day and outcome, in one transaction.
+    pub async fn add_key_usage(&self, rows: &[KeyUsageRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for chunk in rows.chunks(KEY_USAGE_ROWS_PER_STATEMENT) {
+            add_key_usage_query(chunk).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The history of the key `key_id` from day `first` to day `last` (both included):
+    /// `(day, outcome, calls)`, by day then outcome.
+    pub async fn key_usage(
+        &self,
+        key_id: &str,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<(i64, String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT day, outcome, calls FROM key_usage \
+             WHERE key_id = $1 AND day >= $2 AND day <= $3 ORDER BY day, outcome",
+        )
+        .bind(key_id)
+        .bind(first)
+        .bind(last)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let calls: i64 = row.get(2);
+                (row.get(0), row.get(1), u64::try_from(calls).unwrap_or(0))
+            })
+            .collect())
+    }
+
+    /// Deletes the history of days before `before_day`; returns how many rows went.
+    pub async fn purge_key_usage(&self, before_day: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM key_usage WHERE day < $1")
+            .bind(before_day)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     // ---- audit log ----
 
     /// Appends one audit entry on its own (a refusal, which changed nothing).
@@ -946,27 +1001,32 @@ impl UsageFile {
     }
 }
 
+/// `(key id, day, outcome, calls)`: calls of one key on one day with one outcome.
+pub type KeyUsageRow = (String, i64, &'static str, u64);
+
 /// The most `(subject, day, calls)` rows one statement of [`Db::add_quota_usage`] adds.
 pub const USAGE_ROWS_PER_STATEMENT: usize = 64;
+
+/// Appends `rows` tuples of `columns` numbered placeholders: `($1, $2), ($3, $4)`.
+fn push_placeholders(sql: &mut String, rows: usize, columns: usize) {
+    use std::fmt::Write as _;
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for column in 0..columns {
+            let separator = if column == 0 { "" } else { ", " };
+            let _ = write!(sql, "{separator}${}", row * columns + column + 1);
+        }
+        sql.push(')');
+    }
+}
 
 /// Adds each row's `calls` to the usage of its `subject` on its `day`: one statement, with
 /// each `(subject, day)` at most once (PostgreSQL refuses a statement updating a row twice).
 fn add_usage_query(
     rows: &[UsageRow],
 ) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
-    use std::fmt::Write as _;
     let mut sql = String::from("INSERT INTO quota_usage (subject, day, used) VALUES ");
-    for i in 0..rows.len() {
-        let n = 3 * i;
-        let _ = write!(
-            sql,
-            "{}(${}, ${}, ${})",
-            if i == 0 { "" } else { ", " },
-            n + 1,
-            n + 2,
-            n + 3
-        );
-    }
+    push_placeholders(&mut sql, rows.len(), 3);
     sql.push_str(
         " ON CONFLICT (subject, day) DO UPDATE SET used = quota_usage.used + excluded.used",
     );
@@ -976,6 +1036,31 @@ fn add_usage_query(
             query
                 .bind(subject.as_str())
                 .bind(*day)
+                .bind(i64::try_from(*calls).unwrap_or(i64::MAX))
+        },
+    )
+}
+
+/// The most `(key, day, outcome, calls)` rows one statement of [`Db::add_key_usage`] adds.
+const KEY_USAGE_ROWS_PER_STATEMENT: usize = 64;
+
+/// Adds each row's calls to the usage history of its key, day and outcome: one statement, each
+/// `(key, day, outcome)` at most once.
+fn add_key_usage_query(
+    rows: &[KeyUsageRow],
+) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
+    let mut sql = String::from("INSERT INTO key_usage (key_id, day, outcome, calls) VALUES ");
+    push_placeholders(&mut sql, rows.len(), 4);
+    sql.push_str(
+        " ON CONFLICT (key_id, day, outcome) DO UPDATE SET calls = key_usage.calls + excluded.calls",
+    );
+    rows.iter().fold(
+        sqlx::query(sqlx::AssertSqlSafe(sql)),
+        |query, (key, day, outcome, calls)| {
+            query
+                .bind(key.as_str())
+                .bind(*day)
+                .bind(*outcome)
                 .bind(i64::try_from(*calls).unwrap_or(i64::MAX))
         },
     )
@@ -1198,6 +1283,13 @@ mod tests {
                 .iter()
                 .any(|a| ["u4", "u5", "u6"].contains(&a.as_str()))
         );
+    }
+
+    #[test]
+    fn placeholders_number_every_column_of_every_row() {
+        let mut sql = String::new();
+        push_placeholders(&mut sql, 2, 3);
+        assert_eq!(sql, "($1, $2, $3), ($4, $5, $6)");
     }
 
     #[test]
