@@ -72,11 +72,7 @@ const TEST: &str = "the_operator_signs_in_and_manages_keys_in_chromium";
 #[actix_web::test]
 #[ignore = "needs Chromium (/usr/bin/chromium)"]
 async fn the_operator_signs_in_and_manages_keys_in_chromium() {
-    let Some(chromium) = test_services::program(
-        TEST,
-        "chromium",
-        "install it with `apt-get install chromium` (`.ci/run` does)",
-    ) else {
+    let Some(chromium) = browser::chromium(TEST) else {
         return;
     };
     let app = spawn().await;

@@ -204,11 +204,7 @@ const TEST: &str = "the_page_renders_every_operation_without_errors_in_chromium"
 #[actix_web::test]
 #[ignore = "needs Chromium (/usr/bin/chromium)"]
 async fn the_page_renders_every_operation_without_errors_in_chromium() {
-    let Some(chromium) = test_services::program(
-        TEST,
-        "chromium",
-        "install it with `apt-get install chromium` (`.ci/run` does)",
-    ) else {
+    let Some(chromium) = browser::chromium(TEST) else {
         return;
     };
     let app = spawn().await;

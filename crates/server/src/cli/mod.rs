@@ -20,7 +20,7 @@ use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
 use crate::keys::{CreatedKey, KeyUpdate, NewKey};
-use crate::routes::admin::UsageResponse;
+use crate::routes::admin::usage_report;
 use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
 use crate::state::Services;
 use crate::usage::DayRange;
@@ -451,27 +451,10 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             let range = DayRange::parse(days, from.as_deref(), to.as_deref(), today)
                 .map_err(|e| format!("--{e}"))?;
             // Building the services counted today's stored usage in.
-            let row = keys.find(&id).await.map_err(|e| e.to_string())?;
-            let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
-            let usage = services
-                .quota
-                .usage(row.quota_subject(), limit)
-                .await
-                .map_err(|e| e.to_string())?;
-            let history = services
-                .usage
-                .history(&row.id, range)
+            let report = usage_report(keys, &services.quota, &services.usage, &id, range)
                 .await
                 .map_err(|e| e.to_string())?;
             if json {
-                let report = UsageResponse {
-                    id: row.id,
-                    limit: usage.limit,
-                    used: usage.used,
-                    remaining: usage.remaining,
-                    reset_secs: usage.reset.as_secs(),
-                    history,
-                };
                 println!("{}", to_json(&report)?);
                 return Ok(());
             }
@@ -482,17 +465,13 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             };
             println!(
                 "{}: {} of {} used today, {} left, resets in {} s ({source})",
-                row.id,
-                usage.used,
-                usage.limit,
-                usage.remaining,
-                usage.reset.as_secs(),
+                report.id, report.used, report.limit, report.remaining, report.reset_secs,
             );
             println!(
                 "{:<10} {:>10} {:>14} {:>14}   (calls of this key; up to 5 s behind the servers)",
                 "DATE", "ACCEPTED", "REFUSED QUOTA", "REFUSED SCOPE"
             );
-            for day in &history {
+            for day in &report.history {
                 println!(
                     "{:<10} {:>10} {:>14} {:>14}",
                     day.date, day.accepted, day.refused.quota, day.refused.scope

@@ -307,18 +307,35 @@ pub async fn key_usage(
         query.to.as_deref(),
         crate::journal::today(&clock),
     )?;
-    let row = keys.find(&id).await?;
+    Ok(web::Json(
+        usage_report(&keys, &quota, &history, &id, range).await?,
+    ))
+}
+
+/// The usage of the key `id`: today's quota (shared along its rotation chain) and its own calls
+/// per day over `range`; for `GET /admin/keys/{id}/usage` and `secure-api keys usage`.
+///
+/// # Errors
+/// 404 for no such key; 503 when the quota or the database cannot be read.
+pub async fn usage_report(
+    keys: &KeyManager,
+    quota: &KeyQuota,
+    history: &UsageHistory,
+    id: &str,
+    range: DayRange,
+) -> Result<UsageResponse, ApiError> {
+    let row = keys.find(id).await?;
     let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
     let usage = quota.usage(row.quota_subject(), limit).await?;
     let history = history.history(&row.id, range).await?;
-    Ok(web::Json(UsageResponse {
+    Ok(UsageResponse {
         history,
         id: row.id,
         limit: usage.limit,
         used: usage.used,
         remaining: usage.remaining,
         reset_secs: usage.reset.as_secs(),
-    }))
+    })
 }
 
 /// List admin tokens (never the tokens themselves).

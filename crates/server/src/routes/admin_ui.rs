@@ -8,9 +8,8 @@
 //! `Authorization` header, never in a URL or a cookie.
 
 use actix_web::HttpResponse;
-use actix_web::http::header::{CONTENT_SECURITY_POLICY, ContentType};
 
-use super::docs::{JAVASCRIPT, STYLESHEET, asset};
+use super::docs::{JAVASCRIPT, STYLESHEET, asset, page};
 
 /// The page's Content-Security-Policy: its own script and stylesheet and requests to this
 /// server only; no inline or evaluated script, no inline style, no images, fonts, frames or
@@ -27,10 +26,7 @@ const CSS: &str = include_str!("../../assets/admin/admin.css");
     responses((status = 200, description = "The admin page; sign in on it with an admin token",
         content_type = "text/html", body = String)))]
 pub async fn admin_page() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .body(PAGE)
+    page(PAGE_CSP, PAGE)
 }
 
 /// The admin page's script.

@@ -34,10 +34,15 @@ pub(super) const STYLESHEET: &str = "text/css; charset=utf-8";
     responses((status = 200, description = "The API reference page (Swagger UI)",
         content_type = "text/html", body = String)))]
 pub async fn docs_page() -> HttpResponse {
+    page(PAGE_CSP, PAGE)
+}
+
+/// An HTML page compiled into the binary, under its own Content-Security-Policy `csp`.
+pub(super) fn page(csp: &'static str, html: &'static str) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(ContentType::html())
-        .insert_header((CONTENT_SECURITY_POLICY, PAGE_CSP))
-        .body(PAGE)
+        .insert_header((CONTENT_SECURITY_POLICY, csp))
+        .body(html)
 }
 
 /// The script that starts Swagger UI on the reference page.

@@ -205,7 +205,7 @@ pub struct AdminTokenRow {
     pub revoked_at: Option<i64>,
 }
 
-/// One audit log entry as stored ([`crate::audit`]).
+/// One audit log entry as stored: who did which admin action, on what, how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
     /// Sortable id: `aud_`, 16 hex digits of microseconds, 8 random hex digits.
@@ -469,7 +469,7 @@ impl Db {
     /// transaction. Returns whether the key exists (nothing is written when it does not).
     pub async fn revoke_key(&self, id: &str, at: i64, audit: &AuditRow) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = $2 \
              WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
         )
@@ -477,11 +477,13 @@ impl Db {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let exists = sqlx::query("SELECT 1 FROM api_keys WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
+        // Nothing changed: the key may not exist, or was revoked earlier.
+        let exists = done.rows_affected() > 0
+            || sqlx::query("SELECT 1 FROM api_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
         if exists {
             insert_audit_query(audit).execute(&mut *tx).await?;
             tx.commit().await?;

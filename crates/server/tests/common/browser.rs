@@ -16,6 +16,16 @@ use base64::Engine as _;
 use futures_util::{Sink, SinkExt as _, Stream, StreamExt as _};
 use serde_json::{Value, json};
 
+/// Chromium for the test `test`, or `None` (the test then skips, and fails under
+/// `REQUIRE_SERVICES=1`) when it is not installed.
+pub fn chromium(test: &str) -> Option<std::path::PathBuf> {
+    test_services::program(
+        test,
+        "chromium",
+        "install it with `apt-get install chromium` (`.ci/run` does)",
+    )
+}
+
 /// How long a page may take to render, or a request made from it to be answered.
 pub const RENDER_BUDGET: Duration = Duration::from_secs(45);
 
