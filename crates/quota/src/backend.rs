@@ -66,6 +66,40 @@ pub trait Backend: Send + Sync {
         limit: NonZeroU64,
     ) -> impl Future<Output = Result<Decision>> + Send;
 
+    /// Like [`decide`](Backend::decide), under `policy` instead of the backend's policy and any
+    /// stored override: for callers whose keys each have a rate of their own (a GCRA rate,
+    /// period and burst per API key, say). `policy` must have the backend's shape: GCRA for a
+    /// GCRA backend, a fixed window of the same calendar unit for a fixed-window one.
+    ///
+    /// # Errors
+    /// As [`decide`](Backend::decide); [`Error::InvalidPolicy`](crate::Error::InvalidPolicy) for a
+    /// policy of another shape, or one the backend cannot count (Redis: faster than one call per
+    /// microsecond, or a limit of 2^53 or more).
+    fn decide_with_policy(
+        &self,
+        key: &str,
+        cost: u64,
+        policy: Policy,
+    ) -> impl Future<Output = Result<Decision>> + Send;
+
+    /// Gives back `cost` units that `granted`, an [`Allowed`](crate::Status::Allowed) decision
+    /// of this backend for `key`, counted: for a call refused later by another limit, so that
+    /// a refused call costs nothing. A fixed window's count falls by `cost` if its window is
+    /// still current (a refund never reaches into the next window); a GCRA bucket's level falls
+    /// by `cost` emission intervals. Anything but an allowed decision is left alone.
+    ///
+    /// Between the charge and its refund another call may see the key fuller than it ends up:
+    /// a refund can refuse a concurrent call near the limit, never grant one too many.
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`](crate::Error::KeyTooLong); a store's errors (Redis).
+    fn refund(
+        &self,
+        key: &str,
+        cost: u64,
+        granted: &Decision,
+    ) -> impl Future<Output = Result<()>> + Send;
+
     /// The decision of [`decide_with_limit`](Backend::decide_with_limit) (`limit: None`: of
     /// [`decide`](Backend::decide)) when the backend can give it without waiting, as the memory
     /// backend can; `None` otherwise, with nothing counted. Middleware uses it to skip the
@@ -116,6 +150,14 @@ impl<L: Backend, R: Backend> Backend for either::Either<L, R> {
 
     async fn decide_with_limit(&self, key: &str, cost: u64, limit: NonZeroU64) -> Result<Decision> {
         either::for_both!(self, b => b.decide_with_limit(key, cost, limit).await)
+    }
+
+    async fn decide_with_policy(&self, key: &str, cost: u64, policy: Policy) -> Result<Decision> {
+        either::for_both!(self, b => b.decide_with_policy(key, cost, policy).await)
+    }
+
+    async fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
+        either::for_both!(self, b => b.refund(key, cost, granted).await)
     }
 
     fn decide_now(

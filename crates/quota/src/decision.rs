@@ -55,6 +55,10 @@ pub(crate) enum Detail {
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 
+/// The window and reset time of a [`Window::Lifetime`](crate::Window::Lifetime) policy, which
+/// never renews: [`Duration::MAX`]. Header fields leave such times out.
+pub const NEVER: Duration = Duration::MAX;
+
 impl Decision {
     /// A decision made without the store (see [`Status::FailedOpen`] and [`Status::FailedClosed`]).
     pub(crate) fn unavailable(open: bool, limit: u64, window: Duration) -> Self {
@@ -107,6 +111,7 @@ impl Decision {
     #[must_use]
     pub fn reset(&self) -> Duration {
         match self.detail {
+            Detail::Fixed { end: u64::MAX, .. } => NEVER,
             Detail::Fixed { now, end, .. } => {
                 Duration::from_nanos(end.saturating_mul(NANOS_PER_SEC).saturating_sub(now))
             }
@@ -115,7 +120,8 @@ impl Decision {
         }
     }
 
-    /// When the quota is whole again, in whole seconds since the Unix epoch (0 when unknown).
+    /// When the quota is whole again, in whole seconds since the Unix epoch (0 when unknown,
+    /// `u64::MAX` for a lifetime that never renews).
     #[must_use]
     pub fn reset_at_unix_secs(&self) -> u64 {
         match self.detail {
@@ -130,10 +136,11 @@ impl Decision {
         }
     }
 
-    /// On [`Status::Limited`], how long until the same call would be granted.
+    /// On [`Status::Limited`], how long until the same call would be granted; `None` otherwise,
+    /// and for a spent lifetime balance, which never renews.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        if self.status != Status::Limited {
+        if self.status != Status::Limited || self.reset() == NEVER {
             return None;
         }
         match self.detail {
@@ -156,10 +163,11 @@ impl Decision {
     }
 
     /// The policy's time window: the current calendar window's length, or the GCRA time to refill
-    /// a whole burst.
+    /// a whole burst ([`NEVER`] for a lifetime).
     #[must_use]
     pub fn window(&self) -> Duration {
         match self.detail {
+            Detail::Fixed { end: u64::MAX, .. } => NEVER,
             Detail::Fixed { start, end, .. } => Duration::from_secs(end - start),
             Detail::Gcra { tau, scale, .. } => Duration::from_nanos(tau.saturating_mul(scale)),
             Detail::Unavailable { window } => window,
@@ -171,25 +179,33 @@ impl Decision {
     ///
     /// `name` is the policy identifier, written as a Structured Field String: `"` and `\` are
     /// escaped and characters outside printable ASCII become `_`. When the store was unreachable
-    /// only `RateLimit-Policy` is given, since the current numbers are unknown.
+    /// only `RateLimit-Policy` is given, since the current numbers are unknown. A lifetime
+    /// policy, which never renews, has neither `w` nor `t`.
     #[must_use]
     pub fn ietf_headers(&self, name: &str) -> Vec<(&'static str, String)> {
         let name = sf_string(name);
-        let mut headers = vec![(
-            "RateLimit-Policy",
-            format!("{name};q={};w={}", self.limit, ceil_secs(self.window())),
-        )];
+        let mut headers = vec![("RateLimit-Policy", self.policy_member(&name))];
         if !self.is_degraded() {
-            headers.push((
-                "RateLimit",
-                format!(
-                    "{name};r={};t={}",
-                    self.remaining(),
-                    ceil_secs(self.reset())
-                ),
-            ));
+            headers.push(("RateLimit", self.current_member(&name)));
         }
         headers
+    }
+
+    /// This decision's member of `RateLimit-Policy`: `name;q=LIMIT;w=WINDOW`, with `name`
+    /// already a Structured Field String.
+    pub(crate) fn policy_member(&self, sf_name: &str) -> String {
+        match self.window() {
+            NEVER => format!("{sf_name};q={}", self.limit),
+            window => format!("{sf_name};q={};w={}", self.limit, ceil_secs(window)),
+        }
+    }
+
+    /// This decision's member of `RateLimit`: `name;r=REMAINING;t=RESET`.
+    pub(crate) fn current_member(&self, sf_name: &str) -> String {
+        match self.reset() {
+            NEVER => format!("{sf_name};r={}", self.remaining()),
+            reset => format!("{sf_name};r={};t={}", self.remaining(), ceil_secs(reset)),
+        }
     }
 
     /// The widespread `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (the
@@ -200,11 +216,14 @@ impl Decision {
         if self.is_degraded() {
             return Vec::new();
         }
-        vec![
+        let mut headers = vec![
             ("X-RateLimit-Limit", self.limit.to_string()),
             ("X-RateLimit-Remaining", self.remaining().to_string()),
-            ("X-RateLimit-Reset", self.reset_at_unix_secs().to_string()),
-        ]
+        ];
+        if self.reset() != NEVER {
+            headers.push(("X-RateLimit-Reset", self.reset_at_unix_secs().to_string()));
+        }
+        headers
     }
 
     /// `Retry-After` in whole seconds (rounded up) on [`Status::Limited`]; `None` otherwise.
@@ -224,13 +243,13 @@ impl Decision {
         headers
     }
 
-    const fn is_degraded(&self) -> bool {
+    pub(crate) const fn is_degraded(&self) -> bool {
         matches!(self.status, Status::FailedOpen | Status::FailedClosed)
     }
 }
 
 pub(crate) fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// `name` as a Structured Field String (RFC 9651 section 3.3.3).
@@ -302,6 +321,30 @@ mod tests {
     fn policy_names_are_escaped() {
         let headers = limited().ietf_headers("a\"b\\c\né");
         assert_eq!(headers[0].1, "\"a\\\"b\\\\c__\";q=5;w=60");
+    }
+
+    #[test]
+    fn a_lifetime_balance_reports_no_window_and_no_reset() {
+        let d = Decision {
+            status: Status::Allowed,
+            limit: 100,
+            detail: Detail::Fixed {
+                used: 40,
+                now: 1_700_000_000_000_000_000,
+                start: 0,
+                end: u64::MAX,
+            },
+        };
+        assert_eq!((d.window(), d.reset()), (NEVER, NEVER));
+        let got: Vec<(&str, String)> = d.headers("credits");
+        let expected = [
+            ("RateLimit-Policy", "\"credits\";q=100"),
+            ("RateLimit", "\"credits\";r=60"),
+            ("X-RateLimit-Limit", "100"),
+            ("X-RateLimit-Remaining", "60"),
+        ];
+        let got: Vec<(&str, &str)> = got.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::backend::{Backend, Usage};
-use crate::decision::{Decision, Status};
+use crate::decision::{Decision, NEVER, Status};
 use crate::error::{Error, Result};
 use crate::policy::{Kind, Policy, Window};
 
@@ -177,15 +177,11 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
         self.local.as_ref()
     }
 
-    async fn decide_limited(
-        &self,
-        key: &str,
-        cost: u64,
-        limit: Option<NonZeroU64>,
-    ) -> Result<Decision> {
-        let primary = match limit {
-            Some(limit) => self.primary.decide_with_limit(key, cost, limit).await,
-            None => self.primary.decide(key, cost).await,
+    async fn decide_limited(&self, key: &str, cost: u64, per_call: PerCall) -> Result<Decision> {
+        let primary = match per_call {
+            PerCall::Limit(limit) => self.primary.decide_with_limit(key, cost, limit).await,
+            PerCall::Policy(policy) => self.primary.decide_with_policy(key, cost, policy).await,
+            PerCall::None => self.primary.decide(key, cost).await,
         };
         let outage = match primary {
             Ok(d) if !matches!(d.status(), Status::FailedOpen | Status::FailedClosed) => {
@@ -201,13 +197,20 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
             hook(&outage);
         }
         if let Some(local) = &self.local {
-            return match limit {
-                Some(limit) => local.decide_with_limit(key, cost, limit).await,
-                None => local.decide(key, cost).await,
+            return match per_call {
+                PerCall::Limit(limit) => local.decide_with_limit(key, cost, limit).await,
+                PerCall::Policy(policy) => local.decide_with_policy(key, cost, policy).await,
+                PerCall::None => local.decide(key, cost).await,
             };
         }
-        let policy = self.primary.policy();
-        let limit = limit.map_or(policy.limit(), NonZeroU64::get);
+        let policy = match per_call {
+            PerCall::Policy(policy) => policy,
+            _ => self.primary.policy(),
+        };
+        let limit = match per_call {
+            PerCall::Limit(limit) => limit.get(),
+            _ => policy.limit(),
+        };
         match self.fail_mode {
             FailMode::Error => Err(outage),
             mode => Ok(Decision::unavailable(
@@ -219,16 +222,26 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
     }
 }
 
+/// What replaces the policy for one call.
+#[derive(Clone, Copy)]
+enum PerCall {
+    None,
+    Limit(NonZeroU64),
+    Policy(Policy),
+}
+
 /// The length a policy's window is reported as when no store could say more: the window's
-/// nominal length (a month as 30 days), or the GCRA time to refill a whole burst.
+/// nominal length (a month as 30 days; [`NEVER`] for a lifetime), or the GCRA time to refill a
+/// whole burst.
 pub(crate) fn nominal_window(policy: Policy) -> Duration {
     match policy.kind() {
-        Kind::Fixed { window, .. } => Duration::from_secs(match window {
-            Window::Minute => 60,
-            Window::Hour => 3_600,
-            Window::Day => 86_400,
-            Window::Month => 30 * 86_400,
-        }),
+        Kind::Fixed { window, .. } => match window {
+            Window::Minute => Duration::from_secs(60),
+            Window::Hour => Duration::from_secs(3_600),
+            Window::Day => Duration::from_secs(86_400),
+            Window::Month => Duration::from_secs(30 * 86_400),
+            Window::Lifetime => NEVER,
+        },
         Kind::Gcra { tau, .. } => Duration::from_nanos(tau),
     }
 }
@@ -239,7 +252,7 @@ impl<P: Backend, L: Backend> Backend for FallbackBackend<P, L> {
     }
 
     fn decide(&self, key: &str, cost: u64) -> impl Future<Output = Result<Decision>> + Send {
-        self.decide_limited(key, cost, None)
+        self.decide_limited(key, cost, PerCall::None)
     }
 
     fn decide_with_limit(
@@ -248,7 +261,33 @@ impl<P: Backend, L: Backend> Backend for FallbackBackend<P, L> {
         cost: u64,
         limit: NonZeroU64,
     ) -> impl Future<Output = Result<Decision>> + Send {
-        self.decide_limited(key, cost, Some(limit))
+        self.decide_limited(key, cost, PerCall::Limit(limit))
+    }
+
+    fn decide_with_policy(
+        &self,
+        key: &str,
+        cost: u64,
+        policy: Policy,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        self.decide_limited(key, cost, PerCall::Policy(policy))
+    }
+
+    /// Refunds on the primary; while it gives no answer, on the local backend, whose count the
+    /// call was then most likely charged to (and otherwise nothing, without an error).
+    async fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
+        match self.primary.refund(key, cost, granted).await {
+            Err(e @ (Error::Unavailable { .. } | Error::Store { .. })) => {
+                if let Some(hook) = &self.on_outage {
+                    hook(&e);
+                }
+                match &self.local {
+                    Some(local) => local.refund(key, cost, granted).await,
+                    None => Ok(()),
+                }
+            }
+            other => other,
+        }
     }
 
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {

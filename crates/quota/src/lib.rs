@@ -14,7 +14,7 @@ mod redis_backend;
 
 pub use backend::{Backend, Usage};
 pub use clock::{Clock, FakeClock, FastClock, SystemClock};
-pub use decision::{Decision, Status};
+pub use decision::{Decision, NEVER, Status};
 /// Re-exported: one of two backends is a backend (see [`Backend`]).
 pub use either::Either;
 pub use error::{Error, Result};

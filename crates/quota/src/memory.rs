@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Usage};
 use crate::clock::{Clock, FastClock};
-use crate::decision::{Decision, Status};
+use crate::decision::{Decision, Detail, Status};
 use crate::error::{Error, Result};
 use crate::policy::{FixedState, Gcra, Kind, Policy, fixed_step, gcra_step};
 
@@ -240,6 +240,56 @@ impl<C: Clock> MemoryBackend<C> {
     pub fn decide_with_limit(&self, key: &str, cost: u64, limit: NonZeroU64) -> Result<Decision> {
         let kind = self.policy.with_limit(limit)?.kind();
         self.decide_as(key, cost, Some(kind))
+    }
+
+    /// Like [`decide`](Self::decide), under `policy` instead of the backend's and any override
+    /// (see [`Backend::decide_with_policy`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`]; [`Error::InvalidPolicy`] for a policy of another shape.
+    pub fn decide_with_policy(&self, key: &str, cost: u64, policy: Policy) -> Result<Decision> {
+        if !self.policy.same_shape(&policy) {
+            return Err(Error::InvalidPolicy(
+                "a per-call policy must have the backend's shape (GCRA, or the same window)",
+            ));
+        }
+        self.decide_as(key, cost, Some(policy.kind()))
+    }
+
+    /// Gives back `cost` units that `granted` counted for `key` (see [`Backend::refund`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
+    pub fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
+        self.check_key(key)?;
+        if granted.status != Status::Allowed || cost == 0 {
+            return Ok(());
+        }
+        let hash = self.hasher.hash_one(key);
+        let shard = read(&self.shards[self.index(hash)]);
+        let Some(entry) = shard.entries.find(hash, |e| &*e.key == key) else {
+            return Ok(());
+        };
+        match granted.detail {
+            Detail::Fixed { start, .. } => {
+                let mut state = entry.fixed.lock().unwrap_or_else(PoisonError::into_inner);
+                if state.window_start == start {
+                    state.used = state.used.saturating_sub(cost);
+                }
+            }
+            Detail::Gcra {
+                emission, scale, ..
+            } => {
+                let back = cost.saturating_mul(emission).saturating_mul(scale);
+                let _ = entry
+                    .tat
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                        Some(tat.saturating_sub(back))
+                    });
+            }
+            Detail::Unavailable { .. } => {}
+        }
+        Ok(())
     }
 
     /// Decides with `kind` when given, else with the key's override or the policy.
@@ -633,6 +683,24 @@ impl<C: Clock> Backend for MemoryBackend<C> {
         limit: NonZeroU64,
     ) -> impl Future<Output = Result<Decision>> + Send {
         core::future::ready(Self::decide_with_limit(self, key, cost, limit))
+    }
+
+    fn decide_with_policy(
+        &self,
+        key: &str,
+        cost: u64,
+        policy: Policy,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        core::future::ready(Self::decide_with_policy(self, key, cost, policy))
+    }
+
+    fn refund(
+        &self,
+        key: &str,
+        cost: u64,
+        granted: &Decision,
+    ) -> impl Future<Output = Result<()>> + Send {
+        core::future::ready(Self::refund(self, key, cost, granted))
     }
 
     fn decide_now(

@@ -30,6 +30,9 @@ pub enum Window {
     Day,
     /// A calendar month in UTC: 28, 29, 30 or 31 days.
     Month,
+    /// One window that never ends: a balance spent once and never renewed (credits without a
+    /// refill). Its bounds are `(0, u64::MAX)`; its decisions report no reset time.
+    Lifetime,
 }
 
 impl Window {
@@ -45,6 +48,7 @@ impl Window {
             Self::Minute => aligned(60),
             Self::Hour => aligned(3_600),
             Self::Day => aligned(SECS_PER_DAY),
+            Self::Lifetime => (0, u64::MAX),
             Self::Month => {
                 let days = unix_secs / SECS_PER_DAY;
                 let (year, month, _) = civil_from_days(days);
@@ -156,6 +160,12 @@ impl Policy {
         Self::fixed(Window::Month, limit)
     }
 
+    /// At most `limit` ever: a balance of credits that is never renewed.
+    #[must_use]
+    pub const fn lifetime(limit: NonZeroU64) -> Self {
+        Self::fixed(Window::Lifetime, limit)
+    }
+
     /// A GCRA rate of `limit` per `period`, with a burst of `limit`: one unit is earned back every
     /// `period / limit`, and at most `limit` can be spent at once.
     ///
@@ -257,8 +267,27 @@ impl Policy {
         }
     }
 
+    /// The GCRA burst of a GCRA policy; `None` for a fixed window (whose burst is its limit).
+    #[must_use]
+    pub const fn burst(&self) -> Option<NonZeroU64> {
+        match self.kind {
+            Kind::Fixed { .. } => None,
+            Kind::Gcra { burst, .. } => Some(burst),
+        }
+    }
+
     pub(crate) const fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// Whether `other` can replace this policy for one call on the same backend: both GCRA, or
+    /// both fixed windows of the same calendar unit (a key's state means the same under both).
+    pub(crate) fn same_shape(&self, other: &Self) -> bool {
+        match (self.kind, other.kind) {
+            (Kind::Gcra { .. }, Kind::Gcra { .. }) => true,
+            (Kind::Fixed { window: a, .. }, Kind::Fixed { window: b, .. }) => a == b,
+            _ => false,
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 -- One quota decision, atomically. KEYS[1]: the key's state; KEYS[2]: its limit override.
 -- Fixed window: ARGV = 'f', cost, limit, ttl_ms          -> {code, used, limit}
+--   (ttl_ms 0: a lifetime window, whose count never expires)
 -- GCRA (µs):    ARGV = 'g', cost, now, emission, burst, period -> {code, tat, burst, emission}
--- 'F' and 'G' are the same with the caller's limit, which the stored override does not replace.
+-- 'F' and 'G' are the same with the caller's limit (and GCRA emission), which the stored
+-- override does not replace.
 -- code: 1 allowed, 0 limited, 2 cost exceeds limit. A cost of 0 changes nothing.
 local cost = tonumber(ARGV[2])
 local override = false
@@ -15,7 +17,7 @@ if ARGV[1] == 'f' then
   if used + cost > limit then return {0, used, limit} end
   if cost > 0 then
     used = redis.call('INCRBY', KEYS[1], cost)
-    redis.call('PEXPIRE', KEYS[1], ARGV[4])
+    if ARGV[4] ~= '0' then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
   end
   return {1, used, limit}
 end

@@ -10,7 +10,7 @@ use redis::{Cmd, ErrorKind, RedisError, Script, ServerErrorKind};
 
 use crate::backend::{Backend, Usage};
 use crate::clock::{Clock, SystemClock};
-use crate::decision::{Decision, Status};
+use crate::decision::{Decision, Detail, Status};
 use crate::error::{Error, Result};
 use crate::fallback::FailMode;
 use crate::memory::DEFAULT_MAX_KEY_LEN;
@@ -22,6 +22,7 @@ const NANOS_PER_MICRO: u64 = 1_000;
 /// the injected clock and the Redis server's clock never drops a live count.
 const GRACE_MS: u64 = 1_000;
 const SCRIPT: &str = include_str!("quota.lua");
+const REFUND_SCRIPT: &str = include_str!("refund.lua");
 /// Limits stay below this and costs are clamped to it: Lua numbers are doubles, exact below 2^53.
 const MAX_EXACT: u64 = 1 << 53;
 
@@ -50,10 +51,12 @@ const MAX_EXACT: u64 = 1 << 53;
 /// at start and report it in its readiness check.
 ///
 /// Key names: `{prefix}:f:{window start}:{key}` (fixed window), `{prefix}:g:{key}` (GCRA),
-/// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix.
+/// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix. A
+/// [`Window::Lifetime`] count (`{prefix}:f:0:{key}`) never expires either.
 pub struct RedisBackend<C: Clock = SystemClock> {
     conn: ConnectionManager,
     script: Script,
+    refund_script: Script,
     policy: Policy,
     gcra: Option<(Gcra, u64)>,
     prefix: String,
@@ -189,6 +192,7 @@ impl<C: Clock> RedisBuilder<C> {
         Ok(RedisBackend {
             conn,
             script: Script::new(SCRIPT),
+            refund_script: Script::new(REFUND_SCRIPT),
             policy: self.policy,
             gcra,
             prefix: self.prefix,
@@ -214,9 +218,15 @@ fn check_exact(limit: u64) -> Result<()> {
 fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
     match policy.kind() {
         Kind::Fixed { .. } => Ok(None),
-        Kind::Gcra { period, burst, .. } => {
+        Kind::Gcra {
+            period,
+            limit,
+            burst,
+            ..
+        } => {
             let period = period / NANOS_PER_MICRO;
-            let emission = period / burst.get();
+            // One unit is earned back every period / limit, whatever the burst.
+            let emission = period / limit.get();
             if emission == 0 {
                 return Err(Error::InvalidConfig(
                     "on Redis a GCRA policy needs at least one microsecond per call",
@@ -229,6 +239,25 @@ fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
                 },
                 period,
             )))
+        }
+    }
+}
+
+/// What replaces the policy for one call.
+#[derive(Clone, Copy)]
+enum PerCall {
+    None,
+    Limit(NonZeroU64),
+    Policy(Policy),
+}
+
+impl PerCall {
+    /// The limit a degraded decision reports.
+    fn limit(self) -> Option<NonZeroU64> {
+        match self {
+            Self::None => None,
+            Self::Limit(limit) => Some(limit),
+            Self::Policy(policy) => NonZeroU64::new(policy.limit()),
         }
     }
 }
@@ -267,7 +296,7 @@ impl<C: Clock> RedisBackend<C> {
     /// [`Error::KeyTooLong`]; [`Error::Store`] when Redis answers with an error;
     /// [`Error::Unavailable`] when Redis is unreachable and the fail mode is [`FailMode::Error`].
     pub async fn decide(&self, key: &str, cost: u64) -> Result<Decision> {
-        self.decide_limited(key, cost, None).await
+        self.decide_limited(key, cost, PerCall::None).await
     }
 
     /// Like [`decide`](Self::decide), with `limit` in place of the policy's limit and of any
@@ -284,18 +313,68 @@ impl<C: Clock> RedisBackend<C> {
         cost: u64,
         limit: NonZeroU64,
     ) -> Result<Decision> {
-        self.decide_limited(key, cost, Some(limit)).await
+        self.decide_limited(key, cost, PerCall::Limit(limit)).await
     }
 
-    async fn decide_limited(
+    /// Like [`decide`](Self::decide), under `policy` instead of the backend's policy and any
+    /// stored override, in one round trip (see [`Backend::decide_with_policy`]).
+    ///
+    /// # Errors
+    /// As [`decide`](Self::decide); [`Error::InvalidPolicy`] for a policy of another shape;
+    /// [`Error::InvalidConfig`] for a limit of 2^53 or more or a GCRA policy faster than one
+    /// call per microsecond.
+    pub async fn decide_with_policy(
         &self,
         key: &str,
         cost: u64,
-        limit: Option<NonZeroU64>,
+        policy: Policy,
     ) -> Result<Decision> {
+        self.decide_limited(key, cost, PerCall::Policy(policy))
+            .await
+    }
+
+    /// Gives back `cost` units that `granted` counted for `key`, in one round trip (see
+    /// [`Backend::refund`]).
+    ///
+    /// # Errors
+    /// [`Error::KeyTooLong`], [`Error::Store`], or [`Error::Unavailable`] whatever the fail mode.
+    pub async fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
+        self.check_key(key)?;
+        if granted.status() != Status::Allowed || cost == 0 {
+            return Ok(());
+        }
+        let prefix = &self.prefix;
+        let (state, back) = match granted.detail {
+            Detail::Fixed { start, .. } => (format!("{prefix}:f:{start}:{key}"), cost),
+            Detail::Gcra { emission, .. } => {
+                (format!("{prefix}:g:{key}"), cost.saturating_mul(emission))
+            }
+            Detail::Unavailable { .. } => return Ok(()),
+        };
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.refund_script.get_hash())
+            .arg(1)
+            .arg(state)
+            .arg(back.min(MAX_EXACT));
+        let mut conn = self.conn.clone();
+        let script = &self.refund_script;
+        let call = async move {
+            match cmd.query_async::<i64>(&mut conn).await {
+                Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                    script.load_async(&mut conn).await?;
+                    Ok(cmd.query_async::<i64>(&mut conn).await?)
+                }
+                other => Ok(other?),
+            }
+        };
+        self.bounded(call).await.map(drop).map_err(into_error)
+    }
+
+    async fn decide_limited(&self, key: &str, cost: u64, per_call: PerCall) -> Result<Decision> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
-        let (cmd, plan) = self.command(key, cost, now, limit)?;
+        let (cmd, plan) = self.command(key, cost, now, per_call)?;
+        let limit = per_call.limit();
         let decided = match self.bounded(self.run(std::slice::from_ref(&cmd))).await {
             Ok(replies) => replies.first().map_or_else(
                 || Err(Failure::Store("empty reply".to_owned())),
@@ -320,7 +399,7 @@ impl<C: Clock> RedisBackend<C> {
         let now = self.clock.now_nanos();
         let (cmds, plans): (Vec<Cmd>, Vec<Plan>) = calls
             .iter()
-            .map(|(key, cost)| self.command(key, *cost, now, None))
+            .map(|(key, cost)| self.command(key, *cost, now, PerCall::None))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .unzip();
@@ -365,7 +444,8 @@ impl<C: Clock> RedisBackend<C> {
     async fn usage_limited(&self, key: &str, limit: Option<NonZeroU64>) -> Result<Usage> {
         self.check_key(key)?;
         let now = self.clock.now_nanos();
-        let (cmd, plan) = self.command(key, 0, now, limit)?;
+        let per_call = limit.map_or(PerCall::None, PerCall::Limit);
+        let (cmd, plan) = self.command(key, 0, now, per_call)?;
         let replies = self
             .bounded(self.run(std::slice::from_ref(&cmd)))
             .await
@@ -454,33 +534,37 @@ impl<C: Clock> RedisBackend<C> {
         Ok(())
     }
 
-    /// The script call for one decision; `limit` replaces the policy's limit and any stored
-    /// override.
-    fn command(
-        &self,
-        key: &str,
-        cost: u64,
-        now: u64,
-        limit: Option<NonZeroU64>,
-    ) -> Result<(Cmd, Plan)> {
+    /// The script call for one decision; a per-call limit or policy replaces the policy and any
+    /// stored override.
+    fn command(&self, key: &str, cost: u64, now: u64, per_call: PerCall) -> Result<(Cmd, Plan)> {
         let prefix = &self.prefix;
         // Every limit is below 2^53, so a clamped cost is still more than any limit.
         let cost = cost.min(MAX_EXACT);
-        let (policy, gcra) = match limit {
-            Some(limit) => {
+        let (policy, gcra) = match per_call {
+            PerCall::Limit(limit) => {
                 check_exact(limit.get())?;
                 let policy = self.policy.with_limit(limit)?;
                 (policy, gcra_micros(policy)?)
             }
-            None => (self.policy, self.gcra),
+            PerCall::Policy(policy) => {
+                if !self.policy.same_shape(&policy) {
+                    return Err(Error::InvalidPolicy(
+                        "a per-call policy must have the backend's shape (GCRA, or the same window)",
+                    ));
+                }
+                check_exact(policy.limit())?;
+                (policy, gcra_micros(policy)?)
+            }
+            PerCall::None => (self.policy, self.gcra),
         };
+        let callers = !matches!(per_call, PerCall::None);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(2);
         let plan = if let Some((gcra, period)) = gcra {
             let now_us = now / NANOS_PER_MICRO;
             cmd.arg(format!("{prefix}:g:{key}"))
                 .arg(format!("{prefix}:o:{key}"))
-                .arg(if limit.is_some() { "G" } else { "g" })
+                .arg(if callers { "G" } else { "g" })
                 .arg(cost)
                 .arg(now_us)
                 .arg(gcra.emission)
@@ -491,13 +575,17 @@ impl<C: Clock> RedisBackend<C> {
             // Without GCRA parameters the policy is a fixed window.
             let window = policy.window().unwrap_or(Window::Day);
             let (start, end) = window.bounds(now / NANOS_PER_SEC);
-            let ttl_ms = end
-                .saturating_mul(1_000)
-                .saturating_sub(now / 1_000_000)
-                .saturating_add(GRACE_MS);
+            // 0: a lifetime count, which never expires.
+            let ttl_ms = if end == u64::MAX {
+                0
+            } else {
+                end.saturating_mul(1_000)
+                    .saturating_sub(now / 1_000_000)
+                    .saturating_add(GRACE_MS)
+            };
             cmd.arg(format!("{prefix}:f:{start}:{key}"))
                 .arg(format!("{prefix}:o:{key}"))
-                .arg(if limit.is_some() { "F" } else { "f" })
+                .arg(if callers { "F" } else { "f" })
                 .arg(cost)
                 .arg(policy.limit())
                 .arg(ttl_ms);
@@ -682,6 +770,24 @@ impl<C: Clock> Backend for RedisBackend<C> {
         limit: NonZeroU64,
     ) -> impl Future<Output = Result<Decision>> + Send {
         Self::decide_with_limit(self, key, cost, limit)
+    }
+
+    fn decide_with_policy(
+        &self,
+        key: &str,
+        cost: u64,
+        policy: Policy,
+    ) -> impl Future<Output = Result<Decision>> + Send {
+        Self::decide_with_policy(self, key, cost, policy)
+    }
+
+    fn refund(
+        &self,
+        key: &str,
+        cost: u64,
+        granted: &Decision,
+    ) -> impl Future<Output = Result<()>> + Send {
+        Self::refund(self, key, cost, granted)
     }
 
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {

@@ -1,5 +1,7 @@
 //! The in-memory backend: exactness under threads, calendar edges, admin operations, snapshots.
 
+mod common;
+
 use core::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -381,4 +383,14 @@ fn the_async_trait_gives_the_same_answers() {
         .expect("runtime");
     assert_eq!(runtime.block_on(spend(&limiter)).expect("ok"), 310);
     assert_eq!(limiter.usage("k").expect("ok").used, 0);
+}
+
+#[tokio::test]
+async fn per_call_policies_refunds_and_lifetimes_in_memory() {
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    common::per_call_policies_refunds_and_lifetimes(&clock, |policy, _| {
+        let backend = backend(policy, &clock);
+        async move { backend }
+    })
+    .await;
 }

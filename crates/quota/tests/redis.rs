@@ -6,6 +6,8 @@ use core::num::NonZeroU64;
 use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
+mod common;
+
 use quota::{Error, FailMode, FakeClock, Policy, RedisBackend, Status};
 
 fn n(v: u64) -> NonZeroU64 {
@@ -447,4 +449,31 @@ async fn an_evicting_memory_policy_is_reported() {
         policy.to_string(),
         "maxmemory-policy allkeys-lru, no maxmemory"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn per_call_policies_refunds_and_lifetimes_on_redis() {
+    let Some(url) = test_services::redis_url("per_call_policies_refunds_and_lifetimes") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    let prefix = prefix("per-call");
+    common::per_call_policies_refunds_and_lifetimes(&clock, |policy, name| {
+        let (url, prefix, clock) = (url.clone(), format!("{prefix}-{name}"), clock.clone());
+        async move { backend(&url, policy, &prefix, &clock).await }
+    })
+    .await;
+    // A lifetime count never expires in Redis.
+    let client = redis::Client::open(url.as_str()).expect("url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}-credits:f:0:c"))
+        .query_async(&mut conn)
+        .await
+        .expect("ttl");
+    assert_eq!(ttl, -1, "no expiry on a lifetime balance");
 }

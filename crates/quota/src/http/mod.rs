@@ -161,14 +161,87 @@ pub struct HeaderFields {
 }
 
 impl HeaderFields {
+    /// The fields of several policies that all apply to one call (a per-second rate, a daily
+    /// and a monthly quota, say), each `(name, decision)`:
+    ///
+    /// - `RateLimit-Policy` lists every policy, in the order given;
+    /// - `RateLimit`, and the `X-RateLimit-*` fields when `x_headers`, describe the tightest:
+    ///   the one with the least remaining (of equal remaining, the one that takes longest to be
+    ///   whole again);
+    /// - `Retry-After`, when some are limited, is the longest wait among them.
+    ///
+    /// A decision made without its store (failed open or closed) is listed in
+    /// `RateLimit-Policy` only. Names are written as Structured Field Strings.
+    ///
+    /// ```
+    /// use core::num::NonZeroU64;
+    /// use std::time::Duration;
+    /// use quota::{FakeClock, HeaderFields, MemoryBackend, Policy};
+    ///
+    /// let n = |v| NonZeroU64::new(v).unwrap();
+    /// let clock = FakeClock::at_unix_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    /// let rate = MemoryBackend::builder(Policy::gcra(n(10), Duration::from_secs(1))?)
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let daily = MemoryBackend::builder(Policy::per_day(n(1_000))).clock(clock).build()?;
+    /// let (r, d) = (rate.decide("k", 1)?, daily.decide("k", 1)?);
+    /// let fields: Vec<_> = HeaderFields::combined([("rate", &r), ("daily", &d)], false)
+    ///     .into_pairs()
+    ///     .map(|(name, value)| (name, String::from_utf8(value.to_vec()).unwrap()))
+    ///     .collect();
+    /// assert_eq!(fields[0].1, r#""rate";q=10;w=1, "daily";q=1000;w=86400"#);
+    /// assert_eq!(fields[1].1, r#""rate";r=9;t=1"#);
+    /// # Ok::<(), quota::Error>(())
+    /// ```
+    #[must_use]
+    pub fn combined<'a>(
+        decisions: impl IntoIterator<Item = (&'a str, &'a Decision)>,
+        x_headers: bool,
+    ) -> Self {
+        let mut policy = String::new();
+        let mut tightest: Option<(&str, &Decision)> = None;
+        let mut retry_after: Option<u64> = None;
+        for (name, decision) in decisions {
+            if !policy.is_empty() {
+                policy.push_str(", ");
+            }
+            policy.push_str(&decision.policy_member(&sf_string(name)));
+            if decision.is_degraded() {
+                continue;
+            }
+            if let Some(wait) = decision.retry_after() {
+                let wait = ceil_secs(wait).max(1);
+                retry_after = Some(retry_after.map_or(wait, |w| w.max(wait)));
+            }
+            let tighter = tightest.is_none_or(|(_, t)| {
+                (decision.remaining(), core::cmp::Reverse(decision.reset()))
+                    < (t.remaining(), core::cmp::Reverse(t.reset()))
+            });
+            if tighter {
+                tightest = Some((name, decision));
+            }
+        }
+        Self {
+            policy: (!policy.is_empty()).then(|| Bytes::from(policy)),
+            current: tightest.map(|(name, d)| Bytes::from(d.current_member(&sf_string(name)))),
+            retry_after,
+            x: tightest
+                .filter(|_| x_headers)
+                .map(|(_, d)| [d.limit(), d.remaining(), d.reset_at_unix_secs()]),
+        }
+    }
+
     /// The `(lower-case name, value)` pairs, in order.
     pub fn into_pairs(self) -> impl Iterator<Item = (&'static str, Bytes)> {
         let x = self.x.map(|[limit, remaining, reset]| {
             [
                 ("x-ratelimit-limit", decimal(limit)),
                 ("x-ratelimit-remaining", decimal(remaining)),
+                // A lifetime balance is never whole again: no reset to tell.
                 ("x-ratelimit-reset", decimal(reset)),
             ]
+            .into_iter()
+            .filter(move |&(name, _)| !(name == "x-ratelimit-reset" && reset == u64::MAX))
         });
         self.policy
             .map(|policy| ("ratelimit-policy", policy))
@@ -350,15 +423,14 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
         }
         let sf_name = sf_string(&self.name);
         let policy = self.backend.policy();
+        let window = crate::fallback::nominal_window(policy);
+        let member = if window == crate::decision::NEVER {
+            format!("{sf_name};q={}", policy.limit())
+        } else {
+            format!("{sf_name};q={};w={}", policy.limit(), ceil_secs(window))
+        };
         // Copied once into shared storage: every clone is then a reference count, never a copy.
-        let policy_field = Bytes::copy_from_slice(
-            format!(
-                "{sf_name};q={};w={}",
-                policy.limit(),
-                ceil_secs(crate::fallback::nominal_window(policy))
-            )
-            .as_bytes(),
-        );
+        let policy_field = Bytes::copy_from_slice(member.as_bytes());
         Ok(RateLimit {
             inner: Arc::new(Inner {
                 backend: self.backend,
@@ -572,6 +644,8 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             && decision.window() == crate::fallback::nominal_window(policy);
         let policy = if default_window {
             inner.policy_field.clone()
+        } else if decision.window() == crate::decision::NEVER {
+            Bytes::from(decision.policy_member(&inner.sf_name))
         } else {
             Bytes::from(format!(
                 "{};q={};w={}",
@@ -590,8 +664,10 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
         current.extend_from_slice(inner.sf_name.as_bytes());
         current.extend_from_slice(b";r=");
         push_decimal(&mut current, decision.remaining());
-        current.extend_from_slice(b";t=");
-        push_decimal(&mut current, ceil_secs(decision.reset()));
+        if decision.reset() != crate::decision::NEVER {
+            current.extend_from_slice(b";t=");
+            push_decimal(&mut current, ceil_secs(decision.reset()));
+        }
         HeaderFields {
             policy: Some(policy),
             current: Some(Bytes::from(current)),
