@@ -39,6 +39,13 @@ new_key() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
 key=$(new_key load)
+# The same call with every per-key policy on: one scope, a rate limit, a monthly quota and
+# credits, none of them binding (#18: within 10% of the key without them).
+limits_key=$(curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' \
+  -d '{"service": "limits", "daily_quota": 1000000000, "scopes": ["time:read"],
+       "rate_limit": {"limit": 1000000, "per": "second"}, "monthly_quota": 1000000000000,
+       "credits": {"remaining": 1000000000000, "refill": {"amount": 1000000000000, "interval": "month"}}}' \
+  "$base/admin/keys" | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 # A second client: a key holds at most half the prime threads (docs/api.md).
 key2=$(new_key load2)
 # Logins of a new unknown user each time, from a new address each time: each costs one argon2
@@ -63,6 +70,7 @@ results="$work/results.txt"
 for c in 32 256; do
   echo "baseline $c $(measure baseline "http://127.0.0.1:$baseline_port/get-current-time" "$c")" >> "$results"
   echo "time $c $(measure time "$base/get-current-time" "$c" "$key")" >> "$results"
+  echo "time_limits $c $(measure time "$base/get-current-time" "$c" "$limits_key")" >> "$results"
   echo "prime_u64 $c $(measure prime "$base/check-prime" "$c" "$key" '{"number": 18446744073709551557}')" >> "$results"
   echo "login $c $(measure login "$base/login" "$c" "" "$flood" 1)" >> "$results"
 done
@@ -95,6 +103,7 @@ base = {r[1]: float(r[2]) for r in rows if r[0] == "baseline"}
 labels = {
     "baseline": "baseline (bare actix-web, same JSON)",
     "time": "`POST /get-current-time` (key + quota)",
+    "time_limits": "the same, key with a scope, rate limit, monthly quota and credits",
     "prime_u64": "`POST /check-prime`, u64 prime",
     "prime_1024": "`POST /check-prime`, 1024-bit prime, default rounds, two keys",
     "login": "`POST /login` (argon2id, a new unknown user each time: 401)",
@@ -110,6 +119,13 @@ for name, c, rps, p50, p99, total, errors in rows:
     ratio = f"{float(rps) / base[c]:.2f}" if c in base else "(no baseline)"
     print(f"| {labels[name]} | {c} | {float(rps):,.0f} | {float(p50):.2f} ms | {float(p99):.2f} ms | "
           f"{ratio} | {errors} |")
+for c in base:
+    plain = next(float(r[2]) for r in rows if r[0] == "time" and r[1] == c)
+    limited = next(float(r[2]) for r in rows if r[0] == "time_limits" and r[1] == c)
+    print()
+    print(f"Every per-key policy on, {c} connections: {limited / plain:.2f} of the requests/s of the "
+          f"key without them.", end="")
+print()
 alone = next(float(r[4]) for r in rows if r[0] == "time_alone_1_thread")
 flood = next(float(r[4]) for r in rows if r[0] == "time_under_login_flood")
 print()

@@ -62,6 +62,14 @@ pub enum ApiError {
         /// Rate-limit headers and `Retry-After`.
         headers: ExtraHeaders,
     },
+    /// A key's credits are spent: nothing more until its refill, or ever without one.
+    #[error("this key has no credits left{}", refill_hint(*.refill_in))]
+    CreditsExhausted {
+        /// Seconds until the refill, when the credits are refilled.
+        refill_in: Option<u64>,
+        /// Rate-limit headers (and `Retry-After` until the refill).
+        headers: ExtraHeaders,
+    },
     /// Too many requests from this client (login and registration limits).
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited {
@@ -141,6 +149,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::QuotaExceeded { .. } => "quota-exceeded",
             Self::RateLimited { .. } => "rate-limited",
+            Self::CreditsExhausted { .. } => "credits-exhausted",
             Self::TooManyConnections { .. } => "too-many-connections",
             Self::BodyTimeout(_) => "body-timeout",
             Self::ServerConfiguration(_) => "server-configuration",
@@ -165,6 +174,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::QuotaExceeded { .. } => "Quota exceeded",
             Self::RateLimited { .. } => "Too many requests",
+            Self::CreditsExhausted { .. } => "Credits exhausted",
             Self::TooManyConnections { .. } => "Too many connections",
             Self::BodyTimeout(_) => "Request timeout",
             Self::ServerConfiguration(_) => "Server configuration error",
@@ -178,7 +188,9 @@ impl ApiError {
 
     fn headers(&self) -> ExtraHeaders {
         match self {
-            Self::QuotaExceeded { headers } => headers.clone(),
+            Self::QuotaExceeded { headers } | Self::CreditsExhausted { headers, .. } => {
+                headers.clone()
+            }
             Self::RateLimited {
                 retry_after,
                 headers,
@@ -197,6 +209,11 @@ impl ApiError {
             _ => Vec::new(),
         }
     }
+}
+
+/// `; refilled in N s`, or nothing without a refill.
+fn refill_hint(refill_in: Option<u64>) -> String {
+    refill_in.map_or_else(String::new, |secs| format!("; refilled in {secs} s"))
 }
 
 /// The JSON body of every error response.
@@ -233,6 +250,7 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QuotaExceeded { .. }
+            | Self::CreditsExhausted { .. }
             | Self::RateLimited { .. }
             | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,

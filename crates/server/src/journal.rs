@@ -106,26 +106,43 @@ impl Journal {
     /// # Errors
     /// [`NotWritten`]: the call must not be answered as a success.
     pub async fn record(&self, subject: &str, calls: u64) -> Result<(), NotWritten> {
-        let day = today(&self.clock);
+        self.record_all(&[(subject, today(&self.clock), calls)])
+            .await
+    }
+
+    /// Records each `(subject, day, calls)` of one call (its daily quota and its credits, say),
+    /// and returns once all are on record. On a SQLite file they go out in one `write`.
+    ///
+    /// # Errors
+    /// [`NotWritten`]: the call must not be answered as a success. Some of its charges may be
+    /// on record (a refused call may cost; an answered one is never lost).
+    pub async fn record_all(&self, charges: &[(&str, i64, u64)]) -> Result<(), NotWritten> {
         match &*self.writer {
-            Writer::Log(log) => log.append(subject, day, calls).await.map_err(|error| {
+            Writer::Log(log) => log.append(charges).await.map_err(|error| {
                 crate::observe::database_error();
                 crate::observe::throttled_error("quota journal write failed", &error);
                 NotWritten
             }),
             Writer::Pool(queue) => {
-                let (written, done) = oneshot::channel();
-                let charge = Charge {
-                    subject: subject.to_owned(),
-                    day,
-                    calls,
-                    written,
-                };
-                queue.send(charge).map_err(|_| NotWritten)?;
-                match done.await {
-                    Ok(true) => Ok(()),
-                    Ok(false) | Err(_) => Err(NotWritten),
+                let mut waiting = Vec::with_capacity(charges.len());
+                for &(subject, day, calls) in charges {
+                    let (written, done) = oneshot::channel();
+                    let charge = Charge {
+                        subject: subject.to_owned(),
+                        day,
+                        calls,
+                        written,
+                    };
+                    queue.send(charge).map_err(|_| NotWritten)?;
+                    waiting.push(done);
                 }
+                for done in waiting {
+                    match done.await {
+                        Ok(true) => {}
+                        Ok(false) | Err(_) => return Err(NotWritten),
+                    }
+                }
+                Ok(())
             }
         }
     }
@@ -189,14 +206,19 @@ impl ChargeLog {
     /// added their lines, and wakes their calls. Each call still waits for its own line; the
     /// batch only saves system calls (one per request cost more than the rest of a cheap call).
     /// Needs a local task set (actix-web's workers and tests have one).
-    async fn append(self: &Arc<Self>, subject: &str, day: i64, calls: u64) -> std::io::Result<()> {
+    async fn append(self: &Arc<Self>, charges: &[(&str, i64, u64)]) -> std::io::Result<()> {
         let batch = BATCHES.with_borrow_mut(|batches| {
             if let Some(batch) = batches.get(&self.id) {
-                push_record(&mut batch.borrow_mut().lines, subject, day, calls);
+                let lines = &mut batch.borrow_mut().lines;
+                for &(subject, day, calls) in charges {
+                    push_record(lines, subject, day, calls);
+                }
                 return Rc::clone(batch);
             }
             let mut lines = String::with_capacity(1024);
-            push_record(&mut lines, subject, day, calls);
+            for &(subject, day, calls) in charges {
+                push_record(&mut lines, subject, day, calls);
+            }
             let batch = Rc::new(RefCell::new(Batch {
                 lines,
                 waiting: Vec::new(),

@@ -14,6 +14,10 @@ use crate::audit::{Action, Actor, AuditLog, Refusal};
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::ApiError;
+use crate::key_limits::{
+    CreditsSpec, KeyLimits, LimitError, RateLimitSpec, check_monthly_quota, credits_columns,
+    rate_columns, stored,
+};
 use crate::sealing::Sealer;
 use crate::store::{AuditRow, Db, KeyChange, KeyRow, StoreError};
 
@@ -86,6 +90,9 @@ pub struct CreatedKey {
     /// Name, owner and meta, where given.
     #[serde(flatten)]
     pub metadata: KeyMetadata,
+    /// Rate limit, monthly quota and credits, where set.
+    #[serde(flatten)]
+    pub limits: KeyLimits,
 }
 
 impl std::fmt::Debug for CreatedKey {
@@ -102,6 +109,7 @@ impl std::fmt::Debug for CreatedKey {
             )
             .field("expires_at", &self.expires_at)
             .field("metadata", &self.metadata)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -142,6 +150,9 @@ pub struct KeyInfo {
     /// Name, owner and meta, where given.
     #[serde(flatten)]
     pub metadata: KeyMetadata,
+    /// Rate limit, monthly quota and credits, where set.
+    #[serde(flatten)]
+    pub limits: KeyLimits,
 }
 
 /// Options for a new key.
@@ -163,6 +174,13 @@ pub struct NewKey {
     pub owner: Option<String>,
     /// A JSON object of at most 4 KiB (compact).
     pub meta: Option<Value>,
+    /// A rate limit beside the daily quota.
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Calls per UTC calendar month.
+    pub monthly_quota: Option<u64>,
+    /// A balance of uses, granted at creation, and its refill; without it, uses are
+    /// unlimited.
+    pub credits: Option<CreditsSpec>,
 }
 
 /// Changes to a stored key: each field that is `Some` is set, `Some(None)` clearing it, and the
@@ -181,6 +199,13 @@ pub struct KeyUpdate {
     pub owner: Option<Option<String>>,
     /// A JSON object.
     pub meta: Option<Option<Value>>,
+    /// The rate limit, replaced whole; `Some(None)` for none.
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    /// Calls per UTC calendar month; `Some(None)` for no monthly quota.
+    pub monthly_quota: Option<Option<u64>>,
+    /// A new balance of credits, granted now (what was left of the old one is forgotten), and
+    /// its refill; `Some(None)` for no credits (unlimited uses).
+    pub credits: Option<Option<CreditsSpec>>,
 }
 
 impl KeyUpdate {
@@ -195,6 +220,9 @@ impl KeyUpdate {
             ("name", self.name.is_some()),
             ("owner", self.owner.is_some()),
             ("meta", self.meta.is_some()),
+            ("rate_limit", self.rate_limit.is_some()),
+            ("monthly_quota", self.monthly_quota.is_some()),
+            ("credits", self.credits.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, given)| given.then_some(field))
@@ -255,6 +283,15 @@ impl KeyAdminError {
         Self::Invalid {
             field,
             reason: reason.into(),
+        }
+    }
+}
+
+impl From<LimitError> for KeyAdminError {
+    fn from(error: LimitError) -> Self {
+        Self::Invalid {
+            field: error.field,
+            reason: error.reason,
         }
     }
 }
@@ -354,6 +391,24 @@ fn stored_meta(meta: &Value) -> Result<String, KeyAdminError> {
     Ok(text)
 }
 
+/// Checks a rate limit, returning it as given.
+fn checked_rate(spec: &RateLimitSpec) -> Result<&RateLimitSpec, KeyAdminError> {
+    spec.check()?;
+    Ok(spec)
+}
+
+/// Checks a monthly quota and returns its stored form.
+fn stored_monthly_quota(quota: u64) -> Result<i64, KeyAdminError> {
+    check_monthly_quota(quota)?;
+    Ok(stored(quota))
+}
+
+/// Checks credits, returning them as given.
+fn checked_credits(spec: &CreditsSpec) -> Result<&CreditsSpec, KeyAdminError> {
+    spec.check()?;
+    Ok(spec)
+}
+
 /// Applies `check` to the value of a field that is given (`Some`), set or cleared.
 fn checked_change<T, U>(
     field: Option<&Option<T>>,
@@ -433,6 +488,7 @@ impl KeyManager {
             revoked_at: row.revoked_at,
             status,
             metadata: KeyMetadata::of(row),
+            limits: KeyLimits::of(row),
         }
     }
 
@@ -454,6 +510,12 @@ impl KeyManager {
             .map(|owner| checked_label("owner", owner))
             .transpose()?;
         let meta = new.meta.as_ref().map(stored_meta).transpose()?;
+        let rate_limit = new.rate_limit.as_ref().map(checked_rate).transpose()?;
+        let monthly_quota = new.monthly_quota.map(stored_monthly_quota).transpose()?;
+        let credits = new.credits.as_ref().map(checked_credits).transpose()?;
+        let (rate_limit, rate_period, rate_burst) = rate_columns(rate_limit);
+        let (credits, credits_refill, credits_interval, credits_set_at) =
+            credits_columns(credits, now);
         let generated = self.config.generate()?;
         let (key, hash, id) = generated.into_parts();
         let id = id.as_str().to_owned();
@@ -480,6 +542,14 @@ impl KeyManager {
             name,
             owner,
             meta,
+            rate_limit,
+            rate_period,
+            rate_burst,
+            monthly_quota,
+            credits,
+            credits_refill,
+            credits_interval,
+            credits_set_at,
         };
         let created = CreatedKey {
             id,
@@ -490,6 +560,7 @@ impl KeyManager {
             signing_secret: signing_secret.map(|s| s.to_string()),
             expires_at,
             metadata: KeyMetadata::of(&row),
+            limits: KeyLimits::of(&row),
         };
         Ok((row, created))
     }
@@ -536,6 +607,12 @@ impl KeyManager {
             Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The key `id`, active or not, as listed.
+    pub async fn get(&self, id: &str) -> Result<KeyInfo, KeyAdminError> {
+        let row = self.find(id).await?;
+        Ok(self.info(&row, self.clock.now()))
     }
 
     /// Every key, as listed.
@@ -607,14 +684,34 @@ impl KeyManager {
         entry: &AuditRow,
     ) -> Result<KeyInfo, KeyAdminError> {
         let now = self.clock.now();
-        let change = KeyChange {
+        let mut change = KeyChange {
             scopes: update.scopes.map(|scopes| scopes.to_stored()),
             daily_quota: checked_change(update.daily_quota.as_ref(), |&q| stored_quota(q))?,
             expires_at: checked_change(update.expires_in_days.as_ref(), |&d| expiry(d, now))?,
             name: checked_change(update.name.as_ref(), |name| checked_label("name", name))?,
             owner: checked_change(update.owner.as_ref(), |o| checked_label("owner", o))?,
             meta: checked_change(update.meta.as_ref(), stored_meta)?,
+            monthly_quota: checked_change(update.monthly_quota.as_ref(), |&q| {
+                stored_monthly_quota(q)
+            })?,
+            ..KeyChange::default()
         };
+        // A rate limit is its three columns, credits their four: set or cleared together.
+        if let Some(rate_limit) = &update.rate_limit {
+            let spec = rate_limit.as_ref().map(checked_rate).transpose()?;
+            let (limit, period, burst) = rate_columns(spec);
+            change.rate_limit = Some(limit);
+            change.rate_period = Some(period);
+            change.rate_burst = Some(burst);
+        }
+        if let Some(credits) = &update.credits {
+            let spec = credits.as_ref().map(checked_credits).transpose()?;
+            let (balance, refill, interval, set_at) = credits_columns(spec, now);
+            change.credits = Some(balance);
+            change.credits_refill = Some(refill);
+            change.credits_interval = Some(interval);
+            change.credits_set_at = Some(set_at);
+        }
         if !self.db.update_key(id, &change, now, entry).await? {
             return Err(KeyAdminError::invalid(
                 "id",
@@ -624,10 +721,11 @@ impl KeyManager {
         Ok(self.info(&self.find(id).await?, now))
     }
 
-    /// Replaces the key `id` with a new one for the same service, quota, scopes, signing, expiry
-    /// and metadata; the old key keeps working for `grace_hours` (at most [`MAX_GRACE_HOURS`]).
-    /// Both spend one daily quota, the one the first key of the chain started. Recorded in the
-    /// audit log as done by `actor`, with the successor's id.
+    /// Replaces the key `id` with a new one for the same service, quota, scopes, signing, expiry,
+    /// metadata and limits; the old key keeps working for `grace_hours` (at most
+    /// [`MAX_GRACE_HOURS`]). Both spend one daily quota, the one the first key of the chain
+    /// started, and one balance of credits (the same grant). Recorded in the audit log as done
+    /// by `actor`, with the successor's id.
     pub async fn rotate(
         &self,
         id: &str,
@@ -673,10 +771,22 @@ impl KeyManager {
             name: old.name.clone(),
             owner: old.owner.clone(),
             meta: KeyMetadata::of(&old).meta.map(Value::Object),
+            ..NewKey::default()
         };
-        let (mut row, created) = self.prepare(&new, now)?;
+        let (mut row, mut created) = self.prepare(&new, now)?;
         // The successor continues its predecessor's day: one quota for the whole chain.
         row.quota_id = Some(old.quota_subject().to_owned());
+        // And its limits as they are, credits included: the same balance, granted at the same
+        // time, so it spends what is left of it rather than starting afresh.
+        row.rate_limit = old.rate_limit;
+        row.rate_period.clone_from(&old.rate_period);
+        row.rate_burst = old.rate_burst;
+        row.monthly_quota = old.monthly_quota;
+        row.credits = old.credits;
+        row.credits_refill = old.credits_refill;
+        row.credits_interval.clone_from(&old.credits_interval);
+        row.credits_set_at = old.credits_set_at;
+        created.limits = KeyLimits::of(&row);
         entry.detail = Some(json!({ "successor": row.id, "grace_hours": grace_hours }).to_string());
         match self
             .db
@@ -693,6 +803,7 @@ impl KeyManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key_limits::{CreditsInfo, RatePeriod, Refill, RefillInterval};
 
     async fn manager(clock: &Clock) -> (Db, KeyManager) {
         let db = Db::connect("sqlite::memory:").await.unwrap();
@@ -948,6 +1059,277 @@ mod tests {
         let rotated = keys.rotate(&created.id, 0, &Actor::cli()).await.unwrap();
         assert_eq!(rotated.metadata, KeyMetadata::of(&before));
         assert_eq!(rotated.daily_quota, 1_000);
+    }
+
+    fn rate(limit: u64, per: RatePeriod, burst: Option<u64>) -> RateLimitSpec {
+        RateLimitSpec { limit, per, burst }
+    }
+
+    fn credits(remaining: u64, refill: Option<(u64, RefillInterval)>) -> CreditsSpec {
+        CreditsSpec {
+            remaining,
+            refill: refill.map(|(amount, interval)| Refill { amount, interval }),
+        }
+    }
+
+    /// The eight limit columns of a stored key.
+    type LimitColumns = (
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<String>,
+        Option<i64>,
+    );
+
+    fn limit_columns(row: &KeyRow) -> LimitColumns {
+        (
+            row.rate_limit,
+            row.rate_period.clone(),
+            row.rate_burst,
+            row.monthly_quota,
+            row.credits,
+            row.credits_refill,
+            row.credits_interval.clone(),
+            row.credits_set_at,
+        )
+    }
+
+    #[actix_web::test]
+    async fn limits_are_set_changed_cleared_and_kept_by_rotation() {
+        let clock = Clock::manual(1_000);
+        let (db, keys) = manager(&clock).await;
+        let created = keys
+            .create(
+                &NewKey {
+                    service: "metered".into(),
+                    rate_limit: Some(rate(10, RatePeriod::Second, None)),
+                    monthly_quota: Some(100_000),
+                    credits: Some(credits(500, Some((100, RefillInterval::Day)))),
+                    ..NewKey::default()
+                },
+                &Actor::cli(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            created.limits.rate_limit,
+            Some(rate(10, RatePeriod::Second, Some(10))),
+            "shown with the burst filled in"
+        );
+        assert_eq!(created.limits.monthly_quota, Some(100_000));
+        assert_eq!(
+            created.limits.credits.map(|c| (c.granted, c.granted_at)),
+            Some((500, 1_000))
+        );
+        let stored = db.find_key(&created.id).await.unwrap().unwrap();
+        assert_eq!(
+            limit_columns(&stored),
+            (
+                Some(10),
+                Some("second".into()),
+                None,
+                Some(100_000),
+                Some(500),
+                Some(100),
+                Some("day".into()),
+                Some(1_000)
+            )
+        );
+
+        // A new rate limit replaces the old whole; the credits are left as they are.
+        clock.set(2_000);
+        let faster = KeyUpdate {
+            rate_limit: Some(Some(rate(600, RatePeriod::Minute, Some(50)))),
+            ..KeyUpdate::default()
+        };
+        let info = keys
+            .update(&created.id, &faster, &Actor::cli())
+            .await
+            .unwrap();
+        assert_eq!(
+            info.limits.rate_limit,
+            Some(rate(600, RatePeriod::Minute, Some(50)))
+        );
+        assert_eq!(info.limits.credits, created.limits.credits);
+        // New credits are a new grant, at the time of the change; without a refill, none.
+        clock.set(3_000);
+        let regrant = KeyUpdate {
+            credits: Some(Some(credits(0, None))),
+            monthly_quota: Some(None),
+            ..KeyUpdate::default()
+        };
+        let info = keys
+            .update(&created.id, &regrant, &Actor::cli())
+            .await
+            .unwrap();
+        assert_eq!(
+            info.limits.credits,
+            Some(CreditsInfo {
+                granted: 0,
+                granted_at: 3_000,
+                refill: None
+            })
+        );
+        assert_eq!(info.limits.monthly_quota, None);
+        let stored = db.find_key(&created.id).await.unwrap().unwrap();
+        let expected = (
+            Some(600),
+            Some("minute".into()),
+            Some(50),
+            None,
+            Some(0),
+            None,
+            None,
+            Some(3_000),
+        );
+        assert_eq!(limit_columns(&stored), expected);
+
+        // A rotation keeps every limit, and the same grant of credits.
+        clock.set(4_000);
+        let rotated = keys.rotate(&created.id, 0, &Actor::cli()).await.unwrap();
+        assert_eq!(rotated.limits, KeyLimits::of(&stored));
+        let successor = db.find_key(&rotated.id).await.unwrap().unwrap();
+        assert_eq!(limit_columns(&successor), expected);
+
+        // Cleared, each is all NULL.
+        let clear = KeyUpdate {
+            rate_limit: Some(None),
+            credits: Some(None),
+            ..KeyUpdate::default()
+        };
+        let info = keys
+            .update(&rotated.id, &clear, &Actor::cli())
+            .await
+            .unwrap();
+        assert_eq!(info.limits, KeyLimits::default());
+        let cleared = db.find_key(&rotated.id).await.unwrap().unwrap();
+        assert_eq!(limit_columns(&cleared), LimitColumns::default());
+
+        // The audit log names the fields each change touched.
+        let details: Vec<_> = db
+            .list_audit(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.action == "key.update")
+            .map(|row| row.detail.unwrap_or_default())
+            .collect();
+        assert_eq!(
+            details,
+            [
+                r#"{"changed":["rate_limit","credits"]}"#,
+                r#"{"changed":["monthly_quota","credits"]}"#,
+                r#"{"changed":["rate_limit"]}"#,
+            ]
+        );
+    }
+
+    #[actix_web::test]
+    async fn bad_limits_are_refused_with_the_field_and_change_nothing() {
+        let (db, keys) = manager(&Clock::manual(0)).await;
+        let created = keys
+            .create(
+                &NewKey {
+                    service: "s".into(),
+                    credits: Some(credits(5, None)),
+                    ..NewKey::default()
+                },
+                &Actor::cli(),
+            )
+            .await
+            .unwrap();
+        let before = db.find_key(&created.id).await.unwrap().unwrap();
+        let big = 1 << 53;
+        // A rate limit, a monthly quota and credits, and the field that is refused.
+        type Bad = (
+            Option<RateLimitSpec>,
+            Option<u64>,
+            Option<CreditsSpec>,
+            &'static str,
+        );
+        let bad: [Bad; 9] = [
+            (
+                Some(rate(0, RatePeriod::Second, None)),
+                None,
+                None,
+                "rate_limit.limit",
+            ),
+            (
+                Some(rate(10, RatePeriod::Second, Some(0))),
+                None,
+                None,
+                "rate_limit.burst",
+            ),
+            (
+                Some(rate(1_000_001, RatePeriod::Second, Some(10))),
+                None,
+                None,
+                "rate_limit.limit",
+            ),
+            (
+                Some(rate(10, RatePeriod::Hour, Some(1_000_001))),
+                None,
+                None,
+                "rate_limit.burst",
+            ),
+            (None, Some(0), None, "monthly_quota"),
+            (None, Some(big), None, "monthly_quota"),
+            (None, None, Some(credits(big, None)), "credits.remaining"),
+            (
+                None,
+                None,
+                Some(credits(1, Some((0, RefillInterval::Month)))),
+                "credits.refill.amount",
+            ),
+            (
+                None,
+                None,
+                Some(credits(1, Some((big, RefillInterval::Day)))),
+                "credits.refill.amount",
+            ),
+        ];
+        for (rate_limit, monthly_quota, credits, field) in bad {
+            let new = NewKey {
+                service: "s".into(),
+                rate_limit,
+                monthly_quota,
+                credits,
+                ..NewKey::default()
+            };
+            let refused = keys.create(&new, &Actor::cli()).await;
+            assert!(
+                matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
+                "{refused:?}"
+            );
+            // With a good change beside it, the whole update is refused.
+            let update = KeyUpdate {
+                name: Some(Some("renamed".into())),
+                rate_limit: rate_limit.map(Some),
+                monthly_quota: monthly_quota.map(Some),
+                credits: credits.map(Some),
+                ..KeyUpdate::default()
+            };
+            let refused = keys.update(&created.id, &update, &Actor::cli()).await;
+            assert!(
+                matches!(&refused, Err(KeyAdminError::Invalid { field: f, .. }) if *f == field),
+                "{refused:?}"
+            );
+        }
+        assert_eq!(db.count_keys().await.unwrap(), 1);
+        assert_eq!(db.find_key(&created.id).await.unwrap().unwrap(), before);
+        assert_eq!(
+            KeyUpdate {
+                rate_limit: Some(None),
+                monthly_quota: Some(Some(1)),
+                credits: Some(None),
+                ..KeyUpdate::default()
+            }
+            .fields(),
+            ["rate_limit", "monthly_quota", "credits"]
+        );
     }
 
     #[actix_web::test]

@@ -9,6 +9,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod journal;
+pub mod key_limits;
 pub mod keys;
 pub mod limits;
 pub mod observe;

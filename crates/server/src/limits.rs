@@ -28,18 +28,19 @@ use std::time::Duration;
 use actix_web::dev::ServiceRequest;
 use actix_web::{HttpRequest, HttpResponse};
 use quota::{
-    Backend as _, Either, FailMode, FallbackBackend, ForwardedIp, FromExtension, HeaderFields,
-    MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason, Rejection, Usage,
-    Verdict,
+    Backend as _, Decision, Either, FailMode, FallbackBackend, ForwardedIp, FromExtension,
+    HeaderFields, MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason,
+    Rejection, Status, Usage, Verdict, Window,
 };
 use serde::Serialize;
 
 use crate::auth::accounts::validate_username;
-use crate::auth::principal::Principal;
+use crate::auth::principal::{CallLimits, Principal};
 use crate::clock::Clock;
 use crate::config::FailPolicy;
 use crate::error::{ApiError, QUOTA_EXCEEDED_MESSAGE};
-use crate::journal::Journal;
+use crate::journal::{self, Journal};
+use crate::key_limits::{CreditsInfo, RefillInterval};
 use crate::observe;
 use crate::shared::Redis;
 use crate::store::canonical_username;
@@ -151,10 +152,147 @@ fn key_of(principal: &Principal) -> String {
     principal.quota_id.clone()
 }
 
+/// The counters of a key's own limits beside its daily quota: each call brings its key's
+/// policy or limit, so nothing about a key is stored in them beforehand.
+#[derive(Debug)]
+pub struct KeyCounters {
+    /// Rate limits (GCRA), each call under its key's rate and burst.
+    rate: Counters,
+    /// Monthly quotas (UTC calendar months).
+    monthly: Counters,
+    /// Credits refilled daily, monthly, and never.
+    credits_day: Counters,
+    credits_month: Counters,
+    credits_lifetime: Counters,
+}
+
+/// Journal subjects of credits start with this, then `d:`, `m:` or `l:` for the refill
+/// interval (day, month, none), the generation (`credits_set_at`) and the quota id.
+pub const CREDITS_SUBJECT: &str = "credits:";
+/// Subjects of lifetime credits, whose usage is kept whatever its age.
+pub const LIFETIME_CREDITS_SUBJECT: &str = "credits:l:";
+
+impl KeyCounters {
+    /// The counters, on `redis` when it is configured (with the quota's fail policy).
+    ///
+    /// # Errors
+    /// `quota`'s, for a backend it cannot build.
+    pub fn new(clock: &Clock, redis: Option<&Redis>) -> Result<Self, quota::Error> {
+        let one = NonZeroU64::MIN;
+        // Placeholders: every call brings its key's own policy or limit.
+        let rate = Policy::gcra(one, Duration::from_secs(1))?;
+        let build =
+            |policy: Policy, tier: &str| tier_counters(policy, clock, redis, Concern::Quota, tier);
+        Ok(Self {
+            rate: build(rate, ":rate")?,
+            monthly: build(Policy::per_month(one), ":month")?,
+            credits_day: build(Policy::per_day(one), ":credits-d")?,
+            credits_month: build(Policy::per_month(one), ":credits-m")?,
+            credits_lifetime: build(Policy::lifetime(one), ":credits-l")?,
+        })
+    }
+}
+
+/// One call's charge against a key's credits.
+struct CreditCharge<'a> {
+    counters: &'a Counters,
+    /// The counter: the quota id and the generation.
+    key: String,
+    /// What the current window holds: the balance granted, in the window it was granted in;
+    /// the refill amount in the windows after.
+    limit: u64,
+    /// The journal's subject and day for it.
+    subject: String,
+    day: i64,
+    /// The end of the current window (unix seconds); `None` for credits never refilled.
+    ends: Option<u64>,
+}
+
+impl KeyCounters {
+    fn credits<'a>(&'a self, credits: &CreditsInfo, quota_id: &str, now: u64) -> CreditCharge<'a> {
+        let set_at = u64::try_from(credits.granted_at).unwrap_or(0);
+        let (counters, kind, window) = match credits.refill.map(|r| r.interval) {
+            None => (&self.credits_lifetime, 'l', Window::Lifetime),
+            Some(RefillInterval::Day) => (&self.credits_day, 'd', Window::Day),
+            Some(RefillInterval::Month) => (&self.credits_month, 'm', Window::Month),
+        };
+        let (start, end) = window.bounds(now);
+        let limit = match credits.refill {
+            Some(refill) if window.bounds(set_at).0 != start => refill.amount,
+            _ => credits.granted,
+        };
+        let day_of = |secs: u64| i64::try_from(secs / 86_400).unwrap_or(i64::MAX);
+        CreditCharge {
+            counters,
+            key: format!("{quota_id}:{set_at}"),
+            limit,
+            subject: format!("{CREDITS_SUBJECT}{kind}:{set_at}:{quota_id}"),
+            day: if kind == 'l' {
+                day_of(set_at)
+            } else {
+                day_of(start)
+            },
+            ends: (end != u64::MAX).then_some(end),
+        }
+    }
+}
+
+/// A charge granted on one counter, to give back if a later limit refuses the call.
+struct Granted<'a> {
+    counters: &'a Counters,
+    key: String,
+    cost: u64,
+    decision: Decision,
+}
+
+/// What a key has used and has left of one of its limits, counting nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct PolicyUsage {
+    /// The limit: the burst of a rate, the calls of a month, the credits of the current
+    /// balance (the refill amount once refilled).
+    pub limit: u64,
+    /// How much of it is spent.
+    pub used: u64,
+    /// How much can still be spent now.
+    pub remaining: u64,
+    /// Seconds until it is whole again; absent for credits that are never refilled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_secs: Option<u64>,
+}
+
+impl PolicyUsage {
+    fn of(decision: &Decision) -> Self {
+        let remaining = decision.remaining();
+        Self {
+            limit: decision.limit(),
+            used: decision.limit().saturating_sub(remaining),
+            remaining,
+            reset_secs: (decision.reset() != quota::NEVER).then(|| decision.reset().as_secs()),
+        }
+    }
+}
+
+/// A key's limits beside its daily quota, as its usage report shows them; each only when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct LimitsUsage {
+    /// The rate limit's bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<PolicyUsage>,
+    /// This UTC month's calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monthly_quota: Option<PolicyUsage>,
+    /// The credits left.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<PolicyUsage>,
+}
+
 /// The per-key daily quota, charged by the handlers.
 #[derive(Debug)]
 pub struct KeyQuota {
     limit: RateLimit<Counters, PrincipalKey, HttpRequest>,
+    /// The counters of the keys' other limits.
+    counters: KeyCounters,
+    clock: Clock,
     /// Where the in-memory counters' charges are made durable; `None` on Redis.
     journal: Option<Journal>,
     /// Where each charge and each spent-quota refusal is counted, per key and day.
@@ -184,6 +322,8 @@ impl KeyQuota {
     /// `quota`'s, for a limiter it cannot build.
     pub fn new(
         counters: Counters,
+        others: KeyCounters,
+        clock: Clock,
         journal: Option<Journal>,
         history: UsageHistory,
     ) -> Result<Self, quota::Error> {
@@ -215,6 +355,8 @@ impl KeyQuota {
             .build()?;
         Ok(Self {
             limit,
+            counters: others,
+            clock,
             journal,
             history,
         })
@@ -229,6 +371,15 @@ impl KeyQuota {
     /// The refusal, as the answer to send; 503 when the journal could not write the charge
     /// (which stays counted in memory: a refused call may cost, an answered one is never lost).
     pub async fn charge(&self, req: &HttpRequest, cost: u64) -> Result<Charged, ApiError> {
+        if let Some((limits, quota_id, daily)) =
+            quota::RequestView::with_extension(req, |p: &Principal| {
+                (!p.limits.is_empty())
+                    .then(|| (p.limits, p.quota_id.clone(), NonZeroU64::new(p.daily_quota)))
+            })
+            .flatten()
+        {
+            return self.charge_all(req, cost, limits, &quota_id, daily).await;
+        }
         let call = self.limit.prepare(req).with_cost(cost);
         let fields = match self.limit.decide(call).await {
             Verdict::Allowed(fields) => fields,
@@ -251,8 +402,192 @@ impl KeyQuota {
                     retry_after: Some(1),
                 })?;
         }
+        // In memory, the month counts every call of every key, so that a monthly quota set
+        // during the month counts the month's calls, as it does after a restart (which counts
+        // them back from the stored usage). On Redis it counts from when it was set.
+        if let Either::Left(monthly) = &self.counters.monthly
+            && cost > 0
+        {
+            let _counted = quota::RequestView::with_extension(req, |p: &Principal| {
+                monthly.decide_with_limit(&p.quota_id, cost, NonZeroU64::MAX)
+            });
+        }
         self.count(req, Outcome::Accepted);
         Ok(Charged(fields))
+    }
+
+    /// [`charge`](Self::charge) for a key with limits beside its daily quota: its rate limit,
+    /// daily quota, monthly quota and credits, in that order. The call must pass each; once one
+    /// refuses it, what the ones before counted is given back, so a refused call costs
+    /// nothing. The answer's fields list every policy and describe the tightest.
+    async fn charge_all(
+        &self,
+        req: &HttpRequest,
+        cost: u64,
+        limits: CallLimits,
+        quota_id: &str,
+        daily: Option<NonZeroU64>,
+    ) -> Result<Charged, ApiError> {
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
+        let mut granted: Vec<Granted<'_>> = Vec::with_capacity(4);
+        let mut shown: Vec<(&'static str, Decision)> = Vec::with_capacity(4);
+
+        if let Some(policy) = limits.rate {
+            let counters = &self.counters.rate;
+            let decided = counters.decide_with_policy(quota_id, cost, policy).await;
+            let charge = (counters, quota_id, cost, "rate");
+            self.step(req, charge, decided, &mut granted, &mut shown)
+                .await?;
+        }
+        let counters = self.limit.backend();
+        let decided = match daily {
+            Some(limit) => counters.decide_with_limit(quota_id, cost, limit).await,
+            None => counters.decide(quota_id, cost).await,
+        };
+        let charge = (counters, quota_id, cost, "daily");
+        self.step(req, charge, decided, &mut granted, &mut shown)
+            .await?;
+        if let Some(limit) = limits.monthly {
+            let counters = &self.counters.monthly;
+            let decided = counters.decide_with_limit(quota_id, cost, limit).await;
+            let charge = (counters, quota_id, cost, "monthly");
+            self.step(req, charge, decided, &mut granted, &mut shown)
+                .await?;
+        }
+        let credit = limits
+            .credits
+            .map(|credits| self.counters.credits(&credits, quota_id, now));
+        if let Some(credit) = &credit {
+            match NonZeroU64::new(credit.limit) {
+                Some(limit) => {
+                    let decided = credit
+                        .counters
+                        .decide_with_limit(&credit.key, cost, limit)
+                        .await;
+                    let charge = (credit.counters, credit.key.as_str(), cost, "credits");
+                    self.step(req, charge, decided, &mut granted, &mut shown)
+                        .await?;
+                }
+                // A balance of 0: nothing to count, every call refused until the refill.
+                None if cost > 0 => {
+                    let refill_in = credit.ends.map(|end| end.saturating_sub(now));
+                    let refused = ApiError::CreditsExhausted {
+                        refill_in,
+                        headers: fields_of(&shown, refill_in),
+                    };
+                    observe::quota_denied("credits_spent");
+                    self.count(req, Outcome::Credits);
+                    return Err(self.refuse(&granted, refused).await);
+                }
+                None => {}
+            }
+        }
+
+        if let Some(journal) = &self.journal
+            && cost > 0
+        {
+            let today = journal::today(&self.clock);
+            let mut charges = vec![(quota_id, today, cost)];
+            if let Some(credit) = &credit {
+                charges.push((credit.subject.as_str(), credit.day, cost));
+            }
+            journal
+                .record_all(&charges)
+                .await
+                .map_err(|_| ApiError::Unavailable {
+                    detail: "the database is unavailable; try again shortly",
+                    retry_after: Some(1),
+                })?;
+        }
+        self.count(req, Outcome::Accepted);
+        Ok(Charged(HeaderFields::combined(
+            shown.iter().map(|(name, d)| (*name, d)),
+            true,
+        )))
+    }
+
+    /// One limit's part of [`charge_all`](Self::charge_all): a granted charge is kept to give
+    /// back, a refusal gives back the ones before and becomes the answer.
+    /// `charge` names the counters, the key counted, the cost and the policy.
+    async fn step<'a>(
+        &self,
+        req: &HttpRequest,
+        (counters, key, cost, name): (&'a Counters, &str, u64, &'static str),
+        decided: Result<Decision, quota::Error>,
+        granted: &mut Vec<Granted<'a>>,
+        shown: &mut Vec<(&'static str, Decision)>,
+    ) -> Result<(), ApiError> {
+        let decision = match decided {
+            Ok(decision) => decision,
+            Err(error) => {
+                observe::quota_denied("store_unavailable");
+                observe::throttled_error("a key limit could not be decided", &error);
+                return Err(self.refuse(granted, store_unavailable()).await);
+            }
+        };
+        shown.push((name, decision));
+        match decision.status() {
+            Status::Allowed => {
+                granted.push(Granted {
+                    counters,
+                    key: key.to_owned(),
+                    cost,
+                    decision,
+                });
+                Ok(())
+            }
+            // Allowed uncounted while the store is away, as the daily quota is.
+            Status::FailedOpen => Ok(()),
+            Status::Limited | Status::CostExceedsLimit => {
+                let wait = decision
+                    .retry_after()
+                    .map(|d| d.as_secs_f64().ceil() as u64);
+                let headers = fields_of(shown, None);
+                let (reason, outcome, error) = match name {
+                    "rate" => (
+                        "rate_limited",
+                        Outcome::Rate,
+                        ApiError::RateLimited {
+                            retry_after: wait.unwrap_or(1).max(1),
+                            headers,
+                        },
+                    ),
+                    "credits" => (
+                        "credits_spent",
+                        Outcome::Credits,
+                        ApiError::CreditsExhausted {
+                            refill_in: wait,
+                            headers,
+                        },
+                    ),
+                    _ => ("spent", Outcome::Quota, ApiError::QuotaExceeded { headers }),
+                };
+                observe::quota_denied(reason);
+                tracing::info!(limit = name, "key limit reached");
+                if decision.status() == Status::Limited {
+                    self.count(req, outcome);
+                }
+                Err(self.refuse(granted, error).await)
+            }
+            _ => {
+                observe::quota_denied("store_unavailable");
+                Err(self.refuse(granted, store_unavailable()).await)
+            }
+        }
+    }
+
+    /// Gives back every charge in `granted` and returns `error`.
+    async fn refuse(&self, granted: &[Granted<'_>], error: ApiError) -> ApiError {
+        for charge in granted {
+            let refunded = charge
+                .counters
+                .refund(&charge.key, charge.cost, &charge.decision)
+                .await;
+            if let Err(e) = refunded {
+                observe::throttled_error("a refused call's charge was not given back", &e);
+            }
+        }
+        error
     }
 
     /// Counts the call `req` in the usage history of its key.
@@ -266,6 +601,67 @@ impl KeyQuota {
     #[must_use]
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
+    }
+
+    /// Counts back, at start-up, what the journal stored (nothing to do on Redis): `month`,
+    /// the usage of this month's days up to `today` (`(subject, day, calls)`), and `lifetime`,
+    /// the total of each lifetime credit balance. Returns how many counters were restored.
+    pub fn restore(
+        &self,
+        today: i64,
+        month_start: i64,
+        month: &[(String, i64, u64)],
+        lifetime: &[(String, u64)],
+    ) -> usize {
+        let mut restored = 0;
+        let mut add = |counters: &Counters, key: &str, used: u64| {
+            if let Either::Left(memory) = counters
+                && used > 0
+            {
+                // Under the largest limit the window takes whatever is added; the key's own
+                // limit applies to the calls that follow.
+                match memory.decide_with_limit(key, used, NonZeroU64::MAX) {
+                    Ok(_) => restored += 1,
+                    Err(e) => tracing::error!(error = %e, "a stored quota usage was not restored"),
+                }
+            }
+        };
+        let credit_key = |rest: &str| {
+            let (set_at, quota_id) = rest.split_once(':')?;
+            Some(format!("{quota_id}:{set_at}"))
+        };
+        for (subject, day, used) in month {
+            match subject.strip_prefix(CREDITS_SUBJECT) {
+                Some(rest) => match (rest.split_at_checked(2), *day) {
+                    (Some(("d:", rest)), day) if day == today => {
+                        if let Some(key) = credit_key(rest) {
+                            add(&self.counters.credits_day, &key, *used);
+                        }
+                    }
+                    (Some(("m:", rest)), day) if day == month_start => {
+                        if let Some(key) = credit_key(rest) {
+                            add(&self.counters.credits_month, &key, *used);
+                        }
+                    }
+                    _ => {}
+                },
+                None => {
+                    if *day == today {
+                        add(self.limit.backend(), subject, *used);
+                    }
+                    add(&self.counters.monthly, subject, *used);
+                }
+            }
+        }
+        for (subject, used) in lifetime {
+            if let Some(key) = subject
+                .strip_prefix(LIFETIME_CREDITS_SUBJECT)
+                .and_then(credit_key)
+            {
+                add(&self.counters.credits_lifetime, &key, *used);
+            }
+        }
+        restored
     }
 
     /// Adds `used` calls stored by the journal to the in-memory count of `subject` (today's),
@@ -317,11 +713,86 @@ impl KeyQuota {
         })
     }
 
+    /// What the key with `limits` and quota id `quota_id` has left of its rate limit, monthly
+    /// quota and credits, counting nothing.
+    ///
+    /// # Errors
+    /// 503 when Redis does not answer.
+    pub async fn limits_usage(
+        &self,
+        quota_id: &str,
+        limits: &CallLimits,
+    ) -> Result<LimitsUsage, ApiError> {
+        let read = |decided: Result<Decision, quota::Error>| match decided {
+            Ok(decision)
+                if !matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) =>
+            {
+                Ok(PolicyUsage::of(&decision))
+            }
+            _ => {
+                observe::redis_error("quota", "unavailable");
+                Err(store_unavailable())
+            }
+        };
+        let mut usage = LimitsUsage::default();
+        if let Some(policy) = limits.rate {
+            let decided = self
+                .counters
+                .rate
+                .decide_with_policy(quota_id, 0, policy)
+                .await;
+            usage.rate_limit = Some(read(decided)?);
+        }
+        if let Some(limit) = limits.monthly {
+            let decided = self
+                .counters
+                .monthly
+                .decide_with_limit(quota_id, 0, limit)
+                .await;
+            usage.monthly_quota = Some(read(decided)?);
+        }
+        if let Some(credits) = &limits.credits {
+            let now = u64::try_from(self.clock.now()).unwrap_or(0);
+            let credit = self.counters.credits(credits, quota_id, now);
+            usage.credits = Some(match NonZeroU64::new(credit.limit) {
+                Some(limit) => read(
+                    credit
+                        .counters
+                        .decide_with_limit(&credit.key, 0, limit)
+                        .await,
+                )?,
+                None => PolicyUsage {
+                    limit: 0,
+                    used: 0,
+                    remaining: 0,
+                    reset_secs: credit.ends.map(|end| end.saturating_sub(now)),
+                },
+            });
+        }
+        Ok(usage)
+    }
+
     /// Whether the counters live on Redis.
     #[must_use]
     pub fn is_shared(&self) -> bool {
         self.limit.backend().is_right()
     }
+}
+
+/// The fields of the policies decided so far; `Retry-After` of `wait` seconds when none of
+/// them gives one.
+fn fields_of(shown: &[(&'static str, Decision)], wait: Option<u64>) -> crate::error::ExtraHeaders {
+    let mut headers: crate::error::ExtraHeaders =
+        HeaderFields::combined(shown.iter().map(|(name, d)| (*name, d)), true)
+            .into_pairs()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+    if let Some(wait) = wait
+        && !headers.iter().any(|(name, _)| *name == "retry-after")
+    {
+        headers.push(("retry-after", wait.max(1).to_string()));
+    }
+    headers
 }
 
 /// The per-client limit on `/login` and `/register`: `quota`'s middleware.
@@ -378,7 +849,7 @@ fn login_limit(
                     tracing::info!("login rate limit reached");
                     let retry_after = refusal
                         .decision
-                        .and_then(quota::Decision::retry_after)
+                        .and_then(Decision::retry_after)
                         .map_or(60, |d| d.as_secs_f64().ceil() as u64)
                         .max(1);
                     ApiError::RateLimited {

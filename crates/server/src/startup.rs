@@ -34,7 +34,9 @@ use crate::connections::{self, BodyTimeout, PerAddress};
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
 use crate::keys::{CreatedKey, KeyDefaults, KeyManager, NewKey};
-use crate::limits::{self, Concern, KeyQuota, UsernameLimit};
+use crate::limits::{
+    self, Concern, KeyCounters, KeyQuota, LIFETIME_CREDITS_SUBJECT, UsernameLimit,
+};
 use crate::routes;
 use crate::routes::health::Readiness;
 use crate::routes::prime::{PRIME_QUEUE_TIMEOUT, PrimePool};
@@ -424,6 +426,8 @@ pub async fn build_services(
     let usage = UsageHistory::new(db.clone(), clock.clone());
     let quota = KeyQuota::new(
         limits::counters(daily, &clock, redis.as_ref(), Concern::Quota).map_err(build_error)?,
+        KeyCounters::new(&clock, redis.as_ref()).map_err(build_error)?,
+        clock.clone(),
         journal,
         usage.clone(),
     )
@@ -563,14 +567,20 @@ async fn restore_quota(db: &Db, quota: &KeyQuota, clock: &Clock) -> Result<(), S
         }
     }
     let today = journal::today(clock);
-    let usage = db.quota_usage_on(today).await?;
-    for (subject, used) in &usage {
-        if let Err(e) = quota.replay(subject, *used) {
-            tracing::error!(error = %e, "a stored quota usage was not restored");
-        }
-    }
-    tracing::info!(keys = usage.len(), "quota usage restored");
-    let purged = db.purge_quota_usage(today - USAGE_DAYS).await?;
+    // This month's days: today's for the daily quotas, all of them for the monthly ones and
+    // for credits refilled monthly; and every lifetime balance, whatever its age.
+    let month_start = quota::Window::Month
+        .bounds(u64::try_from(today).unwrap_or(0) * 86_400)
+        .0
+        .div_euclid(86_400);
+    let month_start = i64::try_from(month_start).unwrap_or(today);
+    let usage = db.quota_usage_between(month_start, today).await?;
+    let lifetime = db.quota_usage_total(LIFETIME_CREDITS_SUBJECT).await?;
+    let restored = quota.restore(today, month_start, &usage, &lifetime);
+    tracing::info!(counters = restored, "quota usage restored");
+    let purged = db
+        .purge_quota_usage(today - USAGE_DAYS, LIFETIME_CREDITS_SUBJECT)
+        .await?;
     if purged > 0 {
         tracing::info!(
             rows = purged,

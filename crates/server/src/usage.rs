@@ -34,13 +34,23 @@ pub const DEFAULT_DAYS: u32 = 30;
 pub enum Outcome {
     /// Answered: it passed authentication, its scope and its quota.
     Accepted,
-    /// Refused with 429: the daily quota was spent.
+    /// Refused with 429: the daily or monthly quota was spent.
     Quota,
     /// Refused with 403: the key lacks the route's scope.
     Scope,
+    /// Refused with 429: the key's rate limit was reached.
+    Rate,
+    /// Refused with 429: the key's credits were spent.
+    Credits,
 }
 
-const OUTCOMES: [Outcome; 3] = [Outcome::Accepted, Outcome::Quota, Outcome::Scope];
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Accepted,
+    Outcome::Quota,
+    Outcome::Scope,
+    Outcome::Rate,
+    Outcome::Credits,
+];
 
 impl Outcome {
     /// The name stored in the `outcome` column.
@@ -50,6 +60,8 @@ impl Outcome {
             Self::Accepted => "accepted",
             Self::Quota => "quota",
             Self::Scope => "scope",
+            Self::Rate => "rate",
+            Self::Credits => "credits",
         }
     }
 
@@ -83,10 +95,14 @@ pub struct DayUsage {
 /// Refused calls of one day, by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Refused {
-    /// With 429, the daily quota spent.
+    /// With 429, the daily or monthly quota spent.
     pub quota: u64,
     /// With 403, the key lacking the route's scope.
     pub scope: u64,
+    /// With 429, the key's rate limit reached.
+    pub rate: u64,
+    /// With 429, the key's credits spent.
+    pub credits: u64,
 }
 
 /// Why a range of days was refused.
@@ -362,6 +378,8 @@ impl UsageHistory {
                 refused: Refused {
                     quota: counts[Outcome::Quota.index()],
                     scope: counts[Outcome::Scope.index()],
+                    rate: counts[Outcome::Rate.index()],
+                    credits: counts[Outcome::Credits.index()],
                 },
             })
             .collect())
@@ -454,7 +472,11 @@ mod tests {
         let day = |date: &str, accepted, quota, scope| DayUsage {
             date: date.to_owned(),
             accepted,
-            refused: Refused { quota, scope },
+            refused: Refused {
+                quota,
+                scope,
+                ..Refused::default()
+            },
         };
         let expected = [
             day("2026-12-02", 0, 0, 0),
@@ -506,6 +528,10 @@ mod tests {
         assert!(history.flush().await.is_err());
         history.record("k1", Outcome::Accepted);
         let pending = history.pending();
-        assert_eq!(pending[&20_791]["k1"], [2, 0, 0], "kept for the next batch");
+        assert_eq!(
+            pending[&20_791]["k1"],
+            [2, 0, 0, 0, 0],
+            "kept for the next batch"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `/admin/ui`, the admin page: what the server sends, checked over plain HTTP, and the
 //! operator's flows clicked through in headless Chromium over the DevTools protocol: sign in,
-//! the keys, a key's usage chart, create (the key shown once), edit scopes and quota, rotate,
-//! revoke, the audit log, sign out.
+//! the keys, a key's usage chart, create (the key shown once, with a rate limit, a monthly quota
+//! and credits), edit scopes, quota and limits, rotate, revoke, the audit log, sign out.
 //!
 //! The browser test needs `chromium` on `PATH` (`apt-get install chromium`; `.ci/run` installs
 //! it). Without it the test says so and skips, and fails under `REQUIRE_SERVICES=1`. Set
@@ -108,6 +108,21 @@ async fn the_operator_signs_in_and_manages_keys_in_chromium() {
         403
     );
 
+    // And limits, given after the traffic so that they spend nothing of it: the page shows them.
+    let limits = app
+        .patch(
+            &format!("/admin/keys/{}", traffic["id"].as_str().unwrap()),
+            &[(
+                "authorization",
+                &format!("Bearer {}", app.first.admin_token),
+            )],
+            r#"{"rate_limit": {"limit": 10, "per": "second", "burst": 20},
+                "monthly_quota": 100000,
+                "credits": {"remaining": 1000, "refill": {"amount": 100, "interval": "day"}}}"#,
+        )
+        .await;
+    assert_eq!(limits.status, 200, "{}", limits.body);
+
     let browser = Chromium::launch(&chromium);
     let outcome = timeout(BROWSER_BUDGET, operate(&browser, &app, &traffic)).await;
     let stderr = browser.stderr();
@@ -212,9 +227,18 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         .unwrap_or_else(|| panic!("{keys}"));
     assert_eq!(
         shop.as_array().unwrap()[1..],
-        json!(["shop", "Checkout", "active", "time:read", "3"])
-            .as_array()
-            .unwrap()[..]
+        json!([
+            "shop",
+            "Checkout",
+            "active",
+            "time:read",
+            "3",
+            "10/second, burst 20",
+            "100,000",
+            "1,000 (refill 100/day)"
+        ])
+        .as_array()
+        .unwrap()[..]
     );
 
     // The key's usage chart: 30 days, today 3 accepted and 2 refused, yesterday 1.
@@ -267,6 +291,17 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
     cdp.evaluate(&type_into("create-service", "reports")).await;
     cdp.evaluate(&type_into("create-quota", "50")).await;
     cdp.evaluate(&click("create-scope-time-read")).await;
+    for (id, value) in [
+        ("create-rate-limit", "10"),
+        ("create-rate-per", "second"),
+        ("create-rate-burst", "20"),
+        ("create-monthly-quota", "100000"),
+        ("create-credits", "500"),
+        ("create-refill-amount", "100"),
+        ("create-refill-interval", "month"),
+    ] {
+        cdp.evaluate(&type_into(id, value)).await;
+    }
     cdp.evaluate(&click("create-button")).await;
     until(&mut cdp, "the new key is shown", &visible("secret")).await;
     let created = cdp
@@ -296,10 +331,56 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         .as_str()
         .unwrap()
         .to_owned();
+    let admin_header = format!("Bearer {admin}");
+    let ah = [("authorization", admin_header.as_str())];
+    let stored = app.get(&format!("/admin/keys/{new_id}"), &ah).await.body;
+    assert_eq!(
+        stored["rate_limit"],
+        json!({"limit": 10, "per": "second", "burst": 20})
+    );
+    assert_eq!(stored["monthly_quota"], 100_000);
+    assert_eq!(stored["credits"]["granted"], 500);
+    assert_eq!(
+        stored["credits"]["refill"],
+        json!({"amount": 100, "interval": "month"})
+    );
+    let listed = cdp.evaluate(&rows("keys")).await;
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == json!(new_id))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(
+        row.as_array().unwrap()[6..],
+        json!(["10/second, burst 20", "100,000", "500 (refill 100/month)"])
+            .as_array()
+            .unwrap()[..]
+    );
+    // The edit form shows them; a new credits balance is sent only when one is typed.
+    assert_eq!(
+        cdp.evaluate(
+            "['edit-rate-limit', 'edit-rate-per', 'edit-rate-burst', 'edit-monthly-quota', \
+             'edit-credits', 'edit-refill-amount', 'edit-refill-interval'] \
+             .map(id => document.getElementById(id).value)"
+        )
+        .await,
+        json!(["10", "second", "20", "100000", "", "100", "month"])
+    );
 
-    // Edit its scopes and quota: the server applies it.
+    // Edit its scopes, quota and limits: the server applies it.
     cdp.evaluate(&click("edit-scope-whoami-read")).await;
     cdp.evaluate(&type_into("edit-quota", "7")).await;
+    for (id, value) in [
+        ("edit-rate-limit", "600"),
+        ("edit-rate-per", "minute"),
+        ("edit-rate-burst", ""),
+        ("edit-monthly-quota", ""),
+        ("edit-credits", "40"),
+        ("edit-refill-amount", ""),
+    ] {
+        cdp.evaluate(&type_into(id, value)).await;
+    }
     cdp.evaluate(&click("edit-save")).await;
     until(
         &mut cdp,
@@ -313,6 +394,14 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
     .await;
     let whoami = app.get("/whoami", &[("authorization", &created)]).await;
     assert_eq!(whoami.status, 200, "the new scope works: {}", whoami.body);
+    let edited = app.get(&format!("/admin/keys/{new_id}"), &ah).await.body;
+    assert_eq!(
+        edited["rate_limit"],
+        json!({"limit": 600, "per": "minute", "burst": 600})
+    );
+    assert!(edited.get("monthly_quota").is_none(), "{edited}");
+    assert_eq!(edited["credits"]["granted"], 40);
+    assert!(edited["credits"].get("refill").is_none(), "{edited}");
 
     // Rotate: the replacement is shown once; then revoke it.
     cdp.evaluate(&click("rotate")).await;
@@ -334,6 +423,13 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         .unwrap()
         .to_owned();
     assert_ne!(successor, new_id);
+    let inherited = app.get(&format!("/admin/keys/{successor}"), &ah).await.body;
+    for field in ["rate_limit", "credits"] {
+        assert_eq!(
+            inherited[field], edited[field],
+            "a rotation keeps the {field}"
+        );
+    }
     cdp.evaluate(&click("revoke")).await;
     until(
         &mut cdp,

@@ -261,6 +261,139 @@ fn a_keys_metadata_quota_and_expiry_are_set_and_changed_from_the_command_line() 
     assert!(mine.get("expires_at").is_none());
 }
 
+#[test]
+fn a_keys_limits_are_set_changed_cleared_and_refused_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("SECRET_KEY".to_owned(), random_hex(48))];
+    let json = |args: &[&str]| -> Value {
+        serde_json::from_str(&run_cli(&env, dir.path(), args)).unwrap()
+    };
+    let created = json(&[
+        "keys",
+        "create",
+        "--service",
+        "metered",
+        "--rate-limit",
+        "10/second",
+        "--burst",
+        "20",
+        "--monthly-quota",
+        "100000",
+        "--credits",
+        "1000",
+        "--refill",
+        "100/day",
+        "--json",
+    ]);
+    assert_eq!(
+        created["rate_limit"],
+        json!({"limit": 10, "per": "second", "burst": 20})
+    );
+    assert_eq!(created["monthly_quota"], 100_000);
+    assert_eq!(created["credits"]["granted"], 1_000);
+    assert_eq!(
+        created["credits"]["refill"],
+        json!({"amount": 100, "interval": "day"})
+    );
+    let id = created["id"].as_str().unwrap();
+    let listed = run_cli(&env, dir.path(), &["keys", "list"]);
+    let line = listed.lines().find(|l| l.starts_with(id)).unwrap();
+    for shown in ["10/second burst 20", "100000", "1000 refill 100/day"] {
+        assert!(line.contains(shown), "{shown}: {listed}");
+    }
+    let text = run_cli(
+        &env,
+        dir.path(),
+        &["keys", "create", "--service", "plain", "--credits", "0"],
+    );
+    assert!(text.contains("credits:      0 granted at "), "{text}");
+
+    let updated = json(&[
+        "keys",
+        "update",
+        id,
+        "--rate-limit",
+        "600/minute",
+        "--credits",
+        "5",
+        "--clear",
+        "monthly_quota",
+        "--json",
+    ]);
+    assert_eq!(
+        updated["rate_limit"],
+        json!({"limit": 600, "per": "minute", "burst": 600})
+    );
+    assert_eq!(updated["credits"]["granted"], 5);
+    assert!(updated["credits"].get("refill").is_none(), "{updated}");
+    assert!(updated.get("monthly_quota").is_none(), "{updated}");
+
+    // Refused with the admin API's words; nothing changes.
+    for (args, says) in [
+        (
+            vec!["keys", "update", id, "--credits", "-5"],
+            "credits.remaining must be 0 or more",
+        ),
+        (
+            vec!["keys", "update", id, "--rate-limit", "0/second"],
+            "rate_limit.limit must be 1 or more",
+        ),
+        (
+            vec![
+                "keys",
+                "update",
+                id,
+                "--rate-limit",
+                "10/second",
+                "--burst",
+                "0",
+            ],
+            "rate_limit.burst must be 1 or more",
+        ),
+        (
+            vec!["keys", "update", id, "--rate-limit", "10/fortnight"],
+            "rate_limit.per must be one of second, minute, hour, day",
+        ),
+        (
+            vec!["keys", "update", id, "--credits", "1", "--refill", "0/day"],
+            "credits.refill.amount must be between 1 and 9007199254740991",
+        ),
+        (
+            vec!["keys", "update", id, "--credits", "1", "--refill", "5/week"],
+            "credits.refill.interval must be one of day, month",
+        ),
+        (
+            vec!["keys", "update", id, "--monthly-quota", "0"],
+            "monthly_quota must be between 1 and 9007199254740991",
+        ),
+        (
+            vec!["keys", "update", id, "--credits", "9007199254740992"],
+            "credits.remaining must be at most 9007199254740991",
+        ),
+        (
+            vec!["keys", "update", id, "--credits", "3", "--clear", "credits"],
+            "--credits and --clear credits contradict each other",
+        ),
+        (vec!["keys", "update", id, "--burst", "5"], "--rate-limit"),
+    ] {
+        let stderr = run_cli_refused(&env, dir.path(), &args);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    let mine = listed_key(&env, dir.path(), id);
+    assert_eq!(mine["rate_limit"], updated["rate_limit"]);
+    assert_eq!(mine["credits"], updated["credits"]);
+
+    let cleared = json(&[
+        "keys",
+        "update",
+        id,
+        "--clear",
+        "rate-limit,credits",
+        "--json",
+    ]);
+    assert!(cleared.get("rate_limit").is_none() && cleared.get("credits").is_none());
+}
+
 /// The key `id` as `keys list --json` shows it.
 fn listed_key(env: &[(String, String)], dir: &std::path::Path, id: &str) -> Value {
     let listed: Value =
@@ -364,7 +497,10 @@ fn keys_usage_shows_the_history_of_the_days_asked_for() {
     assert_eq!(history.len(), 2);
     for day in history {
         assert_eq!(day["accepted"], 0);
-        assert_eq!(day["refused"], json!({"quota": 0, "scope": 0}));
+        assert_eq!(
+            day["refused"],
+            json!({"quota": 0, "scope": 0, "rate": 0, "credits": 0})
+        );
     }
     let text = run_cli(
         &env,

@@ -1487,6 +1487,243 @@ async fn a_keys_name_owner_meta_quota_and_expiry_change_with_patch_and_bad_input
 }
 
 #[actix_web::test]
+async fn a_keys_rate_limit_monthly_quota_and_credits_are_set_shown_changed_and_cleared() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let created = app
+        .create_key(json!({
+            "service": "metered",
+            "rate_limit": {"limit": 10, "per": "second"},
+            "monthly_quota": 100_000,
+            "credits": {"remaining": 1_000, "refill": {"amount": 100, "interval": "day"}}
+        }))
+        .await;
+    // Shown with the burst filled in, and the time the credits were granted.
+    assert_eq!(
+        created["rate_limit"],
+        json!({"limit": 10, "per": "second", "burst": 10})
+    );
+    assert_eq!(created["monthly_quota"], 100_000);
+    assert_eq!(
+        created["credits"],
+        json!({"granted": 1_000, "granted_at": NOON, "refill": {"amount": 100, "interval": "day"}})
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/admin/keys/{id}");
+    let shown = app.get(&path, &ah).await;
+    assert_eq!(shown.status, 200, "{}", shown.body);
+    for field in ["rate_limit", "monthly_quota", "credits"] {
+        assert_eq!(shown.body[field], created[field], "{field}");
+    }
+    let unknown = app.get("/admin/keys/sapi_nope", &ah).await;
+    assert_eq!(unknown.status, 404);
+
+    // A rate limit is replaced whole; new credits are a new grant, at the time of the change.
+    app.clock.set(NOON + 60);
+    let patched = app
+        .patch(
+            &path,
+            &ah,
+            r#"{"rate_limit": {"limit": 600, "per": "minute", "burst": 50},
+                "credits": {"remaining": 0}}"#,
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(
+        patched.body["rate_limit"],
+        json!({"limit": 600, "per": "minute", "burst": 50})
+    );
+    assert_eq!(patched.body["monthly_quota"], 100_000, "left as it was");
+    assert_eq!(
+        patched.body["credits"],
+        json!({"granted": 0, "granted_at": NOON + 60})
+    );
+    let listed = app.get("/admin/keys", &ah).await.body;
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(mine["credits"], patched.body["credits"]);
+
+    // Each of these is refused whole with a 400 naming the field, and nothing is stored.
+    let before = app.get("/admin/keys", &ah).await.body;
+    let refusals = [
+        (
+            json!({"rate_limit": {"limit": 0, "per": "second"}}),
+            "rate_limit.limit",
+        ),
+        (
+            json!({"rate_limit": {"limit": 10, "per": "second", "burst": 0}}),
+            "rate_limit.burst",
+        ),
+        (
+            json!({"rate_limit": {"limit": 1_000_001, "per": "second", "burst": 5}}),
+            "rate_limit.limit",
+        ),
+        (
+            json!({"rate_limit": {"limit": 10, "per": "hour", "burst": 1_000_001}}),
+            "rate_limit.burst",
+        ),
+        (
+            json!({"rate_limit": {"limit": 2_000_000, "per": "day"}}),
+            "rate_limit.burst",
+        ),
+        (json!({"monthly_quota": 0}), "monthly_quota"),
+        (json!({"monthly_quota": 1_u64 << 53}), "monthly_quota"),
+        (
+            json!({"credits": {"remaining": 1_u64 << 53}}),
+            "credits.remaining",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "refill": {"amount": 0, "interval": "day"}}}),
+            "credits.refill.amount",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "refill": {"amount": 1_u64 << 53, "interval": "month"}}}),
+            "credits.refill.amount",
+        ),
+    ];
+    // Refused as the body is read: the detail names the field, in the API's terms.
+    let unreadable = [
+        (
+            json!({"credits": {"remaining": -5}}),
+            "credits.remaining: must be 0 or more",
+        ),
+        (
+            json!({"credits": {"remaining": 1.5}}),
+            "credits.remaining: must be a whole number",
+        ),
+        (
+            json!({"rate_limit": {"limit": -1, "per": "second"}}),
+            "rate_limit.limit: must be 1 or more",
+        ),
+        (
+            json!({"monthly_quota": -3}),
+            "monthly_quota: must be 1 or more",
+        ),
+        (
+            json!({"rate_limit": {"limit": 10, "per": "fortnight"}}),
+            "rate_limit.per: unknown variant `fortnight`",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "refill": {"amount": 5, "interval": "week"}}}),
+            "credits.refill.interval: unknown variant `week`",
+        ),
+        (
+            json!({"rate_limit": {"per": "second"}}),
+            "rate_limit: missing field `limit`",
+        ),
+        (
+            json!({"credits": {"remaining": 5, "left": 3}}),
+            "credits: unknown field `left`",
+        ),
+    ];
+    let with = |body: &Value, extra: Value| {
+        let mut body = body.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body.to_string()
+    };
+    for (body, field) in &refusals {
+        let create = with(body, json!({"service": "refused"}));
+        let update = with(body, json!({"name": "Renamed"}));
+        for reply in [
+            app.post("/admin/keys", &ah, &create).await,
+            app.patch(&path, &ah, &update).await,
+        ] {
+            assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+            assert_eq!(reply.body["field"], *field, "{body}: {}", reply.body);
+            assert!(
+                reply.body["detail"].as_str().unwrap().starts_with(field),
+                "{}",
+                reply.body
+            );
+        }
+    }
+    for (body, detail) in &unreadable {
+        let create = with(body, json!({"service": "refused"}));
+        for reply in [
+            app.post("/admin/keys", &ah, &create).await,
+            app.patch(&path, &ah, &body.to_string()).await,
+        ] {
+            assert_eq!(reply.status, 400, "{body}: {}", reply.body);
+            let said = reply.body["detail"].as_str().unwrap();
+            assert!(said.starts_with(detail), "{body}: {said}");
+            for rust in ["u64", "i64", "Option", "struct"] {
+                assert!(!said.contains(rust), "{body}: {said}");
+            }
+        }
+    }
+    assert_eq!(app.get("/admin/keys", &ah).await.body, before);
+
+    // null clears each: no rate limit, monthly quota or credits.
+    let cleared = app
+        .patch(
+            &path,
+            &ah,
+            r#"{"rate_limit": null, "monthly_quota": null, "credits": null}"#,
+        )
+        .await;
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    for field in ["rate_limit", "monthly_quota", "credits"] {
+        assert!(cleared.body.get(field).is_none(), "{}", cleared.body);
+    }
+
+    // The audit log names the fields each change touched, never their values.
+    let log = app.get("/admin/audit?limit=100", &ah).await.body;
+    let changes: Vec<_> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "key.update" && e["outcome"] == "ok")
+        .map(|e| e["detail"]["changed"].clone())
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            json!(["rate_limit", "monthly_quota", "credits"]),
+            json!(["rate_limit", "credits"]),
+        ]
+    );
+
+    // A PATCH of an unknown or revoked key is refused, and changes nothing.
+    let revoked = app
+        .create_key(json!({"service": "gone", "credits": {"remaining": 3}}))
+        .await;
+    let revoked_id = revoked["id"].as_str().unwrap();
+    let gone = app
+        .send("DELETE", &format!("/admin/keys/{revoked_id}"), &ah, None)
+        .await;
+    assert_eq!(gone.status, 204);
+    for target in ["sapi_nope", revoked_id] {
+        let reply = app
+            .patch(
+                &format!("/admin/keys/{target}"),
+                &ah,
+                r#"{"credits": {"remaining": 100}, "monthly_quota": 5}"#,
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.body["field"].clone()),
+            (400, json!("id")),
+            "{target}: {}",
+            reply.body
+        );
+    }
+    let still = app
+        .get(&format!("/admin/keys/{revoked_id}"), &ah)
+        .await
+        .body;
+    assert_eq!(still["credits"], revoked["credits"]);
+    assert!(still.get("monthly_quota").is_none());
+}
+
+#[actix_web::test]
 async fn every_admin_action_is_in_the_audit_log_with_its_token_request_and_outcome() {
     let app = spawn().await;
     let admin = format!("Bearer {}", app.first.admin_token);
@@ -1684,7 +1921,7 @@ async fn a_keys_usage_history_counts_its_calls_per_day_accepted_and_refused_by_r
         .get(&format!("/admin/keys/{id}/usage?days=3"), &ah)
         .await;
     assert_eq!(usage.status, 200, "{}", usage.body);
-    let day = |date: &str, accepted: u64, quota: u64, scope: u64| json!({"date": date, "accepted": accepted, "refused": {"quota": quota, "scope": scope}});
+    let day = |date: &str, accepted: u64, quota: u64, scope: u64| json!({"date": date, "accepted": accepted, "refused": {"quota": quota, "scope": scope, "rate": 0, "credits": 0}});
     let three_days = json!([
         day("2026-02-28", 0, 0, 0),
         day("2026-03-01", 2, 1, 1),

@@ -66,6 +66,14 @@ async fn the_store_runs_unchanged_on_postgres() {
         name: Some("Billing".into()),
         owner: Some("team-7".into()),
         meta: Some(r#"{"tier":"gold"}"#.into()),
+        rate_limit: Some(10),
+        rate_period: Some("second".into()),
+        rate_burst: Some(20),
+        monthly_quota: Some(100_000),
+        credits: Some(1_000),
+        credits_refill: Some(100),
+        credits_interval: Some("month".into()),
+        credits_set_at: Some(1_700_000_000),
     };
     // Ids whose hex digits sort differently as text than as letters-before-digits would.
     db.insert_key(&key, &entry(0x0a, "key.create"))
@@ -83,6 +91,14 @@ async fn the_store_runs_unchanged_on_postgres() {
                 daily_quota: Some(None),
                 meta: Some(None),
                 name: Some(Some("Billing v2".into())),
+                rate_limit: Some(Some(600)),
+                rate_period: Some(Some("minute".into())),
+                rate_burst: Some(None),
+                monthly_quota: Some(None),
+                credits: Some(Some(0)),
+                credits_refill: Some(None),
+                credits_interval: Some(None),
+                credits_set_at: Some(Some(1_800_000_000)),
                 ..KeyChange::default()
             },
             0,
@@ -99,6 +115,14 @@ async fn the_store_runs_unchanged_on_postgres() {
             daily_quota: None,
             meta: None,
             name: Some("Billing v2".into()),
+            rate_limit: Some(600),
+            rate_period: Some("minute".into()),
+            rate_burst: None,
+            monthly_quota: None,
+            credits: Some(0),
+            credits_refill: None,
+            credits_interval: None,
+            credits_set_at: Some(1_800_000_000),
             ..key.clone()
         }
     );
@@ -122,6 +146,17 @@ async fn the_store_runs_unchanged_on_postgres() {
         db.find_key(&key.id).await.unwrap().unwrap().revoked_at,
         Some(20)
     );
+    // A rotation's successor carries the limit columns as they are.
+    let successor = KeyRow {
+        id: "sapi_...000000000002".into(),
+        key_hash: "cd".repeat(32),
+        quota_id: Some(key.id.clone()),
+        ..changed.clone()
+    };
+    db.rotate_key(&key.id, &successor, 30, &entry(0xb0, "key.rotate"))
+        .await
+        .unwrap();
+    assert_eq!(db.find_key(&successor.id).await.unwrap(), Some(successor));
     db.save_snapshot("daily-quota", 5, "{}").await.unwrap();
     db.save_snapshot("daily-quota", 6, "{\"x\":1}")
         .await
@@ -140,7 +175,7 @@ async fn the_store_runs_unchanged_on_postgres() {
         .unwrap();
     assert!(db.load_snapshot("daily-quota").await.unwrap().is_none());
     assert_eq!(db.quota_usage_on(7).await.unwrap(), [("a".to_owned(), 5)]);
-    assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
+    assert_eq!(db.purge_quota_usage(7, "credits:l:").await.unwrap(), 1);
     // The usage history adds up per key, day and outcome, across batches.
     let calls = |key: &str, day, outcome, n| (key.to_owned(), day, outcome, n);
     let batch = [

@@ -8,6 +8,8 @@
 const TOKEN_KEY = 'secure-api.admin-token';
 const SCOPES = ['time:read', 'prime:check', 'weather:read', 'whoami:read'];
 const CHART_DAYS = 30;
+const RATE_PERIODS = ['second', 'minute', 'hour', 'day'];
+const REFILL_INTERVALS = ['day', 'month'];
 
 const $ = (id) => document.getElementById(id);
 
@@ -146,6 +148,154 @@ function setScopes(fieldset, scopes) {
   for (const box of fieldset.querySelectorAll('input')) box.checked = scopes.includes(box.value);
 }
 
+// ---- limits: rate limit, monthly quota, credits ----
+
+function label(forId, text) {
+  const node = element('label', text);
+  node.htmlFor = forId;
+  return node;
+}
+
+function numberInput(id, min, placeholder, max) {
+  const node = document.createElement('input');
+  node.type = 'number';
+  node.id = id;
+  node.min = String(min);
+  if (max) node.max = String(max);
+  node.placeholder = placeholder;
+  return node;
+}
+
+function choice(id, options) {
+  const node = document.createElement('select');
+  node.id = id;
+  for (const name of options) node.append(element('option', name));
+  return node;
+}
+
+function group(...children) {
+  const node = element('span', null, 'group');
+  node.append(...children);
+  return node;
+}
+
+/**
+ * The inputs of a key's limits, ids prefixed with `prefix`: rate limit (calls, period, burst),
+ * monthly quota, credits (balance, refill amount and interval). The edit form also gets a box
+ * that takes the credits away.
+ */
+function limitFields(fieldset, prefix, editing) {
+  const id = (name) => `${prefix}-${name}`;
+  fieldset.append(
+    group(label(id('rate-limit'), 'Rate limit'), numberInput(id('rate-limit'), 1, 'none'),
+      label(id('rate-per'), 'per'), choice(id('rate-per'), RATE_PERIODS),
+      label(id('rate-burst'), 'burst'), numberInput(id('rate-burst'), 1, 'the rate', 1000000)),
+    group(label(id('monthly-quota'), 'Monthly quota'), numberInput(id('monthly-quota'), 1, 'none')),
+    group(label(id('credits'), editing ? 'New credits' : 'Credits'),
+      numberInput(id('credits'), 0, editing ? 'keep' : 'unlimited'),
+      label(id('refill-amount'), 'refilled to'), numberInput(id('refill-amount'), 1, 'no refill'),
+      label(id('refill-interval'), 'each'), choice(id('refill-interval'), REFILL_INTERVALS)),
+  );
+  if (editing) {
+    const box = document.createElement('input');
+    box.type = 'checkbox';
+    box.id = id('credits-clear');
+    const clear = element('label', null, 'scope');
+    clear.append(box, ' no credits (unlimited uses)');
+    fieldset.append(group(clear));
+  }
+}
+
+/** The number in the input `id`, or null when it is empty. */
+function numberOrNull(id) {
+  const text = $(id).value.trim();
+  return text === '' ? null : Number(text);
+}
+
+/** The rate limit the form `prefix` gives, or null for none. */
+function rateLimitOf(prefix) {
+  const limit = numberOrNull(`${prefix}-rate-limit`);
+  if (limit === null) return null;
+  const rate = { limit, per: $(`${prefix}-rate-per`).value };
+  const burst = numberOrNull(`${prefix}-rate-burst`);
+  if (burst !== null) rate.burst = burst;
+  return rate;
+}
+
+/** The refill the form `prefix` gives, or null for none. */
+function refillOf(prefix) {
+  const amount = numberOrNull(`${prefix}-refill-amount`);
+  return amount === null ? null : { amount, interval: $(`${prefix}-refill-interval`).value };
+}
+
+/** The credits the form `prefix` gives, or null when it gives no balance. */
+function creditsOf(prefix) {
+  const remaining = numberOrNull(`${prefix}-credits`);
+  if (remaining === null) {
+    if (refillOf(prefix) && prefix === 'create') throw new Error('A refill needs credits: give the balance to start with.');
+    return null;
+  }
+  const credits = { remaining };
+  const refill = refillOf(prefix);
+  if (refill) credits.refill = refill;
+  return credits;
+}
+
+function sameRate(given, current) {
+  if (!given || !current) return !given && !current;
+  return given.limit === current.limit && given.per === current.per
+    && (given.burst ?? given.limit) === current.burst;
+}
+
+function sameRefill(given, current) {
+  if (!given || !current) return !given && !current;
+  return given.amount === current.amount && given.interval === current.interval;
+}
+
+function rateText(rate) {
+  return rate ? `${rate.limit.toLocaleString('en')}/${rate.per}, burst ${rate.burst.toLocaleString('en')}` : '–';
+}
+
+function creditsText(credits) {
+  if (!credits) return '–';
+  const refill = credits.refill ? ` (refill ${credits.refill.amount.toLocaleString('en')}/${credits.refill.interval})` : '';
+  return `${credits.granted.toLocaleString('en')}${refill}`;
+}
+
+/** Shows a key's limits in the edit form. A new credits balance starts empty: one is sent only when typed. */
+function fillLimits(key) {
+  const rate = key.rate_limit;
+  $('edit-rate-limit').value = rate ? rate.limit : '';
+  $('edit-rate-per').value = rate ? rate.per : 'second';
+  $('edit-rate-burst').value = rate ? rate.burst : '';
+  $('edit-monthly-quota').value = key.monthly_quota ?? '';
+  const credits = key.credits;
+  $('edit-credits').value = '';
+  $('edit-credits').placeholder = credits ? 'keep' : 'unlimited';
+  $('edit-refill-amount').value = credits && credits.refill ? credits.refill.amount : '';
+  $('edit-refill-interval').value = credits && credits.refill ? credits.refill.interval : 'day';
+  $('edit-credits-clear').checked = false;
+  $('edit-credits-clear').disabled = !credits;
+}
+
+/** The limits in `change` that differ from what `key` has: a PATCH names only those. */
+function changedLimits(key, change) {
+  const rate = rateLimitOf('edit');
+  if (!sameRate(rate, key.rate_limit)) change.rate_limit = rate;
+  const monthly = numberOrNull('edit-monthly-quota');
+  if (monthly !== (key.monthly_quota ?? null)) change.monthly_quota = monthly;
+  if ($('edit-credits-clear').checked) {
+    change.credits = null;
+    return;
+  }
+  const credits = creditsOf('edit');
+  if (credits) {
+    change.credits = credits;
+  } else if (!sameRefill(refillOf('edit'), key.credits ? key.credits.refill || null : null)) {
+    throw new Error('A new refill starts a new balance: give the new credits too.');
+  }
+}
+
 // ---- keys ----
 
 async function loadKeys() {
@@ -168,6 +318,9 @@ function renderKeys() {
       element('td', key.status, `status ${key.status}`),
       element('td', key.scopes.join(' ')),
       element('td', key.daily_quota.toLocaleString('en'), 'number'),
+      element('td', rateText(key.rate_limit)),
+      element('td', key.monthly_quota ? key.monthly_quota.toLocaleString('en') : '–', 'number'),
+      element('td', creditsText(key.credits)),
     );
     row.addEventListener('click', () => attempt(() => select(key.id)));
     row.addEventListener('keydown', (event) => {
@@ -191,9 +344,14 @@ async function select(id) {
   if (key.owner) facts.push(`owner ${key.owner}`);
   if (key.expires_at) facts.push(`expires ${new Date(key.expires_at * 1000).toISOString().slice(0, 10)}`);
   if (key.signing) facts.push('signs its requests');
+  if (key.credits) {
+    const on = new Date(key.credits.granted_at * 1000).toISOString().slice(0, 10);
+    facts.push(`${key.credits.granted.toLocaleString('en')} credits granted ${on}`);
+  }
   $('detail-facts').textContent = facts.join(' · ');
   setScopes($('edit-scopes'), key.scopes);
   $('edit-quota').value = key.daily_quota;
+  fillLimits(key);
   const active = key.status === 'active';
   for (const id of ['edit-save', 'rotate', 'revoke']) $(id).disabled = !active;
   show('detail', true);
@@ -267,6 +425,12 @@ async function createKey(event) {
     const value = $(`create-${field}`).value.trim();
     if (value) body[field] = value;
   }
+  const rate = rateLimitOf('create');
+  if (rate) body.rate_limit = rate;
+  const monthly = numberOrNull('create-monthly-quota');
+  if (monthly !== null) body.monthly_quota = monthly;
+  const credits = creditsOf('create');
+  if (credits) body.credits = credits;
   const created = await api('POST', 'keys', body);
   $('create-form').reset();
   showSecret(`New key ${created.id}`, created.key);
@@ -281,6 +445,7 @@ async function saveKey(event) {
   const change = { scopes: checkedScopes($('edit-scopes')) };
   const quota = $('edit-quota').value;
   change.daily_quota = quota ? Number(quota) : null;
+  changedLimits(state.keys.find((k) => k.id === id), change);
   await api('PATCH', `keys/${encodeURIComponent(id)}`, change);
   say(`Saved ${id}: every instance applies it within the key cache TTL.`);
   await loadKeys();
@@ -333,6 +498,8 @@ async function loadAudit(older) {
 document.addEventListener('DOMContentLoaded', () => {
   scopeBoxes($('create-scopes'), 'create-scope');
   scopeBoxes($('edit-scopes'), 'edit-scope');
+  limitFields($('create-limits'), 'create', false);
+  limitFields($('edit-limits'), 'edit', true);
   $('sign-in-form').addEventListener('submit', signIn);
   $('sign-out').addEventListener('click', () => signOut());
   $('tab-keys').addEventListener('click', () => showTab('keys'));

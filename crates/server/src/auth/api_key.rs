@@ -182,6 +182,7 @@ mod tests {
             name: None,
             owner: None,
             meta: None,
+            ..KeyRow::default()
         };
         let table = KeyTable::new(db.clone(), 7);
         for (stored, ends) in [

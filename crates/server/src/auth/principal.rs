@@ -4,9 +4,53 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
+use std::num::NonZeroU64;
+use std::time::Duration;
+
 use crate::auth::scope::{Scope, Scopes};
 use crate::error::ApiError;
+use crate::key_limits::{CreditsInfo, RateLimitSpec};
 use crate::store::KeyRow;
+
+/// What a key's calls are charged against besides its daily quota; each only when set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallLimits {
+    /// The rate limit (GCRA: a rate and a burst).
+    pub rate: Option<quota::Policy>,
+    /// Calls per UTC calendar month.
+    pub monthly: Option<NonZeroU64>,
+    /// The credits granted, when, and their refill.
+    pub credits: Option<CreditsInfo>,
+}
+
+impl CallLimits {
+    /// The limits of a stored key. A stored rate the quota crate cannot apply (none is ever
+    /// written: the key manager checks them) counts as none.
+    #[must_use]
+    pub fn of(row: &KeyRow) -> Self {
+        let rate = RateLimitSpec::of(row).and_then(|spec| {
+            let limit = NonZeroU64::new(spec.limit)?;
+            let burst = NonZeroU64::new(spec.burst_or_limit())?;
+            quota::Policy::gcra(limit, Duration::from_secs(spec.per.secs()))
+                .and_then(|policy| policy.with_burst(burst))
+                .ok()
+        });
+        Self {
+            rate,
+            monthly: row
+                .monthly_quota
+                .and_then(|q| u64::try_from(q).ok())
+                .and_then(NonZeroU64::new),
+            credits: CreditsInfo::of(row),
+        }
+    }
+
+    /// Whether the key has none: its calls pay the daily quota only.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rate.is_none() && self.monthly.is_none() && self.credits.is_none()
+    }
+}
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -39,6 +83,8 @@ pub struct Principal {
     pub daily_quota: u64,
     /// What the key may call.
     pub scopes: Scopes,
+    /// Its rate limit, monthly quota and credits.
+    pub limits: CallLimits,
     /// How the request authenticated.
     pub method: AuthMethod,
 }
@@ -65,6 +111,7 @@ pub struct KeyIdentity {
     service: String,
     daily_quota: u64,
     scopes: Scopes,
+    limits: CallLimits,
     must_sign: bool,
 }
 
@@ -81,6 +128,7 @@ impl KeyIdentity {
                 .and_then(|q| u64::try_from(q).ok())
                 .unwrap_or(default_quota),
             scopes: Scopes::from_stored(row.scopes.as_deref()),
+            limits: CallLimits::of(row),
             must_sign: row.signing_secret.is_some(),
         }
     }
@@ -106,6 +154,7 @@ impl KeyIdentity {
             service: self.service.clone(),
             daily_quota: self.daily_quota,
             scopes: self.scopes,
+            limits: self.limits,
             method,
         }
     }

@@ -369,6 +369,7 @@ mod tests {
             name: None,
             owner: None,
             meta: None,
+            ..KeyRow::default()
         }
     }
 

@@ -133,6 +133,9 @@ pub enum KeysCommand {
         /// Name, owner and meta.
         #[command(flatten)]
         metadata: MetadataArgs,
+        /// Rate limit, monthly quota and credits.
+        #[command(flatten)]
+        limits: Box<LimitArgs>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -143,8 +146,9 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Change a key: its scopes, quota, expiry, name, owner or meta, checked whole and written
-    /// at once. Running servers apply the change within their key cache TTL.
+    /// Change a key: its scopes, quota, expiry, name, owner, meta, rate limit, monthly quota or
+    /// credits, checked whole and written at once. Running servers apply the change within
+    /// their key cache TTL.
     Update {
         /// The key id.
         id: String,
@@ -160,8 +164,12 @@ pub enum KeysCommand {
         /// Name, owner and meta.
         #[command(flatten)]
         metadata: MetadataArgs,
+        /// Rate limit (replaced whole), monthly quota and credits (a new balance, granted now).
+        #[command(flatten)]
+        limits: Box<LimitArgs>,
         /// Clear a setting (repeatable): the name, owner or meta, the quota (back to the
-        /// server's default) or the expiry (never expires).
+        /// server's default), the expiry (never expires), the rate limit, the monthly quota or
+        /// the credits (unlimited uses).
         #[arg(long, value_name = "FIELD", value_delimiter = ',')]
         clear: Vec<Clearable>,
         /// Print the key as listed, in JSON, instead of text.
@@ -218,6 +226,32 @@ pub struct MetadataArgs {
     pub meta: Option<serde_json::Value>,
 }
 
+/// A key's limits beside the daily quota, as `keys create` and `keys update` take them. The
+/// numbers are read as the admin API reads them, so a bad one is refused in the same words.
+#[derive(Debug, Clone, Default, Args)]
+pub struct LimitArgs {
+    /// A rate limit, CALLS/PERIOD with PERIOD second, minute, hour or day: 10/second.
+    #[arg(long, value_name = "CALLS/PERIOD")]
+    pub rate_limit: Option<String>,
+    /// The most calls at once under --rate-limit (default: its CALLS; at most 1000000).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "rate_limit",
+        allow_hyphen_values = true
+    )]
+    pub burst: Option<String>,
+    /// Calls per UTC calendar month.
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub monthly_quota: Option<String>,
+    /// A balance of uses that every call spends, granted now (0 for none left until a refill).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub credits: Option<String>,
+    /// Set the credits to AMOUNT at the start of each UTC day or month: 100/day, 5000/month.
+    #[arg(long, value_name = "AMOUNT/INTERVAL", requires = "credits")]
+    pub refill: Option<String>,
+}
+
 /// A setting `keys update --clear` clears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Clearable {
@@ -228,9 +262,18 @@ pub enum Clearable {
     /// The meta object.
     Meta,
     /// The key's own quota: it gets the server's default.
+    #[value(alias = "daily_quota")]
     DailyQuota,
     /// The expiry: the key never expires.
     Expiry,
+    /// The rate limit: none.
+    #[value(alias = "rate_limit")]
+    RateLimit,
+    /// The monthly quota: none.
+    #[value(alias = "monthly_quota")]
+    MonthlyQuota,
+    /// The credits: unlimited uses.
+    Credits,
 }
 
 fn parse_json(text: &str) -> Result<serde_json::Value, String> {

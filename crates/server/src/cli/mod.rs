@@ -12,13 +12,17 @@ pub use args::{
     AdminTokenCommand, AuditArgs, Cli, Command, KeysCommand, SecretsCommand, SettingsArgs,
 };
 
-use args::Clearable;
+use args::{Clearable, LimitArgs};
 
 use crate::audit::Actor;
 use crate::auth::admin::NewAdminToken;
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::config::{LogFormat, Settings};
+use crate::key_limits::{
+    CreditsInfo, CreditsSpec, KeyLimits, LimitError, RateLimitSpec, parse_count, parse_rate,
+    parse_refill,
+};
 use crate::keys::{CreatedKey, KeyUpdate, NewKey};
 use crate::routes::admin::usage_report;
 use crate::startup::{Application, Purpose, StartupError, build_services, process_env};
@@ -139,6 +143,9 @@ fn print_created(created: &CreatedKey, json: bool) -> Result<(), String> {
         if let Some(meta) = &metadata.meta {
             println!("meta:         {}", serde_json::Value::Object(meta.clone()));
         }
+        for line in limit_lines(&created.limits) {
+            println!("{line}");
+        }
         println!("Save the key now: it is shown once and stored only as a hash.");
     }
     Ok(())
@@ -166,6 +173,99 @@ fn set_or_clear<T>(
         (None, true) => Ok(Some(None)),
         (None, false) => Ok(None),
     }
+}
+
+/// A key's limits as `keys create` and `keys list` print them, one line each that is set.
+fn limit_lines(limits: &KeyLimits) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(rate) = &limits.rate_limit {
+        lines.push(format!("rate limit:   {}", rate_text(rate)));
+    }
+    if let Some(quota) = limits.monthly_quota {
+        lines.push(format!("monthly quota: {quota}"));
+    }
+    if let Some(credits) = &limits.credits {
+        lines.push(format!("credits:      {}", credits_text(credits)));
+    }
+    lines
+}
+
+/// `10/second burst 20`.
+fn rate_text(rate: &RateLimitSpec) -> String {
+    format!(
+        "{}/{} burst {}",
+        rate.limit,
+        rate.per,
+        rate.burst_or_limit()
+    )
+}
+
+/// `1000 granted at 1767225600, refill 100/day`.
+fn credits_text(credits: &CreditsInfo) -> String {
+    let refill = credits.refill.map_or_else(String::new, |refill| {
+        format!(", refill {}/{}", refill.amount, refill.interval)
+    });
+    format!(
+        "{} granted at {}{refill}",
+        credits.granted, credits.granted_at
+    )
+}
+
+/// `1000 refill 100/day`: the balance granted and its refill, for the `keys list` table.
+fn credits_table_text(credits: &CreditsInfo) -> String {
+    let refill = credits.refill.map_or_else(String::new, |refill| {
+        format!(" refill {}/{}", refill.amount, refill.interval)
+    });
+    format!("{}{refill}", credits.granted)
+}
+
+/// The limits of `keys create` and `keys update`, each `None` when its flags are absent.
+struct Limits {
+    rate_limit: Option<RateLimitSpec>,
+    monthly_quota: Option<u64>,
+    credits: Option<CreditsSpec>,
+}
+
+/// The limits `--rate-limit`, `--burst`, `--monthly-quota`, `--credits` and `--refill` give; a
+/// bad value is refused in the admin API's words.
+fn parse_limits(args: &LimitArgs) -> Result<Limits, String> {
+    let refused = |e: LimitError| e.to_string();
+    let rate_limit = args
+        .rate_limit
+        .as_deref()
+        .map(|text| {
+            let (limit, per) = parse_rate(text)?;
+            let burst = args
+                .burst
+                .as_deref()
+                .map(|n| parse_count("rate_limit.burst", n, 1))
+                .transpose()?;
+            Ok(RateLimitSpec { limit, per, burst })
+        })
+        .transpose()
+        .map_err(refused)?;
+    let monthly_quota = args
+        .monthly_quota
+        .as_deref()
+        .map(|n| parse_count("monthly_quota", n, 1))
+        .transpose()
+        .map_err(refused)?;
+    let credits = args
+        .credits
+        .as_deref()
+        .map(|n| {
+            Ok(CreditsSpec {
+                remaining: parse_count("credits.remaining", n, 0)?,
+                refill: args.refill.as_deref().map(parse_refill).transpose()?,
+            })
+        })
+        .transpose()
+        .map_err(refused)?;
+    Ok(Limits {
+        rate_limit,
+        monthly_quota,
+        credits,
+    })
 }
 
 /// The scopes given with `--scope`, if any, refused as the admin API refuses them.
@@ -324,9 +424,11 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             signing,
             expires_in,
             metadata,
+            limits,
             json,
         } => {
             let scopes = parse_scopes(&scopes)?;
+            let limits = parse_limits(&limits)?;
             let new = NewKey {
                 service,
                 daily_quota,
@@ -336,6 +438,9 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 name: metadata.name,
                 owner: metadata.owner,
                 meta: metadata.meta,
+                rate_limit: limits.rate_limit,
+                monthly_quota: limits.monthly_quota,
+                credits: limits.credits,
             };
             let created = keys
                 .create(&new, &Actor::cli())
@@ -352,18 +457,34 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 );
             } else {
                 println!(
-                    "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} SCOPES",
-                    "ID", "SERVICE", "NAME", "DAILY QUOTA", "SIGNING", "STATUS"
+                    "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} {:<24} {:>14} {:<28} SCOPES",
+                    "ID",
+                    "SERVICE",
+                    "NAME",
+                    "DAILY QUOTA",
+                    "SIGNING",
+                    "STATUS",
+                    "RATE LIMIT",
+                    "MONTHLY QUOTA",
+                    "CREDITS"
                 );
                 for k in keys {
                     println!(
-                        "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} {}",
+                        "{:<26} {:<20} {:<20} {:>12} {:<8} {:<8} {:<24} {:>14} {:<28} {}",
                         k.id,
                         k.service,
                         k.metadata.name.as_deref().unwrap_or("-"),
                         k.daily_quota,
                         if k.signing { "yes" } else { "no" },
                         k.status,
+                        k.limits.rate_limit.as_ref().map_or("-".into(), rate_text),
+                        k.limits
+                            .monthly_quota
+                            .map_or("-".into(), |quota| quota.to_string()),
+                        k.limits
+                            .credits
+                            .as_ref()
+                            .map_or("-".into(), credits_table_text),
                         k.scopes,
                     );
                 }
@@ -376,10 +497,12 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
             daily_quota,
             expires_in,
             metadata,
+            limits,
             clear,
             json,
         } => {
             let scopes = parse_scopes(&scopes)?;
+            let limits = parse_limits(&limits)?;
             let update = KeyUpdate {
                 scopes,
                 daily_quota: set_or_clear(
@@ -397,11 +520,25 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 name: set_or_clear("--name", metadata.name, &clear, Clearable::Name)?,
                 owner: set_or_clear("--owner", metadata.owner, &clear, Clearable::Owner)?,
                 meta: set_or_clear("--meta", metadata.meta, &clear, Clearable::Meta)?,
+                rate_limit: set_or_clear(
+                    "--rate-limit",
+                    limits.rate_limit,
+                    &clear,
+                    Clearable::RateLimit,
+                )?,
+                monthly_quota: set_or_clear(
+                    "--monthly-quota",
+                    limits.monthly_quota,
+                    &clear,
+                    Clearable::MonthlyQuota,
+                )?,
+                credits: set_or_clear("--credits", limits.credits, &clear, Clearable::Credits)?,
             };
             if update == KeyUpdate::default() {
                 return Err(
                     "keys update: nothing to change; give --scope, --daily-quota, \
-                     --expires-in, --name, --owner, --meta or --clear"
+                     --expires-in, --name, --owner, --meta, --rate-limit, --monthly-quota, \
+                     --credits or --clear"
                         .to_owned(),
                 );
             }

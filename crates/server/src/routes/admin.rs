@@ -9,12 +9,14 @@ use utoipa::ToSchema;
 use crate::audit::{AuditLog, AuditPage, PAGE_DEFAULT};
 use crate::auth::admin::{Admin, AdminTokenInfo, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::chain::ApiAuth;
+use crate::auth::principal::CallLimits;
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Json, OptionalJson, Query};
+use crate::key_limits::{CreditsSpec, RateLimitSpec, given_positive, optional_positive};
 use crate::keys::{CreatedKey, KeyInfo, KeyManager, KeyUpdate, NewKey};
-use crate::limits::KeyQuota;
+use crate::limits::{KeyQuota, LimitsUsage};
 use crate::usage::{DayRange, DayUsage, UsageHistory};
 
 /// A key to create.
@@ -46,6 +48,17 @@ pub struct CreateKeyRequest {
     /// Anything else: a JSON object of at most 4 KiB as compact JSON.
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Value>,
+    /// A rate limit beside the daily quota: `limit` calls per `per`, spread evenly, with up to
+    /// `burst` at once (default: `limit`). At most one call per microsecond; a burst of at most
+    /// 1,000,000, which a limit over 1,000,000 must give.
+    pub rate_limit: Option<RateLimitSpec>,
+    /// Calls per UTC calendar month (1 to 2^53 - 1; default: none).
+    #[serde(default, deserialize_with = "optional_positive")]
+    #[schema(minimum = 1, maximum = 9_007_199_254_740_991_u64, example = 100_000)]
+    pub monthly_quota: Option<u64>,
+    /// A balance of uses that every call spends (default: unlimited uses), and its refill: the
+    /// balance is set to `amount` at the start of each UTC day or month.
+    pub credits: Option<CreditsSpec>,
 }
 
 /// Changes to a key: each field given is changed, `null` clearing it (the server's default
@@ -76,6 +89,19 @@ pub struct UpdateKeyRequest {
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<Object>)]
     pub meta: Option<Option<Value>>,
+    /// The rate limit, replaced whole; `null` for none.
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<RateLimitSpec>)]
+    pub rate_limit: Option<Option<RateLimitSpec>>,
+    /// Calls per UTC calendar month; `null` for none.
+    #[serde(default, deserialize_with = "given_positive")]
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9_007_199_254_740_991_u64)]
+    pub monthly_quota: Option<Option<u64>>,
+    /// A new balance of credits, granted now (what was left of the old one is forgotten), and
+    /// its refill; `null` for no credits (unlimited uses).
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Option<CreditsSpec>)]
+    pub credits: Option<Option<CreditsSpec>>,
 }
 
 /// Reads a field that is present, `null` included: absent stays `None` (by `default`), `null`
@@ -128,6 +154,9 @@ pub struct UsageResponse {
     /// This key's calls per UTC day over the days asked for, oldest first, days without calls
     /// included: accepted, and refused by reason. Another instance's calls show within 5 s.
     pub history: Vec<DayUsage>,
+    /// What it has left of its rate limit, monthly quota and credits, where it has them.
+    #[serde(flatten)]
+    pub limits: LimitsUsage,
 }
 
 /// Paging of `GET /admin/audit`.
@@ -159,6 +188,25 @@ pub async fn list_keys(
     Ok(web::Json(keys.list().await?))
 }
 
+/// One key, active or not (never the key itself).
+#[utoipa::path(
+    get, path = "/admin/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The key id")),
+    responses(
+        (status = 200, description = "The key", body = KeyInfo),
+        (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("admin" = []))
+)]
+pub async fn get_key(
+    keys: web::Data<KeyManager>,
+    _admin: Admin,
+    id: web::Path<String>,
+) -> Result<web::Json<KeyInfo>, ApiError> {
+    Ok(web::Json(keys.get(&id).await?))
+}
+
 /// Create a key; the response is the only time the key is shown.
 #[utoipa::path(
     post, path = "/admin/keys", tag = "admin",
@@ -185,6 +233,9 @@ pub async fn create_key(
         name: body.name,
         owner: body.owner,
         meta: body.meta,
+        rate_limit: body.rate_limit,
+        monthly_quota: body.monthly_quota,
+        credits: body.credits,
     };
     let created = keys.create(&new, &admin.actor).await?;
     tracing::info!(key = %created.id, service = %created.service, "key created");
@@ -214,7 +265,8 @@ pub async fn revoke_key(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Change a key's scopes, quota, expiry, name, owner or meta. This instance applies the change at
+/// Change a key's scopes, quota, expiry, name, owner, meta, rate limit, monthly quota or credits.
+/// This instance applies the change at
 /// once, every other instance within the key cache TTL. The change is checked whole and written
 /// in one statement: a bad field, or an unknown, revoked or expired key, is refused with 400 and
 /// nothing is changed.
@@ -244,6 +296,9 @@ pub async fn update_key(
         name: body.name,
         owner: body.owner,
         meta: body.meta,
+        rate_limit: body.rate_limit,
+        monthly_quota: body.monthly_quota,
+        credits: body.credits,
     };
     let info = keys.update(&id, &update, &admin.actor).await?;
     auth.forget(&id);
@@ -327,9 +382,13 @@ pub async fn usage_report(
     let row = keys.find(id).await?;
     let limit = std::num::NonZeroU64::new(keys.daily_quota(&row));
     let usage = quota.usage(row.quota_subject(), limit).await?;
+    let limits = quota
+        .limits_usage(row.quota_subject(), &CallLimits::of(&row))
+        .await?;
     let history = history.history(&row.id, range).await?;
     Ok(UsageResponse {
         history,
+        limits,
         id: row.id,
         limit: usage.limit,
         used: usage.used,

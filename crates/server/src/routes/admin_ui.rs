@@ -1,6 +1,7 @@
 //! `/admin/ui`: the admin page. An operator signs in with an admin token and sees the keys
-//! (status, scopes, quota), a key's calls per day, and the audit log; creates keys (shown
-//! once), edits their scopes and quota, rotates and revokes them. Everything goes through the
+//! (status, scopes, quota, rate limit, monthly quota, credits), a key's calls per day, and the
+//! audit log; creates keys (shown once), edits their scopes, quota and limits, rotates and
+//! revokes them. Everything goes through the
 //! admin API: the page holds no privilege of its own and works only with a valid admin token.
 //!
 //! The page, its script and its stylesheet (`assets/admin/`) are compiled into the binary, so

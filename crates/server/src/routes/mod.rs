@@ -40,6 +40,7 @@ use crate::limits::LoginLimit;
         users::protected,
         admin::list_keys,
         admin::create_key,
+        admin::get_key,
         admin::update_key,
         admin::revoke_key,
         admin::rotate_key,
@@ -283,6 +284,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[L
     )
     .service(
         resource("/admin/keys/{id}")
+            .route(get().to(admin::get_key))
             .route(web::patch().to(admin::update_key))
             .route(web::delete().to(admin::revoke_key)),
     )

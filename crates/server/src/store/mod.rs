@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "key usage",
         include_str!("../../migrations/0009_key_usage.sql"),
     ),
+    (
+        10,
+        "key limits",
+        include_str!("../../migrations/0010_key_limits.sql"),
+    ),
 ];
 
 /// A failure of the store.
@@ -124,7 +129,7 @@ pub struct UserRow {
 }
 
 /// An API key as stored: never the key itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRow {
     /// Non-secret key id, shown in logs and listings.
     pub id: String,
@@ -154,6 +159,24 @@ pub struct KeyRow {
     pub owner: Option<String>,
     /// A JSON object (compact text), if given.
     pub meta: Option<String>,
+    /// Calls per [`Self::rate_period`]; `None` for no rate limit.
+    pub rate_limit: Option<i64>,
+    /// `second`, `minute`, `hour` or `day`, with [`Self::rate_limit`].
+    pub rate_period: Option<String>,
+    /// The most calls at once; `None` for [`Self::rate_limit`].
+    pub rate_burst: Option<i64>,
+    /// Calls per UTC calendar month; `None` for no monthly quota.
+    pub monthly_quota: Option<i64>,
+    /// The balance of credits granted at [`Self::credits_set_at`]; `None` for no credits
+    /// (unlimited uses).
+    pub credits: Option<i64>,
+    /// The balance each refill sets; `None` for no refill.
+    pub credits_refill: Option<i64>,
+    /// `day` or `month` (UTC), with [`Self::credits_refill`].
+    pub credits_interval: Option<String>,
+    /// When the balance was granted (unix seconds): the generation its spending is counted
+    /// under, so a new grant starts afresh.
+    pub credits_set_at: Option<i64>,
 }
 
 /// A change to a stored key: each field that is `Some` is written, `Some(None)` clearing a
@@ -172,6 +195,24 @@ pub struct KeyChange {
     pub owner: Option<Option<String>>,
     /// [`KeyRow::meta`].
     pub meta: Option<Option<String>>,
+    /// [`KeyRow::rate_limit`].
+    pub rate_limit: Option<Option<i64>>,
+    /// [`KeyRow::rate_period`].
+    pub rate_period: Option<Option<String>>,
+    /// [`KeyRow::rate_burst`].
+    pub rate_burst: Option<Option<i64>>,
+    /// [`KeyRow::monthly_quota`].
+    pub monthly_quota: Option<Option<i64>>,
+    /// [`KeyRow::credits`].
+    pub credits: Option<Option<i64>>,
+    /// [`KeyRow::credits_refill`].
+    pub credits_refill: Option<Option<i64>>,
+    /// [`KeyRow::credits_interval`].
+    pub credits_interval: Option<Option<String>>,
+    /// [`KeyRow::credits_set_at`]. A time no later than the one stored is written as the
+    /// stored one plus a second: each grant of credits is a generation of its own, even two in
+    /// one second.
+    pub credits_set_at: Option<Option<i64>>,
 }
 
 impl KeyRow {
@@ -253,7 +294,9 @@ macro_rules! select_keys {
     ($rest:literal) => {
         concat!(
             "SELECT id, key_hash, service, daily_quota, signing_secret, created_at, expires_at, \
-             revoked_at, quota_id, scopes, name, owner, meta FROM api_keys ",
+             revoked_at, quota_id, scopes, name, owner, meta, rate_limit, rate_period, \
+             rate_burst, monthly_quota, credits, credits_refill, credits_interval, \
+             credits_set_at FROM api_keys ",
             $rest
         )
     };
@@ -548,7 +591,17 @@ impl Db {
              expires_at = CASE WHEN $7 THEN $8 ELSE expires_at END, \
              name = CASE WHEN $9 THEN $10 ELSE name END, \
              owner = CASE WHEN $11 THEN $12 ELSE owner END, \
-             meta = CASE WHEN $13 THEN $14 ELSE meta END \
+             meta = CASE WHEN $13 THEN $14 ELSE meta END, \
+             rate_limit = CASE WHEN $15 THEN $16 ELSE rate_limit END, \
+             rate_period = CASE WHEN $17 THEN $18 ELSE rate_period END, \
+             rate_burst = CASE WHEN $19 THEN $20 ELSE rate_burst END, \
+             monthly_quota = CASE WHEN $21 THEN $22 ELSE monthly_quota END, \
+             credits = CASE WHEN $23 THEN $24 ELSE credits END, \
+             credits_refill = CASE WHEN $25 THEN $26 ELSE credits_refill END, \
+             credits_interval = CASE WHEN $27 THEN $28 ELSE credits_interval END, \
+             credits_set_at = CASE WHEN NOT $29 THEN credits_set_at \
+                 WHEN credits_set_at IS NOT NULL AND $30 IS NOT NULL AND credits_set_at >= $30 \
+                 THEN credits_set_at + 1 ELSE $30 END \
              WHERE id = $1 \
              AND (revoked_at IS NULL OR revoked_at > $2) \
              AND (expires_at IS NULL OR expires_at > $2)",
@@ -567,6 +620,22 @@ impl Db {
         .bind(change.owner.clone().flatten())
         .bind(change.meta.is_some())
         .bind(change.meta.clone().flatten())
+        .bind(change.rate_limit.is_some())
+        .bind(change.rate_limit.flatten())
+        .bind(change.rate_period.is_some())
+        .bind(change.rate_period.clone().flatten())
+        .bind(change.rate_burst.is_some())
+        .bind(change.rate_burst.flatten())
+        .bind(change.monthly_quota.is_some())
+        .bind(change.monthly_quota.flatten())
+        .bind(change.credits.is_some())
+        .bind(change.credits.flatten())
+        .bind(change.credits_refill.is_some())
+        .bind(change.credits_refill.flatten())
+        .bind(change.credits_interval.is_some())
+        .bind(change.credits_interval.clone().flatten())
+        .bind(change.credits_set_at.is_some())
+        .bind(change.credits_set_at.flatten())
         .execute(&mut *tx)
         .await?;
         let changed = done.rows_affected() > 0;
@@ -881,12 +950,54 @@ impl Db {
         Ok(row.map_or(0, |row| u64::try_from(row.get::<i64, _>(0)).unwrap_or(0)))
     }
 
-    /// Deletes the usage of the days before `day`; returns how many rows.
-    pub async fn purge_quota_usage(&self, before_day: i64) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM quota_usage WHERE day < $1")
-            .bind(before_day)
-            .execute(&self.pool)
-            .await?;
+    /// Every stored usage on the days `first..=last`: `(subject, day, calls)`.
+    pub async fn quota_usage_between(
+        &self,
+        first: i64,
+        last: i64,
+    ) -> StoreResult<Vec<(String, i64, u64)>> {
+        let rows =
+            sqlx::query("SELECT subject, day, used FROM quota_usage WHERE day >= $1 AND day <= $2")
+                .bind(first)
+                .bind(last)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let used = u64::try_from(row.get::<i64, _>(2)).unwrap_or(0);
+                (row.get(0), row.get(1), used)
+            })
+            .collect())
+    }
+
+    /// The usage of every subject starting with `prefix`, all days added up (lifetime credit
+    /// balances, which [`purge_quota_usage`](Self::purge_quota_usage) keeps).
+    pub async fn quota_usage_total(&self, prefix: &str) -> StoreResult<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT subject, SUM(used) FROM quota_usage WHERE substr(subject, 1, $1) = $2 \
+             GROUP BY subject",
+        )
+        .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|row| (row.get(0), u64::try_from(row.get::<i64, _>(1)).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Deletes the usage of the days before `day`, except the subjects starting with `keep`
+    /// (balances that never renew); returns how many rows.
+    pub async fn purge_quota_usage(&self, before_day: i64, keep: &str) -> StoreResult<u64> {
+        let done =
+            sqlx::query("DELETE FROM quota_usage WHERE day < $1 AND substr(subject, 1, $2) <> $3")
+                .bind(before_day)
+                .bind(i32::try_from(keep.len()).unwrap_or(i32::MAX))
+                .bind(keep)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected())
     }
 
@@ -1093,8 +1204,11 @@ fn insert_key_query(
 ) -> sqlx::query::Query<'_, sqlx::Any, <sqlx::Any as sqlx::Database>::Arguments> {
     sqlx::query(
         "INSERT INTO api_keys (id, key_hash, service, daily_quota, signing_secret, \
-         created_at, expires_at, revoked_at, quota_id, scopes, name, owner, meta) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+         created_at, expires_at, revoked_at, quota_id, scopes, name, owner, meta, rate_limit, \
+         rate_period, rate_burst, monthly_quota, credits, credits_refill, credits_interval, \
+         credits_set_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21)",
     )
     .bind(&key.id)
     .bind(&key.key_hash)
@@ -1109,6 +1223,14 @@ fn insert_key_query(
     .bind(&key.name)
     .bind(&key.owner)
     .bind(&key.meta)
+    .bind(key.rate_limit)
+    .bind(&key.rate_period)
+    .bind(key.rate_burst)
+    .bind(key.monthly_quota)
+    .bind(key.credits)
+    .bind(key.credits_refill)
+    .bind(&key.credits_interval)
+    .bind(key.credits_set_at)
 }
 
 fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
@@ -1126,6 +1248,14 @@ fn key_row(row: sqlx::any::AnyRow) -> KeyRow {
         name: row.get(10),
         owner: row.get(11),
         meta: row.get(12),
+        rate_limit: row.get(13),
+        rate_period: row.get(14),
+        rate_burst: row.get(15),
+        monthly_quota: row.get(16),
+        credits: row.get(17),
+        credits_refill: row.get(18),
+        credits_interval: row.get(19),
+        credits_set_at: row.get(20),
     }
 }
 
@@ -1202,6 +1332,7 @@ mod tests {
             name: None,
             owner: None,
             meta: None,
+            ..KeyRow::default()
         }
     }
 
@@ -1215,6 +1346,14 @@ mod tests {
             name: Some(Some("Checkout".into())),
             owner: Some(Some("cus_42".into())),
             meta: Some(Some(r#"{"plan":"pro"}"#.into())),
+            rate_limit: Some(Some(10)),
+            rate_period: Some(Some("second".into())),
+            rate_burst: Some(Some(20)),
+            monthly_quota: Some(Some(100_000)),
+            credits: Some(Some(1_000)),
+            credits_refill: Some(Some(100)),
+            credits_interval: Some(Some("day".into())),
+            credits_set_at: Some(Some(1_700_000_000)),
         };
         assert!(
             db.update_key(id, &every, 0, &entry(10, "u1"))
@@ -1241,10 +1380,33 @@ mod tests {
             Some(r#"{"plan":"pro"}"#.to_owned()),
         );
         assert_eq!(columns(&row), changed);
+        let limits = |row: &KeyRow| {
+            (
+                (row.rate_limit, row.rate_period.clone(), row.rate_burst),
+                row.monthly_quota,
+                (
+                    row.credits,
+                    row.credits_refill,
+                    row.credits_interval.clone(),
+                ),
+                row.credits_set_at,
+            )
+        };
+        let rate = (Some(10), Some("second".to_owned()), Some(20));
+        let credits = (Some(1_000), Some(100), Some("day".to_owned()));
+        assert_eq!(
+            limits(&row),
+            (rate.clone(), Some(100_000), credits, Some(1_700_000_000))
+        );
         let clear = KeyChange {
             daily_quota: Some(None),
             name: Some(None),
             meta: Some(None),
+            monthly_quota: Some(None),
+            credits: Some(None),
+            credits_refill: Some(None),
+            credits_interval: Some(None),
+            credits_set_at: Some(None),
             ..KeyChange::default()
         };
         assert!(
@@ -1255,6 +1417,18 @@ mod tests {
         let row = db.find_key(id).await.unwrap().unwrap();
         let cleared = (changed.0, None, changed.2, None, changed.4, None);
         assert_eq!(columns(&row), cleared);
+        assert_eq!(limits(&row), (rate, None, (None, None, None), None));
+        // Two grants in one second are two generations.
+        let grant = KeyChange {
+            credits: Some(Some(5)),
+            credits_set_at: Some(Some(1_800_000_000)),
+            ..KeyChange::default()
+        };
+        for (n, expected) in [(16, 1_800_000_000), (17, 1_800_000_001)] {
+            assert!(db.update_key(id, &grant, 0, &entry(n, "g")).await.unwrap());
+            let row = db.find_key(id).await.unwrap().unwrap();
+            assert_eq!(row.credits_set_at, Some(expected));
+        }
         assert!(
             db.update_key(id, &KeyChange::default(), 0, &entry(12, "u3"))
                 .await
@@ -1278,7 +1452,7 @@ mod tests {
                 .unwrap()
         );
         // Only the changes made are on record, an empty one included.
-        assert_eq!(audited(db).await[..3], ["u3", "u2", "u1"]);
+        assert_eq!(audited(db).await[..5], ["g", "g", "u3", "u2", "u1"]);
         assert!(
             !audited(db)
                 .await
@@ -1509,7 +1683,7 @@ mod tests {
         assert_eq!(db.quota_used("a", 7).await.unwrap(), 15);
         assert_eq!(db.quota_used("c", 7).await.unwrap(), 4);
 
-        assert_eq!(db.purge_quota_usage(7).await.unwrap(), 1);
+        assert_eq!(db.purge_quota_usage(7, "credits:l:").await.unwrap(), 1);
         assert_eq!(db.quota_used("a", 6).await.unwrap(), 0);
         assert_eq!(db.quota_used("a", 7).await.unwrap(), 15);
     }

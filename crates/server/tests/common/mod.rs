@@ -130,6 +130,7 @@ fn empty_key() -> CreatedKey {
         signing_secret: None,
         expires_at: None,
         metadata: secure_api::keys::KeyMetadata::default(),
+        limits: secure_api::key_limits::KeyLimits::default(),
     }
 }
 
