@@ -87,7 +87,13 @@ fn check_headers(d: &Decision, name: &str, cost: u64) {
         "{d:?}"
     );
     assert_eq!(d.is_allowed(), d.status() == Status::Allowed);
-    assert_eq!(d.retry_after().is_some(), d.status() == Status::Limited);
+    // A lifetime balance never renews: no window, no reset, no retry.
+    let never = d.reset() == quota::NEVER;
+    assert_eq!(never, d.window() == quota::NEVER);
+    assert_eq!(
+        d.retry_after().is_some(),
+        d.status() == Status::Limited && !never
+    );
 
     let shown_name: String = name
         .chars()
@@ -99,9 +105,11 @@ fn check_headers(d: &Decision, name: &str, cost: u64) {
         "RateLimit",
         "X-RateLimit-Limit",
         "X-RateLimit-Remaining",
-        "X-RateLimit-Reset",
     ];
-    if d.status() == Status::Limited {
+    if !never {
+        expected_names.push("X-RateLimit-Reset");
+    }
+    if d.status() == Status::Limited && !never {
         expected_names.push("Retry-After");
     }
     let names: Vec<&str> = headers.iter().map(|(n, _)| *n).collect();
@@ -114,14 +122,22 @@ fn check_headers(d: &Decision, name: &str, cost: u64) {
             "RateLimit-Policy" => {
                 let (read, rest) = sf_string(value);
                 assert_eq!(read, shown_name);
-                let [q, w] = params(rest, ["q", "w"]);
-                assert_eq!((q, w), (d.limit(), ceil_secs(d.window())));
+                if never {
+                    assert_eq!(params(rest, ["q"]), [d.limit()]);
+                } else {
+                    let [q, w] = params(rest, ["q", "w"]);
+                    assert_eq!((q, w), (d.limit(), ceil_secs(d.window())));
+                }
             }
             "RateLimit" => {
                 let (read, rest) = sf_string(value);
                 assert_eq!(read, shown_name);
-                let [r, t] = params(rest, ["r", "t"]);
-                assert_eq!((r, t), (d.remaining(), ceil_secs(d.reset())));
+                if never {
+                    assert_eq!(params(rest, ["r"]), [d.remaining()]);
+                } else {
+                    let [r, t] = params(rest, ["r", "t"]);
+                    assert_eq!((r, t), (d.remaining(), ceil_secs(d.reset())));
+                }
             }
             "X-RateLimit-Limit" => assert_eq!(number(), d.limit()),
             "X-RateLimit-Remaining" => assert_eq!(number(), d.remaining()),
@@ -149,6 +165,7 @@ fn policy(fields: &mut Fields<'_>) -> Option<Policy> {
         1 => Window::Hour,
         2 => Window::Day,
         3 => Window::Month,
+        4 => Window::Lifetime,
         _ => {
             let policy = Policy::gcra(limit, Duration::from_nanos(period)).ok()?;
             return match NonZeroU64::new(burst) {

@@ -499,6 +499,13 @@ impl KeyQuota {
                     retry_after: Some(1),
                 })?;
         }
+        // In memory the month counts every call (see `charge`).
+        if limits.monthly.is_none()
+            && cost > 0
+            && let Either::Left(monthly) = &self.counters.monthly
+        {
+            let _counted = monthly.decide_with_limit(quota_id, cost, NonZeroU64::MAX);
+        }
         self.count(req, Outcome::Accepted);
         Ok(Charged(HeaderFields::combined(
             shown.iter().map(|(name, d)| (*name, d)),
@@ -564,9 +571,7 @@ impl KeyQuota {
                 };
                 observe::quota_denied(reason);
                 tracing::info!(limit = name, "key limit reached");
-                if decision.status() == Status::Limited {
-                    self.count(req, outcome);
-                }
+                self.count(req, outcome);
                 Err(self.refuse(granted, error).await)
             }
             _ => {
@@ -680,18 +685,31 @@ impl KeyQuota {
         Ok(())
     }
 
-    /// How much the key `req` authenticated with can still spend today, counting nothing;
-    /// `None` when that cannot be read now (Redis is away).
+    /// How much the key `req` authenticated with can still spend now, counting nothing: the
+    /// least of what its daily quota, rate limit, monthly quota and credits have left; `None`
+    /// when that cannot be read now (Redis is away).
     pub async fn remaining(&self, req: &HttpRequest) -> Option<u64> {
-        let (key, limit) = quota::RequestView::with_extension(req, |p: &Principal| {
-            (key_of(p), NonZeroU64::new(p.daily_quota))
+        let (key, limit, limits) = quota::RequestView::with_extension(req, |p: &Principal| {
+            (key_of(p), NonZeroU64::new(p.daily_quota), p.limits)
         })?;
         let backend = self.limit.backend();
         let usage = match limit {
             Some(limit) => backend.usage_with_limit(&key, limit).await,
             None => backend.usage(&key).await,
         };
-        usage.ok().map(|usage| usage.remaining)
+        let daily = usage.ok()?.remaining;
+        if limits.is_empty() {
+            return Some(daily);
+        }
+        // The least the key's other limits have left: a key that cannot pay one of them is
+        // refused before any work too.
+        let others = self.limits_usage(&key, &limits).await.ok()?;
+        [others.rate_limit, others.monthly_quota, others.credits]
+            .into_iter()
+            .flatten()
+            .map(|usage| usage.remaining)
+            .chain([daily])
+            .min()
     }
 
     /// The key's consumption today under its own `limit`.

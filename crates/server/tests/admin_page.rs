@@ -265,7 +265,7 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
     assert_eq!(today[0], "2026-03-01");
     assert_eq!(
         today[1],
-        "2026-03-01: 3 accepted, 1 over quota, 1 out of scope"
+        "2026-03-01: 3 accepted, 1 over quota, 0 rate limited, 0 out of credits, 1 out of scope"
     );
     let (accepted, refused) = (today[2].as_f64().unwrap(), today[3].as_f64().unwrap());
     assert!(
@@ -279,7 +279,7 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         .await;
     assert_eq!(
         yesterday,
-        "2026-02-28: 1 accepted, 0 over quota, 0 out of scope"
+        "2026-02-28: 1 accepted, 0 over quota, 0 rate limited, 0 out of credits, 0 out of scope"
     );
     if let Ok(dir) = std::env::var("ADMIN_PAGE_SCREENSHOTS") {
         browser::screenshot(&mut cdp, &Path::new(&dir).join("admin-keys.png")).await;

@@ -387,3 +387,31 @@ async fn two_instances_share_rate_limits_and_credits_exactly() {
     Rc::try_unwrap(b).ok().unwrap().stop().await;
     schema.drop_schema().await;
 }
+
+#[actix_web::test]
+async fn a_prime_test_that_its_credits_cannot_pay_is_refused_and_costs_nothing() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let ah = [("authorization", admin.as_str())];
+    let (id, key) = key_of(
+        &app.create_key(json!({"service": "primes", "daily_quota": 100_000,
+                               "credits": {"remaining": 5}}))
+            .await,
+    );
+    let h = [("authorization", key.as_str())];
+    // 2^2048 - 1 with 64 extra rounds costs 179 units: more than the credits.
+    let n = format!("0x{}", "f".repeat(512));
+    let reply = app
+        .post("/check-prime", &h, &json!({"number": n, "rounds": 64}).to_string())
+        .await;
+    assert_eq!(reply.status, 429, "{}", reply.body);
+    assert_eq!(reply.body["type"], "/problems/credits-exhausted");
+    let usage = app.get(&format!("/admin/keys/{id}/usage"), &ah).await;
+    assert_eq!(usage.body["used"], 0, "{}", usage.body);
+    assert_eq!(usage.body["credits"]["remaining"], 5, "{}", usage.body);
+    // A u64 costs 1 credit.
+    let reply = app.post("/check-prime", &h, r#"{"number": 97}"#).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.header("ratelimit").as_deref(), Some(r#""credits";r=4"#));
+    app.stop().await;
+}

@@ -377,12 +377,13 @@ function drawChart(history) {
   const top = 16;
   const bottom = 20;
   const plot = height - top - bottom;
-  const totals = history.map((d) => d.accepted + d.refused.quota + d.refused.scope);
+  const refusedOf = (d) => d.refused.quota + d.refused.scope + d.refused.rate + d.refused.credits;
+  const totals = history.map((d) => d.accepted + refusedOf(d));
   const largest = Math.max(1, ...totals);
   const step = width / history.length;
   const bars = svg('g', { class: 'bars' });
   history.forEach((day, i) => {
-    const refused = day.refused.quota + day.refused.scope;
+    const refused = refusedOf(day);
     const acceptedHeight = (day.accepted / largest) * plot;
     const refusedHeight = (refused / largest) * plot;
     const x = i * step + 1;
@@ -396,7 +397,7 @@ function drawChart(history) {
         class: 'refused', x, width: step - 2, height: refusedHeight,
         y: top + plot - acceptedHeight - refusedHeight,
       }),
-      svg('title', {}, `${day.date}: ${day.accepted} accepted, ${day.refused.quota} over quota, ${day.refused.scope} out of scope`),
+      svg('title', {}, `${day.date}: ${day.accepted} accepted, ${day.refused.quota} over quota, ${day.refused.rate} rate limited, ${day.refused.credits} out of credits, ${day.refused.scope} out of scope`),
     );
     bars.append(bar);
   });
