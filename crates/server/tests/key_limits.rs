@@ -402,7 +402,11 @@ async fn a_prime_test_that_its_credits_cannot_pay_is_refused_and_costs_nothing()
     // 2^2048 - 1 with 64 extra rounds costs 179 units: more than the credits.
     let n = format!("0x{}", "f".repeat(512));
     let reply = app
-        .post("/check-prime", &h, &json!({"number": n, "rounds": 64}).to_string())
+        .post(
+            "/check-prime",
+            &h,
+            &json!({"number": n, "rounds": 64}).to_string(),
+        )
         .await;
     assert_eq!(reply.status, 429, "{}", reply.body);
     assert_eq!(reply.body["type"], "/problems/credits-exhausted");
@@ -412,6 +416,9 @@ async fn a_prime_test_that_its_credits_cannot_pay_is_refused_and_costs_nothing()
     // A u64 costs 1 credit.
     let reply = app.post("/check-prime", &h, r#"{"number": 97}"#).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert_eq!(reply.header("ratelimit").as_deref(), Some(r#""credits";r=4"#));
+    assert_eq!(
+        reply.header("ratelimit").as_deref(),
+        Some(r#""credits";r=4"#)
+    );
     app.stop().await;
 }
