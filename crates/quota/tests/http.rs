@@ -521,3 +521,58 @@ async fn axum_over_real_http_grants_exactly_the_quota_under_concurrency() {
     let refused = statuses.iter().filter(|&&s| s == 429).count();
     assert_eq!((granted, refused), (100, 300));
 }
+
+#[test]
+fn combined_fields_list_every_policy_and_describe_the_tightest() {
+    let clock = FakeClock::at_unix_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    let rate = MemoryBackend::builder(
+        Policy::gcra(n(2), Duration::from_secs(60))
+            .unwrap()
+            .with_burst(n(2))
+            .unwrap(),
+    )
+    .clock(clock.clone())
+    .build()
+    .unwrap();
+    let credits = MemoryBackend::builder(Policy::lifetime(n(5)))
+        .clock(clock)
+        .build()
+        .unwrap();
+    let c = credits.decide("k", 4).unwrap();
+    let r1 = rate.decide("k", 1).unwrap();
+    let as_text = |fields: quota::HeaderFields| -> Vec<(&'static str, String)> {
+        fields
+            .into_pairs()
+            .map(|(name, value)| (name, String::from_utf8(value.to_vec()).unwrap()))
+            .collect()
+    };
+    // The credits (1 left) are tighter than the rate (1 left, but whole sooner); a name is
+    // escaped as a Structured Field String; a lifetime has no w, t or reset.
+    let fields = as_text(quota::HeaderFields::combined(
+        [("ra\"te", &r1), ("credits", &c)],
+        true,
+    ));
+    assert_eq!(
+        fields,
+        [
+            (
+                "ratelimit-policy",
+                r#""ra\"te";q=2;w=60, "credits";q=5"#.to_owned()
+            ),
+            ("ratelimit", r#""credits";r=1"#.to_owned()),
+            ("x-ratelimit-limit", "5".to_owned()),
+            ("x-ratelimit-remaining", "1".to_owned()),
+        ]
+    );
+    // A refusal: the longest wait among the limited ones.
+    let r2 = rate.decide("k", 1).unwrap();
+    let r3 = rate.decide("k", 1).unwrap();
+    assert!(r2.is_allowed() && !r3.is_allowed());
+    let fields = as_text(quota::HeaderFields::combined(
+        [("rate", &r3), ("credits", &c)],
+        false,
+    ));
+    assert_eq!(fields[1], ("ratelimit", r#""rate";r=0;t=60"#.to_owned()));
+    assert_eq!(fields[2], ("retry-after", "30".to_owned()));
+    assert_eq!(fields.len(), 3);
+}

@@ -201,11 +201,21 @@ struct CreditCharge<'a> {
     /// What the current window holds: the balance granted, in the window it was granted in;
     /// the refill amount in the windows after.
     limit: u64,
-    /// The journal's subject and day for it.
-    subject: String,
+    /// What the journal's subject names: the refill interval (`d`, `m`, or `l` for none) and
+    /// the generation.
+    kind: char,
+    set_at: u64,
+    /// The journal's day for it: the start of its window.
     day: i64,
     /// The end of the current window (unix seconds); `None` for credits never refilled.
     ends: Option<u64>,
+}
+
+impl CreditCharge<'_> {
+    /// The journal's subject: `credits:<kind>:<set_at>:<quota id>`.
+    fn subject(&self, quota_id: &str) -> String {
+        format!("{CREDITS_SUBJECT}{}:{}:{quota_id}", self.kind, self.set_at)
+    }
 }
 
 impl KeyCounters {
@@ -226,7 +236,8 @@ impl KeyCounters {
             counters,
             key: format!("{quota_id}:{set_at}"),
             limit,
-            subject: format!("{CREDITS_SUBJECT}{kind}:{set_at}:{quota_id}"),
+            kind,
+            set_at,
             day: if kind == 'l' {
                 day_of(set_at)
             } else {
@@ -240,7 +251,7 @@ impl KeyCounters {
 /// A charge granted on one counter, to give back if a later limit refuses the call.
 struct Granted<'a> {
     counters: &'a Counters,
-    key: String,
+    key: &'a str,
     cost: u64,
     decision: Decision,
 }
@@ -487,9 +498,12 @@ impl KeyQuota {
             && cost > 0
         {
             let today = journal::today(&self.clock);
+            let subject = credit
+                .as_ref()
+                .map(|credit| (credit.subject(quota_id), credit.day));
             let mut charges = vec![(quota_id, today, cost)];
-            if let Some(credit) = &credit {
-                charges.push((credit.subject.as_str(), credit.day, cost));
+            if let Some((subject, day)) = &subject {
+                charges.push((subject.as_str(), *day, cost));
             }
             journal
                 .record_all(&charges)
@@ -519,7 +533,7 @@ impl KeyQuota {
     async fn step<'a>(
         &self,
         req: &HttpRequest,
-        (counters, key, cost, name): (&'a Counters, &str, u64, &'static str),
+        (counters, key, cost, name): (&'a Counters, &'a str, u64, &'static str),
         decided: Result<Decision, quota::Error>,
         granted: &mut Vec<Granted<'a>>,
         shown: &mut Vec<(&'static str, Decision)>,
@@ -537,7 +551,7 @@ impl KeyQuota {
             Status::Allowed => {
                 granted.push(Granted {
                     counters,
-                    key: key.to_owned(),
+                    key,
                     cost,
                     decision,
                 });
@@ -586,7 +600,7 @@ impl KeyQuota {
         for charge in granted {
             let refunded = charge
                 .counters
-                .refund(&charge.key, charge.cost, &charge.decision)
+                .refund(charge.key, charge.cost, &charge.decision)
                 .await;
             if let Err(e) = refunded {
                 observe::throttled_error("a refused call's charge was not given back", &e);

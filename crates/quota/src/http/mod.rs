@@ -198,14 +198,21 @@ impl HeaderFields {
         decisions: impl IntoIterator<Item = (&'a str, &'a Decision)>,
         x_headers: bool,
     ) -> Self {
-        let mut policy = String::new();
+        let mut policy = Vec::with_capacity(128);
         let mut tightest: Option<(&str, &Decision)> = None;
         let mut retry_after: Option<u64> = None;
         for (name, decision) in decisions {
             if !policy.is_empty() {
-                policy.push_str(", ");
+                policy.extend_from_slice(b", ");
             }
-            policy.push_str(&decision.policy_member(&sf_string(name)));
+            push_sf_string(&mut policy, name);
+            policy.extend_from_slice(b";q=");
+            push_decimal(&mut policy, decision.limit());
+            let window = decision.window();
+            if window != crate::decision::NEVER {
+                policy.extend_from_slice(b";w=");
+                push_decimal(&mut policy, ceil_secs(window));
+            }
             if decision.is_degraded() {
                 continue;
             }
@@ -221,9 +228,21 @@ impl HeaderFields {
                 tightest = Some((name, decision));
             }
         }
+        let current = tightest.map(|(name, d)| {
+            let mut current = Vec::with_capacity(name.len() + 32);
+            push_sf_string(&mut current, name);
+            current.extend_from_slice(b";r=");
+            push_decimal(&mut current, d.remaining());
+            let reset = d.reset();
+            if reset != crate::decision::NEVER {
+                current.extend_from_slice(b";t=");
+                push_decimal(&mut current, ceil_secs(reset));
+            }
+            Bytes::from(current)
+        });
         Self {
             policy: (!policy.is_empty()).then(|| Bytes::from(policy)),
-            current: tightest.map(|(name, d)| Bytes::from(d.current_member(&sf_string(name)))),
+            current,
             retry_after,
             x: tightest
                 .filter(|_| x_headers)
@@ -250,6 +269,23 @@ impl HeaderFields {
             .chain(self.retry_after.map(|wait| ("retry-after", decimal(wait))))
             .chain(x.into_iter().flatten())
     }
+}
+
+/// Appends `name` as a Structured Field String (see [`sf_string`]), without allocating.
+fn push_sf_string(out: &mut Vec<u8>, name: &str) {
+    out.push(b'"');
+    for c in name.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push(b'\\');
+                out.push(c as u8);
+            }
+            // Printable ASCII: one byte.
+            ' '..='~' => out.push(c as u8),
+            _ => out.push(b'_'),
+        }
+    }
+    out.push(b'"');
 }
 
 /// Appends `n` in decimal, without `fmt`.
