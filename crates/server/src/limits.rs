@@ -1,8 +1,11 @@
-//! The two limits the server applies, with `quota`'s backends and its HTTP limiter:
+//! The limits the server applies, with `quota`'s backends and its HTTP limiter:
 //!
 //! - the per-key daily quota (a UTC-day fixed window). Each key's own quota travels with each
 //!   call, so nothing is synchronised into the store beforehand. It is charged by the handler,
 //!   once the request is known to be valid and its cost is known ([`KeyQuota::charge`]).
+//! - a key's own rate limit (GCRA), monthly quota and credits, where it has them
+//!   ([`KeyCounters`]), charged with the daily quota: rate, daily, monthly, credits, and a call
+//!   one of them refuses is given back to those before it.
 //! - the per-client limit on `/login` and `/register` (GCRA, 5 per minute), `quota`'s
 //!   middleware keyed by [`ForwardedIp`]: the peer, or behind trusted proxies the right-most
 //!   `X-Forwarded-For` address that is not one of them; IPv6 grouped by /64, and each /48 as a
@@ -191,34 +194,8 @@ impl KeyCounters {
             credits_lifetime: build(Policy::lifetime(one), ":credits-l")?,
         })
     }
-}
 
-/// One call's charge against a key's credits.
-struct CreditCharge<'a> {
-    counters: &'a Counters,
-    /// The counter: the quota id and the generation.
-    key: String,
-    /// What the current window holds: the balance granted, in the window it was granted in;
-    /// the refill amount in the windows after.
-    limit: u64,
-    /// What the journal's subject names: the refill interval (`d`, `m`, or `l` for none) and
-    /// the generation.
-    kind: char,
-    set_at: u64,
-    /// The journal's day for it: the start of its window.
-    day: i64,
-    /// The end of the current window (unix seconds); `None` for credits never refilled.
-    ends: Option<u64>,
-}
-
-impl CreditCharge<'_> {
-    /// The journal's subject: `credits:<kind>:<set_at>:<quota id>`.
-    fn subject(&self, quota_id: &str) -> String {
-        format!("{CREDITS_SUBJECT}{}:{}:{quota_id}", self.kind, self.set_at)
-    }
-}
-
-impl KeyCounters {
+    /// The charge of a call against `credits`, the credits of the key `quota_id`, at `now`.
     fn credits<'a>(&'a self, credits: &CreditsInfo, quota_id: &str, now: u64) -> CreditCharge<'a> {
         let set_at = u64::try_from(credits.granted_at).unwrap_or(0);
         let (counters, kind, window) = match credits.refill.map(|r| r.interval) {
@@ -245,6 +222,31 @@ impl KeyCounters {
             },
             ends: (end != u64::MAX).then_some(end),
         }
+    }
+}
+
+/// One call's charge against a key's credits.
+struct CreditCharge<'a> {
+    counters: &'a Counters,
+    /// The counter: the quota id and the generation.
+    key: String,
+    /// What the current window holds: the balance granted, in the window it was granted in;
+    /// the refill amount in the windows after.
+    limit: u64,
+    /// What the journal's subject names: the refill interval (`d`, `m`, or `l` for none) and
+    /// the generation.
+    kind: char,
+    set_at: u64,
+    /// The journal's day for it: the start of its window.
+    day: i64,
+    /// The end of the current window (unix seconds); `None` for credits never refilled.
+    ends: Option<u64>,
+}
+
+impl CreditCharge<'_> {
+    /// The journal's subject: `credits:<kind>:<set_at>:<quota id>`.
+    fn subject(&self, quota_id: &str) -> String {
+        format!("{CREDITS_SUBJECT}{}:{}:{quota_id}", self.kind, self.set_at)
     }
 }
 

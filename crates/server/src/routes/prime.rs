@@ -256,7 +256,7 @@ fn verdict_name(verdict: &Verdict) -> (&'static str, bool, Option<u64>) {
         (status = 400, description = "Malformed body or number", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body or number too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A limit of the key is reached: its rate limit, its daily or monthly quota, or its credits (each its own problem type)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["prime:check"]), ("api_key_header" = ["prime:check"]), ("signed" = ["prime:check"]), ("signed_rfc9421" = ["prime:check"]))
 )]

@@ -44,7 +44,7 @@ impl CurrentTime {
     responses(
         (status = 200, description = "The current time", body = CurrentTime),
         (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A limit of the key is reached: its rate limit, its daily or monthly quota, or its credits (each its own problem type)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = ["time:read"]), ("api_key_header" = ["time:read"]), ("signed" = ["time:read"]), ("signed_rfc9421" = ["time:read"]))
 )]

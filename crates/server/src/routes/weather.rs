@@ -150,7 +150,7 @@ impl From<WeatherError> for ApiError {
         (status = 400, description = "Invalid place or units", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing, unknown, revoked or expired API key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such place", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Daily quota spent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "A limit of the key is reached: its rate limit, its daily or monthly quota, or its credits (each its own problem type)", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "No upstream key configured", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The upstream failed", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Every upstream key is cooling down", body = Problem, content_type = "application/problem+json"),
