@@ -52,7 +52,8 @@ const MAX_EXACT: u64 = 1 << 53;
 ///
 /// Key names: `{prefix}:f:{window start}:{key}` (fixed window), `{prefix}:g:{key}` (GCRA),
 /// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix. A
-/// [`Window::Lifetime`] count (`{prefix}:f:0:{key}`) never expires either.
+/// [`Window::Lifetime`] count (`{prefix}:f:0:{key}`) never expires either. Refunds
+/// ([`Backend::refund`]) need Redis 6.0 or later (`SET ... KEEPTTL`).
 pub struct RedisBackend<C: Clock = SystemClock> {
     conn: ConnectionManager,
     script: Script,
@@ -673,6 +674,13 @@ impl<C: Clock> RedisBackend<C> {
             FailMode::Error => Err(into_error(failure)),
             mode => {
                 let window = match (self.policy.kind(), self.gcra) {
+                    (
+                        Kind::Fixed {
+                            window: Window::Lifetime,
+                            ..
+                        },
+                        _,
+                    ) => crate::decision::NEVER,
                     (Kind::Fixed { window, .. }, _) => {
                         let (start, end) = window.bounds(self.clock.now_nanos() / NANOS_PER_SEC);
                         Duration::from_secs(end - start)

@@ -70,6 +70,17 @@ pub enum ApiError {
         /// Rate-limit headers (and `Retry-After` until the refill).
         headers: ExtraHeaders,
     },
+    /// A call that costs more than a key's rate limit or credits hold at once: it cannot pass
+    /// as it is (a cheaper one can). `slug` is the limit's problem type.
+    #[error("{detail}")]
+    CostAboveLimit {
+        /// `rate-limited` or `credits-exhausted`.
+        slug: &'static str,
+        /// What it costs against what the limit holds.
+        detail: String,
+        /// Rate-limit headers (and `Retry-After` when a refill will hold the call).
+        headers: ExtraHeaders,
+    },
     /// Too many requests from this client (login and registration limits).
     #[error("too many requests; retry in {retry_after} s")]
     RateLimited {
@@ -150,6 +161,7 @@ impl ApiError {
             Self::QuotaExceeded { .. } => "quota-exceeded",
             Self::RateLimited { .. } => "rate-limited",
             Self::CreditsExhausted { .. } => "credits-exhausted",
+            Self::CostAboveLimit { slug, .. } => slug,
             Self::TooManyConnections { .. } => "too-many-connections",
             Self::BodyTimeout(_) => "body-timeout",
             Self::ServerConfiguration(_) => "server-configuration",
@@ -175,6 +187,11 @@ impl ApiError {
             Self::QuotaExceeded { .. } => "Quota exceeded",
             Self::RateLimited { .. } => "Too many requests",
             Self::CreditsExhausted { .. } => "Credits exhausted",
+            Self::CostAboveLimit {
+                slug: "credits-exhausted",
+                ..
+            } => "Credits exhausted",
+            Self::CostAboveLimit { .. } => "Too many requests",
             Self::TooManyConnections { .. } => "Too many connections",
             Self::BodyTimeout(_) => "Request timeout",
             Self::ServerConfiguration(_) => "Server configuration error",
@@ -188,9 +205,9 @@ impl ApiError {
 
     fn headers(&self) -> ExtraHeaders {
         match self {
-            Self::QuotaExceeded { headers } | Self::CreditsExhausted { headers, .. } => {
-                headers.clone()
-            }
+            Self::QuotaExceeded { headers }
+            | Self::CreditsExhausted { headers, .. }
+            | Self::CostAboveLimit { headers, .. } => headers.clone(),
             Self::RateLimited {
                 retry_after,
                 headers,
@@ -251,6 +268,7 @@ impl ResponseError for ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QuotaExceeded { .. }
             | Self::CreditsExhausted { .. }
+            | Self::CostAboveLimit { .. }
             | Self::RateLimited { .. }
             | Self::TooManyConnections { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,

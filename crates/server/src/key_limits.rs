@@ -199,8 +199,28 @@ impl RateLimitSpec {
                 "rate_limit.burst",
                 format!("must be given, at most {BURST_MAX}, with a limit over {BURST_MAX}"),
             )),
-            _ => Ok(()),
+            _ => self.policy().map(drop),
         }
+    }
+
+    /// The GCRA policy the calls are decided under.
+    ///
+    /// # Errors
+    /// [`LimitError`] naming `rate_limit.burst` when the burst takes longer than about 146
+    /// years to earn back (the most the counters hold), `rate_limit.limit` for a zero limit.
+    pub fn policy(&self) -> Result<quota::Policy, LimitError> {
+        let limit = std::num::NonZeroU64::new(self.limit)
+            .ok_or_else(|| LimitError::new("rate_limit.limit", "must be 1 or more"))?;
+        let burst = std::num::NonZeroU64::new(self.burst_or_limit())
+            .ok_or_else(|| LimitError::new("rate_limit.burst", "must be 1 or more"))?;
+        quota::Policy::gcra(limit, std::time::Duration::from_secs(self.per.secs()))
+            .and_then(|policy| policy.with_burst(burst))
+            .map_err(|_| {
+                LimitError::new(
+                    "rate_limit.burst",
+                    "must take at most about 146 years to earn back at the rate",
+                )
+            })
     }
 
     /// As shown: the burst filled in (the limit, when none is set).
@@ -546,6 +566,7 @@ mod tests {
             spec(1_000_000, Second, None),
             spec(60_000_000, Minute, Some(1_000_000)),
             spec(86_400_000_000, Day, Some(1)),
+            spec(1, Day, Some(53_000)),
         ] {
             assert_eq!(ok.check(), Ok(()), "{ok:?}");
         }
@@ -557,6 +578,8 @@ mod tests {
             (spec(10, Second, Some(0)), "rate_limit.burst"),
             (spec(10, Second, Some(1_000_001)), "rate_limit.burst"),
             (spec(1_000_001, Minute, None), "rate_limit.burst"),
+            // A burst that takes over 146 years to earn back: the counters cannot hold it.
+            (spec(1, Day, Some(100_000)), "rate_limit.burst"),
         ] {
             assert_eq!(bad.check().map_err(|e| e.field), Err(field), "{bad:?}");
         }

@@ -1194,7 +1194,8 @@ mod tests {
         let successor = db.find_key(&rotated.id).await.unwrap().unwrap();
         assert_eq!(limit_columns(&successor), expected);
 
-        // Cleared, each is all NULL.
+        // Cleared, each is all NULL but the credits' generation, kept so that a grant right
+        // after is a generation of its own.
         let clear = KeyUpdate {
             rate_limit: Some(None),
             credits: Some(None),
@@ -1206,7 +1207,12 @@ mod tests {
             .unwrap();
         assert_eq!(info.limits, KeyLimits::default());
         let cleared = db.find_key(&rotated.id).await.unwrap().unwrap();
-        assert_eq!(limit_columns(&cleared), LimitColumns::default());
+        let generation = limit_columns(&successor).7;
+        assert!(generation.is_some());
+        assert_eq!(
+            limit_columns(&cleared),
+            (None, None, None, None, None, None, None, generation)
+        );
 
         // The audit log names the fields each change touched.
         let details: Vec<_> = db

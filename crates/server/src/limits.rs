@@ -441,7 +441,6 @@ impl KeyQuota {
         quota_id: &str,
         daily: Option<NonZeroU64>,
     ) -> Result<Charged, ApiError> {
-        let now = u64::try_from(self.clock.now()).unwrap_or(0);
         let mut granted: Vec<Granted<'_>> = Vec::with_capacity(4);
         let mut shown: Vec<(&'static str, Decision)> = Vec::with_capacity(4);
 
@@ -467,6 +466,8 @@ impl KeyQuota {
             self.step(req, charge, decided, &mut granted, &mut shown)
                 .await?;
         }
+        // Read after the steps before, which may have waited on Redis across a midnight.
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
         let credit = limits
             .credits
             .map(|credits| self.counters.credits(&credits, quota_id, now));
@@ -500,9 +501,19 @@ impl KeyQuota {
             && cost > 0
         {
             let today = journal::today(&self.clock);
-            let subject = credit
-                .as_ref()
-                .map(|credit| (credit.subject(quota_id), credit.day));
+            // The day of the window the counter decided in (a refill's day or month), which
+            // may have begun since `now` was read.
+            let decided_day = shown
+                .iter()
+                .find(|(name, _)| *name == "credits")
+                .and_then(|(_, d)| window_start_day(d));
+            let subject = credit.as_ref().map(|credit| {
+                let day = match credit.kind {
+                    'l' => credit.day,
+                    _ => decided_day.unwrap_or(credit.day),
+                };
+                (credit.subject(quota_id), day)
+            });
             let mut charges = vec![(quota_id, today, cost)];
             if let Some((subject, day)) = &subject {
                 charges.push((subject.as_str(), *day, cost));
@@ -561,6 +572,30 @@ impl KeyQuota {
             }
             // Allowed uncounted while the store is away, as the daily quota is.
             Status::FailedOpen => Ok(()),
+            Status::CostExceedsLimit if name == "rate" || name == "credits" => {
+                let (slug, outcome, detail, wait) = if name == "rate" {
+                    let detail = format!(
+                        "this call costs {cost}, more than the {} calls the key's rate limit \
+                         allows at once: it cannot pass as it is",
+                        decision.limit()
+                    );
+                    ("rate-limited", Outcome::Rate, detail, None)
+                } else {
+                    self.credits_above_limit(cost, decision.limit(), limits_of(req))
+                };
+                observe::quota_denied(if name == "rate" {
+                    "rate_limited"
+                } else {
+                    "credits_spent"
+                });
+                self.count(req, outcome);
+                let error = ApiError::CostAboveLimit {
+                    slug,
+                    detail,
+                    headers: fields_of(shown, wait),
+                };
+                Err(self.refuse(granted, error).await)
+            }
             Status::Limited | Status::CostExceedsLimit => {
                 let wait = decision
                     .retry_after()
@@ -595,6 +630,44 @@ impl KeyQuota {
                 Err(self.refuse(granted, store_unavailable()).await)
             }
         }
+    }
+
+    /// What a call of `cost` credits above the `limit` of the current window is told: when a
+    /// refill will hold it, to come back then.
+    fn credits_above_limit(
+        &self,
+        cost: u64,
+        limit: u64,
+        limits: Option<CallLimits>,
+    ) -> (&'static str, Outcome, String, Option<u64>) {
+        let now = u64::try_from(self.clock.now()).unwrap_or(0);
+        let refill = limits
+            .and_then(|l| l.credits)
+            .and_then(|c| c.refill)
+            .filter(|refill| refill.amount >= cost);
+        let (detail, wait) = match refill {
+            Some(refill) => {
+                let window = match refill.interval {
+                    RefillInterval::Day => Window::Day,
+                    RefillInterval::Month => Window::Month,
+                };
+                let wait = window.bounds(now).1.saturating_sub(now);
+                let detail = format!(
+                    "this call costs {cost}, more than the key's balance of {limit} credits; \
+                     refilled to {} in {wait} s",
+                    refill.amount
+                );
+                (detail, Some(wait))
+            }
+            None => (
+                format!(
+                    "this call costs {cost}, more than the key's balance of {limit} credits: \
+                     it cannot pass as it is"
+                ),
+                None,
+            ),
+        };
+        ("credits-exhausted", Outcome::Credits, detail, wait)
     }
 
     /// Gives back every charge in `granted` and returns `error`.
@@ -683,22 +756,6 @@ impl KeyQuota {
             }
         }
         restored
-    }
-
-    /// Adds `used` calls stored by the journal to the in-memory count of `subject` (today's),
-    /// at start-up; nothing to do on Redis.
-    ///
-    /// # Errors
-    /// `quota`'s, for a subject too long to count.
-    pub fn replay(&self, subject: &str, used: u64) -> Result<(), quota::Error> {
-        if let Either::Left(memory) = self.limit.backend()
-            && used > 0
-        {
-            // Under the largest limit the day's window takes whatever is added; the key's own
-            // limit applies to the calls that follow.
-            let _added = memory.decide_with_limit(subject, used, NonZeroU64::MAX)?;
-        }
-        Ok(())
     }
 
     /// How much the key `req` authenticated with can still spend now, counting nothing: the
@@ -811,6 +868,24 @@ impl KeyQuota {
     pub fn is_shared(&self) -> bool {
         self.limit.backend().is_right()
     }
+}
+
+/// The day (since the epoch) the fixed window of `decision` began; `None` for a lifetime or a
+/// decision made without its store.
+fn window_start_day(decision: &Decision) -> Option<i64> {
+    let window = decision.window();
+    if window == quota::NEVER || decision.reset_at_unix_secs() == 0 {
+        return None;
+    }
+    let start = decision
+        .reset_at_unix_secs()
+        .checked_sub(window.as_secs())?;
+    i64::try_from(start / 86_400).ok()
+}
+
+/// The per-key limits of the key `req` authenticated with.
+fn limits_of(req: &HttpRequest) -> Option<CallLimits> {
+    quota::RequestView::with_extension(req, |p: &Principal| p.limits)
 }
 
 /// The fields of the policies decided so far; `Retry-After` of `wait` seconds when none of

@@ -175,7 +175,34 @@ async fn the_store_runs_unchanged_on_postgres() {
         .unwrap();
     assert!(db.load_snapshot("daily-quota").await.unwrap().is_none());
     assert_eq!(db.quota_usage_on(7).await.unwrap(), [("a".to_owned(), 5)]);
-    assert_eq!(db.purge_quota_usage(7, "credits:l:").await.unwrap(), 1);
+    // Lifetime credit balances are added up over every day and outlive the purge.
+    db.add_quota_usage(&[
+        row("credits:l:100:k", 1, 4),
+        row("credits:l:100:k", 2, 5),
+        row("credits:d:100:k", 2, 1),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        db.quota_usage_total("credits:l:").await.unwrap(),
+        [("credits:l:100:k".to_owned(), 9)]
+    );
+    let mut between = db.quota_usage_between(2, 7).await.unwrap();
+    between.sort();
+    assert_eq!(
+        between,
+        [
+            ("a".to_owned(), 6, 1),
+            ("a".to_owned(), 7, 5),
+            ("credits:d:100:k".to_owned(), 2, 1),
+            ("credits:l:100:k".to_owned(), 2, 5),
+        ]
+    );
+    assert_eq!(db.purge_quota_usage(7, "credits:l:").await.unwrap(), 2);
+    assert_eq!(
+        db.quota_usage_total("credits:l:").await.unwrap(),
+        [("credits:l:100:k".to_owned(), 9)]
+    );
     // The usage history adds up per key, day and outcome, across batches.
     let calls = |key: &str, day, outcome, n| (key.to_owned(), day, outcome, n);
     let batch = [

@@ -5,7 +5,6 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
 use std::num::NonZeroU64;
-use std::time::Duration;
 
 use crate::auth::scope::{Scope, Scopes};
 use crate::error::ApiError;
@@ -24,16 +23,17 @@ pub struct CallLimits {
 }
 
 impl CallLimits {
-    /// The limits of a stored key. A stored rate the quota crate cannot apply (none is ever
-    /// written: the key manager checks them) counts as none.
+    /// The limits of a stored key. A stored rate that cannot be applied (the key manager
+    /// checks every rate it writes, so only a hand-edited row has one) is logged and counts as
+    /// none.
     #[must_use]
     pub fn of(row: &KeyRow) -> Self {
-        let rate = RateLimitSpec::of(row).and_then(|spec| {
-            let limit = NonZeroU64::new(spec.limit)?;
-            let burst = NonZeroU64::new(spec.burst_or_limit())?;
-            quota::Policy::gcra(limit, Duration::from_secs(spec.per.secs()))
-                .and_then(|policy| policy.with_burst(burst))
-                .ok()
+        let rate = RateLimitSpec::of(row).and_then(|spec| match spec.policy() {
+            Ok(policy) => Some(policy),
+            Err(error) => {
+                tracing::error!(key = %row.id, %error, "a stored rate limit cannot be applied");
+                None
+            }
         });
         Self {
             rate,

@@ -211,7 +211,7 @@ pub struct KeyChange {
     pub credits_interval: Option<Option<String>>,
     /// [`KeyRow::credits_set_at`]. A time no later than the one stored is written as the
     /// stored one plus a second: each grant of credits is a generation of its own, even two in
-    /// one second.
+    /// one second. Clearing (`Some(None)`) keeps the stored generation for the next grant.
     pub credits_set_at: Option<Option<i64>>,
 }
 
@@ -600,7 +600,8 @@ impl Db {
              credits_refill = CASE WHEN $25 THEN $26 ELSE credits_refill END, \
              credits_interval = CASE WHEN $27 THEN $28 ELSE credits_interval END, \
              credits_set_at = CASE WHEN NOT $29 THEN credits_set_at \
-                 WHEN credits_set_at IS NOT NULL AND $30 IS NOT NULL AND credits_set_at >= $30 \
+                 WHEN $30 IS NULL THEN credits_set_at \
+                 WHEN credits_set_at IS NOT NULL AND credits_set_at >= $30 \
                  THEN credits_set_at + 1 ELSE $30 END \
              WHERE id = $1 \
              AND (revoked_at IS NULL OR revoked_at > $2) \
@@ -975,8 +976,9 @@ impl Db {
     /// balances, which [`purge_quota_usage`](Self::purge_quota_usage) keeps).
     pub async fn quota_usage_total(&self, prefix: &str) -> StoreResult<Vec<(String, u64)>> {
         let rows = sqlx::query(
-            "SELECT subject, SUM(used) FROM quota_usage WHERE substr(subject, 1, $1) = $2 \
-             GROUP BY subject",
+            // A sum of BIGINT is NUMERIC on PostgreSQL, which the Any driver cannot read.
+            "SELECT subject, CAST(SUM(used) AS BIGINT) FROM quota_usage \
+             WHERE substr(subject, 1, $1) = $2 GROUP BY subject",
         )
         .bind(i32::try_from(prefix.len()).unwrap_or(i32::MAX))
         .bind(prefix)
@@ -1417,7 +1419,11 @@ mod tests {
         let row = db.find_key(id).await.unwrap().unwrap();
         let cleared = (changed.0, None, changed.2, None, changed.4, None);
         assert_eq!(columns(&row), cleared);
-        assert_eq!(limits(&row), (rate, None, (None, None, None), None));
+        // A clear keeps the generation, so that a grant right after it is a new one.
+        assert_eq!(
+            limits(&row),
+            (rate, None, (None, None, None), Some(1_700_000_000))
+        );
         // Two grants in one second are two generations.
         let grant = KeyChange {
             credits: Some(Some(5)),
@@ -1429,6 +1435,23 @@ mod tests {
             let row = db.find_key(id).await.unwrap().unwrap();
             assert_eq!(row.credits_set_at, Some(expected));
         }
+        // Cleared and granted again in that second: a third generation.
+        let clear_credits = KeyChange {
+            credits: Some(None),
+            credits_set_at: Some(None),
+            ..KeyChange::default()
+        };
+        assert!(
+            db.update_key(id, &clear_credits, 0, &entry(18, "c"))
+                .await
+                .unwrap()
+        );
+        assert!(db.update_key(id, &grant, 0, &entry(19, "g")).await.unwrap());
+        let row = db.find_key(id).await.unwrap().unwrap();
+        assert_eq!(
+            (row.credits, row.credits_set_at),
+            (Some(5), Some(1_800_000_002))
+        );
         assert!(
             db.update_key(id, &KeyChange::default(), 0, &entry(12, "u3"))
                 .await
@@ -1452,7 +1475,10 @@ mod tests {
                 .unwrap()
         );
         // Only the changes made are on record, an empty one included.
-        assert_eq!(audited(db).await[..5], ["g", "g", "u3", "u2", "u1"]);
+        assert_eq!(
+            audited(db).await[..7],
+            ["g", "c", "g", "g", "u3", "u2", "u1"]
+        );
         assert!(
             !audited(db)
                 .await
