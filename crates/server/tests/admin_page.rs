@@ -281,6 +281,24 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         yesterday,
         "2026-02-28: 1 accepted, 0 over quota, 0 rate limited, 0 out of credits, 0 out of scope"
     );
+    // What is left of each limit, from the usage answer: 3 of the day's 3 calls spent, the
+    // month's calls (March began today), the credits and the rate untouched.
+    until(
+        &mut cdp,
+        "the key's limits are shown",
+        "document.getElementById('detail-facts').textContent.includes('left today')",
+    )
+    .await;
+    let facts = cdp
+        .evaluate("document.getElementById('detail-facts').textContent")
+        .await;
+    assert!(
+        facts.as_str().is_some_and(|f| f.ends_with(
+            "0 of 3 left today · 99,997 of 100,000 left this month · 1,000 credits left · \
+             20 of a burst of 20 free"
+        )),
+        "{facts}"
+    );
     if let Ok(dir) = std::env::var("ADMIN_PAGE_SCREENSHOTS") {
         browser::screenshot(&mut cdp, &Path::new(&dir).join("admin-keys.png")).await;
     }

@@ -357,6 +357,17 @@ async function select(id) {
   show('detail', true);
   const usage = await api('GET', `keys/${encodeURIComponent(id)}/usage?days=${CHART_DAYS}`);
   drawChart(usage.history);
+  // What is left of each limit now, from the same answer.
+  const count = (n) => n.toLocaleString('en');
+  const left = [`${count(usage.remaining)} of ${count(usage.limit)} left today`];
+  if (usage.monthly_quota) {
+    left.push(`${count(usage.monthly_quota.remaining)} of ${count(usage.monthly_quota.limit)} left this month`);
+  }
+  if (usage.credits) left.push(`${count(usage.credits.remaining)} credits left`);
+  if (usage.rate_limit) {
+    left.push(`${count(usage.rate_limit.remaining)} of a burst of ${count(usage.rate_limit.limit)} free`);
+  }
+  if (state.selected === id) $('detail-facts').textContent = [...facts, ...left].join(' · ');
 }
 
 const SVG = 'http://www.w3.org/2000/svg';
