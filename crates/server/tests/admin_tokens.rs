@@ -482,7 +482,17 @@ fn keys_usage_shows_the_history_of_the_days_asked_for() {
     let created: Value = serde_json::from_str(&run_cli(
         &env,
         dir.path(),
-        &["keys", "create", "--service", "shop", "--json"],
+        &[
+            "keys",
+            "create",
+            "--service",
+            "shop",
+            "--credits",
+            "40",
+            "--monthly-quota",
+            "900",
+            "--json",
+        ],
     ))
     .unwrap();
     let id = created["id"].as_str().unwrap();
@@ -514,6 +524,19 @@ fn keys_usage_shows_the_history_of_the_days_asked_for() {
             "--to",
             "2026-02-02",
         ],
+    );
+    // What is left of each limit besides the daily quota, none of it spent.
+    assert!(
+        text.contains("monthly quota: 0 of 900 used, 900 left, whole again in "),
+        "{text}"
+    );
+    assert!(
+        text.contains("credits: 0 of 40 used, 40 left, never refilled"),
+        "{text}"
+    );
+    assert_eq!(
+        report["credits"],
+        json!({"limit": 40, "used": 0, "remaining": 40})
     );
     let dates: Vec<&str> = text
         .lines()

@@ -604,14 +604,42 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 "{}: {} of {} used today, {} left, resets in {} s ({source})",
                 report.id, report.used, report.limit, report.remaining, report.reset_secs,
             );
+            let limits = &report.limits;
+            for (name, usage) in [
+                ("rate limit", limits.rate_limit),
+                ("monthly quota", limits.monthly_quota),
+                ("credits", limits.credits),
+            ] {
+                if let Some(usage) = usage {
+                    let reset = usage.reset_secs.map_or_else(
+                        || ", never refilled".to_owned(),
+                        |s| format!(", whole again in {s} s"),
+                    );
+                    println!(
+                        "{name}: {} of {} used, {} left{reset}",
+                        usage.used, usage.limit, usage.remaining
+                    );
+                }
+            }
             println!(
-                "{:<10} {:>10} {:>14} {:>14}   (calls of this key; up to 5 s behind the servers)",
-                "DATE", "ACCEPTED", "REFUSED QUOTA", "REFUSED SCOPE"
+                "{:<10} {:>10} {:>14} {:>14} {:>13} {:>16}   (calls of this key; up to 5 s behind the servers)",
+                "DATE",
+                "ACCEPTED",
+                "REFUSED QUOTA",
+                "REFUSED SCOPE",
+                "REFUSED RATE",
+                "REFUSED CREDITS"
             );
             for day in &report.history {
+                let refused = &day.refused;
                 println!(
-                    "{:<10} {:>10} {:>14} {:>14}",
-                    day.date, day.accepted, day.refused.quota, day.refused.scope
+                    "{:<10} {:>10} {:>14} {:>14} {:>13} {:>16}",
+                    day.date,
+                    day.accepted,
+                    refused.quota,
+                    refused.scope,
+                    refused.rate,
+                    refused.credits
                 );
             }
             Ok(())
