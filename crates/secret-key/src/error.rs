@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong creating, checking, loading or deriving a secret.
+/// Everything that can go wrong creating, checking, loading or deriving a secret, or opening a
+/// sealed one.
 ///
 /// No variant carries secret material: weak-secret errors say *why* the secret is refused,
 /// never what it is.
@@ -107,6 +108,13 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("OS random number generator failed: {0}")]
     Rng(String),
+    /// A sealed secret is not hex of a nonce and a ciphertext (feature `seal`).
+    #[error("sealed secret is malformed")]
+    SealMalformed,
+    /// A sealed secret opens with no key of the sealer: sealed under a key it does not hold,
+    /// sealed for another id, or altered (feature `seal`).
+    #[error("sealed secret does not open with this server secret")]
+    SealOpen,
 }
 
 /// Result type of this crate.

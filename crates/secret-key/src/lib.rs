@@ -5,6 +5,8 @@ mod error;
 mod key;
 mod keyring;
 mod loader;
+#[cfg(feature = "seal")]
+mod seal;
 mod strength;
 
 pub use derive::hkdf_sha256;
@@ -15,5 +17,7 @@ pub use loader::{
     DEFAULT_ENV_VAR, DEFAULT_FALLBACKS_ENV_VAR, LoadedSecret, Mode, SecretFormat, SecretLoader,
     SecretSource,
 };
+#[cfg(feature = "seal")]
+pub use seal::{Opened, Sealer};
 pub use strength::{MAX_SECRET_LEN, MIN_SECRET_LEN};
 pub use subtle::ConstantTimeEq;

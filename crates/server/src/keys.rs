@@ -2,13 +2,14 @@
 //!
 //! Keys come from `apikey-gen` (`sapi_<time><body><checksum>`); only their peppered hash and
 //! non-secret id are stored. A signing key also gets a random HMAC secret, shown once and
-//! stored sealed (see [`crate::sealing`]).
+//! stored sealed (see [`secret_key::Sealer`]).
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use zeroize::Zeroizing;
 
 use apikey_gen::{KeyConfig, KeyHasher};
+use secret_key::Sealer;
 
 use crate::audit::{Action, Actor, AuditLog, Refusal};
 use crate::auth::scope::Scopes;
@@ -18,7 +19,6 @@ use crate::key_limits::{
     CreditsSpec, KeyLimits, LimitError, RateLimitSpec, check_monthly_quota, credits_columns,
     rate_columns, stored,
 };
-use crate::sealing::Sealer;
 use crate::store::{AuditRow, Db, KeyChange, KeyRow, StoreError};
 
 /// The prefix of every key this server issues.
@@ -273,6 +273,9 @@ pub enum KeyAdminError {
     /// The key format or generator failed.
     #[error(transparent)]
     Key(#[from] apikey_gen::Error),
+    /// Sealing a signing secret failed (the operating system's random number generator).
+    #[error("sealing the signing secret failed")]
+    Seal(#[source] secret_key::Error),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -309,6 +312,7 @@ impl From<KeyAdminError> for ApiError {
             KeyAdminError::NotFound(what) => Self::NotFound(what),
             KeyAdminError::Collision => Self::Conflict("key collision; try again"),
             KeyAdminError::Key(e) => Self::internal(e),
+            KeyAdminError::Seal(e) => Self::internal(e),
             KeyAdminError::Store(e) => e.into(),
         }
     }
@@ -533,7 +537,9 @@ impl KeyManager {
             daily_quota: stored_daily_quota,
             signing_secret: signing_secret
                 .as_ref()
-                .map(|s| self.sealer.seal(&id, s.as_bytes())),
+                .map(|s| self.sealer.seal(&id, s.as_bytes()))
+                .transpose()
+                .map_err(KeyAdminError::Seal)?,
             created_at: now,
             expires_at,
             revoked_at: None,
@@ -648,8 +654,11 @@ impl KeyManager {
                 continue;
             };
             match self.sealer.open(&row.id, sealed) {
-                Ok(opened) if opened.stale => {
-                    let again = self.sealer.seal(&row.id, &opened.secret);
+                Ok(opened) if opened.is_stale() => {
+                    let again = self
+                        .sealer
+                        .seal(&row.id, opened.expose_secret())
+                        .map_err(KeyAdminError::Seal)?;
                     if self.db.reseal_signing_secret(&row.id, &again).await? {
                         resealed += 1;
                     }
@@ -802,12 +811,14 @@ impl KeyManager {
 
 #[cfg(test)]
 mod tests {
+    use secret_key::SecretKey;
+
     use super::*;
     use crate::key_limits::{CreditsInfo, RatePeriod, Refill, RefillInterval};
 
     async fn manager(clock: &Clock) -> (Db, KeyManager) {
         let db = Db::connect("sqlite::memory:").await.unwrap();
-        let sealer = Sealer::new(&[3u8; 32]).unwrap();
+        let sealer = Sealer::new(&SecretKey::generate().unwrap(), "test").unwrap();
         let defaults = KeyDefaults {
             daily_quota: 1_000,
             scopes: Scopes::ANY,
@@ -847,7 +858,10 @@ mod tests {
         let sealed = row.signing_secret.clone().unwrap();
         assert!(!sealed.contains(&secret));
         assert_eq!(
-            &keys.sealer().open(&row.id, &sealed).unwrap().secret[..],
+            keys.sealer()
+                .open(&row.id, &sealed)
+                .unwrap()
+                .expose_secret(),
             secret.as_bytes()
         );
         assert_eq!(row.expires_at, Some(1_000 + 30 * 86_400));
@@ -907,7 +921,7 @@ mod tests {
             daily_quota: 10,
             scopes: time_only,
         };
-        let sealer = Sealer::new(&[3u8; 32]).unwrap();
+        let sealer = Sealer::new(&SecretKey::generate().unwrap(), "test").unwrap();
         let keys = KeyManager::new(
             db.clone(),
             clock.clone(),

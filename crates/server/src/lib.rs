@@ -14,7 +14,6 @@ pub mod keys;
 pub mod limits;
 pub mod observe;
 pub mod routes;
-pub mod sealing;
 pub mod shared;
 pub mod startup;
 pub mod state;

@@ -16,7 +16,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use apikey_gen::KeyHasher;
 use quota::{ForwardedIp, Policy, Snapshot};
-use secret_key::{Keyring, SecretKey, SecretLoader};
+use secret_key::{Keyring, Sealer, SecretKey, SecretLoader};
 use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
 use crate::audit::{Actor, AuditLog};
@@ -40,7 +40,6 @@ use crate::limits::{
 use crate::routes;
 use crate::routes::health::Readiness;
 use crate::routes::prime::{PRIME_QUEUE_TIMEOUT, PrimePool};
-use crate::sealing::Sealer;
 use crate::shared::{self, Redis, SharedWeather};
 use crate::state::Services;
 use crate::store::Db;
@@ -290,13 +289,7 @@ impl DerivedKeys {
             .map(|key| KeyHasher::hmac_sha256(key.expose_secret()))
             .collect::<Result<_, _>>()
             .map_err(build_error)?;
-        let seal = ring.derive("secure-api/signing-secret-seal/v1")?;
-        let mut sealer = Sealer::new(seal.current().expose_secret()).map_err(build_error)?;
-        for key in seal.fallbacks() {
-            sealer = sealer
-                .with_fallback(key.expose_secret())
-                .map_err(build_error)?;
-        }
+        let sealer = ring.sealer("secure-api/signing-secret-seal/v1")?;
         Ok(Self {
             tokens,
             pepper: pepper.current().clone(),

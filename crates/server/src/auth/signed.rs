@@ -26,11 +26,11 @@ use request_signing::{
     Error as SignError, Refusal, Rejection, Scheme, Secret, SecretStore, Verified, Verifier,
     VerifierConfig, VerifySignature,
 };
+use secret_key::Sealer;
 
 use crate::auth::principal::{AuthMethod, KeyIdentity, Principal};
 use crate::clock::Clock;
 use crate::error::ApiError;
-use crate::sealing::Sealer;
 use crate::shared::Replay;
 use crate::store::{Db, KeyRow, StoreError};
 
@@ -242,14 +242,21 @@ impl SecretStore for SigningKeys {
             match self.sealer.open(&row.id, sealed) {
                 // Clients hold the hex text of the secret, as shown at creation.
                 Ok(opened) => {
-                    if opened.stale {
+                    if opened.is_stale() {
                         // Sealed under a rotated-out server secret: seal it again now.
-                        let resealed = self.sealer.seal(&row.id, &opened.secret);
-                        self.db.reseal_signing_secret(&row.id, &resealed).await?;
-                        self.cache.forget_id(&row.id);
-                        tracing::info!(key = %row.id, "signing secret sealed under the current server secret");
+                        match self.sealer.seal(&row.id, opened.expose_secret()) {
+                            Ok(resealed) => {
+                                self.db.reseal_signing_secret(&row.id, &resealed).await?;
+                                self.cache.forget_id(&row.id);
+                                tracing::info!(key = %row.id, "signing secret sealed under the current server secret");
+                            }
+                            // The secret opened: verify with it, and seal it again next time.
+                            Err(e) => {
+                                tracing::error!(key = %row.id, error = %e, "signing secret could not be sealed again")
+                            }
+                        }
                     }
-                    secrets.push(Secret::new(opened.secret.to_vec()));
+                    secrets.push(Secret::new(opened.expose_secret().to_vec()));
                 }
                 Err(e) => {
                     tracing::error!(key = %row.id, error = %e, "stored signing secret does not open")
