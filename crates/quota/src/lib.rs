@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod backend;
+mod chain;
 mod clock;
 mod decision;
 mod error;
@@ -13,6 +14,7 @@ mod policy;
 mod redis_backend;
 
 pub use backend::{Backend, Usage};
+pub use chain::{Cause, Chain, Rule, Stop};
 pub use clock::{Clock, FakeClock, FastClock, SystemClock};
 pub use decision::{Decision, NEVER, Status};
 /// Re-exported: one of two backends is a backend (see [`Backend`]).

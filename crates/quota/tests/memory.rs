@@ -394,3 +394,14 @@ async fn per_call_policies_refunds_and_lifetimes_in_memory() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_chain_charges_all_or_nothing_in_memory() {
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    common::chain_charges_all_or_nothing(|policy, _| {
+        let backend = backend(policy, &clock);
+        async move { backend }
+    })
+    .await;
+    common::chain_reports_failed_refunds(&clock).await;
+}

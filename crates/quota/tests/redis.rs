@@ -477,3 +477,18 @@ async fn per_call_policies_refunds_and_lifetimes_on_redis() {
         .expect("ttl");
     assert_eq!(ttl, -1, "no expiry on a lifetime balance");
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn a_chain_charges_all_or_nothing_on_redis() {
+    let Some(url) = test_services::redis_url("a_chain_charges_all_or_nothing") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    let prefix = prefix("chain");
+    common::chain_charges_all_or_nothing(|policy, name| {
+        let (url, prefix, clock) = (url.clone(), format!("{prefix}-{name}"), clock.clone());
+        async move { backend(&url, policy, &prefix, &clock).await }
+    })
+    .await;
+}

@@ -31,9 +31,9 @@ use std::time::Duration;
 use actix_web::dev::ServiceRequest;
 use actix_web::{HttpRequest, HttpResponse};
 use quota::{
-    Backend as _, Decision, Either, FailMode, FallbackBackend, ForwardedIp, FromExtension,
-    HeaderFields, MemoryBackend, Policy, RateLimit, RedisBackend, Refusal, RefusalReason,
-    Rejection, Status, Usage, Verdict, Window,
+    Backend as _, Cause, Chain, Decision, Either, FailMode, FallbackBackend, ForwardedIp,
+    FromExtension, HeaderFields, MemoryBackend, Policy, RateLimit, RedisBackend, Refusal,
+    RefusalReason, Rejection, Rule, Status, Stop, Usage, Verdict, Window,
 };
 use serde::Serialize;
 
@@ -250,14 +250,6 @@ impl CreditCharge<'_> {
     }
 }
 
-/// A charge granted on one counter, to give back if a later limit refuses the call.
-struct Granted<'a> {
-    counters: &'a Counters,
-    key: &'a str,
-    cost: u64,
-    decision: Decision,
-}
-
 /// What a key has used and has left of one of its limits, counting nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PolicyUsage {
@@ -441,30 +433,32 @@ impl KeyQuota {
         quota_id: &str,
         daily: Option<NonZeroU64>,
     ) -> Result<Charged, ApiError> {
-        let mut granted: Vec<Granted<'_>> = Vec::with_capacity(4);
-        let mut shown: Vec<(&'static str, Decision)> = Vec::with_capacity(4);
-
-        if let Some(policy) = limits.rate {
-            let counters = &self.counters.rate;
-            let decided = counters.decide_with_policy(quota_id, cost, policy).await;
-            let charge = (counters, quota_id, cost, "rate");
-            self.step(req, charge, decided, &mut granted, &mut shown)
-                .await?;
+        let mut chain = Chain::new(cost);
+        if let Some(policy) = limits.rate
+            && let Err(stop) = chain
+                .charge("rate", &self.counters.rate, quota_id, Rule::Policy(policy))
+                .await
+        {
+            return Err(self.stopped(req, &chain, stop));
         }
-        let counters = self.limit.backend();
-        let decided = match daily {
-            Some(limit) => counters.decide_with_limit(quota_id, cost, limit).await,
-            None => counters.decide(quota_id, cost).await,
-        };
-        let charge = (counters, quota_id, cost, "daily");
-        self.step(req, charge, decided, &mut granted, &mut shown)
-            .await?;
-        if let Some(limit) = limits.monthly {
-            let counters = &self.counters.monthly;
-            let decided = counters.decide_with_limit(quota_id, cost, limit).await;
-            let charge = (counters, quota_id, cost, "monthly");
-            self.step(req, charge, decided, &mut granted, &mut shown)
-                .await?;
+        let rule = daily.map_or(Rule::Backend, Rule::Limit);
+        if let Err(stop) = chain
+            .charge("daily", self.limit.backend(), quota_id, rule)
+            .await
+        {
+            return Err(self.stopped(req, &chain, stop));
+        }
+        if let Some(limit) = limits.monthly
+            && let Err(stop) = chain
+                .charge(
+                    "monthly",
+                    &self.counters.monthly,
+                    quota_id,
+                    Rule::Limit(limit),
+                )
+                .await
+        {
+            return Err(self.stopped(req, &chain, stop));
         }
         // Read after the steps before, which may have waited on Redis across a midnight.
         let now = u64::try_from(self.clock.now()).unwrap_or(0);
@@ -474,24 +468,23 @@ impl KeyQuota {
         if let Some(credit) = &credit {
             match NonZeroU64::new(credit.limit) {
                 Some(limit) => {
-                    let decided = credit
-                        .counters
-                        .decide_with_limit(&credit.key, cost, limit)
-                        .await;
-                    let charge = (credit.counters, credit.key.as_str(), cost, "credits");
-                    self.step(req, charge, decided, &mut granted, &mut shown)
-                        .await?;
+                    if let Err(stop) = chain
+                        .charge("credits", credit.counters, &credit.key, Rule::Limit(limit))
+                        .await
+                    {
+                        return Err(self.stopped(req, &chain, stop));
+                    }
                 }
                 // A balance of 0: nothing to count, every call refused until the refill.
                 None if cost > 0 => {
+                    log_unrefunded(&chain.refund().await);
                     let refill_in = credit.ends.map(|end| end.saturating_sub(now));
-                    let refused = ApiError::CreditsExhausted {
-                        refill_in,
-                        headers: fields_of(&shown, refill_in),
-                    };
                     observe::quota_denied("credits_spent");
                     self.count(req, Outcome::Credits);
-                    return Err(self.refuse(&granted, refused).await);
+                    return Err(ApiError::CreditsExhausted {
+                        refill_in,
+                        headers: fields_of(chain.decisions(), refill_in),
+                    });
                 }
                 None => {}
             }
@@ -503,10 +496,7 @@ impl KeyQuota {
             let today = journal::today(&self.clock);
             // The day of the window the counter decided in (a refill's day or month), which
             // may have begun since `now` was read.
-            let decided_day = shown
-                .iter()
-                .find(|(name, _)| *name == "credits")
-                .and_then(|(_, d)| window_start_day(d));
+            let decided_day = chain.decision("credits").and_then(window_start_day);
             let subject = credit.as_ref().map(|credit| {
                 let day = match credit.kind {
                     'l' => credit.day,
@@ -535,44 +525,28 @@ impl KeyQuota {
         }
         self.count(req, Outcome::Accepted);
         Ok(Charged(HeaderFields::combined(
-            shown.iter().map(|(name, d)| (*name, d)),
+            chain.decisions().iter().map(|(name, d)| (*name, d)),
             true,
         )))
     }
 
-    /// One limit's part of [`charge_all`](Self::charge_all): a granted charge is kept to give
-    /// back, a refusal gives back the ones before and becomes the answer.
-    /// `charge` names the counters, the key counted, the cost and the policy.
-    async fn step<'a>(
-        &self,
-        req: &HttpRequest,
-        (counters, key, cost, name): (&'a Counters, &'a str, u64, &'static str),
-        decided: Result<Decision, quota::Error>,
-        granted: &mut Vec<Granted<'a>>,
-        shown: &mut Vec<(&'static str, Decision)>,
-    ) -> Result<(), ApiError> {
-        let decision = match decided {
-            Ok(decision) => decision,
-            Err(error) => {
+    /// The answer to a call one of its key's limits stopped: `stop`, the last step of `chain`.
+    fn stopped(&self, req: &HttpRequest, chain: &Chain<'_, Counters>, stop: Stop) -> ApiError {
+        log_unrefunded(&stop.unrefunded);
+        let decided = chain.decisions();
+        let decision = match stop.cause {
+            Cause::Refused(decision) => decision,
+            Cause::Failed(error) => {
                 observe::quota_denied("store_unavailable");
                 observe::throttled_error("a key limit could not be decided", &error);
-                return Err(self.refuse(granted, store_unavailable()).await);
+                return store_unavailable();
             }
+            _ => return store_unavailable(),
         };
-        shown.push((name, decision));
+        let name = stop.name;
         match decision.status() {
-            Status::Allowed => {
-                granted.push(Granted {
-                    counters,
-                    key,
-                    cost,
-                    decision,
-                });
-                Ok(())
-            }
-            // Allowed uncounted while the store is away, as the daily quota is.
-            Status::FailedOpen => Ok(()),
             Status::CostExceedsLimit if name == "rate" || name == "credits" => {
+                let cost = chain.cost();
                 let (slug, outcome, detail, wait) = if name == "rate" {
                     let detail = format!(
                         "this call costs {cost}, more than the {} calls the key's rate limit \
@@ -589,18 +563,17 @@ impl KeyQuota {
                     "credits_spent"
                 });
                 self.count(req, outcome);
-                let error = ApiError::CostAboveLimit {
+                ApiError::CostAboveLimit {
                     slug,
                     detail,
-                    headers: fields_of(shown, wait),
-                };
-                Err(self.refuse(granted, error).await)
+                    headers: fields_of(decided, wait),
+                }
             }
             Status::Limited | Status::CostExceedsLimit => {
                 let wait = decision
                     .retry_after()
                     .map(|d| d.as_secs_f64().ceil() as u64);
-                let headers = fields_of(shown, None);
+                let headers = fields_of(decided, None);
                 let (reason, outcome, error) = match name {
                     "rate" => (
                         "rate_limited",
@@ -623,11 +596,11 @@ impl KeyQuota {
                 observe::quota_denied(reason);
                 tracing::info!(limit = name, "key limit reached");
                 self.count(req, outcome);
-                Err(self.refuse(granted, error).await)
+                error
             }
             _ => {
                 observe::quota_denied("store_unavailable");
-                Err(self.refuse(granted, store_unavailable()).await)
+                store_unavailable()
             }
         }
     }
@@ -668,20 +641,6 @@ impl KeyQuota {
             ),
         };
         ("credits-exhausted", Outcome::Credits, detail, wait)
-    }
-
-    /// Gives back every charge in `granted` and returns `error`.
-    async fn refuse(&self, granted: &[Granted<'_>], error: ApiError) -> ApiError {
-        for charge in granted {
-            let refunded = charge
-                .counters
-                .refund(charge.key, charge.cost, &charge.decision)
-                .await;
-            if let Err(e) = refunded {
-                observe::throttled_error("a refused call's charge was not given back", &e);
-            }
-        }
-        error
     }
 
     /// Counts the call `req` in the usage history of its key.
@@ -890,6 +849,13 @@ fn limits_of(req: &HttpRequest) -> Option<CallLimits> {
 
 /// The fields of the policies decided so far; `Retry-After` of `wait` seconds when none of
 /// them gives one.
+/// Logs the refunds a stopped call could not make.
+fn log_unrefunded(errors: &[quota::Error]) {
+    for error in errors {
+        observe::throttled_error("a refused call's charge was not given back", error);
+    }
+}
+
 fn fields_of(shown: &[(&'static str, Decision)], wait: Option<u64>) -> crate::error::ExtraHeaders {
     let mut headers: crate::error::ExtraHeaders =
         HeaderFields::combined(shown.iter().map(|(name, d)| (*name, d)), true)

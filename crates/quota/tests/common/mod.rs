@@ -256,3 +256,137 @@ where
             .is_allowed()
     );
 }
+
+/// The chain laws every backend keeps: a call passes every step or costs nothing, and each
+/// step decides under its own rule. `make` is as in [`per_call_policies_refunds_and_lifetimes`].
+pub async fn chain_charges_all_or_nothing<B, F, Fut>(make: F)
+where
+    B: Backend,
+    F: Fn(Policy, &'static str) -> Fut,
+    Fut: Future<Output = B>,
+{
+    use quota::{Cause, Chain, Rule, Status};
+    use std::time::Duration;
+
+    let rate = make(
+        Policy::gcra(n(1), Duration::from_secs(1)).expect("valid"),
+        "chain-rate",
+    )
+    .await;
+    let daily = make(Policy::per_day(n(1_000)), "chain-daily").await;
+    let credits = make(Policy::lifetime(n(1)), "chain-credits").await;
+    let burst_of_4 = Policy::gcra(n(1), Duration::from_secs(3_600))
+        .expect("valid")
+        .with_burst(n(4))
+        .expect("valid");
+    let charge = |key: &'static str, cost: u64, balance: u64| {
+        let (rate, daily, credits) = (&rate, &daily, &credits);
+        async move {
+            let mut chain = Chain::new(cost);
+            chain
+                .charge("rate", rate, key, Rule::Policy(burst_of_4))
+                .await?;
+            chain.charge("daily", daily, key, Rule::Backend).await?;
+            chain
+                .charge("credits", credits, key, Rule::Limit(n(balance)))
+                .await?;
+            let names: Vec<&str> = chain.decisions().iter().map(|(name, _)| *name).collect();
+            assert_eq!(names, ["rate", "daily", "credits"]);
+            assert_eq!(chain.cost(), cost);
+            Ok::<_, quota::Stop>(*chain.decision("credits").expect("made"))
+        }
+    };
+
+    // Three credits: three calls pass, the fourth is refused by the credits, and the rate and
+    // the daily quota it passed are given back.
+    for left in [2, 1, 0] {
+        let decision = charge("a", 1, 3).await.expect("allowed");
+        assert_eq!(decision.remaining(), left);
+    }
+    let stop = charge("a", 1, 3).await.expect_err("no credits left");
+    assert_eq!(stop.name, "credits");
+    assert_eq!(stop.to_string(), "limit `credits` is reached");
+    assert!(stop.unrefunded.is_empty());
+    assert!(matches!(stop.cause, Cause::Refused(d) if d.status() == Status::Limited));
+    assert_eq!(daily.usage("a").await.expect("ok").used, 3, "refunded");
+    let level = rate
+        .decide_with_policy("a", 0, burst_of_4)
+        .await
+        .expect("ok");
+    assert_eq!(level.remaining(), 1, "3 of the burst of 4 spent, not 4");
+
+    // The rate refuses the fifth call in its burst before anything else is counted.
+    let stop = charge("b", 5, 100).await.expect_err("above the burst");
+    assert_eq!(stop.name, "rate");
+    assert!(matches!(stop.cause, Cause::Refused(d) if d.status() == Status::CostExceedsLimit));
+    assert_eq!(daily.usage("b").await.expect("ok").used, 0);
+
+    // A step with no decision stops the call too, and gives back what was counted.
+    let invalid = Policy::per_day(n(5));
+    let mut chain = Chain::new(2);
+    chain
+        .charge("daily", &daily, "c", Rule::Backend)
+        .await
+        .expect("allowed");
+    let stop = chain
+        .charge("rate", &rate, "c", Rule::Policy(invalid))
+        .await
+        .expect_err("a fixed window on a GCRA backend");
+    assert!(matches!(stop.cause, Cause::Failed(Error::InvalidPolicy(_))));
+    assert_eq!(daily.usage("c").await.expect("ok").used, 0);
+
+    // The caller can refuse a call itself, after the steps: `refund` gives everything back.
+    let mut chain = Chain::new(7);
+    chain
+        .charge("daily", &daily, "d", Rule::Limit(n(10)))
+        .await
+        .expect("allowed");
+    assert!(chain.refund().await.is_empty());
+    assert!(chain.refund().await.is_empty(), "nothing twice");
+    assert_eq!(
+        daily.usage_with_limit("d", n(10)).await.expect("ok").used,
+        0
+    );
+}
+
+/// A chain whose earlier step's store fails during the refund reports the refund it could not
+/// make, and a step failing open lets the call through uncounted.
+pub async fn chain_reports_failed_refunds(clock: &FakeClock) {
+    use quota::{Cause, Chain, FailMode, FallbackBackend, Rule};
+
+    let first = Flaky::new(Policy::per_day(n(10)), clock);
+    let second = Flaky::new(Policy::per_day(n(1)), clock);
+    let mut chain = Chain::new(1);
+    chain
+        .charge("first", &first, "k", Rule::Backend)
+        .await
+        .expect("allowed");
+    assert!(second.decide("k", 1).await.expect("ok").is_allowed());
+    first.set(Fault::Unavailable);
+    let stop = chain
+        .charge("second", &second, "k", Rule::Backend)
+        .await
+        .expect_err("spent");
+    assert!(matches!(stop.cause, Cause::Refused(_)));
+    assert!(matches!(
+        stop.unrefunded.as_slice(),
+        [Error::Unavailable { .. }]
+    ));
+    first.set(Fault::None);
+    assert_eq!(first.usage("k").await.expect("ok").used, 1, "left counted");
+
+    let away = Flaky::new(Policy::per_day(n(1)), clock);
+    away.set(Fault::Unavailable);
+    let open = FallbackBackend::builder(away)
+        .fail_mode(FailMode::Open)
+        .build()
+        .expect("valid");
+    let mut chain = Chain::new(1);
+    let decision = chain
+        .charge("open", &open, "k", Rule::Backend)
+        .await
+        .expect("failed open");
+    assert_eq!(decision.status(), quota::Status::FailedOpen);
+    assert_eq!(chain.decisions().len(), 1);
+    assert!(chain.refund().await.is_empty(), "nothing was counted");
+}
