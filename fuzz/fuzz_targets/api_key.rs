@@ -20,7 +20,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
-use apikey_gen::{CHECKSUM_LEN, KeyConfig, Error, KeySource, MAX_PRESENTED_LEN};
+use apikey_gen::{CHECKSUM_LEN, Error, KeyConfig, KeySource, MAX_PRESENTED_LEN};
 use libfuzzer_sys::fuzz_target;
 use secure_api_fuzz::Fields;
 
@@ -88,9 +88,7 @@ fn check_presented(x_api_key: &[u8], authorization: &[u8]) {
         KeySource::Bearer => {
             assert!(x_api_key.is_empty());
             let value = text(authorization);
-            let (scheme, rest) = value
-                .split_once([' ', '\t'])
-                .expect("a scheme and a key");
+            let (scheme, rest) = value.split_once([' ', '\t']).expect("a scheme and a key");
             assert!(scheme.eq_ignore_ascii_case("bearer"));
             assert_eq!(key, rest.trim());
         }

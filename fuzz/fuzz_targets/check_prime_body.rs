@@ -30,7 +30,10 @@ use serde_json::value::RawValue;
 #[serde(deny_unknown_fields)]
 struct Body {
     number: JsonNumber,
-    #[allow(dead_code, reason = "read by serde: a body with a mistyped `rounds` is refused")]
+    #[allow(
+        dead_code,
+        reason = "read by serde: a body with a mistyped `rounds` is refused"
+    )]
     rounds: Option<u32>,
 }
 
@@ -81,7 +84,10 @@ fn check(request: &Body, limits: Limits) -> Option<BigUint> {
             None
         }
         Err(Error::NotANumber) => {
-            assert!(!raw.starts_with(|c: char| c.is_ascii_digit() || c == '-'), "{raw}");
+            assert!(
+                !raw.starts_with(|c: char| c.is_ascii_digit() || c == '-'),
+                "{raw}"
+            );
             None
         }
         Err(Error::Sign { .. } | Error::Whitespace { .. } | Error::InvalidDigit { .. }) => {

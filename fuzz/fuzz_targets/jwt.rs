@@ -33,7 +33,10 @@ use libfuzzer_sys::fuzz_target;
 use secure_api_fuzz::Fields;
 
 #[path = "../../crates/server/src/auth/jwt.rs"]
-#[allow(dead_code, reason = "the server's module: this target uses only part of it")]
+#[allow(
+    dead_code,
+    reason = "the server's module: this target uses only part of it"
+)]
 mod jwt;
 
 use jwt::{TokenKind, Tokens, bearer_token};

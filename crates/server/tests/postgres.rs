@@ -174,7 +174,10 @@ async fn the_store_runs_unchanged_on_postgres() {
         .await
         .unwrap();
     assert!(db.load_snapshot("daily-quota").await.unwrap().is_none());
-    assert_eq!(db.quota_usage_on(7).await.unwrap(), [("a".to_owned(), 5)]);
+    assert_eq!(
+        db.quota_usage_between(7, 7).await.unwrap(),
+        [row("a", 7, 5)]
+    );
     // Lifetime credit balances are added up over every day and outlive the purge.
     db.add_quota_usage(&[
         row("credits:l:100:k", 1, 4),

@@ -929,18 +929,6 @@ impl Db {
         Ok(())
     }
 
-    /// Every subject's stored usage on `day`.
-    pub async fn quota_usage_on(&self, day: i64) -> StoreResult<Vec<(String, u64)>> {
-        let rows = sqlx::query("SELECT subject, used FROM quota_usage WHERE day = $1")
-            .bind(day)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| (row.get(0), u64::try_from(row.get::<i64, _>(1)).unwrap_or(0)))
-            .collect())
-    }
-
     /// The stored usage of `subject` on `day`: 0 when nothing was charged.
     pub async fn quota_used(&self, subject: &str, day: i64) -> StoreResult<u64> {
         let row = sqlx::query("SELECT used FROM quota_usage WHERE subject = $1 AND day = $2")
@@ -1689,18 +1677,21 @@ mod tests {
             .unwrap();
         db.add_quota_usage(&[row("a", 7, 3)]).await.unwrap();
         assert_eq!(db.quota_used("a", 7).await.unwrap(), 5);
-        let mut day = db.quota_usage_on(7).await.unwrap();
+        let mut day = db.quota_usage_between(7, 7).await.unwrap();
         day.sort();
-        assert_eq!(day, [("a".to_owned(), 5), ("b".to_owned(), 1)]);
+        assert_eq!(day, [row("a", 7, 5), row("b", 7, 1)]);
         db.checkpoint().await.unwrap();
         // More rows than one statement takes: one transaction of several.
         let many: Vec<_> = (0..150).map(|i| row(&format!("m{i}"), 9, i)).collect();
         db.add_quota_usage(&many).await.unwrap();
         db.add_quota_usage(&many).await.unwrap();
         db.add_quota_usage(&[]).await.unwrap();
-        let day = db.quota_usage_on(9).await.unwrap();
+        let day = db.quota_usage_between(9, 9).await.unwrap();
         assert_eq!(day.len(), 150);
-        assert!(day.iter().all(|(s, used)| *s == format!("m{}", used / 2)));
+        assert!(
+            day.iter()
+                .all(|(s, _, used)| *s == format!("m{}", used / 2))
+        );
 
         db.carry_over_snapshot("quota", &[row("a", 7, 10), row("c", 7, 4)])
             .await
