@@ -2,25 +2,16 @@
 
 use core::fmt;
 use core::future::Future;
-use core::num::NonZeroUsize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lru::LruCache;
-
+use crate::cache::{LookupCache, LookupCacheBuilder};
 use crate::error::{Error, Result};
 use crate::hash::{KeyHash, KeyHasher};
 use crate::key::KeyConfig;
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
-/// Most shards of each cache: lookups on different keys rarely wait for one another.
-const SHARDS: usize = 16;
-/// Entries per shard before a cache is split: a smaller cache is one exact LRU. Each shard
-/// evicts on its own when full, so a shard must be large for the cache as a whole to hold
-/// close to its capacity (a cache of 16 in 16 shards of one would evict a key as soon as
-/// another landed in its shard).
-const MIN_SHARD_ENTRIES: usize = 4096;
 
 /// A source of wall-clock time: key expiry and cache ages are read from it.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -137,71 +128,6 @@ pub trait KeyStore: Send + Sync {
     }
 }
 
-/// One shard of a cache: entries with the time they were fetched.
-type Shard<V> = Mutex<LruCache<[u8; 32], (u64, V)>>;
-
-/// An LRU cache of fresh entries, sharded when large: at most `capacity` in all (rounded up
-/// to a multiple of the shards), evicting the least recently used of a shard, and an entry
-/// older than the TTL counts as absent. Below `MIN_SHARD_ENTRIES` entries per shard it is one
-/// shard, so it holds exactly `capacity` entries before evicting.
-struct Cache<V> {
-    shards: Box<[Shard<V>]>,
-}
-
-impl<V: Clone> Cache<V> {
-    fn new(capacity: NonZeroUsize) -> Self {
-        let shards = (capacity.get() / MIN_SHARD_ENTRIES).clamp(1, SHARDS);
-        let per_shard =
-            NonZeroUsize::new(capacity.get().div_ceil(shards)).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            shards: (0..shards)
-                .map(|_| Mutex::new(LruCache::new(per_shard)))
-                .collect(),
-        }
-    }
-
-    fn shard(&self, hash: &KeyHash) -> std::sync::MutexGuard<'_, LruCache<[u8; 32], (u64, V)>> {
-        let index = usize::from(hash.as_bytes()[0]) % self.shards.len();
-        // The critical sections never leave a shard inconsistent: a poisoned lock is usable.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn get(&self, hash: &KeyHash, now: u64, ttl: u64) -> Option<V> {
-        let mut shard = self.shard(hash);
-        match shard.get(hash.as_bytes()) {
-            Some((at, value)) if now.saturating_sub(*at) < ttl => Some(value.clone()),
-            Some(_) => {
-                shard.pop(hash.as_bytes());
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn put(&self, hash: KeyHash, now: u64, value: V) {
-        self.shard(&hash).put(*hash.as_bytes(), (now, value));
-    }
-
-    fn remove(&self, hash: &KeyHash) {
-        self.shard(hash).pop(hash.as_bytes());
-    }
-
-    fn clear(&self) {
-        for shard in &*self.shards {
-            shard.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
-            .sum()
-    }
-}
-
 /// Checks presented keys: the format and checksum offline (garbage never reaches the store),
 /// then the peppered hash against the [`KeyStore`], through two caches.
 ///
@@ -212,15 +138,13 @@ impl<V: Clone> Cache<V> {
 ///   used, so that a flood of well-formed unknown keys (the checksum is public) is answered
 ///   without reaching the store and can never evict a known key.
 ///
-/// Both caches hold 100,000 entries by default, split over 16 shards.
+/// Both caches (one [`LookupCache`]) hold 100,000 entries by default, split over 16 shards.
 pub struct Authenticator<S: KeyStore, C = SystemClock> {
     config: KeyConfig,
     fallbacks: Vec<KeyHasher>,
     store: S,
-    clock: C,
-    ttl: u64,
-    known: Cache<KeyRecordOf<S>>,
-    unknown: Cache<()>,
+    /// Known and unknown keys by hash; its clock is the authenticator's.
+    cache: LookupCache<[u8; 32], KeyRecordOf<S>, C>,
 }
 
 type KeyRecordOf<S> = KeyRecord<<S as KeyStore>::Identity>;
@@ -230,30 +154,26 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for Authenticator<S, C> {
         f.debug_struct("Authenticator")
             .field("config", &self.config)
             .field("fallback_hashers", &self.fallbacks.len())
-            .field("clock", &self.clock)
-            .field("ttl_nanos", &self.ttl)
+            .field("clock", self.cache.clock())
+            .field("ttl_nanos", &self.cache.ttl().as_nanos())
             .finish_non_exhaustive()
     }
 }
 
 /// Builds an [`Authenticator`].
 #[must_use = "a builder does nothing until `build` is called"]
-pub struct AuthenticatorBuilder<S, C = SystemClock> {
+pub struct AuthenticatorBuilder<S: KeyStore, C = SystemClock> {
     config: KeyConfig,
     fallbacks: Vec<KeyHasher>,
     store: S,
-    clock: C,
-    ttl: Duration,
-    known: usize,
-    unknown: usize,
+    /// The clock, the TTL and the capacities, with the cache's own defaults.
+    cache: LookupCacheBuilder<[u8; 32], KeyRecordOf<S>, C>,
 }
 
-impl<S, C: fmt::Debug> fmt::Debug for AuthenticatorBuilder<S, C> {
+impl<S: KeyStore, C: fmt::Debug> fmt::Debug for AuthenticatorBuilder<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthenticatorBuilder")
-            .field("ttl", &self.ttl)
-            .field("known", &self.known)
-            .field("unknown", &self.unknown)
+            .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
 }
@@ -265,10 +185,7 @@ impl<S: KeyStore> Authenticator<S, SystemClock> {
             config,
             fallbacks: Vec::new(),
             store,
-            clock: SystemClock,
-            ttl: Duration::from_secs(5),
-            known: 100_000,
-            unknown: 100_000,
+            cache: LookupCache::builder(),
         }
     }
 }
@@ -280,10 +197,7 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
             config: self.config,
             fallbacks: self.fallbacks,
             store: self.store,
-            clock,
-            ttl: self.ttl,
-            known: self.known,
-            unknown: self.unknown,
+            cache: self.cache.clock(clock),
         }
     }
 
@@ -296,20 +210,20 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     }
 
     /// How long a lookup is trusted (default 5 s; zero turns the caches off).
-    pub const fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.cache = self.cache.ttl(ttl);
         self
     }
 
     /// The most known keys cached (default 100,000).
-    pub const fn known_capacity(mut self, entries: usize) -> Self {
-        self.known = entries;
+    pub fn known_capacity(mut self, entries: usize) -> Self {
+        self.cache = self.cache.known_capacity(entries);
         self
     }
 
     /// The most unknown keys cached (default 100,000).
-    pub const fn unknown_capacity(mut self, entries: usize) -> Self {
-        self.unknown = entries;
+    pub fn unknown_capacity(mut self, entries: usize) -> Self {
+        self.cache = self.cache.unknown_capacity(entries);
         self
     }
 
@@ -318,15 +232,11 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     /// # Errors
     /// [`Error::InvalidCacheCapacity`] when a cache capacity is zero.
     pub fn build(self) -> Result<Authenticator<S, C>> {
-        let capacity = |entries| NonZeroUsize::new(entries).ok_or(Error::InvalidCacheCapacity);
         Ok(Authenticator {
-            known: Cache::new(capacity(self.known)?),
-            unknown: Cache::new(capacity(self.unknown)?),
+            cache: self.cache.build()?,
             config: self.config,
             fallbacks: self.fallbacks,
             store: self.store,
-            clock: self.clock,
-            ttl: u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX),
         })
     }
 }
@@ -357,7 +267,7 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             }
             other => other?,
         };
-        let now_secs = self.clock.now_nanos() / NANOS_PER_SEC;
+        let now_secs = self.cache.clock().now_nanos() / NANOS_PER_SEC;
         if record.revoked {
             return Err(Error::RevokedKey);
         }
@@ -378,10 +288,8 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             match self.record(old).await {
                 Ok(record) => {
                     if self.store.rehash(&old, current).await.is_ok() {
-                        self.known.remove(&old);
-                        self.unknown.remove(current);
-                        self.known
-                            .put(*current, self.clock.now_nanos(), record.clone());
+                        self.cache.remove(old.as_bytes());
+                        self.cache.put_known(*current.as_bytes(), record.clone());
                     }
                     return Ok(record);
                 }
@@ -393,12 +301,10 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
     }
 
     async fn record(&self, hash: KeyHash) -> Result<KeyRecordOf<S>> {
-        let now = self.clock.now_nanos();
-        if let Some(record) = self.known.get(&hash, now, self.ttl) {
-            return Ok(record);
-        }
-        if self.unknown.get(&hash, now, self.ttl).is_some() {
-            return Err(Error::UnknownKey);
+        match self.cache.get(hash.as_bytes()) {
+            Some(Some(record)) => return Ok(record),
+            Some(None) => return Err(Error::UnknownKey),
+            None => {}
         }
         let found = self
             .store
@@ -409,11 +315,11 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             })?;
         match found {
             Some(record) => {
-                self.known.put(hash, now, record.clone());
+                self.cache.put_known(*hash.as_bytes(), record.clone());
                 Ok(record)
             }
             None => {
-                self.unknown.put(hash, now, ());
+                self.cache.put_unknown(*hash.as_bytes());
                 Err(Error::UnknownKey)
             }
         }
@@ -421,62 +327,17 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
 
     /// Forgets what is cached for `hash` (after revoking or changing that key here).
     pub fn invalidate(&self, hash: &KeyHash) {
-        self.known.remove(hash);
-        self.unknown.remove(hash);
+        self.cache.remove(hash.as_bytes());
     }
 
     /// Forgets everything cached.
     pub fn invalidate_all(&self) {
-        self.known.clear();
-        self.unknown.clear();
+        self.cache.clear();
     }
 
     /// How many known and unknown keys are cached (expired entries included until touched).
     #[must_use]
     pub fn cached(&self) -> (usize, usize) {
-        (self.known.len(), self.unknown.len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hash(first: u8, n: u8) -> KeyHash {
-        let mut bytes = [0u8; 32];
-        bytes[0] = first;
-        bytes[1] = n;
-        KeyHash::from_bytes(bytes)
-    }
-
-    #[test]
-    fn a_small_cache_holds_its_capacity_whatever_the_hashes() {
-        // Sixteen keys whose hashes would all fall in one shard of a sharded cache.
-        let cache = Cache::new(NonZeroUsize::new(16).unwrap());
-        for n in 0..16 {
-            cache.put(hash(0, n), 0, n);
-        }
-        for n in 0..16 {
-            assert_eq!(cache.get(&hash(0, n), 1, 10), Some(n), "key {n} evicted");
-        }
-        assert_eq!(cache.len(), 16);
-        // The seventeenth evicts the least recently used one only.
-        cache.put(hash(0, 16), 0, 16);
-        assert_eq!(cache.get(&hash(0, 0), 1, 10), None);
-        assert_eq!(cache.len(), 16);
-    }
-
-    #[test]
-    fn a_large_cache_is_sharded_and_holds_its_capacity_in_all() {
-        let cache: Cache<()> = Cache::new(NonZeroUsize::new(100_000).unwrap());
-        assert_eq!(cache.shards.len(), SHARDS);
-        let per_shard: usize = cache
-            .shards
-            .iter()
-            .map(|s| s.lock().unwrap().cap().get())
-            .sum();
-        assert!((100_000..100_000 + SHARDS).contains(&per_shard));
-        let cache: Cache<()> = Cache::new(NonZeroUsize::new(MIN_SHARD_ENTRIES * 2).unwrap());
-        assert_eq!(cache.shards.len(), 2);
+        (self.cache.known_len(), self.cache.unknown_len())
     }
 }

@@ -93,7 +93,7 @@ pub enum Error {
     /// The key's expiry has passed.
     #[error("API key expired")]
     ExpiredKey,
-    /// An authenticator cache was given a capacity of zero.
+    /// A cache (the authenticator's, or a `LookupCache`) was given a capacity of zero.
     #[error("a key cache must hold at least one entry")]
     InvalidCacheCapacity,
     /// The key store failed; the key could not be checked.

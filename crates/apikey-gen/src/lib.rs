@@ -3,6 +3,8 @@
 #[cfg(any(feature = "actix", feature = "tower"))]
 mod auth;
 mod base62;
+#[cfg(any(feature = "actix", feature = "tower"))]
+mod cache;
 mod error;
 mod hash;
 #[cfg(any(feature = "actix", feature = "tower"))]
@@ -14,6 +16,8 @@ mod presented;
 pub use auth::{
     Authenticator, AuthenticatorBuilder, Clock, FakeClock, KeyRecord, KeyStore, SystemClock,
 };
+#[cfg(any(feature = "actix", feature = "tower"))]
+pub use cache::{LookupCache, LookupCacheBuilder};
 
 pub use error::{Error, Result};
 pub use hash::{KeyHash, KeyHasher, KeyId, MIN_PEPPER_LEN};

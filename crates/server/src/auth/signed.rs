@@ -16,12 +16,10 @@
 //! within 5 minutes of its timestamp (30 s of future skew). The middleware buffers the body up
 //! to the JSON limit, verifies it, and hands the handler exactly the bytes it verified.
 
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use apikey_gen::KeyHasher;
-use lru::LruCache;
+use apikey_gen::{KeyHasher, LookupCache};
 use request_signing::{
     Error as SignError, Refusal, Rejection, Scheme, Secret, SecretStore, Verified, Verifier,
     VerifierConfig, VerifySignature,
@@ -34,81 +32,6 @@ use crate::error::ApiError;
 use crate::shared::Replay;
 use crate::store::{Db, KeyRow, StoreError};
 
-/// Recent lookups of signing keys by the name a request gives (the key's hash, or `id:` and
-/// its id): `Some(row)` for a known key, `None` for an unknown one.
-///
-/// Known and unknown names live in two separate caches, each bounded and evicting the least
-/// recently used entry: a flood of unknown names fills only the unknown cache and can never
-/// push a known key out. Each answer is trusted for `ttl`.
-#[derive(Debug)]
-struct RowCache {
-    ttl: Duration,
-    known: Mutex<LruCache<String, (Instant, KeyRow)>>,
-    unknown: Mutex<LruCache<String, Instant>>,
-}
-
-fn lock<T>(cache: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Single inserts and removes cannot leave a cache inconsistent: a poisoned lock is usable.
-    cache.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl RowCache {
-    fn new(ttl: Duration, capacity: usize) -> Self {
-        let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            ttl,
-            known: Mutex::new(LruCache::new(capacity)),
-            unknown: Mutex::new(LruCache::new(capacity)),
-        }
-    }
-
-    fn get(&self, name: &str) -> Option<Option<KeyRow>> {
-        {
-            let mut known = lock(&self.known);
-            match known.get(name) {
-                Some((at, row)) if at.elapsed() < self.ttl => return Some(Some(row.clone())),
-                Some(_) => {
-                    known.pop(name);
-                }
-                None => {}
-            }
-        }
-        let mut unknown = lock(&self.unknown);
-        match unknown.get(name) {
-            Some(at) if at.elapsed() < self.ttl => Some(None),
-            Some(_) => {
-                unknown.pop(name);
-                None
-            }
-            None => None,
-        }
-    }
-
-    fn put(&self, name: String, row: Option<KeyRow>) {
-        match row {
-            Some(row) => {
-                lock(&self.unknown).pop(&name);
-                lock(&self.known).put(name, (Instant::now(), row));
-            }
-            None => {
-                lock(&self.unknown).put(name, Instant::now());
-            }
-        }
-    }
-
-    fn forget_id(&self, id: &str) {
-        let mut known = lock(&self.known);
-        let stale: Vec<String> = known
-            .iter()
-            .filter(|(_, (_, row))| row.id == id)
-            .map(|(name, _)| name.clone())
-            .collect();
-        for name in stale {
-            known.pop(&name);
-        }
-    }
-}
-
 /// Where signing secrets come from: the key table (through a cache of its own) and, for v0,
 /// the optional shared secret. Also the principal of a verified request.
 #[derive(Debug, Clone)]
@@ -118,7 +41,9 @@ pub struct SigningKeys {
     sealer: Sealer,
     default_quota: u64,
     clock: Clock,
-    cache: Arc<RowCache>,
+    /// Rows by the name a request gives (the key's hash, or `id:` and its id), and the names
+    /// no key has, apart: a flood of unknown names never pushes a known key out.
+    cache: Arc<LookupCache<String, KeyRow, Clock>>,
     /// The peppers of rotated-out server secrets, for keys not re-hashed yet.
     fallback_hashers: Arc<[KeyHasher]>,
     /// `API_SHARED_SECRET` then `API_SHARED_SECRET_FALLBACKS`, for v0; empty when unset.
@@ -139,13 +64,20 @@ impl SigningKeys {
         ttl: Duration,
         shared: Vec<Secret>,
     ) -> Self {
+        let cache = LookupCache::builder()
+            .clock(clock.clone())
+            .ttl(ttl)
+            .known_capacity(KEY_CACHE_CAPACITY)
+            .unknown_capacity(KEY_CACHE_CAPACITY)
+            .build()
+            .expect("KEY_CACHE_CAPACITY is not zero");
         Self {
             db,
             config,
             sealer,
             default_quota,
             clock,
-            cache: Arc::new(RowCache::new(ttl, KEY_CACHE_CAPACITY)),
+            cache: Arc::new(cache),
             fallback_hashers: Arc::new([]),
             shared: shared.into(),
         }
@@ -161,7 +93,7 @@ impl SigningKeys {
 
     /// Forgets what this instance cached of the key `id` (after revoking or rotating it here).
     pub fn forget(&self, id: &str) {
-        self.cache.forget_id(id);
+        self.cache.remove_where(|row| row.id == id);
     }
 
     /// The stored key a signed request names in `X-API-Key`: the key itself, or (v1) its id.
@@ -180,7 +112,10 @@ impl SigningKeys {
             Some(id) => self.db.find_key(id).await?,
             None => self.find_by_hash(named, &name).await?,
         };
-        self.cache.put(name, row.clone());
+        match &row {
+            Some(row) => self.cache.put_known(name, row.clone()),
+            None => self.cache.put_unknown(name),
+        }
         Ok(row)
     }
 
@@ -247,7 +182,7 @@ impl SecretStore for SigningKeys {
                         match self.sealer.seal(&row.id, opened.expose_secret()) {
                             Ok(resealed) => {
                                 self.db.reseal_signing_secret(&row.id, &resealed).await?;
-                                self.cache.forget_id(&row.id);
+                                self.forget(&row.id);
                                 tracing::info!(key = %row.id, "signing secret sealed under the current server secret");
                             }
                             // The secret opened: verify with it, and seal it again next time.
@@ -359,48 +294,62 @@ fn sign_error(error: &SignError) -> ApiError {
 
 #[cfg(test)]
 mod tests {
+    use secret_key::SecretKey;
+
     use super::*;
+    use crate::audit::{Action, Actor, AuditLog};
 
-    fn row(id: &str) -> KeyRow {
-        KeyRow {
-            id: id.into(),
-            key_hash: "h".into(),
-            service: "s".into(),
-            daily_quota: None,
-            signing_secret: None,
-            created_at: 0,
-            expires_at: None,
-            revoked_at: None,
-            quota_id: None,
-            scopes: None,
-            name: None,
-            owner: None,
-            meta: None,
-            ..KeyRow::default()
+    #[actix_web::test]
+    async fn rows_are_cached_for_the_ttl_and_forgotten_by_key_id() {
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let clock = Clock::manual(1_000);
+        let audit = AuditLog::new(db.clone(), clock.clone());
+        let config = apikey_gen::KeyConfig::new("sapi").unwrap();
+        let sealer = Sealer::new(&SecretKey::generate().unwrap(), "test").unwrap();
+        let keys = SigningKeys::new(
+            db.clone(),
+            config.clone(),
+            sealer,
+            7,
+            clock.clone(),
+            Duration::from_secs(60),
+            Vec::new(),
+        );
+        let mut stored = Vec::new();
+        for id in ["k1", "k2"] {
+            let generated = config.generate().unwrap();
+            let row = KeyRow {
+                id: id.into(),
+                key_hash: generated.hash().to_hex(),
+                service: "s".into(),
+                ..KeyRow::default()
+            };
+            let entry = audit.entry(&Actor::cli(), Action::KeyCreate, Some(id));
+            db.insert_key(&row, &entry).await.unwrap();
+            stored.push(generated.key().expose_secret().to_owned());
         }
-    }
-
-    #[test]
-    fn the_cache_expires_bounds_itself_and_forgets_revoked_ids() {
-        let cache = RowCache::new(Duration::from_secs(60), 2);
-        cache.put("h1".into(), Some(row("k1")));
-        cache.put("h2".into(), None);
-        assert_eq!(cache.get("h2"), Some(None));
-        // A flood of unknown names fills only the unknown cache: the known key stays.
-        for i in 0..1_000 {
-            cache.put(format!("unknown-{i}"), None);
+        // A key is named by itself or by its id: two cached names of one row.
+        let revoked_at = async |named: &str| {
+            let row = keys.row(named, Scheme::V1).await.unwrap().unwrap();
+            row.revoked_at
+        };
+        for named in [stored[0].as_str(), "k1", "k2"] {
+            assert_eq!(revoked_at(named).await, None);
         }
-        assert_eq!(lock(&cache.known).len(), 1);
-        assert_eq!(lock(&cache.unknown).len(), 2);
-        assert!(cache.get("h1").is_some_and(|row| row.is_some()));
-        cache.put("id:k1".into(), Some(row("k1")));
-        cache.forget_id("k1");
-        assert_eq!(cache.get("h1"), None);
-        assert_eq!(cache.get("id:k1"), None);
+        for id in ["k1", "k2"] {
+            let entry = audit.entry(&Actor::cli(), Action::KeyRevoke, Some(id));
+            assert!(db.revoke_key(id, 1_000, &entry).await.unwrap());
+        }
 
-        let expired = RowCache::new(Duration::ZERO, 8);
-        expired.put("h".into(), None);
-        assert_eq!(expired.get("h"), None);
+        // Cached for the TTL on the server's clock; `forget` drops every name of the key.
+        clock.set(1_059);
+        assert_eq!(revoked_at("k1").await, None);
+        keys.forget("k1");
+        assert_eq!(revoked_at(&stored[0]).await, Some(1_000));
+        assert_eq!(revoked_at("k1").await, Some(1_000));
+        assert_eq!(revoked_at("k2").await, None, "only k1 was forgotten");
+        clock.set(1_060);
+        assert_eq!(revoked_at("k2").await, Some(1_000));
     }
 
     #[test]
