@@ -306,6 +306,8 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             Some(None) => return Err(Error::UnknownKey),
             None => {}
         }
+        // The answer is trusted from when the store was asked, not from when it answered.
+        let asked = self.cache.now();
         let found = self
             .store
             .lookup(&hash)
@@ -315,11 +317,12 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             })?;
         match found {
             Some(record) => {
-                self.cache.put_known(*hash.as_bytes(), record.clone());
+                self.cache
+                    .put_known_at(*hash.as_bytes(), record.clone(), asked);
                 Ok(record)
             }
             None => {
-                self.cache.put_unknown(*hash.as_bytes());
+                self.cache.put_unknown_at(*hash.as_bytes(), asked);
                 Err(Error::UnknownKey)
             }
         }

@@ -30,7 +30,12 @@ const MIN_SHARD_ENTRIES: usize = 4096;
 ///   used entry: a flood of unknown keys (well formed, but made up) fills only its own side
 ///   and never pushes a known key out.
 /// - An entry older than the TTL counts as absent. Its age is read from the [`Clock`] and
-///   counts from when it was put, so put an answer as soon as the store gave it.
+///   counts from when the store was asked: read [`now`](LookupCache::now) before asking, and
+///   put the answer with [`put_known_at`](LookupCache::put_known_at) or
+///   [`put_unknown_at`](LookupCache::put_unknown_at), so that an answer is never trusted for
+///   longer than the TTL after it was read (a revocation made during a slow lookup still
+///   takes effect within the TTL). An entry from a time ahead of the clock (the wall clock
+///   stepped back) counts as absent too.
 /// - Below 8,192 entries a kind is one exact LRU. A larger one is split by the key's hash
 ///   into up to 16 shards of at least 4,096 (a lookup locks one shard only), each evicting on
 ///   its own; together they hold the capacity, rounded up to a multiple of the shards.
@@ -160,6 +165,7 @@ impl<K: Hash + Eq, V, C: Clock> LookupCacheBuilder<K, V, C> {
 
 impl<K, V, C> LookupCache<K, V, C> {
     /// The clock entries are aged by.
+    #[must_use]
     pub const fn clock(&self) -> &C {
         &self.clock
     }
@@ -187,18 +193,36 @@ impl<K: Hash + Eq, V: Clone, C: Clock> LookupCache<K, V, C> {
         self.unknown.get(key, now, self.ttl_nanos).map(|()| None)
     }
 
-    /// Records that the store holds `value` under `key` (replacing what was held for it).
-    pub fn put_known(&self, key: K, value: V) {
-        let now = self.clock.now_nanos();
-        self.unknown.remove(&key);
-        self.known.put(key, now, value);
+    /// The clock's reading (nanoseconds): take it before asking the store, and give it to
+    /// [`put_known_at`](Self::put_known_at) or [`put_unknown_at`](Self::put_unknown_at).
+    #[must_use]
+    pub fn now(&self) -> u64 {
+        self.clock.now_nanos()
     }
 
-    /// Records that the store knows no `key` (replacing what was held for it).
+    /// Records that the store holds `value` under `key` (replacing what was held for it), as
+    /// read now.
+    pub fn put_known(&self, key: K, value: V) {
+        self.put_known_at(key, value, self.now());
+    }
+
+    /// Records that the store, asked at `asked_at` (a reading of [`now`](Self::now)), holds
+    /// `value` under `key`: the answer is trusted until `asked_at` plus the TTL.
+    pub fn put_known_at(&self, key: K, value: V, asked_at: u64) {
+        self.unknown.remove(&key);
+        self.known.put(key, asked_at, value);
+    }
+
+    /// Records that the store knows no `key` (replacing what was held for it), as read now.
     pub fn put_unknown(&self, key: K) {
-        let now = self.clock.now_nanos();
+        self.put_unknown_at(key, self.now());
+    }
+
+    /// Records that the store, asked at `asked_at` (a reading of [`now`](Self::now)), knows
+    /// no `key`.
+    pub fn put_unknown_at(&self, key: K, asked_at: u64) {
         self.known.remove(&key);
-        self.unknown.put(key, now, ());
+        self.unknown.put(key, asked_at, ());
     }
 
     /// Forgets what is held for `key`.
@@ -274,7 +298,9 @@ impl<K: Hash + Eq, V> Shards<K, V> {
     }
 
     fn lock(shard: &Shard<K, V>) -> MutexGuard<'_, LruCache<K, (u64, V)>> {
-        // The critical sections never leave a shard inconsistent: a poisoned lock is usable.
+        // The critical sections make single inserts and removes, which leave a shard consistent
+        // even if a key's `Hash`, `Eq` or `Clone`, or a `remove_where` predicate, panics in
+        // one: a poisoned lock is usable.
         shard.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -295,7 +321,10 @@ impl<K: Hash + Eq, V> Shards<K, V> {
     {
         let mut shard = self.shard(key);
         match shard.get(key) {
-            Some((at, value)) if now.saturating_sub(*at) < ttl => Some(value.clone()),
+            // From a time ahead of `now` (the clock stepped back): not to be trusted.
+            Some((at, value)) if now.checked_sub(*at).is_some_and(|age| age < ttl) => {
+                Some(value.clone())
+            }
             Some(_) => {
                 shard.pop(key);
                 None
@@ -379,7 +408,8 @@ mod tests {
 
     #[test]
     fn a_small_cache_holds_its_capacity_whatever_the_hashes() {
-        // Sixteen keys that would all fall in one shard of a cache sharded by the first byte.
+        // Sixteen keys with one first byte: a cache below `MIN_SHARD_ENTRIES` per shard is one
+        // exact LRU, whatever its keys.
         let cache = LookupCache::builder()
             .clock(FakeClock::at_unix_secs(0))
             .known_capacity(16)
@@ -438,6 +468,26 @@ mod tests {
         untrusting.put_known("k", 1);
         untrusting.put_unknown("u");
         assert_eq!((untrusting.get("k"), untrusting.get("u")), (None, None));
+    }
+
+    #[test]
+    fn an_answer_is_trusted_from_when_the_store_was_asked() {
+        let clock = FakeClock::at_unix_secs(1_000);
+        let cache = cache(4, 4, &clock);
+        let asked = cache.now();
+        // The store took 3 s to answer: the answer has 2 s of the TTL left, not 5.
+        clock.advance(Duration::from_secs(3));
+        cache.put_known_at("k".to_owned(), 1, asked);
+        cache.put_unknown_at("u".to_owned(), asked);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.get("k"), Some(Some(1)));
+        assert_eq!(cache.get("u"), Some(None));
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cache.get("k"), None);
+        assert_eq!(cache.get("u"), None);
+        // An answer from a time ahead of the clock (the wall clock stepped back) is not trusted.
+        cache.put_known_at("ahead".to_owned(), 2, cache.now() + 1);
+        assert_eq!(cache.get("ahead"), None);
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub enum Rule {
     Policy(Policy),
 }
 
-/// Why a [`Chain`] stopped a call. What the steps before it had counted was given back.
+/// Why a [`Chain`] stopped a call. What the steps before it had counted was given back, but for
+/// the refunds in `unrefunded`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Stop {
@@ -145,6 +146,9 @@ impl<'a, B: Backend> Chain<'a, B> {
     /// its decision when it lets the call through ([`Status::Allowed`], or
     /// [`Status::FailedOpen`], which counted nothing).
     ///
+    /// A chain is meant to stop at its first [`Stop`]: a step charged after one is decided on
+    /// its own, with nothing before it left to give back.
+    ///
     /// # Errors
     /// [`Stop`] when the step refuses the call or gives no decision. What the steps before
     /// counted has been given back by then.
@@ -191,7 +195,9 @@ impl<'a, B: Backend> Chain<'a, B> {
     }
 
     /// Gives back everything the chain counted so far, for a call refused by something other
-    /// than a step (a check of the caller's own, say), and returns the refunds that failed.
+    /// than a step (a check of the caller's own, say), and returns the refunds that failed
+    /// (those units stay counted).
+    #[must_use = "a refund that failed leaves its units counted"]
     pub async fn refund(&mut self) -> Vec<Error> {
         let mut failed = Vec::new();
         for granted in self.granted.drain(..) {
@@ -207,7 +213,8 @@ impl<'a, B: Backend> Chain<'a, B> {
     }
 
     /// Every decision made so far, with its step's name, in order: the ones that let the call
-    /// through and the one that stopped it (for `HeaderFields::combined`, say).
+    /// through and, when a step refused the call, its refusal (for `HeaderFields::combined`,
+    /// say). A step that gave no decision ([`Cause::Failed`]) is not among them.
     pub fn decisions(&self) -> &[(&'static str, Decision)] {
         &self.decided
     }

@@ -113,7 +113,7 @@ pub enum Error {
     SealMalformed,
     /// A sealed secret opens with no key of the sealer: sealed under a key it does not hold,
     /// sealed for another id, or altered (feature `seal`).
-    #[error("sealed secret does not open with this server secret")]
+    #[error("sealed secret does not open with these keys")]
     SealOpen,
 }
 

@@ -541,7 +541,10 @@ impl KeyQuota {
                 observe::throttled_error("a key limit could not be decided", &error);
                 return store_unavailable();
             }
-            _ => return store_unavailable(),
+            _ => {
+                observe::quota_denied("store_unavailable");
+                return store_unavailable();
+            }
         };
         let name = stop.name;
         match decision.status() {
@@ -847,8 +850,6 @@ fn limits_of(req: &HttpRequest) -> Option<CallLimits> {
     quota::RequestView::with_extension(req, |p: &Principal| p.limits)
 }
 
-/// The fields of the policies decided so far; `Retry-After` of `wait` seconds when none of
-/// them gives one.
 /// Logs the refunds a stopped call could not make.
 fn log_unrefunded(errors: &[quota::Error]) {
     for error in errors {
@@ -856,6 +857,8 @@ fn log_unrefunded(errors: &[quota::Error]) {
     }
 }
 
+/// The fields of the policies decided so far; `Retry-After` of `wait` seconds when none of
+/// them gives one.
 fn fields_of(shown: &[(&'static str, Decision)], wait: Option<u64>) -> crate::error::ExtraHeaders {
     let mut headers: crate::error::ExtraHeaders =
         HeaderFields::combined(shown.iter().map(|(name, d)| (*name, d)), true)

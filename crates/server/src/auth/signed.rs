@@ -108,13 +108,15 @@ impl SigningKeys {
         if let Some(cached) = self.cache.get(&name) {
             return Ok(cached);
         }
+        // Trusted from when the database was asked, not from when it answered.
+        let asked = self.cache.now();
         let row = match name.strip_prefix("id:") {
             Some(id) => self.db.find_key(id).await?,
             None => self.find_by_hash(named, &name).await?,
         };
         match &row {
-            Some(row) => self.cache.put_known(name, row.clone()),
-            None => self.cache.put_unknown(name),
+            Some(row) => self.cache.put_known_at(name, row.clone(), asked),
+            None => self.cache.put_unknown_at(name, asked),
         }
         Ok(row)
     }
