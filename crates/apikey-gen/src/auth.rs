@@ -230,7 +230,7 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     /// The authenticator.
     ///
     /// # Errors
-    /// [`Error::InvalidCacheCapacity`] when a cache capacity is zero.
+    /// [`Error::InvalidCacheCapacity`] naming the cache capacity that is zero.
     pub fn build(self) -> Result<Authenticator<S, C>> {
         Ok(Authenticator {
             cache: self.cache.build()?,

@@ -151,12 +151,14 @@ impl<K: Hash + Eq, V, C: Clock> LookupCacheBuilder<K, V, C> {
     /// The cache.
     ///
     /// # Errors
-    /// [`Error::InvalidCacheCapacity`] when a capacity is zero.
+    /// [`Error::InvalidCacheCapacity`] naming the capacity that is zero.
     pub fn build(self) -> Result<LookupCache<K, V, C>> {
-        let capacity = |entries| NonZeroUsize::new(entries).ok_or(Error::InvalidCacheCapacity);
+        let capacity = |entries, setting| {
+            NonZeroUsize::new(entries).ok_or(Error::InvalidCacheCapacity { setting })
+        };
         Ok(LookupCache {
-            known: Shards::new(capacity(self.known)?),
-            unknown: Shards::new(capacity(self.unknown)?),
+            known: Shards::new(capacity(self.known, "known_capacity")?),
+            unknown: Shards::new(capacity(self.unknown, "unknown_capacity")?),
             ttl_nanos: u64::try_from(self.ttl.as_nanos()).unwrap_or(u64::MAX),
             clock: self.clock,
         })
@@ -556,8 +558,13 @@ mod tests {
                 .build()
                 .map(|_| ())
         };
-        assert_eq!(build(0, 1), Err(Error::InvalidCacheCapacity));
-        assert_eq!(build(1, 0), Err(Error::InvalidCacheCapacity));
+        let refused = |setting| Err(Error::InvalidCacheCapacity { setting });
+        assert_eq!(build(0, 1), refused("known_capacity"));
+        assert_eq!(build(1, 0), refused("unknown_capacity"));
+        assert_eq!(
+            build(1, 0).unwrap_err().to_string(),
+            "unknown_capacity must be at least 1"
+        );
         assert_eq!(build(1, 1), Ok(()));
     }
 

@@ -94,8 +94,11 @@ pub enum Error {
     #[error("API key expired")]
     ExpiredKey,
     /// A cache (the authenticator's, or a `LookupCache`) was given a capacity of zero.
-    #[error("a key cache must hold at least one entry")]
-    InvalidCacheCapacity,
+    #[error("{setting} must be at least 1")]
+    InvalidCacheCapacity {
+        /// The setting at fault: `known_capacity` or `unknown_capacity`.
+        setting: &'static str,
+    },
     /// The key store failed; the key could not be checked.
     #[error("key store unavailable: {reason}")]
     StoreUnavailable {
