@@ -21,8 +21,10 @@ pub struct Usage {
     pub reset: Duration,
 }
 
-impl Usage {
-    pub(crate) fn from_decision(d: &Decision) -> Self {
+impl From<&Decision> for Usage {
+    /// What a decision says is used and left: a decision of cost 0 (which counts nothing) is
+    /// how to read the usage under a per-call policy, which [`Backend::usage`] cannot take.
+    fn from(d: &Decision) -> Self {
         let remaining = d.remaining();
         Self {
             limit: d.limit(),

@@ -330,7 +330,7 @@ impl<C: Clock> MemoryBackend<C> {
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn usage(&self, key: &str) -> Result<Usage> {
         let d = self.peek(key, None)?;
-        Ok(Usage::from_decision(&d))
+        Ok(Usage::from(&d))
     }
 
     /// The key's current consumption under `limit` (see [`decide_with_limit`](Self::decide_with_limit)).
@@ -340,7 +340,7 @@ impl<C: Clock> MemoryBackend<C> {
     pub fn usage_with_limit(&self, key: &str, limit: NonZeroU64) -> Result<Usage> {
         let kind = self.policy.with_limit(limit)?.kind();
         let d = self.peek(key, Some(kind))?;
-        Ok(Usage::from_decision(&d))
+        Ok(Usage::from(&d))
     }
 
     /// The decision a call of cost 0 would get, without changing anything.

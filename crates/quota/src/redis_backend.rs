@@ -455,7 +455,7 @@ impl<C: Clock> RedisBackend<C> {
             reason: "empty reply".to_owned(),
         })?;
         let d = self.read(reply, &plan, now, 0)?;
-        Ok(Usage::from_decision(&d))
+        Ok(Usage::from(&d))
     }
 
     /// Forgets the key's consumption (in the current window for a fixed-window policy).

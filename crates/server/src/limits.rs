@@ -265,14 +265,13 @@ pub struct PolicyUsage {
     pub reset_secs: Option<u64>,
 }
 
-impl PolicyUsage {
-    fn of(decision: &Decision) -> Self {
-        let remaining = decision.remaining();
+impl From<Usage> for PolicyUsage {
+    fn from(usage: Usage) -> Self {
         Self {
-            limit: decision.limit(),
-            used: decision.limit().saturating_sub(remaining),
-            remaining,
-            reset_secs: (decision.reset() != quota::NEVER).then(|| decision.reset().as_secs()),
+            limit: usage.limit,
+            used: usage.used,
+            remaining: usage.remaining,
+            reset_secs: (usage.reset != quota::NEVER).then_some(usage.reset.as_secs()),
         }
     }
 }
@@ -780,7 +779,7 @@ impl KeyQuota {
             Ok(decision)
                 if !matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) =>
             {
-                Ok(PolicyUsage::of(&decision))
+                Ok(Usage::from(&decision).into())
             }
             _ => {
                 observe::redis_error("quota", "unavailable");

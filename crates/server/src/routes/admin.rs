@@ -266,10 +266,9 @@ pub async fn revoke_key(
 }
 
 /// Change a key's scopes, quota, expiry, name, owner, meta, rate limit, monthly quota or credits.
-/// This instance applies the change at
-/// once, every other instance within the key cache TTL. The change is checked whole and written
-/// in one statement: a bad field, or an unknown, revoked or expired key, is refused with 400 and
-/// nothing is changed.
+/// This instance applies the change at once, every other instance within the key cache TTL. The
+/// change is checked whole and written in one statement: a bad field, or an unknown, revoked or
+/// expired key, is refused with 400 and nothing is changed.
 #[utoipa::path(
     patch, path = "/admin/keys/{id}", tag = "admin",
     params(("id" = String, Path, description = "The key id")),
