@@ -1,13 +1,15 @@
 //! No log line the server writes contains a key, a signing secret, a password or a token.
 //!
 //! This binary installs a subscriber that records every event at DEBUG and above from every
-//! crate, drives the API through each credential path, and searches the output.
+//! crate, drives the API through each credential path, and searches the output. It also reads
+//! the bundled binary's own log, where every line of a request names the request.
 
 mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use common::process::{admin_token, create_key, random_hex, send, start_instance};
 use common::{NOON, spawn};
 use request_signing::{FakeClock, Secret, Signer};
 use serde_json::json;
@@ -150,5 +152,66 @@ async fn no_log_line_contains_a_secret() {
             !logs.contains(secret.as_str()),
             "a secret was logged:\n{logs}"
         );
+    }
+}
+
+/// The binary's text log names the request on each line written while serving it, and ends the
+/// request with its access line: with the default filter, where requests carry their fields
+/// without a `tracing` span, and with a span directive in `RUST_LOG`, which needs the span.
+#[actix_web::test]
+async fn the_binary_names_the_request_on_its_lines() {
+    for (rust_log, debug_lines) in [("info", false), ("info,[request]=debug", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = vec![
+            ("SECRET_KEY".to_owned(), random_hex(48)),
+            ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
+            ("RUST_LOG".to_owned(), rust_log.to_owned()),
+        ];
+        let (server, banner) = start_instance("logs", &env, dir.path()).await;
+        let client = awc::Client::default();
+        let made = create_key(
+            &client,
+            &server,
+            &admin_token(&banner),
+            json!({"service": "logs"}),
+        )
+        .await;
+        let (key, key_id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
+        let answered = send(
+            &client,
+            "POST",
+            &server.url("/get-current-time?trace=1"),
+            &[("authorization", key), ("x-request-id", "trace-bin-1")],
+            Some(""),
+        )
+        .await;
+        assert_eq!(answered.status, 200, "{rust_log}: {}", answered.body);
+        let request =
+            format!("request{{id=trace-bin-1 method=POST path=/get-current-time key={key_id}}}: ");
+        let access = format!("  INFO {request}secure_api::observe: request status=200 micros=");
+        // Lines reach the log within about 10 ms of being written.
+        let mut log = server.log();
+        for _ in 0..100 {
+            if log.contains(&access) {
+                break;
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+            log = server.log();
+        }
+        assert!(
+            log.contains(&access),
+            "{rust_log}: no access line {access:?}:\n{log}"
+        );
+        let authenticated = format!(" DEBUG {request}secure_api::auth::chain: authenticated");
+        assert_eq!(
+            log.contains(&authenticated),
+            debug_lines,
+            "{rust_log}:\n{log}"
+        );
+        assert!(
+            !log.contains(key) && !log.contains("trace=1"),
+            "{rust_log}:\n{log}"
+        );
+        drop(server);
     }
 }

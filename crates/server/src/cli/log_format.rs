@@ -12,6 +12,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::observe::{self, RequestContext};
+
 /// The time of a line, as `tracing-subscriber`'s default timer writes it:
 /// `2026-12-03T16:47:13.058023Z` (UTC, microseconds).
 #[derive(Debug, Clone, Copy, Default)]
@@ -19,10 +21,7 @@ pub struct Timestamp;
 
 impl FormatTime for Timestamp {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        let since_epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        write_timestamp(w, since_epoch)
+        write_timestamp(w, since_epoch())
     }
 }
 
@@ -104,8 +103,14 @@ where
             Level::WARN => "  WARN ",
             Level::ERROR => " ERROR ",
         })?;
+        // The request's fields, where the bundled binary keeps them instead of a span (see
+        // `observe::write_access_log_with`): the outermost "span".
+        let in_request =
+            observe::with_request_context(|context| write_request(&mut writer, context))
+                .transpose()?
+                .is_some();
         if let Some(scope) = ctx.event_scope() {
-            let mut seen = false;
+            let mut seen = in_request;
             for span in scope.from_root() {
                 writer.write_str(span.metadata().name())?;
                 seen = true;
@@ -122,6 +127,8 @@ where
             if seen {
                 writer.write_char(' ')?;
             }
+        } else if in_request {
+            writer.write_char(' ')?;
         }
         writer.write_str(meta.target())?;
         writer.write_str(": ")?;
@@ -130,9 +137,49 @@ where
     }
 }
 
+/// `request{<fields>}:`, as the text format writes the `request` span.
+fn write_request(w: &mut impl fmt::Write, context: &RequestContext) -> fmt::Result {
+    w.write_str("request{")?;
+    context.write_fields(w)?;
+    w.write_str("}:")
+}
+
+/// The access line of a request, as `PlainText` writes the event
+/// `info!(status, micros, "request")` of `observe` inside the request's span: the line the
+/// bundled binary writes straight to its log (`observe::write_access_log_with`).
+///
+/// # Errors
+/// When `out` fails.
+pub fn access_line(
+    out: &mut impl fmt::Write,
+    since_epoch: Duration,
+    context: &RequestContext,
+    status: u16,
+    micros: u64,
+) -> fmt::Result {
+    write_timestamp(out, since_epoch)?;
+    out.write_str("  INFO ")?;
+    write_request(out, context)?;
+    writeln!(
+        out,
+        " {}: request status={status} micros={micros}",
+        observe::ACCESS_TARGET
+    )
+}
+
+/// The time since the Unix epoch, for a line's timestamp.
+#[must_use]
+pub fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
+
+    use std::rc::Rc;
 
     use tracing_subscriber::fmt::MakeWriter;
 
@@ -142,7 +189,7 @@ mod tests {
     struct Fixed;
     impl FormatTime for Fixed {
         fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-            write_timestamp(w, Duration::new(1_764_000_000, 123_456_789))
+            write_timestamp(w, FIXED)
         }
     }
 
@@ -194,6 +241,18 @@ mod tests {
             + Sync
             + 'static,
     {
+        format_lines_with(format, log_some_lines)
+    }
+
+    fn format_lines_with<F>(format: F, log: impl FnOnce()) -> String
+    where
+        F: FormatEvent<
+                tracing_subscriber::Registry,
+                tracing_subscriber::fmt::format::DefaultFields,
+            > + Send
+            + Sync
+            + 'static,
+    {
         let captured = Captured::default();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(Level::TRACE)
@@ -201,7 +260,7 @@ mod tests {
             .with_writer(captured.clone())
             .event_format(format)
             .finish();
-        tracing::subscriber::with_default(subscriber, log_some_lines);
+        tracing::subscriber::with_default(subscriber, log);
         String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
     }
 
@@ -221,6 +280,58 @@ mod tests {
                  path=\"/check-prime\" key=\"sapi_...0123456789ab\"}: "
             ),
             "{ours}"
+        );
+    }
+
+    const FIXED: Duration = Duration::new(1_764_000_000, 123_456_789);
+
+    /// What is logged while a request is served: a line, the key found, a nested span.
+    fn log_in_a_request() {
+        tracing::warn!(reason = "bad checksum", "refused key");
+        observe::record_key("sapi_...0123456789ab");
+        tracing::info_span!("upstream", key = 3).in_scope(|| tracing::info!("no fields"));
+        tracing::debug!(status = 200_u64, "authenticated");
+    }
+
+    #[test]
+    fn a_request_context_writes_the_bytes_of_the_request_span() {
+        // The span and the access event as `observe_request` makes them without a direct log.
+        let in_span = format_lines_with(PlainText::with_timer(Fixed), || {
+            let span = tracing::info_span!(
+                target: observe::ACCESS_TARGET,
+                "request",
+                id = %"4f2a",
+                method = %actix_web::http::Method::POST,
+                path = %"/check-prime",
+                key = tracing::field::Empty,
+            );
+            span.in_scope(log_in_a_request);
+            span.in_scope(|| {
+                tracing::info!(
+                    target: observe::ACCESS_TARGET,
+                    status = 429_u16,
+                    micros = 345_u64,
+                    "request"
+                );
+            });
+        });
+        let context = Rc::new(RequestContext::new(
+            "4f2a".to_owned(),
+            actix_web::http::Method::POST,
+            "/check-prime".to_owned(),
+        ));
+        let mut direct = format_lines_with(PlainText::with_timer(Fixed), || {
+            RequestContext::scope(Rc::clone(&context), log_in_a_request);
+        });
+        access_line(&mut direct, FIXED, &context, 429, 345).unwrap();
+        assert_eq!(direct, in_span);
+        assert_eq!(direct.lines().count(), 4, "{direct}");
+        assert!(
+            direct.ends_with(
+                "2025-11-24T16:00:00.123456Z  INFO request{id=4f2a method=POST path=/check-prime \
+                 key=sapi_...0123456789ab}: secure_api::observe: request status=429 micros=345\n"
+            ),
+            "{direct}"
         );
     }
 
