@@ -95,26 +95,24 @@ pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Pr
             reason: "longer than 256 bytes",
         });
     }
-    let visible = value
-        .iter()
-        .all(|&b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
-    let text = core::str::from_utf8(value)
-        .ok()
-        .filter(|_| visible)
-        .ok_or(Error::MalformedHeader {
+    // Byte by byte, in one pass each: this runs on every request (twice, when the caller asks
+    // for the source too), and `str` patterns of chars decode each one.
+    if !value.iter().all(|&b| is_blank(b) || b.is_ascii_graphic()) {
+        return Err(Error::MalformedHeader {
             reason: "not visible ASCII",
-        })?
-        .trim_matches([' ', '\t']);
-    let (key, source) = match (source, text.split_once([' ', '\t'])) {
-        (KeySource::RawAuthorization, Some((scheme, rest))) => {
-            if !scheme.eq_ignore_ascii_case("bearer") {
+        });
+    }
+    let text = trim_blanks(value);
+    let (key, source) = match (source, text.iter().position(|&b| is_blank(b))) {
+        (KeySource::RawAuthorization, Some(at)) => {
+            if !text[..at].eq_ignore_ascii_case(b"bearer") {
                 return Err(Error::MalformedHeader {
                     reason: "only the Bearer scheme carries a key",
                 });
             }
-            (rest.trim_matches([' ', '\t']), KeySource::Bearer)
+            (trim_blanks(&text[at + 1..]), KeySource::Bearer)
         }
-        (KeySource::RawAuthorization, None) if text.eq_ignore_ascii_case("bearer") => {
+        (KeySource::RawAuthorization, None) if text.eq_ignore_ascii_case(b"bearer") => {
             return Err(Error::MissingKey);
         }
         (KeySource::XApiKey, Some(_)) => {
@@ -127,12 +125,34 @@ pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<Pr
     if key.is_empty() {
         return Err(Error::MissingKey);
     }
-    if key.contains([' ', '\t']) {
+    if key.iter().any(|&b| is_blank(b)) {
         return Err(Error::MalformedHeader {
             reason: "a key has no spaces",
         });
     }
+    // Visible ASCII, so always UTF-8.
+    let key = core::str::from_utf8(key).map_err(|_| Error::MalformedHeader {
+        reason: "not visible ASCII",
+    })?;
     Ok(PresentedKey { key, source })
+}
+
+/// A space or a tab: what separates a scheme from its key, and what a value is trimmed of.
+const fn is_blank(b: u8) -> bool {
+    matches!(b, b' ' | b'\t')
+}
+
+/// `bytes` without leading and trailing blanks.
+fn trim_blanks(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|&b| !is_blank(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|&b| !is_blank(b))
+        .map_or(start, |last| last + 1);
+    &bytes[start..end]
 }
 
 #[cfg(test)]
