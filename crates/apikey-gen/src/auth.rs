@@ -263,7 +263,7 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
         let hash = self.config.hash(presented);
         let record = match self.record(hash).await {
             Err(Error::UnknownKey) if !self.fallbacks.is_empty() => {
-                self.record_by_fallback(presented, &hash).await?
+                Box::pin(self.record_by_fallback(presented, &hash)).await?
             }
             other => other?,
         };
@@ -308,13 +308,14 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
         }
         // The answer is trusted from when the store was asked, not from when it answered.
         let asked = self.cache.now();
-        let found = self
-            .store
-            .lookup(&hash)
-            .await
-            .map_err(|e| Error::StoreUnavailable {
-                reason: e.to_string(),
-            })?;
+        // Boxed: a store's lookup (an SQL query, say) can hold kilobytes of state, which every
+        // request's future would otherwise carry, and copy when boxed, cache hit or not.
+        let found =
+            Box::pin(self.store.lookup(&hash))
+                .await
+                .map_err(|e| Error::StoreUnavailable {
+                    reason: e.to_string(),
+                })?;
         match found {
             Some(record) => {
                 self.cache

@@ -382,7 +382,9 @@ impl KeyQuota {
             })
             .flatten()
         {
-            return self.charge_all(req, cost, limits, &quota_id, daily).await;
+            // Boxed: the chain of stores' futures would otherwise size (and be copied with)
+            // the future of every call, most of which charge the daily quota alone.
+            return Box::pin(self.charge_all(req, cost, limits, &quota_id, daily)).await;
         }
         let call = self.limit.prepare(req).with_cost(cost);
         let fields = match self.limit.decide(call).await {

@@ -76,7 +76,9 @@ pub async fn require_principal(
                 .app_data::<web::Data<ApiAuth>>()
                 .cloned()
                 .ok_or_else(|| ApiError::internal("authentication not registered"))?;
-            auth.signing_keys.principal(&verified).await?
+            // Boxed, as the rarer path: its lookups would otherwise size (and be copied with)
+            // every request's future.
+            Box::pin(auth.signing_keys.principal(&verified)).await?
         }
         None => {
             let identity = req
