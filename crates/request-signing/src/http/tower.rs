@@ -108,15 +108,18 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let verify = self.verify.clone();
         // The ready service answers this request; its clone waits for the next poll_ready.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if verify.passes_unsigned(|name| has_header(req.headers(), name)) {
+        if self
+            .verify
+            .passes_unsigned(|name| has_header(req.headers(), name))
+        {
             // Not inside the future below, which holds the verification's state: kilobytes
             // that boxing would copy on every unsigned request.
             return Box::pin(inner.call(req));
         }
+        let verify = self.verify.clone();
         Box::pin(async move {
             let headers = req.headers();
             if let Some(rejection) =

@@ -88,20 +88,14 @@ pub fn main() -> ExitCode {
 /// ([`observe::write_access_log_with`](crate::observe::write_access_log_with)): the same bytes,
 /// at a fraction of the cost.
 fn init_logging(format: LogFormat) -> std::io::Result<log_writer::Guard> {
-    use tracing_subscriber::filter::{EnvFilter, Targets};
+    use tracing_subscriber::filter::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{Layer as _, Registry};
 
     const DEFAULT: &str = "info,sqlx=warn,actix_server=warn";
-    let directives = std::env::var("RUST_LOG")
-        .ok()
-        .filter(|d| !d.trim().is_empty());
-    let directives_text = directives.as_deref().unwrap_or(DEFAULT);
-    // `Targets` would read `[request]=debug` as a target named `[request]`.
-    let targets = (!directives_text.contains(['[', '{']))
-        .then(|| directives_text.parse::<Targets>().ok())
-        .flatten();
+    let directives = std::env::var("RUST_LOG").ok();
+    let targets = plain_targets(directives.as_deref().unwrap_or(DEFAULT));
     let filter: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match &targets {
         Some(targets) => targets.clone().boxed(),
         None => directives
@@ -133,6 +127,28 @@ fn init_logging(format: LogFormat) -> std::io::Result<log_writer::Guard> {
         LogFormat::Json => registry.with(layer.json()).init(),
     }
     Ok(guard)
+}
+
+/// `directives` as `Targets` when they are targets and levels only, each item `level` or
+/// `target=level` with nothing else in it. Anything else is left to `EnvFilter`, which reads
+/// some strings differently: `Targets` would take `[request]=debug` for a target named
+/// `[request]`, an empty item (`info,`) for the level ERROR, and ` sqlx` (after `, `) for a
+/// target with a space, where `EnvFilter` skips the empty item and refuses the space.
+fn plain_targets(directives: &str) -> Option<tracing_subscriber::filter::Targets> {
+    use tracing_subscriber::filter::LevelFilter;
+    let plain = directives.split(',').all(|item| {
+        let (target, level) = item
+            .split_once('=')
+            .map_or((None, item), |(target, level)| (Some(target), level));
+        let target_ok = target.is_none_or(|target| {
+            !target.is_empty()
+                && target
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-'))
+        });
+        target_ok && !level.is_empty() && level.parse::<LevelFilter>().is_ok()
+    });
+    plain.then(|| directives.parse().ok()).flatten()
 }
 
 /// Formats an access line on this thread and hands it to the log's writer.
@@ -697,6 +713,36 @@ async fn keys_command(services: &Services, command: KeysCommand) -> Result<(), S
                 );
             }
             Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_targets_and_levels_are_read_as_targets() {
+        for plain in [
+            "info,sqlx=warn,actix_server=warn",
+            "warn",
+            "secure_api::observe=debug,off",
+            "info,secure-api=TRACE",
+        ] {
+            assert!(plain_targets(plain).is_some(), "{plain}");
+        }
+        for other in [
+            "",
+            "info,",
+            "info,,sqlx=warn",
+            "info, sqlx=warn",
+            "=debug",
+            "info,secure_api=",
+            "info,[request]=debug",
+            "info,secure_api[request{key=x}]=debug",
+            "info,secure_api=loud",
+        ] {
+            assert!(plain_targets(other).is_none(), "{other:?}");
         }
     }
 }
