@@ -1,6 +1,14 @@
 # Shared by the load scripts (sourced): free ports, the server under test as deployed, the wrk
 # script every measurement uses, and waiting out the argon2 queue.
 
+# scratch: a new temporary directory in `work` and an empty `pids`; when the script exits, the
+# processes whose PIDs it added to `pids` are stopped, and `work` is removed.
+scratch() {
+  work=$(mktemp -d)
+  pids=()
+  trap 'for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; return 1; }
 

@@ -18,13 +18,7 @@ binary=${2:-$PWD/target/release/secure-api}
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }
 cargo build --release --locked -p secure-api -p secure-api-load >&2
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 
 # send PORT KEY COUNT: COUNT calls on one connection, each checked for a 200.
 send() {

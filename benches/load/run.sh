@@ -15,13 +15,7 @@ binary=${2:-$PWD/target/release/secure-api}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --locked -p secure-api -p secure-api-load >&2
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 
 baseline_port=$(free_port)
 target/release/baseline "127.0.0.1:$baseline_port" 2 &

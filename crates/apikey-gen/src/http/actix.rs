@@ -7,7 +7,7 @@ use std::rc::Rc;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::{HttpMessage as _, HttpResponse};
 
 use super::{ApiKeyAuth, Rejection};
@@ -33,25 +33,7 @@ pub fn actix_response(rejection: Rejection) -> HttpResponse {
     response
 }
 
-/// The value of the header `name`. The key headers, and the signature headers that
-/// [`skip_when_header`](super::ApiKeyAuthBuilder::skip_when_header) names, are matched to names
-/// built at compile time: a lookup by `&str` parses the name, and copies one that is not a
-/// standard header into a new allocation, on every request.
-fn header<'h>(headers: &'h actix_web::http::header::HeaderMap, name: &str) -> Option<&'h [u8]> {
-    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-    const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
-    const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
-    const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
-    let value = match name {
-        "x-api-key" => headers.get(X_API_KEY),
-        "authorization" => headers.get(AUTHORIZATION),
-        "x-api-signature" => headers.get(SIGNATURE),
-        "signature-input" => headers.get(SIGNATURE_INPUT),
-        "signature" => headers.get(RFC9421_SIGNATURE),
-        other => headers.get(other),
-    };
-    value.map(HeaderValue::as_bytes)
-}
+header_lookup!(actix_web::http::header);
 
 impl<Svc, Bd, S, C> Transform<Svc, ServiceRequest> for ApiKeyAuth<S, C>
 where

@@ -1,5 +1,32 @@
 //! API-key authentication as actix-web middleware and as a tower layer.
 
+/// Defines `header(headers, name)`, the value of the header `name`, for one framework's `header`
+/// module (actix-web's and `http`'s types differ). The key headers, and the signature headers
+/// that [`skip_when_header`](ApiKeyAuthBuilder::skip_when_header) names, are matched to names
+/// built at compile time: a lookup by `&str` parses the name, and copies one that is not a
+/// standard header into a new allocation, on every request.
+#[cfg(any(feature = "actix", feature = "tower"))]
+macro_rules! header_lookup {
+    ($($header:ident)::+) => {
+        fn header<'h>(headers: &'h $($header)::+::HeaderMap, name: &str) -> Option<&'h [u8]> {
+            use $($header)::+::{AUTHORIZATION, HeaderName, HeaderValue};
+            const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+            const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
+            const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+            const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
+            let value = match name {
+                "x-api-key" => headers.get(X_API_KEY),
+                "authorization" => headers.get(AUTHORIZATION),
+                "x-api-signature" => headers.get(SIGNATURE),
+                "signature-input" => headers.get(SIGNATURE_INPUT),
+                "signature" => headers.get(RFC9421_SIGNATURE),
+                other => headers.get(other),
+            };
+            value.map(HeaderValue::as_bytes)
+        }
+    };
+}
+
 #[cfg(feature = "actix")]
 mod actix;
 #[cfg(feature = "tower")]

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -33,25 +33,7 @@ pub fn http_response<ResBody: From<Bytes>>(rejection: Rejection) -> Response<Res
     response
 }
 
-/// The value of the header `name`. The key headers, and the signature headers that
-/// [`skip_when_header`](super::ApiKeyAuthBuilder::skip_when_header) names, are matched to names
-/// built at compile time: a lookup by `&str` parses the name, and copies one that is not a
-/// standard header into a new allocation, on every request.
-fn header<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h [u8]> {
-    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-    const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
-    const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
-    const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
-    let value = match name {
-        "x-api-key" => headers.get(X_API_KEY),
-        "authorization" => headers.get(AUTHORIZATION),
-        "x-api-signature" => headers.get(SIGNATURE),
-        "signature-input" => headers.get(SIGNATURE_INPUT),
-        "signature" => headers.get(RFC9421_SIGNATURE),
-        other => headers.get(other),
-    };
-    value.map(HeaderValue::as_bytes)
-}
+header_lookup!(http::header);
 
 impl<Svc, S: KeyStore, C> Layer<Svc> for ApiKeyAuth<S, C> {
     type Service = ApiKeyAuthService<Svc, S, C>;

@@ -55,20 +55,7 @@ enum Overflow {
     Unreadable,
 }
 
-/// Whether `headers` has the header `name`. The signature headers are matched to names built
-/// at compile time: a lookup by `&str` parses the name, and copies one that is not a standard
-/// header into a new allocation, on every request.
-fn has_header(headers: &actix_web::http::header::HeaderMap, name: &str) -> bool {
-    const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
-    const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
-    const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
-    match name {
-        "x-api-signature" => headers.contains_key(SIGNATURE),
-        "signature-input" => headers.contains_key(SIGNATURE_INPUT),
-        "signature" => headers.contains_key(RFC9421_SIGNATURE),
-        other => headers.contains_key(other),
-    }
-}
+header_lookup!(actix_web::http::header);
 
 impl<Svc, Bd, S, R, C> Transform<Svc, ServiceRequest> for VerifySignature<S, R, C>
 where

@@ -2,6 +2,28 @@
 //! up to a limit, verifying, handing the body on unchanged, and answering refusals with
 //! `application/problem+json`.
 
+/// Defines `has_header(headers, name)`, whether the header `name` is there, for one framework's
+/// `header` module (actix-web's and `http`'s types differ). The signature headers are matched
+/// to names built at compile time: a lookup by `&str` parses the name, and copies one that is
+/// not a standard header into a new allocation, on every request.
+#[cfg(any(feature = "actix", feature = "tower"))]
+macro_rules! header_lookup {
+    ($($header:ident)::+) => {
+        fn has_header(headers: &$($header)::+::HeaderMap, name: &str) -> bool {
+            use $($header)::+::HeaderName;
+            const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
+            const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
+            const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
+            match name {
+                "x-api-signature" => headers.contains_key(SIGNATURE),
+                "signature-input" => headers.contains_key(SIGNATURE_INPUT),
+                "signature" => headers.contains_key(RFC9421_SIGNATURE),
+                other => headers.contains_key(other),
+            }
+        }
+    };
+}
+
 #[cfg(feature = "actix")]
 mod actix;
 #[cfg(feature = "tower")]

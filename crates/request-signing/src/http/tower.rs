@@ -36,20 +36,7 @@ pub fn http_response<ResBody: From<Bytes>>(rejection: Rejection) -> Response<Res
     response
 }
 
-/// Whether `headers` has the header `name`. The signature headers are matched to names built
-/// at compile time: a lookup by `&str` parses the name, and copies one that is not a standard
-/// header into a new allocation, on every request.
-fn has_header(headers: &http::HeaderMap, name: &str) -> bool {
-    const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
-    const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
-    const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
-    match name {
-        "x-api-signature" => headers.contains_key(SIGNATURE),
-        "signature-input" => headers.contains_key(SIGNATURE_INPUT),
-        "signature" => headers.contains_key(RFC9421_SIGNATURE),
-        other => headers.contains_key(other),
-    }
-}
+header_lookup!(http::header);
 
 impl<Svc, S, R, C> Layer<Svc> for VerifySignature<S, R, C> {
     type Service = VerifySignatureService<Svc, S, R, C>;

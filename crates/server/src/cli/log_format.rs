@@ -232,19 +232,7 @@ mod tests {
         });
     }
 
-    fn format_with<F>(format: F) -> String
-    where
-        F: FormatEvent<
-                tracing_subscriber::Registry,
-                tracing_subscriber::fmt::format::DefaultFields,
-            > + Send
-            + Sync
-            + 'static,
-    {
-        format_lines_with(format, log_some_lines)
-    }
-
-    fn format_lines_with<F>(format: F, log: impl FnOnce()) -> String
+    fn format_with<F>(format: F, log: impl FnOnce()) -> String
     where
         F: FormatEvent<
                 tracing_subscriber::Registry,
@@ -266,11 +254,12 @@ mod tests {
 
     #[test]
     fn lines_are_the_bytes_of_the_default_format_without_colours() {
-        let ours = format_with(PlainText::with_timer(Fixed));
+        let ours = format_with(PlainText::with_timer(Fixed), log_some_lines);
         let default = format_with(
             tracing_subscriber::fmt::format()
                 .with_ansi(false)
                 .with_timer(Fixed),
+            log_some_lines,
         );
         assert_eq!(ours, default);
         assert_eq!(ours.lines().count(), 6, "{ours}");
@@ -296,7 +285,7 @@ mod tests {
     #[test]
     fn a_request_context_writes_the_bytes_of_the_request_span() {
         // The span and the access event as `observe_request` makes them without a direct log.
-        let in_span = format_lines_with(PlainText::with_timer(Fixed), || {
+        let in_span = format_with(PlainText::with_timer(Fixed), || {
             let span = tracing::info_span!(
                 target: observe::ACCESS_TARGET,
                 "request",
@@ -320,7 +309,7 @@ mod tests {
             actix_web::http::Method::POST,
             "/check-prime".to_owned(),
         ));
-        let mut direct = format_lines_with(PlainText::with_timer(Fixed), || {
+        let mut direct = format_with(PlainText::with_timer(Fixed), || {
             RequestContext::scope(Rc::clone(&context), log_in_a_request);
         });
         access_line(&mut direct, FIXED, &context, 429, 345).unwrap();
