@@ -7,10 +7,10 @@
 //! names, and the 12-hex fingerprints of the configured upstream keys.
 //!
 //! Each request runs inside a `request` span (or, in the bundled binary's text log, a task-local
-//! context with the same fields) carrying its id (the caller's `X-Request-Id` when
-//! it is a short token, otherwise a random one), so every log line written while serving it
-//! names the request; the authentication middleware adds the key's id (a fingerprint of its
-//! hash, never the key). The id is echoed in the `X-Request-Id` response header.
+//! context with the same fields) carrying its id (the caller's `X-Request-Id` when it is a short
+//! token, otherwise a random one), so every log line written while serving it names the request;
+//! the authentication middleware adds the key's id (a fingerprint of its hash, never the key).
+//! The id is echoed in the `X-Request-Id` response header.
 //!
 //! The bundled binary's text log takes a shorter way to the same bytes (see
 //! [`write_access_log_with`]): the request's fields live in a task-local [`RequestContext`]
@@ -396,8 +396,8 @@ pub fn write_access_log_with(write: AccessLog) {
     let _ = ACCESS_LOG.set(write);
 }
 
-/// Middleware around every request: the request's span (or context) and id, the access log line (method,
-/// route, status, duration; never the query string) and the request metrics.
+/// Middleware around every request: the request's span (or context) and id, the access log line
+/// (method, route, status, duration; never the query string) and the request metrics.
 pub async fn observe_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
