@@ -24,9 +24,9 @@ pub use hash::{KeyHash, KeyHasher, KeyId, MIN_PEPPER_LEN};
 #[cfg(any(feature = "actix", feature = "tower"))]
 pub use http::{ApiKeyAuth, ApiKeyAuthBuilder, Refusal, Rejection};
 #[cfg(feature = "actix")]
-pub use http::{ApiKeyAuthMiddleware, actix_response};
+pub use http::{ApiKeyAuthMiddleware, actix_presented_key, actix_response};
 #[cfg(feature = "tower")]
-pub use http::{ApiKeyAuthService, http_response};
+pub use http::{ApiKeyAuthService, http_presented_key, http_response};
 pub use key::{
     ApiKey, CHECKSUM_LEN, DEFAULT_BODY_LEN, GeneratedKey, KeyConfig, KeyConfigBuilder,
     MAX_BODY_LEN, MAX_PREFIX_LEN, MAX_TOKEN_LEN, MIN_BODY_LEN, MIN_TOKEN_LEN, ParsedKey,

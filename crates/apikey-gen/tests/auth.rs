@@ -417,3 +417,56 @@ async fn a_store_that_cannot_rehash_keeps_authenticating_through_the_fallback() 
     assert_eq!(auth.store().lookups_of(&config().hash(&key)), 2);
     assert_eq!(auth.store().lookups_of(generated.hash()), 2);
 }
+
+#[test]
+fn actix_and_http_header_maps_present_keys_as_presented_key_reads_them() {
+    use actix_web::http::header as actix_header;
+    /// Headers, and the key and source read from them.
+    type Case = (
+        &'static [(&'static str, &'static str)],
+        Result<(&'static str, apikey_gen::KeySource), Error>,
+    );
+    let cases: [Case; 4] = [
+        (
+            &[("authorization", "sk_abc")],
+            Ok(("sk_abc", apikey_gen::KeySource::RawAuthorization)),
+        ),
+        (
+            &[("authorization", "Bearer sk_abc")],
+            Ok(("sk_abc", apikey_gen::KeySource::Bearer)),
+        ),
+        (
+            &[("authorization", "other"), ("x-api-key", "sk_abc")],
+            Ok(("sk_abc", apikey_gen::KeySource::XApiKey)),
+        ),
+        (&[("x-request-id", "sk_abc")], Err(Error::MissingKey)),
+    ];
+    for (pairs, expected) in cases {
+        let mut actix = actix_header::HeaderMap::new();
+        let mut http = http::HeaderMap::new();
+        for (name, value) in pairs {
+            actix.insert(
+                actix_header::HeaderName::from_static(name),
+                actix_header::HeaderValue::from_static(value),
+            );
+            http.insert(
+                http::HeaderName::from_static(name),
+                http::HeaderValue::from_static(value),
+            );
+        }
+        let read = |presented: apikey_gen::Result<apikey_gen::PresentedKey<'_>>| {
+            presented.map(|p| (p.expose_secret().to_owned(), p.source()))
+        };
+        let expected = expected.map(|(key, source)| (key.to_owned(), source));
+        assert_eq!(
+            read(apikey_gen::actix_presented_key(&actix)),
+            expected,
+            "{pairs:?}"
+        );
+        assert_eq!(
+            read(apikey_gen::http_presented_key(&http)),
+            expected,
+            "{pairs:?}"
+        );
+    }
+}

@@ -33,7 +33,7 @@ pub fn actix_response(rejection: Rejection) -> HttpResponse {
     response
 }
 
-header_lookup!(actix_web::http::header);
+header_lookup!(actix_presented_key, actix_web::http::header);
 
 impl<Svc, Bd, S, C> Transform<Svc, ServiceRequest> for ApiKeyAuth<S, C>
 where

@@ -1,13 +1,25 @@
 //! API-key authentication as actix-web middleware and as a tower layer.
 
-/// Defines `header(headers, name)`, the value of the header `name`, for one framework's `header`
-/// module (actix-web's and `http`'s types differ). The key headers, and the signature headers
-/// that [`skip_when_header`](ApiKeyAuthBuilder::skip_when_header) names, are matched to names
-/// built at compile time: a lookup by `&str` parses the name, and copies one that is not a
-/// standard header into a new allocation, on every request.
+/// Defines, for one framework's `header` module (actix-web's and `http`'s types differ),
+/// `header(headers, name)`, the value of the header `name`, and the public `$presented`, the
+/// [`presented_key`] of a header map. The key headers, and the signature headers that
+/// [`skip_when_header`](ApiKeyAuthBuilder::skip_when_header) names, are matched to names built
+/// at compile time: a lookup by `&str` parses the name, and copies one that is not a standard
+/// header into a new allocation, on every request.
 #[cfg(any(feature = "actix", feature = "tower"))]
 macro_rules! header_lookup {
-    ($($header:ident)::+) => {
+    ($presented:ident, $($header:ident)::+) => {
+        /// The key presented in `headers` ([`presented_key`](crate::presented_key)), read
+        /// without parsing the header names.
+        ///
+        /// # Errors
+        /// As [`presented_key`](crate::presented_key).
+        pub fn $presented(
+            headers: &$($header)::+::HeaderMap,
+        ) -> crate::Result<crate::PresentedKey<'_>> {
+            crate::presented_key(|name| header(headers, name))
+        }
+
         fn header<'h>(headers: &'h $($header)::+::HeaderMap, name: &str) -> Option<&'h [u8]> {
             use $($header)::+::{AUTHORIZATION, HeaderName, HeaderValue};
             const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -37,9 +49,9 @@ use std::fmt;
 use std::sync::Arc;
 
 #[cfg(feature = "actix")]
-pub use actix::{ApiKeyAuthMiddleware, actix_response};
+pub use actix::{ApiKeyAuthMiddleware, actix_presented_key, actix_response};
 #[cfg(feature = "tower")]
-pub use tower::{ApiKeyAuthService, http_response};
+pub use tower::{ApiKeyAuthService, http_presented_key, http_response};
 
 use crate::auth::{Authenticator, Clock, KeyStore};
 use crate::error::Error;

@@ -33,7 +33,7 @@ pub fn http_response<ResBody: From<Bytes>>(rejection: Rejection) -> Response<Res
     response
 }
 
-header_lookup!(http::header);
+header_lookup!(http_presented_key, http::header);
 
 impl<Svc, S: KeyStore, C> Layer<Svc> for ApiKeyAuth<S, C> {
     type Service = ApiKeyAuthService<Svc, S, C>;

@@ -9,7 +9,7 @@
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::header::HeaderMap;
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage as _, web};
 use apikey_gen::KeySource;
@@ -44,17 +44,7 @@ impl ApiAuth {
 /// How the key was presented, by `apikey-gen`'s rules (`X-API-Key` first, then
 /// `Authorization: <key>` or `Authorization: Bearer <key>`).
 fn presented_by(headers: &HeaderMap) -> AuthMethod {
-    // The two names matched to constants: a lookup by `&str` parses the name on every request.
-    const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
-    let header = |name: &str| {
-        match name {
-            "x-api-key" => headers.get(X_API_KEY),
-            "authorization" => headers.get(AUTHORIZATION),
-            other => headers.get(other),
-        }
-        .map(HeaderValue::as_bytes)
-    };
-    match apikey_gen::presented_key(header).map(|presented| presented.source()) {
+    match apikey_gen::actix_presented_key(headers).map(|presented| presented.source()) {
         Ok(KeySource::XApiKey) => AuthMethod::XApiKey,
         Ok(KeySource::Bearer) => AuthMethod::Bearer,
         _ => AuthMethod::RawAuthorization,
@@ -111,6 +101,7 @@ pub async fn require_principal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
