@@ -3,14 +3,17 @@
 # one run. Needs wrk (installed from Debian's packages if missing).
 #
 #   bash benches/load/run.sh [SECONDS] [BINARY]  # default 10 s, target/release/secure-api
+#   RATE=10000 bash benches/load/run.sh           # the fixed rate of the login-flood rows (5,000/s)
 #
 # Prints a Markdown table: requests/s, p50 and p99 at 32 and 256 connections, and the ratio of
-# each to the baseline's requests/s at the same connection count. Only loopback is used.
+# each to the baseline's requests/s at the same connection count; then the p99 of
+# /get-current-time alone and during a /login flood. Only loopback is used.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=benches/load/common.sh
 source benches/load/common.sh
 duration=${1:-10}
+rate=${RATE:-5000}
 binary=${2:-$PWD/target/release/secure-api}
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 cargo build --release --locked -p secure-api -p secure-api-load >&2
@@ -72,26 +75,45 @@ done
 # they may use both prime threads.
 echo "prime_1024 2 $(KEYS="$key,$key2" measure prime "$base/check-prime" 2 "" "{\"number\": $prime_1024}")" >> "$results"
 
-# /get-current-time at 32 connections with one wrk thread, alone and then while another wrk
-# thread floods /login with 32 connections.
+# /get-current-time alone and then while one wrk thread floods /login with 32 connections, measured
+# two ways: at a fixed rate (RATE, 5,000 calls a second) on 16 connections (the probe: latency counted from when
+# each call was due, as traffic from many clients sees it), and by one wrk thread on 32
+# connections, which sends the next call when an answer comes and so keeps a core busy.
 one_thread() {
   KEY="$2" BODY="$3" SPREAD="$4" USERS=$([ "$4" = 1 ] && echo random) wrk -t1 -c32 -d"$5s" --timeout 10s -s "$work/post.lua" "$1" |
     grep '^RESULT' | sed 's/^RESULT //'
 }
+# fixed_rate [PORT]: the probe against the server, or the baseline on PORT.
+fixed_rate() {
+  KEY="$key" target/release/probe "127.0.0.1:${1:-$server_port}" /get-current-time "$rate" "$duration" 16 | sed 's/^RESULT //'
+}
+# during_login_flood COMMAND...: runs COMMAND while /login is flooded; prints COMMAND's output and
+# then the flood's.
+during_login_flood() {
+  one_thread "$base/login" "" "$flood" 1 "$((duration + 4))" > "$work/flood.txt" &
+  local flooding=$!
+  sleep 2
+  "$@"
+  wait "$flooding"
+  cat "$work/flood.txt"
+}
+echo "fixed_baseline 16 $(fixed_rate "$baseline_port")" >> "$results"
+drain "$base"
+echo "fixed_alone 16 $(fixed_rate)" >> "$results"
+drain "$base"
+during_login_flood fixed_rate > "$work/both.txt"
+echo "fixed_under_login_flood 16 $(head -1 "$work/both.txt")" >> "$results"
+echo "login_flood 32 $(tail -1 "$work/both.txt")" >> "$results"
 drain "$base"
 echo "time_alone_1_thread 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
 drain "$base"
-flood_log="$work/flood.txt"
-one_thread "$base/login" "" "$flood" 1 "$((duration + 4))" > "$flood_log" &
-flood=$!
-sleep 2
-echo "time_under_login_flood 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
-wait "$flood"
-echo "login_flood 32 $(cat "$flood_log")" >> "$results"
+during_login_flood one_thread "$base/get-current-time" "$key" "" 0 "$duration" > "$work/both.txt"
+echo "time_under_login_flood 32 $(head -1 "$work/both.txt")" >> "$results"
 
 status_check=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: $key" "$base/get-current-time")
-python3 - "$results" "$duration" "$status_check" <<'PY'
+python3 - "$results" "$duration" "$status_check" "$rate" <<'PY'
 import sys
+rate = f"{int(sys.argv[4]):,}"
 rows = [line.split() for line in open(sys.argv[1])]
 base = {r[1]: float(r[2]) for r in rows if r[0] == "baseline"}
 labels = {
@@ -101,6 +123,9 @@ labels = {
     "prime_u64": "`POST /check-prime`, u64 prime",
     "prime_1024": "`POST /check-prime`, 1024-bit prime, default rounds, two keys",
     "login": "`POST /login` (argon2id, a new unknown user each time: 401)",
+    "fixed_baseline": f"baseline at a fixed {rate}/s (probe)",
+    "fixed_alone": f"`POST /get-current-time` at a fixed {rate}/s (probe)",
+    "fixed_under_login_flood": f"`POST /get-current-time` at a fixed {rate}/s during a `/login` flood",
     "time_alone_1_thread": "`POST /get-current-time`, 1 wrk thread",
     "time_under_login_flood": "`POST /get-current-time` during a `/login` flood, 1 wrk thread",
     "login_flood": "the `/login` flood itself (1 wrk thread)",
@@ -110,7 +135,9 @@ print()
 print("| endpoint | connections | requests/s | p50 | p99 | ratio to baseline | errors |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for name, c, rps, p50, p99, total, errors in rows:
-    ratio = f"{float(rps) / base[c]:.2f}" if c in base else "(no baseline)"
+    # Only the wrk -t2 rows are measured as the baseline is.
+    compared = name in ("baseline", "time", "time_limits", "prime_u64", "login") and c in base
+    ratio = f"{float(rps) / base[c]:.2f}" if compared else "(no baseline)"
     print(f"| {labels[name]} | {c} | {float(rps):,.0f} | {float(p50):.2f} ms | {float(p99):.2f} ms | "
           f"{ratio} | {errors} |")
 for c in base:
@@ -120,9 +147,12 @@ for c in base:
     print(f"Every per-key policy on, {c} connections: {limited / plain:.2f} of the requests/s of the "
           f"key without them.", end="")
 print()
-alone = next(float(r[4]) for r in rows if r[0] == "time_alone_1_thread")
-flood = next(float(r[4]) for r in rows if r[0] == "time_under_login_flood")
+def p99(name):
+    return next(float(r[4]) for r in rows if r[0] == name)
 print()
-print(f"p99 of /get-current-time at 32 connections (1 wrk thread): {alone:.2f} ms alone, {flood:.2f} ms during the "
-      f"login flood ({flood / alone:.2f}x). Last status after the run: {sys.argv[3]}.")
+for label, alone, flood in [(f"at a fixed {rate}/s (probe)", "fixed_alone", "fixed_under_login_flood"),
+                            ("by 1 wrk thread, 32 connections", "time_alone_1_thread", "time_under_login_flood")]:
+    print(f"p99 of /get-current-time {label}: {p99(alone):.2f} ms alone, {p99(flood):.2f} ms during the "
+          f"login flood ({p99(flood) / p99(alone):.2f}x).")
+print(f"Last status after the run: {sys.argv[3]}.")
 PY

@@ -334,7 +334,7 @@ pub struct SettingsArgs {
     /// `r` requests per second needs `330 × r`).
     #[arg(long, env = "SECURE_API_REPLAY_PER_KEY", value_name = "N")]
     pub replay_per_key: Option<usize>,
-    /// Password hashes running at once (each needs 19 MiB; default: one per core).
+    /// Password hashes running at once (each needs 19 MiB; default: half the cores, at least one).
     #[arg(long, env = "SECURE_API_HASH_CONCURRENCY", value_name = "N")]
     pub hash_concurrency: Option<usize>,
     /// Threads that test big numbers for `/check-prime` (default: one per core).
@@ -441,14 +441,8 @@ impl SettingsArgs {
             body_timeout: Duration::from_secs(pick!(body_timeout, 10)),
             max_connections: args.max_connections.or(file.max_connections),
             max_connections_per_address: pick!(max_connections_per_address, 256),
-            hash_concurrency: pick!(
-                hash_concurrency,
-                std::thread::available_parallelism().map_or(1, usize::from)
-            ),
-            prime_threads: pick!(
-                prime_threads,
-                std::thread::available_parallelism().map_or(1, usize::from)
-            ),
+            hash_concurrency: pick!(hash_concurrency, default_hash_concurrency(cores())),
+            prime_threads: pick!(prime_threads, cores()),
             workers: args.workers.or(file.workers),
             log_format: pick!(log_format, LogFormat::Text),
             openweather_base_url: pick!(
@@ -498,6 +492,21 @@ impl SettingsArgs {
     }
 }
 
+/// The cores this process may use (1 when that cannot be read).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Password hashes at once by default: half the cores, at least one. Each hash keeps a core busy
+/// for about 15 ms, and a login flood keeps every hashing thread busy. With half the cores, the
+/// other half stays free for the async workers. With a thread on every core, every cheap call's
+/// wake-up had to wait for a hash to yield its core: during a flood of unknown-user logins,
+/// `/get-current-time` at 5,000 calls a second took 3.3x its p99 alone on two cores, against 1.8x
+/// with one hashing thread (`docs/benchmarks.md`, run 6).
+fn default_hash_concurrency(cores: usize) -> usize {
+    (cores / 2).max(1)
+}
+
 fn read_file(path: &Path) -> Result<SettingsArgs, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_owned(),
@@ -524,6 +533,14 @@ mod tests {
         assert_eq!(settings.mode, Mode::Development);
         assert_eq!(settings.json_limit, 16 * 1024);
         assert_eq!(settings.max_prime_bits, 4096);
+        assert_eq!(settings.hash_concurrency, default_hash_concurrency(cores()));
+        assert_eq!(settings.prime_threads, cores());
+    }
+
+    #[test]
+    fn hashing_takes_half_the_cores_and_at_least_one() {
+        let by_cores: Vec<_> = [1, 2, 3, 4, 16].map(default_hash_concurrency).into();
+        assert_eq!(by_cores, [1, 1, 1, 2, 8]);
     }
 
     #[test]
