@@ -436,13 +436,15 @@ fn open_log(base: &Path, seq: u64) -> std::io::Result<File> {
 /// One charge as a log line: `\n<crc32 of the rest, hex> <day> <calls> <subject>`. The line
 /// starts with its newline, so that a line torn by a failed write never runs into the next.
 fn push_record(out: &mut String, subject: &str, day: i64, calls: u64) {
-    use std::fmt::Write as _;
     out.push('\n');
     let crc_at = out.len();
     out.push_str("00000000 ");
     let rest_at = out.len();
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{day} {calls} {subject}");
+    out.push_str(itoa::Buffer::new().format(day));
+    out.push(' ');
+    out.push_str(itoa::Buffer::new().format(calls));
+    out.push(' ');
+    out.push_str(subject);
     let crc = crc32fast::hash(&out.as_bytes()[rest_at..]).to_be_bytes();
     let mut hex = [0u8; 8];
     if hex::encode_to_slice(crc, &mut hex).is_ok()

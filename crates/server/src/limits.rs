@@ -29,6 +29,8 @@ use std::num::NonZeroU64;
 use std::time::Duration;
 
 use actix_web::dev::ServiceRequest;
+use actix_web::http::header::ContentType;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use quota::{
     Backend as _, Cause, Chain, Decision, Either, FailMode, FallbackBackend, ForwardedIp,
@@ -312,6 +314,15 @@ impl Charged {
     /// A 200 response with `body` and the quota's fields.
     pub fn respond(self, body: impl Serialize) -> HttpResponse {
         let mut response = HttpResponse::Ok().json(body);
+        quota::append_allowed_fields(&mut response, self.0);
+        response
+    }
+
+    /// A 200 response with `body`, already JSON, and the quota's fields.
+    pub fn respond_json(self, body: Bytes) -> HttpResponse {
+        let mut response = HttpResponse::Ok()
+            .content_type(ContentType::json())
+            .body(body);
         quota::append_allowed_fields(&mut response, self.0);
         response
     }

@@ -683,12 +683,14 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
         } else if decision.window() == crate::decision::NEVER {
             Bytes::from(decision.policy_member(&inner.sf_name))
         } else {
-            Bytes::from(format!(
-                "{};q={};w={}",
-                inner.sf_name,
-                decision.limit(),
-                ceil_secs(decision.window())
-            ))
+            // A per-request limit (each key its own, say): built on every answer, without `fmt`.
+            let mut member = Vec::with_capacity(inner.sf_name.len() + 48);
+            member.extend_from_slice(inner.sf_name.as_bytes());
+            member.extend_from_slice(b";q=");
+            push_decimal(&mut member, decision.limit());
+            member.extend_from_slice(b";w=");
+            push_decimal(&mut member, ceil_secs(decision.window()));
+            Bytes::from(member)
         };
         if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
             return HeaderFields {

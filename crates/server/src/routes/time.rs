@@ -1,5 +1,8 @@
 //! `POST /get-current-time`.
 
+use std::cell::RefCell;
+
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -36,6 +39,25 @@ impl CurrentTime {
             unix,
         })
     }
+
+    /// The JSON body of [`CurrentTime::at`]`(unix)`. Each worker thread formats it once a
+    /// second: the calls within that second share its bytes.
+    pub fn json_at(unix: i64) -> Result<Bytes, ApiError> {
+        thread_local! {
+            static LAST: RefCell<Option<(i64, Bytes)>> = const { RefCell::new(None) };
+        }
+        LAST.with_borrow_mut(|last| {
+            if let Some((at, body)) = last
+                && *at == unix
+            {
+                return Ok(body.clone());
+            }
+            let body = serde_json::to_vec(&Self::at(unix)?).map_err(ApiError::internal)?;
+            let body = Bytes::from(body);
+            *last = Some((unix, body.clone()));
+            Ok(body)
+        })
+    }
 }
 
 /// The server's current time.
@@ -54,7 +76,7 @@ pub async fn get_current_time(
     clock: web::Data<Clock>,
 ) -> Result<HttpResponse, ApiError> {
     let charged = quota.charge(&req, 1).await?;
-    Ok(charged.respond(CurrentTime::at(clock.now())?))
+    Ok(charged.respond_json(CurrentTime::json_at(clock.now())?))
 }
 
 #[cfg(test)]
@@ -67,5 +89,21 @@ mod tests {
         assert_eq!(t.current_time, "2023-11-14 22:13:20");
         assert_eq!(t.utc, "2023-11-14T22:13:20Z");
         assert_eq!(t.unix, 1_700_000_000);
+    }
+
+    /// The body made once a second is the one `at` serializes, for each second asked, in any
+    /// order (a test clock may go back).
+    #[test]
+    fn the_body_of_a_second_is_that_seconds() {
+        for unix in [
+            1_700_000_000,
+            1_700_000_000,
+            1_700_000_001,
+            1_700_000_000,
+            0,
+        ] {
+            let expected = serde_json::to_vec(&CurrentTime::at(unix).unwrap()).unwrap();
+            assert_eq!(CurrentTime::json_at(unix).unwrap(), expected, "{unix}");
+        }
     }
 }
