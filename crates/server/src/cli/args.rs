@@ -499,10 +499,10 @@ fn cores() -> usize {
 
 /// Password hashes at once by default: half the cores, at least one. Each hash keeps a core busy
 /// for about 15 ms, and a login flood keeps every hashing thread busy. With half the cores, the
-/// other half stays free for the async workers. With a thread on every core, every cheap call's
-/// wake-up had to wait for a hash to yield its core: during a flood of unknown-user logins,
-/// `/get-current-time` at 5,000 calls a second took 3.3x its p99 alone on two cores, against 1.8x
-/// with one hashing thread (`docs/benchmarks.md`, run 6).
+/// other half stays free for the async workers. With a thread on every core, a cheap call that
+/// woke a worker often found every core busy with a hash: during a flood of unknown-user logins,
+/// `/get-current-time` at 5,000 calls a second took 3.3x to 4.9x its p99 alone on two cores,
+/// against a median 1.9x with one hashing thread (`docs/benchmarks.md`, run 6).
 fn default_hash_concurrency(cores: usize) -> usize {
     (cores / 2).max(1)
 }
