@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Instructions per request, counted by valgrind's callgrind: the same figure for the same binary
-# and inputs on every run, whatever else the machine is doing (wrk's requests/s on two shared
-# cores vary by a fifth between runs). User space only; the kernel's share is not counted.
+# Instructions per request, counted by valgrind's callgrind: within a fraction of a percent for
+# the same binary and inputs on every run, whatever else the machine is doing (wrk's requests/s on
+# two shared cores vary by a fifth between runs). User space only; the kernel's share is not
+# counted.
 #
 #   bash benches/load/instructions.sh [REQUESTS] [BINARY]  # default 2000, target/release/secure-api
 #

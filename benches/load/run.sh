@@ -3,7 +3,7 @@
 # one run. Needs wrk (installed from Debian's packages if missing).
 #
 #   bash benches/load/run.sh [SECONDS] [BINARY]  # default 10 s, target/release/secure-api
-#   RATE=10000 bash benches/load/run.sh           # the fixed rate of the login-flood rows (5,000/s)
+#   RATE=10000 bash benches/load/run.sh           # the probe's fixed rate (default 5,000/s)
 #
 # Prints a Markdown table: requests/s, p50 and p99 at 32 and 256 connections, and the ratio of
 # each to the baseline's requests/s at the same connection count; then the p99 of
@@ -64,56 +64,64 @@ measure() {
 }
 
 results="$work/results.txt"
+# row NAME CONNECTIONS RESULT: appends a row, or stops the run when a measurement gave no result.
+row() {
+  [ "$(wc -w <<< "$3")" = 5 ] || { echo "no result for $1 at $2 connections: '$3'" >&2; exit 1; }
+  echo "$1 $2 $3" >> "$results"
+}
 for c in 32 256; do
-  echo "baseline $c $(measure baseline "http://127.0.0.1:$baseline_port/get-current-time" "$c")" >> "$results"
-  echo "time $c $(measure time "$base/get-current-time" "$c" "$key")" >> "$results"
-  echo "time_limits $c $(measure time "$base/get-current-time" "$c" "$limits_key")" >> "$results"
-  echo "prime_u64 $c $(measure prime "$base/check-prime" "$c" "$key" '{"number": 18446744073709551557}')" >> "$results"
-  echo "login $c $(measure login "$base/login" "$c" "" "$flood" 1)" >> "$results"
+  row baseline "$c" "$(measure baseline "http://127.0.0.1:$baseline_port/get-current-time" "$c")"
+  row time "$c" "$(measure time "$base/get-current-time" "$c" "$key")"
+  row time_limits "$c" "$(measure time "$base/get-current-time" "$c" "$limits_key")"
+  row prime_u64 "$c" "$(measure prime "$base/check-prime" "$c" "$key" '{"number": 18446744073709551557}')"
+  row login "$c" "$(measure login "$base/login" "$c" "" "$flood" 1)"
 done
 # A 1024-bit prime: two clients, each with its own key on one connection, so that together
 # they may use both prime threads.
-echo "prime_1024 2 $(KEYS="$key,$key2" measure prime "$base/check-prime" 2 "" "{\"number\": $prime_1024}")" >> "$results"
+row prime_1024 2 "$(KEYS="$key,$key2" measure prime "$base/check-prime" 2 "" "{\"number\": $prime_1024}")"
 
 # /get-current-time alone and then while one wrk thread floods /login with 32 connections, measured
-# two ways: at a fixed rate (RATE, 5,000 calls a second) on 16 connections (the probe: latency counted from when
-# each call was due, as traffic from many clients sees it), and by one wrk thread on 32
-# connections, which sends the next call when an answer comes and so keeps a core busy.
+# two ways: at a fixed rate (RATE, 5,000 calls a second) on 16 connections, with the probe, which
+# counts latency from when each call was due, as traffic from many clients sees it (the baseline
+# at the same rate shows the probe's own floor); and by one wrk thread on 32 connections, which
+# sends the next call when an answer comes and so keeps a core busy.
 one_thread() {
   KEY="$2" BODY="$3" SPREAD="$4" USERS=$([ "$4" = 1 ] && echo random) wrk -t1 -c32 -d"$5s" --timeout 10s -s "$work/post.lua" "$1" |
     grep '^RESULT' | sed 's/^RESULT //'
 }
 # fixed_rate [PORT]: the probe against the server, or the baseline on PORT.
 fixed_rate() {
-  KEY="$key" target/release/probe "127.0.0.1:${1:-$server_port}" /get-current-time "$rate" "$duration" 16 | sed 's/^RESULT //'
+  KEY="$key" target/release/probe "127.0.0.1:${1:-$server_port}" /get-current-time "$rate" \
+    "$duration" 16 | sed 's/^RESULT //'
 }
 # during_login_flood COMMAND...: runs COMMAND while /login is flooded; prints COMMAND's output and
 # then the flood's.
 during_login_flood() {
   one_thread "$base/login" "" "$flood" 1 "$((duration + 4))" > "$work/flood.txt" &
   local flooding=$!
+  pids+=("$flooding")
   sleep 2
   "$@"
   wait "$flooding"
   cat "$work/flood.txt"
 }
-echo "fixed_baseline 16 $(fixed_rate "$baseline_port")" >> "$results"
+row fixed_baseline 16 "$(fixed_rate "$baseline_port")"
 drain "$base"
-echo "fixed_alone 16 $(fixed_rate)" >> "$results"
+row fixed_alone 16 "$(fixed_rate)"
 drain "$base"
 during_login_flood fixed_rate > "$work/both.txt"
-echo "fixed_under_login_flood 16 $(head -1 "$work/both.txt")" >> "$results"
-echo "login_flood 32 $(tail -1 "$work/both.txt")" >> "$results"
+row fixed_under_login_flood 16 "$(head -1 "$work/both.txt")"
+row login_flood 32 "$(tail -1 "$work/both.txt")"
 drain "$base"
-echo "time_alone_1_thread 32 $(one_thread "$base/get-current-time" "$key" "" 0 "$duration")" >> "$results"
+row time_alone_1_thread 32 "$(one_thread "$base/get-current-time" "$key" "" 0 "$duration")"
 drain "$base"
 during_login_flood one_thread "$base/get-current-time" "$key" "" 0 "$duration" > "$work/both.txt"
-echo "time_under_login_flood 32 $(head -1 "$work/both.txt")" >> "$results"
+row time_under_login_flood 32 "$(head -1 "$work/both.txt")"
 
 status_check=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: $key" "$base/get-current-time")
 python3 - "$results" "$duration" "$status_check" "$rate" <<'PY'
 import sys
-rate = f"{int(sys.argv[4]):,}"
+rate = f"{float(sys.argv[4]):,g}"
 rows = [line.split() for line in open(sys.argv[1])]
 base = {r[1]: float(r[2]) for r in rows if r[0] == "baseline"}
 labels = {
@@ -152,7 +160,8 @@ def p99(name):
 print()
 for label, alone, flood in [(f"at a fixed {rate}/s (probe)", "fixed_alone", "fixed_under_login_flood"),
                             ("by 1 wrk thread, 32 connections", "time_alone_1_thread", "time_under_login_flood")]:
+    ratio = f"{p99(flood) / p99(alone):.2f}x" if p99(alone) > 0 else "no answer alone"
     print(f"p99 of /get-current-time {label}: {p99(alone):.2f} ms alone, {p99(flood):.2f} ms during the "
-          f"login flood ({p99(flood) / p99(alone):.2f}x).")
+          f"login flood ({ratio}).")
 print(f"Last status after the run: {sys.argv[3]}.")
 PY

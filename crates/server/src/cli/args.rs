@@ -502,7 +502,7 @@ fn cores() -> usize {
 /// other half stays free for the async workers. With a thread on every core, a cheap call that
 /// woke a worker often found every core busy with a hash: during a flood of unknown-user logins,
 /// `/get-current-time` at 5,000 calls a second took 3.3x to 4.9x its p99 alone on two cores,
-/// against a median 1.9x with one hashing thread (`docs/benchmarks.md`, run 6).
+/// against 1.7x to 2.7x with one hashing thread (`docs/benchmarks.md`, run 6).
 fn default_hash_concurrency(cores: usize) -> usize {
     (cores / 2).max(1)
 }
