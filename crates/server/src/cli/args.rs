@@ -501,8 +501,9 @@ fn cores() -> usize {
 /// for about 15 ms, and a login flood keeps every hashing thread busy. With half the cores, the
 /// other half stays free for the async workers. With a thread on every core, a cheap call that
 /// woke a worker often found every core busy with a hash: during a flood of unknown-user logins,
-/// `/get-current-time` at 5,000 calls a second took 3.3x to 4.9x its p99 alone on two cores,
-/// against 1.7x to 2.7x with one hashing thread (`docs/benchmarks.md`, run 6).
+/// `/get-current-time` at 5,000 calls a second took 3.9x to 5.6x its p99 alone on two cores,
+/// against 2.1x to 3.3x with one hashing thread, in alternating rounds (`docs/benchmarks.md`,
+/// run 6).
 fn default_hash_concurrency(cores: usize) -> usize {
     (cores / 2).max(1)
 }
