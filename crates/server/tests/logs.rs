@@ -157,10 +157,11 @@ async fn no_log_line_contains_a_secret() {
 
 /// The binary's text log names the request on each line written while serving it, and ends the
 /// request with its access line: with the default filter, where requests carry their fields
-/// without a `tracing` span, and with a span directive in `RUST_LOG`, which needs the span.
+/// without a `tracing` span, and with a span directive in `RUST_LOG`, which needs the span. An
+/// empty `RUST_LOG` is the default filter.
 #[actix_web::test]
 async fn the_binary_names_the_request_on_its_lines() {
-    for (rust_log, debug_lines) in [("info", false), ("info,[request]=debug", true)] {
+    for (rust_log, debug_lines) in [("info", false), ("info,[request]=debug", true), ("", false)] {
         let dir = tempfile::tempdir().unwrap();
         let env: Vec<(String, String)> = vec![
             ("SECRET_KEY".to_owned(), random_hex(48)),

@@ -94,7 +94,11 @@ fn init_logging(format: LogFormat) -> std::io::Result<log_writer::Guard> {
     use tracing_subscriber::{Layer as _, Registry};
 
     const DEFAULT: &str = "info,sqlx=warn,actix_server=warn";
-    let directives = std::env::var("RUST_LOG").ok();
+    // An empty `RUST_LOG` means the default, as it did before `Targets`; `EnvFilter` would read
+    // it as ERROR only.
+    let directives = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|d| !d.trim().is_empty());
     let targets = plain_targets(directives.as_deref().unwrap_or(DEFAULT));
     let filter: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match &targets {
         Some(targets) => targets.clone().boxed(),
