@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, test as atest, web};
 use apikey_gen::{
-    ApiKeyAuth, Authenticator, Error, FakeClock, KeyConfig, KeyHash, KeyHasher, KeyRecord, KeyStore,
+    ApiKeyAuth, Authenticator, Error, FakeClock, KeyConfig, KeyHash, KeyHasher, KeyRecord,
+    KeySource, KeyStore,
 };
 use axum::Router;
 use axum::body::Body;
@@ -175,8 +176,13 @@ async fn a_flood_of_unknown_keys_never_evicts_a_known_key() {
     assert_eq!(auth.store().total.load(Ordering::SeqCst), before);
 }
 
-async fn whoami(caller: web::ReqData<Caller>) -> HttpResponse {
-    HttpResponse::Ok().body(format!("{}@{}", caller.key_id, caller.service))
+async fn whoami(caller: web::ReqData<Caller>, source: web::ReqData<KeySource>) -> HttpResponse {
+    HttpResponse::Ok().body(format!(
+        "{}@{} by {}",
+        caller.key_id,
+        caller.service,
+        source.as_str()
+    ))
 }
 
 #[actix_rt::test]
@@ -208,14 +214,15 @@ async fn actix_puts_the_identity_into_the_request_and_refuses_with_problems() {
             None => req.to_request(),
         }
     };
-    for header in [
-        ("authorization", active.clone()),
-        ("authorization", format!("Bearer {active}")),
-        ("x-api-key", active.clone()),
+    for (header, source) in [
+        (("authorization", active.clone()), "raw_authorization"),
+        (("authorization", format!("Bearer {active}")), "bearer"),
+        (("x-api-key", active.clone()), "x_api_key"),
     ] {
         let res = atest::call_service(&app, call(Some(header), "/whoami")).await;
         assert_eq!(res.status(), 200);
-        assert_eq!(atest::read_body(res).await, "k-active@billing");
+        let expected = format!("k-active@billing by {source}");
+        assert_eq!(atest::read_body(res).await, expected.as_bytes());
     }
     for (header, detail) in [
         (
@@ -271,12 +278,18 @@ async fn axum_puts_the_identity_into_the_request_and_refuses_with_problems() {
     let clock = FakeClock::at_unix_secs(NOW);
     let (store, [active, ..]) = fixture();
     let auth = ApiKeyAuth::new(authenticator(store, &clock));
-    let app = Router::new()
-        .route(
-            "/whoami",
-            get(|Extension(caller): Extension<Caller>| async move { caller.key_id }),
-        )
-        .layer(auth);
+    let app =
+        Router::new()
+            .route(
+                "/whoami",
+                get(
+                    |Extension(caller): Extension<Caller>,
+                     Extension(source): Extension<KeySource>| async move {
+                        format!("{} by {}", caller.key_id, source.as_str())
+                    },
+                ),
+            )
+            .layer(auth);
     let request = |key: &str| {
         http::Request::builder()
             .uri("/whoami")
@@ -284,10 +297,15 @@ async fn axum_puts_the_identity_into_the_request_and_refuses_with_problems() {
             .body(Body::empty())
             .unwrap()
     };
-    let ok = app.clone().oneshot(request(&active)).await.unwrap();
-    assert_eq!(ok.status(), 200);
-    let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
-    assert_eq!(&body[..], b"k-active");
+    for (presented, source) in [
+        (active.clone(), "raw_authorization"),
+        (format!("Bearer {active}"), "bearer"),
+    ] {
+        let ok = app.clone().oneshot(request(&presented)).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        let body = axum::body::to_bytes(ok.into_body(), 1024).await.unwrap();
+        assert_eq!(body, format!("k-active by {source}").as_bytes());
+    }
     let unknown = config().generate().unwrap();
     let refused = app
         .oneshot(request(unknown.key().expose_secret()))
@@ -424,20 +442,20 @@ fn actix_and_http_header_maps_present_keys_as_presented_key_reads_them() {
     /// Headers, and the key and source read from them.
     type Case = (
         &'static [(&'static str, &'static str)],
-        Result<(&'static str, apikey_gen::KeySource), Error>,
+        Result<(&'static str, KeySource), Error>,
     );
     let cases: [Case; 4] = [
         (
             &[("authorization", "sk_abc")],
-            Ok(("sk_abc", apikey_gen::KeySource::RawAuthorization)),
+            Ok(("sk_abc", KeySource::RawAuthorization)),
         ),
         (
             &[("authorization", "Bearer sk_abc")],
-            Ok(("sk_abc", apikey_gen::KeySource::Bearer)),
+            Ok(("sk_abc", KeySource::Bearer)),
         ),
         (
             &[("authorization", "other"), ("x-api-key", "sk_abc")],
-            Ok(("sk_abc", apikey_gen::KeySource::XApiKey)),
+            Ok(("sk_abc", KeySource::XApiKey)),
         ),
         (&[("x-request-id", "sk_abc")], Err(Error::MissingKey)),
     ];

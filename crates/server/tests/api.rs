@@ -34,6 +34,19 @@ async fn get_current_time_accepts_the_key_in_all_three_forms() {
     assert_eq!(who.body["service"], "demo");
     assert_eq!(who.body["auth_method"], "x_api_key");
     assert_eq!(who.body["key_id"], app.first.demo_key.id);
+    // `X-API-Key` wins over an `Authorization` that carries something else.
+    let bearer = format!("Bearer {key}");
+    for (headers, method) in [
+        (vec![("authorization", key.as_str())], "raw_authorization"),
+        (vec![("authorization", bearer.as_str())], "bearer"),
+        (
+            vec![("x-api-key", key.as_str()), ("authorization", "Bearer b")],
+            "x_api_key",
+        ),
+    ] {
+        let who = app.get("/whoami", &headers).await;
+        assert_eq!(who.body["auth_method"], method, "{headers:?}");
+    }
 }
 
 #[actix_web::test]

@@ -94,8 +94,10 @@ where
             };
             match checked {
                 Ok(identity) => {
-                    if let Some(identity) = identity {
-                        req.extensions_mut().insert(identity);
+                    if let Some((identity, source)) = identity {
+                        let mut extensions = req.extensions_mut();
+                        extensions.insert(identity);
+                        extensions.insert(source);
                     }
                     Ok(service.call(req).await?.map_into_left_body())
                 }

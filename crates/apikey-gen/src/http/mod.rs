@@ -55,7 +55,7 @@ pub use tower::{ApiKeyAuthService, http_presented_key, http_response};
 
 use crate::auth::{Authenticator, Clock, KeyStore};
 use crate::error::Error;
-use crate::presented::presented_key;
+use crate::presented::{KeySource, presented_key};
 
 /// An answer that refuses a request: status, extra headers, content type and body, in a form
 /// any framework can send. The default ones are RFC 9457 problem documents.
@@ -145,8 +145,9 @@ type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
 ///
 /// It reads the key by [`presented_key`]'s rules, checks it with the [`Authenticator`], and
 /// puts the key's identity (`S::Identity`) into the request extensions for the handler and the
-/// layers after it (a quota keyed by the identity's key id, say). A refusal is a 401 problem
-/// document, or 503 when the store fails.
+/// layers after it (a quota keyed by the identity's key id, say), with the [`KeySource`] it came
+/// in (to count the clients still sending a bare `Authorization`, say). A refusal is a 401
+/// problem document, or 503 when the store fails.
 pub struct ApiKeyAuth<S: KeyStore, C> {
     inner: Arc<Inner<S, C>>,
 }
@@ -210,12 +211,13 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
         &self.inner.authenticator
     }
 
-    /// The identity of the request whose headers `header` reads, or the refusal to send;
-    /// `Ok(None)` when the request carries a skip header and goes on unauthenticated.
+    /// The identity of the request whose headers `header` reads and how its key came, or the
+    /// refusal to send; `Ok(None)` when the request carries a skip header and goes on
+    /// unauthenticated.
     async fn check<'a>(
         &self,
         header: impl Fn(&str) -> Option<&'a [u8]>,
-    ) -> Result<Option<S::Identity>, Rejection> {
+    ) -> Result<Option<(S::Identity, KeySource)>, Rejection> {
         if self
             .inner
             .skip_headers
@@ -229,7 +231,7 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
             .authenticator
             .authenticate(presented.expose_secret())
             .await
-            .map(Some)
+            .map(|identity| Some((identity, presented.source())))
             .map_err(|e| self.refuse(&e))
     }
 

@@ -97,8 +97,9 @@ where
             };
             match checked {
                 Ok(identity) => {
-                    if let Some(identity) = identity {
+                    if let Some((identity, source)) = identity {
                         parts.extensions.insert(identity);
+                        parts.extensions.insert(source);
                     }
                     inner.call(Request::from_parts(parts, body)).await
                 }
