@@ -284,8 +284,10 @@ impl ChargeLog {
 
 thread_local! {
     /// The batch of charges being gathered on this thread, per log: present from a batch's
-    /// first line until its leader writes it.
-    static BATCHES: RefCell<HashMap<u64, Rc<RefCell<Batch>>>> = RefCell::new(HashMap::new());
+    /// first line until its leader writes it. Hashed with `foldhash`: the ids are the
+    /// process's own.
+    static BATCHES: RefCell<foldhash::HashMap<u64, Rc<RefCell<Batch>>>> =
+        RefCell::new(foldhash::HashMap::default());
 }
 
 /// Charges of one thread waiting to be written together.

@@ -26,6 +26,7 @@
 //! in `secure_api_redis_errors_total` and `secure_api_redis_fallbacks_total`.
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::ServiceRequest;
@@ -34,7 +35,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use quota::{
     Backend as _, Cause, Chain, Decision, Either, FailMode, FallbackBackend, ForwardedIp,
-    FromExtension, HeaderFields, MemoryBackend, Policy, RateLimit, RedisBackend, Refusal,
+    FromExtension, HeaderFields, MemoryBackend, Policy, QuotaKey, RateLimit, RedisBackend, Refusal,
     RefusalReason, Rejection, Rule, Status, Stop, Usage, Verdict, Window,
 };
 use serde::Serialize;
@@ -151,10 +152,11 @@ pub fn store_unavailable() -> ApiError {
     }
 }
 
-type PrincipalKey = FromExtension<Principal, fn(&Principal) -> String>;
+type PrincipalKey = FromExtension<Principal, fn(&Principal) -> QuotaKey>;
 
-fn key_of(principal: &Principal) -> String {
-    principal.quota_id.clone()
+/// The quota key of `principal`'s calls: a key and its rotations count as one.
+fn key_of(principal: &Principal) -> QuotaKey {
+    QuotaKey::from(&*principal.quota_id)
 }
 
 /// The counters of a key's own limits beside its daily quota: each call brings its key's
@@ -409,7 +411,8 @@ impl KeyQuota {
         };
         if let Some(journal) = &self.journal
             && cost > 0
-            && let Some(subject) = quota::RequestView::with_extension(req, key_of)
+            && let Some(subject) =
+                quota::RequestView::with_extension(req, |p: &Principal| Arc::clone(&p.quota_id))
         {
             journal
                 .record(&subject, cost)
@@ -737,7 +740,11 @@ impl KeyQuota {
     /// when that cannot be read now (Redis is away).
     pub async fn remaining(&self, req: &HttpRequest) -> Option<u64> {
         let (key, limit, limits) = quota::RequestView::with_extension(req, |p: &Principal| {
-            (key_of(p), NonZeroU64::new(p.daily_quota), p.limits)
+            (
+                Arc::clone(&p.quota_id),
+                NonZeroU64::new(p.daily_quota),
+                p.limits,
+            )
         })?;
         let backend = self.limit.backend();
         let usage = match limit {

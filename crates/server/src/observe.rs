@@ -23,7 +23,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::rc::Rc;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix_web::HttpMessage as _;
@@ -296,47 +296,92 @@ pub fn database_error() {
     metrics::counter!(DATABASE_ERRORS).increment(1);
 }
 
-/// The caller's request id when it is a short token (letters, digits, `-`, `_`, `.`), so
-/// that a trace can cross services; otherwise `None`.
-fn inbound_request_id(req: &ServiceRequest) -> Option<String> {
-    let value = req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?;
-    let ok = (1..=64).contains(&value.len())
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-    ok.then(|| value.to_owned())
+/// The longest request id taken from a caller.
+const MAX_REQUEST_ID: usize = 64;
+
+/// A request's id: the caller's `X-Request-Id` when it is a short token (1 to 64 letters,
+/// digits, `-`, `_`, `.`), so that a trace can cross services; otherwise 16 random hex digits.
+/// Kept inline, as every request makes one, stores it and writes it twice.
+#[derive(Clone, Copy)]
+pub struct RequestId {
+    len: u8,
+    bytes: [u8; MAX_REQUEST_ID],
 }
 
-fn new_request_id() -> String {
-    let mut bytes = [0u8; 8];
-    rand::fill(&mut bytes);
-    hex::encode(bytes)
+impl RequestId {
+    /// `text` as an id, when it is a short token.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = (1..=MAX_REQUEST_ID).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let len = u8::try_from(text.len()).ok().filter(|_| ok)?;
+        let mut bytes = [0; MAX_REQUEST_ID];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        Some(Self { len, bytes })
+    }
+
+    /// A new random id.
+    #[must_use]
+    pub fn random() -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut random = [0u8; 8];
+        rand::fill(&mut random);
+        let mut bytes = [0; MAX_REQUEST_ID];
+        for (pair, b) in bytes.chunks_exact_mut(2).zip(random) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0xf)];
+        }
+        Self { len: 16, bytes }
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Only ASCII tokens and hex digits are ever stored.
+        core::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
 }
 
-/// The id of the request being served, in its extensions: the audit log records it.
-#[derive(Debug, Clone)]
-struct RequestId(String);
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
-/// The id of `req` (its `X-Request-Id`), set by [`observe_request`].
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+fn inbound_request_id(req: &ServiceRequest) -> Option<RequestId> {
+    RequestId::parse(req.headers().get(REQUEST_ID_HEADER)?.to_str().ok()?)
+}
+
+/// The id of `req` (its `X-Request-Id`), set by [`observe_request`]: the audit log records it.
 #[must_use]
 pub fn request_id(req: &actix_web::HttpRequest) -> Option<String> {
-    req.extensions().get::<RequestId>().map(|id| id.0.clone())
+    req.extensions()
+        .get::<RequestId>()
+        .map(|id| id.as_str().to_owned())
 }
 
 /// The fields of the request being served, where the bundled binary's text log reads them:
 /// what the `request` span carries otherwise.
 #[derive(Debug)]
 pub struct RequestContext {
-    id: String,
+    id: RequestId,
     method: actix_web::http::Method,
     path: String,
-    key: RefCell<Option<String>>,
+    key: RefCell<Option<Arc<str>>>,
 }
 
 impl RequestContext {
     /// The context of a request `id`, before its key is known.
     #[must_use]
-    pub fn new(id: String, method: actix_web::http::Method, path: String) -> Self {
+    pub fn new(id: RequestId, method: actix_web::http::Method, path: String) -> Self {
         Self {
             id,
             method,
@@ -403,30 +448,29 @@ pub async fn observe_request(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let id = inbound_request_id(&req).unwrap_or_else(new_request_id);
+    let id = inbound_request_id(&req).unwrap_or_else(RequestId::random);
     let method = req.method().clone();
     // The pattern comes from the path alone, so it can be read before routing. (The request
     // itself must not be cloned before routing: actix needs it unshared to record the match.)
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    req.extensions_mut().insert(RequestId(id.clone()));
+    req.extensions_mut().insert(id);
     let label = method_label(&method);
-    let (result, id) = match ACCESS_LOG.get() {
+    let result = match ACCESS_LOG.get() {
         Some(access_log) if tracing::enabled!(tracing::Level::INFO) => {
             let context = Rc::new(RequestContext::new(id, method, req.path().to_owned()));
             let result = CONTEXT.scope(Rc::clone(&context), next.call(req)).await;
             let (status, elapsed) = answered(&result, started);
             record_request(route, label, status, elapsed);
             access_log(&context, status, micros(elapsed));
-            let id = Rc::try_unwrap(context).map_or_else(|shared| shared.id.clone(), |c| c.id);
-            (result, id)
+            result
         }
         Some(_) => {
             let result = next.call(req).await;
             let (status, elapsed) = answered(&result, started);
             record_request(route, label, status, elapsed);
-            (result, id)
+            result
         }
         None => {
             let span = tracing::info_span!(
@@ -442,12 +486,12 @@ pub async fn observe_request(
             span.in_scope(|| {
                 tracing::info!(status, micros = micros(elapsed), "request");
             });
-            (result, id)
+            result
         }
     };
     match result {
         Ok(mut response) => {
-            finish_headers(response.headers_mut(), &id);
+            finish_headers(response.headers_mut(), id);
             Ok(response)
         }
         // An error from a middleware (authentication, the request timeout) is turned into its
@@ -474,8 +518,8 @@ fn micros(elapsed: Duration) -> u64 {
 
 /// Headers on every response: the request id, and the security headers that a handler did
 /// not set itself (a JSON API is never framed, sniffed or cached; `/docs` sets its own policy).
-fn finish_headers(headers: &mut HeaderMap, id: &str) {
-    if let Ok(value) = HeaderValue::from_str(id) {
+fn finish_headers(headers: &mut HeaderMap, id: RequestId) {
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     for (name, value) in SECURITY_HEADERS {
@@ -513,7 +557,7 @@ pub const SECURITY_HEADERS: [(HeaderName, HeaderValue); 5] = [
 /// A middleware's error with the request id, answered with the usual headers.
 struct Answered {
     error: actix_web::Error,
-    id: String,
+    id: RequestId,
 }
 
 impl fmt::Debug for Answered {
@@ -535,7 +579,7 @@ impl actix_web::ResponseError for Answered {
 
     fn error_response(&self) -> actix_web::HttpResponse {
         let mut response = self.error.error_response();
-        finish_headers(response.headers_mut(), &self.id);
+        finish_headers(response.headers_mut(), self.id);
         response
     }
 }
@@ -556,9 +600,11 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-/// The request metrics' handles, by route, method and status.
+/// The request metrics' handles, by route, method and status. Hashed with `foldhash`, not
+/// SipHash: no client chooses these keys (a route pattern or `unmatched`, a method label from a
+/// fixed set, a status), so resistance to collisions buys nothing, and this runs on every call.
 type RequestHandles =
-    std::collections::HashMap<(String, &'static str, u16), (metrics::Counter, metrics::Histogram)>;
+    foldhash::HashMap<(String, &'static str, u16), (metrics::Counter, metrics::Histogram)>;
 
 fn record_request(route: String, method: &'static str, status: u16, elapsed: Duration) {
     thread_local! {
@@ -590,9 +636,9 @@ fn record_request(route: String, method: &'static str, status: u16, elapsed: Dur
 }
 
 /// Records the authenticated key's id on the request being served (its context or its span).
-pub fn record_key(key_id: &str) {
+pub fn record_key(key_id: &Arc<str>) {
     let recorded = with_request_context(|context| {
-        *context.key.borrow_mut() = Some(key_id.to_owned());
+        *context.key.borrow_mut() = Some(Arc::clone(key_id));
     });
     if recorded.is_none() {
         tracing::Span::current().record("key", tracing::field::display(key_id));
@@ -602,6 +648,24 @@ pub fn record_key(key_id: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_id_is_a_token_of_at_most_64_bytes_or_16_random_hex_digits() {
+        let longest = "a.B-9_".repeat(11)[..64].to_owned();
+        assert_eq!(RequestId::parse(&longest).unwrap().as_str(), longest);
+        assert_eq!(RequestId::parse("x").unwrap().to_string(), "x");
+        for refused in ["", &"a".repeat(65), "a b", "é", "a/b", "a\u{0}"] {
+            assert!(RequestId::parse(refused).is_none(), "{refused:?}");
+        }
+        let (one, two) = (RequestId::random(), RequestId::random());
+        assert_eq!(one.as_str().len(), 16);
+        assert!(
+            one.as_str()
+                .bytes()
+                .all(|b| b"0123456789abcdef".contains(&b))
+        );
+        assert_ne!(one.as_str(), two.as_str());
+    }
 
     #[test]
     fn a_cause_is_logged_once_an_interval_with_the_count_held_back() {

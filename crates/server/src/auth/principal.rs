@@ -5,6 +5,7 @@ use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use serde::Serialize;
 
 use std::num::NonZeroU64;
+use std::sync::Arc;
 
 use crate::auth::scope::{Scope, Scopes};
 use crate::error::ApiError;
@@ -74,11 +75,11 @@ pub enum AuthMethod {
 #[derive(Debug, Clone)]
 pub struct Principal {
     /// The key's non-secret id.
-    pub key_id: String,
+    pub key_id: Arc<str>,
     /// The id its daily quota is counted under: shared by a key and its rotations.
-    pub quota_id: String,
+    pub quota_id: Arc<str>,
     /// The service that owns the key.
-    pub service: String,
+    pub service: Arc<str>,
     /// The key's daily quota.
     pub daily_quota: u64,
     /// What the key may call.
@@ -106,9 +107,11 @@ impl Principal {
 /// What the key table says of an active key: who it is, and whether it must sign.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyIdentity {
-    key_id: String,
-    quota_id: String,
-    service: String,
+    // Shared, not owned: the key cache hands out a copy of the identity on every call, and
+    // each copy's principal takes another, so owned strings cost six allocations a call.
+    key_id: Arc<str>,
+    quota_id: Arc<str>,
+    service: Arc<str>,
     daily_quota: u64,
     scopes: Scopes,
     limits: CallLimits,
@@ -120,9 +123,9 @@ impl KeyIdentity {
     #[must_use]
     pub fn of(row: &KeyRow, default_quota: u64) -> Self {
         Self {
-            key_id: row.id.clone(),
-            quota_id: row.quota_subject().to_owned(),
-            service: row.service.clone(),
+            key_id: row.id.as_str().into(),
+            quota_id: row.quota_subject().into(),
+            service: row.service.as_str().into(),
             daily_quota: row
                 .daily_quota
                 .and_then(|q| u64::try_from(q).ok())

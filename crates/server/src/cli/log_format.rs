@@ -277,7 +277,7 @@ mod tests {
     /// What is logged while a request is served: a line, the key found, a nested span.
     fn log_in_a_request() {
         tracing::warn!(reason = "bad checksum", "refused key");
-        observe::record_key("sapi_...0123456789ab");
+        observe::record_key(&"sapi_...0123456789ab".into());
         tracing::info_span!("upstream", key = 3).in_scope(|| tracing::info!("no fields"));
         tracing::debug!(status = 200_u64, "authenticated");
     }
@@ -305,7 +305,7 @@ mod tests {
             });
         });
         let context = Rc::new(RequestContext::new(
-            "4f2a".to_owned(),
+            observe::RequestId::parse("4f2a").unwrap(),
             actix_web::http::Method::POST,
             "/check-prime".to_owned(),
         ));

@@ -35,8 +35,8 @@ pub struct WhoAmI {
 pub async fn whoami(caller: ApiCaller) -> Result<web::Json<WhoAmI>, ApiError> {
     let p = caller.0;
     Ok(web::Json(WhoAmI {
-        key_id: p.key_id,
-        service: p.service,
+        key_id: p.key_id.to_string(),
+        service: p.service.to_string(),
         auth_method: p.method,
         daily_quota: p.daily_quota,
         scopes: p.scopes,
