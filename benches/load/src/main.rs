@@ -5,6 +5,7 @@
 //!
 //! `baseline ADDR [WORKERS]`, e.g. `baseline 127.0.0.1:9000 2`.
 
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -17,6 +18,39 @@ struct CurrentTime {
     current_time: String,
     utc: String,
     unix: i64,
+}
+
+/// The header fields secure-api's `/get-current-time` answer carries beyond what actix-web adds
+/// (`content-length`, `content-type`, `date`), with values of the same length: the quota's,
+/// the security headers and the request id. Sent by `baseline ADDR WORKERS same-headers`, to
+/// tell what those bytes cost (in the kernel and in the client) from what computing them costs.
+const SAME_HEADERS: [(&str, &str); 11] = [
+    ("x-ratelimit-remaining", "999999999"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("ratelimit", "\"daily\";r=999999999;t=41143"),
+    ("x-ratelimit-limit", "1000000000"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    ("ratelimit-policy", "\"daily\";q=1000000000;w=86400"),
+    ("x-ratelimit-reset", "1796601600"),
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("x-request-id", "5e3a535a45ce4852"),
+];
+
+async fn current_time_same_headers() -> HttpResponse {
+    let mut response = current_time().await;
+    let headers = response.headers_mut();
+    for (name, value) in SAME_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 async fn current_time() -> HttpResponse {
@@ -36,10 +70,26 @@ fn main() -> std::io::Result<()> {
     let mut args = std::env::args().skip(1);
     let addr = args.next().unwrap_or_else(|| "127.0.0.1:9000".to_owned());
     let workers = args.next().and_then(|w| w.parse().ok()).unwrap_or(2);
+    let same_headers = match args.next().as_deref() {
+        None => false,
+        Some("same-headers") => true,
+        Some(other) => {
+            return Err(std::io::Error::other(format!(
+                "unknown mode {other:?}: the third argument is `same-headers` or nothing"
+            )));
+        }
+    };
     actix_web::rt::System::new().block_on(
-        HttpServer::new(|| App::new().route("/get-current-time", web::post().to(current_time)))
-            .workers(workers)
-            .bind(addr)?
-            .run(),
+        HttpServer::new(move || {
+            let handler = if same_headers {
+                web::post().to(current_time_same_headers)
+            } else {
+                web::post().to(current_time)
+            };
+            App::new().route("/get-current-time", handler)
+        })
+        .workers(workers)
+        .bind(addr)?
+        .run(),
     )
 }
