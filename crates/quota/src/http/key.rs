@@ -72,19 +72,6 @@ impl QuotaKey {
     }
 }
 
-/// `n` in decimal, written into the end of `buffer` without `fmt`.
-pub(crate) fn decimal_digits(mut n: u64, buffer: &mut [u8; 20]) -> &[u8] {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buffer[at..];
-        }
-    }
-}
-
 fn mask32(prefix: u8) -> u32 {
     u32::MAX
         .checked_shl(32 - u32::from(prefix.min(32)))
@@ -122,8 +109,7 @@ impl Inline {
 
     /// Appends `n` in decimal.
     fn push_decimal(&mut self, n: u64) {
-        let mut buffer = [0u8; 20];
-        for &digit in decimal_digits(n, &mut buffer) {
+        for &digit in itoa::Buffer::new().format(n).as_bytes() {
             self.push(digit);
         }
     }

@@ -290,7 +290,7 @@ fn push_sf_string(out: &mut Vec<u8>, name: &str) {
 
 /// Appends `n` in decimal, without `fmt`.
 fn push_decimal(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(key::decimal_digits(n, &mut [0u8; 20]));
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 fn decimal(n: u64) -> Bytes {
