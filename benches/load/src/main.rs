@@ -3,7 +3,9 @@
 //! formatting), with no authentication, quota, logging or security headers. What secure-api
 //! adds on top of this is what the benchmark measures.
 //!
-//! `baseline ADDR [WORKERS]`, e.g. `baseline 127.0.0.1:9000 2`.
+//! `baseline ADDR [WORKERS [same-headers]]`, e.g. `baseline 127.0.0.1:9000 2`. With
+//! `same-headers`, every answer also carries the header fields secure-api's does, as constants
+//! ([`SAME_HEADERS`]): what those bytes cost, without what computing them costs.
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{App, HttpResponse, HttpServer, web};
