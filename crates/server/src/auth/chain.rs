@@ -42,10 +42,15 @@ impl ApiAuth {
 
 /// How the key was presented, as the API-key middleware found it.
 fn presented_by(source: Option<KeySource>) -> AuthMethod {
+    // `ApiKeyAuth` puts the source beside every identity it puts in.
+    debug_assert!(
+        source.is_some(),
+        "an API-key identity without its KeySource"
+    );
     match source {
         Some(KeySource::XApiKey) => AuthMethod::XApiKey,
         Some(KeySource::Bearer) => AuthMethod::Bearer,
-        _ => AuthMethod::RawAuthorization,
+        Some(KeySource::RawAuthorization) | None => AuthMethod::RawAuthorization,
     }
 }
 
