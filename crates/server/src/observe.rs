@@ -312,27 +312,28 @@ impl RequestId {
     /// `text` as an id, when it is a short token.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        let ok = (1..=MAX_REQUEST_ID).contains(&text.len())
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        let len = u8::try_from(text.len()).ok().filter(|_| ok)?;
+        let token = text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        if !token || !(1..=MAX_REQUEST_ID).contains(&text.len()) {
+            return None;
+        }
         let mut bytes = [0; MAX_REQUEST_ID];
         bytes[..text.len()].copy_from_slice(text.as_bytes());
-        Some(Self { len, bytes })
+        Some(Self {
+            len: u8::try_from(text.len()).ok()?,
+            bytes,
+        })
     }
 
     /// A new random id.
     #[must_use]
     pub fn random() -> Self {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut random = [0u8; 8];
         rand::fill(&mut random);
         let mut bytes = [0; MAX_REQUEST_ID];
-        for (pair, b) in bytes.chunks_exact_mut(2).zip(random) {
-            pair[0] = HEX[usize::from(b >> 4)];
-            pair[1] = HEX[usize::from(b & 0xf)];
-        }
+        // 8 bytes are 16 hex digits, which always fit.
+        let _ = hex::encode_to_slice(random, &mut bytes[..16]);
         Self { len: 16, bytes }
     }
 
