@@ -488,3 +488,28 @@ fn actix_and_http_header_maps_present_keys_as_presented_key_reads_them() {
         );
     }
 }
+
+/// A refusal's headers may be named in any case (`HeaderName::from_static` would panic on every
+/// refusal); a name that is no header name is left out.
+#[test]
+fn refusal_headers_may_be_named_in_any_case() {
+    let rejection = || {
+        apikey_gen::Rejection::problem(401, "no")
+            .with_header("WWW-Authenticate", "Bearer")
+            .with_header("not a name", "left out")
+    };
+    let tower = apikey_gen::http_response::<Body>(rejection());
+    assert_eq!(tower.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        tower.headers().len(),
+        2,
+        "content-type and www-authenticate"
+    );
+    let actix = apikey_gen::actix_response(rejection());
+    assert_eq!(actix.headers().get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(
+        actix.headers().len(),
+        2,
+        "content-type and www-authenticate"
+    );
+}

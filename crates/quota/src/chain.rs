@@ -70,11 +70,22 @@ impl std::error::Error for Stop {
 }
 
 /// A charge a step counted, kept to be given back.
-#[derive(Debug)]
 struct Granted<'a, B> {
     backend: &'a B,
     key: &'a str,
     decision: Decision,
+}
+
+/// The key is a client's identity (an API key's id, an address): only its length is shown, as
+/// everywhere in this crate.
+impl<B: fmt::Debug> fmt::Debug for Granted<'_, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Granted")
+            .field("backend", self.backend)
+            .field("key_len", &self.key.len())
+            .field("decision", &self.decision)
+            .finish()
+    }
 }
 
 /// Charges one call of `cost` units against several limits in turn (a rate, a daily quota, a

@@ -27,6 +27,11 @@ pub struct Decision {
     pub(crate) status: Status,
     pub(crate) limit: u64,
     pub(crate) detail: Detail,
+    /// Which backend of each [`FallbackBackend`](crate::FallbackBackend) the decision passed
+    /// through made it, one bit a layer, the outermost in bit 0: set when that layer's local
+    /// backend (or the layer itself, failing open or closed) decided instead of its primary. A
+    /// refund goes back to the backend that counted the call.
+    pub(crate) fallback_path: u8,
 }
 
 /// The raw numbers behind a decision; the figures a client sees are derived on demand, so a
@@ -70,6 +75,7 @@ impl Decision {
             },
             limit,
             detail: Detail::Unavailable { window },
+            fallback_path: 0,
         }
     }
 
@@ -299,6 +305,7 @@ mod tests {
                 cost: 1,
                 scale: 1,
             },
+            fallback_path: 0,
         }
     }
 
@@ -334,6 +341,7 @@ mod tests {
                 start: 0,
                 end: u64::MAX,
             },
+            fallback_path: 0,
         };
         assert_eq!((d.window(), d.reset()), (NEVER, NEVER));
         let got: Vec<(&str, String)> = d.headers("credits");

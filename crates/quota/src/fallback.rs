@@ -185,7 +185,7 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
         };
         let outage = match primary {
             Ok(d) if !matches!(d.status(), Status::FailedOpen | Status::FailedClosed) => {
-                return Ok(d);
+                return Ok(through(d, false));
             }
             Ok(_) => Error::Unavailable {
                 reason: "the primary backend degraded the decision".to_owned(),
@@ -197,11 +197,12 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
             hook(&outage);
         }
         if let Some(local) = &self.local {
-            return match per_call {
+            let decision = match per_call {
                 PerCall::Limit(limit) => local.decide_with_limit(key, cost, limit).await,
                 PerCall::Policy(policy) => local.decide_with_policy(key, cost, policy).await,
                 PerCall::None => local.decide(key, cost).await,
             };
+            return decision.map(|d| through(d, true));
         }
         let policy = match per_call {
             PerCall::Policy(policy) => policy,
@@ -213,13 +214,27 @@ impl<P: Backend, L: Backend> FallbackBackend<P, L> {
         };
         match self.fail_mode {
             FailMode::Error => Err(outage),
-            mode => Ok(Decision::unavailable(
-                mode == FailMode::Open,
-                limit,
-                nominal_window(policy),
+            mode => Ok(through(
+                Decision::unavailable(mode == FailMode::Open, limit, nominal_window(policy)),
+                true,
             )),
         }
     }
+}
+
+/// `decision` as it leaves a [`FallbackBackend`]: this layer's bit in front of those of the
+/// layers inside it, set when the primary did not make the decision.
+fn through(mut decision: Decision, not_primary: bool) -> Decision {
+    decision.fallback_path = (decision.fallback_path << 1) | u8::from(not_primary);
+    decision
+}
+
+/// `decision` as the backend inside this layer made it: this layer's bit, and the decision
+/// with the bits of the layers inside.
+fn inside(decision: &Decision) -> (bool, Decision) {
+    let mut inner = *decision;
+    inner.fallback_path >>= 1;
+    (decision.fallback_path & 1 == 1, inner)
 }
 
 /// What replaces the policy for one call.
@@ -273,21 +288,25 @@ impl<P: Backend, L: Backend> Backend for FallbackBackend<P, L> {
         self.decide_limited(key, cost, PerCall::Policy(policy))
     }
 
-    /// Refunds on the primary; while it gives no answer, on the local backend, whose count the
-    /// call was then most likely charged to (and otherwise nothing, without an error).
+    /// Refunds on the backend that counted the call: the primary, or the local backend if the
+    /// call was decided during an outage. A decision this layer made itself (failing open or
+    /// closed) counted nothing, and gets nothing back. A primary that cannot be reached keeps
+    /// what it counted: its error is returned (and given to the outage hook).
     async fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
-        match self.primary.refund(key, cost, granted).await {
-            Err(e @ (Error::Unavailable { .. } | Error::Store { .. })) => {
-                if let Some(hook) = &self.on_outage {
-                    hook(&e);
-                }
-                match &self.local {
-                    Some(local) => local.refund(key, cost, granted).await,
-                    None => Ok(()),
-                }
-            }
-            other => other,
+        let (not_primary, granted) = inside(granted);
+        if not_primary {
+            return match &self.local {
+                Some(local) => local.refund(key, cost, &granted).await,
+                None => Ok(()),
+            };
         }
+        let refunded = self.primary.refund(key, cost, &granted).await;
+        if let (Err(e @ (Error::Unavailable { .. } | Error::Store { .. })), Some(hook)) =
+            (&refunded, &self.on_outage)
+        {
+            hook(e);
+        }
+        refunded
     }
 
     fn usage(&self, key: &str) -> impl Future<Output = Result<Usage>> + Send {

@@ -650,7 +650,7 @@ fn is_idle(kind: Kind, now: u64, e: &Entry) -> bool {
     match kind {
         Kind::Fixed { window, .. } => {
             let state = e.fixed();
-            state.window_start != window.bounds(now / NANOS_PER_SEC).0 || state.used == 0
+            state.window_start < window.bounds(now / NANOS_PER_SEC).0 || state.used == 0
         }
         Kind::Gcra { .. } => e.tat.load(Ordering::Acquire) <= now,
     }

@@ -299,19 +299,26 @@ pub(crate) struct FixedState {
 }
 
 /// Applies one call of `cost` to a fixed-window state at `now` (nanoseconds).
+///
+/// The state never goes back to an earlier window: a `now` read before another call's, which
+/// took the lock first across a window's end (or a clock stepped back), counts in the state's
+/// newer window, as if it were read at that window's start.
 pub(crate) fn fixed_step(
     window: Window,
     limit: u64,
-    now: u64,
+    mut now: u64,
     state: &mut FixedState,
     cost: u64,
 ) -> Decision {
-    let (start, end) = window.bounds(now / NANOS_PER_SEC);
-    if state.window_start != start {
+    let (mut start, mut end) = window.bounds(now / NANOS_PER_SEC);
+    if start > state.window_start {
         *state = FixedState {
             window_start: start,
             used: 0,
         };
+    } else if start < state.window_start {
+        (start, end) = window.bounds(state.window_start);
+        now = start.saturating_mul(NANOS_PER_SEC);
     }
     let status = if cost > limit {
         Status::CostExceedsLimit
@@ -342,6 +349,7 @@ pub(crate) const fn fixed_decision(
             start,
             end,
         },
+        fallback_path: 0,
     }
 }
 
@@ -401,6 +409,7 @@ pub(crate) const fn gcra_decision(
             cost,
             scale,
         },
+        fallback_path: 0,
     }
 }
 

@@ -347,9 +347,13 @@ impl<C: Clock> RedisBackend<C> {
         let prefix = &self.prefix;
         let (state, back) = match granted.detail {
             Detail::Fixed { start, .. } => (format!("{prefix}:f:{start}:{key}"), cost),
-            Detail::Gcra { emission, .. } => {
-                (format!("{prefix}:g:{key}"), cost.saturating_mul(emission))
-            }
+            // In microseconds, whatever backend's units the decision came in.
+            Detail::Gcra {
+                emission, scale, ..
+            } => (
+                format!("{prefix}:g:{key}"),
+                cost.saturating_mul(emission).saturating_mul(scale) / NANOS_PER_MICRO,
+            ),
             Detail::Unavailable { .. } => return Ok(()),
         };
         let mut cmd = redis::cmd("EVALSHA");

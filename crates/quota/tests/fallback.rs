@@ -155,3 +155,77 @@ async fn a_per_call_limit_reaches_both_backends() {
         (Status::Allowed, 10, 5)
     );
 }
+
+/// A refund goes back to the backend that counted the call, whichever answers at refund time.
+#[tokio::test]
+async fn a_refund_goes_to_the_backend_that_counted_the_call() {
+    let clock = clock();
+    let daily = Policy::per_day(n(3));
+    let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(
+            MemoryBackend::builder(daily)
+                .clock(clock.clone())
+                .build()
+                .expect("ok"),
+        )
+        .build()
+        .expect("same policy");
+    assert!(quota.decide("k", 2).await.expect("up").is_allowed());
+
+    // Granted by the local backend during an outage, refunded once the primary is back: the
+    // primary never counted it and keeps its 2, the local backend gives its 1 back.
+    quota.primary().set(Fault::Unavailable);
+    let local = quota.decide("k", 1).await.expect("local");
+    assert!(local.is_allowed());
+    quota.primary().set(Fault::None);
+    quota.refund("k", 1, &local).await.expect("refunded");
+    assert_eq!(quota.usage("k").await.expect("up").used, 2);
+    assert_eq!(quota.local().expect("set").usage("k").expect("ok").used, 0);
+
+    // Granted by the primary, refunded while it is away: the local backend, which never counted
+    // it, is left alone, and the caller learns that the unit stays counted.
+    let primary = quota.decide("k", 1).await.expect("up");
+    let other = quota.local().expect("set").decide("k", 1).expect("ok");
+    assert!(other.is_allowed());
+    quota.primary().set(Fault::Unavailable);
+    assert!(matches!(
+        quota.refund("k", 1, &primary).await,
+        Err(Error::Unavailable { .. })
+    ));
+    assert_eq!(quota.local().expect("set").usage("k").expect("ok").used, 1);
+    quota.primary().set(Fault::None);
+    assert_eq!(quota.usage("k").await.expect("up").used, 3);
+    quota.refund("k", 1, &primary).await.expect("refunded");
+    assert_eq!(quota.usage("k").await.expect("up").used, 2);
+}
+
+/// With a fallback inside a fallback, each layer sends the refund to the backend that counted.
+#[tokio::test]
+async fn nested_fallbacks_refund_where_they_counted() {
+    let clock = clock();
+    let daily = Policy::per_day(n(5));
+    let memory = || {
+        MemoryBackend::builder(daily)
+            .clock(clock.clone())
+            .build()
+            .expect("ok")
+    };
+    let inner = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(memory())
+        .build()
+        .expect("same policy");
+    let outer = FallbackBackend::builder(inner)
+        .local(memory())
+        .build()
+        .expect("same policy");
+    // The inner primary is away: the inner local backend counts, and gets the refund.
+    outer.primary().primary().set(Fault::Unavailable);
+    let granted = outer.decide("k", 2).await.expect("inner local");
+    outer.primary().primary().set(Fault::None);
+    let inner_local = outer.primary().local().expect("set");
+    assert_eq!(inner_local.usage("k").expect("ok").used, 2);
+    outer.refund("k", 2, &granted).await.expect("refunded");
+    assert_eq!(inner_local.usage("k").expect("ok").used, 0);
+    assert_eq!(outer.local().expect("set").usage("k").expect("ok").used, 0);
+    assert_eq!(outer.usage("k").await.expect("up").used, 0);
+}

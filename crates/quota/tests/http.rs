@@ -576,3 +576,37 @@ fn combined_fields_list_every_policy_and_describe_the_tightest() {
     assert_eq!(fields[2], ("retry-after", "30".to_owned()));
     assert_eq!(fields.len(), 3);
 }
+
+/// A refusal hook may name its headers in any case (`from_static` would panic on every refusal),
+/// and a spent lifetime balance is not told to come back in a second.
+#[tokio::test]
+async fn refusal_headers_in_any_case_and_a_spent_balance_that_does_not_renew() {
+    let clock = clock();
+    let credits = RateLimit::builder(memory(Policy::lifetime(n(1)), &clock), PeerIp::new())
+        .name("credits")
+        .on_refusal(|refusal| {
+            refusal
+                .default
+                .with_header("Cache-Control", "no-store")
+                .with_header("not a name", "left out")
+        })
+        .build()
+        .expect("valid");
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(credits);
+    let call = || app.clone().oneshot(axum_request("/", "192.0.2.9:1", None));
+    assert_eq!(call().await.expect("ok").status(), 200);
+    let spent = call().await.expect("ok");
+    assert_eq!(spent.status(), 429);
+    assert_eq!(spent.headers()["cache-control"], "no-store");
+    assert!(!spent.headers().contains_key("retry-after"));
+    let body = axum::body::to_bytes(spent.into_body(), 4096)
+        .await
+        .expect("body");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        body["detail"],
+        "the credits limit of 1 is spent; it does not renew"
+    );
+}

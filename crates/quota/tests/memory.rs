@@ -405,3 +405,41 @@ async fn a_chain_charges_all_or_nothing_in_memory() {
     .await;
     common::chain_reports_failed_refunds(&clock).await;
 }
+
+/// A fixed window never goes back: a call whose time was read before a later call's (the lock
+/// taken in the other order across a window's end), or a clock stepped back, counts in the newer
+/// window, and neither window's count is lost.
+#[test]
+fn a_fixed_window_never_goes_back_to_an_earlier_window() {
+    let clock = FakeClock::at_unix_secs(NEW_YEAR_EVE_LAST_SECOND);
+    let limiter = backend(Policy::per_minute(n(1)), &clock);
+    assert!(limiter.decide("k", 1).expect("ok").is_allowed());
+    clock.advance(Duration::from_secs(1)); // the next minute
+    assert!(limiter.decide("k", 1).expect("ok").is_allowed());
+    clock.set_unix_secs(NEW_YEAR_EVE_LAST_SECOND); // back in the spent minute
+    let late = limiter.decide("k", 1).expect("ok");
+    assert_eq!(late.status(), Status::Limited);
+    assert_eq!(late.reset_at_unix_secs(), NEW_YEAR_EVE_LAST_SECOND + 61);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        limiter.decide("k", 1).expect("ok").status(),
+        Status::Limited
+    );
+    assert_eq!(limiter.usage("k").expect("ok").used, 1);
+}
+
+/// A chain's `Debug` output shows the length of the keys it charged, never the keys.
+#[tokio::test]
+async fn a_chain_shows_no_key_in_its_debug_output() {
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    let daily = backend(Policy::per_day(n(5)), &clock);
+    let mut chain = quota::Chain::new(1);
+    chain
+        .charge("daily", &daily, "tenant-7f3a", quota::Rule::Backend)
+        .await
+        .expect("allowed");
+    let shown = format!("{chain:?}");
+    assert!(!shown.contains("tenant-7f3a"), "{shown}");
+    assert!(shown.contains("key_len: 11"), "{shown}");
+    assert!(chain.refund().await.is_empty());
+}

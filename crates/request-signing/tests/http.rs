@@ -373,3 +373,28 @@ async fn rfc9421_on_actix_with_awc_signed_headers_and_a_narrow_signature_refused
         "the signature does not cover @target-uri (or @authority, @path and @query)"
     );
 }
+
+/// A refusal's headers may be named in any case (`HeaderName::from_static` would panic on every
+/// refusal); a name that is no header name is left out.
+#[test]
+fn refusal_headers_may_be_named_in_any_case() {
+    let rejection = || {
+        request_signing::Rejection::problem(401, "no")
+            .with_header("WWW-Authenticate", "Bearer")
+            .with_header("not a name", "left out")
+    };
+    let tower = request_signing::http_response::<axum::body::Body>(rejection());
+    assert_eq!(tower.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        tower.headers().len(),
+        2,
+        "content-type and www-authenticate"
+    );
+    let actix = request_signing::actix_response(rejection());
+    assert_eq!(actix.headers().get("www-authenticate").unwrap(), "Bearer");
+    assert_eq!(
+        actix.headers().len(),
+        2,
+        "content-type and www-authenticate"
+    );
+}

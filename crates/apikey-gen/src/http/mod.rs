@@ -63,7 +63,7 @@ use crate::presented::{KeySource, presented_key};
 pub struct Rejection {
     /// The HTTP status code.
     pub status: u16,
-    /// Extra headers (lower-case names), e.g. `www-authenticate` or `retry-after`.
+    /// Extra headers (names in any case; one that is not a valid name is left out), e.g. `www-authenticate` or `retry-after`.
     pub headers: Vec<(&'static str, String)>,
     /// The `Content-Type`, `application/problem+json` for the default bodies.
     pub content_type: Cow<'static, str>,
@@ -104,7 +104,7 @@ impl Rejection {
         }
     }
 
-    /// The same answer with one more header.
+    /// The same answer with one more header (`name` in any case).
     #[must_use]
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));

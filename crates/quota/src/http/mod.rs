@@ -54,7 +54,7 @@ pub trait RequestView {
 pub struct Rejection {
     /// The HTTP status code.
     pub status: u16,
-    /// Extra headers (lower-case names), e.g. `retry-after` and the rate-limit fields.
+    /// Extra headers (names in any case; one that is not a valid name is left out), e.g. `retry-after` and the rate-limit fields.
     pub headers: Vec<(&'static str, String)>,
     /// The `Content-Type`, `application/problem+json` for the default bodies.
     pub content_type: Cow<'static, str>,
@@ -90,7 +90,7 @@ impl Rejection {
         }
     }
 
-    /// The same answer with one more header.
+    /// The same answer with one more header (`name` in any case).
     #[must_use]
     pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
@@ -615,12 +615,20 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
                 });
             }
             Status::Limited => {
-                let wait = decision.retry_after().map_or(1, ceil_secs).max(1);
-                let detail = format!(
-                    "the {} limit of {} is reached; retry in {wait} s",
-                    inner.name,
-                    decision.limit()
-                );
+                let detail = match decision.retry_after() {
+                    Some(wait) => format!(
+                        "the {} limit of {} is reached; retry in {} s",
+                        inner.name,
+                        decision.limit(),
+                        ceil_secs(wait).max(1)
+                    ),
+                    // A lifetime balance: no later time would help.
+                    None => format!(
+                        "the {} limit of {} is spent; it does not renew",
+                        inner.name,
+                        decision.limit()
+                    ),
+                };
                 (RefusalReason::Limited, detail)
             }
             Status::CostExceedsLimit => {

@@ -28,10 +28,12 @@ pub fn actix_response(rejection: Rejection) -> HttpResponse {
     }
     let mut response = response.body(rejection.body);
     for (name, value) in rejection.headers {
-        if let Ok(value) = HeaderValue::try_from(value) {
-            response
-                .headers_mut()
-                .append(HeaderName::from_static(name), value);
+        // Not `from_static`, which panics on an upper-case name: a hook may set any.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::try_from(value),
+        ) {
+            response.headers_mut().append(name, value);
         }
     }
     response
