@@ -60,7 +60,9 @@ const EXACT: &[&str] = &[
 ];
 
 /// Distinctive placeholder phrases refused wherever they appear in the secret
-/// (`changeme-please-…`, Django's `django-insecure-…` default keys).
+/// (`changeme-please-…`, Django's `django-insecure-…` default keys). Each has at least
+/// [`MIN_ANYWHERE`] characters, so that a random 512-byte key (its base64 and its bytes) holds
+/// one about once in 10^8 keys.
 const CONTAINED: &[&str] = &[
     "changeme",
     "changeit",
@@ -74,8 +76,14 @@ const CONTAINED: &[&str] = &[
     "placeholder",
     "notasecret",
     "supersecret",
-    "dummy",
 ];
+
+/// Placeholder phrases too short to be refused anywhere (a 5-letter phrase turns up in about
+/// one random 512-byte key in 40,000): refused where the secret starts with them.
+const LEADING: &[&str] = &["dummy"];
+
+/// The shortest phrase of [`CONTAINED`].
+const MIN_ANYWHERE: usize = 8;
 
 fn normalise(bytes: &[u8]) -> Zeroizing<String> {
     Zeroizing::new(
@@ -93,6 +101,9 @@ fn check_placeholder(bytes: &[u8]) -> Result<()> {
         return Err(Error::Placeholder { placeholder: p });
     }
     if let Some(p) = CONTAINED.iter().find(|p| norm.contains(**p)) {
+        return Err(Error::Placeholder { placeholder: p });
+    }
+    if let Some(p) = LEADING.iter().find(|p| norm.starts_with(**p)) {
         return Err(Error::Placeholder { placeholder: p });
     }
     Ok(())
@@ -149,6 +160,12 @@ fn mostly_progression(bytes: &[u8]) -> bool {
 
 /// Statistical checks on the material a secret is judged by.
 fn check_randomness(bytes: &[u8]) -> Result<()> {
+    check_patterns(bytes)?;
+    check_entropy(bytes)
+}
+
+/// A repeated sequence or a regular progression.
+fn check_patterns(bytes: &[u8]) -> Result<()> {
     if smallest_period(bytes) * 2 <= bytes.len() {
         return Err(Error::Pattern {
             pattern: "a repeated sequence",
@@ -159,6 +176,11 @@ fn check_randomness(bytes: &[u8]) -> Result<()> {
             pattern: "a regular progression",
         });
     }
+    Ok(())
+}
+
+/// Too few bits per byte.
+fn check_entropy(bytes: &[u8]) -> Result<()> {
     let bits = bits_per_symbol(bytes);
     if bits < MIN_BITS_PER_SYMBOL {
         return Err(Error::LowEntropy {
@@ -192,9 +214,13 @@ pub(crate) fn check_length(len: usize) -> Result<()> {
     Ok(())
 }
 
+fn is_hex(text: &str) -> bool {
+    text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Decodes `text` as hex, or as base64 (standard or URL-safe, padding optional), if it is one.
 pub(crate) fn try_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
-    if text.len() % 2 == 0 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_hex(text) {
         return hex::decode(text).ok().map(Zeroizing::new);
     }
     let unpadded = text.trim_end_matches('=');
@@ -210,7 +236,12 @@ pub(crate) fn try_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 pub(crate) fn check_text(text: &str) -> Result<()> {
     check_placeholder(text.as_bytes())?;
     check_length(text.len())?;
-    check_randomness(text.as_bytes())?;
+    check_patterns(text.as_bytes())?;
+    // Hex holds at most 4 bits a character, and 32 random hex digits measure under 3 bits about
+    // once in 10,000: hex text is judged by the entropy of its bytes, below.
+    if !is_hex(text) {
+        check_entropy(text.as_bytes())?;
+    }
     // At least 32 characters decode to at least 16 bytes (hex) or 24 (base64): 128 bits.
     if let Some(decoded) = try_decode(text) {
         check_placeholder(&decoded)?;
@@ -237,6 +268,12 @@ mod tests {
         assert!((bits_per_symbol(b"abab") - 1.0).abs() < 1e-12);
         let all: Vec<u8> = (0..=255).collect();
         assert!((bits_per_symbol(&all) - 8.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn phrases_refused_anywhere_are_long_enough_for_random_text() {
+        assert!(CONTAINED.iter().all(|p| p.len() >= MIN_ANYWHERE));
+        assert!(LEADING.iter().all(|p| p.len() < MIN_ANYWHERE));
     }
 
     #[test]

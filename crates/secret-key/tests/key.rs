@@ -112,6 +112,7 @@ fn placeholders_are_refused_case_insensitively() {
         "django-insecure-q7Vd2Lx9Rk4Tz8Mw1Hc6Np3Bf5Gj0Ys2Ue7Ka9",
         "your_jwt_secret_key_q7Vd2Lx9Rk4Tz8Mw1Hc6Np3",
         "default_fallback_key_default_fallback_key",
+        "dummy-secret-q7Vd2Lx9Rk4Tz8Mw1Hc6Np3Bf5Gj0Ys2",
     ] {
         assert!(
             matches!(SecretKey::from_text(padded), Err(Error::Placeholder { .. })),
@@ -176,6 +177,10 @@ fn strong_secrets_in_common_spellings_are_accepted() {
         random.to_base64().to_string(),
         // 32 hex characters: 16 random bytes, 128 bits.
         "8f3a6c5e9b1d4a7f2c8e6a1f9a4c7e0b".to_owned(),
+        // `secrets.token_hex(16)` whose characters measure under 3 bits each (2.998).
+        "407a08da4007d00d092844ec4a42488d".to_owned(),
+        // Random base64 in which a short placeholder word turns up by chance.
+        "q7Vd2Lx9Rk4Tz8Mw1Hc6Np3DummyBf5Gj0Ys2Ue7Ka9".to_owned(),
         // Original-style 32 letters and digits.
         "aB3dE5gH7jK9mN1pQ3sT5vX7zB9cD1eF".to_owned(),
         // Flask's `secrets.token_hex(2048)`.
