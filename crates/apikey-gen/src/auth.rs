@@ -288,8 +288,11 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
             match self.record(old).await {
                 Ok(record) => {
                     if self.store.rehash(&old, current).await.is_ok() {
+                        // Not cached afresh under the current hash: the record may have been
+                        // read up to a TTL ago, and would be trusted for another TTL (a
+                        // revocation would take twice as long). The next call reads it there.
                         self.cache.remove(old.as_bytes());
-                        self.cache.put_known(*current.as_bytes(), record.clone());
+                        self.cache.remove(current.as_bytes());
                     }
                     return Ok(record);
                 }

@@ -324,6 +324,8 @@ async fn axum_puts_the_identity_into_the_request_and_refuses_with_problems() {
 #[derive(Debug, Default)]
 struct MovableStore {
     keys: Mutex<HashMap<[u8; 32], KeyRecord<Caller>>>,
+    /// This many rehashes fail before one succeeds.
+    failing_rehashes: AtomicUsize,
 }
 
 impl KeyStore for MovableStore {
@@ -335,6 +337,11 @@ impl KeyStore for MovableStore {
     }
 
     async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<(), Down> {
+        let failing = self.failing_rehashes.load(Ordering::SeqCst);
+        if failing > 0 {
+            self.failing_rehashes.store(failing - 1, Ordering::SeqCst);
+            return Err(Down);
+        }
         let mut keys = self.keys.lock().unwrap();
         if let Some(record) = keys.remove(old.as_bytes()) {
             keys.insert(*new.as_bytes(), record);
@@ -381,7 +388,7 @@ async fn keys_hashed_with_a_fallback_pepper_authenticate_and_move_to_the_current
         assert!(stored.contains_key(current.as_bytes()));
         assert!(!stored.contains_key(old_hasher.hash(&keys[0]).as_bytes()));
     }
-    // Cached under its current hash, and still found after the cache is gone.
+    // Found under its current hash, and still found after the cache is gone.
     assert_eq!(
         rotated.authenticate(&keys[0]).await.unwrap().key_id,
         "k-used"
@@ -395,6 +402,7 @@ async fn keys_hashed_with_a_fallback_pepper_authenticate_and_move_to_the_current
     // With the fallback dropped, the used key works and the idle one is unknown.
     let store = MovableStore {
         keys: Mutex::new(std::mem::take(&mut *rotated.store().keys.lock().unwrap())),
+        ..MovableStore::default()
     };
     let dropped = Authenticator::builder(config(), store)
         .clock(clock)
@@ -405,6 +413,50 @@ async fn keys_hashed_with_a_fallback_pepper_authenticate_and_move_to_the_current
         "k-used"
     );
     assert_eq!(dropped.authenticate(&keys[1]).await, Err(Error::UnknownKey));
+}
+
+/// A revocation reaches a key found through a fallback hasher within one TTL, even when the
+/// record that was moved had been read almost a TTL before.
+#[tokio::test]
+async fn a_revocation_reaches_a_key_moved_from_a_fallback_hash_within_the_ttl() {
+    let old = KeyHasher::hmac_sha256(&[1; 32]).unwrap();
+    let generated = KeyConfig::new("sk_test")
+        .unwrap()
+        .with_hasher(old.clone())
+        .generate()
+        .unwrap();
+    let store = MovableStore {
+        failing_rehashes: AtomicUsize::new(1),
+        ..MovableStore::default()
+    };
+    let caller = Caller {
+        key_id: "k-old".to_owned(),
+        service: "billing".to_owned(),
+    };
+    store
+        .keys
+        .lock()
+        .unwrap()
+        .insert(*generated.hash().as_bytes(), KeyRecord::active(caller));
+    let key = generated.key().expose_secret().to_owned();
+    let clock = FakeClock::at_unix_secs(NOW);
+    let auth = Authenticator::builder(config(), store)
+        .clock(clock.clone())
+        .fallback_hashers([old])
+        .build()
+        .unwrap();
+    // Read and cached at 0 s; the move to the current hash fails this time.
+    assert!(auth.authenticate(&key).await.is_ok());
+    clock.advance(Duration::from_millis(100));
+    for record in auth.store().keys.lock().unwrap().values_mut() {
+        *record = record.clone().revoked(true);
+    }
+    // At 4.9 s the cached record is still trusted, and the move succeeds.
+    clock.advance(Duration::from_millis(4_800));
+    assert!(auth.authenticate(&key).await.is_ok());
+    // At 5.1 s, past the TTL of the answer read at 0 s, the revocation holds.
+    clock.advance(Duration::from_millis(200));
+    assert_eq!(auth.authenticate(&key).await, Err(Error::RevokedKey));
 }
 
 #[tokio::test]

@@ -149,3 +149,98 @@ async fn everything_made_under_the_old_secret_survives_its_rotation() {
     assert_eq!(call(&server, "POST", "/login", "", Some(creds)).await, 200);
     server.process.terminate();
 }
+
+/// A rolling rotation, as `docs/operations.md` gives it for several instances on one
+/// PostgreSQL: while instances of two stages run side by side, none refuses what another made
+/// or moved. An instance with the old secret and the new one as a fallback serves beside one with
+/// the new secret and the old one as a fallback: a key, an admin token and a signing secret that
+/// the second moved to the new secret, and a JWT it signed with it, all work on the first.
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
+async fn a_rolling_rotation_on_postgres_refuses_nothing_between_stages() {
+    let test = "a_rolling_rotation_on_postgres_refuses_nothing_between_stages";
+    let Some(database) = test_services::database_url(test) else {
+        return;
+    };
+    let schema = common::PgSchema::create(&database, "secure_api_rot").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (random_hex(48), random_hex(48));
+    let on_postgres = |secret: &str, fallbacks: Option<&str>| {
+        let mut env = env(secret, fallbacks);
+        env.push(("DATABASE_URL".to_owned(), schema.url.clone()));
+        // No lookup cache: each call reads where the other instance moved the key.
+        env.push(("SECURE_API_KEY_CACHE_TTL".to_owned(), "0".to_owned()));
+        env
+    };
+
+    // Everything made under the old secret alone.
+    let (before, banner) =
+        start_instance("rolling-before", &on_postgres(&old, None), dir.path()).await;
+    let admin = format!("Bearer {}", admin_token(&banner));
+    let client = awc::Client::default();
+    let mut made = Vec::new();
+    for signing in [false, true] {
+        let reply = send(
+            &client,
+            "POST",
+            &before.url("/admin/keys"),
+            &[("authorization", &admin)],
+            Some(&json!({"service": "rolling", "signing": signing}).to_string()),
+        )
+        .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        made.push(reply.body);
+    }
+    let text = |v: &Value, field: &str| v[field].as_str().unwrap().to_owned();
+    let key = text(&made[0], "key");
+    let (signed_id, signed_secret) = (text(&made[1], "id"), text(&made[1], "signing_secret"));
+    let creds = json!({"username": "rolling_user", "password": "a long enough password 2"});
+    assert_eq!(
+        call(&before, "POST", "/register", "", Some(creds.clone())).await,
+        201
+    );
+    before.process.terminate();
+
+    // Stage 1 (the old secret, the new one as a fallback) beside stage 2 (the reverse).
+    let (first, _) = start_instance(
+        "rolling-stage-1",
+        &on_postgres(&old, Some(&new)),
+        dir.path(),
+    )
+    .await;
+    let (second, _) = start_instance(
+        "rolling-stage-2",
+        &on_postgres(&new, Some(&old)),
+        dir.path(),
+    )
+    .await;
+    // Used on the second instance first, which moves each to the new secret; then on the first,
+    // which finds it under its fallback (and moves it back); then on the second again.
+    for at in [&second, &first, &second] {
+        assert_eq!(
+            call(at, "POST", "/get-current-time", &key, None).await,
+            200,
+            "{}",
+            at.log()
+        );
+        assert_eq!(call(at, "GET", "/admin/keys", &admin, None).await, 200);
+        assert_eq!(signed_call(at, &signed_id, &signed_secret).await, 200);
+    }
+    // A JWT signed with the new secret is verified by the instance that signs with the old one.
+    let login = send(
+        &client,
+        "POST",
+        &second.url("/login"),
+        &[],
+        Some(&creds.to_string()),
+    )
+    .await;
+    assert_eq!(login.status, 200);
+    let access = format!("Bearer {}", text(&login.body, "access_token"));
+    for at in [&first, &second] {
+        assert_eq!(call(at, "GET", "/protected", &access, None).await, 200);
+    }
+    first.process.terminate();
+    second.process.terminate();
+    schema.drop_schema().await;
+}
