@@ -21,13 +21,21 @@ const UPLOAD_BATCH: usize = 32;
 /// - After the primary is back, every entry recorded during the outage is still refused here
 ///   until it expires (the local cache is asked first), and the entries are carried to the
 ///   primary, a few with each successful call, so that the other instances refuse them too.
+/// - While the primary answers, what it accepts is also remembered here, best effort (within
+///   the same capacity and per-key shares as the local cache, in a cache of its own, so that
+///   it never takes the room an outage needs): a request this instance accepted before an
+///   outage is still refused here during it.
 /// - While the primary is away, each instance knows only its own entries: a request replayed
 ///   to another instance during the outage is accepted there once. Choose this over a plain
 ///   `RedisReplayCache` (feature `redis`, which fails closed) only where availability
 ///   matters more than that window.
+///
+/// It holds up to twice the local cache's capacity in entries: budget the memory for both.
 pub struct FallbackReplayCache<P> {
     primary: P,
     local: MemoryReplayCache,
+    /// What the primary accepted, to refuse it here during an outage.
+    seen: MemoryReplayCache,
     /// Entries recorded locally during an outage, not yet stored in the primary.
     pending: Mutex<VecDeque<ReplayEntry>>,
     on_outage: Option<OutageHook>,
@@ -37,6 +45,7 @@ impl<P> fmt::Debug for FallbackReplayCache<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FallbackReplayCache")
             .field("local", &self.local)
+            .field("seen", &self.seen)
             .field(
                 "pending",
                 &self
@@ -55,6 +64,8 @@ impl<P: ReplayCache> FallbackReplayCache<P> {
     pub fn new(primary: P, local: MemoryReplayCache) -> Self {
         Self {
             primary,
+            seen: MemoryReplayCache::new(local.capacity())
+                .with_per_key_limit(local.per_key_limit()),
             local,
             pending: Mutex::new(VecDeque::new()),
             on_outage: None,
@@ -121,6 +132,10 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
         }
         match self.primary.insert_once(entry).await {
             Ok(insertion) => {
+                if insertion == Insertion::Fresh {
+                    // Best effort: a full share only leaves this entry to the primary.
+                    let _ = self.seen.insert_now(entry);
+                }
                 if !self.lock().is_empty() {
                     self.upload(entry.now).await;
                 }
@@ -129,6 +144,9 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
             Err(e) => {
                 if let Some(hook) = &self.on_outage {
                     hook(&e);
+                }
+                if self.seen.contains(&entry.key, entry.now) {
+                    return Ok(Insertion::Seen);
                 }
                 let insertion = self.local.insert_now(entry)?;
                 if insertion == Insertion::Fresh {
@@ -147,10 +165,76 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
         let entry = *entry;
         async move {
             self.local.release_now(&entry);
+            self.seen.release_now(&entry);
             self.lock().retain(|pending| pending.key != entry.key);
             // Best effort: an entry the primary keeps only delays a retry with the same nonce.
             let _ = self.primary.release(&entry).await;
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::num::NonZeroUsize;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::replay::ReplayKey;
+
+    /// A memory cache standing in for Redis, which can be taken down.
+    struct Toggle {
+        cache: MemoryReplayCache,
+        down: AtomicBool,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection refused")]
+    struct Down;
+
+    impl ReplayCache for Toggle {
+        type Error = Down;
+
+        async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Down> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(Down);
+            }
+            self.cache.insert_now(entry).map_err(|_| Down)
+        }
+
+        async fn release(&self, entry: &ReplayEntry) -> Result<(), Down> {
+            self.cache.release_now(entry);
+            Ok(())
+        }
+    }
+
+    fn entry(n: u64) -> ReplayEntry {
+        ReplayEntry {
+            key: ReplayKey::v1("svc", &format!("nonce-nonce-nonce-{n}")),
+            owner: ReplayKey::owner("svc"),
+            now: 1_000,
+            expires_at: 1_301,
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_primary_accepted_is_refused_here_during_an_outage() {
+        let room = NonZeroUsize::new(100).unwrap();
+        let cache = FallbackReplayCache::new(
+            Toggle {
+                cache: MemoryReplayCache::new(room),
+                down: AtomicBool::new(false),
+            },
+            MemoryReplayCache::new(room),
+        );
+        assert_eq!(cache.insert_once(entry(1)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(cache.insert_once(entry(2)).await.unwrap(), Insertion::Fresh);
+        cache.release(&entry(2)).await.unwrap();
+        cache.primary().down.store(true, Ordering::SeqCst);
+        // Accepted before the outage: still refused. Released before it: may be used again.
+        assert_eq!(cache.insert_once(entry(1)).await.unwrap(), Insertion::Seen);
+        assert_eq!(cache.insert_once(entry(2)).await.unwrap(), Insertion::Fresh);
+        // The remembered entries take none of the room the outage has.
+        assert_eq!(cache.local().len(), 1);
     }
 }

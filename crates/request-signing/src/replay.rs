@@ -298,8 +298,8 @@ impl MemoryReplayCache {
     }
 
     /// The same cache with each key's share set to `per_key` unexpired entries. A key signing
-    /// `r` requests per second needs `r` times the verifier's maximum age plus one second
-    /// (330 s by default): 100 requests/s need a share of 33,000.
+    /// `r` requests per second needs `r` times the verifier's maximum age plus twice its future
+    /// skew plus one second (361 s by default): 100 requests/s need a share of 36,100.
     #[must_use]
     pub fn with_per_key_limit(mut self, per_key: NonZeroUsize) -> Self {
         self.per_key = per_key;

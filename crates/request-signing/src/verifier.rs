@@ -123,6 +123,16 @@ impl VerifierConfig {
         Self::default()
     }
 
+    /// When the replay cache may forget a request that is accepted until `last_accepted`
+    /// (Unix seconds, on this verifier's clock). A cache shared by several instances is pruned
+    /// by each one's clock: the record is kept the future skew longer, so that an instance whose
+    /// clock runs up to that much ahead never forgets it while another can still accept it.
+    const fn forget_after(&self, last_accepted: u64) -> u64 {
+        last_accepted
+            .saturating_add(self.max_future_skew_secs)
+            .saturating_add(1)
+    }
+
     /// Rejects timestamps more than `secs` seconds old.
     #[must_use]
     pub fn max_age_secs(mut self, secs: u64) -> Self {
@@ -130,7 +140,9 @@ impl VerifierConfig {
         self
     }
 
-    /// Rejects timestamps more than `secs` seconds ahead of the verifier's clock.
+    /// Rejects timestamps more than `secs` seconds ahead of the verifier's clock. Instances
+    /// that share a replay cache must keep their clocks within this of each other: the cache
+    /// keeps each record this much longer than its request is accepted.
     #[must_use]
     pub fn max_future_skew_secs(mut self, secs: u64) -> Self {
         self.max_future_skew_secs = secs;
@@ -174,6 +186,8 @@ pub struct Verified {
     timestamp: u64,
     secret_index: usize,
     recorded: ReplayEntry,
+    /// The records of the message's other signatures that verified (RFC 9421), released with it.
+    also_recorded: Vec<ReplayEntry>,
     label: Option<String>,
 }
 
@@ -208,7 +222,9 @@ impl Verified {
         self.secret_index
     }
 
-    /// What the replay cache recorded for this request (see [`Verifier::release`]).
+    /// What the replay cache recorded for this request: for an RFC 9421 message with several
+    /// signatures that verify, the record of the first ([`Verifier::release`] releases every
+    /// one).
     #[must_use]
     pub fn recorded(&self) -> &ReplayEntry {
         &self.recorded
@@ -334,9 +350,10 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         }
         let now = self.clock.now_unix();
         let mut first_error = None;
+        let mut valid = Vec::with_capacity(1);
         for candidate in &candidates {
             match self.check_message_signature(message, candidate, now).await {
-                Ok(secret_index) => return self.record_message(candidate, secret_index, now).await,
+                Ok(secret_index) => valid.push((candidate, secret_index)),
                 Err(e @ (Error::SecretStoreUnavailable(_) | Error::ReplayStoreUnavailable(_))) => {
                     return Err(e);
                 }
@@ -345,7 +362,25 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
                 }
             }
         }
-        Err(first_error.unwrap_or(Error::BadSignature))
+        // Every signature that verifies is recorded, not only the first: each would let the
+        // message through on its own (with the others taken out or put after it), so the message
+        // passes once whichever of its signatures it is sent with later.
+        let mut valid = valid.into_iter();
+        let Some((first, secret_index)) = valid.next() else {
+            return Err(first_error.unwrap_or(Error::BadSignature));
+        };
+        let mut verified = self.record_message(first, secret_index, now).await?;
+        for (candidate, secret_index) in valid {
+            match self.record_message(candidate, secret_index, now).await {
+                Ok(other) => verified.also_recorded.push(other.recorded),
+                Err(e) => {
+                    // Best effort: what stays recorded only delays a retry with the same nonces.
+                    let _ = self.release(&verified).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(verified)
     }
 
     /// Checks one RFC 9421 signature up to (not including) the replay cache; returns the
@@ -432,12 +467,11 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     ) -> Result<Verified> {
         let key_id = params.keyid().unwrap_or_default();
         let created = params.created().unwrap_or_default();
-        let mut expires_at = created
-            .saturating_add(self.config.max_age_secs)
-            .saturating_add(1);
+        let mut last_accepted = created.saturating_add(self.config.max_age_secs);
         if let Some(expires) = params.expires() {
-            expires_at = expires_at.min(expires.saturating_add(1));
+            last_accepted = last_accepted.min(expires);
         }
+        let expires_at = self.config.forget_after(last_accepted);
         let entry = ReplayEntry {
             key: match params.nonce() {
                 Some(nonce) => ReplayKey::rfc9421(key_id, nonce),
@@ -453,6 +487,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             timestamp: created,
             secret_index,
             recorded: entry,
+            also_recorded: Vec::new(),
             label: Some(params.label().to_owned()),
         };
         self.insert(entry, verified).await
@@ -514,10 +549,9 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             key: parsed.replay_key(),
             owner: ReplayKey::owner(parsed.key_id),
             now,
-            expires_at: parsed
-                .timestamp
-                .saturating_add(self.config.max_age_secs)
-                .saturating_add(1),
+            expires_at: self
+                .config
+                .forget_after(parsed.timestamp.saturating_add(self.config.max_age_secs)),
         };
         self.insert(entry, parsed.into_verified(secret_index, entry))
             .await
@@ -530,10 +564,13 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
     /// [`Error::ReplayStoreUnavailable`] when the cache fails; the record then stays until it
     /// expires, which only delays a retry with the same nonce.
     pub async fn release(&self, verified: &Verified) -> Result<()> {
-        self.replay
-            .release(&verified.recorded)
-            .await
-            .map_err(|e| Error::ReplayStoreUnavailable(Box::new(e)))
+        for entry in core::iter::once(&verified.recorded).chain(&verified.also_recorded) {
+            self.replay
+                .release(entry)
+                .await
+                .map_err(|e| Error::ReplayStoreUnavailable(Box::new(e)))?;
+        }
+        Ok(())
     }
 }
 
@@ -614,6 +651,7 @@ impl Parsed<'_> {
             timestamp: self.timestamp,
             secret_index,
             recorded,
+            also_recorded: Vec::new(),
             label: None,
         }
     }

@@ -385,6 +385,61 @@ fn expires_is_honoured_and_several_labels_are_tried() {
     assert_eq!(ok.label(), Some("sig1"));
 }
 
+/// A message signed by two keys the server knows passes once: neither reordering its signatures
+/// nor taking one out makes it new, and releasing it frees both records.
+#[test]
+fn a_message_with_two_valid_signatures_passes_once_in_any_form() {
+    type Headers = Vec<(String, Vec<u8>)>;
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    let store = StaticSecretStore::new()
+        .with_secret("svc", Secret::from("svc-secret-0123456789"))
+        .with_secret("proxy", Secret::from("proxy-secret-0123456789"));
+    let v = verifier(store, MessagePolicy::default(), 0).with_clock(clock.clone());
+    let proxy = MessageSigner::builder(
+        "proxy",
+        SigningKey::hmac_sha256(Secret::from("proxy-secret-0123456789")),
+    )
+    .label("proxy")
+    .clock(clock.clone())
+    .build()
+    .unwrap();
+    let (ours, target) = signed_post(&hmac_signer(&clock), b"");
+    let (theirs, _) = signed_post(&proxy, b"");
+    let field =
+        |headers: &Headers, name: &str| headers.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    // Our request, with the signature fields of `first` and then those of `second`, if any.
+    let joined = |first: &Headers, second: Option<&Headers>| {
+        let mut headers = ours.clone();
+        for (name, value) in &mut headers {
+            if name == "Signature-Input" || name == "Signature" {
+                let mut members = field(first, name);
+                if let Some(second) = second {
+                    members.extend_from_slice(b", ");
+                    members.extend(field(second, name));
+                }
+                *value = members;
+            }
+        }
+        headers
+    };
+    let accepted = check(&v, &joined(&theirs, Some(&ours)), target, b"").unwrap();
+    assert_eq!(accepted.label(), Some("proxy"));
+    for replay in [
+        joined(&ours, Some(&theirs)),
+        joined(&ours, None),
+        joined(&theirs, None),
+    ] {
+        assert!(matches!(
+            check(&v, &replay, target, b""),
+            Err(Error::Replayed)
+        ));
+    }
+    // Released (the caller refused it for a reason of its own): sent again, it passes.
+    block_on(v.release(&accepted)).unwrap();
+    let again = check(&v, &joined(&ours, None), target, b"").unwrap();
+    assert_eq!(again.label(), Some("sig1"));
+}
+
 #[test]
 fn unknown_keys_algorithms_and_missing_fields() {
     let clock = FakeClock::at_unix_secs(1_700_000_000);

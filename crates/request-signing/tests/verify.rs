@@ -101,6 +101,36 @@ fn replay_is_rejected_until_the_request_would_expire_anyway() {
     ));
 }
 
+/// Two instances share one replay cache, one clock 10 s ahead of the other. A request accepted
+/// by the slow one stays refused there, although the fast one prunes the cache by its own clock
+/// and would have forgotten it at the end of the slow one's window.
+#[test]
+fn a_shared_cache_pruned_by_a_faster_clock_keeps_refusing_a_replay() {
+    let store = || StaticSecretStore::new().with_secret("svc", Secret::from("s"));
+    let shared = MemoryReplayCache::new(NonZeroUsize::new(16).unwrap())
+        .with_per_key_limit(NonZeroUsize::new(16).unwrap());
+    let slow_clock = FakeClock::at_unix_secs(NOW + 300);
+    let fast_clock = FakeClock::at_unix_secs(NOW + 310);
+    let slow = Verifier::new(store(), shared.clone()).with_clock(slow_clock);
+    let fast = Verifier::new(store(), shared).with_clock(fast_clock);
+    let req = Request::new("GET", "/", b"");
+    // Signed at NOW, accepted by the slow instance at the end of its window.
+    let old = signer("s").sign("GET", "/", b"").unwrap();
+    let old = SignatureHeaders::from_signed(&old);
+    assert!(block_on(slow.verify(&old, &req)).is_ok());
+    // A new request of the same key on the fast instance prunes the cache at NOW + 310.
+    let new = Signer::new("svc", Secret::from("s"))
+        .unwrap()
+        .with_clock(FakeClock::at_unix_secs(NOW + 310))
+        .sign("GET", "/", b"")
+        .unwrap();
+    assert!(block_on(fast.verify(&SignatureHeaders::from_signed(&new), &req)).is_ok());
+    assert!(matches!(
+        block_on(slow.verify(&old, &req)),
+        Err(Error::Replayed)
+    ));
+}
+
 #[test]
 fn v0_uses_the_replay_cache_and_is_refused_unless_enabled() {
     let (v, _) = verifier_v0("raw-key", "s", NOW);

@@ -50,7 +50,7 @@ async fn nonce_flood_next_to_another_key(app: &TestApp) {
     let pairs: Vec<(&str, &str)> = headers.iter().collect();
     let refused = app.get("/whoami", &pairs).await;
     assert_eq!(refused.status, 429, "{}", refused.body);
-    assert_eq!(refused.header("retry-after").as_deref(), Some("301"));
+    assert_eq!(refused.header("retry-after").as_deref(), Some("331"));
     assert_eq!(
         refused.header("content-type").as_deref(),
         Some("application/problem+json")

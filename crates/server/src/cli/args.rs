@@ -331,7 +331,7 @@ pub struct SettingsArgs {
     #[arg(long, env = "SECURE_API_MAX_CONNECTIONS_PER_ADDRESS", value_name = "N")]
     pub max_connections_per_address: Option<usize>,
     /// Signed requests one key may have in the replay cache at once (its share; a key signing
-    /// `r` requests per second needs `330 × r`).
+    /// `r` requests per second needs `361 × r`).
     #[arg(long, env = "SECURE_API_REPLAY_PER_KEY", value_name = "N")]
     pub replay_per_key: Option<usize>,
     /// Password hashes running at once (each needs 19 MiB; default: half the cores, at least one).
