@@ -48,11 +48,11 @@ async fn app_with_upstream(base: &str, key: &str) -> common::TestApp {
 #[actix_web::test]
 async fn each_upstream_fault_gets_its_documented_status() {
     let (base, _) = upstream::start(faulty).await;
-    // A port where nothing listens: connection refused.
-    let closed = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://{}", listener.local_addr().unwrap())
-    };
+    // A port where nothing listens: connection refused. The socket stays bound, never
+    // listening, for the whole test, so that no server started meanwhile can take its port.
+    let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+    reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed = format!("http://{}", reserved.local_addr().unwrap());
     for (upstream, key, status) in [
         (&base, "slow", 200),
         (&base, "fail", 502),

@@ -34,11 +34,17 @@ fn pool(names: &[&str], selection: Selection, clock: &Arc<FakeClock>) -> Arc<Key
     )
 }
 
+/// The timeout of the tests that wait for one: far below the fake's 20 s sleep.
+const SHORT: Duration = Duration::from_millis(500);
+
+/// A client of the fake. Its timeout is long enough that a loaded CI machine never turns an
+/// answer into a timeout (and a retry, which would change the call counts); the tests of
+/// timeouts set [`SHORT`].
 fn client(fake: &Fake, pool: Arc<KeyPool>) -> WeatherClientBuilder {
     WeatherClient::builder(pool)
         .base_url(&fake.base_url)
         .unwrap()
-        .timeout(Duration::from_millis(200))
+        .timeout(Duration::from_secs(10))
         .retry_backoff(Duration::from_millis(10))
         .without_cache()
 }
@@ -194,16 +200,13 @@ async fn a_single_key_is_retried_once_itself_after_a_server_error() {
 async fn a_slow_upstream_is_a_timeout_error() {
     let fake = Fake::start(&[(D, Script::Sleep(Duration::from_secs(20)))]);
     let clock = Arc::new(FakeClock::new());
-    let client = client(&fake, pool(&[D], Selection::Random, &clock)).build();
+    let client = client(&fake, pool(&[D], Selection::Random, &clock))
+        .timeout(SHORT)
+        .build();
     let started = Instant::now();
     let err = client.current(&london(), Units::Metric).await.unwrap_err();
-    assert_eq!(
-        err,
-        Error::Timeout {
-            after: Duration::from_millis(200)
-        }
-    );
-    // Two attempts of 200 ms and a 10 ms pause, far below the upstream's 20 s.
+    assert_eq!(err, Error::Timeout { after: SHORT });
+    // Two attempts of 500 ms and a 10 ms pause, far below the upstream's 20 s.
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(fake.calls(D), 2);
     assert_no_key(&err);
@@ -518,6 +521,7 @@ async fn the_reqwest_client_types_its_failures_and_leaks_no_key() {
     let err = big.current(&london(), Units::Metric).await.unwrap_err();
     assert_eq!(err, Error::BodyTooLarge { limit: 1024 });
     let slow = client(&fake, pool(&[D], Selection::Random, &clock))
+        .timeout(SHORT)
         .build_reqwest()
         .unwrap();
     let err = slow.current(&london(), Units::Metric).await.unwrap_err();
