@@ -216,7 +216,7 @@ async fn the_fallback_keeps_refusing_what_it_saw_during_an_outage() {
     let primary = || async {
         cache(&url, &prefix)
             .await
-            .with_timeout(Duration::from_millis(300))
+            .with_timeout(Duration::from_secs(1))
     };
     let local = || MemoryReplayCache::new(std::num::NonZeroUsize::new(1_000).unwrap());
     let outages = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
