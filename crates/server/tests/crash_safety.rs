@@ -36,6 +36,10 @@ struct Acknowledged {
 
 #[actix_web::test]
 async fn a_sigkill_under_load_loses_nothing_acknowledged() {
+    test_services::clear_of_utc_midnight(
+        "a_sigkill_under_load_loses_nothing_acknowledged",
+        Duration::from_secs(120),
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crash.db");
     let Victim {
@@ -248,6 +252,10 @@ const BURST_CALLERS: usize = 16;
 
 #[actix_web::test]
 async fn a_sigkill_mid_burst_forgets_no_answered_call() {
+    test_services::clear_of_utc_midnight(
+        "a_sigkill_mid_burst_forgets_no_answered_call",
+        Duration::from_secs(120),
+    );
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("burst.db");
     let Victim {

@@ -64,6 +64,7 @@ fn unix_now() -> u64 {
 #[ignore = "needs PostgreSQL and Redis: set TEST_DATABASE_URL and TEST_REDIS_URL, with redis-server on PATH"]
 async fn two_instances_on_postgres_and_redis_behave_as_one() {
     let test = "two_instances_on_postgres_and_redis_behave_as_one";
+    test_services::clear_of_utc_midnight(test, Duration::from_secs(300));
     let Some(database) = test_services::database_url(test) else {
         return;
     };

@@ -23,6 +23,7 @@
 use std::env;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Environment variable holding the PostgreSQL URL for tests.
 pub const DATABASE_VAR: &str = "TEST_DATABASE_URL";
@@ -47,6 +48,27 @@ pub fn database_url(test: &str) -> Option<String> {
 #[must_use]
 pub fn redis_url(test: &str) -> Option<String> {
     service_url(test, REDIS_VAR, "Redis")
+}
+
+/// Waits until just after the next UTC midnight when less than `needed` is left before it,
+/// saying so on stderr. For tests of real processes, which count daily quotas on the system
+/// clock: a day that ends mid-test starts every quota again.
+///
+/// # Panics
+/// When the system clock is before 1970.
+pub fn clear_of_utc_midnight(test: &str, needed: Duration) {
+    const DAY: Duration = Duration::from_secs(86_400);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    let into_day = Duration::from_nanos(
+        u64::try_from(now.as_nanos() % DAY.as_nanos()).expect("less than a day"),
+    );
+    let left = DAY - into_day;
+    if left < needed {
+        eprintln!("{test}: waiting {left:.1?} for UTC midnight to pass (daily quotas start again)");
+        std::thread::sleep(left + Duration::from_secs(1));
+    }
 }
 
 /// Whether `REQUIRE_SERVICES=1` is set, i.e. whether a missing service is a failure.
@@ -143,17 +165,25 @@ impl RedisServer {
     }
 
     /// Starts one on a free port with extra configuration, e.g.
-    /// `["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]`.
+    /// `["--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"]`. A port that another
+    /// process takes between its choice and the server's start is given up for another one.
     ///
     /// # Panics
     /// As [`start`](Self::start).
     #[must_use]
     pub fn start_with(args: &[&str]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        Self::launch(port, args)
+        let mut tried = Vec::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free port")
+                .port();
+            match Self::launch(port, args) {
+                Ok(server) => return server,
+                Err(why) => tried.push(why),
+            }
+        }
+        panic!("no redis-server started: {}", tried.join("; "));
     }
 
     /// Starts one on `port` (to bring a stopped one back where its clients expect it).
@@ -162,10 +192,11 @@ impl RedisServer {
     /// When `redis-server` cannot run or does not listen within 5 s.
     #[must_use]
     pub fn start_on(port: u16) -> Self {
-        Self::launch(port, &[])
+        Self::launch(port, &[]).unwrap_or_else(|why| panic!("{why}"))
     }
 
-    fn launch(port: u16, args: &[&str]) -> Self {
+    /// Starts one on `port`; ready once the Redis answering there says it is this child.
+    fn launch(port: u16, args: &[&str]) -> Result<Self, String> {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -175,15 +206,24 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         let mut server = Self { child, port };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if std::time::Instant::now() > deadline {
-                server.stop();
-                panic!("redis-server does not listen on port {port}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                return Err(format!("redis-server on port {port} exited ({status})"));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            match answering_pid(port) {
+                Some(pid) if pid == server.child.id() => return Ok(server),
+                Some(pid) => {
+                    server.stop();
+                    return Err(format!("port {port} is held by redis-server {pid}"));
+                }
+                None if std::time::Instant::now() > deadline => {
+                    server.stop();
+                    return Err(format!("redis-server does not listen on port {port}"));
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
         }
-        server
     }
 
     /// Its port.
@@ -211,9 +251,52 @@ impl Drop for RedisServer {
     }
 }
 
+/// The process id the Redis answering on `port` reports (`INFO server`), if one answers.
+fn answering_pid(port: u16) -> Option<u32> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    loop {
+        let read = stream.read(&mut chunk).ok()?;
+        if read == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(line) = text.split("\r\n").find(|l| l.starts_with("process_id:"))
+            && text.contains(&format!("{line}\r\n"))
+        {
+            return line["process_id:".len()..].parse().ok();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[ignore = "needs redis-server on PATH"]
+    fn a_port_another_redis_server_holds_is_never_taken_for_ours() {
+        let test = "a_port_another_redis_server_holds_is_never_taken_for_ours";
+        if program(
+            test,
+            "redis-server",
+            "install Debian's redis-server package",
+        )
+        .is_none()
+        {
+            return;
+        }
+        let first = RedisServer::start();
+        let refused = RedisServer::launch(first.port(), &[]).unwrap_err();
+        assert!(refused.contains(&first.port().to_string()), "{refused}");
+        // The first one still answers as itself.
+        assert_eq!(answering_pid(first.port()), Some(first.child.id()));
+    }
 
     #[test]
     fn a_set_url_runs_whether_or_not_required() {
