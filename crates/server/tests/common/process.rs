@@ -2,7 +2,6 @@
 //! the test build of the binary on a free port, talk to it, stop it with a signal.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,12 +17,19 @@ pub fn binary() -> PathBuf {
     )
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// The port a server logged that it listens on (its `listening` line, plain or JSON), if it
+/// has logged it yet.
+fn logged_port(log: &str) -> Option<u16> {
+    let line = log.lines().find(|l| l.contains("listening"))?;
+    let at = line
+        .find("port=")
+        .map(|i| i + "port=".len())
+        .or_else(|| line.find("\"port\":").map(|i| i + "\"port\":".len()))?;
+    let digits: String = line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
 }
 
 /// A child process killed when dropped, so a failing test leaves nothing running.
@@ -87,7 +93,6 @@ pub async fn start_instance(
     env: &[(String, String)],
     dir: &Path,
 ) -> (Instance, String) {
-    let port = free_port();
     let log = dir.join(format!("{name}.log"));
     let child = Command::new(binary())
         .current_dir(dir)
@@ -95,7 +100,9 @@ pub async fn start_instance(
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("SECURE_API_BIND", format!("127.0.0.1:{port}"))
+        // A port of the system's choice, read back from the log: a free port chosen here could
+        // be taken by another test before the server binds it.
+        .env("SECURE_API_BIND", "127.0.0.1:0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).expect("log file"))
@@ -117,13 +124,26 @@ pub async fn start_instance(
         }
         text
     });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let port = loop {
+        if let Some(port) = logged_port(&std::fs::read_to_string(&log).unwrap_or_default()) {
+            break port;
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!(
+                "{name} exited ({status}):\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "{name} logged no port");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
     let instance = Instance {
         base: format!("http://127.0.0.1:{port}"),
         process,
         log,
     };
     let client = awc::Client::default();
-    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(res) = client.get(instance.url("/healthz")).send().await
             && res.status() == 200
