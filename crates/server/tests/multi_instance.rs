@@ -386,8 +386,24 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
         .trim();
     let body = format!(r#"{{"number": {prime}, "rounds": 64}}"#);
     let pid = a.process.pid();
-    let signal = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(30));
+    let metrics = a.url("/metrics");
+    // The signal goes once A's metrics show the test running, not after a guessed delay.
+    let signal = actix_web::rt::spawn(async move {
+        let client = awc::Client::default();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut reply = client.get(&metrics).send().await.unwrap();
+            let page = reply.body().limit(1 << 22).await.unwrap();
+            let page = String::from_utf8_lossy(&page).into_owned();
+            if common::sample(&page, "secure_api_prime_running", "") == Some(1.0) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the prime test never showed as running"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+        }
         let status = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
             .status()
@@ -403,7 +419,7 @@ async fn two_instances_on_postgres_and_redis_behave_as_one() {
     )
     .await;
     let answered = Instant::now();
-    let (status, signalled) = signal.join().unwrap();
+    let (status, signalled) = signal.await.unwrap();
     assert!(status.success());
     assert!(
         signalled < answered,
