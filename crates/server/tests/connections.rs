@@ -136,7 +136,8 @@ async fn one_address_is_capped_while_another_is_served_and_stalled_bodies_time_o
 #[actix_web::test]
 async fn a_body_sent_slowly_but_in_time_is_served() {
     let mut spawn = Spawn::default();
-    spawn.args.body_timeout = Some(2);
+    // Three pauses of 300 ms: well inside, even on a loaded machine.
+    spawn.args.body_timeout = Some(5);
     let app = spawn_with(spawn).await;
     let server: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     let key = &app.first.demo_key.key;
