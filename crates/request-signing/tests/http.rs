@@ -374,6 +374,49 @@ async fn rfc9421_on_actix_with_awc_signed_headers_and_a_narrow_signature_refused
     );
 }
 
+/// Behind TLS, an origin-form URI names no scheme: a client that signs `@target-uri` of its
+/// `https` URL verifies on a tower server once the layer is told the scheme.
+#[tokio::test]
+async fn tower_verifies_an_https_target_uri_once_told_the_scheme() {
+    use tower::ServiceExt as _;
+    let clock = FakeClock::at_unix_secs(NOW);
+    let message =
+        request_signing::rfc9421::Message::new("POST", "https://api.example/orders", &[], b"")
+            .unwrap();
+    let signed =
+        MessageSigner::builder("calm", SigningKey::hmac_sha256(Secret::from("calm-secret")))
+            .components(["@method", "@target-uri"])
+            .clock(clock.clone())
+            .build()
+            .unwrap()
+            .sign(&message)
+            .unwrap();
+    let request = || {
+        let mut request = http::Request::post("/orders").header("host", "api.example");
+        for (name, value) in signed.iter() {
+            request = request.header(name, value);
+        }
+        request.body(axum::body::Body::empty()).unwrap()
+    };
+    for (scheme, status) in [(None, 401), (Some("https"), 200)] {
+        let mut layer = VerifySignature::builder(verifier(&clock));
+        if let Some(scheme) = scheme {
+            layer = layer.scheme(scheme);
+        }
+        let app = Router::new()
+            .route("/orders", post(axum_echo))
+            .layer(layer.build().unwrap());
+        let answer = app.oneshot(request()).await.unwrap();
+        assert_eq!(answer.status(), status, "{scheme:?}");
+    }
+    assert!(
+        VerifySignature::builder(verifier(&clock))
+            .scheme("ftp")
+            .build()
+            .is_err()
+    );
+}
+
 /// A refusal's headers may be named in any case (`HeaderName::from_static` would panic on every
 /// refusal); a name that is no header name is left out.
 #[test]

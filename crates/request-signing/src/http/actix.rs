@@ -148,7 +148,7 @@ where
                         .uri()
                         .path_and_query()
                         .map_or_else(|| req.path(), |pq| pq.as_str()),
-                    scheme: connection.scheme(),
+                    scheme: verify.inner.scheme.unwrap_or_else(|| connection.scheme()),
                     authority: req.uri().authority().map(|a| a.as_str()),
                     headers: req
                         .headers()

@@ -164,6 +164,7 @@ pub struct VerifySignature<S, R, C> {
 struct Inner<S, R, C> {
     verifier: Verifier<S, R, C>,
     max_body_bytes: usize,
+    scheme: Option<&'static str>,
     optional: bool,
     release_on: ReleaseFn,
     on_refusal: Option<RefusalFn>,
@@ -182,6 +183,7 @@ impl<S, R, C> fmt::Debug for VerifySignature<S, R, C> {
         f.debug_struct("VerifySignature")
             .field("verifier", &self.inner.verifier)
             .field("max_body_bytes", &self.inner.max_body_bytes)
+            .field("scheme", &self.inner.scheme)
             .field("optional", &self.inner.optional)
             .finish_non_exhaustive()
     }
@@ -192,6 +194,7 @@ impl<S, R, C> fmt::Debug for VerifySignature<S, R, C> {
 pub struct VerifySignatureBuilder<S, R, C> {
     verifier: Verifier<S, R, C>,
     max_body_bytes: Option<usize>,
+    scheme: Option<&'static str>,
     optional: bool,
     release_on: ReleaseFn,
     on_refusal: Option<RefusalFn>,
@@ -213,6 +216,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
         VerifySignatureBuilder {
             verifier,
             max_body_bytes: None,
+            scheme: None,
             optional: false,
             release_on: Arc::new(|status| status == 429 || status == 503),
             on_refusal: None,
@@ -229,6 +233,17 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
     /// The largest body read (default: the verifier's `max_body_bytes`, 10 MiB unless set).
     pub const fn max_body_bytes(mut self, bytes: usize) -> Self {
         self.max_body_bytes = Some(bytes);
+        self
+    }
+
+    /// The scheme clients reach the service with (`"https"` behind a TLS listener or a proxy
+    /// that ends TLS), for RFC 9421's `@scheme` and `@target-uri`. By default it is the
+    /// request's own: on actix-web the connection's (which honours `Forwarded` and
+    /// `X-Forwarded-Proto`), on tower the URI's, and `http` for an origin-form URI, which names
+    /// none. A client that signs `@target-uri` of an `https` URL needs `https` here behind a
+    /// tower server. [`build`](Self::build) refuses anything but `http` and `https`.
+    pub const fn scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = Some(scheme);
         self
     }
 
@@ -259,8 +274,14 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
     ///
     /// # Errors
     /// [`Error::InvalidRequest`] when the body limit is above the verifier's own, which would
-    /// read bodies only to refuse them.
+    /// read bodies only to refuse them, or the scheme is neither `http` nor `https`.
     pub fn build(self) -> Result<VerifySignature<S, R, C>> {
+        if self.scheme.is_some_and(|s| s != "http" && s != "https") {
+            return Err(Error::InvalidRequest {
+                part: "scheme",
+                reason: "neither http nor https",
+            });
+        }
         let verifier_max = self.verifier.config().body_limit();
         let max_body_bytes = self.max_body_bytes.unwrap_or(verifier_max);
         if max_body_bytes > verifier_max {
@@ -273,6 +294,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
             inner: Arc::new(Inner {
                 verifier: self.verifier,
                 max_body_bytes,
+                scheme: self.scheme,
                 optional: self.optional,
                 release_on: self.release_on,
                 on_refusal: self.on_refusal,

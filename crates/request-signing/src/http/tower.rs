@@ -132,7 +132,10 @@ where
                         .uri
                         .path_and_query()
                         .map_or_else(|| parts.uri.path(), |pq| pq.as_str()),
-                    scheme: parts.uri.scheme_str().unwrap_or("http"),
+                    scheme: verify
+                        .inner
+                        .scheme
+                        .unwrap_or_else(|| parts.uri.scheme_str().unwrap_or("http")),
                     authority: parts.uri.authority().map(|a| a.as_str()),
                     headers: parts
                         .headers
