@@ -147,6 +147,17 @@ pub(crate) fn groups_for_bits(bits: u64) -> usize {
 mod tests {
     use super::*;
 
+    /// The largest prime each size trial-divides by, as the crate's docs give them.
+    #[test]
+    fn trial_division_reaches_the_documented_primes() {
+        let largest = |bits| ODD_PRIMES[GROUPS.0[groups_for_bits(bits) - 1].end - 1];
+        assert_eq!(largest(65), 271);
+        assert_eq!(largest(192), 271);
+        assert_eq!(largest(193), 541);
+        assert_eq!(largest(640), 541);
+        assert_eq!(largest(641), 1021);
+    }
+
     #[test]
     fn tables_are_consistent() {
         assert_eq!(ODD_PRIMES[0], 3);

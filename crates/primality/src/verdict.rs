@@ -53,8 +53,10 @@ impl From<WordVerdict> for Verdict {
     }
 }
 
-/// Tests `n` of any size: exact below 2^64; above, trial division by the odd primes below
-/// 1024, then BPSW, then a proof by the first 13 prime bases when `n` is small enough.
+/// Tests `n` of any size: exact below 2^64; above, trial division by the odd primes up to 271
+/// (up to 192 bits), 541 (up to 640 bits) or 1021, then BPSW, then a proof by the first 13
+/// prime bases when `n` is small enough. A composite whose smallest factor is above those
+/// primes is found by BPSW, and its verdict names no factor.
 ///
 /// ```
 /// use primality::{Verdict, check};

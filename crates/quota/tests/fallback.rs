@@ -13,6 +13,13 @@ fn clock() -> FakeClock {
     FakeClock::at_unix_secs(1_767_225_600)
 }
 
+fn memory(policy: Policy, clock: &FakeClock) -> MemoryBackend<FakeClock> {
+    MemoryBackend::builder(policy)
+        .clock(clock.clone())
+        .build()
+        .expect("valid")
+}
+
 #[tokio::test]
 async fn an_outage_goes_to_the_local_backend_and_back() {
     let clock = clock();
@@ -20,12 +27,7 @@ async fn an_outage_goes_to_the_local_backend_and_back() {
     let outages = Arc::new(AtomicUsize::new(0));
     let seen = outages.clone();
     let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
-        .local(
-            MemoryBackend::builder(daily)
-                .clock(clock.clone())
-                .build()
-                .expect("ok"),
-        )
+        .local(memory(daily, &clock))
         .on_outage(move |e| {
             assert!(matches!(e, Error::Unavailable { .. } | Error::Store { .. }));
             seen.fetch_add(1, Ordering::SeqCst);
@@ -94,12 +96,7 @@ async fn the_callers_errors_and_a_mismatched_local_are_not_outages() {
     let clock = clock();
     let daily = Policy::per_day(n(3));
     let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
-        .local(
-            MemoryBackend::builder(daily)
-                .clock(clock.clone())
-                .build()
-                .expect("ok"),
-        )
+        .local(memory(daily, &clock))
         .on_outage(|_| panic!("not an outage"))
         .build()
         .expect("ok");
@@ -121,12 +118,7 @@ async fn a_per_call_limit_reaches_both_backends() {
     let clock = clock();
     let daily = Policy::per_day(n(3));
     let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
-        .local(
-            MemoryBackend::builder(daily)
-                .clock(clock.clone())
-                .build()
-                .expect("ok"),
-        )
+        .local(memory(daily, &clock))
         .build()
         .expect("ok");
     for _ in 0..10 {
@@ -162,12 +154,7 @@ async fn a_refund_goes_to_the_backend_that_counted_the_call() {
     let clock = clock();
     let daily = Policy::per_day(n(3));
     let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
-        .local(
-            MemoryBackend::builder(daily)
-                .clock(clock.clone())
-                .build()
-                .expect("ok"),
-        )
+        .local(memory(daily, &clock))
         .build()
         .expect("same policy");
     assert!(quota.decide("k", 2).await.expect("up").is_allowed());
@@ -204,18 +191,12 @@ async fn a_refund_goes_to_the_backend_that_counted_the_call() {
 async fn nested_fallbacks_refund_where_they_counted() {
     let clock = clock();
     let daily = Policy::per_day(n(5));
-    let memory = || {
-        MemoryBackend::builder(daily)
-            .clock(clock.clone())
-            .build()
-            .expect("ok")
-    };
     let inner = FallbackBackend::builder(Flaky::new(daily, &clock))
-        .local(memory())
+        .local(memory(daily, &clock))
         .build()
         .expect("same policy");
     let outer = FallbackBackend::builder(inner)
-        .local(memory())
+        .local(memory(daily, &clock))
         .build()
         .expect("same policy");
     // The inner primary is away: the inner local backend counts, and gets the refund.

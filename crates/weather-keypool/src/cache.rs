@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, later};
 use crate::error::Result;
 use crate::weather::{Location, Units, Weather};
 
@@ -212,7 +212,7 @@ impl PendingGuard<'_> {
                     self.key.clone(),
                     Entry::Ready {
                         weather: Arc::clone(weather),
-                        expires: self.cache.clock.now() + self.cache.ttl,
+                        expires: later(self.cache.clock.now(), self.cache.ttl),
                     },
                 );
             }
@@ -253,6 +253,26 @@ mod tests {
 
     fn city(name: &str) -> Location {
         Location::city(name).unwrap()
+    }
+
+    /// A time to live of `Duration::MAX` keeps an answer for good, without overflowing the
+    /// clock (which left the place pending forever, its callers spinning).
+    #[tokio::test]
+    async fn a_time_to_live_of_duration_max_keeps_the_answer() {
+        let clock = Arc::new(FakeClock::new());
+        let cache = WeatherCache::with_clock(Duration::MAX, NonZeroUsize::new(2).unwrap(), clock);
+        let calls = Cell::new(0);
+        let fetch = || async {
+            calls.set(calls.get() + 1);
+            Ok(sample())
+        };
+        for _ in 0..2 {
+            cache
+                .get_or_fetch(&city("x"), Units::Metric, fetch)
+                .await
+                .unwrap();
+        }
+        assert_eq!(calls.get(), 1);
     }
 
     #[tokio::test]

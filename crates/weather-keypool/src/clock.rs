@@ -53,6 +53,15 @@ impl Clock for FakeClock {
     }
 }
 
+/// `now + by`, or a hundred years from `now` where the sum does not fit (a cooldown or time to
+/// live of `Duration::MAX`, meaning "for good").
+pub(crate) fn later(now: Instant, by: Duration) -> Instant {
+    const FOR_GOOD: Duration = Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(by)
+        .or_else(|| now.checked_add(FOR_GOOD))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

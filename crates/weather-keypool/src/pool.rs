@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, later};
 use crate::env::keys_from_vars;
 use crate::error::{Error, Result};
 use crate::key::{KeyFingerprint, UpstreamKey};
@@ -56,13 +56,21 @@ impl Outcome {
     /// Classifies an HTTP answer: `status` and the raw `Retry-After` header value, if any.
     ///
     /// `Retry-After` is read as delta-seconds; an HTTP-date or garbage counts as absent, so the
-    /// pool's default cooldown applies.
+    /// pool's default cooldown applies, and more digits than delta-seconds hold count as
+    /// `Duration::MAX`, which the pool caps.
     #[must_use]
     pub fn from_status(status: u16, retry_after: Option<&str>) -> Self {
         match status {
             401 | 403 => Self::Rejected,
             429 => Self::Throttled {
-                retry_after: retry_after.and_then(parse_retry_after),
+                // More digits than a delta-seconds holds: as long as the pool allows.
+                retry_after: retry_after.and_then(|value| {
+                    parse_retry_after(value).or_else(|| {
+                        let value = value.trim();
+                        (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
+                            .then_some(Duration::MAX)
+                    })
+                }),
             },
             500..=599 => Self::UpstreamFailure,
             _ => Self::Accepted,
@@ -454,14 +462,14 @@ impl KeyPool {
             Outcome::Accepted => slot.accepted += 1,
             Outcome::Rejected => {
                 slot.rejected += 1;
-                slot.health = Health::Rejected(now + self.config.rejected_cooldown);
+                slot.health = Health::Rejected(later(now, self.config.rejected_cooldown));
             }
             Outcome::Throttled { retry_after } => {
                 slot.throttled += 1;
                 let rest = retry_after
                     .unwrap_or(self.config.throttled_cooldown)
                     .min(self.config.max_throttled_cooldown);
-                let until = now + rest;
+                let until = later(now, rest);
                 // A throttle never shortens a rejection, nor an earlier, longer throttle.
                 slot.health = match slot.health {
                     Health::Rejected(r) if r > until => Health::Rejected(r),

@@ -75,6 +75,47 @@ fn round_robin_takes_turns_and_skips_benched_keys() {
     assert_eq!(order, ["c", "a", "c", "a"]);
 }
 
+/// "Out for good" as `Duration::MAX` and a huge `Retry-After` take a key out of rotation for
+/// the longest time the clock can say, without overflowing it.
+#[test]
+fn cooldowns_of_duration_max_hold_without_overflow() {
+    let clock = Arc::new(FakeClock::new());
+    let pool = KeyPool::builder()
+        .clock(clock.clone())
+        .rejected_cooldown(Duration::MAX)
+        .max_throttled_cooldown(Duration::MAX)
+        .build(keys(&["a", "b"]))
+        .unwrap();
+    let stats = |name| {
+        let index = usize::from(name == "b");
+        pool.stats()[index].health
+    };
+    for (name, outcome) in [
+        ("a", Outcome::Rejected),
+        ("b", Outcome::from_status(429, Some("99999999999999999999"))),
+    ] {
+        let picked = loop {
+            let p = pool.pick().unwrap();
+            if p.key().expose_secret() == name {
+                break p;
+            }
+        };
+        pool.report(picked.id(), outcome);
+    }
+    clock.advance(Duration::from_secs(10 * 365 * 86_400));
+    assert!(
+        matches!(stats("a"), KeyHealth::Rejected { .. }),
+        "{:?}",
+        stats("a")
+    );
+    assert!(
+        matches!(stats("b"), KeyHealth::Throttled { .. }),
+        "{:?}",
+        stats("b")
+    );
+    assert!(pool.pick().is_err());
+}
+
 #[test]
 fn rejected_keys_stay_out_until_the_cooldown_or_a_reload() {
     let clock = Arc::new(FakeClock::new());
@@ -190,6 +231,13 @@ fn outcomes_from_statuses() {
     for bad in ["", "-1", "1.5", "12345678901", "abc"] {
         assert_eq!(parse_retry_after(bad), None, "{bad}");
     }
+    // More digits than delta-seconds hold: as long as the pool allows, not the short default.
+    assert_eq!(
+        Outcome::from_status(429, Some("10000000000")),
+        Outcome::Throttled {
+            retry_after: Some(Duration::MAX)
+        }
+    );
 }
 
 #[test]
