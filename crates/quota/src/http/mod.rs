@@ -54,7 +54,8 @@ pub trait RequestView {
 pub struct Rejection {
     /// The HTTP status code.
     pub status: u16,
-    /// Extra headers (names in any case; one that is not a valid name is left out), e.g. `retry-after` and the rate-limit fields.
+    /// Extra headers, e.g. `retry-after` and the rate-limit fields. Names may be in any case;
+    /// one that is not a valid header name is left out.
     pub headers: Vec<(&'static str, String)>,
     /// The `Content-Type`, `application/problem+json` for the default bodies.
     pub content_type: Cow<'static, str>,

@@ -52,7 +52,8 @@ use crate::verifier::{Request, SignatureHeaders, Verified, Verifier};
 pub struct Rejection {
     /// The HTTP status code.
     pub status: u16,
-    /// Extra headers (names in any case; one that is not a valid name is left out), e.g. `retry-after`.
+    /// Extra headers, e.g. `retry-after`. Names may be in any case; one that is not a valid
+    /// header name is left out.
     pub headers: Vec<(&'static str, String)>,
     /// The `Content-Type`, `application/problem+json` for the default bodies.
     pub content_type: Cow<'static, str>,
