@@ -677,7 +677,8 @@ fn verify_ed25519(_public_key: &[u8; 32], _message: &[u8], _signature: &[u8]) ->
 }
 
 /// Index of the first secret whose MAC equals one of `signatures`, compared in constant time
-/// (every secret and every signature is always compared).
+/// (every non-empty secret and every signature is always compared). An empty secret never
+/// matches.
 pub(crate) fn find_match(
     secrets: &[Secret],
     message: &[u8],
@@ -686,6 +687,10 @@ pub(crate) fn find_match(
     let mut found = subtle::Choice::from(0);
     let mut index = 0u64;
     for (i, secret) in secrets.iter().enumerate().rev() {
+        // An empty secret (an unset variable, a blank column) is one anybody can sign with.
+        if secret.expose_secret().is_empty() {
+            continue;
+        }
         let mac = hmac_sha256(secret, message);
         let mut this = subtle::Choice::from(0);
         for sig in signatures {
@@ -906,5 +911,12 @@ mod tests {
         assert_eq!(find_match(&secrets, b"m", &[[0; 32], mac_b]), Some(1));
         assert_eq!(find_match(&secrets, b"m", &[[0; 32]]), None);
         assert_eq!(find_match(&secrets, b"x", &[mac_b]), None);
+    }
+
+    #[test]
+    fn an_empty_secret_never_verifies() {
+        let empty = Secret::from("");
+        let forged = hmac_sha256(&empty, b"m");
+        assert_eq!(find_match(&[empty], b"m", &[forged]), None);
     }
 }

@@ -131,6 +131,21 @@ fn a_shared_cache_pruned_by_a_faster_clock_keeps_refusing_a_replay() {
     ));
 }
 
+/// A store that hands out an empty secret (an unset variable, a blank column) lets nobody in:
+/// anybody could compute the MAC under it.
+#[test]
+fn an_empty_secret_verifies_nothing() {
+    let (v, _) = verifier("svc", "", NOW);
+    let forged = signer("").sign("GET", "/", b"").unwrap();
+    assert!(matches!(
+        block_on(v.verify(
+            &SignatureHeaders::from_signed(&forged),
+            &Request::new("GET", "/", b"")
+        )),
+        Err(Error::BadSignature)
+    ));
+}
+
 #[test]
 fn v0_uses_the_replay_cache_and_is_refused_unless_enabled() {
     let (v, _) = verifier_v0("raw-key", "s", NOW);
