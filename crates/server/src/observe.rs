@@ -312,10 +312,12 @@ impl RequestId {
     /// `text` as an id, when it is a short token.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        let token = text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
-        if !token || !(1..=MAX_REQUEST_ID).contains(&text.len()) {
+        // The length first: a long header is refused without reading it.
+        if !(1..=MAX_REQUEST_ID).contains(&text.len())
+            || !text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
             return None;
         }
         let mut bytes = [0; MAX_REQUEST_ID];

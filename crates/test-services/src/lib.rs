@@ -265,11 +265,14 @@ fn answering_pid(port: u16) -> Option<u32> {
             return None;
         }
         reply.extend_from_slice(&chunk[..read]);
+        // Only lines that end in their "\r\n" are whole; the last piece may be cut short.
         let text = String::from_utf8_lossy(&reply);
-        if let Some(line) = text.split("\r\n").find(|l| l.starts_with("process_id:"))
-            && text.contains(&format!("{line}\r\n"))
+        let whole = text.rsplit_once("\r\n").map_or("", |(whole, _)| whole);
+        if let Some(pid) = whole
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("process_id:"))
         {
-            return line["process_id:".len()..].parse().ok();
+            return pid.parse().ok();
         }
     }
 }

@@ -65,11 +65,8 @@ impl Outcome {
             429 => Self::Throttled {
                 // More digits than a delta-seconds holds: as long as the pool allows.
                 retry_after: retry_after.and_then(|value| {
-                    parse_retry_after(value).or_else(|| {
-                        let value = value.trim();
-                        (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()))
-                            .then_some(Duration::MAX)
-                    })
+                    parse_retry_after(value)
+                        .or_else(|| all_digits(value.trim()).then_some(Duration::MAX))
                 }),
             },
             500..=599 => Self::UpstreamFailure,
@@ -82,10 +79,15 @@ impl Outcome {
 #[must_use]
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if value.is_empty() || value.len() > 10 || !value.bytes().all(|b| b.is_ascii_digit()) {
+    if value.len() > 10 || !all_digits(value) {
         return None;
     }
     value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Whether `value` is one or more ASCII digits.
+fn all_digits(value: &str) -> bool {
+    !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Identifies a key of a pool in [`KeyPool::report`] without exposing it.
