@@ -4,7 +4,9 @@
 # `wrk -t2 -c32 -d10s` on `POST /get-current-time` (one round is every server in turn, so that
 # the machine's drift over the day falls on all of them alike). For each: requests/s, the
 # server's CPU time (user and system, from /proc/PID/stat) and wrk's (from getrusage) divided by
-# the calls answered.
+# the calls answered, and the server's context switches per 100 calls, summed over its threads
+# (from /proc/PID/task/*/status): voluntary (a thread waited) and involuntary (it was preempted,
+# mostly by a wrk thread that an answer woke).
 #
 #   bash benches/load/cpu_split.sh [ROUNDS] [BINARY...]  # default 6, target/release/secure-api
 #
@@ -55,9 +57,15 @@ done
 keys[1]=${keys[2]}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# measure INDEX SECONDS: "rps server_ticks wrk_seconds calls".
+# switches PID: "voluntary involuntary", summed over the process's threads.
+switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v, n}'
+}
+# measure INDEX SECONDS: "rps server_ticks wrk_seconds calls voluntary involuntary".
 measure() {
-  local i=$1 before after out
+  local i=$1 before after out voluntary involuntary voluntary_after involuntary_after
+  read -r voluntary involuntary <<< "$(switches "${server_pids[$i]}")"
   before=$(cpu_ticks "${server_pids[$i]}")
   out=$(KEY="${keys[$i]}" python3 - "$2" "${ports[$i]}" "$work/post.lua" <<'PY'
 import resource, subprocess, sys
@@ -71,8 +79,9 @@ print(result[1], usage.ru_utime + usage.ru_stime, result[4])
 PY
 )
   after=$(cpu_ticks "${server_pids[$i]}")
+  read -r voluntary_after involuntary_after <<< "$(switches "${server_pids[$i]}")"
   read -r rps wrk_seconds calls <<< "$out"
-  echo "$rps $((after - before)) $wrk_seconds $calls"
+  echo "$rps $((after - before)) $wrk_seconds $calls $((voluntary_after - voluntary)) $((involuntary_after - involuntary))"
 }
 
 for i in "${!names[@]}"; do measure "$i" 2 > /dev/null; done  # warm-up
@@ -88,19 +97,22 @@ import statistics, sys
 ticks = float(sys.argv[2])
 rows = {}
 for line in open(sys.argv[1]):
-    rnd, name, rps, server_ticks, wrk_seconds, calls = line.split()
+    rnd, name, rps, server_ticks, wrk_seconds, calls, voluntary, involuntary = line.split()
     calls = int(calls)
     rows.setdefault(name, []).append((float(rps), int(server_ticks) / ticks / calls * 1e6,
-                                      float(wrk_seconds) / calls * 1e6))
+                                      float(wrk_seconds) / calls * 1e6,
+                                      int(voluntary) / calls * 100, int(involuntary) / calls * 100))
 def cell(values, fmt):
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))} to {fmt.format(max(values))})"
 print(f"{len(next(iter(rows.values())))} alternating rounds of wrk -t2 -c32 -d10s, POST /get-current-time.")
 print()
-print("| server | requests/s, median (range) | server CPU a call | wrk CPU a call |")
-print("| --- | ---: | ---: | ---: |")
+print("| server | requests/s, median (range) | server CPU a call | wrk CPU a call "
+      "| server's voluntary switches per 100 calls | involuntary |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for name, values in rows.items():
-    rps, server, client = zip(*values)
-    print(f"| {name} | {cell(rps, '{:,.0f}')} | {cell(server, '{:.2f} µs')} | {cell(client, '{:.2f} µs')} |")
+    rps, server, client, voluntary, involuntary = zip(*values)
+    print(f"| {name} | {cell(rps, '{:,.0f}')} | {cell(server, '{:.2f} µs')} | {cell(client, '{:.2f} µs')} "
+          f"| {cell(voluntary, '{:.1f}')} | {cell(involuntary, '{:.1f}')} |")
 names = list(rows)
 last = names[-1]
 for base in names[:2]:

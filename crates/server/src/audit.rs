@@ -195,6 +195,61 @@ pub struct AuditLog {
     last_micros: Arc<AtomicU64>,
 }
 
+/// What a caller gave as the id of a key or admin token, sorted before it reaches the store or
+/// the audit log: an operator may paste the key itself (a leaked key, to revoke it), and a
+/// path may carry any bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GivenId<'a> {
+    /// Text that may be an id: it goes to the store, and into the audit log as it is.
+    Id(&'a str),
+    /// A key or token of `config`'s format. It is a secret: only its id, derived from its hash,
+    /// is ever recorded or shown.
+    Secret {
+        /// The id the key or token has, when it was made under the current pepper.
+        id: String,
+    },
+    /// Text no id has (empty, over [`ID_MAX_LEN`] bytes, or other than printable ASCII, such as
+    /// a NUL, which PostgreSQL refuses in text, or a terminal's escape sequence). No store is
+    /// asked, and the log records [`NOT_AN_ID`].
+    NotAnId,
+}
+
+/// The longest text taken for an id (ids are about 20 bytes).
+pub const ID_MAX_LEN: usize = 128;
+
+/// What the audit log records as the target of an action whose id was no id.
+pub const NOT_AN_ID: &str = "(not an id)";
+
+impl<'a> GivenId<'a> {
+    /// Sorts `given` for keys or tokens of `config`'s format.
+    #[must_use]
+    pub fn of(config: &apikey_gen::KeyConfig, given: &'a str) -> Self {
+        if given.is_empty()
+            || given.len() > ID_MAX_LEN
+            || !given.bytes().all(|b| b.is_ascii_graphic())
+        {
+            Self::NotAnId
+        } else if config.parse(given).is_ok() {
+            let id = apikey_gen::KeyId::new(Some(config.prefix()), &config.hash(given));
+            Self::Secret {
+                id: id.as_str().to_owned(),
+            }
+        } else {
+            Self::Id(given)
+        }
+    }
+
+    /// What the audit log records as the target.
+    #[must_use]
+    pub fn target(&self) -> &str {
+        match self {
+            Self::Id(id) => id,
+            Self::Secret { id } => id,
+            Self::NotAnId => NOT_AN_ID,
+        }
+    }
+}
+
 impl AuditLog {
     /// The log in `db`, timed by `clock`.
     #[must_use]

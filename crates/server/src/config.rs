@@ -72,7 +72,9 @@ impl ConnectionUrl {
         &self.0
     }
 
-    /// The URL with any password replaced by `[redacted]`.
+    /// The URL with any password replaced by `[redacted]`: in its user information, and in a
+    /// query parameter that may carry one (`?pass=` of a Redis socket URL, `?password=` of a
+    /// PostgreSQL one).
     #[must_use]
     pub fn redacted(&self) -> String {
         let Some((scheme, rest)) = self.0.split_once("://") else {
@@ -80,6 +82,7 @@ impl ConnectionUrl {
         };
         let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(authority_end);
+        let tail = redacted_query(tail);
         match authority.rsplit_once('@') {
             Some((userinfo, host)) => {
                 let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
@@ -91,9 +94,40 @@ impl ConnectionUrl {
                 };
                 format!("{scheme}://{hidden}@{host}{tail}")
             }
-            None => self.0.clone(),
+            None => format!("{scheme}://{authority}{tail}"),
         }
     }
+}
+
+/// `tail` (a URL's path, query and fragment) with the value of every query parameter whose
+/// name speaks of a secret (`pass`, `password`, `sslpassword`, `token`, `secret`, `key`)
+/// replaced by `[redacted]`.
+fn redacted_query(tail: &str) -> String {
+    let Some((path, query)) = tail.split_once('?') else {
+        return tail.to_owned();
+    };
+    let (query, fragment) = query
+        .split_once('#')
+        .map_or((query, None), |(query, fragment)| (query, Some(fragment)));
+    let secret = |name: &str| {
+        let name = name.to_ascii_lowercase();
+        ["pass", "pwd", "token", "secret", "key"]
+            .iter()
+            .any(|word| name.contains(word))
+    };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(name) => format!("{name}=[redacted]"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    let mut out = format!("{path}?{}", pairs.join("&"));
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 impl fmt::Debug for ConnectionUrl {
@@ -318,6 +352,22 @@ mod tests {
             ),
             ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
             ("sqlite://secure-api.db", "sqlite://secure-api.db"),
+            (
+                "redis+unix:///run/r.sock?db=0&pass=hunter2#x",
+                "redis+unix:///run/r.sock?db=0&pass=[redacted]#x",
+            ),
+            (
+                "unix:///run/r.sock?pass=hunter2",
+                "unix:///run/r.sock?pass=[redacted]",
+            ),
+            (
+                "postgres://app@db/keys?sslmode=require&password=hunter2",
+                "postgres://[redacted]@db/keys?sslmode=require&password=[redacted]",
+            ),
+            (
+                "postgres://db/keys?PASSWORD=hunter2&sslpassword=hunter2",
+                "postgres://db/keys?PASSWORD=[redacted]&sslpassword=[redacted]",
+            ),
         ] {
             let url = ConnectionUrl::new(url);
             assert_eq!(url.redacted(), shown);

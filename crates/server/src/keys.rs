@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use apikey_gen::{KeyConfig, KeyHasher};
 use secret_key::Sealer;
 
-use crate::audit::{Action, Actor, AuditLog, Refusal};
+use crate::audit::{Action, Actor, AuditLog, GivenId, Refusal};
 use crate::auth::scope::Scopes;
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -267,6 +267,11 @@ pub enum KeyAdminError {
     /// No key, or no active key, with this id.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The key was rotated already, or is being revoked: its successor is the one to rotate.
+    #[error(
+        "this key was rotated already (or is revoked at the end of a grace period): rotate its successor"
+    )]
+    Rotated,
     /// A generated key collided with a stored one (astronomically unlikely); try again.
     #[error("key collision; try again")]
     Collision,
@@ -301,7 +306,10 @@ impl From<LimitError> for KeyAdminError {
 
 impl Refusal for KeyAdminError {
     fn is_refusal(&self) -> bool {
-        matches!(self, Self::Invalid { .. } | Self::NotFound(_))
+        matches!(
+            self,
+            Self::Invalid { .. } | Self::NotFound(_) | Self::Rotated
+        )
     }
 }
 
@@ -310,6 +318,10 @@ impl From<KeyAdminError> for ApiError {
         match error {
             KeyAdminError::Invalid { field, reason } => Self::Validation { field, reason },
             KeyAdminError::NotFound(what) => Self::NotFound(what),
+            KeyAdminError::Rotated => Self::Conflict(
+                "this key was rotated already (or is revoked at the end of a grace period): \
+                 rotate its successor",
+            ),
             KeyAdminError::Collision => Self::Conflict("key collision; try again"),
             KeyAdminError::Key(e) => Self::internal(e),
             KeyAdminError::Seal(e) => Self::internal(e),
@@ -585,10 +597,24 @@ impl KeyManager {
 
     /// The stored key `id`, active or not.
     pub async fn find(&self, id: &str) -> Result<KeyRow, KeyAdminError> {
+        let id = self.checked_id(&GivenId::of(&self.config, id))?;
         self.db
             .find_key(id)
             .await?
             .ok_or(KeyAdminError::NotFound("no key with this id"))
+    }
+
+    /// The id to look up, or why there is none: text no id has is no key, and a key given as
+    /// its own id is refused with its id (never echoed, and never sent to the store).
+    fn checked_id<'a>(&self, given: &GivenId<'a>) -> Result<&'a str, KeyAdminError> {
+        match *given {
+            GivenId::Id(id) => Ok(id),
+            GivenId::NotAnId => Err(KeyAdminError::NotFound("no key with this id")),
+            GivenId::Secret { ref id } => Err(KeyAdminError::invalid(
+                "id",
+                format!("is a key, not a key id: this key's id is {id}"),
+            )),
+        }
     }
 
     /// Creates and stores a key, recorded in the audit log as done by `actor`.
@@ -635,11 +661,17 @@ impl KeyManager {
 
     /// Revokes the key `id` now, recorded in the audit log as done by `actor`.
     pub async fn revoke(&self, id: &str, actor: &Actor) -> Result<(), KeyAdminError> {
-        let entry = self.audit.entry(actor, Action::KeyRevoke, Some(id));
-        let result = match self.db.revoke_key(id, self.clock.now(), &entry).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(KeyAdminError::NotFound("no key with this id")),
-            Err(e) => Err(e.into()),
+        let given = GivenId::of(&self.config, id);
+        let entry = self
+            .audit
+            .entry(actor, Action::KeyRevoke, Some(given.target()));
+        let result = match self.checked_id(&given) {
+            Ok(id) => match self.db.revoke_key(id, self.clock.now(), &entry).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(KeyAdminError::NotFound("no key with this id")),
+                Err(e) => Err(e.into()),
+            },
+            Err(refused) => Err(refused),
         };
         self.audit.finish(entry, result).await
     }
@@ -680,9 +712,15 @@ impl KeyManager {
         update: &KeyUpdate,
         actor: &Actor,
     ) -> Result<KeyInfo, KeyAdminError> {
-        let mut entry = self.audit.entry(actor, Action::KeyUpdate, Some(id));
+        let given = GivenId::of(&self.config, id);
+        let mut entry = self
+            .audit
+            .entry(actor, Action::KeyUpdate, Some(given.target()));
         entry.detail = Some(json!({ "changed": update.fields() }).to_string());
-        let result = self.update_recorded(id, update, &entry).await;
+        let result = match self.checked_id(&given) {
+            Ok(id) => self.update_recorded(id, update, &entry).await,
+            Err(refused) => Err(refused),
+        };
         self.audit.finish(entry, result).await
     }
 
@@ -741,8 +779,14 @@ impl KeyManager {
         grace_hours: u32,
         actor: &Actor,
     ) -> Result<CreatedKey, KeyAdminError> {
-        let mut entry = self.audit.entry(actor, Action::KeyRotate, Some(id));
-        let result = self.rotate_recorded(id, grace_hours, &mut entry).await;
+        let given = GivenId::of(&self.config, id);
+        let mut entry = self
+            .audit
+            .entry(actor, Action::KeyRotate, Some(given.target()));
+        let result = match self.checked_id(&given) {
+            Ok(id) => self.rotate_recorded(id, grace_hours, &mut entry).await,
+            Err(refused) => Err(refused),
+        };
         self.audit.finish(entry, result).await
     }
 
@@ -766,23 +810,26 @@ impl KeyManager {
             .await?
             .filter(|row| row.is_active(now))
             .ok_or(KeyAdminError::NotFound("no active key with this id"))?;
-        let remaining_days = old.expires_at.map(|t| {
-            u32::try_from(((t - now) + 86_399) / 86_400)
-                .unwrap_or(EXPIRES_MAX_DAYS)
-                .clamp(1, EXPIRES_MAX_DAYS)
-        });
+        // A key in its grace period has its successor already: rotating it again would make a
+        // second one that nobody asked for.
+        if old.revoked_at.is_some() {
+            return Err(KeyAdminError::Rotated);
+        }
         let new = NewKey {
             service: old.service.clone(),
             daily_quota: old.daily_quota.and_then(|q| u64::try_from(q).ok()),
             scopes: Some(Scopes::from_stored(old.scopes.as_deref())),
             signing: old.signing_secret.is_some(),
-            expires_in_days: remaining_days,
             name: old.name.clone(),
             owner: old.owner.clone(),
             meta: KeyMetadata::of(&old).meta.map(Value::Object),
             ..NewKey::default()
         };
         let (mut row, mut created) = self.prepare(&new, now)?;
+        // The successor expires when its predecessor would have, to the second: a rotation
+        // never lengthens a key's life.
+        row.expires_at = old.expires_at;
+        created.expires_at = old.expires_at;
         // The successor continues its predecessor's day: one quota for the whole chain.
         row.quota_id = Some(old.quota_subject().to_owned());
         // And its limits as they are, credits included: the same balance, granted at the same
@@ -802,7 +849,8 @@ impl KeyManager {
             .rotate_key(&old.id, &row, now.saturating_add(grace_secs), entry)
             .await
         {
-            Ok(()) => Ok(created),
+            Ok(true) => Ok(created),
+            Ok(false) => Err(KeyAdminError::Rotated),
             Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
         }
@@ -910,6 +958,96 @@ mod tests {
             keys.rotate("sapi_nope", 0, &Actor::cli()).await,
             Err(KeyAdminError::NotFound(_))
         ));
+    }
+
+    #[actix_web::test]
+    async fn a_rotation_keeps_the_expiry_to_the_second_and_happens_once() {
+        let clock = Clock::manual(0);
+        let (db, keys) = manager(&clock).await;
+        let new = NewKey {
+            service: "svc".into(),
+            expires_in_days: Some(1),
+            ..NewKey::default()
+        };
+        let old = keys.create(&new, &Actor::cli()).await.unwrap();
+        clock.set(86_000);
+        let successor = keys.rotate(&old.id, 1, &Actor::cli()).await.unwrap();
+        assert_eq!(successor.expires_at, Some(86_400));
+        let row = db.find_key(&successor.id).await.unwrap().unwrap();
+        assert_eq!(row.expires_at, Some(86_400), "not a day from the rotation");
+        // The old key, in its grace period, has its successor: a second rotation (a retry, a
+        // double click) makes no other.
+        assert!(matches!(
+            keys.rotate(&old.id, 1, &Actor::cli()).await,
+            Err(KeyAdminError::Rotated)
+        ));
+        assert_eq!(keys.list().await.unwrap().len(), 2);
+        let refused = db.list_audit(None, 1).await.unwrap().remove(0);
+        assert_eq!(
+            (refused.action.as_str(), refused.outcome.as_str()),
+            ("key.rotate", "refused")
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_key_given_as_an_id_is_refused_and_never_recorded() {
+        let (db, keys) = manager(&Clock::manual(0)).await;
+        let new = NewKey {
+            service: "svc".into(),
+            ..NewKey::default()
+        };
+        let created = keys.create(&new, &Actor::cli()).await.unwrap();
+        let change = KeyUpdate {
+            name: Some(Some("x".into())),
+            ..KeyUpdate::default()
+        };
+        // An operator pastes the key itself where its id goes.
+        let refusals = [
+            keys.revoke(&created.key, &Actor::cli()).await.err(),
+            keys.rotate(&created.key, 0, &Actor::cli()).await.err(),
+            keys.update(&created.key, &change, &Actor::cli())
+                .await
+                .err(),
+            keys.get(&created.key).await.err(),
+        ];
+        for refused in refusals {
+            let Some(KeyAdminError::Invalid {
+                field: "id",
+                reason,
+            }) = refused
+            else {
+                panic!("{refused:?}");
+            };
+            assert!(reason.contains(&created.id), "{reason}");
+            assert!(!reason.contains(&created.key));
+        }
+        // Text no id has reaches no store (PostgreSQL refuses a NUL in text) nor the log.
+        for given in ["a\0b", "x\u{1b}[8m", "", &"k".repeat(200)] {
+            assert!(matches!(
+                keys.revoke(given, &Actor::cli()).await,
+                Err(KeyAdminError::NotFound(_))
+            ));
+            assert!(matches!(
+                keys.get(given).await,
+                Err(KeyAdminError::NotFound(_))
+            ));
+        }
+        let entries = db.list_audit(None, 50).await.unwrap();
+        assert_eq!(
+            entries.len(),
+            8,
+            "create, 3 refused with the key, 4 refused revokes"
+        );
+        for entry in &entries {
+            let target = entry.target.as_deref().unwrap_or_default();
+            assert!(!format!("{entry:?}").contains(&created.key), "{entry:?}");
+            assert!(
+                target == created.id || target == crate::audit::NOT_AN_ID,
+                "{target}"
+            );
+        }
+        // The key still works: nothing was revoked.
+        assert!(keys.find(&created.id).await.unwrap().is_active(0));
     }
 
     #[actix_web::test]

@@ -216,3 +216,27 @@ async fn the_binary_names_the_request_on_its_lines() {
         drop(server);
     }
 }
+
+/// `--help` shows each setting's variable, and the value where it is one: never the value of a
+/// URL that may hold a password.
+#[test]
+fn help_never_shows_a_connection_password() {
+    for flag in ["--help", "-h"] {
+        let out = std::process::Command::new(common::process::binary())
+            .arg(flag)
+            .env("DATABASE_URL", "postgres://app:hunter2-db@db.internal/keys")
+            .env("REDIS_URL", "redis://:hunter2-redis@cache:6379")
+            .env("SECURE_API_WORKERS", "3")
+            .output()
+            .expect("the binary runs");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{flag}: {help}");
+        assert!(
+            help.contains("DATABASE_URL") && help.contains("REDIS_URL"),
+            "{help}"
+        );
+        assert!(!help.contains("hunter2"), "{flag} shows a password: {help}");
+        // Other settings still show where their value comes from.
+        assert!(help.contains("SECURE_API_WORKERS=3"), "{help}");
+    }
+}

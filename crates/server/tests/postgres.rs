@@ -153,9 +153,30 @@ async fn the_store_runs_unchanged_on_postgres() {
         quota_id: Some(key.id.clone()),
         ..changed.clone()
     };
-    db.rotate_key(&key.id, &successor, 30, &entry(0xb0, "key.rotate"))
+    // A revoked key is not rotated: nothing is written.
+    assert!(
+        !db.rotate_key(&key.id, &successor, 30, &entry(0xaf, "key.rotate"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(db.find_key(&successor.id).await.unwrap(), None);
+    let live = KeyRow {
+        id: "sapi_...000000000003".into(),
+        key_hash: "ef".repeat(32),
+        ..changed.clone()
+    };
+    db.insert_key(&live, &entry(0xae, "key.create"))
         .await
         .unwrap();
+    let successor = KeyRow {
+        quota_id: Some(live.id.clone()),
+        ..successor
+    };
+    assert!(
+        db.rotate_key(&live.id, &successor, 30, &entry(0xb0, "key.rotate"))
+            .await
+            .unwrap()
+    );
     assert_eq!(db.find_key(&successor.id).await.unwrap(), Some(successor));
     db.save_snapshot("daily-quota", 5, "{}").await.unwrap();
     db.save_snapshot("daily-quota", 6, "{\"x\":1}")

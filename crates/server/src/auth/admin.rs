@@ -12,7 +12,7 @@ use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use apikey_gen::{Authenticator, KeyConfig, KeyHash, KeyHasher, KeyRecord, KeyStore};
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{Action, Actor, AuditLog, Refusal};
+use crate::audit::{Action, Actor, AuditLog, GivenId, Refusal};
 use crate::auth::jwt::bearer_token;
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -301,15 +301,25 @@ impl AdminTokens {
     /// tokens are looked up in the database on every call. Recorded in the audit log as done by
     /// `actor`.
     pub async fn revoke(&self, id: &str, actor: &Actor) -> Result<(), AdminTokenError> {
-        let entry = self.audit.entry(actor, Action::AdminTokenRevoke, Some(id));
-        let result = match self
-            .db
-            .revoke_admin_token(id, self.clock.now(), &entry)
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AdminTokenError::NotFound),
-            Err(e) => Err(e.into()),
+        let given = GivenId::of(&self.config, id);
+        let entry = self
+            .audit
+            .entry(actor, Action::AdminTokenRevoke, Some(given.target()));
+        let result = match given {
+            GivenId::Id(id) => match self
+                .db
+                .revoke_admin_token(id, self.clock.now(), &entry)
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(AdminTokenError::NotFound),
+                Err(e) => Err(e.into()),
+            },
+            GivenId::NotAnId => Err(AdminTokenError::NotFound),
+            GivenId::Secret { ref id } => Err(AdminTokenError::Invalid {
+                field: "id",
+                reason: format!("is an admin token, not its id: this token's id is {id}"),
+            }),
         };
         self.audit.finish(entry, result).await
     }

@@ -292,7 +292,8 @@ pub struct SettingsArgs {
     #[arg(long, env = "SECURE_API_BIND", value_name = "ADDR")]
     pub bind: Option<SocketAddr>,
     /// Database: sqlite://FILE or postgres://...
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    // Its value may hold a password: help never shows it.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where the server secret is kept (read, or in development generated).
     #[arg(long, env = "SECRET_KEY_FILE", value_name = "FILE")]
@@ -351,7 +352,7 @@ pub struct SettingsArgs {
     pub openweather_base_url: Option<String>,
     /// Redis for state shared by several instances: quotas, login limits, replay nonces and
     /// the weather cache. Without it that state lives in this process.
-    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    #[arg(long, env = "REDIS_URL", value_name = "URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key; instances of one deployment share it.
     #[arg(long, env = "SECURE_API_REDIS_PREFIX", value_name = "PREFIX")]

@@ -535,30 +535,35 @@ impl Db {
     }
 
     /// Stores `new`, schedules the revocation of `old_id` at `old_until` and records `audit`, in
-    /// one transaction.
+    /// one transaction, and returns whether it did: a key whose revocation is scheduled already
+    /// (rotated, or revoked) is left as it is and nothing is written, also when two rotations of
+    /// one key race.
     pub async fn rotate_key(
         &self,
         old_id: &str,
         new: &KeyRow,
         old_until: i64,
         audit: &AuditRow,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE api_keys SET revoked_at = $2 \
-             WHERE id = $1 AND (revoked_at IS NULL OR revoked_at > $2)",
-        )
-        .bind(old_id)
-        .bind(old_until)
-        .execute(&mut *tx)
-        .await?;
+        let scheduled =
+            sqlx::query("UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(old_id)
+                .bind(old_until)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if scheduled != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         insert_key_query(new)
             .execute(&mut *tx)
             .await
             .map_err(conflict_or_database)?;
         insert_audit_query(audit).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Applies `change` to the key `id` in one statement if the key is active at `now`, with the
@@ -1623,9 +1628,18 @@ mod tests {
             Err(StoreError::Conflict)
         ));
         assert_eq!(db.find_key_by_hash("h1").await.unwrap().unwrap().id, "k1");
-        db.rotate_key("k1", &key("k3", "h3"), 500, &entry(3, "rotate k1"))
-            .await
-            .unwrap();
+        assert!(
+            db.rotate_key("k1", &key("k3", "h3"), 500, &entry(3, "rotate k1"))
+                .await
+                .unwrap()
+        );
+        // Once rotated, never again: the second successor is not written.
+        assert!(
+            !db.rotate_key("k1", &key("k9", "h9"), 600, &entry(30, "rotate k1"))
+                .await
+                .unwrap()
+        );
+        assert!(db.find_key("k9").await.unwrap().is_none());
         assert_eq!(
             db.find_key("k1").await.unwrap().unwrap().revoked_at,
             Some(500)
