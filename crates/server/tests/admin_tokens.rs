@@ -565,3 +565,28 @@ fn keys_usage_shows_the_history_of_the_days_asked_for() {
         assert!(stderr.contains(says), "{all:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_key_pasted_where_its_id_goes_is_refused_and_never_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = vec![("SECRET_KEY".to_owned(), random_hex(48))];
+    let created: Value = serde_json::from_str(&run_cli(
+        &env,
+        dir.path(),
+        &["keys", "create", "--service", "shop", "--json"],
+    ))
+    .unwrap();
+    let (key, id) = (
+        created["key"].as_str().unwrap(),
+        created["id"].as_str().unwrap(),
+    );
+    let stderr = run_cli_refused(&env, dir.path(), &["keys", "revoke", key]);
+    assert!(stderr.contains(id) && !stderr.contains(key), "{stderr}");
+    // Text that is no id, such as a terminal's escape sequence, is refused before the store.
+    run_cli_refused(&env, dir.path(), &["keys", "revoke", "x\u{1b}[8m"]);
+    let table = run_cli(&env, dir.path(), &["audit"]);
+    assert!(!table.contains(key) && !table.contains('\u{1b}'), "{table}");
+    assert!(table.contains("(not an id)"), "{table}");
+    assert_eq!(table.matches("refused").count(), 2, "{table}");
+    assert_eq!(listed_key(&env, dir.path(), id)["status"], "active");
+}

@@ -476,9 +476,16 @@ async fn audit_command(services: &Services, args: AuditArgs) -> Result<(), Strin
             entry.at,
             entry.actor,
             entry.action,
-            entry.target.as_deref().unwrap_or("-"),
+            // Free text (an entry written before ids were checked may hold any bytes): no
+            // control character reaches the terminal.
+            entry
+                .target
+                .as_deref()
+                .unwrap_or("-")
+                .escape_debug()
+                .to_string(),
             entry.outcome,
-            entry.reason.as_deref().unwrap_or("-"),
+            entry.reason.as_deref().unwrap_or("-").escape_debug(),
         );
     }
     if let Some(next) = &page.next {
