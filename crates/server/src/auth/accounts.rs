@@ -233,11 +233,20 @@ impl Accounts {
             self.revoke_family(family, now).await?;
             return Err(AccountError::BadRefreshToken);
         }
-        // The user may have been deleted since the token was issued.
-        if self.db.find_user_by_id(&claims.sub).await?.is_none() {
+        // The user may have been deleted since the token was issued, or renamed: the new pair
+        // carries the name the account has now.
+        let Some(user) = self.db.find_user_by_id(&claims.sub).await? else {
             return Err(AccountError::BadRefreshToken);
-        }
-        self.issue_pair(&claims.sub, &claims.name, family, now)
+        };
+        // A token from before families (0.1.0) is its own family, by its `jti`, which is now
+        // recorded as spent: the new pair goes into a family of its own, not one that the
+        // spent record would revoke at birth.
+        let family = if claims.fam.is_empty() {
+            Tokens::new_family()
+        } else {
+            family.to_owned()
+        };
+        self.issue_pair(&user.id, &user.username, &family, now)
     }
 
     /// The claims of a valid access token whose family is not revoked. Revocation is read from
@@ -346,6 +355,46 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[actix_web::test]
+    async fn a_refresh_carries_the_accounts_name_and_a_pre_family_token_gets_a_live_pair() {
+        let clock = Clock::manual(1_000);
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let tokens = Tokens::new(
+            "t1",
+            &[7u8; 32],
+            std::time::Duration::from_secs(900),
+            std::time::Duration::from_secs(86_400),
+        );
+        let issue = |kind, family: &str| tokens.issue("usr_1", "Alice", kind, family, 1_000);
+        let (legacy, current) = (
+            issue(TokenKind::Refresh, "").unwrap().token,
+            issue(TokenKind::Refresh, "fam_1").unwrap().token,
+        );
+        let passwords = Passwords::new(1, std::time::Duration::from_secs(5)).unwrap();
+        let accounts = Accounts::new(db.clone(), passwords, tokens, clock);
+        // The account was renamed since its tokens were issued as "Alice" (as operations.md
+        // tells operators to do with names that collide by case).
+        let user = UserRow {
+            id: "usr_1".into(),
+            username: "alice2".into(),
+            password_hash: "unused".into(),
+        };
+        db.insert_user(&user, 0).await.unwrap();
+
+        // A token of 0.1.0, with no family: its successors work.
+        let pair = accounts.refresh(&legacy).await.unwrap();
+        assert_eq!(pair.access.claims.name, "alice2");
+        assert!(!pair.access.claims.fam.is_empty());
+        accounts.authenticate(&pair.access.token).await.unwrap();
+        let next = accounts.refresh(&pair.refresh.token).await.unwrap();
+        assert_eq!(next.refresh.claims.fam, pair.access.claims.fam);
+        // A token with a family keeps it.
+        let pair = accounts.refresh(&current).await.unwrap();
+        assert_eq!(pair.access.claims.fam, "fam_1");
+        assert_eq!(pair.refresh.claims.name, "alice2");
+        accounts.authenticate(&pair.access.token).await.unwrap();
     }
 
     #[test]
