@@ -321,7 +321,10 @@ impl ApiError {
             Self::Internal(cause) => {
                 crate::observe::throttled_error("internal error", &ErrorChain(cause.as_ref()));
             }
-            Self::ServerConfiguration(what) => tracing::error!(what, "server configuration error"),
+            // Repeated on every call until an operator acts: once a second, with a count.
+            Self::ServerConfiguration(what) => {
+                crate::observe::throttled_error("server configuration error", what);
+            }
             Self::Unauthorized(reason, _) => crate::observe::auth_failure(reason),
             Self::InsufficientScope(scope) => crate::observe::scope_denied(scope.name()),
             _ => {}

@@ -461,22 +461,22 @@ pub async fn observe_request(
     req.extensions_mut().insert(id);
     let label = method_label(&method);
     let result = match ACCESS_LOG.get() {
-        Some(access_log) if tracing::enabled!(tracing::Level::INFO) => {
+        // The context also names the request on the WARN and ERROR lines logged while it is
+        // served when the access line itself is filtered out (`RUST_LOG=warn`).
+        Some(access_log) => {
             let context = Rc::new(RequestContext::new(id, method, req.path().to_owned()));
             let result = CONTEXT.scope(Rc::clone(&context), next.call(req)).await;
             let (status, elapsed) = answered(&result, started);
             record_request(route, label, status, elapsed);
-            access_log(&context, status, micros(elapsed));
-            result
-        }
-        Some(_) => {
-            let result = next.call(req).await;
-            let (status, elapsed) = answered(&result, started);
-            record_request(route, label, status, elapsed);
+            if tracing::enabled!(tracing::Level::INFO) {
+                access_log(&context, status, micros(elapsed));
+            }
             result
         }
         None => {
-            let span = tracing::info_span!(
+            // At ERROR, so that a filter that keeps any line keeps the span that names its
+            // request; the access line below stays at INFO.
+            let span = tracing::error_span!(
                 "request",
                 id = %id,
                 method = %method,

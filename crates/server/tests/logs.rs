@@ -240,3 +240,75 @@ fn help_never_shows_a_connection_password() {
         assert!(help.contains("SECURE_API_WORKERS=3"), "{help}");
     }
 }
+
+/// An error repeated on every call until an operator acts (no OpenWeather key configured) is
+/// logged at most once a second, and names its request also when the access lines are filtered
+/// out. A malformed request writes no ERROR line under the default filter.
+#[actix_web::test]
+async fn repeated_errors_are_throttled_and_name_their_request() {
+    use std::io::{Read as _, Write as _};
+    for rust_log in ["info,secure_api::observe=warn", ""] {
+        let dir = tempfile::tempdir().unwrap();
+        let env: Vec<(String, String)> = vec![
+            ("SECRET_KEY".to_owned(), random_hex(48)),
+            ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
+            ("RUST_LOG".to_owned(), rust_log.to_owned()),
+        ];
+        let (server, banner) = start_instance("throttle", &env, dir.path()).await;
+        let client = awc::Client::default();
+        let made = create_key(
+            &client,
+            &server,
+            &admin_token(&banner),
+            json!({"service": "logs"}),
+        )
+        .await;
+        let key = made["key"].as_str().unwrap();
+        let started = std::time::Instant::now();
+        for i in 0..40 {
+            let id = format!("weather-{i}");
+            let reply = send(
+                &client,
+                "GET",
+                &server.url("/weather?city=Paris"),
+                &[("authorization", key), ("x-request-id", &id)],
+                None,
+            )
+            .await;
+            assert_eq!(reply.status, 500, "{rust_log}: {}", reply.body);
+        }
+        let seconds = started.elapsed().as_secs() + 1;
+        let address = server.base.trim_start_matches("http://").to_owned();
+        let answer = actix_web::rt::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(address).unwrap();
+            stream
+                .write_all(b"GET /a\x7fb HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        })
+        .await
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        // Lines reach the log within about 10 ms of being written.
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+        let log = server.log();
+        let errors: Vec<&str> = log
+            .lines()
+            .filter(|line| line.contains("server configuration error"))
+            .collect();
+        assert!(
+            !errors.is_empty() && errors.len() as u64 <= seconds,
+            "{rust_log}: {} lines in {seconds} s:\n{log}",
+            errors.len()
+        );
+        for line in &errors {
+            assert!(line.contains("request{id=weather-"), "{rust_log}: {line}");
+        }
+        if rust_log.is_empty() {
+            assert!(!log.contains("stream error"), "{log}");
+        }
+        drop(server);
+    }
+}

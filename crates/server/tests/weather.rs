@@ -66,6 +66,13 @@ async fn weather_comes_through_a_healthy_key_and_is_cached() {
         let reply = app.get(bad, &h).await;
         assert_eq!(reply.status, 400, "{bad}: {}", reply.body);
     }
+    // The field named is the coordinate that is wrong.
+    for (bad, field) in [("lat=91&lon=0", "lat"), ("lat=0&lon=200", "lon")] {
+        let reply = app.get(&format!("/weather?{bad}"), &h).await;
+        assert_eq!(reply.body["field"], field, "{bad}: {}", reply.body);
+        let detail = reply.body["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("{field}: ")), "{detail}");
+    }
 }
 
 #[actix_web::test]

@@ -75,15 +75,22 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The log filter when `RUST_LOG` is unset or empty. `actix_http::h1::dispatcher` is off: it
+/// logs every malformed request a client sends (a bad method, a control character in a header)
+/// as an ERROR line of its own, without a request id, which would let anyone fill the error log;
+/// actix-web answers those requests 400 before any of the server's code runs.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,sqlx=warn,actix_server=warn,actix_http::h1::dispatcher=off";
+
 /// Installs the log subscriber. Lines are formatted on the thread that logs and written to
 /// stderr in batches by a thread of their own ([`log_writer`]), so a request never waits on the
 /// write; a full buffer applies back-pressure rather than dropping lines. The guard writes what
 /// is left when the process ends: keep it alive until then.
 ///
-/// `RUST_LOG` made of targets and levels only (the default, `info,sqlx=warn,actix_server=warn`,
-/// is) is read as `tracing-subscriber`'s `Targets`, which decides once per call site. Span and
-/// field directives (`[request{key=...}]=debug`) need an `EnvFilter`, which also looks at each
-/// span as it is entered. With `Targets` and the plain text format, requests carry their fields
+/// `RUST_LOG` made of targets and levels only (the default, [`DEFAULT_LOG_FILTER`], is) is read
+/// as `tracing-subscriber`'s `Targets`, which decides once per call site. Span and field
+/// directives (`[request{key=...}]=debug`) need an `EnvFilter`, which also looks at each span as
+/// it is entered. With `Targets` and the plain text format, requests carry their fields
 /// without a span and write their access lines directly
 /// ([`observe::write_access_log_with`](crate::observe::write_access_log_with)): the same bytes,
 /// at a fraction of the cost.
@@ -93,19 +100,18 @@ fn init_logging(format: LogFormat) -> std::io::Result<log_writer::Guard> {
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::{Layer as _, Registry};
 
-    const DEFAULT: &str = "info,sqlx=warn,actix_server=warn";
     // An empty `RUST_LOG` means the default, as it did before `Targets`; `EnvFilter` would read
     // it as ERROR only.
     let directives = std::env::var("RUST_LOG")
         .ok()
         .filter(|d| !d.trim().is_empty());
-    let targets = plain_targets(directives.as_deref().unwrap_or(DEFAULT));
+    let targets = plain_targets(directives.as_deref().unwrap_or(DEFAULT_LOG_FILTER));
     let filter: Box<dyn tracing_subscriber::Layer<Registry> + Send + Sync> = match &targets {
         Some(targets) => targets.clone().boxed(),
         None => directives
             .as_deref()
             .and_then(|d| EnvFilter::try_new(d).ok())
-            .unwrap_or_else(|| EnvFilter::new(DEFAULT))
+            .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER))
             .boxed(),
     };
     let (writer, guard) = log_writer::spawn(std::io::stderr())?;

@@ -128,7 +128,15 @@ impl From<WeatherError> for ApiError {
                 retry_after: e.retry_after_secs().or(Some(60)),
             },
             WeatherError::InvalidCity(reason) => ApiError::validation("city", reason),
-            WeatherError::InvalidCoordinates(reason) => ApiError::validation("lat", reason),
+            // The crate's reason names the coordinate: the field names the same one.
+            WeatherError::InvalidCoordinates(reason) => ApiError::validation(
+                if reason.starts_with("longitude") {
+                    "lon"
+                } else {
+                    "lat"
+                },
+                reason,
+            ),
             WeatherError::PlaceNotFound => {
                 ApiError::NotFound("the weather service knows no such place")
             }
