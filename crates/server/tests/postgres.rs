@@ -274,3 +274,44 @@ async fn fifty_concurrent_refreshes_on_postgres_give_exactly_one_success() {
     app.stop().await;
     schema.drop_schema().await;
 }
+
+/// PostgreSQL refuses a NUL in text: a name or an id holding one is refused as the input it is,
+/// never a 500, and a refused admin action is still in the audit log.
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: set TEST_DATABASE_URL"]
+async fn a_nul_in_a_name_or_an_id_is_refused_on_postgres() {
+    let Some(url) = test_services::database_url("a_nul_in_a_name_or_an_id_is_refused") else {
+        return;
+    };
+    let schema = common::PgSchema::create(&url, "secure_api_nul").await;
+    let mut spawn = common::Spawn::default();
+    spawn.args.database_url = Some(schema.url.clone());
+    let app = common::spawn_with(spawn).await;
+    let login = app
+        .post(
+            "/login",
+            &[("content-type", "application/json")],
+            r#"{"username": "a\u0000b", "password": "a long enough password"}"#,
+        )
+        .await;
+    assert_eq!(login.status, 401, "{}", login.body);
+    let admin = format!("Bearer {}", app.first.admin_token);
+    for (method, path) in [
+        ("GET", "/admin/keys/a%00b"),
+        ("DELETE", "/admin/keys/a%00b"),
+    ] {
+        let reply = app
+            .send(method, path, &[("authorization", &admin)], None)
+            .await;
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+    }
+    let audit = app.get("/admin/audit", &[("authorization", &admin)]).await;
+    assert_eq!(
+        audit.body["entries"][0]["target"], "(not an id)",
+        "{}",
+        audit.body
+    );
+    assert_eq!(audit.body["entries"][0]["outcome"], "refused");
+    app.stop().await;
+    schema.drop_schema().await;
+}
