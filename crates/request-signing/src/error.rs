@@ -32,6 +32,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// The HTTP layers could not read the request's body (the client went away, or sent a
+    /// broken chunked body): nothing was verified.
+    #[error("the request body could not be read")]
+    UnreadableBody,
     /// The request is signed with scheme v0, which this verifier does not accept.
     #[error("signature scheme v0 is not accepted")]
     V0NotAccepted,

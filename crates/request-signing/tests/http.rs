@@ -441,3 +441,37 @@ fn refusal_headers_may_be_named_in_any_case() {
         "content-type and www-authenticate"
     );
 }
+
+/// A body that cannot be read (a broken chunked body) is refused through the `on_refusal` hook,
+/// as every other refusal is, so that a service's error bodies keep one shape.
+#[tokio::test]
+async fn an_unreadable_body_is_refused_through_the_hook() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let verify = VerifySignature::builder(verifier(&clock))
+        .on_refusal(|refusal| match refusal.error {
+            request_signing::Error::UnreadableBody => {
+                request_signing::Rejection::problem(422, "hooked: unreadable")
+            }
+            _ => refusal.default,
+        })
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/orders", post(axum_echo))
+        .layer(verify);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    let h = signer("calm", &clock).sign("POST", "/orders", b"").unwrap();
+    let signature: String = h
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let broken = format!(
+        "POST /orders HTTP/1.1\r\nHost: t\r\nConnection: close\r\n{signature}Transfer-Encoding: chunked\r\n\r\nzz\r\n"
+    );
+    assert_eq!(raw(addr, broken.as_bytes()).await, 422);
+    server.abort();
+}

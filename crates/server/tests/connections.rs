@@ -157,3 +157,25 @@ async fn a_body_sent_slowly_but_in_time_is_served() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains(r#""isPrime":true"#), "{answer}");
 }
+
+/// A signed request whose body cannot be read (a broken chunked body) is refused with the
+/// server's own problem body, as every other refusal is.
+#[actix_web::test]
+async fn an_unreadable_signed_body_gets_the_servers_problem_body() {
+    let app = spawn_with(Spawn::default()).await;
+    let server: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let key = app.first.demo_key.key.clone();
+    let mut stream = connect("127.0.0.1", server).await;
+    let request = format!(
+        "POST /check-prime HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-API-Key: {key}\r\n\
+         X-API-Timestamp: 1700000000\r\nX-API-Signature: v1=00\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["type"], "/problems/bad-request", "{body}");
+    assert_eq!(body["error"], body["detail"], "{body}");
+}

@@ -12,7 +12,7 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{HttpMessage as _, HttpResponse};
 use futures_util::StreamExt as _;
 
-use super::{Received, Rejection, VerifySignature, unreadable_body};
+use super::{Received, Rejection, VerifySignature};
 use crate::clock::Clock;
 use crate::replay::ReplayCache;
 use crate::store::SecretStore;
@@ -138,7 +138,7 @@ where
             let body = match read_body(&mut req.take_payload(), verify.inner.max_body_bytes).await {
                 Ok(body) => body,
                 Err(Overflow::TooLarge) => return refuse(req, verify.too_large()),
-                Err(Overflow::Unreadable) => return refuse(req, unreadable_body()),
+                Err(Overflow::Unreadable) => return refuse(req, verify.unreadable()),
             };
             let verified = {
                 let connection = req.connection_info().clone();

@@ -105,8 +105,8 @@ impl Rejection {
     }
 
     /// The default answer to a verification error: 401 for a signature that does not verify
-    /// (missing or malformed headers, unknown key, stale, replayed, bad), 413 for a body over
-    /// the limit, 429 with `Retry-After` for a key over its replay share, 503 with
+    /// (missing or malformed headers, unknown key, stale, replayed, bad), 400 for a body that
+    /// could not be read, 413 for a body over the limit, 429 with `Retry-After` for a key over its replay share, 503 with
     /// `Retry-After: 1` when a store failed. Details name what is wrong, never a secret.
     #[must_use]
     pub fn for_error(error: &Error) -> Self {
@@ -125,6 +125,7 @@ impl Rejection {
             )
             .with_header("retry-after", "1"),
             Error::Randomness => Self::problem(500, "internal error"),
+            Error::UnreadableBody => Self::problem(400, &error.to_string()),
             other => Self::problem(401, &other.to_string()),
         }
     }
@@ -380,6 +381,12 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
         }
     }
 
+    /// The refusal of a body that could not be read (the client went away or sent a broken
+    /// chunked body), through the hook like every other.
+    fn unreadable(&self) -> Rejection {
+        self.refuse(&Error::UnreadableBody)
+    }
+
     fn too_large(&self) -> Rejection {
         let max = self.inner.max_body_bytes;
         self.refuse(&Error::BodyTooLarge {
@@ -410,8 +417,3 @@ struct Received<'a> {
 }
 
 const _: () = assert!(SIGNATURE.len() == HEADER_SIGNATURE.len());
-
-/// The unreadable-body refusal (the client went away or sent a broken chunked body).
-fn unreadable_body() -> Rejection {
-    Rejection::problem(400, "the request body could not be read")
-}

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{Received, Rejection, VerifySignature, unreadable_body};
+use super::{Received, Rejection, VerifySignature};
 use crate::clock::Clock;
 use crate::replay::ReplayCache;
 use crate::store::SecretStore;
@@ -123,7 +123,7 @@ where
                 Err(e) if e.is::<LengthLimitError>() => {
                     return Ok(http_response(verify.too_large()));
                 }
-                Err(_) => return Ok(http_response(unreadable_body())),
+                Err(_) => return Ok(http_response(verify.unreadable())),
             };
             let verified = {
                 let received = Received {

@@ -290,6 +290,9 @@ fn sign_error(error: &SignError) -> ApiError {
             "signature algorithm not supported: use hmac-sha256",
         ),
         SignError::Randomness => ApiError::internal("no randomness"),
+        SignError::UnreadableBody => {
+            ApiError::BadRequest("the request body could not be read".to_owned())
+        }
         other => ApiError::unauthorized("malformed_signature", other.to_string()),
     }
 }
