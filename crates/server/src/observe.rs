@@ -465,12 +465,13 @@ pub async fn observe_request(
         // served when the access line itself is filtered out (`RUST_LOG=warn`).
         Some(access_log) => {
             let context = Rc::new(RequestContext::new(id, method, req.path().to_owned()));
+            let mut record = Record::new(route, label, started, |status, elapsed| {
+                if tracing::enabled!(tracing::Level::INFO) {
+                    access_log(&context, status, micros(elapsed));
+                }
+            });
             let result = CONTEXT.scope(Rc::clone(&context), next.call(req)).await;
-            let (status, elapsed) = answered(&result, started);
-            record_request(route, label, status, elapsed);
-            if tracing::enabled!(tracing::Level::INFO) {
-                access_log(&context, status, micros(elapsed));
-            }
+            record.answered(&result);
             result
         }
         None => {
@@ -483,12 +484,13 @@ pub async fn observe_request(
                 path = %req.path(),
                 key = tracing::field::Empty,
             );
-            let result = next.call(req).instrument(span.clone()).await;
-            let (status, elapsed) = answered(&result, started);
-            record_request(route, label, status, elapsed);
-            span.in_scope(|| {
-                tracing::info!(status, micros = micros(elapsed), "request");
+            let mut record = Record::new(route, label, started, |status, elapsed| {
+                span.in_scope(|| {
+                    tracing::info!(status, micros = micros(elapsed), "request");
+                });
             });
+            let result = next.call(req).instrument(span.clone()).await;
+            record.answered(&result);
             result
         }
     };
@@ -503,16 +505,51 @@ pub async fn observe_request(
     }
 }
 
-/// The status `result` answers with, and the time since `started`.
-fn answered<B>(
-    result: &Result<ServiceResponse<B>, actix_web::Error>,
+/// The status nginx logs for a request whose client closed the connection before the answer.
+pub const CLIENT_CLOSED: u16 = 499;
+
+/// A request's metrics and access line, written once: with its status when it is answered, or
+/// with [`CLIENT_CLOSED`] when dropped first. A client that closes its connection makes
+/// actix-web drop the request being served, which stops its work.
+struct Record<F: FnMut(u16, Duration)> {
+    route: Option<String>,
+    label: &'static str,
     started: Instant,
-) -> (u16, Duration) {
-    let status = match result {
-        Ok(response) => response.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
-    };
-    (status, started.elapsed())
+    log: F,
+}
+
+impl<F: FnMut(u16, Duration)> Record<F> {
+    fn new(route: String, label: &'static str, started: Instant, log: F) -> Self {
+        Self {
+            route: Some(route),
+            label,
+            started,
+            log,
+        }
+    }
+
+    /// Records the request with the status `result` answers with.
+    fn answered<B>(&mut self, result: &Result<ServiceResponse<B>, actix_web::Error>) {
+        let status = match result {
+            Ok(response) => response.status().as_u16(),
+            Err(e) => e.as_response_error().status_code().as_u16(),
+        };
+        self.write(status);
+    }
+
+    fn write(&mut self, status: u16) {
+        if let Some(route) = self.route.take() {
+            let elapsed = self.started.elapsed();
+            record_request(route, self.label, status, elapsed);
+            (self.log)(status, elapsed);
+        }
+    }
+}
+
+impl<F: FnMut(u16, Duration)> Drop for Record<F> {
+    fn drop(&mut self) {
+        self.write(CLIENT_CLOSED);
+    }
 }
 
 fn micros(elapsed: Duration) -> u64 {

@@ -737,6 +737,11 @@ impl Application {
         .max_connections(per_worker)
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))
+        // A client that closes its side has gone: the connection ends, and with it the request
+        // being served, whose work stops (a big prime test between rounds, uncharged). By
+        // default actix-web would finish the request for nobody, as for a client that only
+        // half-closes to say it will send no more; HTTP/1.1 clients do not do that.
+        .h1_allow_half_closed(false)
         .shutdown_timeout(30);
         if let Some(workers) = workers {
             server = server.workers(workers);

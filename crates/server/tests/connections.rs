@@ -179,3 +179,69 @@ async fn an_unreadable_signed_body_gets_the_servers_problem_body() {
     assert_eq!(body["type"], "/problems/bad-request", "{body}");
     assert_eq!(body["error"], body["detail"], "{body}");
 }
+
+/// A client that hangs up while its big prime test runs stops the test between rounds, and is
+/// not charged: actix-web drops the request's future once the connection closes, and the key's
+/// share of the prime threads is free again at once.
+#[actix_web::test]
+async fn a_client_that_hangs_up_stops_its_prime_test_and_pays_nothing() {
+    let app = spawn_with(Spawn::default()).await;
+    let server: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let (key, id) = (
+        app.first.demo_key.key.clone(),
+        app.first.demo_key.id.clone(),
+    );
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let used = || async {
+        let usage = app
+            .get(
+                &format!("/admin/keys/{id}/usage"),
+                &[("authorization", &admin)],
+            )
+            .await;
+        usage.body["used"].as_u64().unwrap()
+    };
+    let before = used().await;
+    // 2^3217 - 1, a prime of 3,217 bits, with the most rounds: seconds of work.
+    let number = (num_bigint::BigUint::from(1u8) << 3217u32) - 1u8;
+    let body = format!(r#"{{"number": {number}, "rounds": 64}}"#);
+    let request = format!(
+        "POST /check-prime HTTP/1.1\r\nHost: test\r\nAuthorization: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = connect("127.0.0.1", server).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(stream);
+    // The key may start another big test at once: its share is free again.
+    let started = Instant::now();
+    let small = format!(
+        r#"{{"number": {}, "rounds": 0}}"#,
+        (num_bigint::BigUint::from(1u8) << 607u32) - 1u8
+    );
+    loop {
+        let reply = app
+            .post("/check-prime", &[("authorization", &key)], &small)
+            .await;
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the abandoned test still holds the key's share: {}",
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let charged = used().await - before;
+    // The small test is charged; the abandoned one is not.
+    assert!(charged < 100, "charged {charged}");
+    // The abandoned request is counted (and logged) with nginx's 499.
+    let page = app.metrics_page().await;
+    assert!(
+        page.contains(r#"route="/check-prime",method="POST",status="499""#),
+        "{page}"
+    );
+}
