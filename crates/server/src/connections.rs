@@ -5,11 +5,13 @@
 //!   and the server accepts at most that many connections less [`RESERVED_FDS`]: past the cap
 //!   it stops accepting for a while instead of failing `accept` with `EMFILE`.
 //! - A client address (an IPv4 address, or an IPv6 /64) may have at most
-//!   `max_connections_per_address` connections that have sent a request. The request of one
-//!   more is answered 429 with `Retry-After: 1`, and its connection closed, before any of its
-//!   body is read. Trusted proxies are exempt: their clients are behind them. A connection is
-//!   counted from its first request to its close; one that sends nothing is closed after the
-//!   5 s head timeout.
+//!   `max_connections_per_address` connections open. A connection is counted from when it is
+//!   accepted (for TLS, once its handshake is done) to its close, whether it sends a request or
+//!   not, so that one address cannot hold the server's connections with idle ones. One more is
+//!   closed [`OVER_CAP_GRACE`] after it was accepted; a request it sends before then is answered
+//!   429 with `Retry-After: 1` before any of its body is read. Trusted proxies are exempt: their
+//!   clients are behind them. A connection that sends nothing is closed after the 5 s head
+//!   timeout.
 //! - A body that does not arrive within `body_timeout` (10 s by default) is answered 408, and
 //!   the connection closed.
 //! - A request not answered within `request_timeout` (30 s by default) is answered 503.
@@ -169,11 +171,20 @@ impl Drop for Held {
     }
 }
 
+/// How long a connection over its address's cap stays open: time for a request sent at once
+/// to get its 429, and short enough that a flood of idle connections from one address cannot
+/// take the server's connections from the others.
+pub const OVER_CAP_GRACE: Duration = Duration::from_millis(250);
+
 /// What the server keeps per connection, as long as the connection lives.
 #[derive(Default)]
 struct Slot {
-    /// The connection's place on its address, once its first request took one.
+    /// The connection's place on its address, taken when it was accepted, or else by its first
+    /// request.
     held: RefCell<Option<Held>>,
+    /// The connection was over its address's cap when it was accepted: its requests are
+    /// refused, and it is closed after [`OVER_CAP_GRACE`].
+    over_cap: Cell<bool>,
     /// The unread body of a refused request. Kept until the connection closes, so that
     /// actix-http closes the connection after the answer: for a chunked body that nobody reads
     /// any more it would otherwise keep reading it, for as long as the client sends.
@@ -187,9 +198,53 @@ impl Slot {
     }
 }
 
-/// For `HttpServer::on_connect`: gives each connection its (empty) slot.
-pub fn on_connect(_: &dyn Any, data: &mut Extensions) {
-    data.insert(Rc::new(Slot::default()));
+/// For `HttpServer::on_connect`: gives each connection its slot, with its place on its
+/// address under `caps`. A connection over the cap is closed after [`OVER_CAP_GRACE`].
+pub fn on_connect(caps: &PerAddress) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
+    let caps = caps.clone();
+    move |connection, data| {
+        let slot = Slot::default();
+        if let Some(stream) = tcp_stream(connection)
+            && let Ok(peer) = stream.peer_addr()
+        {
+            let ip = peer.ip().to_canonical();
+            if !caps.trusted.iter().any(|net| net.contains(&ip)) {
+                match caps.admit(ip) {
+                    Some(held) => *slot.held.borrow_mut() = Some(held),
+                    None => {
+                        crate::observe::connection_refused("per_address");
+                        slot.over_cap.set(true);
+                        close_after_grace(stream);
+                    }
+                }
+            }
+        }
+        data.insert(Rc::new(slot));
+    }
+}
+
+/// The TCP stream of an accepted connection, plain or TLS.
+fn tcp_stream(connection: &dyn Any) -> Option<&actix_web::rt::net::TcpStream> {
+    use actix_web::rt::net::TcpStream;
+    connection.downcast_ref::<TcpStream>().or_else(|| {
+        connection
+            .downcast_ref::<actix_tls::accept::rustls_0_23::TlsStream<TcpStream>>()
+            .map(|tls| tls.get_ref().0)
+    })
+}
+
+/// Shuts `stream` down both ways after [`OVER_CAP_GRACE`]: actix-web then reads its end and
+/// closes the connection, answered or not. Through a duplicate of its descriptor, held only
+/// for that time.
+fn close_after_grace(stream: &actix_web::rt::net::TcpStream) {
+    let Ok(duplicate) = rustix::io::fcntl_dupfd_cloexec(stream, 0) else {
+        return;
+    };
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(OVER_CAP_GRACE).await;
+        // Gone already, or shut: either way, closed.
+        let _ = std::net::TcpStream::from(duplicate).shutdown(std::net::Shutdown::Both);
+    });
 }
 
 fn slot(req: &ServiceRequest) -> Option<Rc<Slot>> {
@@ -284,28 +339,32 @@ fn refuse_over_cap(
     slot: Option<&Rc<Slot>>,
 ) -> Option<actix_web::HttpResponse> {
     let slot = slot?;
-    // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
-    let ip = req.peer_addr()?.ip().to_canonical();
-    let caps = req.app_data::<PerAddress>()?;
-    if slot.held.borrow().is_some() || caps.trusted.iter().any(|n| n.contains(&ip)) {
+    if slot.held.borrow().is_some() {
         return None;
     }
-    match caps.admit(ip) {
-        Some(held) => {
+    let caps = req.app_data::<PerAddress>()?;
+    // Over the cap when accepted (and counted then), or, for a connection whose address was
+    // not read when it was accepted, now.
+    if !slot.over_cap.get() {
+        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+        let ip = req.peer_addr()?.ip().to_canonical();
+        if caps.trusted.iter().any(|n| n.contains(&ip)) {
+            return None;
+        }
+        if let Some(held) = caps.admit(ip) {
             *slot.held.borrow_mut() = Some(held);
-            None
+            return None;
         }
-        None => {
-            let limit = caps.limit;
-            crate::observe::connection_refused("per_address");
-            slot.park(req.take_payload());
-            let mut response = ApiError::TooManyConnections { limit }.error_response();
-            response
-                .head_mut()
-                .set_connection_type(ConnectionType::Close);
-            Some(response)
-        }
+        crate::observe::connection_refused("per_address");
+        slot.over_cap.set(true);
     }
+    let limit = caps.limit;
+    slot.park(req.take_payload());
+    let mut response = ApiError::TooManyConnections { limit }.error_response();
+    response
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
+    Some(response)
 }
 
 /// Whether the request has a body to wait for.

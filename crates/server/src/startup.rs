@@ -733,7 +733,7 @@ impl Application {
                 .wrap(from_fn(crate::observe::observe_request))
                 .configure(|cfg| routes::configure(cfg, &shared.api_auth, &shared.login_limits))
         })
-        .on_connect(connections::on_connect)
+        .on_connect(connections::on_connect(&services.per_address))
         .max_connections(per_worker)
         .client_request_timeout(Duration::from_secs(5))
         .client_disconnect_timeout(Duration::from_secs(2))

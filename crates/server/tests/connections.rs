@@ -245,3 +245,42 @@ async fn a_client_that_hangs_up_stops_its_prime_test_and_pays_nothing() {
         "{page}"
     );
 }
+
+/// Connections count against their address from when they are accepted, requests or not: one
+/// address cannot take the server's connections from another with connections that never send
+/// a request. Those over its cap are closed within a moment.
+#[actix_web::test]
+async fn idle_connections_from_one_address_leave_room_for_another() {
+    let mut spawn = Spawn::default();
+    spawn.args.max_connections = Some(20);
+    spawn.args.max_connections_per_address = Some(5);
+    spawn.args.workers = Some(1);
+    let app = spawn_with(spawn).await;
+    let server: SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..30 {
+        idle.push(connect("127.0.0.1", server).await);
+    }
+    // Another address is served well before the 5 s head timeout would free anything.
+    let started = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(3), healthz_from("127.0.0.2", server))
+        .await
+        .expect("another address is served while one holds idle connections");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(app.services.per_address.open(local), 5);
+    // The 25 over the cap were closed; the 5 within it are open.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(read) =
+            tokio::time::timeout(Duration::from_millis(50), stream.read(&mut byte)).await
+        {
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 25);
+}
