@@ -425,6 +425,28 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
     assert_eq!(edited["credits"]["granted"], 40);
     assert!(edited["credits"].get("refill").is_none(), "{edited}");
 
+    // A save that changes only the rate limit sends only it: the audit log names it alone, and
+    // the key's quota and scopes are not written again.
+    cdp.evaluate(&type_into("edit-rate-limit", "601")).await;
+    cdp.evaluate(&click("edit-save")).await;
+    let started = std::time::Instant::now();
+    while app.get(&format!("/admin/keys/{new_id}"), &ah).await.body["rate_limit"]["limit"] != 601 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "not saved"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let audit = app.get("/admin/audit?limit=1", &ah).await.body;
+    assert_eq!(audit["entries"][0]["action"], "key.update", "{audit}");
+    assert_eq!(
+        audit["entries"][0]["detail"],
+        json!({"changed": ["rate_limit"]}),
+        "{audit}"
+    );
+    let edited = app.get(&format!("/admin/keys/{new_id}"), &ah).await.body;
+    assert_eq!(edited["daily_quota"], 7);
+
     // Rotate: the replacement is shown once; then revoke it.
     cdp.evaluate(&click("rotate")).await;
     until(
@@ -486,12 +508,18 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
         .as_array()
         .unwrap()
         .iter()
-        .take(4)
+        .take(5)
         .map(|r| r[2].clone())
         .collect();
     assert_eq!(
         actions,
-        ["key.revoke", "key.rotate", "key.update", "key.create"],
+        [
+            "key.revoke",
+            "key.rotate",
+            "key.update",
+            "key.update",
+            "key.create"
+        ],
         "{audit}"
     );
     let token_id = app

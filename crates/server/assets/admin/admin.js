@@ -451,13 +451,19 @@ async function createKey(event) {
   await select(created.id);
 }
 
+// Only what the operator changed is sent: a key on the server's default daily quota keeps it
+// (the box shows the quota in force), and the audit log names the fields that changed.
 async function saveKey(event) {
   event.preventDefault();
   const id = state.selected;
-  const change = { scopes: checkedScopes($('edit-scopes')) };
+  const key = state.keys.find((k) => k.id === id);
+  const change = {};
+  const scopes = checkedScopes($('edit-scopes'));
+  if ([...scopes].sort().join(' ') !== [...key.scopes].sort().join(' ')) change.scopes = scopes;
   const quota = $('edit-quota').value;
-  change.daily_quota = quota ? Number(quota) : null;
-  changedLimits(state.keys.find((k) => k.id === id), change);
+  if (!quota) change.daily_quota = null;
+  else if (Number(quota) !== key.daily_quota) change.daily_quota = Number(quota);
+  changedLimits(key, change);
   await api('PATCH', `keys/${encodeURIComponent(id)}`, change);
   say(`Saved ${id}: every instance applies it within the key cache TTL.`);
   await loadKeys();
