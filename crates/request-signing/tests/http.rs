@@ -205,6 +205,13 @@ async fn serve_axum(verifier: TestVerifier) -> (SocketAddr, tokio::task::JoinHan
         .max_body_bytes(1024)
         .build()
         .unwrap();
+    serve_axum_behind(verify).await
+}
+
+/// Serves `/orders` behind `verify` on a free port.
+async fn serve_axum_behind(
+    verify: VerifySignature<StaticSecretStore, MemoryReplayCache, FakeClock>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
     let app = Router::new()
         .route("/orders", post(axum_echo))
         .layer(verify);
@@ -456,14 +463,7 @@ async fn an_unreadable_body_is_refused_through_the_hook() {
         })
         .build()
         .unwrap();
-    let app = Router::new()
-        .route("/orders", post(axum_echo))
-        .layer(verify);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
-    });
+    let (addr, server) = serve_axum_behind(verify).await;
     let h = signer("calm", &clock).sign("POST", "/orders", b"").unwrap();
     let signature: String = h
         .iter()

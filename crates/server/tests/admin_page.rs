@@ -431,11 +431,8 @@ async fn operate(browser: &Chromium, app: &TestApp, traffic: &Value) {
     cdp.evaluate(&click("edit-save")).await;
     let started = std::time::Instant::now();
     while app.get(&format!("/admin/keys/{new_id}"), &ah).await.body["rate_limit"]["limit"] != 601 {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "not saved"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(started.elapsed() < Duration::from_secs(10), "not saved");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let audit = app.get("/admin/audit?limit=1", &ah).await.body;
     assert_eq!(audit["entries"][0]["action"], "key.update", "{audit}");

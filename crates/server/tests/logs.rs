@@ -163,20 +163,8 @@ async fn no_log_line_contains_a_secret() {
 async fn the_binary_names_the_request_on_its_lines() {
     for (rust_log, debug_lines) in [("info", false), ("info,[request]=debug", true), ("", false)] {
         let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(String, String)> = vec![
-            ("SECRET_KEY".to_owned(), random_hex(48)),
-            ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
-            ("RUST_LOG".to_owned(), rust_log.to_owned()),
-        ];
-        let (server, banner) = start_instance("logs", &env, dir.path()).await;
+        let (server, made) = start_with_a_key(rust_log, dir.path()).await;
         let client = awc::Client::default();
-        let made = create_key(
-            &client,
-            &server,
-            &admin_token(&banner),
-            json!({"service": "logs"}),
-        )
-        .await;
         let (key, key_id) = (made["key"].as_str().unwrap(), made["id"].as_str().unwrap());
         let answered = send(
             &client,
@@ -217,6 +205,27 @@ async fn the_binary_names_the_request_on_its_lines() {
     }
 }
 
+/// The binary, started in `dir` with one worker and `rust_log`, and a key made on it.
+async fn start_with_a_key(
+    rust_log: &str,
+    dir: &std::path::Path,
+) -> (common::process::Instance, serde_json::Value) {
+    let env: Vec<(String, String)> = vec![
+        ("SECRET_KEY".to_owned(), random_hex(48)),
+        ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
+        ("RUST_LOG".to_owned(), rust_log.to_owned()),
+    ];
+    let (server, banner) = start_instance("logs", &env, dir).await;
+    let made = create_key(
+        &awc::Client::default(),
+        &server,
+        &admin_token(&banner),
+        json!({"service": "logs"}),
+    )
+    .await;
+    (server, made)
+}
+
 /// `--help` shows each setting's variable, and the value where it is one: never the value of a
 /// URL that may hold a password.
 #[test]
@@ -249,20 +258,8 @@ async fn repeated_errors_are_throttled_and_name_their_request() {
     use std::io::{Read as _, Write as _};
     for rust_log in ["info,secure_api::observe=warn", ""] {
         let dir = tempfile::tempdir().unwrap();
-        let env: Vec<(String, String)> = vec![
-            ("SECRET_KEY".to_owned(), random_hex(48)),
-            ("SECURE_API_WORKERS".to_owned(), "1".to_owned()),
-            ("RUST_LOG".to_owned(), rust_log.to_owned()),
-        ];
-        let (server, banner) = start_instance("throttle", &env, dir.path()).await;
+        let (server, made) = start_with_a_key(rust_log, dir.path()).await;
         let client = awc::Client::default();
-        let made = create_key(
-            &client,
-            &server,
-            &admin_token(&banner),
-            json!({"service": "logs"}),
-        )
-        .await;
         let key = made["key"].as_str().unwrap();
         let started = std::time::Instant::now();
         for i in 0..40 {
