@@ -196,58 +196,72 @@ pub struct AuditLog {
 }
 
 /// What a caller gave as the id of a key or admin token, sorted before it reaches the store or
-/// the audit log: an operator may paste the key itself (a leaked key, to revoke it), and a
+/// the audit log: an operator may paste a key or token itself (a leaked one, to revoke it), and a
 /// path may carry any bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GivenId<'a> {
-    /// Text that may be an id: it goes to the store, and into the audit log as it is.
+    /// Text with an id's shape (`<prefix>_...` and 12 hex digits, or `...` and 12 for a legacy
+    /// raw token): it goes to the store, and into the audit log as it is.
     Id(&'a str),
-    /// A key or token of `config`'s format. It is a secret: only its id, derived from its hash,
-    /// is ever recorded or shown.
-    Secret {
-        /// The id the key or token has, when it was made under the current pepper.
-        id: String,
-    },
-    /// Text no id has (empty, over [`ID_MAX_LEN`] bytes, or other than printable ASCII, such as
-    /// a NUL, which PostgreSQL refuses in text, or a terminal's escape sequence). No store is
-    /// asked, and the log records [`NOT_AN_ID`].
+    /// A key or token of the format given. It is a secret: it is neither recorded nor shown.
+    Secret,
+    /// Anything else: no store is asked, and the log records [`NOT_AN_ID`]. That includes a
+    /// secret of another format (an admin token where a key id goes), a mistyped key, a NUL
+    /// (which PostgreSQL refuses in text) and a terminal's escape sequence.
     NotAnId,
 }
 
-/// The longest text taken for an id (ids are about 20 bytes).
-pub const ID_MAX_LEN: usize = 128;
-
 /// What the audit log records as the target of an action whose id was no id.
 pub const NOT_AN_ID: &str = "(not an id)";
+
+/// What the audit log records as the target of an action whose id was a key or token itself.
+pub const A_SECRET: &str = "(a key or token, not its id)";
+
+/// The hex digits an id ends with (`apikey_gen::KeyId`).
+const ID_HEX_DIGITS: usize = 12;
 
 impl<'a> GivenId<'a> {
     /// Sorts `given` for keys or tokens of `config`'s format.
     #[must_use]
     pub fn of(config: &apikey_gen::KeyConfig, given: &'a str) -> Self {
-        if given.is_empty()
-            || given.len() > ID_MAX_LEN
-            || !given.bytes().all(|b| b.is_ascii_graphic())
-        {
-            Self::NotAnId
-        } else if config.parse(given).is_ok() {
-            let id = apikey_gen::KeyId::new(Some(config.prefix()), &config.hash(given));
-            Self::Secret {
-                id: id.as_str().to_owned(),
-            }
-        } else {
+        if is_id_shaped(given) {
             Self::Id(given)
+        } else if config.parse(given).is_ok() {
+            Self::Secret
+        } else {
+            Self::NotAnId
         }
     }
 
     /// What the audit log records as the target.
     #[must_use]
-    pub fn target(&self) -> &str {
-        match self {
+    pub fn target(&self) -> &'a str {
+        match *self {
             Self::Id(id) => id,
-            Self::Secret { id } => id,
+            Self::Secret => A_SECRET,
             Self::NotAnId => NOT_AN_ID,
         }
     }
+}
+
+/// Whether `text` has the shape of a key or token id: an optional prefix (lowercase letters,
+/// digits and `_`, at most 16) and `_`, then `...` and 12 lowercase hex digits.
+fn is_id_shaped(text: &str) -> bool {
+    let Some((head, hex)) = text.rsplit_once("...") else {
+        return false;
+    };
+    let prefix_ok = head.is_empty()
+        || head.strip_suffix('_').is_some_and(|prefix| {
+            (1..=16).contains(&prefix.len())
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+    prefix_ok
+        && hex.len() == ID_HEX_DIGITS
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl AuditLog {
@@ -349,6 +363,36 @@ fn is_entry_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_text_with_an_ids_shape_is_taken_for_an_id() {
+        let config = apikey_gen::KeyConfig::new("sapi").unwrap();
+        let generated = config.generate().unwrap();
+        let (key, id) = (generated.key().expose_secret(), generated.id().as_str());
+        assert_eq!(GivenId::of(&config, id), GivenId::Id(id));
+        for id in [
+            "sapi_...0123456789ab",
+            "...0123456789ab",
+            "a1_b_...0123456789ab",
+        ] {
+            assert_eq!(GivenId::of(&config, id), GivenId::Id(id), "{id}");
+        }
+        assert_eq!(GivenId::of(&config, key), GivenId::Secret);
+        assert_eq!(GivenId::of(&config, key).target(), A_SECRET);
+        for text in [
+            "sapi_nope",
+            "sapi_...0123456789AB",
+            "sapi_...0123456789a",
+            "sapi_...0123456789abc",
+            "Sapi_...0123456789ab",
+            "_...0123456789ab",
+            "sapi...0123456789ab",
+            "a\0b",
+            "",
+        ] {
+            assert_eq!(GivenId::of(&config, text), GivenId::NotAnId, "{text:?}");
+        }
+    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("name must be short")]

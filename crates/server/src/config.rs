@@ -100,8 +100,8 @@ impl ConnectionUrl {
 }
 
 /// `tail` (a URL's path, query and fragment) with the value of every query parameter whose
-/// name speaks of a secret (`pass`, `password`, `sslpassword`, `token`, `secret`, `key`)
-/// replaced by `[redacted]`.
+/// name, in any case, contains `pass`, `pwd`, `token`, `secret` or `key` (`pass`, `password`,
+/// `sslpassword`, `auth_token`, ...) replaced by `[redacted]`.
 fn redacted_query(tail: &str) -> String {
     let Some((path, query)) = tail.split_once('?') else {
         return tail.to_owned();

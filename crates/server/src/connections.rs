@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::Duration;
@@ -233,17 +234,34 @@ fn tcp_stream(connection: &dyn Any) -> Option<&actix_web::rt::net::TcpStream> {
     })
 }
 
-/// Shuts `stream` down both ways after [`OVER_CAP_GRACE`]: actix-web then reads its end and
-/// closes the connection, answered or not. Through a duplicate of its descriptor, held only
-/// for that time.
+/// At most this many descriptors are duplicated to close connections over their cap later:
+/// a share of [`RESERVED_FDS`], so that a flood of them cannot take the descriptors the
+/// database, the charge log and the listener need. Past it, such connections are shut at once.
+const GRACE_DUPLICATES_MAX: usize = (RESERVED_FDS / 4) as usize;
+
+/// Duplicated descriptors waiting for their connection's grace to end.
+static GRACE_DUPLICATES: AtomicUsize = AtomicUsize::new(0);
+
+/// Shuts `stream` down both ways after [`OVER_CAP_GRACE`] (at once when
+/// [`GRACE_DUPLICATES_MAX`] are waiting already): actix-web then reads its end and closes the
+/// connection, answered or not. Through a duplicate of its descriptor, held only for that time.
 fn close_after_grace(stream: &actix_web::rt::net::TcpStream) {
     let Ok(duplicate) = rustix::io::fcntl_dupfd_cloexec(stream, 0) else {
         return;
     };
-    actix_web::rt::spawn(async move {
-        actix_web::rt::time::sleep(OVER_CAP_GRACE).await;
+    let shut = |duplicate| {
         // Gone already, or shut: either way, closed.
         let _ = std::net::TcpStream::from(duplicate).shutdown(std::net::Shutdown::Both);
+    };
+    if GRACE_DUPLICATES.fetch_add(1, Ordering::Relaxed) >= GRACE_DUPLICATES_MAX {
+        GRACE_DUPLICATES.fetch_sub(1, Ordering::Relaxed);
+        shut(duplicate);
+        return;
+    }
+    actix_web::rt::spawn(async move {
+        actix_web::rt::time::sleep(OVER_CAP_GRACE).await;
+        shut(duplicate);
+        GRACE_DUPLICATES.fetch_sub(1, Ordering::Relaxed);
     });
 }
 

@@ -251,6 +251,11 @@ pub struct KeyManager {
     default_scopes: Scopes,
 }
 
+/// The refusal of a change to a key that is unknown, revoked or expired.
+fn no_active_key() -> KeyAdminError {
+    KeyAdminError::invalid("id", "names no active key (unknown, revoked or expired)")
+}
+
 /// Why creating, listing, revoking or rotating a key failed. (Not `KeyError`: that would read
 /// as `apikey_gen::Error`, for a presented key that does not authenticate.)
 #[derive(Debug, thiserror::Error)]
@@ -605,14 +610,24 @@ impl KeyManager {
     }
 
     /// The id to look up, or why there is none: text no id has is no key, and a key given as
-    /// its own id is refused with its id (never echoed, and never sent to the store).
+    /// its own id is refused (never echoed, and never sent to the store).
     fn checked_id<'a>(&self, given: &GivenId<'a>) -> Result<&'a str, KeyAdminError> {
+        self.checked_id_or(given, || KeyAdminError::NotFound("no key with this id"))
+    }
+
+    /// [`checked_id`](Self::checked_id), with `unknown` for text no id has.
+    fn checked_id_or<'a>(
+        &self,
+        given: &GivenId<'a>,
+        unknown: impl FnOnce() -> KeyAdminError,
+    ) -> Result<&'a str, KeyAdminError> {
         match *given {
             GivenId::Id(id) => Ok(id),
-            GivenId::NotAnId => Err(KeyAdminError::NotFound("no key with this id")),
-            GivenId::Secret { ref id } => Err(KeyAdminError::invalid(
+            GivenId::NotAnId => Err(unknown()),
+            GivenId::Secret => Err(KeyAdminError::invalid(
                 "id",
-                format!("is a key, not a key id: this key's id is {id}"),
+                "is a key itself, not a key id: give the key's id (`sapi_...` and 12 hex \
+                 digits), as `keys list` and `GET /admin/keys` show it",
             )),
         }
     }
@@ -717,7 +732,7 @@ impl KeyManager {
             .audit
             .entry(actor, Action::KeyUpdate, Some(given.target()));
         entry.detail = Some(json!({ "changed": update.fields() }).to_string());
-        let result = match self.checked_id(&given) {
+        let result = match self.checked_id_or(&given, no_active_key) {
             Ok(id) => self.update_recorded(id, update, &entry).await,
             Err(refused) => Err(refused),
         };
@@ -760,10 +775,7 @@ impl KeyManager {
             change.credits_set_at = Some(set_at);
         }
         if !self.db.update_key(id, &change, now, entry).await? {
-            return Err(KeyAdminError::invalid(
-                "id",
-                "names no active key (unknown, revoked or expired)",
-            ));
+            return Err(no_active_key());
         }
         Ok(self.info(&self.find(id).await?, now))
     }
@@ -850,7 +862,11 @@ impl KeyManager {
             .await
         {
             Ok(true) => Ok(created),
-            Ok(false) => Err(KeyAdminError::Rotated),
+            Ok(false) => {
+                // No successor was stored: the refusal names none.
+                entry.detail = None;
+                Err(KeyAdminError::Rotated)
+            }
             Err(StoreError::Conflict) => Err(KeyAdminError::Collision),
             Err(e) => Err(e.into()),
         }
@@ -1018,11 +1034,27 @@ mod tests {
             else {
                 panic!("{refused:?}");
             };
-            assert!(reason.contains(&created.id), "{reason}");
+            assert!(reason.contains("is a key itself"), "{reason}");
             assert!(!reason.contains(&created.key));
         }
-        // Text no id has reaches no store (PostgreSQL refuses a NUL in text) nor the log.
-        for given in ["a\0b", "x\u{1b}[8m", "", &"k".repeat(200)] {
+        // Text no id has reaches no store (PostgreSQL refuses a NUL in text) nor the log: a
+        // secret of another kind (an admin token), a mistyped key, control characters.
+        let mistyped = format!("{}x", created.key);
+        let token = KeyConfig::new("sadm")
+            .unwrap()
+            .generate()
+            .unwrap()
+            .key()
+            .expose_secret()
+            .to_owned();
+        for given in [
+            "a\0b",
+            "x\u{1b}[8m",
+            "",
+            &"k".repeat(200),
+            &mistyped,
+            &token,
+        ] {
             assert!(matches!(
                 keys.revoke(given, &Actor::cli()).await,
                 Err(KeyAdminError::NotFound(_))
@@ -1035,14 +1067,23 @@ mod tests {
         let entries = db.list_audit(None, 50).await.unwrap();
         assert_eq!(
             entries.len(),
-            8,
-            "create, 3 refused with the key, 4 refused revokes"
+            10,
+            "create, 3 refused with the key, 6 refused revokes"
         );
         for entry in &entries {
             let target = entry.target.as_deref().unwrap_or_default();
-            assert!(!format!("{entry:?}").contains(&created.key), "{entry:?}");
+            let shown = format!("{entry:?}");
             assert!(
-                target == created.id || target == crate::audit::NOT_AN_ID,
+                !shown.contains(&created.key) && !shown.contains(&token),
+                "{shown}"
+            );
+            assert!(
+                [
+                    created.id.as_str(),
+                    crate::audit::NOT_AN_ID,
+                    crate::audit::A_SECRET
+                ]
+                .contains(&target),
                 "{target}"
             );
         }

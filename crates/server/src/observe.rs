@@ -464,7 +464,11 @@ pub async fn observe_request(
         // The context also names the request on the WARN and ERROR lines logged while it is
         // served when the access line itself is filtered out (`RUST_LOG=warn`).
         Some(access_log) => {
-            let context = Rc::new(RequestContext::new(id, method, req.path().to_owned()));
+            let context = Rc::new(RequestContext::new(
+                id,
+                method,
+                logged_path(req.path()).into_owned(),
+            ));
             let mut record = Record::new(route, label, started, |status, elapsed| {
                 if tracing::enabled!(tracing::Level::INFO) {
                     access_log(&context, status, micros(elapsed));
@@ -481,7 +485,7 @@ pub async fn observe_request(
                 "request",
                 id = %id,
                 method = %method,
-                path = %req.path(),
+                path = %logged_path(req.path()),
                 key = tracing::field::Empty,
             );
             let mut record = Record::new(route, label, started, |status, elapsed| {
@@ -503,6 +507,33 @@ pub async fn observe_request(
         // problem response by actix after this point: wrap it so that it gets the same headers.
         Err(error) => Err(Answered { error, id }.into()),
     }
+}
+
+static SECRET_PREFIXES: OnceLock<Vec<String>> = OnceLock::new();
+
+/// From now on, a path segment that begins with one of `prefixes` and `_`, and is not an id
+/// (which has `...` after its prefix), is logged as `[secret]`: a key or token pasted where an
+/// id goes (`DELETE /admin/keys/<the key>`) never reaches the log. Only the first call counts.
+pub fn hide_secrets_in_paths(prefixes: &[&str]) {
+    let _ = SECRET_PREFIXES.set(prefixes.iter().map(|p| format!("{p}_")).collect());
+}
+
+/// `path` as it is logged (see [`hide_secrets_in_paths`]).
+fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
+    let Some(prefixes) = SECRET_PREFIXES.get().filter(|_| path.contains('_')) else {
+        return path.into();
+    };
+    let secret = |segment: &str| {
+        prefixes.iter().any(|p| segment.starts_with(p.as_str())) && !segment.contains("...")
+    };
+    if !path.split('/').any(secret) {
+        return path.into();
+    }
+    path.split('/')
+        .map(|segment| if secret(segment) { "[secret]" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+        .into()
 }
 
 /// The status nginx logs for a request whose client closed the connection before the answer.

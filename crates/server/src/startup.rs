@@ -21,7 +21,7 @@ use weather_keypool::{KeyPool, WeatherClient, WeatherClientBuilder};
 
 use crate::audit::{Actor, AuditLog};
 use crate::auth::accounts::Accounts;
-use crate::auth::admin::{AdminTokens, CreatedAdminToken, NewAdminToken};
+use crate::auth::admin::{ADMIN_PREFIX, AdminTokens, CreatedAdminToken, NewAdminToken};
 use crate::auth::api_key::{KeyTable, key_auth};
 use crate::auth::chain::ApiAuth;
 use crate::auth::jwt::Tokens;
@@ -33,7 +33,7 @@ use crate::connections::RequestTimeout;
 use crate::connections::{self, BodyTimeout, PerAddress};
 use crate::extract::{self, BodyLimit};
 use crate::journal::{self, Journal};
-use crate::keys::{CreatedKey, KeyDefaults, KeyManager, NewKey};
+use crate::keys::{CreatedKey, KEY_PREFIX, KeyDefaults, KeyManager, NewKey};
 use crate::limits::{
     self, Concern, KeyCounters, KeyQuota, LIFETIME_CREDITS_SUBJECT, UsernameLimit,
 };
@@ -702,6 +702,7 @@ impl Application {
         let tls = settings.tls.as_ref().map(load_tls).transpose()?;
         let weather = weather_settings(&settings, &env)?;
         crate::observe::recorder();
+        crate::observe::hide_secrets_in_paths(&[KEY_PREFIX, ADMIN_PREFIX]);
         // Bound first: a second server on the same address fails before it touches the
         // database (and its charge log).
         let listener = TcpListener::bind(addr).map_err(|source| StartupError::Bind {

@@ -581,12 +581,18 @@ fn a_key_pasted_where_its_id_goes_is_refused_and_never_recorded() {
         created["id"].as_str().unwrap(),
     );
     let stderr = run_cli_refused(&env, dir.path(), &["keys", "revoke", key]);
-    assert!(stderr.contains(id) && !stderr.contains(key), "{stderr}");
+    assert!(
+        stderr.contains("is a key itself") && !stderr.contains(key),
+        "{stderr}"
+    );
     // Text that is no id, such as a terminal's escape sequence, is refused before the store.
     run_cli_refused(&env, dir.path(), &["keys", "revoke", "x\u{1b}[8m"]);
     let table = run_cli(&env, dir.path(), &["audit"]);
     assert!(!table.contains(key) && !table.contains('\u{1b}'), "{table}");
-    assert!(table.contains("(not an id)"), "{table}");
+    assert!(
+        table.contains("(not an id)") && table.contains("(a key or token, not its id)"),
+        "{table}"
+    );
     assert_eq!(table.matches("refused").count(), 2, "{table}");
     assert_eq!(listed_key(&env, dir.path(), id)["status"], "active");
 }

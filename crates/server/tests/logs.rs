@@ -122,6 +122,17 @@ async fn no_log_line_contains_a_secret() {
         "{}",
     )
     .await;
+    // A key and an admin token pasted where an id goes: refused, and neither is logged with
+    // the path.
+    for path in [
+        format!("/admin/keys/{demo}"),
+        format!("/admin/tokens/{}", app.first.admin_token),
+    ] {
+        let refused = app
+            .send("DELETE", &path, &[("authorization", &admin)], None)
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+    }
     app.stop().await;
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -235,10 +235,20 @@ impl Accounts {
             .verify(refresh_token, TokenKind::Refresh, now)
             .map_err(|_| AccountError::BadRefreshToken)?;
         let family = claims.family();
+        // A token from before families (0.1.0) is its own family, by its `jti`, which its
+        // first exchange records as spent: its successors go into a family named after it, so
+        // that a replay of it revokes them too.
+        let successors = claims
+            .fam
+            .is_empty()
+            .then(|| format!("fam_of_{}", claims.jti));
         if self.db.is_token_revoked(&claims.jti, family).await?
             || !self.db.revoke_token(&claims.jti, claims.exp).await?
         {
             self.revoke_family(family, now).await?;
+            if let Some(successors) = &successors {
+                self.revoke_family(successors, now).await?;
+            }
             return Err(AccountError::BadRefreshToken);
         }
         // The user may have been deleted since the token was issued, or renamed: the new pair
@@ -246,14 +256,7 @@ impl Accounts {
         let Some(user) = self.db.find_user_by_id(&claims.sub).await? else {
             return Err(AccountError::BadRefreshToken);
         };
-        // A token from before families (0.1.0) is its own family, by its `jti`, which is now
-        // recorded as spent: the new pair goes into a family of its own, not one that the
-        // spent record would revoke at birth.
-        let family = if claims.fam.is_empty() {
-            Tokens::new_family()
-        } else {
-            family.to_owned()
-        };
+        let family = successors.unwrap_or_else(|| family.to_owned());
         self.issue_pair(&user.id, &user.username, &family, now)
     }
 
@@ -398,6 +401,13 @@ mod tests {
         accounts.authenticate(&pair.access.token).await.unwrap();
         let next = accounts.refresh(&pair.refresh.token).await.unwrap();
         assert_eq!(next.refresh.claims.fam, pair.access.claims.fam);
+        // Replayed, the old token revokes what was issued from it, as any spent token does.
+        assert!(matches!(
+            accounts.refresh(&legacy).await,
+            Err(AccountError::BadRefreshToken)
+        ));
+        assert!(accounts.authenticate(&next.access.token).await.is_err());
+        assert!(accounts.refresh(&next.refresh.token).await.is_err());
         // A token with a family keeps it.
         let pair = accounts.refresh(&current).await.unwrap();
         assert_eq!(pair.access.claims.fam, "fam_1");

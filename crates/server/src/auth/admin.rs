@@ -316,9 +316,11 @@ impl AdminTokens {
                 Err(e) => Err(e.into()),
             },
             GivenId::NotAnId => Err(AdminTokenError::NotFound),
-            GivenId::Secret { ref id } => Err(AdminTokenError::Invalid {
+            GivenId::Secret => Err(AdminTokenError::Invalid {
                 field: "id",
-                reason: format!("is an admin token, not its id: this token's id is {id}"),
+                reason: "is an admin token itself, not its id: give the token's id \
+                         (`sadm_...` and 12 hex digits), as `GET /admin/tokens` shows it"
+                    .to_owned(),
             }),
         };
         self.audit.finish(entry, result).await
