@@ -194,6 +194,7 @@ pub async fn list_keys(
     params(("id" = String, Path, description = "The key id")),
     responses(
         (status = 200, description = "The key", body = KeyInfo),
+        (status = 400, description = "The key itself given for its id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -248,6 +249,7 @@ pub async fn create_key(
     params(("id" = String, Path, description = "The key id")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, description = "The key itself given for its id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -312,9 +314,10 @@ pub async fn update_key(
     request_body(content = Option<RotateRequest>, description = "Optional grace period"),
     responses(
         (status = 201, description = "The new key", body = CreatedKey),
-        (status = 400, description = "Invalid input", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid input, or the key itself given for its id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Rotated already: rotate its successor", body = Problem, content_type = "application/problem+json"),
     ),
     security(("admin" = []))
 )]
@@ -339,7 +342,7 @@ pub async fn rotate_key(
     params(("id" = String, Path, description = "The key id"), UsageQuery),
     responses(
         (status = 200, description = "Usage", body = UsageResponse),
-        (status = 400, description = "Invalid days, from or to", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid days, from or to, or the key itself given for its id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json"),
     ),
@@ -441,6 +444,7 @@ pub async fn create_admin_token(
     params(("id" = String, Path, description = "The admin token id")),
     responses(
         (status = 204, description = "Revoked"),
+        (status = 400, description = "The admin token itself given for its id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid admin token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such active admin token", body = Problem, content_type = "application/problem+json"),
     ),
