@@ -7,9 +7,9 @@
 //! - A client address (an IPv4 address, or an IPv6 /64) may have at most
 //!   `max_connections_per_address` connections open. A connection is counted from when it is
 //!   accepted (for TLS, once its handshake is done) to its close, whether it sends a request or
-//!   not, so that one address cannot hold the server's connections with idle ones. One more is
-//!   closed [`OVER_CAP_GRACE`] after it was accepted; a request it sends before then is answered
-//!   429 with `Retry-After: 1` before any of its body is read. Trusted proxies are exempt: their
+//!   not, so that one address cannot hold the server's connections with idle ones. A request of
+//!   one more is answered 429 with `Retry-After: 1` before any of its body is read, and its
+//!   connection closed; one that sends none is closed [`OVER_CAP_GRACE`] after it was accepted. Trusted proxies are exempt: their
 //!   clients are behind them. A connection that sends nothing is closed after the 5 s head
 //!   timeout.
 //! - A body that does not arrive within `body_timeout` (10 s by default) is answered 408, and
@@ -172,10 +172,10 @@ impl Drop for Held {
     }
 }
 
-/// How long a connection over its address's cap stays open: time for a request sent at once
-/// to get its 429, and short enough that a flood of idle connections from one address cannot
-/// take the server's connections from the others.
-pub const OVER_CAP_GRACE: Duration = Duration::from_millis(250);
+/// How long a connection over its address's cap may stay open without sending a request (one
+/// that sends a request gets its 429 and is closed after it): short enough that a flood of idle
+/// connections from one address cannot take the server's connections from the others.
+pub const OVER_CAP_GRACE: Duration = Duration::from_secs(1);
 
 /// What the server keeps per connection, as long as the connection lives.
 #[derive(Default)]
@@ -184,8 +184,11 @@ struct Slot {
     /// request.
     held: RefCell<Option<Held>>,
     /// The connection was over its address's cap when it was accepted: its requests are
-    /// refused, and it is closed after [`OVER_CAP_GRACE`].
+    /// refused, and it is closed after [`OVER_CAP_GRACE`] unless one was.
     over_cap: Cell<bool>,
+    /// A request of the connection was refused over the cap: actix-web closes the connection
+    /// after the answer.
+    refused: Cell<bool>,
     /// The unread body of a refused request. Kept until the connection closes, so that
     /// actix-http closes the connection after the answer: for a chunked body that nobody reads
     /// any more it would otherwise keep reading it, for as long as the client sends.
@@ -204,7 +207,7 @@ impl Slot {
 pub fn on_connect(caps: &PerAddress) -> impl Fn(&dyn Any, &mut Extensions) + Send + Sync + 'static {
     let caps = caps.clone();
     move |connection, data| {
-        let slot = Slot::default();
+        let slot = Rc::new(Slot::default());
         if let Some(stream) = tcp_stream(connection)
             && let Ok(peer) = stream.peer_addr()
         {
@@ -215,12 +218,12 @@ pub fn on_connect(caps: &PerAddress) -> impl Fn(&dyn Any, &mut Extensions) + Sen
                     None => {
                         crate::observe::connection_refused("per_address");
                         slot.over_cap.set(true);
-                        close_after_grace(stream);
+                        close_after_grace(stream, Rc::downgrade(&slot));
                     }
                 }
             }
         }
-        data.insert(Rc::new(slot));
+        data.insert(slot);
     }
 }
 
@@ -235,32 +238,33 @@ fn tcp_stream(connection: &dyn Any) -> Option<&actix_web::rt::net::TcpStream> {
 }
 
 /// At most this many descriptors are duplicated to close connections over their cap later:
-/// a share of [`RESERVED_FDS`], so that a flood of them cannot take the descriptors the
-/// database, the charge log and the listener need. Past it, such connections are shut at once.
-const GRACE_DUPLICATES_MAX: usize = (RESERVED_FDS / 4) as usize;
+/// half of [`RESERVED_FDS`], so that a flood of them cannot take the descriptors the database,
+/// the charge log and the listener need. Past it, such a connection is left to the 5 s head
+/// timeout (or closed after the 429 its request gets).
+const GRACE_DUPLICATES_MAX: usize = (RESERVED_FDS / 2) as usize;
 
 /// Duplicated descriptors waiting for their connection's grace to end.
 static GRACE_DUPLICATES: AtomicUsize = AtomicUsize::new(0);
 
-/// Shuts `stream` down both ways after [`OVER_CAP_GRACE`] (at once when
-/// [`GRACE_DUPLICATES_MAX`] are waiting already): actix-web then reads its end and closes the
-/// connection, answered or not. Through a duplicate of its descriptor, held only for that time.
-fn close_after_grace(stream: &actix_web::rt::net::TcpStream) {
-    let Ok(duplicate) = rustix::io::fcntl_dupfd_cloexec(stream, 0) else {
-        return;
-    };
-    let shut = |duplicate| {
-        // Gone already, or shut: either way, closed.
-        let _ = std::net::TcpStream::from(duplicate).shutdown(std::net::Shutdown::Both);
-    };
+/// Shuts `stream` down both ways after [`OVER_CAP_GRACE`] unless a request of its connection
+/// (whose `slot` this is) was refused meanwhile: actix-web then reads its end and closes the
+/// connection. Through a duplicate of its descriptor, held only for that time, and at most
+/// [`GRACE_DUPLICATES_MAX`] at once.
+fn close_after_grace(stream: &actix_web::rt::net::TcpStream, slot: std::rc::Weak<Slot>) {
     if GRACE_DUPLICATES.fetch_add(1, Ordering::Relaxed) >= GRACE_DUPLICATES_MAX {
         GRACE_DUPLICATES.fetch_sub(1, Ordering::Relaxed);
-        shut(duplicate);
         return;
     }
+    let Ok(duplicate) = rustix::io::fcntl_dupfd_cloexec(stream, 0) else {
+        GRACE_DUPLICATES.fetch_sub(1, Ordering::Relaxed);
+        return;
+    };
     actix_web::rt::spawn(async move {
         actix_web::rt::time::sleep(OVER_CAP_GRACE).await;
-        shut(duplicate);
+        // Gone already (no slot), or answered and closing: nothing to do.
+        if slot.upgrade().is_some_and(|slot| !slot.refused.get()) {
+            let _ = std::net::TcpStream::from(duplicate).shutdown(std::net::Shutdown::Both);
+        }
         GRACE_DUPLICATES.fetch_sub(1, Ordering::Relaxed);
     });
 }
@@ -377,6 +381,7 @@ fn refuse_over_cap(
         slot.over_cap.set(true);
     }
     let limit = caps.limit;
+    slot.refused.set(true);
     slot.park(req.take_payload());
     let mut response = ApiError::TooManyConnections { limit }.error_response();
     response

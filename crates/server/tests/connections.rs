@@ -271,7 +271,7 @@ async fn idle_connections_from_one_address_leave_room_for_another() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(app.services.per_address.open(local), 5);
     // The 25 over the cap were closed; the 5 within it are open.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut closed = 0;
     for stream in &mut idle {
         let mut byte = [0u8; 1];
