@@ -9,9 +9,9 @@
 //!   accepted (for TLS, once its handshake is done) to its close, whether it sends a request or
 //!   not, so that one address cannot hold the server's connections with idle ones. A request of
 //!   one more is answered 429 with `Retry-After: 1` before any of its body is read, and its
-//!   connection closed; one that sends none is closed [`OVER_CAP_GRACE`] after it was accepted. Trusted proxies are exempt: their
-//!   clients are behind them. A connection that sends nothing is closed after the 5 s head
-//!   timeout.
+//!   connection closed; one more that sends none is closed [`OVER_CAP_GRACE`] after it was
+//!   accepted. Trusted proxies are exempt: their clients are behind them. Any other connection
+//!   that sends nothing is closed after the 5 s head timeout.
 //! - A body that does not arrive within `body_timeout` (10 s by default) is answered 408, and
 //!   the connection closed.
 //! - A request not answered within `request_timeout` (30 s by default) is answered 503.
