@@ -132,6 +132,27 @@ impl PerAddress {
         })
     }
 
+    /// Gives `slot` a place on the address of `ip` (none for a trusted proxy's), or marks it
+    /// over the cap and counts the refusal; returns whether it is over the cap.
+    fn place(&self, slot: &Slot, ip: IpAddr) -> bool {
+        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
+        let ip = ip.to_canonical();
+        if self.trusted.iter().any(|net| net.contains(&ip)) {
+            return false;
+        }
+        match self.admit(ip) {
+            Some(held) => {
+                *slot.held.borrow_mut() = Some(held);
+                false
+            }
+            None => {
+                crate::observe::connection_refused("per_address");
+                slot.over_cap.set(true);
+                true
+            }
+        }
+    }
+
     /// How many connections `ip`'s address has open.
     #[must_use]
     pub fn open(&self, ip: IpAddr) -> usize {
@@ -210,18 +231,9 @@ pub fn on_connect(caps: &PerAddress) -> impl Fn(&dyn Any, &mut Extensions) + Sen
         let slot = Rc::new(Slot::default());
         if let Some(stream) = tcp_stream(connection)
             && let Ok(peer) = stream.peer_addr()
+            && caps.place(&slot, peer.ip())
         {
-            let ip = peer.ip().to_canonical();
-            if !caps.trusted.iter().any(|net| net.contains(&ip)) {
-                match caps.admit(ip) {
-                    Some(held) => *slot.held.borrow_mut() = Some(held),
-                    None => {
-                        crate::observe::connection_refused("per_address");
-                        slot.over_cap.set(true);
-                        close_after_grace(stream, Rc::downgrade(&slot));
-                    }
-                }
-            }
+            close_after_grace(stream, Rc::downgrade(&slot));
         }
         data.insert(slot);
     }
@@ -367,18 +379,8 @@ fn refuse_over_cap(
     let caps = req.app_data::<PerAddress>()?;
     // Over the cap when accepted (and counted then), or, for a connection whose address was
     // not read when it was accepted, now.
-    if !slot.over_cap.get() {
-        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`.
-        let ip = req.peer_addr()?.ip().to_canonical();
-        if caps.trusted.iter().any(|n| n.contains(&ip)) {
-            return None;
-        }
-        if let Some(held) = caps.admit(ip) {
-            *slot.held.borrow_mut() = Some(held);
-            return None;
-        }
-        crate::observe::connection_refused("per_address");
-        slot.over_cap.set(true);
+    if !slot.over_cap.get() && !caps.place(slot, req.peer_addr()?.ip()) {
+        return None;
     }
     let limit = caps.limit;
     slot.refused.set(true);

@@ -251,6 +251,9 @@ pub struct KeyManager {
     default_scopes: Scopes,
 }
 
+/// Why a key is not rotated again.
+const ROTATED: &str = "this key was rotated already (or is revoked at the end of a grace period): rotate its successor";
+
 /// The refusal of a change to a key that is unknown, revoked or expired.
 fn no_active_key() -> KeyAdminError {
     KeyAdminError::invalid("id", "names no active key (unknown, revoked or expired)")
@@ -273,9 +276,7 @@ pub enum KeyAdminError {
     #[error("{0}")]
     NotFound(&'static str),
     /// The key was rotated already, or is being revoked: its successor is the one to rotate.
-    #[error(
-        "this key was rotated already (or is revoked at the end of a grace period): rotate its successor"
-    )]
+    #[error("{ROTATED}")]
     Rotated,
     /// A generated key collided with a stored one (astronomically unlikely); try again.
     #[error("key collision; try again")]
@@ -323,10 +324,7 @@ impl From<KeyAdminError> for ApiError {
         match error {
             KeyAdminError::Invalid { field, reason } => Self::Validation { field, reason },
             KeyAdminError::NotFound(what) => Self::NotFound(what),
-            KeyAdminError::Rotated => Self::Conflict(
-                "this key was rotated already (or is revoked at the end of a grace period): \
-                 rotate its successor",
-            ),
+            KeyAdminError::Rotated => Self::Conflict(ROTATED),
             KeyAdminError::Collision => Self::Conflict("key collision; try again"),
             KeyAdminError::Key(e) => Self::internal(e),
             KeyAdminError::Seal(e) => Self::internal(e),
@@ -680,14 +678,14 @@ impl KeyManager {
         let entry = self
             .audit
             .entry(actor, Action::KeyRevoke, Some(given.target()));
-        let result = match self.checked_id(&given) {
-            Ok(id) => match self.db.revoke_key(id, self.clock.now(), &entry).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(KeyAdminError::NotFound("no key with this id")),
-                Err(e) => Err(e.into()),
-            },
-            Err(refused) => Err(refused),
-        };
+        let result = async {
+            let id = self.checked_id(&given)?;
+            match self.db.revoke_key(id, self.clock.now(), &entry).await? {
+                true => Ok(()),
+                false => Err(KeyAdminError::NotFound("no key with this id")),
+            }
+        }
+        .await;
         self.audit.finish(entry, result).await
     }
 
@@ -732,10 +730,11 @@ impl KeyManager {
             .audit
             .entry(actor, Action::KeyUpdate, Some(given.target()));
         entry.detail = Some(json!({ "changed": update.fields() }).to_string());
-        let result = match self.checked_id_or(&given, no_active_key) {
-            Ok(id) => self.update_recorded(id, update, &entry).await,
-            Err(refused) => Err(refused),
-        };
+        let result = async {
+            let id = self.checked_id_or(&given, no_active_key)?;
+            self.update_recorded(id, update, &entry).await
+        }
+        .await;
         self.audit.finish(entry, result).await
     }
 
@@ -795,10 +794,11 @@ impl KeyManager {
         let mut entry = self
             .audit
             .entry(actor, Action::KeyRotate, Some(given.target()));
-        let result = match self.checked_id(&given) {
-            Ok(id) => self.rotate_recorded(id, grace_hours, &mut entry).await,
-            Err(refused) => Err(refused),
-        };
+        let result = async {
+            let id = self.checked_id(&given)?;
+            self.rotate_recorded(id, grace_hours, &mut entry).await
+        }
+        .await;
         self.audit.finish(entry, result).await
     }
 
