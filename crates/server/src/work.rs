@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -60,6 +60,35 @@ pub struct WorkPool {
     threads: usize,
     queued: Arc<AtomicUsize>,
     queue_timeout: Duration,
+}
+
+/// A pool thread held for one job, from [`WorkPool::reserve`]; dropped unused, it is free again.
+#[derive(Debug)]
+pub struct Reserved {
+    permit: OwnedSemaphorePermit,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Reserved {
+    /// Runs `job` on the thread held, as [`WorkPool::run`] does.
+    ///
+    /// # Errors
+    /// [`WorkError::Gone`] when the threads are gone.
+    pub async fn run<T: Send + 'static>(
+        self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, WorkError> {
+        let Self { permit, jobs } = self;
+        let (done, answer) = tokio::sync::oneshot::channel();
+        jobs.send(Box::new(move || {
+            let result = job();
+            drop(permit);
+            // The caller may have gone (a client that hung up): then nobody needs the answer.
+            let _ = done.send(result);
+        }))
+        .map_err(|_| WorkError::Gone)?;
+        answer.await.map_err(|_| WorkError::Gone)
+    }
 }
 
 /// Counts a caller waiting for a thread, until dropped (also when the wait is cancelled).
@@ -141,22 +170,26 @@ impl WorkPool {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, WorkError> {
+        self.reserve().await?.run(job).await
+    }
+
+    /// Waits, at most the queue timeout, for a thread to be free, and holds it for one job: for
+    /// a caller with something to settle before the job may start, such as a charge, which
+    /// then never pays for a job that found no thread.
+    ///
+    /// # Errors
+    /// [`WorkError::Busy`] after the queue timeout, [`WorkError::Gone`] without threads.
+    pub async fn reserve(&self) -> Result<Reserved, WorkError> {
         let waiting = Waiting::enter(&self.queued);
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| WorkError::Busy)?
             .map_err(|_| WorkError::Gone)?;
         drop(waiting);
-        let (done, answer) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Box::new(move || {
-                let result = job();
-                drop(permit);
-                // The caller may have gone (a client that hung up): then nobody needs the answer.
-                let _ = done.send(result);
-            }))
-            .map_err(|_| WorkError::Gone)?;
-        answer.await.map_err(|_| WorkError::Gone)
+        Ok(Reserved {
+            permit,
+            jobs: self.jobs.clone(),
+        })
     }
 
     /// Runs `job` on a pool thread and blocks the calling thread until it is done, bypassing
@@ -212,6 +245,20 @@ mod tests {
         assert_eq!(pool.run(|| 7).await, Ok(7));
         assert_eq!(pool.run_blocking(|| 8), Ok(8));
         assert_eq!(pool.running(), 0);
+    }
+
+    #[actix_web::test]
+    async fn a_reserved_thread_is_held_until_its_job_ends_or_it_is_dropped() {
+        let pool = WorkPool::new("test", 1, Duration::from_millis(50)).unwrap();
+        let reserved = pool.reserve().await.unwrap();
+        assert_eq!(pool.running(), 1, "held before any job runs");
+        assert_eq!(pool.run(|| ()).await, Err(WorkError::Busy));
+        assert_eq!(reserved.run(|| 7).await, Ok(7));
+        assert_eq!(pool.running(), 0);
+        let unused = pool.reserve().await.unwrap();
+        drop(unused);
+        assert_eq!(pool.running(), 0, "a dropped reservation frees its thread");
+        assert_eq!(pool.run(|| 8).await, Ok(8));
     }
 
     #[actix_web::test]

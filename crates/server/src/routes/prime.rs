@@ -10,7 +10,9 @@
 //! async worker that received it. A longer one runs on the [`PrimePool`]: it is charged only
 //! once its verdict is known, so a test that never answers (the pool stayed full, the request
 //! timed out, the client went away) costs nothing, and it stops between rounds as soon as
-//! nobody waits for it.
+//! nobody waits for it. When the key's quota cannot be read before the test (Redis is away), it
+//! is charged once it holds its thread, before it runs: a full pool still costs nothing, a test
+//! dropped while it runs is paid.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +30,7 @@ use crate::auth::principal::Principal;
 use crate::error::{ApiError, Problem};
 use crate::extract::Json;
 use crate::limits::KeyQuota;
-use crate::work::{WorkError, WorkPool};
+use crate::work::{Reserved, WorkError, WorkPool};
 
 /// Extra random-base Miller-Rabin rounds when the request names none: none, BPSW alone (the
 /// error bounds and costs of each choice are in `docs/api.md`).
@@ -144,6 +146,7 @@ pub struct PrimePool {
 }
 
 /// A key's place among the running tests, given back when dropped.
+#[derive(Debug)]
 struct Share {
     running: Arc<Mutex<HashMap<String, usize>>>,
     key: String,
@@ -207,16 +210,43 @@ impl PrimePool {
         })
     }
 
-    /// The verdict on `n` with `rounds` extra rounds, tested on a pool thread for `key`.
+    /// A prime thread held for one test of `key`'s, with the key's place among the running
+    /// tests: taken before the test is charged, so that a test refused here costs nothing.
     ///
     /// # Errors
     /// 503 with `Retry-After` when the key holds its share or no thread frees up in time.
-    pub async fn test(&self, key: &str, n: BigUint, rounds: u32) -> Result<Verdict, ApiError> {
+    pub async fn reserve(&self, key: &str) -> Result<PrimeThread, ApiError> {
         let share = self.enter(key)?;
+        let thread = self.pool.reserve().await.map_err(|error| match error {
+            WorkError::Busy => ApiError::Unavailable {
+                detail: "every prime thread is busy; try again shortly",
+                retry_after: Some(1),
+            },
+            other => ApiError::internal(other),
+        })?;
+        Ok(PrimeThread { thread, share })
+    }
+}
+
+/// A prime thread held for one test, from [`PrimePool::reserve`]; dropped unused, the thread
+/// and the key's place are free again.
+#[derive(Debug)]
+pub struct PrimeThread {
+    thread: Reserved,
+    share: Share,
+}
+
+impl PrimeThread {
+    /// The verdict on `n` with `rounds` extra rounds. Dropping the future stops the test before
+    /// its next round.
+    ///
+    /// # Errors
+    /// 500 when the pool's threads are gone.
+    pub async fn test(self, n: BigUint, rounds: u32) -> Result<Verdict, ApiError> {
+        let Self { thread, share } = self;
         let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
         let stopped = Arc::clone(&stop.0);
-        let verdict = self
-            .pool
+        let verdict = thread
             .run(move || {
                 let _share = share;
                 primality::check_with_rounds_while(&n, rounds, &mut rand::rng(), || {
@@ -224,13 +254,7 @@ impl PrimePool {
                 })
             })
             .await
-            .map_err(|error| match error {
-                WorkError::Busy => ApiError::Unavailable {
-                    detail: "every prime thread is busy; try again shortly",
-                    retry_after: Some(1),
-                },
-                other => ApiError::internal(other),
-            })?;
+            .map_err(ApiError::internal)?;
         drop(stop);
         // `None` only once `stop` was dropped, and then nobody awaits this future any more.
         verdict.ok_or_else(|| ApiError::internal("a prime test stopped while awaited"))
@@ -278,19 +302,25 @@ pub async fn check_prime(
             charged,
         )
     } else {
-        // A key that cannot pay is refused before any work. When the quota cannot be read
-        // (a Redis outage), the charge comes first and follows the quota's fail policy; it does
-        // too when the day rolled over between the two reads.
-        let paid = match quota.remaining(&req).await {
-            Some(remaining) if remaining >= cost => None,
-            _ => Some(quota.charge(&req, cost).await?),
+        // A key that cannot pay is refused before any work, with no thread held. The thread
+        // is held before anything is charged, so a 503 from the pool costs nothing. When the
+        // quota cannot be read (a Redis outage), the charge comes before the test and follows
+        // the quota's fail policy.
+        let remaining = quota.remaining(&req).await;
+        let mut paid = match remaining {
+            Some(remaining) if remaining < cost => Some(quota.charge(&req, cost).await?),
+            _ => None,
         };
         let key = req
             .extensions()
             .get::<Principal>()
             .map(|p| p.quota_id.clone())
             .unwrap_or_default();
-        let verdict = primes.test(&key, n.clone(), rounds).await?;
+        let thread = primes.reserve(&key).await?;
+        if remaining.is_none() {
+            paid = Some(quota.charge(&req, cost).await?);
+        }
+        let verdict = thread.test(n.clone(), rounds).await?;
         let charged = match paid {
             Some(charged) => charged,
             None => quota.charge(&req, cost).await?,
