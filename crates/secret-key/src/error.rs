@@ -27,9 +27,12 @@ pub enum Error {
         max: usize,
     },
     /// The secret is, or contains, a well-known placeholder such as `changeme`.
-    #[error("secret is a known placeholder or default value (`{placeholder}`), not a secret")]
+    ///
+    /// The message does not name the placeholder: within the refused value it is a piece of
+    /// what the operator meant as a secret, and the message goes to logs.
+    #[error("secret is, or contains, a known placeholder or default value, not a secret")]
     Placeholder {
-        /// The placeholder recognised (public, from the built-in list).
+        /// The placeholder recognised (from the built-in list).
         placeholder: &'static str,
     },
     /// The secret's symbols are too unevenly distributed to be random.

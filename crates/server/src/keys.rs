@@ -23,6 +23,8 @@ use crate::store::{AuditRow, Db, KeyChange, KeyRow, StoreError};
 
 /// The prefix of every key this server issues.
 pub const KEY_PREFIX: &str = "sapi";
+/// Admin tokens use the API key format with this prefix.
+pub const ADMIN_PREFIX: &str = "sadm";
 /// Longest accepted service name.
 pub const SERVICE_MAX: usize = 64;
 /// Longest accepted expiry, in days (100 years).
@@ -350,7 +352,27 @@ pub fn validate_service(service: &str) -> Result<(), KeyAdminError> {
             "may contain only ASCII letters, digits, '_', '.' and '-'",
         ));
     }
+    refuse_secret("service", service)
+}
+
+/// Refuses free text that holds a key, an admin token or a signing secret: the audit log and
+/// the log lines carry names, labels and services.
+fn refuse_secret(field: &'static str, text: &str) -> Result<(), KeyAdminError> {
+    if holds_secret(text) {
+        return Err(KeyAdminError::invalid(field, HOLDS_SECRET));
+    }
     Ok(())
+}
+
+/// Why free text that holds a secret is refused.
+pub const HOLDS_SECRET: &str =
+    "holds an API key, admin token or signing secret; never put a secret here";
+
+/// Whether `text` holds an API key, an admin token or a signing secret
+/// ([`crate::observe::holds_secret_of`]).
+#[must_use]
+pub fn holds_secret(text: &str) -> bool {
+    crate::observe::holds_secret_of(text, &[KEY_PREFIX, ADMIN_PREFIX])
 }
 
 /// Checks a daily quota and returns its stored form.
@@ -375,7 +397,8 @@ fn expiry(days: u32, now: i64) -> Result<i64, KeyAdminError> {
     Ok(now.saturating_add(i64::from(days) * 86_400))
 }
 
-/// Checks a name or owner: 1 to [`LABEL_MAX`] characters, none of them a control character.
+/// Checks a name or owner: 1 to [`LABEL_MAX`] characters, none of them a control, invisible or
+/// direction-changing character, and no secret in them.
 fn checked_label(field: &'static str, label: &str) -> Result<String, KeyAdminError> {
     if !(1..=LABEL_MAX).contains(&label.chars().count()) {
         return Err(KeyAdminError::invalid(
@@ -383,13 +406,34 @@ fn checked_label(field: &'static str, label: &str) -> Result<String, KeyAdminErr
             format!("must be 1 to {LABEL_MAX} characters long"),
         ));
     }
-    if label.chars().any(char::is_control) {
+    if label
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
         return Err(KeyAdminError::invalid(
             field,
-            "may not contain control characters",
+            "may not contain control, invisible or direction-changing characters",
         ));
     }
+    refuse_secret(field, label)?;
     Ok(label.to_owned())
+}
+
+/// Zero-width and bidirectional formatting characters: invisible in a name or label, and able
+/// to make one read as another (U+202E turns the rest of a line around).
+#[must_use]
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// Checks `meta` and returns its stored form, its compact JSON.

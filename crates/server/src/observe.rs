@@ -300,7 +300,8 @@ pub fn database_error() {
 const MAX_REQUEST_ID: usize = 64;
 
 /// A request's id: the caller's `X-Request-Id` when it is a short token (1 to 64 letters,
-/// digits, `-`, `_`, `.`), so that a trace can cross services; otherwise 16 random hex digits.
+/// digits, `-`, `_`, `.`) that holds no key, token or signing secret, so that a trace can cross
+/// services; otherwise 16 random hex digits.
 /// Kept inline, as every request makes one, stores it and writes it twice.
 #[derive(Clone, Copy)]
 pub struct RequestId {
@@ -309,7 +310,8 @@ pub struct RequestId {
 }
 
 impl RequestId {
-    /// `text` as an id, when it is a short token.
+    /// `text` as an id, when it is a short token that holds no secret ([`holds_secret`]: a
+    /// key or token sent as the id would be logged and stored in the audit log).
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
         // The length first: a long header is refused without reading it.
@@ -317,6 +319,7 @@ impl RequestId {
             || !text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || holds_secret(text)
         {
             return None;
         }
@@ -511,22 +514,65 @@ pub async fn observe_request(
 
 static SECRET_PREFIXES: OnceLock<Vec<String>> = OnceLock::new();
 
-/// From now on, a path segment that begins with one of `prefixes` and `_`, and is not an id
-/// (which has `...` after its prefix), is logged as `[secret]`: a key or token pasted where an
-/// id goes (`DELETE /admin/keys/<the key>`) never reaches the log. Only the first call counts.
+/// How much of a key's or token's body (about 40 characters) after its prefix makes text hold
+/// a secret: 16 characters still leave nothing to guess, while `sapi_billing` is a name.
+pub const SECRET_BODY_MIN: usize = 16;
+
+/// From now on, text that holds one of `prefixes` and `_` not followed by the `...` of an id
+/// counts as a secret ([`holds_secret_of`]): a path segment that holds one is logged as
+/// `[secret]` (a key or token pasted where an id goes, `DELETE /admin/keys/<the key>`), and an
+/// `X-Request-Id` that holds one is replaced. Only the first call counts.
 pub fn hide_secrets_in_paths(prefixes: &[&str]) {
-    let _ = SECRET_PREFIXES.set(prefixes.iter().map(|p| format!("{p}_")).collect());
+    let _ = SECRET_PREFIXES.set(prefixes.iter().map(|&p| p.to_owned()).collect());
 }
 
-/// `path` as it is logged (see [`hide_secrets_in_paths`]).
+/// Whether `text` holds a key or token (see [`hide_secrets_in_paths`]) anywhere in it, or is 64
+/// hex digits, as a key's signing secret is.
+#[must_use]
+pub fn holds_secret(text: &str) -> bool {
+    holds_secret_of(text, SECRET_PREFIXES.get().map_or(&[], Vec::as_slice))
+}
+
+/// Whether `text` holds, anywhere in it, one of `prefixes` and `_` followed by at least
+/// [`SECRET_BODY_MIN`] letters and digits (a key or token, or most of one; an id has `...`
+/// there), or is 64 hex digits, as a key's signing secret is.
+#[must_use]
+pub fn holds_secret_of(text: &str, prefixes: &[impl AsRef<str>]) -> bool {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return true;
+    }
+    prefixes.iter().any(|prefix| {
+        let prefix = prefix.as_ref();
+        text.match_indices(prefix).any(|(at, _)| {
+            // A key's or token's body is about 40 letters and digits; an id's is `...`.
+            text[at + prefix.len()..]
+                .strip_prefix('_')
+                .is_some_and(|rest| {
+                    rest.bytes()
+                        .take_while(|b| b.is_ascii_alphanumeric() || b"_-".contains(b))
+                        .count()
+                        >= SECRET_BODY_MIN
+                })
+        })
+    })
+}
+
+/// `path` as it is logged: each segment that holds a secret ([`holds_secret`]), also once
+/// percent-decoded, is `[secret]`.
 fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
-    let Some(prefixes) = SECRET_PREFIXES.get().filter(|_| path.contains('_')) else {
-        return path.into();
-    };
     let secret = |segment: &str| {
-        prefixes.iter().any(|p| segment.starts_with(p.as_str())) && !segment.contains("...")
+        if segment.contains('%') {
+            holds_secret(&percent_encoding::percent_decode_str(segment).decode_utf8_lossy())
+        } else {
+            holds_secret(segment)
+        }
     };
-    if !path.split('/').any(secret) {
+    // Most paths hold no segment that could be one.
+    let could_be = |segment: &str| segment.contains(['_', '%']) || segment.len() == 64;
+    if !path
+        .split('/')
+        .any(|segment| could_be(segment) && secret(segment))
+    {
         return path.into();
     }
     path.split('/')
@@ -736,6 +782,53 @@ mod tests {
                 .all(|b| b"0123456789abcdef".contains(&b))
         );
         assert_ne!(one.as_str(), two.as_str());
+    }
+
+    #[test]
+    fn keys_tokens_and_signing_secrets_are_found_anywhere_in_text_but_ids_are_not() {
+        let prefixes = ["sapi", "sadm"];
+        let key = "sapi_1xaJWXCMHMaxfFtFdV2BchnmZjFcmHdQzNoIjz25kgOV";
+        for text in [
+            key,
+            &format!("x{key}"),
+            &format!(" {key} "),
+            "sadm_iwG6ypm19xiUk720YhEBg8wU9KzJdqYB4HIxyU",
+            "1315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940",
+        ] {
+            assert!(holds_secret_of(text, &prefixes), "{text}");
+        }
+        for text in [
+            "sapi_...57e2781a18e6",
+            "sadm_...63d8fae57498",
+            "billing",
+            "sapi",
+            "sapi_billing",
+            "trace-1",
+            "1315083d445618a3fe06ff1554838235",
+        ] {
+            assert!(!holds_secret_of(text, &prefixes), "{text}");
+        }
+        hide_secrets_in_paths(&prefixes);
+        assert_eq!(
+            logged_path(&format!("/admin/keys/{key}")),
+            "/admin/keys/[secret]"
+        );
+        for encoded in [
+            "%73api_1xaJWXCMHMaxfFtFdV2BchnmZjFcmHdQzNoIjz25kgOV",
+            "sapi%5F1xaJWXCMHMaxfFtFdV2BchnmZjFcmHdQzNoIjz25kgOV",
+            "%20sapi_1xaJWXCMHMaxfFtFdV2BchnmZjFcmHdQzNoIjz25kgOV",
+        ] {
+            assert_eq!(
+                logged_path(&format!("/admin/keys/{encoded}/rotate")),
+                "/admin/keys/[secret]/rotate"
+            );
+        }
+        assert_eq!(
+            logged_path("/admin/keys/sapi_...57e2781a18e6"),
+            "/admin/keys/sapi_...57e2781a18e6"
+        );
+        assert!(RequestId::parse(key).is_none());
+        assert!(RequestId::parse("trace_1").is_some());
     }
 
     #[test]

@@ -653,7 +653,13 @@ pub fn load_tls(files: &TlsFiles) -> Result<rustls::ServerConfig, StartupError> 
         .map_err(|e| tls_error(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| tls_error(format!("certificate and key do not fit: {e}")))?;
+        .map_err(|e| {
+            tls_error(format!(
+                "the private key {} does not fit the certificate {}: {e}",
+                files.key.display(),
+                files.cert.display()
+            ))
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

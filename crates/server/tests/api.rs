@@ -1080,6 +1080,82 @@ async fn a_key_over_its_share_of_the_prime_threads_gets_503_and_pays_nothing() {
 }
 
 #[actix_web::test]
+async fn a_secret_pasted_into_a_name_label_or_service_is_refused_and_never_stored() {
+    let app = spawn().await;
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let h = [("authorization", admin.as_str())];
+    let (key, token) = (&app.first.demo_key.key, &app.first.admin_token);
+    let signing = app
+        .create_key(json!({"service": "signer", "signing": true}))
+        .await;
+    let signing_secret = signing["signing_secret"].as_str().unwrap();
+    let id = signing["id"].as_str().unwrap();
+    for (path, method, body, field) in [
+        ("/admin/keys", "POST", json!({"service": key}), "service"),
+        (
+            "/admin/keys",
+            "POST",
+            json!({"service": "ok", "name": format!("mine: {key}")}),
+            "name",
+        ),
+        (
+            "/admin/keys",
+            "POST",
+            json!({"service": "ok", "owner": token}),
+            "owner",
+        ),
+        ("/admin/tokens", "POST", json!({"label": token}), "label"),
+        (
+            "/admin/tokens",
+            "POST",
+            json!({"label": signing_secret}),
+            "label",
+        ),
+        (
+            &format!("/admin/keys/{id}"),
+            "PATCH",
+            json!({"name": signing_secret}),
+            "name",
+        ),
+    ] {
+        let refused = app.send(method, path, &h, Some(&body.to_string())).await;
+        assert_eq!(refused.status, 400, "{body}: {}", refused.body);
+        assert_eq!(refused.body["field"], field, "{}", refused.body);
+        assert!(!refused.text.contains(key.as_str()) && !refused.text.contains(token.as_str()));
+    }
+    // Invisible and direction-changing characters are refused in names and labels.
+    for name in ["evil\u{202e}cod.exe", "zero\u{200b}width"] {
+        let refused = app
+            .send(
+                "POST",
+                "/admin/keys",
+                &h,
+                Some(&json!({"service": "ok", "name": name}).to_string()),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        let refused = app
+            .send(
+                "POST",
+                "/admin/tokens",
+                &h,
+                Some(&json!({"label": name}).to_string()),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+    }
+    // A name that merely starts like one is fine.
+    let named = app
+        .create_key(json!({"service": "sapi_billing", "name": "sapi_team"}))
+        .await;
+    assert_eq!(named["service"], "sapi_billing");
+    let audit = app.get("/admin/audit?limit=500", &h).await;
+    for secret in [key.as_str(), token.as_str(), signing_secret] {
+        assert!(!audit.text.contains(secret), "the audit log holds a secret");
+    }
+}
+
+#[actix_web::test]
 async fn a_key_calls_only_the_routes_of_its_scopes_and_a_refusal_is_a_free_403() {
     let app = spawn().await;
     let admin = format!("Bearer {}", app.first.admin_token);

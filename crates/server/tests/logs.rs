@@ -133,6 +133,43 @@ async fn no_log_line_contains_a_secret() {
             .await;
         assert_eq!(refused.status, 400, "{}", refused.body);
     }
+    // The same percent-encoded or after other text: the key after its first byte must not show.
+    secrets.push(demo[1..].to_owned());
+    for path in [
+        format!("/admin/keys/%73{}", &demo[1..]),
+        format!("/admin/keys/x{demo}"),
+        format!("/admin/keys/%20{demo}/rotate"),
+    ] {
+        let refused = app
+            .send("DELETE", &path, &[("authorization", &admin)], None)
+            .await;
+        assert!(
+            (400..500).contains(&refused.status),
+            "{path}: {}",
+            refused.body
+        );
+    }
+    // A key or token sent as the request id is replaced, so neither the log nor the audit log
+    // gets it.
+    for (sent_as_id, authorization) in [
+        (&demo, demo.clone()),
+        (&app.first.admin_token, admin.clone()),
+    ] {
+        let answered = app
+            .send(
+                "GET",
+                "/whoami",
+                &[
+                    ("authorization", &authorization),
+                    ("x-request-id", sent_as_id),
+                ],
+                None,
+            )
+            .await;
+        let id = answered.header("x-request-id").unwrap();
+        assert_ne!(&id, sent_as_id);
+        assert_eq!(id.len(), 16, "{id}");
+    }
     app.stop().await;
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

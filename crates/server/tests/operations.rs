@@ -226,6 +226,25 @@ async fn unusable_tls_files_stop_start_up_with_the_file_named() {
     let message = error.to_string();
     assert!(message.contains("TLS"), "{message}");
     assert!(message.contains("cert.pem"), "{message}");
+
+    // A key that is not the certificate's: both files named.
+    let made = |name: &str| rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    let (one, other) = (made("localhost"), made("example.test"));
+    let mismatched = dir.path().join("other-key.pem");
+    std::fs::write(&cert, one.cert.pem()).unwrap();
+    std::fs::write(&mismatched, other.signing_key.serialize_pem()).unwrap();
+    args.tls_key = Some(mismatched);
+    let error = secure_api::startup::Application::build_with(
+        args.resolve().unwrap(),
+        secure_api::startup::Env::from_map(Default::default()),
+        secure_api::clock::Clock::system(),
+    )
+    .await
+    .expect_err("a key that does not fit stops start-up");
+    let message = error.to_string();
+    assert!(message.contains("other-key.pem"), "{message}");
+    assert!(message.contains("cert.pem"), "{message}");
+    assert!(!message.contains("PRIVATE KEY"), "{message}");
 }
 
 #[actix_web::test]

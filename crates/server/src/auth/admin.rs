@@ -19,8 +19,7 @@ use crate::error::ApiError;
 use crate::keys::EXPIRES_MAX_DAYS;
 use crate::store::{AdminTokenRow, AuditRow, Db, StoreError};
 
-/// Admin tokens use the API key format with this prefix.
-pub const ADMIN_PREFIX: &str = "sadm";
+pub use crate::keys::ADMIN_PREFIX;
 
 /// Creates, lists, revokes and checks admin tokens.
 #[derive(Debug, Clone)]
@@ -233,13 +232,24 @@ impl AdminTokens {
         entry: &mut AuditRow,
     ) -> Result<CreatedAdminToken, AdminTokenError> {
         let invalid = |field, reason: String| AdminTokenError::Invalid { field, reason };
-        if let Some(label) = &new.label
-            && (label.is_empty() || label.len() > LABEL_MAX || label.chars().any(char::is_control))
-        {
-            return Err(invalid(
-                "label",
-                format!("must be 1 to {LABEL_MAX} bytes with no control characters"),
-            ));
+        if let Some(label) = &new.label {
+            if label.is_empty()
+                || label.len() > LABEL_MAX
+                || label
+                    .chars()
+                    .any(|c| c.is_control() || crate::keys::is_invisible_format(c))
+            {
+                return Err(invalid(
+                    "label",
+                    format!(
+                        "must be 1 to {LABEL_MAX} bytes with no control, invisible or \
+                         direction-changing characters"
+                    ),
+                ));
+            }
+            if crate::keys::holds_secret(label) {
+                return Err(invalid("label", crate::keys::HOLDS_SECRET.to_owned()));
+            }
         }
         if let Some(days) = new.expires_in_days
             && !(1..=EXPIRES_MAX_DAYS).contains(&days)

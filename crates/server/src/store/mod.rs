@@ -520,15 +520,24 @@ impl Db {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        // Nothing changed: the key may not exist, or was revoked earlier.
-        let exists = done.rows_affected() > 0
-            || sqlx::query("SELECT 1 FROM api_keys WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .is_some();
-        if exists {
+        if done.rows_affected() > 0 {
             insert_audit_query(audit).execute(&mut *tx).await?;
+            tx.commit().await?;
+            return Ok(true);
+        }
+        // Nothing changed: the key does not exist, or was revoked earlier. Revoking it again
+        // succeeds, and its entry says that it changed nothing.
+        let exists = sqlx::query("SELECT 1 FROM api_keys WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if exists {
+            let unchanged = AuditRow {
+                detail: Some(r#"{"already_revoked":true}"#.to_owned()),
+                ..audit.clone()
+            };
+            insert_audit_query(&unchanged).execute(&mut *tx).await?;
             tx.commit().await?;
         }
         Ok(exists)
@@ -1658,8 +1667,24 @@ mod tests {
                 .await
                 .unwrap()
         );
+        // Revoking again succeeds, keeps the first revocation, and says it changed nothing.
+        assert!(
+            db.revoke_key("k1", 450, &entry(6, "revoke k1 again"))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            db.find_key("k1").await.unwrap().unwrap().revoked_at,
+            Some(400)
+        );
+        let again = db.list_audit(None, 1).await.unwrap().remove(0);
+        assert_eq!(again.action, "revoke k1 again");
+        assert_eq!(again.detail.as_deref(), Some(r#"{"already_revoked":true}"#));
         // A change and its audit entry are one transaction: a refused one leaves neither.
-        assert_eq!(audited(&db).await, ["revoke k1", "rotate k1", "create k1"]);
+        assert_eq!(
+            audited(&db).await,
+            ["revoke k1 again", "revoke k1", "rotate k1", "create k1"]
+        );
         assert_eq!(db.list_keys().await.unwrap().len(), 2);
         assert_eq!(db.find_key("k3").await.unwrap().unwrap().scopes, None);
         key_changes_apply_to_active_keys_only(&db, "k3").await;
