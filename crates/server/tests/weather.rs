@@ -73,6 +73,8 @@ async fn weather_comes_through_a_healthy_key_and_is_cached() {
         let detail = reply.body["detail"].as_str().unwrap();
         assert!(detail.starts_with(&format!("{field}: ")), "{detail}");
     }
+    // The three answers and the 404 were charged; the 400s were not.
+    assert_eq!(used(&app).await, 4);
 }
 
 #[actix_web::test]
@@ -86,6 +88,19 @@ async fn all_keys_cooling_gives_503_with_retry_after() {
     assert_eq!(reply.status, 503, "{}", reply.body);
     let retry: u64 = reply.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=120).contains(&retry), "{retry}");
+    assert_eq!(used(&app).await, 0, "a 503 costs nothing");
+}
+
+/// The calls the demo key was charged today.
+async fn used(app: &common::TestApp) -> u64 {
+    let admin = format!("Bearer {}", app.first.admin_token);
+    let usage = app
+        .get(
+            &format!("/admin/keys/{}/usage", app.first.demo_key.id),
+            &[("authorization", &admin)],
+        )
+        .await;
+    usage.body["used"].as_u64().unwrap()
 }
 
 #[actix_web::test]

@@ -196,14 +196,34 @@ pub async fn weather(
     };
     // Without a configured key the endpoint is a server configuration error, not the caller's.
     let client = client.ok_or(ApiError::from(WeatherError::NoKeysConfigured))?;
-    let charged = quota.charge(&req, 1).await?;
-    // Shared by every instance on Redis: one upstream call per place and TTL for the whole
-    // deployment. A Redis failure only costs an upstream call.
-    if let Some(cached) = shared.get::<WeatherResponse>(&location, units).await {
-        return Ok(charged.respond(cached));
+    // A key that cannot pay is refused before any upstream call. Otherwise the call is charged
+    // once it has its answer, the weather or "no such place": a 5xx (every upstream key cooling
+    // down, the upstream failing or hanging) costs nothing. When the quota cannot be read (a
+    // Redis outage), the charge comes first and follows the quota's fail policy.
+    let paid = match quota.remaining(&req).await {
+        Some(remaining) if remaining >= 1 => None,
+        _ => Some(quota.charge(&req, 1).await?),
+    };
+    let answer = async {
+        // Shared by every instance on Redis: one upstream call per place and TTL for the
+        // whole deployment. A Redis failure only costs an upstream call.
+        if let Some(cached) = shared.get::<WeatherResponse>(&location, units).await {
+            return Ok(cached);
+        }
+        let weather = client.current(&location, units).await?;
+        let response = WeatherResponse::from(weather.as_ref());
+        shared.put(&location, units, &response).await;
+        Ok(response)
     }
-    let weather = client.current(&location, units).await?;
-    let response = WeatherResponse::from(weather.as_ref());
-    shared.put(&location, units, &response).await;
-    Ok(charged.respond(response))
+    .await;
+    match (answer, paid) {
+        (Ok(response), Some(charged)) => Ok(charged.respond(response)),
+        (Ok(response), None) => Ok(quota.charge(&req, 1).await?.respond(response)),
+        (Err(error @ WeatherError::PlaceNotFound), None) => {
+            // Counted; a 404 carries no quota fields.
+            let _charged = quota.charge(&req, 1).await?;
+            Err(error.into())
+        }
+        (Err(error), _) => Err(error.into()),
+    }
 }
