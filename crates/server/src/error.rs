@@ -47,9 +47,12 @@ pub enum ApiError {
     /// Nothing answers at this path, or the object does not exist for this caller.
     #[error("{0}")]
     NotFound(&'static str),
-    /// The path exists but not with this method.
+    /// The path exists but not with this method; the methods it has, for `Allow`.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed {
+        /// The value of the `Allow` field: the path's methods, such as `GET, HEAD`.
+        allow: &'static str,
+    },
     /// The object already exists.
     #[error("{0}")]
     Conflict(&'static str),
@@ -155,7 +158,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::InsufficientScope(_) => "insufficient-scope",
             Self::NotFound(_) => "not-found",
-            Self::MethodNotAllowed => "method-not-allowed",
+            Self::MethodNotAllowed { .. } => "method-not-allowed",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload-too-large",
             Self::QuotaExceeded { .. } => "quota-exceeded",
@@ -181,7 +184,7 @@ impl ApiError {
             Self::Forbidden(_) => "Forbidden",
             Self::InsufficientScope(_) => "Insufficient scope",
             Self::NotFound(_) => "Not found",
-            Self::MethodNotAllowed => "Method not allowed",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::Conflict(_) => "Conflict",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::QuotaExceeded { .. } => "Quota exceeded",
@@ -223,6 +226,7 @@ impl ApiError {
                 ..
             } => vec![("retry-after", secs.to_string())],
             Self::TooManyConnections { .. } => vec![("retry-after", "1".to_owned())],
+            Self::MethodNotAllowed { allow } => vec![("allow", (*allow).to_owned())],
             _ => Vec::new(),
         }
     }
@@ -263,7 +267,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(..) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::QuotaExceeded { .. }

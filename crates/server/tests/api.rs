@@ -1079,6 +1079,57 @@ async fn a_key_over_its_share_of_the_prime_threads_gets_503_and_pays_nothing() {
     );
 }
 
+/// Every path's 405 lists in `Allow` exactly the methods its routes take: each one listed is
+/// routed (never 405), and the OpenAPI document lists the same ones (with `HEAD` beside `GET`).
+#[actix_web::test]
+async fn a_405_says_in_allow_which_methods_the_path_takes() {
+    let app = spawn().await;
+    let doc = app.get("/openapi.json", &[]).await;
+    let mut paths: Vec<(String, Vec<String>)> = doc.body["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(path, item)| {
+            let mut methods: Vec<String> = item
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| ["get", "post", "patch", "delete", "put"].contains(&m.as_str()))
+                .map(|m| m.to_uppercase())
+                .collect();
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".to_owned());
+            }
+            (path.clone(), methods)
+        })
+        .collect();
+    // The pages and their files, which the document leaves out.
+    for path in [
+        "/admin/ui",
+        "/admin/ui/admin.js",
+        "/docs",
+        "/docs/swagger-ui.css",
+    ] {
+        paths.push((path.to_owned(), vec!["GET".to_owned(), "HEAD".to_owned()]));
+    }
+    assert!(paths.len() > 20, "{paths:?}");
+    for (path, mut documented) in paths {
+        let path = path.replace("{id}", "sapi_...000000000000");
+        let refused = app.send("PUT", &path, &[], Some("{}")).await;
+        assert_eq!(refused.status, 405, "PUT {path}: {}", refused.body);
+        assert_eq!(refused.body["type"], "/problems/method-not-allowed");
+        let allow = refused.header("allow").unwrap_or_default();
+        let mut allowed: Vec<String> = allow.split(", ").map(str::to_owned).collect();
+        allowed.sort();
+        documented.sort();
+        assert_eq!(allowed, documented, "{path}: Allow: {allow}");
+        for method in &allowed {
+            let routed = app.send(method, &path, &[], None).await;
+            assert_ne!(routed.status, 405, "{method} {path}");
+        }
+    }
+}
+
 #[actix_web::test]
 async fn a_secret_pasted_into_a_name_label_or_service_is_refused_and_never_stored() {
     let app = spawn().await;

@@ -264,50 +264,61 @@ pub fn configure(cfg: &mut web::ServiceConfig, auth: &ApiAuth, login_limits: &[L
     let [per_client, per_network] = login_limits;
     let limited = |route: Route| route.wrap(per_client.clone()).wrap(per_network.clone());
     cfg.service(
-        resource("/get-current-time")
+        resource("/get-current-time", "POST")
             .route(api(Scope::TimeRead, web::post().to(time::get_current_time))),
     )
     .service(
-        resource("/check-prime").route(api(Scope::PrimeCheck, web::post().to(prime::check_prime))),
+        resource("/check-prime", "POST")
+            .route(api(Scope::PrimeCheck, web::post().to(prime::check_prime))),
     )
-    .service(resource("/whoami").route(api(Scope::WhoamiRead, get().to(whoami::whoami))))
-    .service(resource("/weather").route(api(Scope::WeatherRead, get().to(weather::weather))))
-    .service(resource("/register").route(limited(web::post().to(users::register))))
-    .service(resource("/login").route(limited(web::post().to(users::login))))
-    .service(resource("/refresh").route(web::post().to(users::refresh)))
-    .service(resource("/logout").route(web::post().to(users::logout)))
-    .service(resource("/protected").route(get().to(users::protected)))
     .service(
-        resource("/admin/keys")
+        resource("/whoami", "GET, HEAD").route(api(Scope::WhoamiRead, get().to(whoami::whoami))),
+    )
+    .service(
+        resource("/weather", "GET, HEAD")
+            .route(api(Scope::WeatherRead, get().to(weather::weather))),
+    )
+    .service(resource("/register", "POST").route(limited(web::post().to(users::register))))
+    .service(resource("/login", "POST").route(limited(web::post().to(users::login))))
+    .service(resource("/refresh", "POST").route(web::post().to(users::refresh)))
+    .service(resource("/logout", "POST").route(web::post().to(users::logout)))
+    .service(resource("/protected", "GET, HEAD").route(get().to(users::protected)))
+    .service(
+        resource("/admin/keys", "GET, HEAD, POST")
             .route(get().to(admin::list_keys))
             .route(web::post().to(admin::create_key)),
     )
     .service(
-        resource("/admin/keys/{id}")
+        resource("/admin/keys/{id}", "GET, HEAD, PATCH, DELETE")
             .route(get().to(admin::get_key))
             .route(web::patch().to(admin::update_key))
             .route(web::delete().to(admin::revoke_key)),
     )
-    .service(resource("/admin/keys/{id}/rotate").route(web::post().to(admin::rotate_key)))
-    .service(resource("/admin/keys/{id}/usage").route(get().to(admin::key_usage)))
+    .service(resource("/admin/keys/{id}/rotate", "POST").route(web::post().to(admin::rotate_key)))
+    .service(resource("/admin/keys/{id}/usage", "GET, HEAD").route(get().to(admin::key_usage)))
     .service(
-        resource("/admin/tokens")
+        resource("/admin/tokens", "GET, HEAD, POST")
             .route(get().to(admin::list_admin_tokens))
             .route(web::post().to(admin::create_admin_token)),
     )
-    .service(resource("/admin/tokens/{id}").route(web::delete().to(admin::revoke_admin_token)))
-    .service(resource("/admin/audit").route(get().to(admin::audit_log)))
-    .service(resource("/admin/ui").route(get().to(admin_ui::admin_page)))
-    .service(resource("/admin/ui/admin.js").route(get().to(admin_ui::admin_js)))
-    .service(resource("/admin/ui/admin.css").route(get().to(admin_ui::admin_css)))
-    .service(resource("/healthz").route(get().to(health::healthz)))
-    .service(resource("/readyz").route(get().to(health::readyz)))
-    .service(resource("/metrics").route(get().to(health::metrics)))
-    .service(resource("/openapi.json").route(get().to(openapi)))
-    .service(resource("/docs").route(get().to(docs::docs_page)))
-    .service(resource("/docs/docs-init.js").route(get().to(docs::docs_init_js)))
-    .service(resource("/docs/swagger-ui-bundle.js").route(get().to(docs::swagger_ui_bundle_js)))
-    .service(resource("/docs/swagger-ui.css").route(get().to(docs::swagger_ui_css)))
+    .service(
+        resource("/admin/tokens/{id}", "DELETE").route(web::delete().to(admin::revoke_admin_token)),
+    )
+    .service(resource("/admin/audit", "GET, HEAD").route(get().to(admin::audit_log)))
+    .service(resource("/admin/ui", "GET, HEAD").route(get().to(admin_ui::admin_page)))
+    .service(resource("/admin/ui/admin.js", "GET, HEAD").route(get().to(admin_ui::admin_js)))
+    .service(resource("/admin/ui/admin.css", "GET, HEAD").route(get().to(admin_ui::admin_css)))
+    .service(resource("/healthz", "GET, HEAD").route(get().to(health::healthz)))
+    .service(resource("/readyz", "GET, HEAD").route(get().to(health::readyz)))
+    .service(resource("/metrics", "GET, HEAD").route(get().to(health::metrics)))
+    .service(resource("/openapi.json", "GET, HEAD").route(get().to(openapi)))
+    .service(resource("/docs", "GET, HEAD").route(get().to(docs::docs_page)))
+    .service(resource("/docs/docs-init.js", "GET, HEAD").route(get().to(docs::docs_init_js)))
+    .service(
+        resource("/docs/swagger-ui-bundle.js", "GET, HEAD")
+            .route(get().to(docs::swagger_ui_bundle_js)),
+    )
+    .service(resource("/docs/swagger-ui.css", "GET, HEAD").route(get().to(docs::swagger_ui_css)))
     .default_service(web::to(not_found));
 }
 
@@ -317,13 +328,13 @@ fn get() -> Route {
     web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
-/// A resource whose other methods answer 405 with a JSON problem body.
-fn resource(path: &str) -> Resource {
-    web::resource(path).default_service(web::to(method_not_allowed))
-}
-
-async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed)
+/// A resource whose other methods answer 405 with a JSON problem body and `allow`, the methods
+/// its routes take, in `Allow` (RFC 9110 requires it; `tests/api.rs` checks it against the
+/// routes).
+fn resource(path: &str, allow: &'static str) -> Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed { allow })
+    }))
 }
 
 async fn not_found() -> Result<HttpResponse, ApiError> {
