@@ -83,12 +83,33 @@ impl fmt::Debug for PresentedKey<'_> {
 /// [`Error::MissingKey`] when no header carries a key (or `Bearer` carries nothing);
 /// [`Error::MalformedHeader`] as above.
 pub fn presented_key<'a>(header: impl Fn(&str) -> Option<&'a [u8]>) -> Result<PresentedKey<'a>> {
-    let (value, source) = if let Some(value) = header("x-api-key") {
-        (value, KeySource::XApiKey)
-    } else if let Some(value) = header("authorization") {
-        (value, KeySource::RawAuthorization)
-    } else {
-        return Err(Error::MissingKey);
+    presented_key_of(|name| header(name).map_or(Found::Absent, Found::One))
+}
+
+/// What a request holds of one header field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found<'a> {
+    /// No field of that name.
+    Absent,
+    /// One field, with this value.
+    One(&'a [u8]),
+    /// Two or more: a credential sent twice is refused, never one of them picked. (Only the
+    /// middleware's lookups can tell.)
+    #[cfg_attr(not(any(feature = "actix", feature = "tower")), allow(dead_code))]
+    Several,
+}
+
+/// [`presented_key`] for a lookup that tells a field sent twice, as the middleware's does.
+pub(crate) fn presented_key_of<'a>(header: impl Fn(&str) -> Found<'a>) -> Result<PresentedKey<'a>> {
+    let twice = |name| Error::MalformedHeader { reason: name };
+    let (value, source) = match header("x-api-key") {
+        Found::One(value) => (value, KeySource::XApiKey),
+        Found::Several => return Err(twice("X-API-Key sent more than once")),
+        Found::Absent => match header("authorization") {
+            Found::One(value) => (value, KeySource::RawAuthorization),
+            Found::Several => return Err(twice("Authorization sent more than once")),
+            Found::Absent => return Err(Error::MissingKey),
+        },
     };
     if value.len() > MAX_PRESENTED_LEN {
         return Err(Error::MalformedHeader {

@@ -496,7 +496,7 @@ fn actix_and_http_header_maps_present_keys_as_presented_key_reads_them() {
         &'static [(&'static str, &'static str)],
         Result<(&'static str, KeySource), Error>,
     );
-    let cases: [Case; 4] = [
+    let cases: [Case; 7] = [
         (
             &[("authorization", "sk_abc")],
             Ok(("sk_abc", KeySource::RawAuthorization)),
@@ -510,16 +510,38 @@ fn actix_and_http_header_maps_present_keys_as_presented_key_reads_them() {
             Ok(("sk_abc", KeySource::XApiKey)),
         ),
         (&[("x-request-id", "sk_abc")], Err(Error::MissingKey)),
+        // A credential sent twice is refused, whichever comes first.
+        (
+            &[("authorization", "sk_abc"), ("authorization", "other")],
+            Err(Error::MalformedHeader {
+                reason: "Authorization sent more than once",
+            }),
+        ),
+        (
+            &[("x-api-key", "other"), ("x-api-key", "sk_abc")],
+            Err(Error::MalformedHeader {
+                reason: "X-API-Key sent more than once",
+            }),
+        ),
+        // Authorization is not read when X-API-Key carries the key.
+        (
+            &[
+                ("x-api-key", "sk_abc"),
+                ("authorization", "a"),
+                ("authorization", "b"),
+            ],
+            Ok(("sk_abc", KeySource::XApiKey)),
+        ),
     ];
     for (pairs, expected) in cases {
         let mut actix = actix_header::HeaderMap::new();
         let mut http = http::HeaderMap::new();
         for (name, value) in pairs {
-            actix.insert(
+            actix.append(
                 actix_header::HeaderName::from_static(name),
                 actix_header::HeaderValue::from_static(value),
             );
-            http.insert(
+            http.append(
                 http::HeaderName::from_static(name),
                 http::HeaderValue::from_static(value),
             );

@@ -105,6 +105,27 @@ async fn actix_hands_on_the_verified_body_and_identity_once() {
     assert_eq!(tampered.status(), 401);
     assert_eq!(json(tampered).await["detail"], "bad signature");
 
+    // A signature field sent twice is refused, whichever of its values is the right one.
+    for (name, extra) in [("x-api-signature", "v1=00"), ("x-api-timestamp", "1")] {
+        let fresh = signer("calm", &clock)
+            .sign("POST", "/echo", body.as_bytes())
+            .unwrap();
+        let twice = signed_actix("/echo", body, &fresh).append_header((name, extra));
+        let refused = atest::call_service(&app, twice.to_request()).await;
+        assert_eq!(refused.status(), 401, "{name}");
+        assert_eq!(
+            json(refused).await["detail"],
+            format!(
+                "malformed header {}: sent more than once",
+                fresh
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .unwrap()
+                    .0
+            )
+        );
+    }
+
     let unsigned =
         atest::call_service(&app, atest::TestRequest::post().uri("/echo").to_request()).await;
     assert_eq!(unsigned.status(), 401);

@@ -17,24 +17,34 @@ macro_rules! header_lookup {
         pub fn $presented(
             headers: &$($header)::+::HeaderMap,
         ) -> crate::Result<crate::PresentedKey<'_>> {
-            crate::presented_key(|name| header(headers, name))
+            crate::presented::presented_key_of(|name| header(headers, name))
         }
 
-        fn header<'h>(headers: &'h $($header)::+::HeaderMap, name: &str) -> Option<&'h [u8]> {
-            use $($header)::+::{AUTHORIZATION, HeaderName, HeaderValue};
+        /// The field `name` of `headers`: absent, one value, or sent more than once.
+        fn header<'h>(
+            headers: &'h $($header)::+::HeaderMap,
+            name: &str,
+        ) -> crate::presented::Found<'h> {
+            use $($header)::+::{AUTHORIZATION, HeaderName};
+            use crate::presented::Found;
             const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
             const SIGNATURE: HeaderName = HeaderName::from_static("x-api-signature");
             const SIGNATURE_INPUT: HeaderName = HeaderName::from_static("signature-input");
             const RFC9421_SIGNATURE: HeaderName = HeaderName::from_static("signature");
-            let value = match name {
-                "x-api-key" => headers.get(X_API_KEY),
-                "authorization" => headers.get(AUTHORIZATION),
-                "x-api-signature" => headers.get(SIGNATURE),
-                "signature-input" => headers.get(SIGNATURE_INPUT),
-                "signature" => headers.get(RFC9421_SIGNATURE),
-                other => headers.get(other),
-            };
-            value.map(HeaderValue::as_bytes)
+            let mut values = match name {
+                "x-api-key" => headers.get_all(X_API_KEY),
+                "authorization" => headers.get_all(AUTHORIZATION),
+                "x-api-signature" => headers.get_all(SIGNATURE),
+                "signature-input" => headers.get_all(SIGNATURE_INPUT),
+                "signature" => headers.get_all(RFC9421_SIGNATURE),
+                other => headers.get_all(other),
+            }
+            .into_iter();
+            match (values.next(), values.next()) {
+                (None, _) => Found::Absent,
+                (Some(value), None) => Found::One(value.as_bytes()),
+                (Some(_), Some(_)) => Found::Several,
+            }
         }
     };
 }
@@ -55,7 +65,7 @@ pub use tower::{ApiKeyAuthService, http_presented_key, http_response};
 
 use crate::auth::{Authenticator, Clock, KeyStore};
 use crate::error::Error;
-use crate::presented::{KeySource, presented_key};
+use crate::presented::{Found, KeySource, presented_key_of};
 
 /// An answer that refuses a request: status, extra headers, content type and body, in a form
 /// any framework can send. The default ones are RFC 9457 problem documents.
@@ -217,17 +227,17 @@ impl<S: KeyStore, C: Clock> ApiKeyAuth<S, C> {
     /// unauthenticated.
     async fn check<'a>(
         &self,
-        header: impl Fn(&str) -> Option<&'a [u8]>,
+        header: impl Fn(&str) -> Found<'a>,
     ) -> Result<Option<(S::Identity, KeySource)>, Rejection> {
         if self
             .inner
             .skip_headers
             .iter()
-            .any(|skip| header(skip).is_some())
+            .any(|skip| header(skip) != Found::Absent)
         {
             return Ok(None);
         }
-        let presented = presented_key(header).map_err(|e| self.refuse(&e))?;
+        let presented = presented_key_of(header).map_err(|e| self.refuse(&e))?;
         self.inner
             .authenticator
             .authenticate(presented.expose_secret())

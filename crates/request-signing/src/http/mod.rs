@@ -42,7 +42,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::replay::ReplayCache;
 use crate::rfc9421::Message;
-use crate::signer::HEADER_SIGNATURE;
+use crate::signer::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::store::SecretStore;
 use crate::verifier::{Request, SignatureHeaders, Verified, Verifier};
 
@@ -353,6 +353,22 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
                 }
                 Err(e) => Err(e),
             }
+        } else if let Some(header) = [HEADER_KEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE]
+            .into_iter()
+            .find(|name| {
+                request
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .nth(1)
+                    .is_some()
+            })
+        {
+            // Sent twice, a field is refused, never one of its values picked.
+            Err(Error::MalformedHeader {
+                header,
+                reason: "sent more than once",
+            })
         } else {
             let headers = SignatureHeaders::from_fn(find);
             verifier
