@@ -98,7 +98,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = BodyLimit::of(req);
-        let checked = declared_length(req, limit);
+        let checked = identity_coded(req).and_then(|()| declared_length(req, limit));
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
@@ -112,18 +112,45 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
 }
 
 fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
-    let json = req
-        .mime_type()
-        .ok()
-        .flatten()
+    let mime = req.mime_type().ok().flatten();
+    let json = mime
+        .as_ref()
         .is_some_and(|mime| mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON));
-    if json {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(
+    if !json {
+        return Err(ApiError::BadRequest(
             "expected Content-Type: application/json".to_owned(),
-        ))
+        ));
     }
+    // JSON is UTF-8 (RFC 8259): a body declared in another charset would be misread.
+    if mime
+        .and_then(|mime| mime.get_param(mime::CHARSET).map(|c| c.as_str().to_owned()))
+        .is_some_and(|charset| !charset.eq_ignore_ascii_case("utf-8"))
+    {
+        return Err(ApiError::BadRequest(
+            "expected a UTF-8 body: Content-Type may name charset=utf-8 or none".to_owned(),
+        ));
+    }
+    identity_coded(req)
+}
+
+/// Refuses a body sent with a `Content-Encoding` (gzip, br, ...): the server reads bodies as
+/// sent, so an encoded one would be misread as malformed JSON.
+fn identity_coded(req: &HttpRequest) -> Result<(), ApiError> {
+    let coded = req
+        .headers()
+        .get_all(actix_web::http::header::CONTENT_ENCODING)
+        .any(|coding| {
+            !coding
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"identity")
+        });
+    if coded {
+        return Err(ApiError::BadRequest(
+            "request bodies are read as sent: Content-Encoding is not accepted".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 fn declared_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
@@ -167,8 +194,17 @@ fn refusal(path: &str, error: &serde_json::Error) -> ApiError {
         return ApiError::BadRequest("the body is empty or truncated JSON".to_owned());
     }
     if error.is_syntax() {
+        // serde_json counts these two among syntax errors; they are not malformed JSON.
+        let message = error.to_string();
+        let what = if message.starts_with("number out of range") {
+            "a number too large for any field"
+        } else if message.starts_with("recursion limit exceeded") {
+            "JSON nested more than 128 levels deep"
+        } else {
+            "malformed JSON"
+        };
         return ApiError::BadRequest(format!(
-            "malformed JSON at line {}, column {}",
+            "{what} at line {}, column {}",
             error.line(),
             error.column()
         ));
@@ -251,6 +287,19 @@ fn expected_kind(expected: &str) -> String {
 
 /// What serde's `Unexpected` text means in JSON, without the value itself.
 fn found_kind(found: &str) -> &'static str {
+    // serde_json reads an integer past 64 bits, and `-0`, as a double.
+    if let Some(value) = found
+        .strip_prefix("floating point `")
+        .and_then(|rest| rest.strip_suffix('`'))
+        .and_then(|value| value.parse::<f64>().ok())
+        .filter(|value| value.fract() == 0.0)
+    {
+        return if value == 0.0 {
+            "-0 or 0.0, which is not an integer"
+        } else {
+            "an integer out of that range"
+        };
+    }
     let kinds = [
         ("boolean", "true or false"),
         ("integer", "an integer"),
@@ -383,6 +432,30 @@ mod tests {
             "the body: unknown field `numbr`, expected one of `number`, `rounds`, `name`, `tags`"
         );
         assert_eq!(detail("{}"), "the body: missing field `number`");
+        // Integers past 64 bits and `-0`, which serde_json reads as doubles, and numbers or
+        // nesting past its limits, which it counts as syntax errors.
+        assert_eq!(
+            detail(r#"{"number": 18446744073709551616}"#),
+            "number: expected an integer from 0 to 18446744073709551615, not an integer out of \
+             that range"
+        );
+        assert_eq!(
+            detail(r#"{"number": 1, "rounds": -0}"#),
+            "rounds: expected an integer from 0 to 4294967295, not -0 or 0.0, which is not an \
+             integer"
+        );
+        assert_eq!(
+            detail(r#"{"number": 1e400}"#),
+            "a number too large for any field at line 1, column 16"
+        );
+        let deep = r#"{"a": "#.repeat(200);
+        let nested = parse_json::<serde_json::Value>(deep.as_bytes()).unwrap_err();
+        assert!(
+            nested
+                .to_string()
+                .starts_with("JSON nested more than 128 levels deep at line 1"),
+            "{nested}"
+        );
         for json in [
             r#"{"number": 1, "rounds": "many"}"#,
             "[1]",

@@ -506,7 +506,10 @@ impl<'de, const MIN: u64> Deserialize<'de> for Whole<MIN> {
             }
 
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-                if n < 0.0 {
+                if n == 0.0 {
+                    // `-0` and `0.0` are zero.
+                    self.visit_u64(0)
+                } else if n < 0.0 {
                     Err(E::custom(format_args!("must be {MIN} or more")))
                 } else if n.fract() == 0.0 && n.is_finite() {
                     // An integer too large for 64 bits, which serde_json reads as a double.
@@ -633,6 +636,10 @@ mod tests {
         assert!(refused(r#"{"remaining": -1}"#).starts_with("must be 0 or more"));
         assert!(refused(r#"{"remaining": 1.5}"#).starts_with("must be a whole number"));
         assert!(refused(r#"{"remaining": 1e300}"#).starts_with("must be at most"));
+        for zero in ["-0", "-0.0", "0.0"] {
+            let json = format!(r#"{{"remaining": {zero}}}"#);
+            assert_eq!(credits(&json).unwrap().remaining, 0, "{zero}");
+        }
         assert!(refused(r#"{"remaining": "many"}"#).contains("a whole number, 0 or more"));
         assert!(
             refused(r#"{"remaining": 1, "refill": {"amount": -3, "interval": "day"}}"#)

@@ -1034,6 +1034,51 @@ async fn optional_bodies_may_be_left_out_but_never_be_malformed() {
 }
 
 #[actix_web::test]
+async fn an_encoded_or_non_utf8_body_is_refused_as_such_and_costs_nothing() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    let body = r#"{"number": 97}"#;
+    for (headers, says) in [
+        (
+            [
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            "Content-Encoding",
+        ),
+        (
+            [
+                ("content-type", "application/json; charset=utf-16"),
+                ("x-note", "utf-16"),
+            ],
+            "UTF-8",
+        ),
+    ] {
+        let mut sent = vec![("authorization", key.as_str())];
+        sent.extend(headers);
+        let refused = app.send("POST", "/check-prime", &sent, Some(body)).await;
+        assert_eq!(refused.status, 400, "{headers:?}: {}", refused.body);
+        assert!(
+            refused.body["detail"].as_str().unwrap().contains(says),
+            "{}",
+            refused.body
+        );
+    }
+    // UTF-8 named in any case, and the identity coding, are fine.
+    let sent = [
+        ("authorization", key.as_str()),
+        ("content-type", "application/json; charset=UTF-8"),
+        ("content-encoding", "identity"),
+    ];
+    let answered = app.send("POST", "/check-prime", &sent, Some(body)).await;
+    assert_eq!(answered.status, 200, "{}", answered.body);
+    assert_eq!(
+        answered.header("x-ratelimit-remaining").as_deref(),
+        Some("999")
+    );
+}
+
+#[actix_web::test]
 async fn a_key_over_its_share_of_the_prime_threads_gets_503_and_pays_nothing() {
     let mut spawn = Spawn::default();
     spawn.args.prime_threads = Some(1);

@@ -343,6 +343,13 @@ fn prime_error(error: primality::Error) -> ApiError {
         e @ (primality::Error::TooLarge { .. } | primality::Error::TooManyDigits { .. }) => {
             ApiError::PayloadTooLarge(format!("number: {e}"))
         }
+        // The crate names the character; a detail never repeats what was sent.
+        primality::Error::InvalidDigit {
+            position, radix, ..
+        } => ApiError::validation(
+            "number",
+            format!("invalid base-{radix} digit at position {position}"),
+        ),
         e => ApiError::validation("number", e.to_string()),
     }
 }
@@ -401,6 +408,8 @@ mod tests {
         assert_eq!(number(big).unwrap(), big);
         assert_eq!(number("\"0x1f\"").unwrap(), "31");
         assert_eq!(number(&format!("\"{big}\"")).unwrap(), big);
+        let invalid = number(r#""97\u0000""#).unwrap_err().to_string();
+        assert_eq!(invalid, "number: invalid base-10 digit at position 2");
         for bad in ["-7", "1.5", "1e10", "true", "null", "[1]", "{}"] {
             assert!(
                 matches!(
