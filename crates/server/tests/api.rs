@@ -1945,6 +1945,12 @@ async fn every_admin_action_is_in_the_audit_log_with_its_token_request_and_outco
         (zero.status, zero.body["field"].clone()),
         (400, json!("daily_quota"))
     );
+    // A key keeps a list of scopes: null does not clear them, nor pass as "no change".
+    let no_scopes = patch(r#"{"scopes": null}"#).await;
+    assert_eq!(
+        (no_scopes.status, no_scopes.body["field"].clone()),
+        (400, json!("scopes"))
+    );
     let rotate = format!("{key_path}/rotate");
     let long = app.post(&rotate, &ah, r#"{"grace_hours": 721}"#).await;
     assert_eq!(

@@ -423,6 +423,9 @@ async fn admin_token_command(
             } else {
                 println!("id:          {}", created.id);
                 println!("token:       {}", created.token);
+                if let Some(label) = &created.label {
+                    println!("label:       {label}");
+                }
                 if let Some(at) = created.expires_at {
                     println!("expires at:  {at}");
                 }

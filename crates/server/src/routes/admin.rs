@@ -67,8 +67,10 @@ pub struct CreateKeyRequest {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateKeyRequest {
-    /// What the key may call from now on.
-    pub scopes: Option<Scopes>,
+    /// What the key may call from now on (`null` is refused: a key keeps a list of scopes).
+    #[serde(default, deserialize_with = "given")]
+    #[schema(value_type = Scopes)]
+    pub scopes: Option<Option<Scopes>>,
     /// Calls per UTC day; `null` for the server's default.
     #[serde(default, deserialize_with = "given")]
     #[schema(value_type = Option<u64>, minimum = 1, maximum = 1_000_000_000)]
@@ -291,7 +293,17 @@ pub async fn update_key(
 ) -> Result<web::Json<KeyInfo>, ApiError> {
     let body = body.into_inner();
     let update = KeyUpdate {
-        scopes: body.scopes,
+        scopes: body
+            .scopes
+            .map(|scopes| {
+                scopes.ok_or_else(|| {
+                    ApiError::validation(
+                        "scopes",
+                        "may not be null: send a list of scopes ([\"*\"] for all of them)",
+                    )
+                })
+            })
+            .transpose()?,
         daily_quota: body.daily_quota,
         expires_in_days: body.expires_in_days,
         name: body.name,
