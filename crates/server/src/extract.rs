@@ -98,7 +98,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = BodyLimit::of(req);
-        let checked = identity_coded(req).and_then(|()| declared_length(req, limit));
+        let checked = utf8_and_identity_coded(req).and_then(|()| declared_length(req, limit));
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
@@ -121,11 +121,23 @@ fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
             "expected Content-Type: application/json".to_owned(),
         ));
     }
-    // JSON is UTF-8 (RFC 8259): a body declared in another charset would be misread.
-    if mime
-        .and_then(|mime| mime.get_param(mime::CHARSET).map(|c| c.as_str().to_owned()))
-        .is_some_and(|charset| !charset.eq_ignore_ascii_case("utf-8"))
-    {
+    utf8_and_identity_coded(req)
+}
+
+/// Refuses a body declared in a charset other than UTF-8 (or its subset US-ASCII), which would
+/// be misread (JSON is UTF-8, RFC 8259), or sent with a `Content-Encoding` (gzip, br, ...),
+/// which would be misread as malformed JSON: the server reads bodies as sent.
+fn utf8_and_identity_coded(req: &HttpRequest) -> Result<(), ApiError> {
+    let charset = req
+        .mime_type()
+        .ok()
+        .flatten()
+        .and_then(|mime| mime.get_param(mime::CHARSET).map(|c| c.as_str().to_owned()));
+    if charset.is_some_and(|charset| {
+        !["utf-8", "utf8", "us-ascii", "ascii"]
+            .iter()
+            .any(|utf8| charset.eq_ignore_ascii_case(utf8))
+    }) {
         return Err(ApiError::BadRequest(
             "expected a UTF-8 body: Content-Type may name charset=utf-8 or none".to_owned(),
         ));
@@ -133,8 +145,7 @@ fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
     identity_coded(req)
 }
 
-/// Refuses a body sent with a `Content-Encoding` (gzip, br, ...): the server reads bodies as
-/// sent, so an encoded one would be misread as malformed JSON.
+/// Refuses a body sent with a `Content-Encoding` other than `identity`.
 fn identity_coded(req: &HttpRequest) -> Result<(), ApiError> {
     let coded = req
         .headers()
@@ -296,8 +307,10 @@ fn found_kind(found: &str) -> &'static str {
     {
         return if value == 0.0 {
             "-0 or 0.0, which is not an integer"
-        } else {
+        } else if value.abs() >= 2.0_f64.powi(64) {
             "an integer out of that range"
+        } else {
+            "a number with a decimal point or an exponent"
         };
     }
     let kinds = [
@@ -443,6 +456,11 @@ mod tests {
             detail(r#"{"number": 1, "rounds": -0}"#),
             "rounds: expected an integer from 0 to 4294967295, not -0 or 0.0, which is not an \
              integer"
+        );
+        assert_eq!(
+            detail(r#"{"number": 1, "rounds": 5.0}"#),
+            "rounds: expected an integer from 0 to 4294967295, not a number with a decimal point \
+             or an exponent"
         );
         assert_eq!(
             detail(r#"{"number": 1e400}"#),

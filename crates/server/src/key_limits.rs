@@ -506,16 +506,17 @@ impl<'de, const MIN: u64> Deserialize<'de> for Whole<MIN> {
             }
 
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Self::Value, E> {
-                if n == 0.0 {
-                    // `-0` and `0.0` are zero.
-                    self.visit_u64(0)
-                } else if n < 0.0 {
+                if n < 0.0 {
                     Err(E::custom(format_args!("must be {MIN} or more")))
-                } else if n.fract() == 0.0 && n.is_finite() {
-                    // An integer too large for 64 bits, which serde_json reads as a double.
-                    Err(E::custom(format_args!("must be at most {COUNT_MAX}")))
-                } else {
+                } else if n.fract() != 0.0 || !n.is_finite() {
                     Err(E::custom("must be a whole number"))
+                } else if n <= COUNT_MAX as f64 {
+                    // A whole number written as a double (`5.0`, `1e3`, `-0`): its value.
+                    self.visit_u64(n as u64)
+                } else {
+                    // Past 2^53, or an integer too large for 64 bits, which serde_json reads
+                    // as a double.
+                    Err(E::custom(format_args!("must be at most {COUNT_MAX}")))
                 }
             }
         }
@@ -636,9 +637,15 @@ mod tests {
         assert!(refused(r#"{"remaining": -1}"#).starts_with("must be 0 or more"));
         assert!(refused(r#"{"remaining": 1.5}"#).starts_with("must be a whole number"));
         assert!(refused(r#"{"remaining": 1e300}"#).starts_with("must be at most"));
-        for zero in ["-0", "-0.0", "0.0"] {
-            let json = format!(r#"{{"remaining": {zero}}}"#);
-            assert_eq!(credits(&json).unwrap().remaining, 0, "{zero}");
+        for (whole, value) in [
+            ("-0", 0),
+            ("-0.0", 0),
+            ("0.0", 0),
+            ("5.0", 5),
+            ("1e3", 1_000),
+        ] {
+            let json = format!(r#"{{"remaining": {whole}}}"#);
+            assert_eq!(credits(&json).unwrap().remaining, value, "{whole}");
         }
         assert!(refused(r#"{"remaining": "many"}"#).contains("a whole number, 0 or more"));
         assert!(

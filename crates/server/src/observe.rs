@@ -534,27 +534,26 @@ pub fn holds_secret(text: &str) -> bool {
 }
 
 /// Whether `text` holds, anywhere in it, one of `prefixes` and `_` followed by at least
-/// [`SECRET_BODY_MIN`] letters and digits (a key or token, or most of one; an id has `...`
-/// there), or is 64 hex digits, as a key's signing secret is.
+/// [`SECRET_BODY_MIN`] letters and digits (a key or token, or most of one: their bodies are
+/// base62; an id has `...` there), or a word of exactly 64 hex digits, as a key's signing
+/// secret is.
 #[must_use]
 pub fn holds_secret_of(text: &str, prefixes: &[impl AsRef<str>]) -> bool {
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return true;
-    }
-    prefixes.iter().any(|prefix| {
-        let prefix = prefix.as_ref();
-        text.match_indices(prefix).any(|(at, _)| {
-            // A key's or token's body is about 40 letters and digits; an id's is `...`.
-            text[at + prefix.len()..]
-                .strip_prefix('_')
-                .is_some_and(|rest| {
-                    rest.bytes()
-                        .take_while(|b| b.is_ascii_alphanumeric() || b"_-".contains(b))
-                        .count()
-                        >= SECRET_BODY_MIN
-                })
+    let signing_secret = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .any(|word| word.len() == 64 && word.bytes().all(|b| b.is_ascii_hexdigit()));
+    signing_secret
+        || prefixes.iter().any(|prefix| {
+            let prefix = prefix.as_ref();
+            text.match_indices(prefix).any(|(at, _)| {
+                text[at + prefix.len()..]
+                    .strip_prefix('_')
+                    .is_some_and(|rest| {
+                        rest.bytes().take_while(u8::is_ascii_alphanumeric).count()
+                            >= SECRET_BODY_MIN
+                    })
+            })
         })
-    })
 }
 
 /// `path` as it is logged: each segment that holds a secret ([`holds_secret`]), also once
@@ -794,6 +793,7 @@ mod tests {
             &format!(" {key} "),
             "sadm_iwG6ypm19xiUk720YhEBg8wU9KzJdqYB4HIxyU",
             "1315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940",
+            "secret: 1315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940.",
         ] {
             assert!(holds_secret_of(text, &prefixes), "{text}");
         }
@@ -803,8 +803,14 @@ mod tests {
             "billing",
             "sapi",
             "sapi_billing",
+            "sapi_billing-reconciliation",
+            "sadm_notifications_team",
+            "sapi_checkout-web-000042",
             "trace-1",
             "1315083d445618a3fe06ff1554838235",
+            // 65 hex digits, or 64 inside a longer word, are not a signing secret's shape.
+            "01315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940",
+            "x1315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940",
         ] {
             assert!(!holds_secret_of(text, &prefixes), "{text}");
         }

@@ -126,7 +126,9 @@ impl WorkPool {
                         // A job that panicked cannot leave the receiver inconsistent.
                         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(job) = next else { return };
-                        job();
+                        // A job that panics ends alone: its caller's answer is dropped (an
+                        // error), and the thread serves the next job.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })
                 .map_err(|_| WorkError::Gone)?;
@@ -259,6 +261,15 @@ mod tests {
         drop(unused);
         assert_eq!(pool.running(), 0, "a dropped reservation frees its thread");
         assert_eq!(pool.run(|| 8).await, Ok(8));
+    }
+
+    #[actix_web::test]
+    async fn a_job_that_panics_leaves_its_thread_serving() {
+        let pool = WorkPool::new("test", 1, Duration::from_secs(1)).unwrap();
+        let panicked: Result<(), WorkError> = pool.run(|| panic!("a job's own failure")).await;
+        assert_eq!(panicked, Err(WorkError::Gone));
+        assert_eq!(pool.run(|| 9).await, Ok(9), "the one thread still serves");
+        assert_eq!(pool.running(), 0);
     }
 
     #[actix_web::test]

@@ -19,10 +19,15 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 /// The token part of `Authorization: Bearer <token>`, if the header has that form: the
-/// scheme in any case, then one space, then the token trimmed of spaces.
+/// scheme in any case, then one space, then the token trimmed of spaces. `None` when the field
+/// is sent twice: neither value is picked.
 #[must_use]
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let mut values = headers.get_all(AUTHORIZATION);
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -259,6 +264,14 @@ mod tests {
         assert_eq!(token("Basic abc"), None);
         assert_eq!(token("abc.def.ghi"), None);
         assert_eq!(bearer_token(&HeaderMap::new()), None);
+        // Sent twice: neither is taken, whichever is right.
+        let mut twice = HeaderMap::new();
+        twice.append(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer abc.def.ghi"),
+        );
+        twice.append(AUTHORIZATION, HeaderValue::from_static("Bearer other"));
+        assert_eq!(bearer_token(&twice), None);
     }
 
     #[test]
