@@ -98,7 +98,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = BodyLimit::of(req);
-        let checked = utf8_and_identity_coded(req).and_then(|()| declared_length(req, limit));
+        let mime = req.mime_type().ok().flatten();
+        let checked = read_as_sent(req, mime.as_ref()).and_then(|()| declared_length(req, limit));
         let mut payload = payload.take();
         Box::pin(async move {
             checked?;
@@ -121,32 +122,24 @@ fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
             "expected Content-Type: application/json".to_owned(),
         ));
     }
-    utf8_and_identity_coded(req)
+    read_as_sent(req, mime.as_ref())
 }
 
-/// Refuses a body declared in a charset other than UTF-8 (or its subset US-ASCII), which would
-/// be misread (JSON is UTF-8, RFC 8259), or sent with a `Content-Encoding` (gzip, br, ...),
-/// which would be misread as malformed JSON: the server reads bodies as sent.
-fn utf8_and_identity_coded(req: &HttpRequest) -> Result<(), ApiError> {
-    let charset = req
-        .mime_type()
-        .ok()
-        .flatten()
-        .and_then(|mime| mime.get_param(mime::CHARSET).map(|c| c.as_str().to_owned()));
+/// Refuses a body declared (by `mime`, its `Content-Type`) in a charset other than UTF-8 or its
+/// subset US-ASCII, which would be misread (JSON is UTF-8, RFC 8259), or sent with a
+/// `Content-Encoding` other than `identity` (gzip, br, ...), which would be misread as malformed
+/// JSON: the server reads bodies as sent.
+fn read_as_sent(req: &HttpRequest, mime: Option<&mime::Mime>) -> Result<(), ApiError> {
+    let charset = mime.and_then(|mime| mime.get_param(mime::CHARSET));
     if charset.is_some_and(|charset| {
         !["utf-8", "utf8", "us-ascii", "ascii"]
             .iter()
-            .any(|utf8| charset.eq_ignore_ascii_case(utf8))
+            .any(|utf8| charset.as_str().eq_ignore_ascii_case(utf8))
     }) {
         return Err(ApiError::BadRequest(
             "expected a UTF-8 body: Content-Type may name charset=utf-8 or none".to_owned(),
         ));
     }
-    identity_coded(req)
-}
-
-/// Refuses a body sent with a `Content-Encoding` other than `identity`.
-fn identity_coded(req: &HttpRequest) -> Result<(), ApiError> {
     let coded = req
         .headers()
         .get_all(actix_web::http::header::CONTENT_ENCODING)
