@@ -1,8 +1,9 @@
 //! API-key authentication as actix-web middleware and as a tower layer.
 
 /// Defines, for one framework's `header` module (actix-web's and `http`'s types differ),
-/// `header(headers, name)`, the value of the header `name`, and the public `$presented`, the
-/// [`presented_key`] of a header map. The key headers, and the signature headers that
+/// `header(headers, name)`, what the request holds of the header `name` (absent, one value, or
+/// several), and the public `$presented`, the [`presented_key`](crate::presented_key) of a
+/// header map. The key headers, and the signature headers that
 /// [`skip_when_header`](ApiKeyAuthBuilder::skip_when_header) names, are matched to names built
 /// at compile time: a lookup by `&str` parses the name, and copies one that is not a standard
 /// header into a new allocation, on every request.
@@ -154,10 +155,11 @@ type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
 /// API-key authentication for HTTP requests, as actix-web middleware (`App::wrap`, feature
 /// `actix`) and as a tower layer (`Router::layer`, feature `tower`).
 ///
-/// It reads the key by [`presented_key`]'s rules, checks it with the [`Authenticator`], and
-/// puts the key's identity (`S::Identity`) into the request extensions for the handler and the
-/// layers after it (a quota keyed by the identity's key id, say), with the [`KeySource`] it came
-/// in (to count the clients still sending a bare `Authorization`, say). A refusal is a 401
+/// It reads the key by [`presented_key`](crate::presented_key)'s rules (and refuses a key field
+/// sent twice), checks it with the [`Authenticator`], and puts the key's identity
+/// (`S::Identity`) into the request extensions for the handler and the layers after it (a quota
+/// keyed by the identity's key id, say), with the [`KeySource`] it came in (to count the clients
+/// still sending a bare `Authorization`, say). A refusal is a 401
 /// problem document, or 503 when the store fails.
 pub struct ApiKeyAuth<S: KeyStore, C> {
     inner: Arc<Inner<S, C>>,
