@@ -567,7 +567,7 @@ fn logged_path(path: &str) -> std::borrow::Cow<'_, str> {
         }
     };
     // Most paths hold no segment that could be one.
-    let could_be = |segment: &str| segment.contains(['_', '%']) || segment.len() == 64;
+    let could_be = |segment: &str| segment.contains(['_', '%']) || segment.len() >= 64;
     if !path
         .split('/')
         .any(|segment| could_be(segment) && secret(segment))
@@ -832,6 +832,12 @@ mod tests {
         assert_eq!(
             logged_path("/admin/keys/sapi_...57e2781a18e6"),
             "/admin/keys/sapi_...57e2781a18e6"
+        );
+        assert_eq!(
+            logged_path(
+                "/admin/keys/x-1315083d445618a3fe06ff1554838235f766a72cb97c6bfda2cd608a76338940"
+            ),
+            "/admin/keys/[secret]"
         );
         assert!(RequestId::parse(key).is_none());
         assert!(RequestId::parse("trace_1").is_some());
