@@ -518,16 +518,16 @@ static SECRET_PREFIXES: OnceLock<Vec<String>> = OnceLock::new();
 /// a secret: 16 characters still leave nothing to guess, while `sapi_billing` is a name.
 pub const SECRET_BODY_MIN: usize = 16;
 
-/// From now on, text that holds one of `prefixes` and `_` not followed by the `...` of an id
-/// counts as a secret ([`holds_secret_of`]): a path segment that holds one is logged as
+/// From now on, text that holds one of `prefixes`, `_` and a key's or token's body counts as a
+/// secret ([`holds_secret_of`]): a path segment that holds one is logged as
 /// `[secret]` (a key or token pasted where an id goes, `DELETE /admin/keys/<the key>`), and an
 /// `X-Request-Id` that holds one is replaced. Only the first call counts.
 pub fn hide_secrets_in_paths(prefixes: &[&str]) {
     let _ = SECRET_PREFIXES.set(prefixes.iter().map(|&p| p.to_owned()).collect());
 }
 
-/// Whether `text` holds a key or token (see [`hide_secrets_in_paths`]) anywhere in it, or is 64
-/// hex digits, as a key's signing secret is.
+/// Whether `text` holds a key or token (see [`hide_secrets_in_paths`]) or a signing secret
+/// anywhere in it ([`holds_secret_of`]).
 #[must_use]
 pub fn holds_secret(text: &str) -> bool {
     holds_secret_of(text, SECRET_PREFIXES.get().map_or(&[], Vec::as_slice))
