@@ -1175,6 +1175,36 @@ async fn a_405_says_in_allow_which_methods_the_path_takes() {
     }
 }
 
+/// A credential sent twice is refused, whichever of its values is the right one: a key in
+/// `Authorization` or `X-API-Key`, and an admin token.
+#[actix_web::test]
+async fn a_credential_sent_twice_is_a_401() {
+    let app = spawn().await;
+    let key = app.first.demo_key.key.clone();
+    let admin = format!("Bearer {}", app.first.admin_token);
+    for (method, path, name, value) in [
+        ("POST", "/get-current-time", "authorization", key.as_str()),
+        ("POST", "/get-current-time", "x-api-key", key.as_str()),
+        ("GET", "/admin/keys", "authorization", admin.as_str()),
+    ] {
+        for values in [[value, "other"], ["other", value]] {
+            let mut sent = app
+                .client
+                .request(method.parse().unwrap(), app.url(path))
+                .append_header((name, values[0]))
+                .append_header((name, values[1]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(sent.status(), 401, "{path} {name}: {values:?}");
+            let body: Value = serde_json::from_slice(&sent.body().await.unwrap()).unwrap();
+            assert!(!body.to_string().contains(value), "{body}");
+        }
+        let once = app.send(method, path, &[(name, value)], None).await;
+        assert_eq!(once.status, 200, "{path} {name}: {}", once.body);
+    }
+}
+
 #[actix_web::test]
 async fn a_secret_pasted_into_a_name_label_or_service_is_refused_and_never_stored() {
     let app = spawn().await;
