@@ -365,7 +365,7 @@ fn refuse_secret(field: &'static str, text: &str) -> Result<(), KeyAdminError> {
 }
 
 /// Why free text that holds a secret is refused.
-pub const HOLDS_SECRET: &str =
+const HOLDS_SECRET: &str =
     "holds an API key, admin token or signing secret; never put a secret here";
 
 /// Whether `text` holds an API key, an admin token or a signing secret
@@ -373,6 +373,19 @@ pub const HOLDS_SECRET: &str =
 #[must_use]
 pub fn holds_secret(text: &str) -> bool {
     crate::observe::holds_secret_of(text, &[KEY_PREFIX, ADMIN_PREFIX])
+}
+
+/// What is wrong with the characters of a name, owner or label, if anything: a control,
+/// invisible or direction-changing character, or a secret.
+#[must_use]
+pub fn label_refusal(label: &str) -> Option<&'static str> {
+    if label
+        .chars()
+        .any(|c| c.is_control() || is_invisible_format(c))
+    {
+        return Some("may not contain control, invisible or direction-changing characters");
+    }
+    holds_secret(label).then_some(HOLDS_SECRET)
 }
 
 /// Checks a daily quota and returns its stored form.
@@ -406,23 +419,15 @@ fn checked_label(field: &'static str, label: &str) -> Result<String, KeyAdminErr
             format!("must be 1 to {LABEL_MAX} characters long"),
         ));
     }
-    if label
-        .chars()
-        .any(|c| c.is_control() || is_invisible_format(c))
-    {
-        return Err(KeyAdminError::invalid(
-            field,
-            "may not contain control, invisible or direction-changing characters",
-        ));
+    if let Some(reason) = label_refusal(label) {
+        return Err(KeyAdminError::invalid(field, reason));
     }
-    refuse_secret(field, label)?;
     Ok(label.to_owned())
 }
 
 /// Zero-width and bidirectional formatting characters: invisible in a name or label, and able
 /// to make one read as another (U+202E turns the rest of a line around).
-#[must_use]
-pub fn is_invisible_format(c: char) -> bool {
+fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

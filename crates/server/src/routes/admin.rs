@@ -38,11 +38,12 @@ pub struct CreateKeyRequest {
     /// Days until expiry.
     #[schema(minimum = 1, maximum = 36_500)]
     pub expires_in_days: Option<u32>,
-    /// A display name: 1 to 128 characters, no control characters.
+    /// A display name: 1 to 128 characters; no control, invisible or direction-changing
+    /// characters, and no secret.
     #[schema(min_length = 1, max_length = 128, example = "Checkout, EU")]
     pub name: Option<String>,
     /// Who the key belongs to, as an id in your systems (a customer or user id): 1 to 128
-    /// characters, no control characters.
+    /// characters; no control, invisible or direction-changing characters, and no secret.
     #[schema(min_length = 1, max_length = 128, example = "cus_42")]
     pub owner: Option<String>,
     /// Anything else: a JSON object of at most 4 KiB as compact JSON.
