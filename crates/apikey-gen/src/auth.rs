@@ -114,17 +114,19 @@ pub trait KeyStore: Send + Sync {
 
     /// Stores the key found under `old` (a hash by a
     /// [fallback hasher](AuthenticatorBuilder::fallback_hashers)) under `new` (its hash by the
-    /// current hasher) instead, so that the fallback can be dropped once every key was used.
+    /// current hasher) instead, so that the fallback can be dropped once every key was used;
+    /// `true` when it moved a key (an `UPDATE ... WHERE key_hash = old` that changed a row).
     /// Called after such a key authenticated; its error is not the caller's (the key
-    /// authenticated either way, and the next use tries again). The default keeps the old hash,
-    /// so the key authenticates only as long as the fallback hasher is configured.
+    /// authenticated either way, and a use after the cache's TTL tries again). The default
+    /// moves nothing, so the key authenticates only as long as the fallback hasher is
+    /// configured.
     fn rehash(
         &self,
         old: &KeyHash,
         new: &KeyHash,
-    ) -> impl Future<Output = core::result::Result<(), Self::Error>> + Send {
+    ) -> impl Future<Output = core::result::Result<bool, Self::Error>> + Send {
         let _ = (old, new);
-        async { Ok(()) }
+        async { Ok(false) }
     }
 }
 
@@ -142,18 +144,34 @@ pub trait KeyStore: Send + Sync {
 pub struct Authenticator<S: KeyStore, C = SystemClock> {
     config: KeyConfig,
     fallbacks: Vec<KeyHasher>,
+    accepted: Vec<KeyHasher>,
     store: S,
     /// Known and unknown keys by hash; its clock is the authenticator's.
-    cache: LookupCache<[u8; 32], KeyRecordOf<S>, C>,
+    cache: LookupCache<[u8; 32], Cached<KeyRecordOf<S>>, C>,
 }
 
 type KeyRecordOf<S> = KeyRecord<<S as KeyStore>::Identity>;
+
+/// A record as cached, with when the store was asked for it: a record found under another
+/// hash is cached under the current one too, trusted no longer than it was under the first.
+#[derive(Clone, Debug)]
+struct Cached<R> {
+    record: R,
+    asked: u64,
+}
+
+/// What a lookup of one hash found, and whether the store was asked for it just now.
+struct Found<R> {
+    cached: Option<Cached<R>>,
+    fresh: bool,
+}
 
 impl<S: KeyStore, C: fmt::Debug> fmt::Debug for Authenticator<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")
             .field("config", &self.config)
             .field("fallback_hashers", &self.fallbacks.len())
+            .field("accepted_hashers", &self.accepted.len())
             .field("clock", self.cache.clock())
             .field("ttl_nanos", &self.cache.ttl().as_nanos())
             .finish_non_exhaustive()
@@ -165,9 +183,10 @@ impl<S: KeyStore, C: fmt::Debug> fmt::Debug for Authenticator<S, C> {
 pub struct AuthenticatorBuilder<S: KeyStore, C = SystemClock> {
     config: KeyConfig,
     fallbacks: Vec<KeyHasher>,
+    accepted: Vec<KeyHasher>,
     store: S,
     /// The clock, the TTL and the capacities, with the cache's own defaults.
-    cache: LookupCacheBuilder<[u8; 32], KeyRecordOf<S>, C>,
+    cache: LookupCacheBuilder<[u8; 32], Cached<KeyRecordOf<S>>, C>,
 }
 
 impl<S: KeyStore, C: fmt::Debug> fmt::Debug for AuthenticatorBuilder<S, C> {
@@ -184,6 +203,7 @@ impl<S: KeyStore> Authenticator<S, SystemClock> {
         AuthenticatorBuilder {
             config,
             fallbacks: Vec::new(),
+            accepted: Vec::new(),
             store,
             cache: LookupCache::builder(),
         }
@@ -196,6 +216,7 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
         AuthenticatorBuilder {
             config: self.config,
             fallbacks: self.fallbacks,
+            accepted: self.accepted,
             store: self.store,
             cache: self.cache.clock(clock),
         }
@@ -206,6 +227,16 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
     /// one is moved to its current hash with [`KeyStore::rehash`].
     pub fn fallback_hashers(mut self, hashers: impl IntoIterator<Item = KeyHasher>) -> Self {
         self.fallbacks = hashers.into_iter().collect();
+        self
+    }
+
+    /// Hashers whose hashes are accepted but never moved from: the next pepper, while other
+    /// instances start using it (the first deploy of a rotation, see the README). Tried after
+    /// the [fallbacks](Self::fallback_hashers). A key another instance moved to the new
+    /// pepper's hash authenticates here, and stays where it is: were it moved back to this
+    /// instance's current hash, the two kinds of instance would move it back and forth.
+    pub fn accepted_hashers(mut self, hashers: impl IntoIterator<Item = KeyHasher>) -> Self {
+        self.accepted = hashers.into_iter().collect();
         self
     }
 
@@ -236,6 +267,7 @@ impl<S: KeyStore, C: Clock> AuthenticatorBuilder<S, C> {
             cache: self.cache.build()?,
             config: self.config,
             fallbacks: self.fallbacks,
+            accepted: self.accepted,
             store: self.store,
         })
     }
@@ -261,11 +293,12 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
     pub async fn authenticate(&self, presented: &str) -> Result<S::Identity> {
         self.config.parse(presented)?;
         let hash = self.config.hash(presented);
-        let record = match self.record(hash).await {
-            Err(Error::UnknownKey) if !self.fallbacks.is_empty() => {
-                Box::pin(self.record_by_fallback(presented, &hash)).await?
+        let record = match self.record(hash).await?.cached {
+            Some(cached) => cached.record,
+            None if self.fallbacks.is_empty() && self.accepted.is_empty() => {
+                return Err(Error::UnknownKey);
             }
-            other => other?,
+            None => Box::pin(self.record_by_fallback(presented, &hash)).await?,
         };
         let now_secs = self.cache.clock().now_nanos() / NANOS_PER_SEC;
         if record.revoked {
@@ -277,38 +310,70 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
         Ok(record.identity)
     }
 
-    /// The record of `presented` under a fallback hasher's hash, moved to `current`.
+    /// The record of `presented` under a fallback or accepted hasher's hash; found under a
+    /// fallback's, it is moved to `current`.
     async fn record_by_fallback(
         &self,
         presented: &str,
         current: &KeyHash,
     ) -> Result<KeyRecordOf<S>> {
-        for hasher in &self.fallbacks {
-            let old = hasher.hash(presented);
-            match self.record(old).await {
-                Ok(record) => {
-                    if self.store.rehash(&old, current).await.is_ok() {
-                        // Not cached afresh under the current hash: the record may have been
-                        // read up to a TTL ago, and would be trusted for another TTL (a
-                        // revocation would take twice as long). The next call reads it there.
-                        self.cache.remove(old.as_bytes());
-                        self.cache.remove(current.as_bytes());
-                    }
-                    return Ok(record);
-                }
-                Err(Error::UnknownKey) => {}
-                Err(other) => return Err(other),
+        let mut asked_store = false;
+        let hashers = self.fallbacks.iter().map(|h| (h, true));
+        let hashers = hashers.chain(self.accepted.iter().map(|h| (h, false)));
+        for (hasher, move_it) in hashers {
+            let other = hasher.hash(presented);
+            let found = self.record(other).await?;
+            asked_store |= found.fresh;
+            let Some(cached) = found.cached else {
+                continue;
+            };
+            let moved = if move_it {
+                matches!(self.store.rehash(&other, current).await, Ok(true))
+            } else {
+                false
+            };
+            if moved {
+                // Not cached afresh under the current hash: the record may have been read up
+                // to a TTL ago, and would be trusted for another TTL (a revocation would take
+                // twice as long). The next call reads it there.
+                self.cache.remove(other.as_bytes());
+                self.cache.remove(current.as_bytes());
+            } else {
+                // Where it is, it answers for the current hash too, for what is left of its
+                // TTL: the next calls cost no lookup, and a failed move is tried again after.
+                self.cache
+                    .put_known_at(*current.as_bytes(), cached.clone(), cached.asked);
+            }
+            return Ok(cached.record);
+        }
+        if asked_store {
+            // Another call or instance may have moved the key to its current hash after that
+            // hash was looked up and before the store was asked for the others: ask again, so
+            // that a key in the store is never refused (nor cached as unknown for a TTL).
+            let again = self.fetch(*current).await?;
+            if let Some(cached) = again {
+                return Ok(cached.record);
             }
         }
         Err(Error::UnknownKey)
     }
 
-    async fn record(&self, hash: KeyHash) -> Result<KeyRecordOf<S>> {
+    /// What the cache holds for `hash`, or else what the store holds.
+    async fn record(&self, hash: KeyHash) -> Result<Found<KeyRecordOf<S>>> {
         match self.cache.get(hash.as_bytes()) {
-            Some(Some(record)) => return Ok(record),
-            Some(None) => return Err(Error::UnknownKey),
-            None => {}
+            Some(cached) => Ok(Found {
+                cached,
+                fresh: false,
+            }),
+            None => Ok(Found {
+                cached: self.fetch(hash).await?,
+                fresh: true,
+            }),
         }
+    }
+
+    /// What the store holds for `hash`, cached.
+    async fn fetch(&self, hash: KeyHash) -> Result<Option<Cached<KeyRecordOf<S>>>> {
         // The answer is trusted from when the store was asked, not from when it answered.
         let asked = self.cache.now();
         // Boxed: a store's lookup (an SQL query, say) can hold kilobytes of state, which every
@@ -321,13 +386,14 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
                 })?;
         match found {
             Some(record) => {
+                let cached = Cached { record, asked };
                 self.cache
-                    .put_known_at(*hash.as_bytes(), record.clone(), asked);
-                Ok(record)
+                    .put_known_at(*hash.as_bytes(), cached.clone(), asked);
+                Ok(Some(cached))
             }
             None => {
                 self.cache.put_unknown_at(*hash.as_bytes(), asked);
-                Err(Error::UnknownKey)
+                Ok(None)
             }
         }
     }

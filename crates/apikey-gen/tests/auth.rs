@@ -2,8 +2,8 @@
 //! refusals as problem documents, the caches, and a flood of unknown keys next to a known key.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, test as atest, web};
@@ -336,17 +336,19 @@ impl KeyStore for MovableStore {
         Ok(self.keys.lock().unwrap().get(hash.as_bytes()).cloned())
     }
 
-    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<(), Down> {
+    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<bool, Down> {
         let failing = self.failing_rehashes.load(Ordering::SeqCst);
         if failing > 0 {
             self.failing_rehashes.store(failing - 1, Ordering::SeqCst);
             return Err(Down);
         }
         let mut keys = self.keys.lock().unwrap();
-        if let Some(record) = keys.remove(old.as_bytes()) {
+        let record = keys.remove(old.as_bytes());
+        let moved = record.is_some();
+        if let Some(record) = record {
             keys.insert(*new.as_bytes(), record);
         }
-        Ok(())
+        Ok(moved)
     }
 }
 
@@ -586,4 +588,168 @@ fn refusal_headers_may_be_named_in_any_case() {
         2,
         "content-type and www-authenticate"
     );
+}
+
+/// A move of a key: from the first hash to the second.
+type Move = ([u8; 32], [u8; 32]);
+
+/// Keys by hash in one table that several authenticators share, as the instances of one
+/// deployment share a database; moves are recorded.
+#[derive(Clone, Debug, Default)]
+struct SharedTable {
+    keys: Arc<Mutex<HashMap<[u8; 32], KeyRecord<Caller>>>>,
+    moves: Arc<Mutex<Vec<Move>>>,
+    /// `(old, new)`: the next lookup of `new` answers as the table was, then moves the key
+    /// from `old` to `new`, as another instance would while this one looks.
+    moved_while_looked_up: Arc<Mutex<Option<Move>>>,
+}
+
+impl KeyStore for SharedTable {
+    type Identity = Caller;
+    type Error = Down;
+
+    async fn lookup(&self, hash: &KeyHash) -> Result<Option<KeyRecord<Caller>>, Down> {
+        let mut keys = self.keys.lock().unwrap();
+        let found = keys.get(hash.as_bytes()).cloned();
+        let mut pending = self.moved_while_looked_up.lock().unwrap();
+        if let Some((old, new)) = *pending
+            && new == *hash.as_bytes()
+        {
+            *pending = None;
+            if let Some(record) = keys.remove(&old) {
+                keys.insert(new, record);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<bool, Down> {
+        let mut keys = self.keys.lock().unwrap();
+        let Some(record) = keys.remove(old.as_bytes()) else {
+            return Ok(false);
+        };
+        keys.insert(*new.as_bytes(), record);
+        self.moves
+            .lock()
+            .unwrap()
+            .push((*old.as_bytes(), *new.as_bytes()));
+        Ok(true)
+    }
+}
+
+/// A key of the service "billing", made with `hasher`, in `table`; returns its text.
+fn key_in(table: &SharedTable, hasher: &KeyHasher) -> String {
+    let generated = KeyConfig::new("sk_test")
+        .unwrap()
+        .with_hasher(hasher.clone())
+        .generate()
+        .unwrap();
+    let caller = Caller {
+        key_id: "k-rotated".to_owned(),
+        service: "billing".to_owned(),
+    };
+    table
+        .keys
+        .lock()
+        .unwrap()
+        .insert(*generated.hash().as_bytes(), KeyRecord::active(caller));
+    generated.key().expose_secret().to_owned()
+}
+
+/// Another instance moves the key to its current hash after this one found that hash unknown
+/// and before it asks for the fallback's: the key is still accepted, now and after.
+#[tokio::test]
+async fn a_key_moved_by_another_instance_while_it_is_looked_up_is_accepted() {
+    let old = KeyHasher::hmac_sha256(&[1; 32]).unwrap();
+    let table = SharedTable::default();
+    let key = key_in(&table, &old);
+    let (old_hash, current) = (old.hash(&key), config().hash(&key));
+    *table.moved_while_looked_up.lock().unwrap() =
+        Some((*old_hash.as_bytes(), *current.as_bytes()));
+    let clock = FakeClock::at_unix_secs(NOW);
+    let auth = Authenticator::builder(config(), table.clone())
+        .clock(clock.clone())
+        .fallback_hashers([old])
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        assert_eq!(auth.authenticate(&key).await.unwrap().key_id, "k-rotated");
+        clock.advance(Duration::from_secs(1));
+    }
+    assert!(table.keys.lock().unwrap().contains_key(current.as_bytes()));
+    assert!(table.moves.lock().unwrap().is_empty());
+}
+
+/// The two deploys of a pepper rotation, running side by side: instances that accept the new
+/// pepper's hashes leave keys there, so each key moves once, to the new pepper.
+#[tokio::test]
+async fn in_a_rolling_rotation_a_key_moves_to_the_new_pepper_once() {
+    let old = KeyHasher::hmac_sha256(&[1; 32]).unwrap();
+    let new = KeyHasher::hmac_sha256(&[2; 32]).unwrap();
+    let table = SharedTable::default();
+    let key = key_in(&table, &old);
+    let clock = FakeClock::at_unix_secs(NOW);
+    let with = |hasher: &KeyHasher| {
+        KeyConfig::new("sk_test")
+            .unwrap()
+            .with_hasher(hasher.clone())
+    };
+    let first_deploy = Authenticator::builder(with(&old), table.clone())
+        .clock(clock.clone())
+        .accepted_hashers([new.clone()])
+        .build()
+        .unwrap();
+    let second_deploy = Authenticator::builder(with(&new), table.clone())
+        .clock(clock.clone())
+        .fallback_hashers([old.clone()])
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        for auth in [&first_deploy, &second_deploy] {
+            assert_eq!(auth.authenticate(&key).await.unwrap().key_id, "k-rotated");
+            // Past every cached answer.
+            clock.advance(Duration::from_secs(6));
+        }
+    }
+    assert_eq!(
+        *table.moves.lock().unwrap(),
+        [(*old.hash(&key).as_bytes(), *new.hash(&key).as_bytes())]
+    );
+}
+
+/// A store that cannot move keys: the answer found through the fallback is cached for the
+/// current hash too, so repeated calls cost no lookup until it expires.
+#[tokio::test]
+async fn a_key_found_through_a_fallback_is_cached_for_the_ttl() {
+    let old = KeyHasher::hmac_sha256(&[1; 32]).unwrap();
+    let generated = KeyConfig::new("sk_test")
+        .unwrap()
+        .with_hasher(old.clone())
+        .generate()
+        .unwrap();
+    let mut store = Store::default();
+    let caller = Caller {
+        key_id: "k-old".to_owned(),
+        service: "billing".to_owned(),
+    };
+    store
+        .keys
+        .insert(*generated.hash().as_bytes(), KeyRecord::active(caller));
+    let key = generated.key().expose_secret().to_owned();
+    let clock = FakeClock::at_unix_secs(NOW);
+    let auth = Authenticator::builder(config(), store)
+        .clock(clock.clone())
+        .fallback_hashers([old])
+        .build()
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(auth.authenticate(&key).await.unwrap().key_id, "k-old");
+    }
+    assert_eq!(auth.store().lookups_of(&config().hash(&key)), 1);
+    assert_eq!(auth.store().lookups_of(generated.hash()), 1);
+    // Past the TTL (5 s), both are asked again, once.
+    clock.advance(Duration::from_millis(5_100));
+    assert_eq!(auth.authenticate(&key).await.unwrap().key_id, "k-old");
+    assert_eq!(auth.store().lookups_of(&config().hash(&key)), 2);
+    assert_eq!(auth.store().lookups_of(generated.hash()), 2);
 }

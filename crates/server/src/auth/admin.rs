@@ -52,12 +52,15 @@ impl KeyStore for AdminTable {
         Ok(id.map(KeyRecord::active))
     }
 
-    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<(), StoreError> {
-        self.db
+    async fn rehash(&self, old: &KeyHash, new: &KeyHash) -> Result<bool, StoreError> {
+        let moved = self
+            .db
             .rehash_admin_token(&old.to_hex(), &new.to_hex())
             .await?;
-        tracing::info!("admin token re-hashed under the current server secret");
-        Ok(())
+        if moved {
+            tracing::info!("admin token re-hashed under the current server secret");
+        }
+        Ok(moved)
     }
 }
 

@@ -73,12 +73,14 @@ impl KeyStore for KeyTable {
         &self,
         old: &KeyHash,
         new: &KeyHash,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         let (old, new) = (old.to_hex(), new.to_hex());
         async move {
-            self.db.rehash_key(&old, &new).await?;
-            tracing::info!("API key re-hashed under the current server secret");
-            Ok(())
+            let moved = self.db.rehash_key(&old, &new).await?;
+            if moved {
+                tracing::info!("API key re-hashed under the current server secret");
+            }
+            Ok(moved)
         }
     }
 }
