@@ -104,21 +104,29 @@ impl<P: ReplayCache> FallbackReplayCache<P> {
     }
 
     /// Carries up to [`UPLOAD_BATCH`] outage entries to the primary; stops at its first error.
+    /// An entry whose owner holds its whole share there waits for the next upload: dropped,
+    /// it would be refused here (the local cache holds it) but accepted by other instances.
     async fn upload(&self, now: u64) {
+        let mut later = Vec::new();
         for _ in 0..UPLOAD_BATCH {
             let Some(entry) = self.lock().pop_front() else {
-                return;
+                break;
             };
             if entry.expires_at <= now {
                 continue;
             }
-            // The primary's answer does not matter: the local cache refuses the entry anyway.
+            // Fresh or seen, the entry is now held by the primary.
             let carried = ReplayEntry { now, ..entry };
-            if self.primary.insert_once(carried).await.is_err() {
-                self.lock().push_front(entry);
-                return;
+            match self.primary.insert_once(carried).await {
+                Ok(Insertion::OverBudget { .. }) => later.push(entry),
+                Ok(_) => {}
+                Err(_) => {
+                    self.lock().push_front(entry);
+                    break;
+                }
             }
         }
+        self.lock().extend(later);
     }
 }
 
@@ -236,5 +244,39 @@ mod tests {
         assert_eq!(cache.insert_once(entry(2)).await.unwrap(), Insertion::Fresh);
         // The remembered entries take none of the room the outage has.
         assert_eq!(cache.local().len(), 1);
+    }
+
+    /// An entry accepted during an outage reaches the primary even when its owner's share
+    /// there is full when the outage ends: it waits, and goes once there is room.
+    #[tokio::test]
+    async fn an_outage_entry_waits_for_room_in_the_primary_rather_than_being_dropped() {
+        let room = NonZeroUsize::new(100).unwrap();
+        let cache = FallbackReplayCache::new(
+            Toggle {
+                cache: MemoryReplayCache::new(room)
+                    .with_per_key_limit(NonZeroUsize::new(2).unwrap()),
+                down: AtomicBool::new(false),
+            },
+            MemoryReplayCache::new(room),
+        );
+        let other = |n: u64| ReplayEntry {
+            key: ReplayKey::v1("other", &format!("nonce-nonce-nonce-{n}")),
+            owner: ReplayKey::owner("other"),
+            ..entry(n)
+        };
+        assert_eq!(cache.insert_once(entry(1)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(cache.insert_once(entry(2)).await.unwrap(), Insertion::Fresh);
+        cache.primary().down.store(true, Ordering::SeqCst);
+        assert_eq!(cache.insert_once(entry(3)).await.unwrap(), Insertion::Fresh);
+        cache.primary().down.store(false, Ordering::SeqCst);
+        // Back up, with the owner's share full there: the entry stays pending.
+        assert_eq!(cache.insert_once(other(1)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(cache.pending(), 1);
+        assert!(!cache.primary().cache.contains(&entry(3).key, 1_000));
+        // Room again: the next upload carries it, and every instance now refuses it.
+        cache.primary().cache.release_now(&entry(1));
+        assert_eq!(cache.insert_once(other(2)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(cache.pending(), 0);
+        assert!(cache.primary().cache.contains(&entry(3).key, 1_000));
     }
 }

@@ -36,8 +36,9 @@ pub enum RedisReplayError {
 /// entries unless [`with_per_key_limit`](Self::with_per_key_limit) says otherwise), and
 /// otherwise stores it: atomically, so of several verifiers sharing the Redis exactly one
 /// accepts a given request, and no key's flood can crowd out another's. The set expires with
-/// its last entry. Every call has a timeout; a failure or timeout rejects the request (or
-/// goes to the local cache of a [`FallbackReplayCache`](crate::FallbackReplayCache)).
+/// its last entry (a record is kept ten years at most). Every call has a timeout; a failure or
+/// timeout rejects the request (or goes to the local cache of a
+/// [`FallbackReplayCache`](crate::FallbackReplayCache)).
 ///
 /// **Eviction**: only Redis's `noeviction` memory policy keeps every entry until it expires.
 /// Under an evicting policy a full Redis drops entries, and a replay inside its window is
@@ -201,7 +202,10 @@ impl RedisReplayCache {
             .arg(self.owner_key(&entry))
             .arg(entry.key.to_hex())
             .arg(entry.now)
-            .arg(entry.expires_at.max(entry.now.saturating_add(1)))
+            .arg(entry.expires_at.clamp(
+                entry.now.saturating_add(1),
+                entry.now.saturating_add(MAX_RECORD_SECS),
+            ))
             .arg(self.per_key.get());
         match cmd.query_async(&mut conn).await {
             Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
@@ -212,6 +216,11 @@ impl RedisReplayCache {
         }
     }
 }
+
+/// The longest a record is kept, ten years: a verifier that accepts requests of any age
+/// (`max_age_secs(u64::MAX)`) would otherwise ask Redis for an expiry it refuses, after the
+/// record was added, and leave it without one.
+const MAX_RECORD_SECS: u64 = 10 * 365 * 86_400;
 
 impl ReplayCache for RedisReplayCache {
     type Error = RedisReplayError;

@@ -9,7 +9,9 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {2, math.max(1, tonumber(oldest[2]) - now)}
 end
-redis.call('ZADD', KEYS[1], expires_at, ARGV[1])
+-- The expiry first: a command that fails after ZADD would leave the entry without one.
 local ttl = math.max(1, expires_at - now)
-if redis.call('TTL', KEYS[1]) < ttl then redis.call('EXPIRE', KEYS[1], ttl) end
+local keep = redis.call('TTL', KEYS[1]) < ttl
+redis.call('ZADD', KEYS[1], expires_at, ARGV[1])
+if keep then redis.call('EXPIRE', KEYS[1], ttl) end
 return {1}

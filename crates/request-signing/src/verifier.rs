@@ -335,16 +335,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
                 max: self.config.max_body_bytes,
             });
         }
-        let mut candidates = rfc9421::parse_signatures(&input, &signature)?;
-        if let Some(label) = self.policy.label() {
-            candidates.retain(|c| c.label() == label);
-            if candidates.is_empty() {
-                return Err(Error::MalformedHeader {
-                    header: rfc9421::HEADER_SIGNATURE_INPUT,
-                    reason: "no signature with the label this server requires",
-                });
-            }
-        }
+        let candidates = self.candidates(&input, &signature)?;
         if let Some(digest) = message.header("content-digest") {
             rfc9421::verify_content_digest(&digest, message.body())?;
         }
@@ -383,6 +374,72 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         Ok(verified)
     }
 
+    /// Checks what one RFC 9421 request's headers decide before its body is read: the fields'
+    /// syntax and label, and that some signature is within its time window, with an algorithm
+    /// this verifier supports, under a key the store knows (the first signature's error when
+    /// none is). [`verify_message`](Self::verify_message) checks all of it again, with the body.
+    pub(crate) async fn check_message_headers(&self, input: &[u8], signature: &[u8]) -> Result<()> {
+        let candidates = self.candidates(input, signature)?;
+        let now = self.clock.now_unix();
+        let mut first_error = None;
+        for candidate in &candidates {
+            let checked = match self.check_params(candidate, now) {
+                Ok((key_id, algorithm)) => self.key_known(key_id, algorithm).await,
+                Err(e) => Err(e),
+            };
+            match checked {
+                Ok(()) => return Ok(()),
+                Err(e @ Error::SecretStoreUnavailable(_)) => return Err(e),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(Error::UnknownKey))
+    }
+
+    /// The signatures of `Signature-Input` and `Signature`, only the one the policy names
+    /// when it names one.
+    fn candidates(&self, input: &[u8], signature: &[u8]) -> Result<Vec<SignatureParams>> {
+        let mut candidates = rfc9421::parse_signatures(input, signature)?;
+        if let Some(label) = self.policy.label() {
+            candidates.retain(|c| c.label() == label);
+            if candidates.is_empty() {
+                return Err(Error::MalformedHeader {
+                    header: rfc9421::HEADER_SIGNATURE_INPUT,
+                    reason: "no signature with the label this server requires",
+                });
+            }
+        }
+        Ok(candidates)
+    }
+
+    /// Whether the store has a key `key_id` for `algorithm` (any, when none is named).
+    async fn key_known(&self, key_id: &str, algorithm: Option<Algorithm>) -> Result<()> {
+        let unavailable = |e| Error::SecretStoreUnavailable(Box::new(e));
+        if matches!(algorithm, None | Some(Algorithm::HmacSha256))
+            && !self
+                .store
+                .secrets(key_id, Scheme::Rfc9421)
+                .await
+                .map_err(unavailable)?
+                .is_empty()
+        {
+            return Ok(());
+        }
+        if matches!(algorithm, None | Some(Algorithm::Ed25519))
+            && !self
+                .store
+                .ed25519_keys(key_id)
+                .await
+                .map_err(unavailable)?
+                .is_empty()
+        {
+            return Ok(());
+        }
+        Err(Error::UnknownKey)
+    }
+
     /// Checks one RFC 9421 signature up to (not including) the replay cache; returns the
     /// index of the key that verified it.
     async fn check_message_signature(
@@ -391,8 +448,49 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         params: &SignatureParams,
         now: u64,
     ) -> Result<usize> {
-        const INPUT: &str = rfc9421::HEADER_SIGNATURE_INPUT;
         self.policy.check(params, !message.body().is_empty())?;
+        let (key_id, algorithm) = self.check_params(params, now)?;
+        let base = rfc9421::signature_base(message, params)?;
+        let unavailable = |e| Error::SecretStoreUnavailable(Box::new(e));
+        let mut known = false;
+        if matches!(algorithm, None | Some(Algorithm::HmacSha256)) {
+            let secrets = self
+                .store
+                .secrets(key_id, Scheme::Rfc9421)
+                .await
+                .map_err(unavailable)?;
+            known |= !secrets.is_empty();
+            if let Ok(mac) = <[u8; 32]>::try_from(params.signature()) {
+                if let Some(index) = find_match(&secrets, &base, &[mac]) {
+                    return Ok(index);
+                }
+            }
+        }
+        if matches!(algorithm, None | Some(Algorithm::Ed25519)) {
+            let keys = self.store.ed25519_keys(key_id).await.map_err(unavailable)?;
+            known |= !keys.is_empty();
+            if let Some(index) = keys
+                .iter()
+                .position(|key| verify_ed25519(key, &base, params.signature()))
+            {
+                return Ok(index);
+            }
+        }
+        Err(if known {
+            Error::BadSignature
+        } else {
+            Error::UnknownKey
+        })
+    }
+
+    /// What one RFC 9421 signature's parameters decide: its time window, its key id's form and
+    /// its algorithm; returns the key id and the algorithm named, if any.
+    fn check_params<'p>(
+        &self,
+        params: &'p SignatureParams,
+        now: u64,
+    ) -> Result<(&'p str, Option<Algorithm>)> {
+        const INPUT: &str = rfc9421::HEADER_SIGNATURE_INPUT;
         let created = params.created().ok_or(Error::MalformedHeader {
             header: INPUT,
             reason: "no created parameter",
@@ -426,37 +524,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         if cfg!(not(feature = "ed25519")) && algorithm == Some(Algorithm::Ed25519) {
             return Err(Error::UnsupportedAlgorithm);
         }
-        let base = rfc9421::signature_base(message, params)?;
-        let unavailable = |e| Error::SecretStoreUnavailable(Box::new(e));
-        let mut known = false;
-        if matches!(algorithm, None | Some(Algorithm::HmacSha256)) {
-            let secrets = self
-                .store
-                .secrets(key_id, Scheme::Rfc9421)
-                .await
-                .map_err(unavailable)?;
-            known |= !secrets.is_empty();
-            if let Ok(mac) = <[u8; 32]>::try_from(params.signature()) {
-                if let Some(index) = find_match(&secrets, &base, &[mac]) {
-                    return Ok(index);
-                }
-            }
-        }
-        if matches!(algorithm, None | Some(Algorithm::Ed25519)) {
-            let keys = self.store.ed25519_keys(key_id).await.map_err(unavailable)?;
-            known |= !keys.is_empty();
-            if let Some(index) = keys
-                .iter()
-                .position(|key| verify_ed25519(key, &base, params.signature()))
-            {
-                return Ok(index);
-            }
-        }
-        Err(if known {
-            Error::BadSignature
-        } else {
-            Error::UnknownKey
-        })
+        Ok((key_id, algorithm))
     }
 
     async fn record_message(
@@ -504,6 +572,23 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             Ok(_) => Err(Error::Replayed),
             Err(e) => Err(Error::ReplayStoreUnavailable(Box::new(e))),
         }
+    }
+
+    /// Checks what a v1 or v0 request's headers decide before its body is read: the fields'
+    /// format, the scheme, the time window, and that the store knows the key.
+    /// [`verify`](Self::verify) checks all of it again, with the body.
+    pub(crate) async fn check_headers(&self, headers: &SignatureHeaders<'_>) -> Result<()> {
+        let parsed = parse_headers(headers, self.config.accept_v0)?;
+        check_time(parsed.timestamp, self.clock.now_unix(), &self.config)?;
+        let secrets = self
+            .store
+            .secrets(parsed.key_id, parsed.scheme())
+            .await
+            .map_err(|e| Error::SecretStoreUnavailable(Box::new(e)))?;
+        if secrets.is_empty() {
+            return Err(Error::UnknownKey);
+        }
+        Ok(())
     }
 
     /// Verifies one request; `Ok` only once per signed request.

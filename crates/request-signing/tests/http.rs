@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::{App, HttpResponse, test as atest, web};
 use axum::Router;
@@ -147,7 +149,10 @@ async fn actix_hands_on_the_verified_body_and_identity_once() {
 #[actix_rt::test]
 async fn a_refused_request_is_released_and_a_flood_stays_in_its_share() {
     let clock = FakeClock::at_unix_secs(NOW);
-    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let verify = VerifySignature::builder(verifier(&clock))
+        .release_on(|status| status == 429)
+        .build()
+        .unwrap();
     let app = atest::init_service(
         App::new()
             .wrap(verify)
@@ -495,4 +500,131 @@ async fn an_unreadable_body_is_refused_through_the_hook() {
     );
     assert_eq!(raw(addr, broken.as_bytes()).await, 422);
     server.abort();
+}
+
+/// A 64 KiB request body that records whether anything read it.
+fn watched_body(read: &Arc<AtomicBool>) -> axum::body::Body {
+    let read = Arc::clone(read);
+    axum::body::Body::from_stream(futures_util::stream::once(async move {
+        read.store(true, Ordering::SeqCst);
+        Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024]))
+    }))
+}
+
+/// A request the headers alone condemn is refused before its body is read: reading it would
+/// hold up to the body limit in memory for anyone who sends one.
+#[tokio::test]
+async fn tower_refuses_on_the_headers_alone_without_reading_the_body() {
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    let clock = FakeClock::at_unix_secs(NOW);
+    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let app = Router::new()
+        .route("/orders", post(axum_echo))
+        .layer(verify);
+    let v1 = |signer: Signer<FakeClock>| {
+        let h = signer.sign("POST", "/orders", b"").unwrap();
+        h.iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let rfc9421 = {
+        let client = reqwest::Client::new();
+        let mut request = client.post("http://t/orders").build().unwrap();
+        sign_reqwest_message(&message_signer("nobody", &clock), &mut request).unwrap();
+        request
+            .headers()
+            .iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    let an_hour_ago = FakeClock::at_unix_secs(NOW - 3_600);
+    let cases = [
+        ("no signature", Vec::new(), "missing header X-API-Key"),
+        (
+            "a timestamp an hour old",
+            v1(signer("calm", &an_hour_ago)),
+            "expired",
+        ),
+        (
+            "an unknown key",
+            v1(signer("nobody", &clock)),
+            "bad signature",
+        ),
+        ("an RFC 9421 unknown key", rfc9421, "bad signature"),
+    ];
+    for (case, headers, detail) in cases {
+        let read = Arc::new(AtomicBool::new(false));
+        let mut request = Request::post("/orders");
+        for (name, value) in &headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let answer = app
+            .clone()
+            .oneshot(request.body(watched_body(&read)).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 401, "{case}");
+        let body = axum::body::to_bytes(answer.into_body(), 4096)
+            .await
+            .unwrap();
+        let problem: Value = serde_json::from_slice(&body).unwrap();
+        assert!(
+            problem["detail"].as_str().unwrap().contains(detail),
+            "{case}: {problem}"
+        );
+        assert!(!read.load(Ordering::SeqCst), "{case}: the body was read");
+    }
+}
+
+/// The same on actix-web: refused on the headers alone, the body never read.
+#[actix_rt::test]
+async fn actix_refuses_on_the_headers_alone_without_reading_the_body() {
+    use actix_web::dev::{Payload, Service as _, Transform as _};
+
+    let clock = FakeClock::at_unix_secs(NOW);
+    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let middleware = verify.new_transform(atest::ok_service()).await.unwrap();
+    let stale = signer("calm", &FakeClock::at_unix_secs(NOW - 3_600))
+        .sign("POST", "/orders", b"")
+        .unwrap();
+    let unknown = signer("nobody", &clock)
+        .sign("POST", "/orders", b"")
+        .unwrap();
+    for (case, headers) in [("stale", stale), ("unknown key", unknown)] {
+        let read = Arc::new(AtomicBool::new(false));
+        let watched = Arc::clone(&read);
+        let stream = futures_util::stream::once(async move {
+            watched.store(true, Ordering::SeqCst);
+            Ok::<_, actix_web::error::PayloadError>(Bytes::from(vec![b'x'; 64 * 1024]))
+        });
+        let mut request = signed_actix("/orders", "", &headers).to_srv_request();
+        request.set_payload(Payload::Stream {
+            payload: Box::pin(stream),
+        });
+        let answer = middleware.call(request).await.unwrap();
+        assert_eq!(answer.status(), 401, "{case}");
+        assert!(!read.load(Ordering::SeqCst), "{case}: the body was read");
+    }
+}
+
+/// By default an answer releases nothing: the same signed request, answered once (429 here,
+/// or a 503 after a write), is a replay the second time.
+#[actix_rt::test]
+async fn by_default_a_signed_request_is_accepted_once_whatever_its_answer() {
+    let clock = FakeClock::at_unix_secs(NOW);
+    let verify = VerifySignature::builder(verifier(&clock)).build().unwrap();
+    let app = atest::init_service(
+        App::new()
+            .wrap(verify)
+            .route("/spent", web::post().to(spent)),
+    )
+    .await;
+    let h = signer("calm", &clock).sign("POST", "/spent", b"").unwrap();
+    let first = atest::call_service(&app, signed_actix("/spent", "", &h).to_request()).await;
+    assert_eq!(first.status(), 429);
+    let again = atest::call_service(&app, signed_actix("/spent", "", &h).to_request()).await;
+    assert_eq!(again.status(), 401);
+    assert_eq!(json(again).await["detail"], "request replayed");
 }

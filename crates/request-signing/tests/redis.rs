@@ -350,3 +350,48 @@ async fn a_full_read_only_or_evicting_redis() {
         Insertion::Seen
     );
 }
+
+/// A verifier that accepts requests of any age: the record gets an expiry Redis takes (ten
+/// years), and the request is accepted once, then refused as a replay.
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn a_verifier_without_an_age_limit_keeps_records_with_an_expiry() {
+    let Some(url) =
+        test_services::redis_url("a_verifier_without_an_age_limit_keeps_records_with_an_expiry")
+    else {
+        return;
+    };
+    let prefix = prefix("no-age-limit");
+    let store = StaticSecretStore::new().with_secret("svc", Secret::from("s"));
+    let v = Verifier::new(store, cache(&url, &prefix).await)
+        .with_config(VerifierConfig::new().max_age_secs(u64::MAX))
+        .with_clock(FakeClock::at_unix_secs(NOW));
+    let h = Signer::new("svc", Secret::from("s"))
+        .unwrap()
+        .sign_with("GET", "/", b"", NOW - 86_400, "0123456789abcdef")
+        .unwrap();
+    let (headers, request) = (
+        SignatureHeaders::from_signed(&h),
+        Request::new("GET", "/", b""),
+    );
+    assert!(v.verify(&headers, &request).await.is_ok());
+    assert!(matches!(
+        v.verify(&headers, &request).await,
+        Err(Error::Replayed)
+    ));
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{prefix}{}", ReplayKey::owner("svc").to_hex());
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((1..=10 * 365 * 86_400).contains(&ttl), "ttl {ttl}");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

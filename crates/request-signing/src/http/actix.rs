@@ -135,6 +135,15 @@ where
             {
                 return refuse(req, rejection);
             }
+            let fields: Vec<_> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect();
+            let rejection = verify.check_headers(&fields).await;
+            drop(fields);
+            if let Some(rejection) = rejection {
+                return refuse(req, rejection);
+            }
             let body = match read_body(&mut req.take_payload(), verify.inner.max_body_bytes).await {
                 Ok(body) => body,
                 Err(Overflow::TooLarge) => return refuse(req, verify.too_large()),

@@ -41,7 +41,7 @@ pub use tower::{VerifySignatureService, http_response};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::replay::ReplayCache;
-use crate::rfc9421::Message;
+use crate::rfc9421::{self, Message};
 use crate::signer::{HEADER_KEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::store::SecretStore;
 use crate::verifier::{Request, SignatureHeaders, Verified, Verifier};
@@ -119,6 +119,9 @@ impl Rejection {
                 Self::problem(429, &error.to_string())
                     .with_header("retry-after", retry_after_secs.to_string())
             }
+            // As a bad signature: the answer does not tell whether a key id exists (a v0 key id
+            // is the client's API key itself). `on_refusal` still sees which it was.
+            Error::UnknownKey => Self::problem(401, &Error::BadSignature.to_string()),
             Error::SecretStoreUnavailable(_) | Error::ReplayStoreUnavailable(_) => Self::problem(
                 503,
                 "signature verification is unavailable; try again shortly",
@@ -155,10 +158,9 @@ type ReleaseFn = Arc<dyn Fn(u16) -> bool + Send + Sync>;
 ///
 /// **Ordering with later checks.** The request's nonce is recorded before the handler runs,
 /// so two copies racing each other never both pass. When the answer's status is one the
-/// builder's [`release_on`](VerifySignatureBuilder::release_on) accepts (429 and 503 by
-/// default: a spent quota or an overloaded service behind this layer, where nothing was done),
-/// the record is released: the refused request uses none of the key's share, and the client
-/// may send it again as it is.
+/// builder's [`release_on`](VerifySignatureBuilder::release_on) accepts (none by default), the
+/// record is released: the refused request uses none of the key's share, and the client may
+/// send it again as it is.
 pub struct VerifySignature<S, R, C> {
     inner: Arc<Inner<S, R, C>>,
 }
@@ -213,14 +215,14 @@ impl<S, R, C> fmt::Debug for VerifySignatureBuilder<S, R, C> {
 
 impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
     /// A builder around `verifier`: every request must be signed, bodies up to the verifier's
-    /// `max_body_bytes`, records released on 429 and 503.
+    /// `max_body_bytes`, no record released.
     pub fn builder(verifier: Verifier<S, R, C>) -> VerifySignatureBuilder<S, R, C> {
         VerifySignatureBuilder {
             verifier,
             max_body_bytes: None,
             scheme: None,
             optional: false,
-            release_on: Arc::new(|status| status == 429 || status == 503),
+            release_on: Arc::new(|_| false),
             on_refusal: None,
         }
     }
@@ -257,7 +259,11 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignatureBuilder<S, R, C> {
         self
     }
 
-    /// Which answer statuses release the request's replay record (default 429 and 503).
+    /// Which answer statuses release the request's replay record, so that the very same
+    /// signed request may be sent again (default: none). Name only statuses your service
+    /// answers before it does anything, such as a spent quota's 429 decided before the
+    /// handler runs: a 503 after a write, released, would let anyone who saw the request make
+    /// that write again.
     pub fn release_on(mut self, release: impl Fn(u16) -> bool + Send + Sync + 'static) -> Self {
         self.release_on = Arc::new(release);
         self
@@ -327,6 +333,40 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
         })
     }
 
+    /// Refuses, before its body is read, a request that its headers alone condemn: fields
+    /// missing, malformed or sent twice, a scheme not accepted, a time outside the window, a
+    /// key the store does not know. Reading the body of such a request would only hold up to
+    /// the body limit in memory for anyone who sends one.
+    async fn check_headers(&self, headers: &[(&str, &[u8])]) -> Option<Rejection> {
+        let verifier = &self.inner.verifier;
+        let result = if is_rfc9421(headers) {
+            match (
+                rfc9421::field_value(headers, SIGNATURE_INPUT),
+                rfc9421::field_value(headers, RFC9421_SIGNATURE),
+            ) {
+                (Some(input), Some(signature)) => {
+                    verifier.check_message_headers(&input, &signature).await
+                }
+                (None, _) => Err(Error::MissingHeader {
+                    header: rfc9421::HEADER_SIGNATURE_INPUT,
+                }),
+                (_, None) => Err(Error::MissingHeader {
+                    header: rfc9421::HEADER_SIGNATURE,
+                }),
+            }
+        } else {
+            match sent_twice(headers) {
+                Some(error) => Err(error),
+                None => {
+                    verifier
+                        .check_headers(&SignatureHeaders::from_fn(|name| find(headers, name)))
+                        .await
+                }
+            }
+        };
+        result.err().map(|e| self.refuse(&e))
+    }
+
     /// Verifies `request` with `body`: RFC 9421 when it has `Signature-Input` or
     /// `Signature`, v1 (or v0) otherwise.
     async fn verify(
@@ -334,15 +374,8 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
         request: &Received<'_>,
         body: &[u8],
     ) -> core::result::Result<Verified, Rejection> {
-        let find = |name: &str| {
-            request
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| *v)
-        };
         let verifier = &self.inner.verifier;
-        let result = if find(SIGNATURE_INPUT).is_some() || find(RFC9421_SIGNATURE).is_some() {
+        let result = if is_rfc9421(&request.headers) {
             match Message::new(request.method, request.target, &request.headers, body) {
                 Ok(message) => {
                     let mut message = message.with_scheme(request.scheme);
@@ -353,24 +386,10 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
                 }
                 Err(e) => Err(e),
             }
-        } else if let Some(header) = [HEADER_KEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE]
-            .into_iter()
-            .find(|name| {
-                request
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-                    .nth(1)
-                    .is_some()
-            })
-        {
-            // Sent twice, a field is refused, never one of its values picked.
-            Err(Error::MalformedHeader {
-                header,
-                reason: "sent more than once",
-            })
+        } else if let Some(error) = sent_twice(&request.headers) {
+            Err(error)
         } else {
-            let headers = SignatureHeaders::from_fn(find);
+            let headers = SignatureHeaders::from_fn(|name| find(&request.headers, name));
             verifier
                 .verify(
                     &headers,
@@ -410,6 +429,36 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
             max,
         })
     }
+}
+
+/// The value of the first header field named `name` (in any case).
+fn find<'a>(headers: &[(&str, &'a [u8])], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| *v)
+}
+
+/// Whether the request is signed the RFC 9421 way (`Signature-Input` or `Signature`).
+fn is_rfc9421(headers: &[(&str, &[u8])]) -> bool {
+    find(headers, SIGNATURE_INPUT).is_some() || find(headers, RFC9421_SIGNATURE).is_some()
+}
+
+/// The refusal of a v1 or v0 field sent more than once: never one of its values picked.
+fn sent_twice(headers: &[(&str, &[u8])]) -> Option<Error> {
+    [HEADER_KEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE]
+        .into_iter()
+        .find(|name| {
+            headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .nth(1)
+                .is_some()
+        })
+        .map(|header| Error::MalformedHeader {
+            header,
+            reason: "sent more than once",
+        })
 }
 
 /// The lower-case name of `X-API-Signature`, as frameworks store it.

@@ -116,6 +116,14 @@ where
             {
                 return Ok(http_response(rejection));
             }
+            let fields: Vec<_> = headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_bytes()))
+                .collect();
+            if let Some(rejection) = verify.check_headers(&fields).await {
+                return Ok(http_response(rejection));
+            }
+            drop(fields);
             let (mut parts, body) = req.into_parts();
             let limit = verify.inner.max_body_bytes;
             let body = match Limited::new(body, limit).collect().await {

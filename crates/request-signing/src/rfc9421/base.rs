@@ -120,17 +120,7 @@ impl<'a> Message<'a> {
     /// `", "` (RFC 9421 §2.1); `None` when the request has none.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<Vec<u8>> {
-        let mut lines = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, line)| trim_ows(line));
-        let mut value = lines.next()?.to_vec();
-        for line in lines {
-            value.extend_from_slice(b", ");
-            value.extend_from_slice(line);
-        }
-        Some(value)
+        field_value(self.headers, name)
     }
 
     /// The authority as `@authority` has it: lower case, without the scheme's default port.
@@ -198,6 +188,21 @@ impl<'a> Message<'a> {
         }
         Ok(value)
     }
+}
+
+/// The value of header field `name` in `headers`: every field line of that name, trimmed,
+/// joined by `", "` (RFC 9421 §2.1); `None` when there is none.
+pub(crate) fn field_value(headers: &[(&str, &[u8])], name: &str) -> Option<Vec<u8>> {
+    let mut lines = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, line)| trim_ows(line));
+    let mut value = lines.next()?.to_vec();
+    for line in lines {
+        value.extend_from_slice(b", ");
+        value.extend_from_slice(line);
+    }
+    Some(value)
 }
 
 /// `value` without leading and trailing spaces and tabs (HTTP's optional whitespace).

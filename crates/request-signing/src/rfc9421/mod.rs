@@ -18,6 +18,7 @@ mod parse;
 mod policy;
 mod signer;
 
+pub(crate) use base::field_value;
 pub use base::{Message, signature_base};
 pub use digest::{DigestAlgorithm, content_digest, verify_content_digest};
 pub use parse::{MAX_FIELD_LEN, SignatureParams, parse_signatures};
