@@ -76,7 +76,8 @@ pub trait Backend: Send + Sync {
     /// # Errors
     /// As [`decide`](Backend::decide); [`Error::InvalidPolicy`](crate::Error::InvalidPolicy) for a
     /// policy of another shape, or one the backend cannot count (Redis: faster than one call per
-    /// microsecond, or a limit of 2^53 or more).
+    /// microsecond or slowed by more than 1% when rounded up to whole microseconds, or a limit
+    /// of 2^53 or more).
     fn decide_with_policy(
         &self,
         key: &str,
@@ -86,9 +87,16 @@ pub trait Backend: Send + Sync {
 
     /// Gives back `cost` units that `granted`, an [`Allowed`](crate::Status::Allowed) decision
     /// of this backend for `key`, counted: for a call refused later by another limit, so that
-    /// a refused call costs nothing. A fixed window's count falls by `cost` if its window is
-    /// still current (a refund never reaches into the next window); a GCRA bucket's level falls
-    /// by `cost` emission intervals. Anything but an allowed decision is left alone.
+    /// a refused call costs nothing. `cost` is capped at what `granted` charged. A fixed
+    /// window's count falls by `cost` if its window is still current (a refund never reaches
+    /// into the next window); a GCRA bucket's level falls by `cost` emission intervals, but
+    /// only by the part of the charge the bucket has not drained yet, so that a bucket which
+    /// refilled since the charge is not lowered below the level it would have without the call.
+    /// Anything but an allowed decision is left alone.
+    ///
+    /// Refund a decision once. A [`Decision`] is a plain value that cannot record that it was
+    /// refunded, so a second refund of the same decision gives back again (each at most what the
+    /// decision charged); [`Chain`](crate::Chain) refunds each of its charges once.
     ///
     /// Between the charge and its refund another call may see the key fuller than it ends up:
     /// a refund can refuse a concurrent call near the limit, never grant one too many.

@@ -38,19 +38,24 @@ pub struct Decision {
 /// decision that is only checked for [`Decision::is_allowed`] costs no division.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Detail {
-    /// A fixed window: `used` of the limit in `[start, end)` (Unix seconds) at `now` (nanoseconds).
+    /// A fixed window: `used` of the limit in `[start, end)` (Unix seconds) at `now`
+    /// (nanoseconds), after a call of `cost` (charged if the call was allowed).
     Fixed {
         used: u64,
         now: u64,
         start: u64,
         end: u64,
+        cost: u64,
     },
-    /// GCRA, every time in units of `scale` nanoseconds: the bucket is `level` ahead of `now`.
+    /// GCRA, every time in units of `scale` nanoseconds but `window`: the bucket is `level`
+    /// ahead of `now` after a call of `cost` (charged if the call was allowed). `window` is the
+    /// configured time to earn back a whole burst, in nanoseconds.
     Gcra {
         now: u64,
         level: u64,
         emission: u64,
         tau: u64,
+        window: u64,
         cost: u64,
         scale: u64,
     },
@@ -59,6 +64,17 @@ pub(crate) enum Detail {
 }
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// The largest integer a Structured Field may carry (RFC 9651 section 3.3.1: 15 digits).
+pub(crate) const MAX_SF_INTEGER: u64 = 999_999_999_999_999;
+
+/// `n` as the `RateLimit` and `RateLimit-Policy` fields write it: capped at 15 digits.
+pub(crate) const fn sf_integer(n: u64) -> u64 {
+    if n > MAX_SF_INTEGER {
+        MAX_SF_INTEGER
+    } else {
+        n
+    }
+}
 
 /// The window and reset time of a [`Window::Lifetime`](crate::Window::Lifetime) policy, which
 /// never renews: [`Duration::MAX`]. Header fields leave such times out.
@@ -169,13 +185,14 @@ impl Decision {
     }
 
     /// The policy's time window: the current calendar window's length, or the GCRA time to refill
-    /// a whole burst ([`NEVER`] for a lifetime).
+    /// a whole burst as configured (`burst * period / limit`: the period itself when the burst is
+    /// the limit) ([`NEVER`] for a lifetime).
     #[must_use]
     pub fn window(&self) -> Duration {
         match self.detail {
             Detail::Fixed { end: u64::MAX, .. } => NEVER,
             Detail::Fixed { start, end, .. } => Duration::from_secs(end - start),
-            Detail::Gcra { tau, scale, .. } => Duration::from_nanos(tau.saturating_mul(scale)),
+            Detail::Gcra { window, .. } => Duration::from_nanos(window),
             Detail::Unavailable { window } => window,
         }
     }
@@ -186,7 +203,9 @@ impl Decision {
     /// `name` is the policy identifier, written as a Structured Field String: `"` and `\` are
     /// escaped and characters outside printable ASCII become `_`. When the store was unreachable
     /// only `RateLimit-Policy` is given, since the current numbers are unknown. A lifetime
-    /// policy, which never renews, has neither `w` nor `t`.
+    /// policy, which never renews, has neither `w` nor `t`. The numbers are Structured Field
+    /// Integers, of at most 15 digits: a larger `q`, `r`, `w` or `t` is written as
+    /// 999,999,999,999,999 (the `X-RateLimit-*` fields carry the exact numbers).
     #[must_use]
     pub fn ietf_headers(&self, name: &str) -> Vec<(&'static str, String)> {
         let name = sf_string(name);
@@ -200,17 +219,19 @@ impl Decision {
     /// This decision's member of `RateLimit-Policy`: `name;q=LIMIT;w=WINDOW`, with `name`
     /// already a Structured Field String.
     pub(crate) fn policy_member(&self, sf_name: &str) -> String {
+        let limit = sf_integer(self.limit);
         match self.window() {
-            NEVER => format!("{sf_name};q={}", self.limit),
-            window => format!("{sf_name};q={};w={}", self.limit, ceil_secs(window)),
+            NEVER => format!("{sf_name};q={limit}"),
+            window => format!("{sf_name};q={limit};w={}", sf_integer(ceil_secs(window))),
         }
     }
 
     /// This decision's member of `RateLimit`: `name;r=REMAINING;t=RESET`.
     pub(crate) fn current_member(&self, sf_name: &str) -> String {
+        let remaining = sf_integer(self.remaining());
         match self.reset() {
-            NEVER => format!("{sf_name};r={}", self.remaining()),
-            reset => format!("{sf_name};r={};t={}", self.remaining(), ceil_secs(reset)),
+            NEVER => format!("{sf_name};r={remaining}"),
+            reset => format!("{sf_name};r={remaining};t={}", sf_integer(ceil_secs(reset))),
         }
     }
 
@@ -247,6 +268,41 @@ impl Decision {
         headers.extend(self.x_ratelimit_headers());
         headers.extend(self.retry_after_header());
         headers
+    }
+
+    /// What a refund of `cost` may give back of this decision at `now` (nanoseconds): nothing
+    /// unless the call was allowed; for a fixed window, at most the cost it charged (in units);
+    /// for GCRA, in nanoseconds, at most the cost it charged times the emission interval, and
+    /// only the part of that charge the bucket has not yet drained by `now`, so that a refund
+    /// never lowers the bucket below the level it would have without the call.
+    pub(crate) fn refundable(&self, cost: u64, now: u64) -> u64 {
+        if self.status != Status::Allowed {
+            return 0;
+        }
+        match self.detail {
+            Detail::Fixed { cost: charged, .. } => cost.min(charged),
+            Detail::Gcra {
+                now: then,
+                level,
+                emission,
+                cost: charged,
+                scale,
+                ..
+            } => {
+                let back = cost
+                    .min(charged)
+                    .saturating_mul(emission)
+                    .saturating_mul(scale);
+                // The charge ends where the bucket stood after it; what lies before `now` has
+                // drained already.
+                let ahead = then
+                    .saturating_add(level)
+                    .saturating_mul(scale)
+                    .saturating_sub(now);
+                back.min(ahead)
+            }
+            Detail::Unavailable { .. } => 0,
+        }
     }
 
     pub(crate) const fn is_degraded(&self) -> bool {
@@ -302,6 +358,7 @@ mod tests {
                 level: 59_200_000_000,
                 emission: 12_000_000_000,
                 tau: 60_000_000_000,
+                window: 60_000_000_000,
                 cost: 1,
                 scale: 1,
             },
@@ -340,6 +397,7 @@ mod tests {
                 now: 1_700_000_000_000_000_000,
                 start: 0,
                 end: u64::MAX,
+                cost: 1,
             },
             fallback_path: 0,
         };

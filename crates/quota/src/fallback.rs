@@ -33,8 +33,12 @@ type OutageHook = Arc<dyn Fn(&Error) + Send + Sync>;
 /// degraded ([`Status::FailedOpen`], [`Status::FailedClosed`]). Give the primary
 /// [`FailMode::Error`] so that the [`on_outage`](FallbackBuilder::on_outage) hook sees each
 /// failure's reason. Errors that are the caller's ([`Error::KeyTooLong`], an invalid per-call
-/// limit) are returned as they are. The admin operations (usage, reset, override) always go to
-/// the primary: a local count is a stand-in, not the record.
+/// limit) are returned as they are. The admin operations (usage, reset, override) go to the
+/// primary: a local count is a stand-in, not the record. An override is also set on the local
+/// backend, so that a key's own limit holds while the primary is away; only on this instance's
+/// local backend, though, and only from this call on: an override set through another instance,
+/// or before this one started, is unknown locally. Give each call its limit
+/// ([`Backend::decide_with_limit`]) to have it hold everywhere during an outage.
 ///
 /// While the primary is away, each instance counts on its own: with N instances a key can get
 /// up to N times its limit during the outage, and what was counted locally is not carried back.
@@ -247,7 +251,7 @@ enum PerCall {
 
 /// The length a policy's window is reported as when no store could say more: the window's
 /// nominal length (a month as 30 days; [`NEVER`] for a lifetime), or the GCRA time to refill a
-/// whole burst.
+/// whole burst as configured (the period when the burst is the limit).
 pub(crate) fn nominal_window(policy: Policy) -> Duration {
     match policy.kind() {
         Kind::Fixed { window, .. } => match window {
@@ -257,7 +261,7 @@ pub(crate) fn nominal_window(policy: Policy) -> Duration {
             Window::Month => Duration::from_secs(30 * 86_400),
             Window::Lifetime => NEVER,
         },
-        Kind::Gcra { tau, .. } => Duration::from_nanos(tau),
+        Kind::Gcra { window, .. } => Duration::from_nanos(window),
     }
 }
 
@@ -325,11 +329,15 @@ impl<P: Backend, L: Backend> Backend for FallbackBackend<P, L> {
         self.primary.reset(key)
     }
 
-    fn set_override(
-        &self,
-        key: &str,
-        limit: Option<NonZeroU64>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        self.primary.set_override(key, limit)
+    /// Sets the override on the primary and on the local backend, if any, so that the key's
+    /// own limit holds during an outage too. The local backend is set even when the primary
+    /// fails; the primary's error comes first.
+    async fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<()> {
+        let primary = self.primary.set_override(key, limit).await;
+        let local = match &self.local {
+            Some(local) => local.set_override(key, limit).await,
+            None => Ok(()),
+        };
+        primary.and(local)
     }
 }

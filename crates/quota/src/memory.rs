@@ -262,7 +262,8 @@ impl<C: Clock> MemoryBackend<C> {
     /// [`Error::KeyTooLong`] for a key longer than [`MemoryBuilder::max_key_len`].
     pub fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
         self.check_key(key)?;
-        if granted.status != Status::Allowed || cost == 0 {
+        let back = granted.refundable(cost, self.clock.now_nanos());
+        if back == 0 {
             return Ok(());
         }
         let hash = self.hasher.hash_one(key);
@@ -274,13 +275,10 @@ impl<C: Clock> MemoryBackend<C> {
             Detail::Fixed { start, .. } => {
                 let mut state = entry.fixed.lock().unwrap_or_else(PoisonError::into_inner);
                 if state.window_start == start {
-                    state.used = state.used.saturating_sub(cost);
+                    state.used = state.used.saturating_sub(back);
                 }
             }
-            Detail::Gcra {
-                emission, scale, ..
-            } => {
-                let back = cost.saturating_mul(emission).saturating_mul(scale);
+            Detail::Gcra { .. } => {
                 let _ = entry
                     .tat
                     .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
@@ -618,11 +616,15 @@ fn step(kind: Kind, now: u64, entry: &Entry, cost: u64) -> Decision {
             fixed_step(window, limit.get(), now, &mut state, cost)
         }
         Kind::Gcra {
-            emission, burst, ..
+            emission,
+            burst,
+            window,
+            ..
         } => {
             let gcra = Gcra {
                 emission,
                 burst: burst.get(),
+                window,
             };
             let mut current = entry.tat.load(Ordering::Acquire);
             loop {

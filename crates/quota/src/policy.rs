@@ -14,6 +14,39 @@ const SECS_PER_DAY: u64 = 86_400;
 /// `now + tolerance` can never overflow a `u64` of nanoseconds before the year 2400.
 const MAX_TAU_NANOS: u64 = 1 << 62;
 
+/// Why a GCRA period cannot be divided into emission intervals of whole time units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Inexact {
+    /// `period / limit` is under one unit.
+    BelowOneUnit,
+    /// `period / limit` grows by more than 1% when rounded up to whole units, so that the rate
+    /// enforced would be more than 1% below the one configured.
+    Rounded,
+}
+
+/// The GCRA emission interval `period / limit` (`period` in nanoseconds) in whole units of
+/// `unit` nanoseconds (1 in memory, 1,000 on Redis), rounded up, so that the rate enforced is
+/// never above the one configured; refused when that makes it more than 1% slower.
+pub(crate) fn emission_in(
+    period: u64,
+    limit: u64,
+    unit: u64,
+) -> core::result::Result<u64, Inexact> {
+    let per_interval = u128::from(limit) * u128::from(unit);
+    let period = u128::from(period);
+    if period < per_interval {
+        return Err(Inexact::BelowOneUnit);
+    }
+    let emission = period.div_ceil(per_interval);
+    // `limit` intervals take `spent` instead of `period`: the rate is `spent / period` slower.
+    let spent = emission * per_interval;
+    if (spent - period) * 100 > period {
+        return Err(Inexact::Rounded);
+    }
+    // At most `period` rounded up to a unit, so it fits.
+    Ok(u64::try_from(emission).unwrap_or(u64::MAX))
+}
+
 /// A fixed window aligned to the UTC calendar.
 ///
 /// A window starts on the boundary of its unit (second 0 of the minute, minute 0 of the hour,
@@ -124,6 +157,9 @@ pub(crate) enum Kind {
         burst: NonZeroU64,
         emission: u64,
         tau: u64,
+        /// The configured time to earn back a whole burst, `burst * period / limit` in
+        /// nanoseconds (rounded up): what `w` reports, whatever the rounding of `emission`.
+        window: u64,
     },
 }
 
@@ -169,9 +205,14 @@ impl Policy {
     /// A GCRA rate of `limit` per `period`, with a burst of `limit`: one unit is earned back every
     /// `period / limit`, and at most `limit` can be spent at once.
     ///
+    /// The emission interval is kept in whole nanoseconds, rounded up: the rate enforced is
+    /// never above the one configured. A rate that rounding slows by more than 1% is refused
+    /// (600,000,000 per second would be one per 2 ns, 500,000,000 per second); every rate of up
+    /// to 10,000,000 per second is within it.
+    ///
     /// # Errors
-    /// [`Error::InvalidPolicy`] when `period / limit` is under one nanosecond or the period is
-    /// longer than about 146 years.
+    /// [`Error::InvalidPolicy`] when `period / limit` is under one nanosecond, grows by more than
+    /// 1% when rounded up to whole nanoseconds, or the period is longer than about 146 years.
     pub fn gcra(limit: NonZeroU64, period: Duration) -> Result<Self> {
         Self::gcra_with_burst(limit, period, limit)
     }
@@ -179,18 +220,23 @@ impl Policy {
     fn gcra_with_burst(limit: NonZeroU64, period: Duration, burst: NonZeroU64) -> Result<Self> {
         let period = u64::try_from(period.as_nanos())
             .map_err(|_| Error::InvalidPolicy("the GCRA period is too long"))?;
-        let emission = period / limit.get();
-        if emission == 0 {
-            return Err(Error::InvalidPolicy(
+        let emission = emission_in(period, limit.get(), 1).map_err(|problem| match problem {
+            Inexact::BelowOneUnit => Error::InvalidPolicy(
                 "the GCRA rate is above one call per nanosecond (period / limit is zero)",
-            ));
-        }
+            ),
+            Inexact::Rounded => Error::InvalidPolicy(
+                "the GCRA period / limit is not a whole number of nanoseconds to within 1%",
+            ),
+        })?;
         let tau = emission
             .checked_mul(burst.get())
             .filter(|&tau| tau <= MAX_TAU_NANOS)
             .ok_or(Error::InvalidPolicy(
                 "the GCRA burst times the emission interval is too long",
             ))?;
+        // At most `tau`, which is at most 2^62.
+        let window = u128::from(burst.get()) * u128::from(period);
+        let window = u64::try_from(window.div_ceil(u128::from(limit.get()))).unwrap_or(u64::MAX);
         Ok(Self {
             kind: Kind::Gcra {
                 limit,
@@ -198,6 +244,7 @@ impl Policy {
                 burst,
                 emission,
                 tau,
+                window,
             },
         })
     }
@@ -322,16 +369,21 @@ pub(crate) fn fixed_step(
     }
     let status = if cost > limit {
         Status::CostExceedsLimit
-    } else if state.used.saturating_add(cost) > limit {
-        Status::Limited
     } else {
-        state.used += cost;
-        Status::Allowed
+        // A sum past `u64::MAX` is past any limit: refused, never wrapped.
+        match state.used.checked_add(cost) {
+            Some(used) if used <= limit => {
+                state.used = used;
+                Status::Allowed
+            }
+            _ => Status::Limited,
+        }
     };
-    fixed_decision(status, state.used, limit, now, start, end)
+    fixed_decision(status, state.used, limit, now, start, end, cost)
 }
 
-/// The decision for a fixed window whose key has `used` of `limit` in `[start, end)` seconds.
+/// The decision for a fixed window whose key has `used` of `limit` in `[start, end)` seconds,
+/// on a call of `cost` (what it charged, if allowed).
 pub(crate) const fn fixed_decision(
     status: Status,
     used: u64,
@@ -339,6 +391,7 @@ pub(crate) const fn fixed_decision(
     now: u64,
     start: u64,
     end: u64,
+    cost: u64,
 ) -> Decision {
     Decision {
         status,
@@ -348,6 +401,7 @@ pub(crate) const fn fixed_decision(
             now,
             start,
             end,
+            cost,
         },
         fallback_path: 0,
     }
@@ -358,6 +412,9 @@ pub(crate) const fn fixed_decision(
 pub(crate) struct Gcra {
     pub(crate) emission: u64,
     pub(crate) burst: u64,
+    /// The configured time to earn back a whole burst, in nanoseconds whatever the unit (see
+    /// `Kind::Gcra::window`).
+    pub(crate) window: u64,
 }
 
 impl Gcra {
@@ -406,6 +463,7 @@ pub(crate) const fn gcra_decision(
             level: tat.saturating_sub(now),
             emission: gcra.emission,
             tau: gcra.tau(),
+            window: gcra.window,
             cost,
             scale,
         },
@@ -442,5 +500,44 @@ mod tests {
         assert!(Policy::gcra(limit, Duration::from_nanos(5)).is_err());
         assert!(Policy::gcra(limit, Duration::from_secs(1)).is_ok());
         assert!(Policy::per_day(limit).with_burst(limit).is_err());
+    }
+
+    #[test]
+    fn gcra_rounds_its_interval_up_and_refuses_rates_rounding_slows_much() {
+        let n = |v| NonZeroU64::new(v).unwrap_or(NonZeroU64::MIN);
+        // 1 s / 600,000,000 = 1.67 ns: one per 2 ns would be 500,000,000 a second.
+        assert!(matches!(
+            Policy::gcra(n(600_000_000), Duration::from_secs(1)),
+            Err(Error::InvalidPolicy(_))
+        ));
+        // 1 s / 3 gains two thirds of a nanosecond: far below 1%.
+        assert!(Policy::gcra(n(3), Duration::from_secs(1)).is_ok());
+        // Rounded up, never down: the rate enforced is never above the one configured.
+        assert_eq!(emission_in(1_000_001, 1_000, 1), Ok(1_001));
+        assert_eq!(emission_in(1_000_000, 1_000, 1), Ok(1_000));
+        // The edge: 1% slower is accepted, more is not.
+        assert_eq!(emission_in(100_000, 1_000, 1), Ok(100));
+        assert_eq!(emission_in(99_990, 1_000, 1), Ok(100));
+        assert_eq!(emission_in(99_010, 1_000, 1), Ok(100));
+        assert_eq!(emission_in(99_009, 1_000, 1), Err(Inexact::Rounded));
+        assert_eq!(emission_in(999, 1_000, 1), Err(Inexact::BelowOneUnit));
+        // In microseconds (Redis): 60 s / 40,000,000 = 1.5 µs, rounded to 2 µs: a third slower.
+        assert_eq!(
+            emission_in(60_000_000_000, 40_000_000, 1_000),
+            Err(Inexact::Rounded)
+        );
+        // 3,000 a second is 333.3 µs, enforced as 334 µs: 0.2% slower, accepted.
+        assert_eq!(emission_in(1_000_000_000, 3_000, 1_000), Ok(334));
+    }
+
+    #[test]
+    fn a_fixed_count_past_u64_max_is_refused() {
+        let mut state = FixedState {
+            window_start: 0,
+            used: u64::MAX,
+        };
+        let d = fixed_step(Window::Day, u64::MAX, 0, &mut state, 1);
+        assert_eq!(d.status(), Status::Limited);
+        assert_eq!(state.used, u64::MAX);
     }
 }

@@ -14,7 +14,9 @@ use crate::decision::{Decision, Detail, Status};
 use crate::error::{Error, Result};
 use crate::fallback::FailMode;
 use crate::memory::DEFAULT_MAX_KEY_LEN;
-use crate::policy::{Gcra, Kind, Policy, Window, fixed_decision, gcra_decision};
+use crate::policy::{
+    Gcra, Inexact, Kind, Policy, Window, emission_in, fixed_decision, gcra_decision,
+};
 
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 const NANOS_PER_MICRO: u64 = 1_000;
@@ -51,7 +53,8 @@ const MAX_EXACT: u64 = 1 << 53;
 /// at start and report it in its readiness check.
 ///
 /// Key names: `{prefix}:f:{window start}:{key}` (fixed window), `{prefix}:g:{key}` (GCRA),
-/// `{prefix}:o:{key}` (limit override, never expires). Give each limiter its own prefix. A
+/// `{prefix}:o:{key}` (limit override, never expires). Each limiter needs a prefix of its own
+/// (see [`RedisBuilder::prefix`]); the default one is derived from the policy. A
 /// [`Window::Lifetime`] count (`{prefix}:f:0:{key}`) never expires either. Refunds
 /// ([`Backend::refund`]) need Redis 6.0 or later (`SET ... KEEPTTL`).
 pub struct RedisBackend<C: Clock = SystemClock> {
@@ -84,7 +87,8 @@ impl<C: Clock> fmt::Debug for RedisBackend<C> {
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct RedisBuilder<C: Clock = SystemClock> {
     policy: Policy,
-    prefix: String,
+    /// `None`: the default, derived from the policy.
+    prefix: Option<String>,
     timeout: Duration,
     fail_mode: FailMode,
     max_key_len: usize,
@@ -92,16 +96,31 @@ pub struct RedisBuilder<C: Clock = SystemClock> {
 }
 
 impl RedisBackend<SystemClock> {
-    /// A builder for a backend applying `policy` (prefix `quota`, timeout 250 ms, fail closed).
+    /// A builder for a backend applying `policy` (a prefix derived from the policy, see
+    /// [`RedisBuilder::prefix`]; timeout 250 ms, fail closed).
     pub fn builder(policy: Policy) -> RedisBuilder<SystemClock> {
         RedisBuilder {
             policy,
-            prefix: "quota".to_owned(),
+            prefix: None,
             timeout: Duration::from_millis(250),
             fail_mode: FailMode::Closed,
             max_key_len: DEFAULT_MAX_KEY_LEN,
             clock: SystemClock,
         }
+    }
+}
+
+impl RedisBackend {
+    /// Whether a Redis backend can enforce `policy`, as a per-call policy or a builder's: a
+    /// GCRA rate needs `period / limit` in whole microseconds, rounded up, to within 1% (the
+    /// rate enforced is never above the one configured). Every rate of up to 10,000 calls a
+    /// second passes. Check a rate a user sets before storing it, so that its calls are never
+    /// refused for it later.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] saying what is wrong.
+    pub fn check_policy(policy: Policy) -> Result<()> {
+        gcra_micros(policy).map(drop)
     }
 }
 
@@ -118,9 +137,23 @@ impl<C: Clock> RedisBuilder<C> {
         }
     }
 
-    /// The prefix of every Redis key this backend uses (default `quota`).
+    /// The prefix of every Redis key this backend uses.
+    ///
+    /// Two limiters must never share a prefix: keys are named by the prefix and the quota key
+    /// only, so limiters on one prefix count into the same keys. A per-minute and a per-day
+    /// limiter would both use `{prefix}:f:{start}:{key}` in the first minute of each UTC day
+    /// (both windows start at midnight): the minute's calls would count against the day, and
+    /// the minute's key expiry would cut the daily count's life to about a minute, after which
+    /// the daily quota is whole again. Two GCRA limiters would share one arrival time.
+    ///
+    /// The default is derived from the policy, so that limiters of different windows or rates
+    /// never share keys: `quota:{window}` for a fixed window (`quota:day`), and
+    /// `quota:gcra:{period in ns}:{limit}:{burst}` for GCRA. Two fixed-window limiters of the
+    /// same window on the default count together, and a GCRA limiter whose rate changes starts
+    /// afresh (its stored overrides are not read either). Set a prefix of your own, one per
+    /// limiter, for anything else.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
+        self.prefix = Some(prefix.into());
         self
     }
 
@@ -148,7 +181,8 @@ impl<C: Clock> RedisBuilder<C> {
     /// # Errors
     /// [`Error::InvalidConfig`] for an unparsable URL, a zero timeout or key length, a limit
     /// of 2^53 or more (the script counts in Lua's doubles), or a GCRA policy faster than one call
-    /// per microsecond (Redis works in microseconds).
+    /// per microsecond or whose `period / limit`, rounded up to whole microseconds (Redis works
+    /// in microseconds), grows by more than 1% (see [`RedisBackend::check_policy`]).
     pub async fn connect(self, url: &str) -> Result<RedisBackend<C>> {
         let client =
             redis::Client::open(url).map_err(|_| Error::InvalidConfig("invalid Redis URL"))?;
@@ -190,13 +224,14 @@ impl<C: Clock> RedisBuilder<C> {
         }
         check_exact(self.policy.limit())?;
         let gcra = gcra_micros(self.policy)?;
+        let prefix = self.prefix.unwrap_or_else(|| default_prefix(self.policy));
         Ok(RedisBackend {
             conn,
             script: Script::new(SCRIPT),
             refund_script: Script::new(REFUND_SCRIPT),
             policy: self.policy,
             gcra,
-            prefix: self.prefix,
+            prefix,
             timeout: self.timeout,
             fail_mode: self.fail_mode,
             max_key_len: self.max_key_len,
@@ -215,6 +250,30 @@ fn check_exact(limit: u64) -> Result<()> {
     Ok(())
 }
 
+/// The key prefix of a limiter that sets none: one per policy, so that limiters of different
+/// policies never count into the same keys (see [`RedisBuilder::prefix`]).
+fn default_prefix(policy: Policy) -> String {
+    match policy.kind() {
+        Kind::Fixed { window, .. } => {
+            let window = match window {
+                Window::Minute => "minute",
+                Window::Hour => "hour",
+                Window::Day => "day",
+                Window::Month => "month",
+                Window::Lifetime => "lifetime",
+            };
+            // Not the limit: a limit raised or lowered keeps the day's count.
+            format!("quota:{window}")
+        }
+        Kind::Gcra {
+            period,
+            limit,
+            burst,
+            ..
+        } => format!("quota:gcra:{period}:{limit}:{burst}"),
+    }
+}
+
 /// The GCRA parameters in microseconds and the period in microseconds, or `None` for a window.
 fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
     match policy.kind() {
@@ -223,22 +282,29 @@ fn gcra_micros(policy: Policy) -> Result<Option<(Gcra, u64)>> {
             period,
             limit,
             burst,
+            window,
             ..
         } => {
-            let period = period / NANOS_PER_MICRO;
             // One unit is earned back every period / limit, whatever the burst.
-            let emission = period / limit.get();
-            if emission == 0 {
-                return Err(Error::InvalidConfig(
-                    "on Redis a GCRA policy needs at least one microsecond per call",
-                ));
-            }
+            let emission =
+                emission_in(period, limit.get(), NANOS_PER_MICRO).map_err(|problem| {
+                    Error::InvalidConfig(match problem {
+                        Inexact::BelowOneUnit => {
+                            "on Redis a GCRA policy needs at least one microsecond per call"
+                        }
+                        Inexact::Rounded => {
+                            "on Redis a GCRA period / limit must be a whole number of microseconds \
+                             to within 1%"
+                        }
+                    })
+                })?;
             Ok(Some((
                 Gcra {
                     emission,
                     burst: burst.get(),
+                    window,
                 },
-                period,
+                period / NANOS_PER_MICRO,
             )))
         }
     }
@@ -265,8 +331,17 @@ impl PerCall {
 
 /// What one call will ask the script, and how to read its answer.
 enum Plan {
-    Fixed { start: u64, end: u64 },
-    Gcra { now_us: u64 },
+    Fixed {
+        start: u64,
+        end: u64,
+    },
+    /// `window`: the policy's time to refill a whole burst, and `period` that of a stored
+    /// override (whose burst is its limit), both in nanoseconds.
+    Gcra {
+        now_us: u64,
+        window: u64,
+        period: u64,
+    },
 }
 
 /// A failure to get an answer from Redis.
@@ -307,7 +382,7 @@ impl<C: Clock> RedisBackend<C> {
     ///
     /// # Errors
     /// As [`decide`](Self::decide); [`Error::InvalidPolicy`] or [`Error::InvalidConfig`] when
-    /// `limit` makes a GCRA policy faster than one call per microsecond.
+    /// `limit` makes a GCRA policy Redis cannot count (see [`RedisBackend::check_policy`]).
     pub async fn decide_with_limit(
         &self,
         key: &str,
@@ -322,8 +397,8 @@ impl<C: Clock> RedisBackend<C> {
     ///
     /// # Errors
     /// As [`decide`](Self::decide); [`Error::InvalidPolicy`] for a policy of another shape;
-    /// [`Error::InvalidConfig`] for a limit of 2^53 or more or a GCRA policy faster than one
-    /// call per microsecond.
+    /// [`Error::InvalidConfig`] for a limit of 2^53 or more, or a GCRA policy Redis cannot
+    /// count (see [`RedisBackend::check_policy`]).
     pub async fn decide_with_policy(
         &self,
         key: &str,
@@ -341,21 +416,17 @@ impl<C: Clock> RedisBackend<C> {
     /// [`Error::KeyTooLong`], [`Error::Store`], or [`Error::Unavailable`] whatever the fail mode.
     pub async fn refund(&self, key: &str, cost: u64, granted: &Decision) -> Result<()> {
         self.check_key(key)?;
-        if granted.status() != Status::Allowed || cost == 0 {
-            return Ok(());
-        }
+        // In microseconds for GCRA, whatever backend's units the decision came in.
+        let back = granted.refundable(cost, self.clock.now_nanos());
         let prefix = &self.prefix;
         let (state, back) = match granted.detail {
-            Detail::Fixed { start, .. } => (format!("{prefix}:f:{start}:{key}"), cost),
-            // In microseconds, whatever backend's units the decision came in.
-            Detail::Gcra {
-                emission, scale, ..
-            } => (
-                format!("{prefix}:g:{key}"),
-                cost.saturating_mul(emission).saturating_mul(scale) / NANOS_PER_MICRO,
-            ),
+            Detail::Fixed { start, .. } => (format!("{prefix}:f:{start}:{key}"), back),
+            Detail::Gcra { .. } => (format!("{prefix}:g:{key}"), back / NANOS_PER_MICRO),
             Detail::Unavailable { .. } => return Ok(()),
         };
+        if back == 0 {
+            return Ok(());
+        }
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.refund_script.get_hash())
             .arg(1)
@@ -483,7 +554,8 @@ impl<C: Clock> RedisBackend<C> {
     ///
     /// # Errors
     /// [`Error::KeyTooLong`]; [`Error::InvalidPolicy`] or [`Error::InvalidConfig`] when the limit
-    /// makes a GCRA policy faster than one call per microsecond; [`Error::Store`] or
+    /// makes a GCRA policy Redis cannot count (see [`RedisBackend::check_policy`]);
+    /// [`Error::Store`] or
     /// [`Error::Unavailable`].
     pub async fn set_override(&self, key: &str, limit: Option<NonZeroU64>) -> Result<()> {
         self.check_key(key)?;
@@ -575,7 +647,11 @@ impl<C: Clock> RedisBackend<C> {
                 .arg(gcra.emission)
                 .arg(gcra.burst)
                 .arg(period);
-            Plan::Gcra { now_us }
+            Plan::Gcra {
+                now_us,
+                window: gcra.window,
+                period: period.saturating_mul(NANOS_PER_MICRO),
+            }
         } else {
             // Without GCRA parameters the policy is a fixed window.
             let window = policy.window().unwrap_or(Window::Day);
@@ -652,13 +728,25 @@ impl<C: Clock> RedisBackend<C> {
             _ => return Err(bad()),
         };
         match *plan {
-            Plan::Fixed { start, end } => {
-                Ok(fixed_decision(status, num(1)?, num(2)?, now, start, end))
-            }
-            Plan::Gcra { now_us } => {
+            Plan::Fixed { start, end } => Ok(fixed_decision(
+                status,
+                num(1)?,
+                num(2)?,
+                now,
+                start,
+                end,
+                cost,
+            )),
+            Plan::Gcra {
+                now_us,
+                window,
+                period,
+            } => {
                 let gcra = Gcra {
                     emission: num(3)?.max(1),
                     burst: num(2)?,
+                    // A stored override makes its limit the burst: a burst per period.
+                    window: if num(4)? == 1 { period } else { window },
                 };
                 Ok(gcra_decision(
                     status,
@@ -677,20 +765,16 @@ impl<C: Clock> RedisBackend<C> {
         match self.fail_mode {
             FailMode::Error => Err(into_error(failure)),
             mode => {
-                let window = match (self.policy.kind(), self.gcra) {
-                    (
-                        Kind::Fixed {
-                            window: Window::Lifetime,
-                            ..
-                        },
-                        _,
-                    ) => crate::decision::NEVER,
-                    (Kind::Fixed { window, .. }, _) => {
+                let window = match self.policy.kind() {
+                    Kind::Fixed {
+                        window: Window::Lifetime,
+                        ..
+                    } => crate::decision::NEVER,
+                    Kind::Fixed { window, .. } => {
                         let (start, end) = window.bounds(self.clock.now_nanos() / NANOS_PER_SEC);
                         Duration::from_secs(end - start)
                     }
-                    (_, Some((gcra, _))) => Duration::from_micros(gcra.tau()),
-                    (Kind::Gcra { .. }, None) => Duration::ZERO,
+                    Kind::Gcra { .. } => crate::fallback::nominal_window(self.policy),
                 };
                 Ok(Decision::unavailable(
                     mode == FailMode::Open,

@@ -210,3 +210,35 @@ async fn nested_fallbacks_refund_where_they_counted() {
     assert_eq!(outer.local().expect("set").usage("k").expect("ok").used, 0);
     assert_eq!(outer.usage("k").await.expect("up").used, 0);
 }
+
+/// An override set through the fallback holds on the local backend too, so that a key held
+/// below the default keeps its own limit while the primary is away.
+#[tokio::test]
+async fn an_override_holds_during_an_outage() {
+    let clock = clock();
+    let daily = Policy::per_day(n(1_000));
+    let quota = FallbackBackend::builder(Flaky::new(daily, &clock))
+        .local(memory(daily, &clock))
+        .build()
+        .expect("same policy");
+    quota
+        .set_override("tenant", Some(n(10)))
+        .await
+        .expect("set");
+    quota.primary().set(Fault::Unavailable);
+    for _ in 0..10 {
+        assert!(quota.decide("tenant", 1).await.expect("local").is_allowed());
+    }
+    let over = quota.decide("tenant", 1).await.expect("local");
+    assert_eq!((over.status(), over.limit()), (Status::Limited, 10));
+    quota.primary().set(Fault::None);
+    quota.set_override("tenant", None).await.expect("removed");
+    assert_eq!(
+        quota
+            .local()
+            .expect("set")
+            .limit_override("tenant")
+            .expect("ok"),
+        None
+    );
+}

@@ -477,6 +477,135 @@ async fn axum_refusals_and_failures_are_problem_documents() {
     assert_eq!(rejection.content_type, "application/problem+json");
 }
 
+/// Stacked layers: each adds its member to the IETF lists, and the `X-RateLimit-*` fields, one
+/// number each, are the layer's closest to the handler, never one line per layer.
+#[tokio::test]
+async fn stacked_tower_layers_send_one_set_of_x_fields() {
+    let clock = clock();
+    let layer = |policy: Policy, name: &str| {
+        RateLimit::builder(memory(policy, &clock), PeerIp::new())
+            .name(name)
+            .x_ratelimit_headers(true)
+            .build()
+            .expect("valid")
+    };
+    let burst = Policy::gcra(n(2), Duration::from_secs(60)).expect("valid");
+    let app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(layer(burst, "burst"))
+        .layer(layer(Policy::per_day(n(1_000)), "daily"));
+    let res = app
+        .clone()
+        .oneshot(axum_request("/", "192.0.2.9:1", None))
+        .await
+        .expect("ok");
+    assert_eq!(res.status(), 200);
+    let all = |name: &str| -> Vec<String> {
+        res.headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect()
+    };
+    assert_eq!(all("x-ratelimit-limit"), ["2"]);
+    assert_eq!(all("x-ratelimit-remaining"), ["1"]);
+    assert_eq!(all("x-ratelimit-reset").len(), 1);
+    assert_eq!(
+        all("ratelimit-policy"),
+        ["\"burst\";q=2;w=60", "\"daily\";q=1000;w=86400"]
+    );
+    // The inner layer's refusal keeps its own X- fields too.
+    app.clone()
+        .oneshot(axum_request("/", "192.0.2.9:1", None))
+        .await
+        .expect("ok");
+    let refused = app
+        .oneshot(axum_request("/", "192.0.2.9:1", None))
+        .await
+        .expect("ok");
+    assert_eq!(refused.status(), 429);
+    let limits: Vec<&str> = refused
+        .headers()
+        .get_all("x-ratelimit-limit")
+        .iter()
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(limits, ["2"]);
+}
+
+#[actix_rt::test]
+async fn stacked_actix_middleware_sends_one_set_of_x_fields() {
+    let clock = clock();
+    let layer = |policy: Policy, name: &str| {
+        RateLimit::builder(memory(policy, &clock), PeerIp::new())
+            .name(name)
+            .x_ratelimit_headers(true)
+            .build()
+            .expect("valid")
+    };
+    let burst = Policy::gcra(n(2), Duration::from_secs(60)).expect("valid");
+    let app = atest::init_service(
+        App::new()
+            .wrap(layer(burst, "burst"))
+            .wrap(layer(Policy::per_day(n(1_000)), "daily"))
+            .route("/", web::get().to(ok)),
+    )
+    .await;
+    let req = atest::TestRequest::get()
+        .peer_addr(peer("192.0.2.9:1"))
+        .to_request();
+    let res = atest::call_service(&app, req).await;
+    assert_eq!(res.status(), 200);
+    let limits: Vec<&str> = res
+        .headers()
+        .get_all("x-ratelimit-limit")
+        .map(|v| v.to_str().expect("ascii"))
+        .collect();
+    assert_eq!(limits, ["2"]);
+    assert_eq!(res.headers().get_all("ratelimit-policy").count(), 2);
+}
+
+/// `RateLimit` and `RateLimit-Policy` carry Structured Field Integers, of at most 15 digits.
+#[tokio::test]
+async fn huge_limits_are_written_within_fifteen_digits() {
+    let clock = clock();
+    let huge = RateLimit::builder(
+        memory(Policy::per_day(n(10_000_000_000_000_000)), &clock),
+        PeerIp::new(),
+    )
+    .name("huge")
+    .x_ratelimit_headers(true)
+    .build()
+    .expect("valid");
+    let app = Router::new().route("/", get(|| async { "ok" })).layer(huge);
+    let res = app
+        .oneshot(axum_request("/", "192.0.2.10:1", None))
+        .await
+        .expect("ok");
+    assert_eq!(
+        res.headers()["ratelimit-policy"],
+        "\"huge\";q=999999999999999;w=86400"
+    );
+    assert_eq!(
+        res.headers()["ratelimit"],
+        "\"huge\";r=999999999999999;t=86400"
+    );
+    assert_eq!(res.headers()["x-ratelimit-limit"], "10000000000000000");
+    // A per-request limit, and the combined fields, are capped alike.
+    let clock = FakeClock::at_unix_secs(1_767_225_600);
+    let daily = memory(Policy::per_day(n(5)), &clock);
+    let d = daily
+        .decide_with_limit("k", 1, n(10_000_000_000_000_000))
+        .expect("ok");
+    let fields: Vec<(&str, String)> = quota::HeaderFields::combined([("d", &d)], false)
+        .into_pairs()
+        .map(|(name, value)| (name, String::from_utf8(value.to_vec()).expect("ascii")))
+        .collect();
+    assert_eq!(fields[0].1, "\"d\";q=999999999999999;w=86400");
+    assert_eq!(fields[1].1, "\"d\";r=999999999999999;t=86400");
+    assert_eq!(d.ietf_headers("d")[0].1, "\"d\";q=999999999999999;w=86400");
+}
+
 /// One raw HTTP/1.1 GET; returns the status code.
 async fn http_get(addr: SocketAddr, path: &str) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

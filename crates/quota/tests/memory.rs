@@ -396,6 +396,48 @@ async fn per_call_policies_refunds_and_lifetimes_in_memory() {
 }
 
 #[tokio::test]
+async fn refunds_give_back_no_more_than_was_charged_in_memory() {
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    common::refunds_give_back_no_more_than_was_charged(&clock, |policy, _| {
+        let backend = backend(policy, &clock);
+        async move { backend }
+    })
+    .await;
+}
+
+/// `NonZeroU64::MAX` is a natural "unlimited": a count that would pass `u64::MAX` is refused,
+/// never a panic (debug) or a count wrapped to a small number (release).
+#[test]
+fn a_count_past_u64_max_is_refused_not_wrapped() {
+    let clock = FakeClock::at_unix_secs(NEW_YEAR_EVE_LAST_SECOND);
+    let limiter = backend(Policy::per_day(n(10)), &clock);
+    let all = limiter
+        .decide_with_limit("k", u64::MAX, NonZeroU64::MAX)
+        .expect("ok");
+    assert_eq!(all.status(), Status::Allowed);
+    let one_more = limiter
+        .decide_with_limit("k", 1, NonZeroU64::MAX)
+        .expect("ok");
+    assert_eq!(one_more.status(), Status::Limited);
+    assert_eq!(one_more.remaining(), 0);
+    let usage = limiter.usage_with_limit("k", NonZeroU64::MAX).expect("ok");
+    assert_eq!(usage.used, u64::MAX);
+}
+
+/// `w` is the configured period even when `period / limit` is rounded to whole nanoseconds.
+#[test]
+fn a_gcra_window_is_the_configured_period() {
+    let clock = FakeClock::at_unix_secs(NEW_YEAR_EVE_LAST_SECOND);
+    // 10,000 s / 1.5e9 = 6,666.67 ns, kept as 6,667 ns: 1.5e9 intervals take 10,000.5 s.
+    let policy = Policy::gcra(n(1_500_000_000), Duration::from_secs(10_000)).expect("valid");
+    let limiter = backend(policy, &clock);
+    let d = limiter.decide("k", 1).expect("ok");
+    assert_eq!(d.window(), Duration::from_secs(10_000));
+    let headers = d.ietf_headers("rate");
+    assert_eq!(headers[0].1, "\"rate\";q=1500000000;w=10000");
+}
+
+#[tokio::test]
 async fn a_chain_charges_all_or_nothing_in_memory() {
     let clock = FakeClock::at_unix_secs(1_767_225_000);
     common::chain_charges_all_or_nothing(|policy, _| {

@@ -492,3 +492,104 @@ async fn a_chain_charges_all_or_nothing_on_redis() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn refunds_give_back_no_more_than_was_charged_on_redis() {
+    let Some(url) = test_services::redis_url("refunds_give_back_no_more_than_was_charged") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_767_225_000);
+    let prefix = prefix("refund-bounds");
+    common::refunds_give_back_no_more_than_was_charged(&clock, |policy, name| {
+        let (url, prefix, clock) = (url.clone(), format!("{prefix}-{name}"), clock.clone());
+        async move { backend(&url, policy, &prefix, &clock).await }
+    })
+    .await;
+}
+
+/// Limiters left on the default prefix never count into each other's keys: a per-minute and a
+/// per-day limiter both have a window starting at midnight, and two GCRA rates would share one
+/// arrival time.
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn limiters_on_the_default_prefix_keep_apart() {
+    let Some(url) = test_services::redis_url("limiters_on_the_default_prefix_keep_apart") else {
+        return;
+    };
+    let clock = FakeClock::at_unix_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+    let on_default = |policy: Policy| {
+        let (url, clock) = (url.clone(), clock.clone());
+        async move {
+            RedisBackend::builder(policy)
+                .clock(clock)
+                .timeout(Duration::from_secs(2))
+                .connect(&url)
+                .await
+                .expect("valid configuration")
+        }
+    };
+    // A key of this run only, so that the shared default prefix meets no other run's counts.
+    let key = prefix("default-prefix");
+    let minute = on_default(Policy::per_minute(n(5))).await;
+    let day = on_default(Policy::per_day(n(10))).await;
+    for _ in 0..5 {
+        assert!(minute.decide(&key, 1).await.expect("ok").is_allowed());
+    }
+    assert_eq!(day.usage(&key).await.expect("ok").used, 0);
+    assert!(day.decide(&key, 1).await.expect("ok").is_allowed());
+    assert_eq!(minute.usage(&key).await.expect("ok").used, 5);
+
+    let slow = on_default(Policy::gcra(n(2), Duration::from_secs(60)).expect("valid")).await;
+    let fast = on_default(Policy::gcra(n(100), Duration::from_secs(1)).expect("valid")).await;
+    assert!(slow.decide(&key, 2).await.expect("ok").is_allowed());
+    assert_eq!(fast.usage(&key).await.expect("ok").remaining, 100);
+
+    for limiter in [&minute, &day] {
+        limiter.reset(&key).await.expect("ok");
+    }
+    for limiter in [&slow, &fast] {
+        limiter.reset(&key).await.expect("ok");
+    }
+}
+
+/// On Redis a GCRA interval is kept in whole microseconds, rounded up: a rate that rounding
+/// would slow by more than 1% is refused, and `w` is the configured period.
+#[tokio::test]
+#[ignore = "needs Redis: set TEST_REDIS_URL"]
+async fn a_gcra_rate_on_redis_is_the_one_configured() {
+    let Some(url) = test_services::redis_url("a_gcra_rate_on_redis_is_the_one_configured") else {
+        return;
+    };
+    // 60 s / 40,000,000 = 1.5 µs: truncated, one call per µs would be 60,000,000 a minute;
+    // rounded up, 2 µs would be 30,000,000.
+    let inexact = Policy::gcra(n(40_000_000), Duration::from_secs(60)).expect("valid in memory");
+    assert!(RedisBackend::check_policy(inexact).is_err());
+    let err = RedisBackend::builder(inexact)
+        .connect(&url)
+        .await
+        .expect_err("1.5 µs is no whole number of µs");
+    assert!(matches!(err, Error::InvalidConfig(_)), "{err}");
+    let clock = FakeClock::at_unix_secs(1_700_000_000);
+    // 5 a minute with bursts of 10: a whole burst is earned back in 2 minutes.
+    let gcra = Policy::gcra(n(5), Duration::from_secs(60))
+        .and_then(|p| p.with_burst(n(10)))
+        .expect("valid");
+    let rate = backend(&url, gcra, &prefix("truncated-g"), &clock).await;
+    assert!(matches!(
+        rate.decide_with_policy("k", 1, inexact).await,
+        Err(Error::InvalidConfig(_))
+    ));
+    // 10,000 s / 1,500,000 = 6,666.67 µs, kept as 6,667 µs: the burst refills in 10,000.5 s.
+    let slow = Policy::gcra(n(1_500_000), Duration::from_secs(10_000)).expect("valid");
+    let d = rate.decide_with_policy("w", 1, slow).await.expect("ok");
+    assert_eq!(d.window(), Duration::from_secs(10_000));
+    assert_eq!(
+        rate.decide("p", 1).await.expect("ok").window(),
+        Duration::from_secs(120)
+    );
+    // A stored override makes its limit the burst: a burst per period.
+    rate.set_override("o", Some(n(7))).await.expect("ok");
+    let d = rate.decide("o", 1).await.expect("ok");
+    assert_eq!((d.limit(), d.window()), (7, Duration::from_secs(60)));
+}

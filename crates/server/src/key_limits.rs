@@ -146,7 +146,8 @@ impl FromStr for RefillInterval {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSpec {
-    /// Calls per period: at least 1, and at most one call per microsecond.
+    /// Calls per period: at least 1, and at most one call per microsecond. Above 10,000 calls
+    /// a second, the time per call must be a whole number of microseconds to within 1%.
     #[serde(deserialize_with = "positive")]
     #[schema(minimum = 1, example = 10)]
     pub limit: u64,
@@ -213,14 +214,29 @@ impl RateLimitSpec {
             .ok_or_else(|| LimitError::new("rate_limit.limit", "must be 1 or more"))?;
         let burst = std::num::NonZeroU64::new(self.burst_or_limit())
             .ok_or_else(|| LimitError::new("rate_limit.burst", "must be 1 or more"))?;
-        quota::Policy::gcra(limit, std::time::Duration::from_secs(self.per.secs()))
-            .and_then(|policy| policy.with_burst(burst))
-            .map_err(|_| {
-                LimitError::new(
-                    "rate_limit.burst",
-                    "must take at most about 146 years to earn back at the rate",
-                )
-            })
+        let inexact = || {
+            LimitError::new(
+                "rate_limit.limit",
+                format!(
+                    "must give each call a whole number of microseconds, to within 1%, of a {} \
+                     (every limit up to {} per {} does)",
+                    self.per,
+                    10_000 * self.per.secs(),
+                    self.per
+                ),
+            )
+        };
+        let policy = quota::Policy::gcra(limit, std::time::Duration::from_secs(self.per.secs()))
+            .map_err(|_| inexact())?;
+        // The counters on Redis keep microseconds: a rate they would round up is refused here,
+        // on every store, rather than failing each call of the key once Redis is configured.
+        quota::RedisBackend::check_policy(policy).map_err(|_| inexact())?;
+        policy.with_burst(burst).map_err(|_| {
+            LimitError::new(
+                "rate_limit.burst",
+                "must take at most about 146 years to earn back at the rate",
+            )
+        })
     }
 
     /// As shown: the burst filled in (the limit, when none is set).
@@ -571,6 +587,9 @@ mod tests {
             spec(60_000_000, Minute, Some(1_000_000)),
             spec(86_400_000_000, Day, Some(1)),
             spec(1, Day, Some(53_000)),
+            // 333.3 µs a call, counted as 334 µs: 0.2% slower.
+            spec(3_000, Second, None),
+            spec(7, Minute, None),
         ] {
             assert_eq!(ok.check(), Ok(()), "{ok:?}");
         }
@@ -584,6 +603,8 @@ mod tests {
             (spec(1_000_001, Minute, None), "rate_limit.burst"),
             // A burst that takes over 146 years to earn back: the counters cannot hold it.
             (spec(1, Day, Some(100_000)), "rate_limit.burst"),
+            // 1.43 µs a call, which whole microseconds would make 2 µs: 29% slower.
+            (spec(700_000, Second, None), "rate_limit.limit"),
         ] {
             assert_eq!(bad.check().map_err(|e| e.field), Err(field), "{bad:?}");
         }

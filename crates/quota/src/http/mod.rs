@@ -26,7 +26,7 @@ pub use key::QuotaKey;
 pub use tower::{RateLimitService, ResponseFuture, http_response};
 
 use crate::backend::Backend;
-use crate::decision::{Decision, Status, ceil_secs, sf_string};
+use crate::decision::{Decision, Status, ceil_secs, sf_integer, sf_string};
 use crate::error::{Error, Result};
 
 /// What the limiter and the key extractors read of an incoming request, whatever the framework.
@@ -172,7 +172,9 @@ impl HeaderFields {
     /// - `Retry-After`, when some are limited, is the longest wait among them.
     ///
     /// A decision made without its store (failed open or closed) is listed in
-    /// `RateLimit-Policy` only. Names are written as Structured Field Strings.
+    /// `RateLimit-Policy` only. Names are written as Structured Field Strings, and numbers as
+    /// Structured Field Integers, capped at 999,999,999,999,999 (15 digits, RFC 9651); the
+    /// `X-RateLimit-*` fields carry the exact numbers.
     ///
     /// ```
     /// use core::num::NonZeroU64;
@@ -208,11 +210,11 @@ impl HeaderFields {
             }
             push_sf_string(&mut policy, name);
             policy.extend_from_slice(b";q=");
-            push_decimal(&mut policy, decision.limit());
+            push_sf_integer(&mut policy, decision.limit());
             let window = decision.window();
             if window != crate::decision::NEVER {
                 policy.extend_from_slice(b";w=");
-                push_decimal(&mut policy, ceil_secs(window));
+                push_sf_integer(&mut policy, ceil_secs(window));
             }
             if decision.is_degraded() {
                 continue;
@@ -233,11 +235,11 @@ impl HeaderFields {
             let mut current = Vec::with_capacity(name.len() + 32);
             push_sf_string(&mut current, name);
             current.extend_from_slice(b";r=");
-            push_decimal(&mut current, d.remaining());
+            push_sf_integer(&mut current, d.remaining());
             let reset = d.reset();
             if reset != crate::decision::NEVER {
                 current.extend_from_slice(b";t=");
-                push_decimal(&mut current, ceil_secs(reset));
+                push_sf_integer(&mut current, ceil_secs(reset));
             }
             Bytes::from(current)
         });
@@ -294,6 +296,11 @@ fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// Appends `n` as a Structured Field Integer: in decimal, capped at 15 digits (RFC 9651).
+fn push_sf_integer(out: &mut Vec<u8>, n: u64) {
+    push_decimal(out, sf_integer(n));
+}
+
 fn decimal(n: u64) -> Bytes {
     let mut out = Vec::with_capacity(20);
     push_decimal(&mut out, n);
@@ -315,7 +322,17 @@ type RefusalFn = Arc<dyn Fn(Refusal<'_>) -> Rejection + Send + Sync>;
 /// (draft-ietf-httpapi-ratelimit-headers); a refusal for the limit adds `Retry-After`; the
 /// `X-RateLimit-*` fields are optional. A backend error never becomes a 500: it is a 503 with
 /// `Retry-After` (wrap a Redis backend in a [`FallbackBackend`](crate::FallbackBackend) to keep
-/// serving from memory instead).
+/// serving from memory instead). `RateLimit` and `RateLimit-Policy` are Structured Field Lists
+/// whose integers are capped at 999,999,999,999,999 (15 digits, RFC 9651).
+///
+/// **Several limits on one route.** Stacked `RateLimit` layers each count on their own, the
+/// outer one first: a request the outer one counted and an inner one refuses stays counted by
+/// the outer one (a client hammering an inner burst limit spends an outer daily quota). On the
+/// answer each layer adds its member to `RateLimit-Policy` and `RateLimit`; an `X-RateLimit-*`
+/// field already there is kept, so those fields describe the layer closest to the handler. To
+/// charge several limits all or nothing, decide them in one place with a
+/// [`Chain`](crate::Chain), which gives back what the limits before a refusal counted, and
+/// describe them with [`HeaderFields::combined`].
 pub struct RateLimit<B, K, R> {
     inner: Arc<Inner<B, K, R>>,
 }
@@ -461,10 +478,11 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimitBuilder<B, K, R> {
         let sf_name = sf_string(&self.name);
         let policy = self.backend.policy();
         let window = crate::fallback::nominal_window(policy);
+        let limit = sf_integer(policy.limit());
         let member = if window == crate::decision::NEVER {
-            format!("{sf_name};q={}", policy.limit())
+            format!("{sf_name};q={limit}")
         } else {
-            format!("{sf_name};q={};w={}", policy.limit(), ceil_secs(window))
+            format!("{sf_name};q={limit};w={}", sf_integer(ceil_secs(window)))
         };
         // Copied once into shared storage: every clone is then a reference count, never a copy.
         let policy_field = Bytes::copy_from_slice(member.as_bytes());
@@ -696,9 +714,9 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
             let mut member = Vec::with_capacity(inner.sf_name.len() + 48);
             member.extend_from_slice(inner.sf_name.as_bytes());
             member.extend_from_slice(b";q=");
-            push_decimal(&mut member, decision.limit());
+            push_sf_integer(&mut member, decision.limit());
             member.extend_from_slice(b";w=");
-            push_decimal(&mut member, ceil_secs(decision.window()));
+            push_sf_integer(&mut member, ceil_secs(decision.window()));
             Bytes::from(member)
         };
         if matches!(decision.status(), Status::FailedOpen | Status::FailedClosed) {
@@ -710,10 +728,10 @@ impl<B: Backend, K: KeyExtractor<R>, R: RequestView> RateLimit<B, K, R> {
         let mut current = Vec::with_capacity(inner.sf_name.len() + 32);
         current.extend_from_slice(inner.sf_name.as_bytes());
         current.extend_from_slice(b";r=");
-        push_decimal(&mut current, decision.remaining());
+        push_sf_integer(&mut current, decision.remaining());
         if decision.reset() != crate::decision::NEVER {
             current.extend_from_slice(b";t=");
-            push_decimal(&mut current, ceil_secs(decision.reset()));
+            push_sf_integer(&mut current, ceil_secs(decision.reset()));
         }
         HeaderFields {
             policy: Some(policy),

@@ -62,11 +62,17 @@ impl<Body> RequestView for Request<Body> {
 }
 
 /// Adds the rate-limit fields to `headers`, keeping fields already there (a second limiter's
-/// `RateLimit-Policy` is one more list member, not a replacement).
+/// `RateLimit-Policy` is one more list member, not a replacement). An `X-RateLimit-*` field
+/// already there is kept and this one left out: those fields hold one number, not a list, and
+/// the one set closest to the handler (an inner limiter, or the handler itself) stands.
 fn append_fields(headers: &mut HeaderMap, fields: HeaderFields) {
     for (name, value) in fields.into_pairs() {
+        let name = HeaderName::from_static(name);
+        if name.as_str().starts_with("x-ratelimit-") && headers.contains_key(&name) {
+            continue;
+        }
         if let Ok(value) = HeaderValue::from_maybe_shared(value) {
-            headers.append(HeaderName::from_static(name), value);
+            headers.append(name, value);
         }
     }
 }

@@ -390,3 +390,43 @@ pub async fn chain_reports_failed_refunds(clock: &FakeClock) {
     assert_eq!(chain.decisions().len(), 1);
     assert!(chain.refund().await.is_empty(), "nothing was counted");
 }
+
+/// A refund gives back at most what its decision charged, and of a GCRA charge only the part
+/// the bucket has not drained yet, on every backend. `make` is as in
+/// [`per_call_policies_refunds_and_lifetimes`].
+pub async fn refunds_give_back_no_more_than_was_charged<B, F, Fut>(clock: &FakeClock, make: F)
+where
+    B: Backend,
+    F: Fn(Policy, &'static str) -> Fut,
+    Fut: Future<Output = B>,
+{
+    use quota::Status;
+    use std::time::Duration;
+
+    // 10 per 10 s. A charge whose units the bucket has earned back since has nothing left to
+    // give: refunding it must not make room for a third burst within 10 s.
+    let rate = make(
+        Policy::gcra(n(10), Duration::from_secs(10)).expect("valid"),
+        "refund-rate",
+    )
+    .await;
+    let a = rate.decide("a", 10).await.expect("ok");
+    assert!(a.is_allowed());
+    clock.advance(Duration::from_secs(10));
+    assert!(rate.decide("a", 10).await.expect("ok").is_allowed());
+    rate.refund("a", 10, &a).await.expect("ok");
+    let third = rate.decide("a", 10).await.expect("ok");
+    assert_eq!(third.status(), Status::Limited, "30 units in 10 s");
+
+    // A refund larger than its decision's cost gives back that cost only, not the calls' before.
+    assert!(rate.decide("b", 5).await.expect("ok").is_allowed());
+    let small = rate.decide("b", 2).await.expect("ok");
+    rate.refund("b", 10, &small).await.expect("ok");
+    assert_eq!(rate.usage("b").await.expect("ok").remaining, 5);
+
+    let daily = make(Policy::per_day(n(10)), "refund-daily").await;
+    let small = daily.decide("c", 2).await.expect("ok");
+    assert!(daily.decide("c", 5).await.expect("ok").is_allowed());
+    daily.refund("c", 7, &small).await.expect("ok");
+    assert_eq!(daily.usage("c").await.expect("ok").used, 5);
+}
