@@ -374,28 +374,24 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         Ok(verified)
     }
 
-    /// Checks what one RFC 9421 request's headers decide before its body is read: the fields'
-    /// syntax and label, and that some signature is within its time window, with an algorithm
-    /// this verifier supports, under a key the store knows (the first signature's error when
-    /// none is). [`verify_message`](Self::verify_message) checks all of it again, with the body.
-    pub(crate) async fn check_message_headers(&self, input: &[u8], signature: &[u8]) -> Result<()> {
+    /// Checks what one RFC 9421 request's headers decide on their own, before its body is
+    /// read: the fields' syntax and label, and that some signature is within its time window,
+    /// with a key id of the right form and an algorithm this verifier supports (the first
+    /// signature's error when none is). [`verify_message`](Self::verify_message) checks all of
+    /// it again, with the body and the store.
+    pub(crate) fn check_message_headers(&self, input: &[u8], signature: &[u8]) -> Result<()> {
         let candidates = self.candidates(input, signature)?;
         let now = self.clock.now_unix();
         let mut first_error = None;
         for candidate in &candidates {
-            let checked = match self.check_params(candidate, now) {
-                Ok((key_id, algorithm)) => self.key_known(key_id, algorithm).await,
-                Err(e) => Err(e),
-            };
-            match checked {
-                Ok(()) => return Ok(()),
-                Err(e @ Error::SecretStoreUnavailable(_)) => return Err(e),
+            match self.check_params(candidate, now) {
+                Ok(_) => return Ok(()),
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        Err(first_error.unwrap_or(Error::UnknownKey))
+        Err(first_error.unwrap_or(Error::BadSignature))
     }
 
     /// The signatures of `Signature-Input` and `Signature`, only the one the policy names
@@ -412,32 +408,6 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
             }
         }
         Ok(candidates)
-    }
-
-    /// Whether the store has a key `key_id` for `algorithm` (any, when none is named).
-    async fn key_known(&self, key_id: &str, algorithm: Option<Algorithm>) -> Result<()> {
-        let unavailable = |e| Error::SecretStoreUnavailable(Box::new(e));
-        if matches!(algorithm, None | Some(Algorithm::HmacSha256))
-            && !self
-                .store
-                .secrets(key_id, Scheme::Rfc9421)
-                .await
-                .map_err(unavailable)?
-                .is_empty()
-        {
-            return Ok(());
-        }
-        if matches!(algorithm, None | Some(Algorithm::Ed25519))
-            && !self
-                .store
-                .ed25519_keys(key_id)
-                .await
-                .map_err(unavailable)?
-                .is_empty()
-        {
-            return Ok(());
-        }
-        Err(Error::UnknownKey)
     }
 
     /// Checks one RFC 9421 signature up to (not including) the replay cache; returns the
@@ -574,21 +544,12 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> Verifier<S, R, C> {
         }
     }
 
-    /// Checks what a v1 or v0 request's headers decide before its body is read: the fields'
-    /// format, the scheme, the time window, and that the store knows the key.
-    /// [`verify`](Self::verify) checks all of it again, with the body.
-    pub(crate) async fn check_headers(&self, headers: &SignatureHeaders<'_>) -> Result<()> {
+    /// Checks what a v1 or v0 request's headers decide on their own, before its body is read:
+    /// the fields' format, the scheme and the time window. [`verify`](Self::verify) checks all
+    /// of it again, with the body and the store.
+    pub(crate) fn check_headers(&self, headers: &SignatureHeaders<'_>) -> Result<()> {
         let parsed = parse_headers(headers, self.config.accept_v0)?;
-        check_time(parsed.timestamp, self.clock.now_unix(), &self.config)?;
-        let secrets = self
-            .store
-            .secrets(parsed.key_id, parsed.scheme())
-            .await
-            .map_err(|e| Error::SecretStoreUnavailable(Box::new(e)))?;
-        if secrets.is_empty() {
-            return Err(Error::UnknownKey);
-        }
-        Ok(())
+        check_time(parsed.timestamp, self.clock.now_unix(), &self.config)
     }
 
     /// Verifies one request; `Ok` only once per signed request.

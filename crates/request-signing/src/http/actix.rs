@@ -139,7 +139,7 @@ where
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_bytes()))
                 .collect();
-            let rejection = verify.check_headers(&fields).await;
+            let rejection = verify.check_headers(&fields);
             drop(fields);
             if let Some(rejection) = rejection {
                 return refuse(req, rejection);

@@ -334,10 +334,12 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
     }
 
     /// Refuses, before its body is read, a request that its headers alone condemn: fields
-    /// missing, malformed or sent twice, a scheme not accepted, a time outside the window, a
-    /// key the store does not know. Reading the body of such a request would only hold up to
-    /// the body limit in memory for anyone who sends one.
-    async fn check_headers(&self, headers: &[(&str, &[u8])]) -> Option<Rejection> {
+    /// missing, malformed or sent twice, a scheme not accepted, a time outside the window.
+    /// Reading the body of such a request would only hold up to the body limit in memory for
+    /// anyone who sends one. Nothing here waits (the store is asked once the body is in), so
+    /// the body is read at once: actix-web drops a connection whose body breaks while its
+    /// request waits on something else, with no answer.
+    fn check_headers(&self, headers: &[(&str, &[u8])]) -> Option<Rejection> {
         let verifier = &self.inner.verifier;
         let result = if is_rfc9421(headers) {
             match (
@@ -345,7 +347,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
                 rfc9421::field_value(headers, RFC9421_SIGNATURE),
             ) {
                 (Some(input), Some(signature)) => {
-                    verifier.check_message_headers(&input, &signature).await
+                    verifier.check_message_headers(&input, &signature)
                 }
                 (None, _) => Err(Error::MissingHeader {
                     header: rfc9421::HEADER_SIGNATURE_INPUT,
@@ -358,9 +360,7 @@ impl<S: SecretStore, R: ReplayCache, C: Clock> VerifySignature<S, R, C> {
             match sent_twice(headers) {
                 Some(error) => Err(error),
                 None => {
-                    verifier
-                        .check_headers(&SignatureHeaders::from_fn(|name| find(headers, name)))
-                        .await
+                    verifier.check_headers(&SignatureHeaders::from_fn(|name| find(headers, name)))
                 }
             }
         };

@@ -120,7 +120,7 @@ where
                 .iter()
                 .map(|(n, v)| (n.as_str(), v.as_bytes()))
                 .collect();
-            if let Some(rejection) = verify.check_headers(&fields).await {
+            if let Some(rejection) = verify.check_headers(&fields) {
                 return Ok(http_response(rejection));
             }
             drop(fields);
