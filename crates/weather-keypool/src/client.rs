@@ -157,11 +157,14 @@ impl WeatherClientBuilder {
     }
 
     /// A client on awc for the current thread (inside an actix or tokio runtime; feature
-    /// `awc`). Redirects are not followed.
+    /// `awc`). Redirects are not followed. It speaks HTTP/1.1 only: awc's HTTP/2 path logs each
+    /// request's head, the URL with the upstream key in it, at `trace` level.
     #[cfg(feature = "awc")]
     #[must_use]
     pub fn build(&self) -> WeatherClient<AwcTransport> {
-        let connector = awc::Connector::new().timeout(self.connect_timeout);
+        let connector = awc::Connector::new()
+            .timeout(self.connect_timeout)
+            .max_http_version(awc::http::Version::HTTP_11);
         let http = awc::Client::builder()
             .connector(connector)
             .timeout(self.timeout)

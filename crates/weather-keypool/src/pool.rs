@@ -79,16 +79,24 @@ impl Outcome {
 #[must_use]
 pub fn parse_retry_after(value: &str) -> Option<Duration> {
     let value = value.trim();
-    if value.len() > 10 || !all_digits(value) {
+    if !all_digits(value) {
         return None;
     }
-    value.parse::<u64>().ok().map(Duration::from_secs)
+    // Leading zeros say nothing: `0030` is 30 s.
+    let value = value.trim_start_matches('0');
+    if value.len() > 10 {
+        return None;
+    }
+    Some(Duration::from_secs(value.parse::<u64>().unwrap_or(0)))
 }
 
 /// Whether `value` is one or more ASCII digits.
 fn all_digits(value: &str) -> bool {
     !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())
 }
+
+/// The shortest rest of a throttled (429) key, whatever its `Retry-After` says.
+const MIN_THROTTLED_COOLDOWN: Duration = Duration::from_secs(1);
 
 /// Identifies a key of a pool in [`KeyPool::report`] without exposing it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -180,6 +188,8 @@ struct Slot {
     rejected: u64,
     throttled: u64,
     upstream_failures: u64,
+    /// Refusals (401/403) since the key was last accepted: each doubles the next rest.
+    refused_in_a_row: u32,
 }
 
 impl Slot {
@@ -193,6 +203,7 @@ impl Slot {
             rejected: 0,
             throttled: 0,
             upstream_failures: 0,
+            refused_in_a_row: 0,
         }
     }
 
@@ -221,6 +232,7 @@ struct Inner {
 #[must_use]
 pub struct KeyPoolBuilder {
     selection: Selection,
+    first_rejected_cooldown: Duration,
     rejected_cooldown: Duration,
     throttled_cooldown: Duration,
     max_throttled_cooldown: Duration,
@@ -232,6 +244,7 @@ impl Default for KeyPoolBuilder {
     fn default() -> Self {
         Self {
             selection: Selection::Random,
+            first_rejected_cooldown: KeyPool::DEFAULT_FIRST_REJECTED_COOLDOWN,
             rejected_cooldown: KeyPool::DEFAULT_REJECTED_COOLDOWN,
             throttled_cooldown: KeyPool::DEFAULT_THROTTLED_COOLDOWN,
             max_throttled_cooldown: KeyPool::DEFAULT_MAX_THROTTLED_COOLDOWN,
@@ -248,8 +261,18 @@ impl KeyPoolBuilder {
         self
     }
 
-    /// How long a key refused with 401/403 stays out of rotation (default 24 hours), unless the
-    /// pool is reloaded first.
+    /// How long a key refused with 401/403 stays out of rotation the first time (default 60 s).
+    /// Each refusal in a row doubles it, up to [`rejected_cooldown`](Self::rejected_cooldown);
+    /// an accepted call starts over. A key that is really invalid is thus tried a dozen times
+    /// on its first day and once a day after, while keys refused by something on the way (a
+    /// proxy's 403, an upstream outage) are back within minutes.
+    pub fn first_rejected_cooldown(mut self, cooldown: Duration) -> Self {
+        self.first_rejected_cooldown = cooldown;
+        self
+    }
+
+    /// The longest a key refused with 401/403 stays out of rotation, after refusals in a row
+    /// (default 24 hours), unless the pool is reloaded first.
     pub fn rejected_cooldown(mut self, cooldown: Duration) -> Self {
         self.rejected_cooldown = cooldown;
         self
@@ -346,6 +369,8 @@ impl fmt::Debug for KeyPool {
 impl KeyPool {
     /// Default time a rejected (401/403) key stays out of rotation: 24 hours.
     pub const DEFAULT_REJECTED_COOLDOWN: Duration = Duration::from_secs(24 * 60 * 60);
+    /// Default rest of a key after its first refusal (401/403) in a row: 60 seconds.
+    pub const DEFAULT_FIRST_REJECTED_COOLDOWN: Duration = Duration::from_secs(60);
     /// Default cooldown of a throttled (429) key without `Retry-After`: 60 seconds.
     pub const DEFAULT_THROTTLED_COOLDOWN: Duration = Duration::from_secs(60);
     /// Default cap on an upstream's `Retry-After`: 1 hour.
@@ -461,15 +486,29 @@ impl KeyPool {
             return;
         };
         match outcome {
-            Outcome::Accepted => slot.accepted += 1,
+            Outcome::Accepted => {
+                slot.accepted += 1;
+                slot.refused_in_a_row = 0;
+            }
             Outcome::Rejected => {
                 slot.rejected += 1;
-                slot.health = Health::Rejected(later(now, self.config.rejected_cooldown));
+                slot.refused_in_a_row = slot.refused_in_a_row.saturating_add(1);
+                // A first refusal may be the way to the upstream's (a proxy's 403), not the
+                // key's: one request that tried every key must not bench them all for a day.
+                let rest = self
+                    .config
+                    .first_rejected_cooldown
+                    .saturating_mul(1 << (slot.refused_in_a_row - 1).min(20))
+                    .min(self.config.rejected_cooldown);
+                slot.health = Health::Rejected(later(now, rest));
             }
             Outcome::Throttled { retry_after } => {
                 slot.throttled += 1;
+                // At least a second: `Retry-After: 0` would leave the key in rotation, to be
+                // throttled again by every request.
                 let rest = retry_after
                     .unwrap_or(self.config.throttled_cooldown)
+                    .max(MIN_THROTTLED_COOLDOWN)
                     .min(self.config.max_throttled_cooldown);
                 let until = later(now, rest);
                 // A throttle never shortens a rejection, nor an earlier, longer throttle.

@@ -79,7 +79,9 @@ impl Coordinates {
                 "longitude must be between -180 and 180",
             ));
         }
-        let round = |v: f64| (v * 10_000.0).round() / 10_000.0;
+        // `+ 0.0` makes -0.0 (a tiny negative value, rounded) the 0.0 it equals, so that both
+        // name the same place in the cache and upstream.
+        let round = |v: f64| (v * 10_000.0).round() / 10_000.0 + 0.0;
         Ok(Self {
             lat: round(lat),
             lon: round(lon),
@@ -310,9 +312,12 @@ fn temperature_range(units: Units) -> core::ops::RangeInclusive<f64> {
     }
 }
 
-/// Checks a text field from the upstream: bounded, no control characters.
+/// Checks a text field from the upstream: bounded, no control characters, and none of the
+/// invisible or direction-changing ones (zero-width spaces and joiners, bidi controls, the
+/// byte-order mark) that would make a name read as another.
 fn check_text(value: &str, what: &str) -> Result<()> {
-    if value.chars().count() > MAX_TEXT || value.chars().any(char::is_control) {
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    if value.chars().count() > MAX_TEXT || value.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(malformed(format!(
             "{what} is too long or has control characters"
         )));
@@ -349,8 +354,11 @@ fn check_plausible(raw: &Raw, units: Units) -> Result<()> {
         return Err(malformed("observation time out of range"));
     }
     check_text(&raw.name, "place name")?;
+    // Empty (a place at sea) is no country; anything else is two capital letters.
     if let Some(country) = raw.sys.as_ref().and_then(|s| s.country.as_deref()) {
-        if country.len() > 3 || !country.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !country.is_empty()
+            && (country.len() != 2 || !country.bytes().all(|b| b.is_ascii_uppercase()))
+        {
             return Err(malformed("country is not an ISO 3166 code"));
         }
     }
@@ -458,6 +466,9 @@ mod tests {
         refused("\"deg\":250", "\"deg\":720");
         refused("\"dt\":1700000000", "\"dt\":-5");
         refused("\"country\":\"GB\"", "\"country\":\"<script>\"");
+        refused("\"country\":\"GB\"", "\"country\":\"GBR\"");
+        refused("\"name\":\"London\"", "\"name\":\"Lon\\u202edon\"");
+        refused("\"name\":\"London\"", "\"name\":\"London\\u200b\"");
         refused("\"icon\":\"04d\"", "\"icon\":\"../../x\"");
         refused(
             "\"name\":\"London\"",
@@ -488,6 +499,16 @@ mod tests {
         assert_eq!(w.conditions[0].main, "Clouds");
         assert_eq!(w.conditions[0].description, "broken clouds");
         assert_eq!(w.observed_at, 1_700_000_000);
+    }
+
+    /// A point just south-west of 0,0 rounds to 0,0: the same cache entry and upstream query,
+    /// not `-0.0000`.
+    #[test]
+    fn a_point_that_rounds_to_zero_is_zero_not_minus_zero() {
+        let tiny = Location::coords(-0.000_01, -0.000_04).unwrap();
+        let zero = Location::coords(0.0, 0.0).unwrap();
+        assert_eq!(tiny.cache_key(), zero.cache_key());
+        assert_eq!(tiny.query(), "lat=0.0000&lon=0.0000");
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn cooldowns_of_duration_max_hold_without_overflow() {
     let clock = Arc::new(FakeClock::new());
     let pool = KeyPool::builder()
         .clock(clock.clone())
+        .first_rejected_cooldown(Duration::MAX)
         .rejected_cooldown(Duration::MAX)
         .max_throttled_cooldown(Duration::MAX)
         .build(keys(&["a", "b"]))
@@ -121,6 +122,7 @@ fn rejected_keys_stay_out_until_the_cooldown_or_a_reload() {
     let clock = Arc::new(FakeClock::new());
     let pool = KeyPool::builder()
         .clock(clock.clone())
+        .first_rejected_cooldown(Duration::from_secs(3600))
         .rejected_cooldown(Duration::from_secs(3600))
         .build(keys(&["a", "b"]))
         .unwrap();
@@ -295,4 +297,64 @@ fn the_pool_is_shareable_between_threads() {
     }
     let stats = pool.stats();
     assert_eq!(stats.iter().map(|s| s.accepted).sum::<u64>(), 4000);
+}
+
+/// One request that every key refused (a proxy's 403 on the way, say) benches them for a
+/// minute, not a day; a key refused again and again rests twice as long each time, up to the
+/// day, and a call it passes starts it over.
+#[test]
+fn refusals_in_a_row_bench_a_key_longer_each_time() {
+    let clock = Arc::new(FakeClock::new());
+    let pool = KeyPool::builder()
+        .clock(clock.clone())
+        .build(keys(&["a"]))
+        .unwrap();
+    let rest = |pool: &KeyPool| match pool.stats()[0].health {
+        KeyHealth::Rejected { remaining } => remaining,
+        other => panic!("{other:?}"),
+    };
+    let refuse = |pool: &KeyPool| pool.report(pool.pick().unwrap().id(), Outcome::Rejected);
+    let mut expected = Vec::new();
+    let mut rests = Vec::new();
+    for n in 0..13 {
+        refuse(&pool);
+        rests.push(rest(&pool));
+        expected.push(Duration::from_secs(60 << n).min(Duration::from_secs(86_400)));
+        clock.advance(rest(&pool));
+    }
+    assert_eq!(rests, expected);
+    // Accepted once: the next refusal is a first one again.
+    pool.report(pool.pick().unwrap().id(), Outcome::Accepted);
+    refuse(&pool);
+    assert_eq!(rest(&pool), Duration::from_secs(60));
+}
+
+/// `Retry-After: 0` still rests a throttled key for a second, so that the next requests do not
+/// all spend a call on it, and `0030` is 30 seconds.
+#[test]
+fn a_throttled_key_rests_at_least_a_second() {
+    let clock = Arc::new(FakeClock::new());
+    let pool = KeyPool::builder()
+        .clock(clock.clone())
+        .build(keys(&["a"]))
+        .unwrap();
+    pool.report(
+        pool.pick().unwrap().id(),
+        Outcome::from_status(429, Some("0")),
+    );
+    assert!(matches!(
+        pool.pick(),
+        Err(Error::AllKeysUnavailable { throttled: 1, .. })
+    ));
+    clock.advance(Duration::from_secs(1));
+    pool.report(
+        pool.pick().unwrap().id(),
+        Outcome::from_status(429, Some("0030")),
+    );
+    assert_eq!(
+        pool.stats()[0].health,
+        KeyHealth::Throttled {
+            remaining: Duration::from_secs(30)
+        }
+    );
 }
