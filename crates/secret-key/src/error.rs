@@ -28,13 +28,10 @@ pub enum Error {
     },
     /// The secret is, or contains, a well-known placeholder such as `changeme`.
     ///
-    /// The message does not name the placeholder: within the refused value it is a piece of
-    /// what the operator meant as a secret, and the message goes to logs.
+    /// Neither the message nor `Debug` names the placeholder: within the refused value it is a
+    /// piece of what the operator meant as a secret, and errors go to logs.
     #[error("secret is, or contains, a known placeholder or default value, not a secret")]
-    Placeholder {
-        /// The placeholder recognised (from the built-in list).
-        placeholder: &'static str,
-    },
+    Placeholder,
     /// The secret's symbols are too unevenly distributed to be random.
     #[error(
         "secret has low entropy: {bits_per_symbol:.2} bits per symbol, at least {min:.1} expected from a random secret"

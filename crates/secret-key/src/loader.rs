@@ -129,7 +129,8 @@ pub struct SecretLoader {
     mode: Mode,
     explicit: Option<Zeroizing<String>>,
     env_var: Option<String>,
-    fallbacks_env_var: String,
+    /// `None`: no fallbacks from the environment ([`without_env`](SecretLoader::without_env)).
+    fallbacks_env_var: Option<String>,
     file: Option<PathBuf>,
     format: SecretFormat,
 }
@@ -155,7 +156,7 @@ impl SecretLoader {
             mode,
             explicit: None,
             env_var: Some(DEFAULT_ENV_VAR.to_owned()),
-            fallbacks_env_var: DEFAULT_FALLBACKS_ENV_VAR.to_owned(),
+            fallbacks_env_var: Some(DEFAULT_FALLBACKS_ENV_VAR.to_owned()),
             file: None,
             format: SecretFormat::Text,
         }
@@ -175,10 +176,13 @@ impl SecretLoader {
         self
     }
 
-    /// Does not read any environment variable.
+    /// Does not read any environment variable: neither the key nor, for
+    /// [`load_keyring`](Self::load_keyring), its fallbacks (unless
+    /// [`fallbacks_env_var`](Self::fallbacks_env_var) is called after this).
     #[must_use]
     pub fn without_env(mut self) -> Self {
         self.env_var = None;
+        self.fallbacks_env_var = None;
         self
     }
 
@@ -186,7 +190,7 @@ impl SecretLoader {
     /// variable `name` instead of `SECRET_KEY_FALLBACKS`.
     #[must_use]
     pub fn fallbacks_env_var(mut self, name: impl Into<String>) -> Self {
-        self.fallbacks_env_var = name.into();
+        self.fallbacks_env_var = Some(name.into());
         self
     }
 
@@ -256,9 +260,13 @@ impl SecretLoader {
     ) -> Result<(Keyring, SecretSource)> {
         let (current, source) = self.load_with_env(&env)?.into_parts();
         let mut fallbacks = Vec::new();
-        if let Some(raw) = env(&self.fallbacks_env_var) {
+        let list = self
+            .fallbacks_env_var
+            .as_deref()
+            .and_then(|name| Some((name, env(name)?)));
+        if let Some((name, raw)) = list {
             let list_source = SecretSource::Env {
-                name: self.fallbacks_env_var.clone(),
+                name: name.to_owned(),
             };
             let list = Zeroizing::new(raw.into_string().map_err(|_| {
                 refused(&list_source, Error::InvalidEncoding { encoding: "UTF-8" })
@@ -267,7 +275,17 @@ impl SecretLoader {
                 if item.is_empty() {
                     continue;
                 }
-                let origin = format!("env {}[{i}]", self.fallbacks_env_var);
+                let origin = format!("env {name}[{i}]");
+                // A line break or tab inside an item is a list written one key per line: read
+                // as one key, every key in it would be lost.
+                if item.chars().any(char::is_control) {
+                    return Err(Error::Refused {
+                        origin,
+                        cause: Box::new(Error::InvalidEncoding {
+                            encoding: "one line per key, keys separated by commas",
+                        }),
+                    });
+                }
                 let key = self.format.decode(item).map_err(|cause| Error::Refused {
                     origin,
                     cause: Box::new(cause),
@@ -358,6 +376,17 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 /// Reads the key file, or `None` if it does not exist. Refuses a file readable or writable by
 /// group or others (checked on the open handle, so the file checked is the file read).
 fn read_key_file(path: &Path) -> Result<Option<Zeroizing<String>>> {
+    // Before opening: opening a FIFO blocks until something writes to it.
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path)(e)),
+    }
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -66,16 +66,29 @@ const EXACT: &[&str] = &[
 const CONTAINED: &[&str] = &[
     "changeme",
     "changeit",
+    "changethis",
     "replaceme",
+    "password",
+    "passw0rd",
+    "secretkey",
+    "jwtsecret",
+    "mysecret",
+    "defaultkey",
+    "defaultsecret",
     "defaultfallbackkey",
     "yourjwtsecret",
     "yoursecret",
+    "your256bitsecret",
     "secrethere",
     "djangoinsecure",
     "insecure",
     "placeholder",
     "notasecret",
     "supersecret",
+    "development",
+    "undefined",
+    "qwertyuiop",
+    "asdfghjkl",
 ];
 
 /// Placeholder phrases too short to be refused anywhere (a 5-letter phrase turns up in about
@@ -109,16 +122,18 @@ fn normalise(bytes: &[u8]) -> Zeroizing<String> {
     )
 }
 
-fn check_placeholder(bytes: &[u8]) -> Result<()> {
+/// Refuses `bytes` holding a placeholder phrase ([`CONTAINED`], [`LEADING`]) and, for text as
+/// it was typed (`whole_text`), one that is nothing but a placeholder ([`EXACT`]). Raw or
+/// decoded key material is never matched against [`EXACT`]: random bytes whose only letters
+/// and digits spell `key` or `dev` are a sound key.
+fn check_placeholder(bytes: &[u8], whole_text: bool) -> Result<()> {
     let norm = normalise(bytes);
-    if let Some(p) = EXACT.iter().find(|p| **p == norm.as_str()) {
-        return Err(Error::Placeholder { placeholder: p });
-    }
-    if let Some(p) = CONTAINED.iter().find(|p| norm.contains(**p)) {
-        return Err(Error::Placeholder { placeholder: p });
-    }
-    if let Some(p) = LEADING.iter().find(|p| norm.starts_with(**p)) {
-        return Err(Error::Placeholder { placeholder: p });
+    let exact = whole_text && EXACT.contains(&norm.as_str());
+    if exact
+        || CONTAINED.iter().any(|p| norm.contains(*p))
+        || LEADING.iter().any(|p| norm.starts_with(*p))
+    {
+        return Err(Error::Placeholder);
     }
     Ok(())
 }
@@ -208,7 +223,7 @@ fn check_entropy(bytes: &[u8]) -> Result<()> {
 /// Checks raw key material: length, repetition, progression and entropy.
 pub(crate) fn check_bytes(bytes: &[u8]) -> Result<()> {
     check_length(bytes.len())?;
-    check_placeholder(bytes)?;
+    check_placeholder(bytes, false)?;
     check_randomness(bytes)
 }
 
@@ -248,7 +263,7 @@ pub(crate) fn try_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 /// Checks a secret given as text and used as its UTF-8 bytes. If the text is hex or base64,
 /// the decoded bytes are judged as well (a hex-encoded `changeme…` is still a placeholder).
 pub(crate) fn check_text(text: &str) -> Result<()> {
-    check_placeholder(text.as_bytes())?;
+    check_placeholder(text.as_bytes(), true)?;
     check_length(text.len())?;
     check_patterns(text.as_bytes())?;
     // Hex holds at most 4 bits a character, and 32 random hex digits measure under 3 bits about
@@ -258,7 +273,7 @@ pub(crate) fn check_text(text: &str) -> Result<()> {
     }
     // At least 32 characters decode to at least 16 bytes (hex) or 24 (base64): 128 bits.
     if let Some(decoded) = try_decode(text) {
-        check_placeholder(&decoded)?;
+        check_placeholder(&decoded, false)?;
         check_randomness(&decoded)?;
     }
     Ok(())

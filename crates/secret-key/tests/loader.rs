@@ -371,4 +371,47 @@ fn keyring_takes_fallbacks_from_the_environment() {
         msg.contains("SECRET_KEY_FALLBACKS[1]") && msg.contains("placeholder"),
         "{msg}"
     );
+
+    // Keys one per line are refused, not read as one key with a line break in it.
+    let err = SecretLoader::new(Mode::Production)
+        .load_keyring_with_env(env(&[
+            ("SECRET_KEY", ENV_SECRET),
+            (
+                "SECRET_KEY_FALLBACKS",
+                &format!("{FILE_SECRET}\n{EXPLICIT_SECRET}"),
+            ),
+        ]))
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("SECRET_KEY_FALLBACKS[0]"), "{msg}");
+    assert!(!msg.contains(FILE_SECRET), "{msg}");
+
+    // `without_env` reads no fallbacks either: keys left in the environment are not accepted.
+    let (ring, _) = SecretLoader::new(Mode::Production)
+        .without_env()
+        .explicit(ENV_SECRET)
+        .load_keyring_with_env(env(&[("SECRET_KEY_FALLBACKS", FILE_SECRET)]))
+        .unwrap();
+    assert!(ring.fallbacks().is_empty());
+}
+
+/// A FIFO where the key file should be is refused at once; opening it would wait for a writer
+/// forever.
+#[cfg(unix)]
+#[test]
+fn a_fifo_is_not_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("key");
+    let made = std::process::Command::new("mkfifo")
+        .arg("-m600")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let err = SecretLoader::new(Mode::Production)
+        .without_env()
+        .file(&fifo)
+        .load_with_env(no_env)
+        .unwrap_err();
+    assert!(matches!(err, Error::NotAFile { .. }), "{err}");
 }
