@@ -15,6 +15,10 @@ pub(crate) trait Job {
     fn run<A: Arith>(self, ar: &A, n: &BigUint) -> Self::Out;
 }
 
+/// The fixed widths, in 64-bit words, that [`dispatch`] runs a modulus in: the narrowest that
+/// holds it. The same list as the one `dispatch` expands (a test checks they agree).
+pub(crate) const WIDTHS: [u64; 15] = [2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
+
 /// Runs `job` modulo odd `n > 2` with the narrowest fixed width that holds `n` (up to 4096
 /// bits), or with plain `num-bigint` arithmetic above that.
 pub(crate) fn dispatch<J: Job>(n: &BigUint, job: J) -> J::Out {
@@ -148,4 +152,28 @@ pub(crate) const FIRST_13_PRIMES: [u64; 13] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 2
 /// `2^64`.
 pub(crate) fn two_pow_64() -> BigUint {
     BigUint::one() << 64u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The width of the residues a job is run with, in words.
+    struct Width;
+
+    impl Job for Width {
+        type Out = usize;
+        fn run<A: Arith>(self, _: &A, _: &BigUint) -> usize {
+            size_of::<A::E>() / 8
+        }
+    }
+
+    #[test]
+    fn the_widths_listed_are_the_widths_dispatched() {
+        for limbs in 2..=64_u64 {
+            let n = (BigUint::one() << (64 * limbs - 1)) + 1u32;
+            let listed = WIDTHS.iter().copied().find(|&w| w >= limbs).unwrap();
+            assert_eq!(dispatch(&n, Width) as u64, listed, "{limbs} limbs");
+        }
+    }
 }

@@ -47,7 +47,7 @@ impl JsonNumber {
     }
 
     /// The integer the value spells, refused as [`Limits::parse`] refuses text, and besides:
-    /// [`Error::Negative`] for a negative JSON number, [`Error::NotAnInteger`] for a fraction or an
+    /// [`Error::Negative`] for a negative JSON number (`-0` is zero), [`Error::NotAnInteger`] for a fraction or an
     /// exponent, [`Error::NotANumber`] for any other JSON value (`null`, `true`, an object...).
     pub fn parse(&self, limits: Limits) -> Result<BigUint> {
         let raw = self.raw();
@@ -59,6 +59,8 @@ impl JsonNumber {
             Some(b'0'..=b'9') if raw.bytes().all(|b| b.is_ascii_digit()) => limits.parse(raw),
             // JSON's other numbers: a fraction or an exponent.
             Some(b'0'..=b'9') => Err(Error::NotAnInteger),
+            // JSON's `-0` is zero, the one integer with a minus that is not negative.
+            Some(b'-') if raw == "-0" => limits.parse("0"),
             Some(b'-') => Err(Error::Negative),
             _ => Err(Error::NotANumber),
         }
@@ -114,6 +116,8 @@ mod tests {
             assert_eq!(number(json).parse(limits), Err(Error::NotANumber), "{json}");
         }
         assert_eq!(number("-7").parse(limits), Err(Error::Negative));
+        assert_eq!(number("-0").parse(limits), Ok(BigUint::from(0_u32)));
+        assert_eq!(number("-0.0").parse(limits), Err(Error::Negative));
         assert_eq!(
             number(r#""-7""#).parse(limits),
             Err(Error::Sign {

@@ -150,17 +150,23 @@ where
 /// Modelled work of [`check_with_rounds`] on a number of `bits` bits with `rounds` extra
 /// rounds, in units of about one 64-bit multiply-accumulate.
 ///
-/// A strong probable-prime test of a `b`-bit number is `b` modular squarings of `w = b / 64`
-/// words, each about `w²` word products, so a round costs about `b·w²`; BPSW (a strong test to
-/// base 2 and a strong Lucas test) costs about [`BPSW_ROUNDS`] rounds. The model grows with
-/// the cube of the size, as the measured times do (`cargo bench -p primality`: each doubling of
-/// the bits from 512 to 4096 multiplies them by 6.6 to 10). Numbers below 2^64 are a constant:
-/// they take well under a microsecond.
+/// A strong probable-prime test of a `b`-bit number is `b` modular squarings of `w` words,
+/// each about `w²` word products, so a round costs about `b·w²`; BPSW (a strong test to base 2
+/// and a strong Lucas test) costs about [`BPSW_ROUNDS`] rounds. `w` is the width the
+/// arithmetic works in: `b / 64` rounded up to 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48
+/// or 64 words (a 1,025-bit number is squared in 20 words, not 17), and `b / 64` above 4,096
+/// bits. Below about 3.3·10^24 (82 bits) a number that passes BPSW is proven prime with 12 more
+/// fixed bases, which count as 12 rounds, in place of the extra random ones (which such a
+/// number never needs). The model grows with the cube of the size, as the measured times do
+/// (`cargo bench -p primality`: each doubling of the bits from 512 to 4096 multiplies them by
+/// 6.6 to 10). Numbers below 2^64 are a constant: they take well under a microsecond.
 ///
 /// ```
 /// use primality::work;
 /// assert_eq!(work(64, 40), work(1, 0));
 /// assert_eq!(work(1024, 0), 1024 * 16 * 16 * 3);
+/// assert_eq!(work(1025, 0), 1025 * 20 * 20 * 3);
+/// assert_eq!(work(65, 0), 65 * 2 * 2 * (3 + 12));
 /// assert!(work(4096, 0) > 60 * work(1024, 0));
 /// assert!(work(1024, 40) > 14 * work(1024, 0));
 /// ```
@@ -169,11 +175,25 @@ pub fn work(bits: u64, rounds: u32) -> u64 {
     if bits <= 64 {
         return 64;
     }
-    let words = bits.div_ceil(64);
+    let limbs = bits.div_ceil(64);
+    let words = crate::big::WIDTHS
+        .iter()
+        .copied()
+        .find(|&width| width >= limbs)
+        .unwrap_or(limbs);
+    // Below psi13 (82 bits, 2^81.5) the 12 fixed bases; at 82 bits either.
+    let rounds = match bits {
+        ..=81 => DETERMINISTIC_BASES,
+        82 => DETERMINISTIC_BASES.max(u64::from(rounds)),
+        _ => u64::from(rounds),
+    };
     bits.saturating_mul(words)
         .saturating_mul(words)
-        .saturating_mul(BPSW_ROUNDS + u64::from(rounds))
+        .saturating_mul(BPSW_ROUNDS + rounds)
 }
+
+/// The fixed bases after BPSW that prove a number below psi13 prime (at most 12).
+const DETERMINISTIC_BASES: u64 = 12;
 
 /// What BPSW costs in strong probable-prime rounds, in [`work`]'s model. Measured: 2.3 to 4
 /// times a random-base round from 128 to 4096 bits (`primality::check` against
