@@ -10,7 +10,8 @@
 //! Properties:
 //! - every rendered value is a valid HTTP field value (printable ASCII, no surrounding space),
 //!   the names come in the documented order, and each number in them parses back to the
-//!   decision's own figure (limit, window, remaining, reset, reset time, `Retry-After`); the
+//!   decision's own figure (limit, window, remaining, reset, reset time, `Retry-After`), capped
+//!   at 15 digits in `RateLimit-Policy` and `RateLimit` (Structured Field Integers); the
 //!   policy name reads back as the name with unprintable characters replaced;
 //! - a decision is consistent: `remaining <= limit`, a call costing more than the limit is
 //!   `CostExceedsLimit`, `Retry-After` comes with `Limited` and only with it;
@@ -38,6 +39,11 @@ const MAX_STEP: u64 = 40 * 86_400 * 1_000_000_000;
 
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// `n` as a Structured Field Integer carries it: at most 15 digits.
+fn sf(n: u64) -> u64 {
+    n.min(999_999_999_999_999)
 }
 
 /// Reads a Structured Field String at the start of `value`; returns it and the rest.
@@ -123,20 +129,20 @@ fn check_headers(d: &Decision, name: &str, cost: u64) {
                 let (read, rest) = sf_string(value);
                 assert_eq!(read, shown_name);
                 if never {
-                    assert_eq!(params(rest, ["q"]), [d.limit()]);
+                    assert_eq!(params(rest, ["q"]), [sf(d.limit())]);
                 } else {
                     let [q, w] = params(rest, ["q", "w"]);
-                    assert_eq!((q, w), (d.limit(), ceil_secs(d.window())));
+                    assert_eq!((q, w), (sf(d.limit()), sf(ceil_secs(d.window()))));
                 }
             }
             "RateLimit" => {
                 let (read, rest) = sf_string(value);
                 assert_eq!(read, shown_name);
                 if never {
-                    assert_eq!(params(rest, ["r"]), [d.remaining()]);
+                    assert_eq!(params(rest, ["r"]), [sf(d.remaining())]);
                 } else {
                     let [r, t] = params(rest, ["r", "t"]);
-                    assert_eq!((r, t), (d.remaining(), ceil_secs(d.reset())));
+                    assert_eq!((r, t), (sf(d.remaining()), sf(ceil_secs(d.reset()))));
                 }
             }
             "X-RateLimit-Limit" => assert_eq!(number(), d.limit()),

@@ -398,7 +398,10 @@ impl<S: KeyStore, C: Clock> Authenticator<S, C> {
         }
     }
 
-    /// Forgets what is cached for `hash` (after revoking or changing that key here).
+    /// Forgets what is cached for `hash` (after revoking or changing that key here). A key
+    /// found through a fallback or accepted hasher is cached under its current hash as well,
+    /// which only the key itself gives: that copy goes with [`invalidate_all`](Self::invalidate_all),
+    /// or at the end of its TTL, as on every other instance.
     pub fn invalidate(&self, hash: &KeyHash) {
         self.cache.remove(hash.as_bytes());
     }

@@ -111,15 +111,17 @@ impl RedisBackend<SystemClock> {
 }
 
 impl RedisBackend {
-    /// Whether a Redis backend can enforce `policy`, as a per-call policy or a builder's: a
-    /// GCRA rate needs `period / limit` in whole microseconds, rounded up, to within 1% (the
-    /// rate enforced is never above the one configured). Every rate of up to 10,000 calls a
+    /// Whether a Redis backend can enforce `policy`, as a per-call policy or a builder's: its
+    /// limit (or burst) below 2^53, and a GCRA rate with `period / limit` in whole
+    /// microseconds, rounded up, to within 1% (the rate enforced is never above the one
+    /// configured). Every rate of up to 10,000 calls a
     /// second passes. Check a rate a user sets before storing it, so that its calls are never
     /// refused for it later.
     ///
     /// # Errors
     /// [`Error::InvalidConfig`] saying what is wrong.
     pub fn check_policy(policy: Policy) -> Result<()> {
+        check_exact(policy.limit())?;
         gcra_micros(policy).map(drop)
     }
 }

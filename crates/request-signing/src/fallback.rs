@@ -37,7 +37,8 @@ pub struct FallbackReplayCache<P> {
     /// What the primary accepted, to refuse it here during an outage.
     seen: MemoryReplayCache,
     /// Entries recorded locally during an outage, not yet stored in the primary.
-    pending: Mutex<VecDeque<ReplayEntry>>,
+    /// Each with the second before which the primary is not asked again (0: at once).
+    pending: Mutex<VecDeque<(ReplayEntry, u64)>>,
     on_outage: Option<OutageHook>,
 }
 
@@ -99,33 +100,43 @@ impl<P: ReplayCache> FallbackReplayCache<P> {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<ReplayEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(ReplayEntry, u64)>> {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Carries up to [`UPLOAD_BATCH`] outage entries to the primary; stops at its first error.
-    /// An entry whose owner holds its whole share there waits for the next upload: dropped,
-    /// it would be refused here (the local cache holds it) but accepted by other instances.
+    /// An entry whose owner holds its whole share there waits until the primary says the
+    /// share has room, and is then asked again: dropped, it would be refused here (the local
+    /// cache holds it) but accepted by other instances; asked again at every call, it would
+    /// cost every signed request a round trip until then.
     async fn upload(&self, now: u64) {
         let mut later = Vec::new();
         for _ in 0..UPLOAD_BATCH {
-            let Some(entry) = self.lock().pop_front() else {
+            let Some((entry, not_before)) = self.lock().pop_front() else {
                 break;
             };
             if entry.expires_at <= now {
                 continue;
             }
+            if not_before > now {
+                later.push((entry, not_before));
+                continue;
+            }
             // Fresh or seen, the entry is now held by the primary.
             let carried = ReplayEntry { now, ..entry };
             match self.primary.insert_once(carried).await {
-                Ok(Insertion::OverBudget { .. }) => later.push(entry),
+                Ok(Insertion::OverBudget { retry_after_secs }) => {
+                    later.push((entry, now.saturating_add(retry_after_secs)));
+                }
                 Ok(_) => {}
                 Err(_) => {
-                    self.lock().push_front(entry);
+                    self.lock().push_front((entry, not_before));
                     break;
                 }
             }
         }
+        // An entry released while its upload was under way stays released.
+        later.retain(|(entry, _)| self.local.contains(&entry.key, now));
         self.lock().extend(later);
     }
 }
@@ -162,7 +173,7 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
                     if pending.len() >= self.local.capacity().get() {
                         pending.pop_front();
                     }
-                    pending.push_back(entry);
+                    pending.push_back((entry, 0));
                 }
                 Ok(insertion)
             }
@@ -174,7 +185,7 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
         async move {
             self.local.release_now(&entry);
             self.seen.release_now(&entry);
-            self.lock().retain(|pending| pending.key != entry.key);
+            self.lock().retain(|(pending, _)| pending.key != entry.key);
             // Best effort: an entry the primary keeps only delays a retry with the same nonce.
             let _ = self.primary.release(&entry).await;
             Ok(())
@@ -185,15 +196,16 @@ impl<P: ReplayCache> ReplayCache for FallbackReplayCache<P> {
 #[cfg(test)]
 mod tests {
     use core::num::NonZeroUsize;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
     use super::*;
     use crate::replay::ReplayKey;
 
-    /// A memory cache standing in for Redis, which can be taken down.
+    /// A memory cache standing in for Redis, which can be taken down; counts what it is asked.
     struct Toggle {
         cache: MemoryReplayCache,
         down: AtomicBool,
+        asked: AtomicUsize,
     }
 
     #[derive(Debug, thiserror::Error)]
@@ -204,6 +216,7 @@ mod tests {
         type Error = Down;
 
         async fn insert_once(&self, entry: ReplayEntry) -> Result<Insertion, Down> {
+            self.asked.fetch_add(1, Ordering::SeqCst);
             if self.down.load(Ordering::SeqCst) {
                 return Err(Down);
             }
@@ -232,6 +245,7 @@ mod tests {
             Toggle {
                 cache: MemoryReplayCache::new(room),
                 down: AtomicBool::new(false),
+                asked: AtomicUsize::new(0),
             },
             MemoryReplayCache::new(room),
         );
@@ -247,7 +261,8 @@ mod tests {
     }
 
     /// An entry accepted during an outage reaches the primary even when its owner's share
-    /// there is full when the outage ends: it waits, and goes once there is room.
+    /// there is full when the outage ends: it waits until the primary says there is room, is
+    /// not asked again before, and goes then.
     #[tokio::test]
     async fn an_outage_entry_waits_for_room_in_the_primary_rather_than_being_dropped() {
         let room = NonZeroUsize::new(100).unwrap();
@@ -256,27 +271,47 @@ mod tests {
                 cache: MemoryReplayCache::new(room)
                     .with_per_key_limit(NonZeroUsize::new(2).unwrap()),
                 down: AtomicBool::new(false),
+                asked: AtomicUsize::new(0),
             },
             MemoryReplayCache::new(room),
         );
-        let other = |n: u64| ReplayEntry {
-            key: ReplayKey::v1("other", &format!("nonce-nonce-nonce-{n}")),
-            owner: ReplayKey::owner("other"),
+        // Two requests fill the key's share in the primary until 1,101.
+        let early = |n: u64| ReplayEntry {
+            expires_at: 1_101,
             ..entry(n)
         };
-        assert_eq!(cache.insert_once(entry(1)).await.unwrap(), Insertion::Fresh);
-        assert_eq!(cache.insert_once(entry(2)).await.unwrap(), Insertion::Fresh);
+        // Requests of other keys, each of its own, whose calls carry the upload.
+        let other = |n: u64, now: u64| ReplayEntry {
+            key: ReplayKey::v1(&format!("other-{n}"), "nonce-nonce-nonce-0"),
+            owner: ReplayKey::owner(&format!("other-{n}")),
+            now,
+            ..entry(n)
+        };
+        assert_eq!(cache.insert_once(early(1)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(cache.insert_once(early(2)).await.unwrap(), Insertion::Fresh);
         cache.primary().down.store(true, Ordering::SeqCst);
         assert_eq!(cache.insert_once(entry(3)).await.unwrap(), Insertion::Fresh);
         cache.primary().down.store(false, Ordering::SeqCst);
-        // Back up, with the owner's share full there: the entry stays pending.
-        assert_eq!(cache.insert_once(other(1)).await.unwrap(), Insertion::Fresh);
+        // Back up, with the owner's share full there: the entry stays pending...
+        assert_eq!(
+            cache.insert_once(other(1, 1_000)).await.unwrap(),
+            Insertion::Fresh
+        );
         assert_eq!(cache.pending(), 1);
         assert!(!cache.primary().cache.contains(&entry(3).key, 1_000));
+        // ... and the primary is not asked for it again before the share has room.
+        let asked = cache.primary().asked.load(Ordering::SeqCst);
+        assert_eq!(
+            cache.insert_once(other(2, 1_050)).await.unwrap(),
+            Insertion::Fresh
+        );
+        assert_eq!(cache.primary().asked.load(Ordering::SeqCst), asked + 1);
         // Room again: the next upload carries it, and every instance now refuses it.
-        cache.primary().cache.release_now(&entry(1));
-        assert_eq!(cache.insert_once(other(2)).await.unwrap(), Insertion::Fresh);
+        assert_eq!(
+            cache.insert_once(other(3, 1_102)).await.unwrap(),
+            Insertion::Fresh
+        );
         assert_eq!(cache.pending(), 0);
-        assert!(cache.primary().cache.contains(&entry(3).key, 1_000));
+        assert!(cache.primary().cache.contains(&entry(3).key, 1_102));
     }
 }

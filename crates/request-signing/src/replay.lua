@@ -9,7 +9,8 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then
   local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
   return {2, math.max(1, tonumber(oldest[2]) - now)}
 end
--- The expiry first: a command that fails after ZADD would leave the entry without one.
+-- expires_at comes clamped to ten years ahead at most, so EXPIRE below never fails after ZADD
+-- (Redis runs a script's commands up to an error, and keeps them).
 local ttl = math.max(1, expires_at - now)
 local keep = redis.call('TTL', KEYS[1]) < ttl
 redis.call('ZADD', KEYS[1], expires_at, ARGV[1])

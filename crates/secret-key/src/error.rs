@@ -54,6 +54,12 @@ pub enum Error {
         /// `hex`, `base64` or `UTF-8`.
         encoding: &'static str,
     },
+    /// An item of a list of keys holds a line break or another control character: a list
+    /// written one key per line, which would be read as one key.
+    #[error(
+        "holds a line break or another control character: list the keys on one line, separated by commas"
+    )]
+    ControlCharacter,
     /// An environment variable or file holds an empty value.
     #[error("secret is empty")]
     Empty,

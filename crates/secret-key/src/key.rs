@@ -9,7 +9,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::derive::hkdf_sha256;
 use crate::error::{Error, Result};
-use crate::strength;
+use crate::strength::{self, Use};
 
 /// Length of a key made by [`SecretKey::generate`]: 64 bytes (512 bits).
 pub const DEFAULT_SECRET_LEN: usize = 64;
@@ -41,7 +41,7 @@ impl SecretKey {
     /// Raw key material, refused if shorter than 32 bytes, a known placeholder, a repeated or
     /// regular pattern, or of low entropy.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        strength::check_bytes(bytes)?;
+        strength::check_bytes(bytes, Use::Current)?;
         Ok(Self(bytes.to_vec()))
     }
 
@@ -53,30 +53,35 @@ impl SecretKey {
     /// or is a repeated/regular pattern or of low entropy. Text that is valid hex or base64
     /// is also judged by its decoded bytes.
     pub fn from_text(text: &str) -> Result<Self> {
-        strength::check_text(text)?;
+        strength::check_text(text, Use::Current)?;
         Ok(Self(text.as_bytes().to_vec()))
     }
 
     /// Decodes hex text (either case) into key material, then checks it like
     /// [`from_bytes`](Self::from_bytes).
     pub fn from_hex(text: &str) -> Result<Self> {
-        let bytes = Zeroizing::new(
-            hex::decode(text).map_err(|_| Error::InvalidEncoding { encoding: "hex" })?,
-        );
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&hex_bytes(text)?)
     }
 
     /// Decodes base64 (standard or URL-safe alphabet, padding optional) into key material,
     /// then checks it like [`from_bytes`](Self::from_bytes).
     pub fn from_base64(text: &str) -> Result<Self> {
-        let unpadded = text.trim_end_matches('=');
-        let bytes = Zeroizing::new(
-            STANDARD_NO_PAD
-                .decode(unpadded)
-                .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
-                .map_err(|_| Error::InvalidEncoding { encoding: "base64" })?,
-        );
-        Self::from_bytes(&bytes)
+        Self::from_bytes(&base64_bytes(text)?)
+    }
+
+    /// A retired key (a fallback) given as `text` in `format`: checked as a key in use is, but
+    /// for placeholder phrases, so that a key refused as one can still be rotated away from.
+    pub(crate) fn retired(text: &str, format: crate::SecretFormat) -> Result<Self> {
+        let bytes = match format {
+            crate::SecretFormat::Text => {
+                strength::check_text(text, Use::Retired)?;
+                return Ok(Self(text.as_bytes().to_vec()));
+            }
+            crate::SecretFormat::Hex => hex_bytes(text)?,
+            crate::SecretFormat::Base64 => base64_bytes(text)?,
+        };
+        strength::check_bytes(&bytes, Use::Retired)?;
+        Ok(Self(bytes.to_vec()))
     }
 
     /// Lowercase hex of the key material (zeroized when dropped).
@@ -123,6 +128,23 @@ impl SecretKey {
         hkdf_sha256(&[], &self.0, purpose.as_bytes(), &mut out)?;
         Ok(Self(out))
     }
+}
+
+/// The bytes hex `text` (either case) spells.
+fn hex_bytes(text: &str) -> Result<Zeroizing<Vec<u8>>> {
+    hex::decode(text)
+        .map(Zeroizing::new)
+        .map_err(|_| Error::InvalidEncoding { encoding: "hex" })
+}
+
+/// The bytes base64 `text` (standard or URL-safe alphabet, padding optional) spells.
+fn base64_bytes(text: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let unpadded = text.trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(unpadded)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(unpadded))
+        .map(Zeroizing::new)
+        .map_err(|_| Error::InvalidEncoding { encoding: "base64" })
 }
 
 impl fmt::Debug for SecretKey {

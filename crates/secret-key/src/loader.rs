@@ -281,15 +281,16 @@ impl SecretLoader {
                 if item.chars().any(char::is_control) {
                     return Err(Error::Refused {
                         origin,
-                        cause: Box::new(Error::InvalidEncoding {
-                            encoding: "one line per key, keys separated by commas",
-                        }),
+                        cause: Box::new(Error::ControlCharacter),
                     });
                 }
-                let key = self.format.decode(item).map_err(|cause| Error::Refused {
-                    origin,
-                    cause: Box::new(cause),
-                })?;
+                // Retired: a key that this version refuses as a placeholder can still be
+                // rotated away from, kept as a fallback until nothing uses it.
+                let key =
+                    SecretKey::retired(item, self.format).map_err(|cause| Error::Refused {
+                        origin,
+                        cause: Box::new(cause),
+                    })?;
                 fallbacks.push(key);
             }
         }

@@ -220,10 +220,21 @@ fn check_entropy(bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Checks raw key material: length, repetition, progression and entropy.
-pub(crate) fn check_bytes(bytes: &[u8]) -> Result<()> {
+/// Which checks a key goes through: all of them for a key in use; all but the placeholder
+/// phrases for a retired key (a fallback), so that a key this version refuses as a placeholder
+/// can still be rotated away from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    Current,
+    Retired,
+}
+
+/// Checks raw key material: length, placeholders, repetition, progression and entropy.
+pub(crate) fn check_bytes(bytes: &[u8], using: Use) -> Result<()> {
     check_length(bytes.len())?;
-    check_placeholder(bytes, false)?;
+    if using == Use::Current {
+        check_placeholder(bytes, false)?;
+    }
     check_randomness(bytes)
 }
 
@@ -262,8 +273,10 @@ pub(crate) fn try_decode(text: &str) -> Option<Zeroizing<Vec<u8>>> {
 
 /// Checks a secret given as text and used as its UTF-8 bytes. If the text is hex or base64,
 /// the decoded bytes are judged as well (a hex-encoded `changeme…` is still a placeholder).
-pub(crate) fn check_text(text: &str) -> Result<()> {
-    check_placeholder(text.as_bytes(), true)?;
+pub(crate) fn check_text(text: &str, using: Use) -> Result<()> {
+    if using == Use::Current {
+        check_placeholder(text.as_bytes(), true)?;
+    }
     check_length(text.len())?;
     check_patterns(text.as_bytes())?;
     // Hex holds at most 4 bits a character, and 32 random hex digits measure under 3 bits about
@@ -273,7 +286,9 @@ pub(crate) fn check_text(text: &str) -> Result<()> {
     }
     // At least 32 characters decode to at least 16 bytes (hex) or 24 (base64): 128 bits.
     if let Some(decoded) = try_decode(text) {
-        check_placeholder(&decoded, false)?;
+        if using == Use::Current {
+            check_placeholder(&decoded, false)?;
+        }
         check_randomness(&decoded)?;
     }
     Ok(())

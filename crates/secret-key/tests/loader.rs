@@ -368,9 +368,20 @@ fn keyring_takes_fallbacks_from_the_environment() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("SECRET_KEY_FALLBACKS[1]") && msg.contains("placeholder"),
+        msg.contains("SECRET_KEY_FALLBACKS[1]") && msg.contains("at least 32"),
         "{msg}"
     );
+    // A placeholder phrase does not keep a key from retiring: a key in use that a newer
+    // version refuses as one can be rotated away from, with it as a fallback.
+    let old = "q7Vd2Lx9-my-secret-key-Rk4Tz8Mw1Hc6Np3Bf5Gj0Ys2";
+    assert!(matches!(SecretKey::from_text(old), Err(Error::Placeholder)));
+    let (ring, _) = SecretLoader::new(Mode::Production)
+        .load_keyring_with_env(env(&[
+            ("SECRET_KEY", ENV_SECRET),
+            ("SECRET_KEY_FALLBACKS", old),
+        ]))
+        .unwrap();
+    assert_eq!(ring.fallbacks()[0].expose_secret(), old.as_bytes());
 
     // Keys one per line are refused, not read as one key with a line break in it.
     let err = SecretLoader::new(Mode::Production)

@@ -200,22 +200,57 @@ impl RateLimitSpec {
                 "rate_limit.burst",
                 format!("must be given, at most {BURST_MAX}, with a limit over {BURST_MAX}"),
             )),
-            _ => self.policy().map(drop),
+            _ => self.check_exact().and_then(|()| self.policy().map(drop)),
         }
     }
 
-    /// The GCRA policy the calls are decided under.
+    /// The GCRA policy the calls are decided under: `limit` per period, with each call's
+    /// interval in whole microseconds, rounded up (the counters on Redis keep microseconds, and
+    /// never allow more than the limit). [`check`](Self::check) refuses a rate that this
+    /// slows by more than 1%; a row stored before that rule is enforced this way, a little
+    /// slower than written, rather than not at all.
     ///
     /// # Errors
     /// [`LimitError`] naming `rate_limit.burst` when the burst takes longer than about 146
-    /// years to earn back (the most the counters hold), `rate_limit.limit` for a zero limit.
+    /// years to earn back (the most the counters hold), `rate_limit.limit` for a zero limit or
+    /// one faster than a call per microsecond.
     pub fn policy(&self) -> Result<quota::Policy, LimitError> {
+        let (limit, burst) = self.nonzero()?;
+        let interval_micros = (self.per.secs() * 1_000_000).div_ceil(limit.get());
+        let period = std::time::Duration::from_micros(interval_micros.saturating_mul(limit.get()));
+        quota::Policy::gcra(limit, period)
+            .map_err(|_| {
+                LimitError::new(
+                    "rate_limit.limit",
+                    "must be at most one call per microsecond",
+                )
+            })?
+            .with_burst(burst)
+            .map_err(|_| {
+                LimitError::new(
+                    "rate_limit.burst",
+                    "must take at most about 146 years to earn back at the rate",
+                )
+            })
+    }
+
+    /// The limit and the burst, refused when zero.
+    fn nonzero(&self) -> Result<(std::num::NonZeroU64, std::num::NonZeroU64), LimitError> {
         let limit = std::num::NonZeroU64::new(self.limit)
             .ok_or_else(|| LimitError::new("rate_limit.limit", "must be 1 or more"))?;
         let burst = std::num::NonZeroU64::new(self.burst_or_limit())
             .ok_or_else(|| LimitError::new("rate_limit.burst", "must be 1 or more"))?;
-        let inexact = || {
-            LimitError::new(
+        Ok((limit, burst))
+    }
+
+    /// Whether the rate as written can be counted in whole microseconds per call to within
+    /// 1%, as the counters on Redis keep them.
+    fn check_exact(&self) -> Result<(), LimitError> {
+        let (limit, _) = self.nonzero()?;
+        let written = quota::Policy::gcra(limit, std::time::Duration::from_secs(self.per.secs()));
+        match written.map(quota::RedisBackend::check_policy) {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(LimitError::new(
                 "rate_limit.limit",
                 format!(
                     "must give each call a whole number of microseconds, to within 1%, of a {} \
@@ -224,19 +259,8 @@ impl RateLimitSpec {
                     10_000 * self.per.secs(),
                     self.per
                 ),
-            )
-        };
-        let policy = quota::Policy::gcra(limit, std::time::Duration::from_secs(self.per.secs()))
-            .map_err(|_| inexact())?;
-        // The counters on Redis keep microseconds: a rate they would round up is refused here,
-        // on every store, rather than failing each call of the key once Redis is configured.
-        quota::RedisBackend::check_policy(policy).map_err(|_| inexact())?;
-        policy.with_burst(burst).map_err(|_| {
-            LimitError::new(
-                "rate_limit.burst",
-                "must take at most about 146 years to earn back at the rate",
-            )
-        })
+            )),
+        }
     }
 
     /// As shown: the burst filled in (the limit, when none is set).
@@ -609,6 +633,20 @@ mod tests {
             assert_eq!(bad.check().map_err(|e| e.field), Err(field), "{bad:?}");
         }
         assert_eq!(spec(10, Second, None).filled().burst, Some(10));
+        // A rate stored before the whole-microsecond rule is enforced a little slower than
+        // written, never faster, rather than dropped: 700,000 a second as one call per 2 µs.
+        let legacy = spec(700_000, Second, None).policy().unwrap();
+        assert_eq!(
+            legacy.emission_interval(),
+            Some(std::time::Duration::from_micros(2))
+        );
+        assert_eq!(
+            spec(3_000, Second, None)
+                .policy()
+                .unwrap()
+                .emission_interval(),
+            Some(std::time::Duration::from_micros(334))
+        );
     }
 
     #[test]

@@ -492,6 +492,11 @@ impl KeyPool {
             }
             Outcome::Rejected => {
                 slot.rejected += 1;
+                // The refusals of calls made before the key was benched (concurrent requests)
+                // are one refusal, not several in a row: only one after the rest counts again.
+                if matches!(slot.health, Health::Rejected(until) if until > now) {
+                    return;
+                }
                 slot.refused_in_a_row = slot.refused_in_a_row.saturating_add(1);
                 // A first refusal may be the way to the upstream's (a proxy's 403), not the
                 // key's: one request that tried every key must not bench them all for a day.

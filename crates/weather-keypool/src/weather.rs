@@ -313,10 +313,24 @@ fn temperature_range(units: Units) -> core::ops::RangeInclusive<f64> {
 }
 
 /// Checks a text field from the upstream: bounded, no control characters, and none of the
-/// invisible or direction-changing ones (zero-width spaces and joiners, bidi controls, the
-/// byte-order mark) that would make a name read as another.
+/// invisible or direction-changing ones (the zero-width space, bidi marks, embeddings,
+/// overrides and isolates, line and paragraph separators, the byte-order mark) that would make
+/// a name read as another. The zero-width joiner and non-joiner stay: Persian and Indic names
+/// are spelled with them.
 fn check_text(value: &str, what: &str) -> Result<()> {
-    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    let invisible = |c: char| {
+        matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+    };
     if value.chars().count() > MAX_TEXT || value.chars().any(|c| c.is_control() || invisible(c)) {
         return Err(malformed(format!(
             "{what} is too long or has control characters"
@@ -469,6 +483,13 @@ mod tests {
         refused("\"country\":\"GB\"", "\"country\":\"GBR\"");
         refused("\"name\":\"London\"", "\"name\":\"Lon\\u202edon\"");
         refused("\"name\":\"London\"", "\"name\":\"London\\u200b\"");
+        // The zero-width non-joiner spells Persian names (می‌خانه): accepted.
+        let persian = SAMPLE.replacen(
+            "\"name\":\"London\"",
+            "\"name\":\"\\u0645\\u06cc\\u200c\\u062e\\u0627\\u0646\\u0647\"",
+            1,
+        );
+        assert!(parse_current(persian.as_bytes(), Units::Metric).is_ok());
         refused("\"icon\":\"04d\"", "\"icon\":\"../../x\"");
         refused(
             "\"name\":\"London\"",

@@ -327,6 +327,13 @@ fn refusals_in_a_row_bench_a_key_longer_each_time() {
     pool.report(pool.pick().unwrap().id(), Outcome::Accepted);
     refuse(&pool);
     assert_eq!(rest(&pool), Duration::from_secs(60));
+    clock.advance(Duration::from_secs(60));
+    // Calls picked together and refused together (concurrent requests) are one refusal.
+    let picked: Vec<_> = (0..5).map(|_| pool.pick().unwrap().id()).collect();
+    for id in picked {
+        pool.report(id, Outcome::Rejected);
+    }
+    assert_eq!(rest(&pool), Duration::from_secs(120));
 }
 
 /// `Retry-After: 0` still rests a throttled key for a second, so that the next requests do not

@@ -26,7 +26,8 @@ pub struct CallLimits {
 impl CallLimits {
     /// The limits of a stored key. A stored rate that cannot be applied (the key manager
     /// checks every rate it writes, so only a hand-edited row has one) is logged and counts as
-    /// none.
+    /// none. A rate stored before the whole-microsecond rule is applied a little slower than
+    /// written ([`RateLimitSpec::policy`]).
     #[must_use]
     pub fn of(row: &KeyRow) -> Self {
         let rate = RateLimitSpec::of(row).and_then(|spec| match spec.policy() {

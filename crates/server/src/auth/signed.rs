@@ -130,13 +130,19 @@ impl SigningKeys {
         for hasher in self.fallback_hashers.iter() {
             let old = hasher.hash(named).to_hex();
             if let Some(mut row) = self.db.find_key_by_hash(&old).await? {
-                self.db.rehash_key(&old, hash).await?;
-                tracing::info!(key = %row.id, "API key re-hashed under the current server secret");
+                if self.db.rehash_key(&old, hash).await? {
+                    tracing::info!(key = %row.id, "API key re-hashed under the current server secret");
+                }
                 row.key_hash = hash.to_owned();
                 return Ok(Some(row));
             }
         }
-        Ok(None)
+        if self.fallback_hashers.is_empty() {
+            return Ok(None);
+        }
+        // Another instance may have moved the key to `hash` after it was looked up and before
+        // the fallbacks were: ask once more, as apikey-gen's authenticator does.
+        self.db.find_key_by_hash(hash).await
     }
 
     /// The principal of a verified request: the active key it names.
@@ -242,6 +248,10 @@ pub fn signature_auth(
         .with_config(config);
     VerifySignature::builder(verifier)
         .optional(true)
+        // Answers given before anything was done: a refused scope (401), a spent quota (429),
+        // a busy pool or a store away (503; a charge the journal could not write stays counted
+        // in memory, the one thing such a call may cost). The same signed request may then be
+        // sent again as it is, and still passes at most once.
         .release_on(|status| matches!(status, 401 | 429 | 503))
         .on_refusal(move |refusal: Refusal<'_>| {
             if replay_fails_closed && matches!(refusal.error, SignError::ReplayStoreUnavailable(_))
@@ -267,6 +277,8 @@ fn sign_error(error: &SignError) -> ApiError {
                 retry_after: Some(1),
             }
         }
+        // Named apart from a bad signature, unlike the crate's default: a v0 key id is the API
+        // key itself, whose validity `Authorization: <key>` answers anyway.
         SignError::UnknownKey => {
             ApiError::unauthorized("unknown_key", "unknown API key or no signing secret")
         }

@@ -364,7 +364,7 @@ mod tests {
         assert_eq!(cost(0, 0), 1);
         assert_eq!(cost(64, 64), 1);
         assert_eq!(cost(1024, 0), 1);
-        assert_eq!(cost(1025, 0), 2, "1025 bits is 17 words");
+        assert_eq!(cost(1025, 0), 2, "1025 bits are squared in 20 words");
         assert_eq!(cost(1024, 40), 15);
         assert_eq!(cost(1024, 64), 23);
         assert_eq!(cost(2048, 0), 8);
