@@ -10,7 +10,8 @@
 //!
 //! Properties:
 //! - never panics; a refusal names its kind: a fraction or an exponent is `NotAnInteger`, a
-//!   negative number `Negative`, any other JSON value but a string `NotANumber`;
+//!   negative number `Negative` (JSON's `-0` is zero, accepted), any other JSON value but a
+//!   string `NotANumber`;
 //! - an accepted number is within the limit, is the integer the raw JSON spells (a bare JSON
 //!   integer, or a string holding a decimal or `0x` hex integer), and its decimal form is valid
 //!   JSON, as the response echoes it;
@@ -39,6 +40,10 @@ struct Body {
 
 /// The integer the raw JSON of `number` spells, read independently of the server.
 fn spelled(raw: &str) -> Option<BigUint> {
+    // JSON's `-0` is zero.
+    if raw == "-0" {
+        return Some(BigUint::from(0_u8));
+    }
     let text: String = if raw.starts_with('"') {
         serde_json::from_str(raw).ok()?
     } else {
