@@ -216,8 +216,14 @@ impl RateLimitSpec {
     /// one faster than a call per microsecond.
     pub fn policy(&self) -> Result<quota::Policy, LimitError> {
         let (limit, burst) = self.nonzero()?;
-        let interval_micros = (self.per.secs() * 1_000_000).div_ceil(limit.get());
-        let period = std::time::Duration::from_micros(interval_micros.saturating_mul(limit.get()));
+        // As written when the counters can keep it (they round the interval up themselves, and
+        // report the period written); else with the period stretched to whole microseconds.
+        let period = if self.check_exact().is_ok() {
+            std::time::Duration::from_secs(self.per.secs())
+        } else {
+            let interval_micros = (self.per.secs() * 1_000_000).div_ceil(limit.get());
+            std::time::Duration::from_micros(interval_micros.saturating_mul(limit.get()))
+        };
         quota::Policy::gcra(limit, period)
             .map_err(|_| {
                 LimitError::new(
@@ -640,12 +646,15 @@ mod tests {
             legacy.emission_interval(),
             Some(std::time::Duration::from_micros(2))
         );
+        // A rate the counters keep to within 1% is taken as written: its window is its period.
+        let exact = spec(3_000, Second, None).policy().unwrap();
         assert_eq!(
-            spec(3_000, Second, None)
-                .policy()
-                .unwrap()
-                .emission_interval(),
-            Some(std::time::Duration::from_micros(334))
+            exact,
+            quota::Policy::gcra(
+                std::num::NonZeroU64::new(3_000).unwrap(),
+                std::time::Duration::from_secs(1)
+            )
+            .unwrap()
         );
     }
 
